@@ -1,0 +1,34 @@
+import type * as tf from '@tensorflow/tfjs';
+
+/** What one training step hands to every knowledge term. Labels are int32 class ids. */
+export interface TermInputs {
+  studentLogits: tf.Tensor2D;
+  teacherLogits?: tf.Tensor2D;
+  labels: tf.Tensor1D;
+  numClasses: number;
+  /** Intermediate outputs by layer name, when the term asked for them in `needs`. */
+  studentTaps?: Record<string, tf.Tensor>;
+  teacherTaps?: Record<string, tf.Tensor>;
+}
+
+/** What a term needs from the step, so the trainer only computes that. */
+export interface TermNeeds {
+  teacher: boolean;
+  studentTaps?: string[];
+  teacherTaps?: string[];
+}
+
+/**
+ * A knowledge term: one KD method. It returns named scalar losses (already weighted by
+ * its own kwargs such as α); the trainer multiplies by the term's weight, sums, and logs
+ * each name. Terms that own variables (adapters) expose them to the optimizer.
+ */
+export interface KnowledgeTerm {
+  readonly key: string;
+  readonly needs: TermNeeds;
+  compute(inputs: TermInputs): Record<string, tf.Scalar>;
+  trainableVariables(): tf.Variable[];
+  dispose(): void;
+}
+
+export type TermFactory<Options = Record<string, unknown>> = (options: Options) => KnowledgeTerm;
