@@ -1,0 +1,108 @@
+/**
+ * Shared pieces of the response-based terms: option checks, the term skeleton, and the
+ * numerically stable building blocks (log-softmax everywhere, never `log(softmax)`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../../errors.js';
+import type { KnowledgeTerm } from '../types.js';
+
+type Options = Record<string, unknown>;
+type Range = 'positive' | 'unit' | 'nonNegative' | 'belowOne';
+const RANGES: Record<Range, [(v: number) => boolean, string]> = {
+  positive: [(v) => v > 0, '> 0'],
+  unit: [(v) => v >= 0 && v <= 1, 'in [0, 1]'],
+  nonNegative: [(v) => v >= 0, '>= 0'],
+  belowOne: [(v) => v >= 0 && v < 1, 'in [0, 1)'],
+};
+
+/** Rejects option names the term does not know, so a typo is never silently ignored. */
+export function checkKeys(key: string, options: Options, known: readonly string[]): void {
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
+      const list = known.length > 0 ? known.join(', ') : '(none)';
+      throw new UserError(`knowledge term \`${key}\`: unknown option \`${name}\`; known: ${list}`);
+    }
+  }
+}
+
+/** Reads a numeric option (or its default) and checks its range, in one line. */
+export function numberOption(key: string, options: Options, name: string, fallback: number, range: Range): number {
+  const value = options[name] ?? fallback;
+  const [ok, text] = RANGES[range];
+  if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value)) {
+    const got = typeof value === 'number' ? String(value) : JSON.stringify(value);
+    throw new UserError(`knowledge term \`${key}\`: option \`${name}\` must be a number ${text} (got ${got})`);
+  }
+  return value;
+}
+
+/** The value of `x`, seen by autodiff as a constant (tfjs has no `stopGradient`). */
+export function constant<T extends tf.Tensor>(x: T): T {
+  const f = tf.customGrad((input) => ({
+    value: (input as tf.Tensor).clone(),
+    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+  }));
+  return f(x) as T;
+}
+
+/** Named losses, each weight × value; parts weighted 0 are neither computed nor returned. */
+export function weighted(parts: Record<string, [number, () => tf.Scalar]>): Record<string, tf.Scalar> {
+  const out: Record<string, tf.Scalar> = {};
+  for (const [name, [weight, value]] of Object.entries(parts)) {
+    if (weight !== 0) out[name] = weight === 1 ? value() : value().mul(weight);
+  }
+  return out;
+}
+
+type Compute = (student: tf.Tensor2D, labels: tf.Tensor1D, teacher: tf.Tensor2D) => Record<string, tf.Scalar>;
+
+/**
+ * The skeleton every response term shares: labels as int32, the teacher's logits checked
+ * against the student's and held constant, intermediates freed, no variables.
+ */
+export function responseTerm(key: string, needsTeacher: boolean, compute: Compute): KnowledgeTerm {
+  return {
+    key,
+    needs: { teacher: needsTeacher },
+    compute: (inputs) => {
+      const { studentLogits: s, teacherLogits: t } = inputs;
+      if (needsTeacher) {
+        if (t === undefined) {
+          throw new UserError(`knowledge term \`${key}\` needs teacher logits; use it in a scheme that has a teacher`);
+        }
+        if (t.shape.join() !== s.shape.join()) {
+          throw new UserError(`knowledge term \`${key}\`: teacher logits [${t.shape}] and student logits [${s.shape}] differ; teacher and student must predict the same classes`);
+        }
+      }
+      return tf.tidy(() => {
+        const labels = inputs.labels.dtype === 'int32' ? inputs.labels : inputs.labels.toInt();
+        return compute(s, labels, needsTeacher ? constant(t as tf.Tensor2D) : s);
+      });
+    },
+    trainableVariables: () => [],
+    dispose: () => {},
+  };
+}
+
+/** log softmax(z / T), row-wise. */
+export function logProbs(z: tf.Tensor2D, temperature = 1): tf.Tensor2D {
+  return tf.logSoftmax(temperature === 1 ? z : z.div<tf.Tensor2D>(temperature));
+}
+
+/** Batch mean of Σ_k p_k (log p_k − log q_k), from log-probabilities (PyTorch `batchmean`). */
+export function klDiv(logP: tf.Tensor2D, logQ: tf.Tensor2D): tf.Scalar {
+  return tf.exp(logP).mul(logP.sub(logQ)).sum(1).mean();
+}
+
+/** Batch mean of −Σ_k p_k log q_k, from log-probabilities. */
+export function softCrossEntropy(logP: tf.Tensor2D, logQ: tf.Tensor2D): tf.Scalar {
+  return tf.neg(tf.exp(logP).mul(logQ).sum(1).mean<tf.Scalar>());
+}
+
+/** Cross-entropy of the logits with int32 labels; smoothing ε targets (1−ε)·onehot + ε/K. */
+export function labelCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, smoothing = 0): tf.Scalar {
+  const k = logits.shape[1];
+  let target = tf.oneHot(labels, k).toFloat();
+  if (smoothing > 0) target = target.mul(1 - smoothing).add(smoothing / k);
+  return tf.neg(target.mul(logProbs(logits)).sum(1).mean<tf.Scalar>());
+}

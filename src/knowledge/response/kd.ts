@@ -1,0 +1,36 @@
+/**
+ * `kd` — Hinton, Vinyals & Dean 2015, "Distilling the Knowledge in a Neural Network".
+ *
+ *   kd = α · T² · KL( softmax(z_t/T) ‖ softmax(z_s/T) )      (batch mean of per-sample KL)
+ *   ce = (1 − α) · CE( y, softmax(z_s) )
+ *
+ * The soft targets at temperature T carry the teacher's "dark knowledge" (how it ranks the
+ * wrong classes); the T² factor keeps their gradient, which shrinks as 1/T², on the scale
+ * of the label term: ∂kd/∂z_s = α·T·(softmax(z_s/T) − softmax(z_t/T)) / B.
+ * Options: `temperature` T > 0, default 4; `alpha` α ∈ [0, 1], default 0.9 (mdistiller's
+ * CIFAR-100 setting: KD weight 0.9, CE weight 0.1, T = 4). A part weighted 0 is omitted.
+ * When it helps: the default first choice whenever the teacher's logits are available;
+ * higher T for more classes / a more confident teacher, lower α when labels are clean
+ * and the teacher is weak.
+ * Loss names: `kd`, `ce`.
+ */
+import type { KnowledgeTerm } from '../types.js';
+import { checkKeys, klDiv, labelCrossEntropy, logProbs, numberOption, responseTerm, weighted } from './common.js';
+
+export interface KdOptions {
+  /** Softmax temperature T > 0. Default 4. */
+  temperature?: number;
+  /** Weight α ∈ [0, 1] of the distillation part; the label CE gets 1 − α. Default 0.9. */
+  alpha?: number;
+}
+
+export function kdTerm(options: KdOptions = {}): KnowledgeTerm {
+  const o = options as Record<string, unknown>;
+  checkKeys('kd', o, ['temperature', 'alpha']);
+  const T = numberOption('kd', o, 'temperature', 4, 'positive');
+  const alpha = numberOption('kd', o, 'alpha', 0.9, 'unit');
+  return responseTerm('kd', true, (s, y, t) => weighted({
+    kd: [alpha * T * T, () => klDiv(logProbs(t, T), logProbs(s, T))],
+    ce: [1 - alpha, () => labelCrossEntropy(s, y)],
+  }));
+}

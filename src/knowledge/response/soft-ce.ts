@@ -1,0 +1,36 @@
+/**
+ * `soft-ce` — cross-entropy against the teacher's softened distribution (the form written
+ * in Hinton et al. 2015, §2, "Distilling the Knowledge in a Neural Network").
+ *
+ *   soft-ce = α · T² · (1/B) Σ_i −Σ_k softmax(z_t/T)_ik · log softmax(z_s/T)_ik
+ *   ce      = (1 − α) · CE( y, softmax(z_s) )
+ *
+ * It equals the `kd` KL plus T²·H(teacher), a constant in the student, so its gradient is
+ * the same as KD's; the logged value is the full cross-entropy, which never reaches 0 and
+ * shows the teacher's entropy (how soft its targets are).
+ * Options: `temperature` T > 0, default 4; `alpha` α ∈ [0, 1], default 1 (soft targets
+ * only; set α < 1 to add the label CE as in `kd`). A part weighted 0 is omitted.
+ * When it helps: where KD helps, when you want the loss to match frameworks that
+ * distil with a soft-label cross-entropy (e.g. Keras `CategoricalCrossentropy` on soft labels).
+ * Loss names: `soft-ce`, `ce`.
+ */
+import type { KnowledgeTerm } from '../types.js';
+import { checkKeys, labelCrossEntropy, logProbs, numberOption, responseTerm, softCrossEntropy, weighted } from './common.js';
+
+export interface SoftCeOptions {
+  /** Softmax temperature T > 0. Default 4. */
+  temperature?: number;
+  /** Weight α ∈ [0, 1] of the soft-target part; the label CE gets 1 − α. Default 1. */
+  alpha?: number;
+}
+
+export function softCrossEntropyTerm(options: SoftCeOptions = {}): KnowledgeTerm {
+  const o = options as Record<string, unknown>;
+  checkKeys('soft-ce', o, ['temperature', 'alpha']);
+  const T = numberOption('soft-ce', o, 'temperature', 4, 'positive');
+  const alpha = numberOption('soft-ce', o, 'alpha', 1, 'unit');
+  return responseTerm('soft-ce', true, (s, y, t) => weighted({
+    'soft-ce': [alpha * T * T, () => softCrossEntropy(logProbs(t, T), logProbs(s, T))],
+    ce: [1 - alpha, () => labelCrossEntropy(s, y)],
+  }));
+}
