@@ -1,0 +1,113 @@
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+
+/** Options every zoo builder takes. */
+export interface ModelOptions {
+  /** Shape of one example, without the batch dimension, e.g. `[28, 28, 1]`. */
+  inputShape: readonly number[];
+  /** Number of classes: the width of the `logits` layer. */
+  numClasses: number;
+  /** Multiplier on every channel / unit count (not on the logits). Default 1. */
+  width?: number;
+  /** Seed for the weight initializers: the same seed gives identical initial weights. */
+  seed?: number;
+  /** Name of the returned model. Defaults to the builder's kind. */
+  name?: string;
+}
+
+/** Layer factory shared by the builders: width scaling, seeded initializers, checks. */
+export class Builder {
+  private next = 0;
+  readonly width: number;
+
+  constructor(readonly kind: string, readonly opts: ModelOptions, imageRank: boolean) {
+    const { inputShape, numClasses, width = 1, seed } = opts;
+    const where = `${kind}:`;
+    if (!Array.isArray(inputShape) || inputShape.length === 0 ||
+        !inputShape.every((d) => Number.isInteger(d) && d > 0)) {
+      throw new UserError(`${where} inputShape must be a list of positive integers, got ${JSON.stringify(inputShape)}; pass e.g. [28, 28, 1]`);
+    }
+    if (imageRank && inputShape.length !== 3) {
+      throw new UserError(`${where} inputShape must be [height, width, channels], got ${JSON.stringify(inputShape)}; add a channel axis, e.g. [28, 28, 1]`);
+    }
+    if (!Number.isInteger(numClasses) || numClasses < 1) {
+      throw new UserError(`${where} numClasses must be a positive integer, got ${numClasses}`);
+    }
+    if (!(typeof width === 'number' && width > 0 && Number.isFinite(width))) {
+      throw new UserError(`${where} width must be a positive number, got ${width}; 1 is the default size`);
+    }
+    if (seed !== undefined && !Number.isFinite(seed)) {
+      throw new UserError(`${where} seed must be a number, got ${seed}`);
+    }
+    this.width = width;
+  }
+
+  /** `n` scaled by the width multiplier, at least 1. */
+  units(n: number): number {
+    return Math.max(1, Math.round(n * this.width));
+  }
+
+  /** A Glorot-uniform initializer; seeded (base seed + layer counter) when a seed is set. */
+  init(): ReturnType<typeof tf.initializers.glorotUniform> {
+    const seed = this.opts.seed === undefined ? undefined : this.opts.seed + this.next++;
+    return tf.initializers.glorotUniform({ seed });
+  }
+
+  input(): tf.SymbolicTensor {
+    return tf.input({ shape: [...this.opts.inputShape], name: 'input' });
+  }
+
+  /** Conv (no bias: BN has one) → BatchNorm → ReLU, named `name`, `name_bn`, `name_relu`. */
+  convBnRelu(x: tf.SymbolicTensor, name: string, filters: number, kernelSize = 3,
+    strides = 1, relu = true): tf.SymbolicTensor {
+    let y = tf.layers.conv2d({
+      name, filters, kernelSize, strides, padding: 'same', useBias: false, kernelInitializer: this.init(),
+    }).apply(x) as tf.SymbolicTensor;
+    y = tf.layers.batchNormalization({ name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
+    return relu ? tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor : y;
+  }
+
+  /** The linear `logits` head and the model. */
+  finish(input: tf.SymbolicTensor, features: tf.SymbolicTensor): tf.LayersModel {
+    const logits = tf.layers.dense({
+      name: 'logits', units: this.opts.numClasses, kernelInitializer: this.init(),
+    }).apply(features) as tf.SymbolicTensor;
+    return tf.model({ inputs: input, outputs: logits, name: this.opts.name ?? this.kind });
+  }
+}
+
+/** All parameters: trainable + non-trainable (e.g. batch-norm moving mean / variance). */
+export function countParams(model: tf.LayersModel): number {
+  return sizeOf(model.weights);
+}
+
+/** Parameters an optimizer would update (frozen layers excluded). */
+export function trainableParamCount(model: tf.LayersModel): number {
+  return sizeOf(model.trainableWeights);
+}
+
+function sizeOf(weights: { shape: (number | null)[] }[]): number {
+  return weights.reduce((n, w) => n + w.shape.reduce<number>((a, d) => a * (d ?? 0), 1), 0);
+}
+
+export function rate(kind: string, value: number): number {
+  if (!(typeof value === 'number' && value >= 0 && value < 1)) {
+    throw new UserError(`${kind}: dropout must be in [0, 1), got ${value}`);
+  }
+  return value;
+}
+
+export function positiveInt(kind: string, field: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new UserError(`${kind}: ${field} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+export function positiveInts(kind: string, field: string, xs: unknown, allowEmpty = false): number[] {
+  if (!Array.isArray(xs) || (!allowEmpty && xs.length === 0) ||
+      !xs.every((n) => Number.isInteger(n) && n > 0)) {
+    throw new UserError(`${kind}: ${field} must be a ${allowEmpty ? '' : 'non-empty '}list of positive integers, got ${JSON.stringify(xs)}`);
+  }
+  return xs as number[];
+}

@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs';
+import { Builder, positiveInts, rate, type ModelOptions } from './common.js';
+
+export interface MlpOptions extends ModelOptions {
+  /** Hidden layer sizes before the width multiplier. Default `[256, 128]`; `[]` = linear model. */
+  hidden?: number[];
+  /** Dropout rate after each hidden ReLU (0 = none). Default 0. */
+  dropout?: number;
+}
+
+/**
+ * Multi-layer perceptron: the input (any shape) is flattened, then Dense → ReLU per hidden
+ * size, then linear logits (no softmax).
+ *
+ * Layer names (i = 1 … hidden.length):
+ * - `input`, `flatten`
+ * - `fc{i}` (Dense, linear), `fc{i}_relu` (ReLU), `fc{i}_drop` (only when dropout > 0)
+ * - `features`: the penultimate vector. It is the last hidden ReLU (so there is no
+ *   `fc{N}_relu`), or the flattened input when `hidden` is `[]`.
+ * - `logits`: Dense(numClasses), linear.
+ *
+ * Param counts, [28,28,1] → 10 classes, default hidden [256, 128]:
+ * width 1: 784·256+256 + 256·128+128 + 128·10+10 = 235,146;
+ * width 0.5: 784·128+128 + 128·64+64 + 64·10+10 = 109,386;
+ * width 0.25: 784·64+64 + 64·32+32 + 32·10+10 = 52,650.
+ */
+export function mlp(options: MlpOptions): tf.LayersModel {
+  const b = new Builder('mlp', options, false);
+  const hidden = positiveInts('mlp', 'hidden', options.hidden ?? [256, 128], true);
+  const dropout = rate('mlp', options.dropout ?? 0);
+  const input = b.input();
+  let x = tf.layers.flatten({ name: hidden.length === 0 ? 'features' : 'flatten' })
+    .apply(input) as tf.SymbolicTensor;
+  hidden.forEach((units, k) => {
+    const i = k + 1;
+    const last = i === hidden.length;
+    x = tf.layers.dense({ name: `fc${i}`, units: b.units(units), kernelInitializer: b.init() })
+      .apply(x) as tf.SymbolicTensor;
+    x = tf.layers.reLU({ name: last ? 'features' : `fc${i}_relu` }).apply(x) as tf.SymbolicTensor;
+    if (dropout > 0) x = tf.layers.dropout({ name: `fc${i}_drop`, rate: dropout }).apply(x) as tf.SymbolicTensor;
+  });
+  return b.finish(input, x);
+}
