@@ -1,0 +1,279 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../src/errors.js';
+import {
+  createTerm, crossEntropyTerm, dkdTerm, hardTargetTerm, kdTerm, knowledge, logitsL1Term,
+  logitsMseTerm, softCrossEntropyTerm, type KnowledgeTerm,
+} from '../src/knowledge/index.js';
+
+tf.enableProdMode();
+await tf.setBackend('cpu');
+
+// ---- Plain-JS references (float64), independent of the code under test. -----------------
+type M = number[][];
+const ZS: M = [[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]];
+const ZT: M = [[2.0, 1.0, 0.0], [0.0, 0.5, 3.0]];
+const Y = [1, 2];
+const B = 2;
+const K = 3;
+
+const softmax = (z: number[], T = 1): number[] => {
+  const e = z.map((v) => Math.exp(v / T));
+  const total = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / total);
+};
+const kl = (p: number[], q: number[]): number => p.reduce((acc, pk, k) => acc + pk * Math.log(pk / q[k]!), 0);
+const entropy = (p: number[]): number => -p.reduce((acc, pk) => acc + pk * Math.log(pk), 0);
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const onehot = (y: number): number[] => Array.from({ length: K }, (_, k) => (k === y ? 1 : 0));
+const argmax = (z: number[]): number => z.indexOf(Math.max(...z));
+/** Cross-entropy with int labels: mean_i −log softmax(z_i)[y_i]. */
+const ceRef = (zs: M, y: number[]): number => mean(zs.map((z, i) => -Math.log(softmax(z)[y[i]!]!)));
+const klRef = (zs: M, zt: M, T: number): number => mean(zs.map((z, i) => kl(softmax(zt[i]!, T), softmax(z, T))));
+const rows = (f: (i: number, k: number) => number): M => ZS.map((r, i) => r.map((_, k) => f(i, k)));
+
+/** DKD by the paper's definitions: binary [p_g, 1 − p_g] and the renormalised non-target distribution. */
+function dkdRef(zs: M, zt: M, y: number[], T: number, alpha: number, beta: number, ceWeight: number) {
+  let tckd = 0;
+  let nckd = 0;
+  zs.forEach((z, i) => {
+    const g = y[i]!;
+    const ps = softmax(z, T);
+    const pt = softmax(zt[i]!, T);
+    tckd += kl([pt[g]!, 1 - pt[g]!], [ps[g]!, 1 - ps[g]!]);
+    const rest = (p: number[]) => p.filter((_, k) => k !== g).map((v) => v / (1 - p[g]!));
+    nckd += kl(rest(pt), rest(ps));
+  });
+  const n = zs.length;
+  return { tckd: (alpha * T * T * tckd) / n, nckd: (beta * T * T * nckd) / n, ce: ceWeight * ceRef(zs, y) };
+}
+
+/** Central finite differences of a plain-JS function of the student logits. */
+function finiteDiff(f: (z: M) => number, z: M, h = 1e-5): M {
+  return z.map((row, i) => row.map((_, k) => {
+    const plus = z.map((r) => [...r]);
+    const minus = z.map((r) => [...r]);
+    plus[i]![k]! += h;
+    minus[i]![k]! -= h;
+    return (f(plus) - f(minus)) / (2 * h);
+  }));
+}
+
+// ---- Helpers running the code under test. -------------------------------------------------
+function values(term: KnowledgeTerm, zs = ZS, zt = ZT, y = Y): Record<string, number> {
+  return tf.tidy(() => {
+    const out = term.compute({ studentLogits: tf.tensor2d(zs), teacherLogits: tf.tensor2d(zt), labels: tf.tensor1d(y, 'int32'), numClasses: zs[0]!.length });
+    return Object.fromEntries(Object.entries(out).map(([name, v]) => [name, v.dataSync()[0]!]));
+  });
+}
+
+/** Gradient of the sum of the term's losses w.r.t. the student and (if used) the teacher logits. */
+function gradients(term: KnowledgeTerm, zs = ZS, zt = ZT, y = Y): { student: M; teacher?: M } {
+  return tf.tidy(() => {
+    const labels = tf.tensor1d(y, 'int32');
+    const total = (s: tf.Tensor, t: tf.Tensor) => tf.addN(Object.values(term.compute({
+      studentLogits: s as tf.Tensor2D, teacherLogits: t as tf.Tensor2D, labels, numClasses: zs[0]!.length,
+    })));
+    const s = tf.tensor2d(zs);
+    const t = tf.tensor2d(zt);
+    if (!term.needs.teacher) return { student: tf.grad((x) => total(x, t))(s).arraySync() as M };
+    const [gs, gt] = tf.grads(total)([s, t]);
+    return { student: gs!.arraySync() as M, teacher: gt!.arraySync() as M };
+  });
+}
+
+function close(actual: number, expected: number, tol = 1e-5, what = ''): void {
+  assert.ok(Math.abs(actual - expected) <= tol * Math.max(1, Math.abs(expected)), `${what} ${actual} vs ${expected}`);
+}
+function closeM(actual: M, expected: M, tol = 1e-5): void {
+  actual.forEach((r, i) => r.forEach((v, k) => close(v, expected[i]![k]!, tol, `[${i}][${k}]`)));
+}
+function assertValues(actual: Record<string, number>, expected: Record<string, number>, tol = 1e-5): void {
+  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort());
+  for (const [name, v] of Object.entries(expected)) close(actual[name]!, v, tol, name);
+}
+
+// ---- Values and gradients, term by term. --------------------------------------------------
+describe('ce', () => {
+  test('value and gradient by hand', () => {
+    // sample 0: −log(e^2 / (e^1 + e^2 + e^0.5)); sample 1: −log(e^2 / (e^0.3 + e^−1 + e^2))
+    const hand = (-Math.log(Math.exp(2) / (Math.exp(1) + Math.exp(2) + Math.exp(0.5)))
+      - Math.log(Math.exp(2) / (Math.exp(0.3) + Math.exp(-1) + Math.exp(2)))) / 2;
+    assertValues(values(crossEntropyTerm()), { ce: hand });
+    closeM(gradients(crossEntropyTerm()).student, rows((i, k) => (softmax(ZS[i]!)[k]! - onehot(Y[i]!)[k]!) / B));
+  });
+  test('label smoothing: target (1−ε)·onehot + ε/K', () => {
+    const eps = 0.1;
+    const q = (i: number) => onehot(Y[i]!).map((v) => (1 - eps) * v + eps / K);
+    const hand = mean(ZS.map((z, i) => -softmax(z).reduce((a, p, k) => a + q(i)[k]! * Math.log(p), 0)));
+    assertValues(values(crossEntropyTerm({ labelSmoothing: eps })), { ce: hand });
+    closeM(gradients(crossEntropyTerm({ labelSmoothing: eps })).student, rows((i, k) => (softmax(ZS[i]!)[k]! - q(i)[k]!) / B));
+  });
+});
+
+describe('kd', () => {
+  test('defaults T=4, α=0.9: value by hand', () => {
+    const T = 4;
+    const pt0 = [Math.exp(2 / T), Math.exp(1 / T), Math.exp(0)].map((v) => v / (Math.exp(2 / T) + Math.exp(1 / T) + 1));
+    const ps0 = [Math.exp(1 / T), Math.exp(2 / T), Math.exp(0.5 / T)].map((v) => v / (Math.exp(1 / T) + Math.exp(2 / T) + Math.exp(0.5 / T)));
+    const pt1 = [Math.exp(0), Math.exp(0.5 / T), Math.exp(3 / T)].map((v) => v / (1 + Math.exp(0.5 / T) + Math.exp(3 / T)));
+    const ps1 = [Math.exp(0.3 / T), Math.exp(-1 / T), Math.exp(2 / T)].map((v) => v / (Math.exp(0.3 / T) + Math.exp(-1 / T) + Math.exp(2 / T)));
+    const kl0 = pt0.reduce((a, p, k) => a + p * Math.log(p / ps0[k]!), 0);
+    const kl1 = pt1.reduce((a, p, k) => a + p * Math.log(p / ps1[k]!), 0);
+    assertValues(values(kdTerm()), { kd: 0.9 * T * T * (kl0 + kl1) / 2, ce: 0.1 * ceRef(ZS, Y) });
+  });
+  test('gradient: α·T·(p_s − p_t)/B + (1−α)·(softmax − onehot)/B; teacher gets none', () => {
+    const [T, a] = [2, 0.7];
+    const g = gradients(kdTerm({ temperature: T, alpha: a }));
+    closeM(g.student, rows((i, k) => (a * T * (softmax(ZS[i]!, T)[k]! - softmax(ZT[i]!, T)[k]!)
+      + (1 - a) * (softmax(ZS[i]!)[k]! - onehot(Y[i]!)[k]!)) / B));
+    closeM(g.teacher!, rows(() => 0), 0);
+  });
+  test('α=1 is T²·KL alone; identical logits give 0', () => {
+    assertValues(values(kdTerm({ temperature: 3, alpha: 1 })), { kd: 9 * klRef(ZS, ZT, 3) });
+    close(values(kdTerm({ alpha: 1 }), ZS, ZS).kd!, 0, 1e-6);
+    close(values(kdTerm(), ZT, ZT).kd!, 0, 1e-6);
+  });
+});
+
+describe('soft-ce', () => {
+  test('value: T²·H(p_t, p_s) = kd + T²·H(p_t); gradient equals KD\'s', () => {
+    const T = 4;
+    const hand = T * T * mean(ZS.map((z, i) => -softmax(ZT[i]!, T).reduce((a, p, k) => a + p * Math.log(softmax(z, T)[k]!), 0)));
+    const v = values(softCrossEntropyTerm());
+    assertValues(v, { 'soft-ce': hand });
+    close(v['soft-ce']!, values(kdTerm({ alpha: 1 })).kd! + T * T * mean(ZT.map((z) => entropy(softmax(z, T)))));
+    const g = gradients(softCrossEntropyTerm());
+    closeM(g.student, rows((i, k) => T * (softmax(ZS[i]!, T)[k]! - softmax(ZT[i]!, T)[k]!) / B));
+    closeM(g.teacher!, rows(() => 0), 0);
+  });
+  test('alpha < 1 adds the label CE', () => {
+    const v = values(softCrossEntropyTerm({ temperature: 2, alpha: 0.5 }));
+    close(v.ce!, 0.5 * ceRef(ZS, Y));
+  });
+});
+
+describe('logits regression', () => {
+  const diffs = ZS.flatMap((r, i) => r.map((v, k) => v - ZT[i]![k]!));
+  test('mse: mean over batch and classes; gradient 2(z_s − z_t)/(B·K)', () => {
+    assertValues(values(logitsMseTerm()), { 'logits-mse': mean(diffs.map((d) => d * d)) });
+    const g = gradients(logitsMseTerm());
+    closeM(g.student, rows((i, k) => (2 * (ZS[i]![k]! - ZT[i]![k]!)) / (B * K)));
+    closeM(g.teacher!, rows(() => 0), 0);
+  });
+  test('l1: mean |z_s − z_t|; gradient sign(z_s − z_t)/(B·K)', () => {
+    assertValues(values(logitsL1Term()), { 'logits-l1': mean(diffs.map(Math.abs)) });
+    const g = gradients(logitsL1Term());
+    closeM(g.student, rows((i, k) => Math.sign(ZS[i]![k]! - ZT[i]![k]!) / (B * K)));
+    closeM(g.teacher!, rows(() => 0), 0);
+  });
+});
+
+describe('hard', () => {
+  test('teacher argmax as labels (here [0, 2]); mixed with true labels; gradient', () => {
+    const teacherLabels = ZT.map(argmax);
+    assert.deepEqual(teacherLabels, [0, 2]);
+    assertValues(values(hardTargetTerm()), { hard: ceRef(ZS, teacherLabels) });
+    assertValues(values(hardTargetTerm({ alpha: 0.25 })), { hard: 0.25 * ceRef(ZS, teacherLabels), ce: 0.75 * ceRef(ZS, Y) });
+    const g = gradients(hardTargetTerm({ alpha: 0.25 }));
+    closeM(g.student, rows((i, k) => (softmax(ZS[i]!)[k]! - 0.25 * onehot(teacherLabels[i]!)[k]! - 0.75 * onehot(Y[i]!)[k]!) / B));
+    closeM(g.teacher!, rows(() => 0), 0);
+  });
+});
+
+describe('dkd', () => {
+  test('defaults (T=4, α=1, β=8, ce 1) match the paper\'s definitions', () => {
+    assertValues(values(dkdTerm()), dkdRef(ZS, ZT, Y, 4, 1, 8, 1));
+    assertValues(values(dkdTerm({ temperature: 2, alpha: 0.5, beta: 2, ceWeight: 0 })),
+      (({ tckd, nckd }) => ({ tckd, nckd }))(dkdRef(ZS, ZT, Y, 2, 0.5, 2, 0)));
+  });
+  test('one sample: TCKD + (1 − p_t,g)·NCKD = KD (the paper\'s decomposition)', () => {
+    const [zs, zt, y, T] = [[ZS[0]!], [ZT[0]!], [Y[0]!], 2];
+    const beta = 1 - softmax(zt[0]!, T)[y[0]!]!;
+    const d = values(dkdTerm({ temperature: T, alpha: 1, beta, ceWeight: 0 }), zs, zt, y);
+    close(d.tckd! + d.nckd!, values(kdTerm({ temperature: T, alpha: 1 }), zs, zt, y).kd!);
+  });
+  test('gradient matches finite differences of the reference; teacher gets none', () => {
+    const ref = (z: M) => Object.values(dkdRef(z, ZT, Y, 2, 1, 8, 1)).reduce((a, b) => a + b, 0);
+    const g = gradients(dkdTerm({ temperature: 2 }));
+    closeM(g.student, finiteDiff(ref, ZS), 1e-4);
+    closeM(g.teacher!, rows(() => 0), 0);
+  });
+});
+
+test('every term stays finite with extreme logits (stable log-softmax)', () => {
+  const zs = [[1000, 0, -1000], [-50, 80, 0]];
+  const zt = [[-1000, 0, 1000], [90, -90, 0]];
+  for (const key of knowledge.keys()) {
+    for (const [name, v] of Object.entries(values(createTerm(key), zs, zt, [2, 0]))) {
+      assert.ok(Number.isFinite(v), `${key}.${name} = ${v}`);
+    }
+    for (const row of gradients(createTerm(key), zs, zt, [2, 0]).student) assert.ok(row.every(Number.isFinite), key);
+  }
+});
+
+// ---- Contract: options, registry, memory. -------------------------------------------------
+test('options are validated with one-line UserErrors naming the option and range', () => {
+  const cases: [() => unknown, string][] = [
+    [() => kdTerm({ temperature: 0 }), 'knowledge term `kd`: option `temperature` must be a number > 0 (got 0)'],
+    [() => kdTerm({ alpha: 1.5 }), 'knowledge term `kd`: option `alpha` must be a number in [0, 1] (got 1.5)'],
+    [() => crossEntropyTerm({ labelSmoothing: 1 }), 'knowledge term `ce`: option `labelSmoothing` must be a number in [0, 1) (got 1)'],
+    [() => softCrossEntropyTerm({ temperature: -2 }), 'knowledge term `soft-ce`: option `temperature` must be a number > 0 (got -2)'],
+    [() => hardTargetTerm({ alpha: -0.1 }), 'knowledge term `hard`: option `alpha` must be a number in [0, 1] (got -0.1)'],
+    [() => dkdTerm({ beta: -1 }), 'knowledge term `dkd`: option `beta` must be a number >= 0 (got -1)'],
+    [() => dkdTerm({ temperature: Number.NaN }), 'knowledge term `dkd`: option `temperature` must be a number > 0 (got NaN)'],
+    [() => createTerm('kd', { temperature: 'hot' }), 'knowledge term `kd`: option `temperature` must be a number > 0 (got "hot")'],
+    [() => createTerm('kd', { temprature: 2 }), 'knowledge term `kd`: unknown option `temprature`; known: temperature, alpha'],
+    [() => createTerm('logits-mse', { scale: 2 }), 'knowledge term `logits-mse`: unknown option `scale`; known: (none)'],
+  ];
+  for (const [make, message] of cases) {
+    assert.throws(make, (e: unknown) => e instanceof UserError && e.message === message && !message.includes('\n'), message);
+  }
+});
+
+test('teacher terms reject a missing or mismatched teacher', () => {
+  const labels = tf.tensor1d(Y, 'int32');
+  const s = tf.tensor2d(ZS);
+  assert.throws(() => kdTerm().compute({ studentLogits: s, labels, numClasses: 3 }),
+    (e: unknown) => e instanceof UserError && /`kd` needs teacher logits/.test(e.message));
+  const t4 = tf.zeros([2, 4]) as tf.Tensor2D;
+  assert.throws(() => dkdTerm().compute({ studentLogits: s, teacherLogits: t4, labels, numClasses: 3 }),
+    (e: unknown) => e instanceof UserError && /teacher logits \[2,4\] and student logits \[2,3\] differ/.test(e.message));
+  tf.dispose([labels, s, t4]);
+});
+
+test('registry: keys, needs, no variables; unknown key lists the known ones', () => {
+  const keys = ['ce', 'dkd', 'hard', 'kd', 'logits-l1', 'logits-mse', 'soft-ce'];
+  assert.deepEqual(knowledge.keys(), keys);
+  for (const key of keys) {
+    const term = createTerm(key);
+    assert.equal(term.key, key);
+    assert.equal(term.needs.teacher, key !== 'ce');
+    assert.deepEqual(term.trainableVariables(), []);
+    term.dispose();
+  }
+  assert.throws(() => createTerm('kdd'), (e: unknown) =>
+    e instanceof UserError && e.message === `unknown knowledge term \`kdd\`; known: ${keys.join(', ')}`);
+});
+
+test('no tensor leaks: 5 calls (values and gradients) inside tf.tidy', () => {
+  const s = tf.tensor2d(ZS);
+  const t = tf.tensor2d(ZT);
+  const labels = tf.tensor1d(Y, 'int32');
+  const inputs = { studentLogits: s, teacherLogits: t, labels, numClasses: 3 };
+  for (const key of knowledge.keys()) {
+    const term = createTerm(key);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) {
+      tf.tidy(() => { term.compute(inputs); });
+      tf.tidy(() => { tf.grad((x: tf.Tensor) => tf.addN(Object.values(term.compute({ ...inputs, studentLogits: x as tf.Tensor2D }))))(s); });
+    }
+    assert.equal(tf.memory().numTensors, before, key);
+    // Without an outer tidy, only the returned scalars remain.
+    const out = term.compute(inputs);
+    assert.equal(tf.memory().numTensors, before + Object.keys(out).length, key);
+    tf.dispose(Object.values(out));
+  }
+  tf.dispose([s, t, labels]);
+});
