@@ -4,7 +4,7 @@
  * Debian ships it as `dataset-fashion-mnist` in /usr/share/datasets/fashion-mnist.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { Dataset } from './dataset.js';
 import { readIdx, type IdxArray } from './idx.js';
@@ -53,7 +53,7 @@ export function locateFashionMnist({ dir, systemDir = DEBIAN_FASHION_MNIST_DIR }
   const env = process.env['DISTILL_DATA'];
   places.push({ label: env ? `$DISTILL_DATA=${env}` : '$DISTILL_DATA', dir: env || undefined });
   places.push({ label: systemDir, dir: systemDir });
-  places.push({ label: './data', dir: 'data' });
+  places.push({ label: './data', dir: resolve('data') });
 
   const searched: string[] = [];
   for (const place of places) {
