@@ -116,6 +116,12 @@ test('bad options are one-line UserErrors', () => {
   for (const o of bad) {
     assert.throws(() => buildModel(o), (e: unknown) => e instanceof UserError && !e.message.includes('\n'));
   }
+  // The MLP takes any rank, including plain vectors.
+  for (const inputShape of [[5], [2, 3], [4, 4, 2]]) {
+    const m = mlp({ inputShape, numClasses: 3, hidden: [4] });
+    assert.deepEqual(m.getLayer('flatten').outputShape, [null, inputShape.reduce((a, b) => a * b)]);
+    m.dispose();
+  }
   // Any H×W works, even 1×1 (pools use 'same' padding).
   const tiny = cnn({ inputShape: [1, 1, 3], numClasses: 2 });
   assert.deepEqual(tiny.outputs[0]!.shape, [null, 2]);

@@ -13,7 +13,7 @@ export interface MlpOptions extends ModelOptions {
  * size, then linear logits (no softmax).
  *
  * Layer names (i = 1 … hidden.length):
- * - `input`, `flatten`
+ * - `input`, `flatten` (Flatten; an identity Reshape for rank-1 inputs)
  * - `fc{i}` (Dense, linear), `fc{i}_relu` (ReLU), `fc{i}_drop` (only when dropout > 0)
  * - `features`: the penultimate vector. It is the last hidden ReLU (so there is no
  *   `fc{N}_relu`), or the flattened input when `hidden` is `[]`.
@@ -29,8 +29,11 @@ export function mlp(options: MlpOptions): tf.LayersModel {
   const hidden = positiveInts('mlp', 'hidden', options.hidden ?? [256, 128], true);
   const dropout = rate('mlp', options.dropout ?? 0);
   const input = b.input();
-  let x = tf.layers.flatten({ name: hidden.length === 0 ? 'features' : 'flatten' })
-    .apply(input) as tf.SymbolicTensor;
+  const name = hidden.length === 0 ? 'features' : 'flatten';
+  const size = options.inputShape.reduce((a, d) => a * d, 1);
+  // tf.layers.flatten needs rank ≥ 2 per example; a rank-1 input gets an identity reshape.
+  let x = (options.inputShape.length > 1 ? tf.layers.flatten({ name })
+    : tf.layers.reshape({ name, targetShape: [size] })).apply(input) as tf.SymbolicTensor;
   hidden.forEach((units, k) => {
     const i = k + 1;
     const last = i === hidden.length;

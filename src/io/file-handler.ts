@@ -1,0 +1,162 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+
+/** Top-level model.json key holding `{ "<weights file>": "<sha256 hex>" }`; loaders ignore it. */
+export const WEIGHTS_HASH_KEY = 'weightsSha256';
+const SCHEME = 'file://';
+
+/**
+ * A TF.js IOHandler for the local file system (what `tfjs-node`'s `file://` does; plain
+ * `@tensorflow/tfjs` has none). Standard layout, loadable in a browser by
+ * `tf.loadLayersModel` / `tf.loadGraphModel`:
+ * - `path` is a folder (created if missing) → `path/model.json` + `path/weights.bin`;
+ *   or a `*.json` file → that file + `<name>.weights.bin` beside it.
+ * - save writes each file to a temp file in the same folder, fsyncs, then renames it;
+ *   weights first, then model.json, which records the sha256 of the weights under
+ *   `weightsSha256`. A crash between the two renames leaves a model.json whose hash does
+ *   not match: load then fails with a UserError instead of using mismatched weights.
+ * - load reads LayersModel and GraphModel artefacts, including converter output sharded
+ *   over several files (no hash there: the byte size is still checked).
+ */
+export function fileSystem(path: string): tf.io.IOHandler {
+  return {
+    save: (artifacts) => save(path, artifacts),
+    load: () => load(path),
+  };
+}
+
+/** Registers `fileSystem` for `file://` URLs with tf.io (save + load). Idempotent. */
+export function registerFileRouters(): void {
+  const flag = Symbol.for('tfjs-distill.fileRouters');
+  const g = globalThis as Record<symbol, unknown>;
+  if (g[flag]) return;
+  g[flag] = true;
+  const router = (url: string | string[]) =>
+    (typeof url === 'string' && url.startsWith(SCHEME)
+      ? fileSystem(url.slice(SCHEME.length)) : null) as tf.io.IOHandler;
+  tf.io.registerSaveRouter(router);
+  tf.io.registerLoadRouter(router);
+}
+
+function weightsNameFor(jsonPath: string): string {
+  const name = basename(jsonPath);
+  return name === 'model.json' ? 'weights.bin' : `${name.replace(/\.json$/i, '')}.weights.bin`;
+}
+
+async function save(path: string, artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+  if (artifacts.modelTopology instanceof ArrayBuffer) {
+    throw new Error('fileSystem: binary (protobuf) model topologies cannot be saved; save a JSON topology');
+  }
+  const jsonPath = /\.json$/i.test(path) ? resolve(path) : resolve(path, 'model.json');
+  const dir = dirname(jsonPath);
+  const weightsName = weightsNameFor(jsonPath);
+  const data = artifacts.weightData ?? [];
+  const parts = (Array.isArray(data) ? data : [data]).map((b) => new Uint8Array(b));
+  const hash = createHash('sha256');
+  for (const p of parts) hash.update(p);
+  const manifest: tf.io.WeightsManifestConfig = [{ paths: [weightsName], weights: artifacts.weightSpecs ?? [] }];
+  const { modelTopology, format, generatedBy, convertedBy, signature, userDefinedMetadata,
+    modelInitializer, initializerSignature, trainingConfig } = artifacts;
+  // Same fields as tfjs-core's getModelJSONForModelArtifacts (not exported by tf.io).
+  const modelJSON = {
+    modelTopology, format, generatedBy, convertedBy, weightsManifest: manifest, signature,
+    userDefinedMetadata, modelInitializer, initializerSignature, trainingConfig,
+    [WEIGHTS_HASH_KEY]: { [weightsName]: hash.digest('hex') },
+  };
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeAtomic(join(dir, weightsName), Buffer.concat(parts));
+    await writeAtomic(jsonPath, Buffer.from(JSON.stringify(modelJSON)));
+  } catch (e) {
+    throw new UserError(`cannot save model to ${dir}: ${firstLine(e)}; choose a writable folder`);
+  }
+  return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+}
+
+/** Temp file in the same folder → fsync → rename; the temp file never outlives a failure. */
+async function writeAtomic(file: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    const fh = await open(tmp, 'wx');
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await open(dirname(file), 'r').then((d) => d.sync().finally(() => d.close())).catch(() => {});
+}
+
+async function load(path: string): Promise<tf.io.ModelArtifacts> {
+  const isDir = !/\.json$/i.test(path) && (await stat(path).catch(() => null))?.isFile() !== true;
+  const jsonPath = isDir ? resolve(path, 'model.json') : resolve(path);
+  let text: string;
+  try {
+    text = await readFile(jsonPath, 'utf8');
+  } catch (e) {
+    throw new UserError((e as NodeJS.ErrnoException).code === 'ENOENT'
+      ? `model file ${jsonPath} does not exist; check the path, or save the model there first`
+      : `cannot read model file ${jsonPath}: ${firstLine(e)}`);
+  }
+  let json: tf.io.ModelJSON & Record<string, unknown>;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`model file ${jsonPath} is not valid JSON (${firstLine(e)}); save or convert the model again`);
+  }
+  if (typeof json !== 'object' || json === null || json.modelTopology == null) {
+    throw new UserError(`model file ${jsonPath} has no modelTopology, so it is not a TF.js model.json; point to the model.json written by model.save or tensorflowjs_converter`);
+  }
+  const hashes = (json[WEIGHTS_HASH_KEY] ?? {}) as Record<string, string>;
+  return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+    const specs: tf.io.WeightsManifestEntry[] = [];
+    const buffers: ArrayBuffer[] = [];
+    for (const group of manifest) {
+      for (const p of group.paths) {
+        const file = resolve(dirname(jsonPath), p);
+        const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => {
+          throw new UserError(e.code === 'ENOENT'
+            ? `weights file ${file} (listed in ${jsonPath}) does not exist; copy it beside model.json or save the model again`
+            : `cannot read weights file ${file}: ${firstLine(e)}`);
+        });
+        const want = hashes[p];
+        if (want !== undefined && createHash('sha256').update(bytes).digest('hex') !== want) {
+          throw new UserError(`weights file ${file} does not match ${jsonPath} (sha256 differs: an interrupted save or files from different saves); save the model again`);
+        }
+        buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+      }
+      specs.push(...group.weights);
+    }
+    const have = buffers.reduce((n, b) => n + b.byteLength, 0);
+    const need = expectedBytes(specs);
+    if (need !== undefined && have !== need) {
+      throw new UserError(`weights of ${jsonPath} have ${have} bytes but its weightsManifest needs ${need}; the weights files are truncated or from another model, save the model again`);
+    }
+    return [specs, buffers.length === 1 ? buffers[0]! : buffers];
+  });
+}
+
+const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2, complex64: 8 };
+
+/** Total bytes the specs describe, or undefined when not computable (strings). */
+function expectedBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined {
+  let total = 0;
+  for (const s of specs) {
+    const per = BYTES[s.quantization?.dtype ?? s.dtype];
+    if (per === undefined) return undefined;
+    total += per * s.shape.reduce((a, b) => a * b, 1);
+  }
+  return total;
+}
+
+function firstLine(e: unknown): string {
+  return String(e instanceof Error ? e.message : e).split('\n')[0]!;
+}

@@ -1,0 +1,1 @@
+export { fileSystem, registerFileRouters, WEIGHTS_HASH_KEY } from './file-handler.js';
