@@ -176,8 +176,16 @@ export class Dataset {
    * Mini-batches over the dataset, each row exactly once. The generator owns each batch's
    * tensors: it disposes them when the consumer asks for the next batch, when iteration ends,
    * and when the consumer leaves a `for…of` early (break, return, throw). A consumer that
-   * keeps a batch beyond its loop step must `clone()` the tensors it keeps.
-   * Each batch gets a fresh feature buffer that the tensor adopts without copying.
+   * keeps a batch beyond its loop step must `clone()` the tensors it keeps. A consumer that
+   * calls `next()` by hand and stops early must call `return()`.
+   *
+   * Randomness comes from `rng` if given, else from `new Rng(seed)`: the shuffle is drawn
+   * when `batches()` is called, shift offsets as each batch is made. To resume a run exactly,
+   * save `rng.getState()` between epochs.
+   *
+   * Each batch gets a fresh feature buffer that its tensor adopts without copying. Buffers are
+   * deliberately not reused: the cpu backend keeps the array itself, and a `clone()` shares
+   * it, so refilling the buffer would change batches the consumer kept.
    */
   batches(options: BatchOptions): Generator<Batch, void, undefined> {
     const { batchSize, shuffle = false, dropLast = false } = options;
