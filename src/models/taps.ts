@@ -1,0 +1,40 @@
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+
+/** Every layer of a model with its output shape (without batch), for error messages. */
+export function layerNames(model: tf.LayersModel): Array<{ name: string; shape: readonly (number | null)[] }> {
+  return model.layers.map((layer) => {
+    const shape = layer.outputShape as (number | null)[] | (number | null)[][];
+    const first = Array.isArray(shape[0]) ? (shape[0] as (number | null)[]) : (shape as (number | null)[]);
+    return { name: layer.name, shape: first.slice(1) };
+  });
+}
+
+/**
+ * A model over the same layers (weights shared, no copy) whose outputs are the original
+ * output followed by the named intermediate outputs: features are tapped without editing
+ * the user's model. With no names, the model itself.
+ */
+export function tapModel(model: tf.LayersModel, names: readonly string[], owner = 'model'): tf.LayersModel {
+  if (names.length === 0) return model;
+  const known = new Set(model.layers.map((l) => l.name));
+  for (const name of names) {
+    if (!known.has(name)) {
+      const list = layerNames(model).map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');
+      throw new UserError(`${owner} has no layer \`${name}\`; layers: ${list}`);
+    }
+  }
+  const taps = names.map((n) => model.getLayer(n).output as tf.SymbolicTensor);
+  return tf.model({ inputs: model.inputs, outputs: [model.outputs[0]!, ...taps] });
+}
+
+/** Runs a tapped model: the logits and the taps by name. */
+export function applyTapped(
+  tapped: tf.LayersModel, names: readonly string[], x: tf.Tensor, training: boolean,
+): { logits: tf.Tensor2D; taps: Record<string, tf.Tensor> } {
+  const out = tapped.apply(x, { training });
+  if (!Array.isArray(out)) return { logits: out as tf.Tensor2D, taps: {} };
+  const taps: Record<string, tf.Tensor> = {};
+  names.forEach((name, i) => (taps[name] = out[i + 1] as tf.Tensor));
+  return { logits: out[0] as tf.Tensor2D, taps };
+}

@@ -1,0 +1,90 @@
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+import { applyTapped, tapModel } from '../models/taps.js';
+import type { TeacherOutput } from '../teachers/types.js';
+import type { Learner, TeacherSelector } from './types.js';
+
+export interface StepResult {
+  /** Per learner: loss name → value; `loss` is the learner's total. */
+  losses: Array<Record<string, number>>;
+  /** Per learner: correctly classified samples of the batch. */
+  correct: number[];
+}
+
+/** Taps every learner's terms ask for, and the teacher taps any term asks for. */
+export function tapsNeeded(learners: Learner[]): { student: string[][]; teacher: string[] } {
+  const teacher = new Set<string>();
+  const student = learners.map((l) => {
+    const names = new Set<string>();
+    for (const { term } of l.terms) {
+      term.needs.studentTaps?.forEach((n) => names.add(n));
+      term.needs.teacherTaps?.forEach((n) => teacher.add(n));
+    }
+    return [...names];
+  });
+  return { student, teacher: [...teacher] };
+}
+
+export const offlineTeacher: TeacherSelector = ({ teacher }) => ({ logits: teacher?.logits, taps: teacher?.taps });
+
+/**
+ * Builds the one training step every scheme uses: forward every learner, give each term
+ * what it needs, sum weight × loss over terms and learners, and update exactly the
+ * learners' trainable weights plus the terms' own variables (never a teacher's).
+ */
+export function createStep(learners: Learner[], optimizer: tf.Optimizer, select: TeacherSelector) {
+  const taps = tapsNeeded(learners);
+  const models = learners.map((l, i) => tapModel(l.model, taps.student[i]!, `student ${l.name}`));
+  const variables: tf.Variable[] = [];
+  for (const l of learners) {
+    for (const w of l.model.trainableWeights) variables.push(w.read() as tf.Variable);
+    for (const { term } of l.terms) variables.push(...term.trainableVariables());
+  }
+  const numClasses = learners[0]!.model.outputs[0]!.shape[1] as number;
+
+  return (x: tf.Tensor, labels: tf.Tensor1D, teacher?: TeacherOutput): StepResult => tf.tidy(() => {
+    const recorded: tf.Scalar[][] = learners.map(() => []);
+    const names: string[][] = learners.map(() => []);
+    const correct: tf.Scalar[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const outputs = models.map((m, i) => applyTapped(m, taps.student[i]!, x, true));
+      const logits = outputs.map((o) => o.logits);
+      let total = tf.scalar(0);
+      learners.forEach((learner, i) => {
+        const teaching = select({ learner: i, logits, teacher });
+        let learnerTotal = tf.scalar(0);
+        for (const { term, weight } of learner.terms) {
+          if (term.needs.teacher && !teaching.logits) {
+            throw new UserError(`knowledge term \`${term.key}\` needs a teacher; give the run a teacher or use the ce term alone`);
+          }
+          const losses = term.compute({
+            studentLogits: logits[i]!, teacherLogits: teaching.logits, labels, numClasses,
+            studentTaps: outputs[i]!.taps, teacherTaps: teaching.taps,
+          });
+          for (const [name, loss] of Object.entries(losses)) {
+            const weighted = weight === 1 ? loss : loss.mul(weight) as tf.Scalar;
+            learnerTotal = learnerTotal.add(weighted);
+            names[i]!.push(name);
+            recorded[i]!.push(tf.keep(weighted));
+          }
+        }
+        names[i]!.push('loss');
+        recorded[i]!.push(tf.keep(learnerTotal));
+        correct.push(tf.keep(logits[i]!.argMax(1).equal(labels).cast('float32').sum()));
+        total = total.add(learnerTotal);
+      });
+      return total;
+    }, variables);
+    optimizer.applyGradients(grads);
+    value.dispose();
+    const flat = tf.stack([...recorded.flat(), ...correct]).dataSync();
+    tf.dispose([...recorded.flat(), ...correct]);
+    let k = 0;
+    const losses = names.map((list) => {
+      const record: Record<string, number> = {};
+      for (const name of list) record[name] = (record[name] ?? 0) + flat[k++]!;
+      return record;
+    });
+    return { losses, correct: learners.map(() => flat[k++]!) };
+  });
+}

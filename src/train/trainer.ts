@@ -1,0 +1,129 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Dataset } from '../data/dataset.js';
+import { Rng } from '../data/rng.js';
+import { UserError } from '../errors.js';
+import { CachedTeacher } from '../teachers/cached.js';
+import type { Teacher } from '../teachers/types.js';
+import { cosineRate, createOptimizer, isOptimizer, learningRateOf, setLearningRate } from './optimizers.js';
+import { withSeededMathRandom } from './seeded-random.js';
+import { createStep, offlineTeacher, tapsNeeded } from './step.js';
+import type { EpochRecord, TrainOptions, TrainResult } from './types.js';
+
+/** Accuracy and mean cross-entropy of a model on a dataset (inference mode). */
+export function evaluateAccuracy(model: tf.LayersModel, data: Dataset, batchSize = 256): { accuracy: number; loss: number } {
+  let correct = 0;
+  let loss = 0;
+  for (const { x, y } of data.batches({ batchSize })) {
+    const [c, l] = tf.tidy(() => {
+      const logits = model.predict(x) as tf.Tensor2D;
+      const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, logits.shape[1]), logits, undefined, tf.Reduction.SUM);
+      return [logits.argMax(1).equal(y).sum().dataSync()[0]!, ce.dataSync()[0]!];
+    });
+    correct += c;
+    loss += l;
+  }
+  return { accuracy: correct / data.size, loss: loss / data.size };
+}
+
+function checkOptions(o: TrainOptions): void {
+  if (o.learners.length === 0) throw new UserError('training needs at least one student model');
+  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new UserError(`epochs must be a positive integer, got ${o.epochs}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new UserError(`batchSize must be a positive integer, got ${o.batchSize}`);
+  for (const l of o.learners) {
+    const out = l.model.outputs[0]!.shape[1];
+    if (out !== o.train.numClasses) {
+      throw new UserError(`student ${l.name} has ${out} outputs but the data has ${o.train.numClasses} classes; build the student with numClasses: ${o.train.numClasses}`);
+    }
+    if (l.terms.length === 0) throw new UserError(`student ${l.name} has no loss terms; add at least ce`);
+  }
+  if (o.teacher && o.teacher.numClasses !== o.train.numClasses) {
+    throw new UserError(`teacher has ${o.teacher.numClasses} classes but the data has ${o.train.numClasses}; use a teacher trained on the same classes`);
+  }
+  const shape = o.train.sampleShape.join(',');
+  if (o.teacher && o.teacher.inputShape.join(',') !== shape) {
+    throw new UserError(`teacher input shape [${o.teacher.inputShape.join(',')}] differs from the data's sample shape [${shape}]`);
+  }
+}
+
+/**
+ * The one training loop: offline, online and self-distillation all run through it. It
+ * batches the data (seeded), asks the teacher outside the tape (awaiting async teachers),
+ * runs the shared step, logs each loss term per epoch, validates, and calls back.
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  checkOptions(options);
+  const { learners, train: data, validation, epochs, batchSize, callbacks = {} } = options;
+  const optimizer = createOptimizer(options.optimizer);
+  const baseRate = learningRateOf(optimizer);
+  const rng = new Rng(options.seed);
+  const teacherTaps = tapsNeeded(learners).teacher;
+  let teacher: Teacher | undefined = options.teacher;
+  if (teacher && !options.augment && teacherTaps.length === 0 && !(teacher instanceof CachedTeacher)) {
+    teacher = new CachedTeacher({ size: data.size, numClasses: teacher.numClasses, inputShape: teacher.inputShape, source: teacher });
+  }
+  const step = createStep(learners, optimizer, options.selectTeacher ?? offlineTeacher);
+  const history: Record<string, EpochRecord[]> = Object.fromEntries(learners.map((l) => [l.name, []]));
+  const started = performance.now();
+  let best = -Infinity;
+  let sinceBest = 0;
+  let bestWeights: tf.Tensor[][] | undefined;
+  let stoppedEarly = false;
+  await callbacks.onTrainBegin?.();
+  for (let epoch = options.initialEpoch ?? 0; epoch < epochs; epoch++) {
+    if (options.schedule === 'cosine') setLearningRate(optimizer, cosineRate(baseRate, epoch, epochs));
+    await callbacks.onEpochBegin?.(epoch);
+    const epochStart = performance.now();
+    const sums = learners.map(() => ({} as Record<string, number>));
+    const correct = learners.map(() => 0);
+    let seen = 0;
+    let batchIndex = 0;
+    for (const batch of data.batches({ batchSize, shuffle: true, rng, augment: options.augment })) {
+      const taught = teacher ? await teacher.predict(batch.x, { indices: options.augment ? undefined : batch.indices, taps: teacherTaps }) : undefined;
+      const n = batch.indices.length;
+      const result = withSeededMathRandom(rng, () => step(batch.x, batch.y, taught));
+      if (taught) tf.dispose([taught.logits, ...Object.values(taught.taps)]);
+      result.losses.forEach((losses, i) => {
+        for (const [name, v] of Object.entries(losses)) sums[i]![name] = (sums[i]![name] ?? 0) + v * n;
+        correct[i]! += result.correct[i]!;
+      });
+      seen += n;
+      await callbacks.onBatchEnd?.({ batch: batchIndex++, size: n, losses: Object.fromEntries(learners.map((l, i) => [l.name, result.losses[i]!])) });
+    }
+    const seconds = (performance.now() - epochStart) / 1000;
+    const records: Record<string, EpochRecord> = {};
+    learners.forEach((l, i) => {
+      const losses = Object.fromEntries(Object.entries(sums[i]!).map(([k, v]) => [k, v / seen]));
+      const record: EpochRecord = { epoch: epoch + 1, seconds, losses, trainAccuracy: correct[i]! / seen };
+      if (validation) {
+        const v = evaluateAccuracy(l.model, validation);
+        record.valAccuracy = v.accuracy;
+        record.valLoss = v.loss;
+      }
+      records[l.name] = record;
+      history[l.name]!.push(record);
+    });
+    await callbacks.onEpochEnd?.(epoch, records);
+    const stop = options.earlyStopping;
+    const monitored = records[learners[0]!.name]!.valAccuracy;
+    if (stop && monitored !== undefined) {
+      if (monitored > best + (stop.minDelta ?? 0)) {
+        best = monitored;
+        sinceBest = 0;
+        if (stop.restoreBest) {
+          bestWeights?.flat().forEach((t) => t.dispose());
+          bestWeights = learners.map((l) => l.model.getWeights().map((w) => w.clone()));
+        }
+      } else if (++sinceBest >= stop.patience) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+  }
+  if (bestWeights) {
+    learners.forEach((l, i) => l.model.setWeights(bestWeights![i]!));
+    bestWeights.flat().forEach((t) => t.dispose());
+  }
+  if (!isOptimizer(options.optimizer)) optimizer.dispose();
+  await callbacks.onTrainEnd?.(history);
+  return { history, seconds: (performance.now() - started) / 1000, stoppedEarly };
+}

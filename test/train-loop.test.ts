@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { Dataset } from '../src/data/dataset.js';
+import { createTerm } from '../src/knowledge/index.js';
+import { buildModel } from '../src/models/index.js';
+import { layersTeacher } from '../src/teachers/layers.js';
+import type { Teacher } from '../src/teachers/types.js';
+import { train } from '../src/train/trainer.js';
+import { UserError } from '../src/errors.js';
+
+tf.enableProdMode();
+await tf.setBackend('cpu');
+
+/** Four well-separated blobs in 6-D: learnable in a few epochs. */
+function blobs(size: number, seed: number): Dataset {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const features = new Float32Array(size * 6);
+  const labels = new Int32Array(size);
+  for (let i = 0; i < size; i++) {
+    const c = i % 4;
+    labels[i] = c;
+    for (let d = 0; d < 6; d++) features[i * 6 + d] = (d % 4 === c ? 2 : 0) + (rand() - 0.5);
+  }
+  return new Dataset({ features, labels, sampleShape: [6], numClasses: 4 });
+}
+
+const data = blobs(128, 1);
+const validation = blobs(64, 2);
+const mlp = (seed: number, width = 1) =>
+  buildModel({ kind: 'mlp', inputShape: [6], numClasses: 4, hidden: [16], width, seed } as never);
+
+function countingTeacher(model: tf.LayersModel): Teacher & { calls: number } {
+  const inner = layersTeacher({ model });
+  const counted = Object.assign(Object.create(null), inner, {
+    calls: 0,
+    async predict(x: tf.Tensor, o?: Parameters<Teacher['predict']>[1]) { counted.calls++; return inner.predict(x, o); },
+  });
+  return counted;
+}
+
+test('offline KD trains only the student, logs each term, and caches teacher outputs', async () => {
+  const teacherModel = mlp(7, 2);
+  const teacherBefore = teacherModel.getWeights().map((w) => w.dataSync().slice());
+  const teacher = countingTeacher(teacherModel);
+  const student = mlp(3);
+  const result = await train({
+    learners: [{ name: 'student', model: student, terms: [{ term: createTerm('kd', { temperature: 4, alpha: 0.5 }), weight: 1 }] }],
+    train: data, validation, teacher, epochs: 4, batchSize: 32, seed: 1,
+    optimizer: { key: 'adam', learningRate: 0.01 },
+  });
+  const records = result.history['student']!;
+  assert.equal(records.length, 4);
+  assert.deepEqual(Object.keys(records[0]!.losses).sort(), ['ce', 'kd', 'loss']);
+  assert.ok(Math.abs(records[0]!.losses['kd']! + records[0]!.losses['ce']! - records[0]!.losses['loss']!) < 1e-5);
+  assert.ok(records[3]!.losses['loss']! < records[0]!.losses['loss']!, 'loss falls');
+  assert.ok(records[3]!.valAccuracy! > 0.9, `val accuracy ${records[3]!.valAccuracy}`);
+  assert.equal(teacher.calls, 4, 'each of the 4 batches reaches the teacher once, in epoch 1 only');
+  teacherModel.getWeights().forEach((w, i) => assert.deepEqual(w.dataSync(), teacherBefore[i]));
+});
+
+test('same seed, same weights; tensors do not grow across epochs', async () => {
+  const run = async (epochs: number) => {
+    const student = mlp(5);
+    const before = tf.memory().numTensors;
+    const counts: number[] = [];
+    await train({
+      learners: [{ name: 's', model: student, terms: [{ term: createTerm('ce'), weight: 1 }] }],
+      train: data, epochs, batchSize: 16, seed: 9, augment: undefined,
+      callbacks: { onEpochEnd: () => { counts.push(tf.memory().numTensors); } },
+    });
+    assert.ok(counts.every((c) => c === counts[0]), `numTensors per epoch ${counts}`);
+    assert.ok(tf.memory().numTensors - before <= student.weights.length);
+    return student.getWeights().map((w) => Array.from(w.dataSync()));
+  };
+  assert.deepEqual(await run(3), await run(3));
+});
+
+test('dropout is reproducible from the seed', async () => {
+  const run = async () => {
+    const model = tf.sequential({ layers: [
+      tf.layers.dense({ inputShape: [6], units: 8, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+      tf.layers.dropout({ rate: 0.5 }),
+      tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
+    ] });
+    await train({ learners: [{ name: 's', model, terms: [{ term: createTerm('ce'), weight: 1 }] }], train: data, epochs: 1, batchSize: 32, seed: 4 });
+    return Array.from(model.getWeights()[0]!.dataSync());
+  };
+  assert.deepEqual(await run(), await run());
+});
+
+test('mismatches fail before training with one line naming both sides', async () => {
+  const teacher = layersTeacher({ model: buildModel({ kind: 'mlp', inputShape: [6], numClasses: 3, hidden: [4] } as never) });
+  await assert.rejects(train({
+    learners: [{ name: 's', model: mlp(1), terms: [{ term: createTerm('kd'), weight: 1 }] }],
+    train: data, teacher, epochs: 1, batchSize: 8, seed: 1,
+  }), (e: unknown) => e instanceof UserError && /teacher has 3 classes but the data has 4/.test(e.message));
+  await assert.rejects(train({
+    learners: [{ name: 's', model: mlp(1), terms: [{ term: createTerm('kd'), weight: 1 }] }],
+    train: data, epochs: 1, batchSize: 8, seed: 1,
+  }), (e: unknown) => e instanceof UserError && /needs a teacher/.test(e.message));
+});
