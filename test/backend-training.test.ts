@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { useBestBackend, BACKENDS } from '../src/backend/index.js';
+import { buildModel, models } from '../src/models/index.js';
+import { Rng } from '../src/data/rng.js';
+import { withSeededMathRandom } from '../src/train/seeded-random.js';
+
+/** Backends that initialise on this machine (wasm with its training kernels, native if built). */
+const available: string[] = [];
+for (const name of BACKENDS) {
+  try {
+    await useBestBackend({ backend: name });
+    available.push(name);
+  } catch {
+    // not available here: the cross-backend comparison covers the others
+  }
+}
+
+function relativeError(a: tf.TypedArray, b: tf.TypedArray): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return diff / Math.max(scale, 1e-12);
+}
+
+/** Loss and every trainable weight's gradient for one training-mode step. */
+function lossAndGrads(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor): { loss: number; grads: tf.TypedArray[] } {
+  // The same seeded stream on every backend, so dropout draws the same masks.
+  return withSeededMathRandom(new Rng(5), () => tf.tidy(() => {
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const { value, grads } = tf.variableGrads(() =>
+      tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, vars);
+    return { loss: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!.dataSync().slice()) };
+  }));
+}
+
+const batch = 3;
+const inputShape = [20, 20, 3];
+
+for (const kind of models.keys()) {
+  test(`one training step of ${kind} gives the cpu backend's loss and gradients on ${available.filter((b) => b !== 'cpu').join(', ')}`, async () => {
+    await tf.setBackend('cpu');
+    const model = buildModel({ kind, inputShape, numClasses: 5, width: 0.5, seed: 11 } as never);
+    const x = tf.tensor4d(Array.from({ length: batch * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.37)), [batch, ...inputShape] as [number, number, number, number]);
+    const y = tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), 5);
+    const reference = lossAndGrads(model, x, y);
+    for (const backend of available.filter((b) => b !== 'cpu')) {
+      await tf.setBackend(backend);
+      const actual = lossAndGrads(model, x, y);
+      assert.ok(Math.abs(actual.loss - reference.loss) <= 1e-4 * Math.abs(reference.loss), `${backend} loss ${actual.loss} vs ${reference.loss}`);
+      actual.grads.forEach((g, i) => {
+        const err = relativeError(g, reference.grads[i]!);
+        assert.ok(err <= 1e-4, `${backend} ${kind} gradient of ${model.trainableWeights[i]!.name}: relative error ${err}`);
+      });
+      const optimizer = tf.train.adam(1e-3);
+      const step = () => tf.tidy(() => {
+        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
+      });
+      step();
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) step();
+      assert.equal(tf.memory().numTensors, before, `${backend} ${kind}: tensors grow across steps`);
+      optimizer.dispose();
+    }
+    tf.dispose([x, y]);
+    model.dispose();
+  });
+}
+
+test('at least the wasm backend is compared', () => {
+  assert.ok(available.includes('wasm'), `available backends: ${available.join(', ')}`);
+});
