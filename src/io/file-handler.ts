@@ -18,8 +18,9 @@ const SCHEME = 'file://';
  *   weights first, then model.json, which records the sha256 of the weights under
  *   `weightsSha256`. A crash between the two renames leaves a model.json whose hash does
  *   not match: load then fails with a UserError instead of using mismatched weights.
- * - load reads LayersModel and GraphModel artefacts, including converter output sharded
- *   over several files (no hash there: the byte size is still checked).
+ * - load takes a model.json (any `*.json`) or its folder, and reads LayersModel and
+ *   GraphModel artefacts, including converter output sharded over several files (no hash
+ *   there: the byte size is still checked against the manifest).
  */
 export function fileSystem(path: string): tf.io.IOHandler {
   return {
