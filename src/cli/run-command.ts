@@ -1,0 +1,20 @@
+import { UserError } from '../errors.js';
+
+/**
+ * Runs a command's action: a UserError (a mistake the user can fix) becomes one line on
+ * stderr and exit code 1, with no stack trace; anything else is a bug and keeps its stack.
+ */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (error) {
+      if (error instanceof UserError) {
+        process.stderr.write(`distill: ${error.message}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,28 @@
+// tfjs-distill: the flat public API.
+export { UserError } from './errors.js';
+export { Registry } from './registry.js';
+
+export { useBestBackend, BACKENDS } from './backend/index.js';
+export type { BackendName, BackendChoice, BackendAttempt, UseBackendOptions } from './backend/index.js';
+export { installWasmTrainingKernels } from './backend/wasm-training.js';
+
+export { Dataset, Rng, readIdx, writeIdx, encodeIdx, loadFashionMnist, locateFashionMnist, loadCsv, FASHION_MNIST_CLASS_NAMES } from './data/index.js';
+export type { Batch, BatchOptions, DatasetOptions, NormalizationStats, IdxArray, IdxDtype, RngState, LoadCsvOptions, LoadFashionMnistOptions, LocateFashionMnistOptions, FashionMnistFiles } from './data/index.js';
+
+export { models, buildModel, mlp, cnn, resnet, dwsep, countParams, trainableParamCount } from './models/index.js';
+export type { BuildModelOptions, ModelOptions, MlpOptions, CnnOptions, ResnetOptions, DwsepOptions } from './models/index.js';
+export { tapModel, layerNames } from './models/taps.js';
+
+export { fileSystem, registerFileRouters } from './io/index.js';
+
+export { knowledge, createTerm, crossEntropyTerm, kdTerm, softCrossEntropyTerm, logitsMseTerm, logitsL1Term, hardTargetTerm, dkdTerm } from './knowledge/index.js';
+export type { KnowledgeTerm, TermInputs, TermNeeds, CeOptions, KdOptions, SoftCeOptions, LogitsMseOptions, LogitsL1Options, HardOptions, DkdOptions } from './knowledge/index.js';
+
+export type { Teacher, TeacherOutput, TeacherPredictOptions } from './teachers/types.js';
+export { layersTeacher, loadLayersTeacher } from './teachers/layers.js';
+export { CachedTeacher } from './teachers/cached.js';
+export type { CachedTeacherOptions } from './teachers/cached.js';
+
+export { train, evaluateAccuracy } from './train/trainer.js';
+export { optimizers, createOptimizer } from './train/optimizers.js';
+export type { Learner, WeightedTerm, EpochRecord, BatchLogs, TrainCallbacks, TrainOptions, TrainResult, TeacherSelector, OptimizerSpec } from './train/types.js';
