@@ -1,0 +1,220 @@
+/**
+ * Micro-benchmark of the `native` backend (not a test): samples/s of one training step for
+ * an MLP, a CNN and a KD step on native / wasm / cpu, and sgemm GFLOP/s against OpenBLAS
+ * called directly from the addon. Median of several repetitions (the machine may be shared).
+ *
+ *   npx tsx bench/native-micro.ts [--backends native,wasm,cpu] [--reps 7] [--profile] [--only mlp,cnn,kd,matmul]
+ *
+ * Reference (DESIGN.md, this machine, PyTorch 2 threads): MLP ~8,200, CNN ~850, KD ~10,300 samples/s.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { registerNativeBackend, nativeBackendInfo, nativeBackendInstance } from '../src/backend/native.js';
+import { loadAddon } from '../src/backend/native/addon.js';
+
+tf.enableProdMode();
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
+};
+const backends = opt('backends', 'native,wasm,cpu').split(',');
+const only = opt('only', 'mlp,cnn,kd,matmul').split(',');
+const REPS = Number(opt('reps', '7'));
+const PROFILE = argv.includes('--profile');
+const PYTORCH: Record<string, number> = { mlp: 8200, cnn: 850, kd: 10300 };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function mlp(sizes: number[], name: string): tf.Sequential {
+  const m = tf.sequential({ name });
+  sizes.slice(1).forEach((units, i) => {
+    const last = i === sizes.length - 2;
+    m.add(tf.layers.dense({
+      units, activation: last ? 'linear' : 'relu', name: `${name}_d${i}`,
+      ...(i === 0 ? { inputShape: [sizes[0]] } : {}),
+    }));
+  });
+  return m;
+}
+
+function cnn(): tf.Sequential {
+  const m = tf.sequential({ name: 'cnn' });
+  m.add(tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu', name: 'c1' }));
+  m.add(tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu', name: 'c2' }));
+  m.add(tf.layers.maxPooling2d({ poolSize: 2, name: 'p' }));
+  m.add(tf.layers.flatten({ name: 'f' }));
+  m.add(tf.layers.dense({ units: 128, activation: 'relu', name: 'd1' }));
+  m.add(tf.layers.dense({ units: 10, name: 'd2' }));
+  return m;
+}
+
+interface Case { batch: number; step: () => void; dispose: () => void }
+
+function trainCase(model: tf.LayersModel, xShape: number[], batch: number, teacher?: tf.LayersModel): Case {
+  const x = tf.randomUniform([batch, ...xShape]);
+  const y = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10).toFloat();
+  const optimizer = tf.train.adam(1e-3);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const T = 4, alpha = 0.5;
+  const step = () => tf.tidy(() => {
+    const tLogits = teacher ? (teacher.predict(x) as tf.Tensor) : null;
+    const { grads } = tf.variableGrads(() => {
+      const logits = model.apply(x, { training: true }) as tf.Tensor;
+      const ce = tf.losses.softmaxCrossEntropy(y, logits);
+      if (!tLogits) return ce as tf.Scalar;
+      const pt = tf.softmax(tf.div(tLogits, T));
+      const logPs = tf.logSoftmax(tf.div(logits, T));
+      const kl = tf.div(tf.sum(tf.mul(pt, tf.sub(tf.log(tf.add(pt, 1e-8)), logPs))), batch);
+      return tf.add(tf.mul(ce, alpha), tf.mul(kl, (1 - alpha) * T * T)) as tf.Scalar;
+    }, vars);
+    optimizer.applyGradients(grads);
+  });
+  return { batch, step, dispose: () => { x.dispose(); y.dispose(); optimizer.dispose(); } };
+}
+
+function timeCase(c: Case, warmup: number, steps: number, reps: number): number {
+  for (let i = 0; i < warmup; i++) c.step();
+  const rates: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) c.step();
+    const ms = performance.now() - t0;
+    rates.push((c.batch * steps * 1000) / ms);
+  }
+  return median(rates);
+}
+
+// ------------------------------------------------------------------ profiling
+const profile = new Map<string, { ms: number; calls: number }>();
+function installProfiler(backendName: string) {
+  for (const k of tf.getKernelsForBackend(backendName)) {
+    const fn = k.kernelFunc;
+    tf.unregisterKernel(k.kernelName, backendName);
+    tf.registerKernel({
+      ...k,
+      kernelFunc: ((args: Parameters<typeof fn>[0]) => {
+        const t0 = performance.now();
+        const r = fn(args);
+        const e = profile.get(k.kernelName) ?? { ms: 0, calls: 0 };
+        e.ms += performance.now() - t0;
+        e.calls++;
+        profile.set(k.kernelName, e);
+        return r;
+      }) as typeof fn,
+    });
+  }
+}
+function printProfile(label: string, steps: number, stepMs: number) {
+  const rows = [...profile.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const kernelMs = rows.reduce((s, [, v]) => s + v.ms, 0) / steps;
+  console.log(`  profile ${label}: ${stepMs.toFixed(2)} ms/step, kernels ${kernelMs.toFixed(2)} ms/step, ` +
+    `outside kernels (tfjs engine, tape, JS) ${(stepMs - kernelMs).toFixed(2)} ms/step`);
+  for (const [name, v] of rows.slice(0, 14)) {
+    console.log(`    ${name.padEnd(28)} ${(v.ms / steps).toFixed(3).padStart(8)} ms/step  ${(v.calls / steps).toFixed(0).padStart(4)} calls/step`);
+  }
+  profile.clear();
+}
+
+// ------------------------------------------------------------------ main
+async function useBackend(name: string): Promise<boolean> {
+  try {
+    if (name === 'native') {
+      const r = registerNativeBackend();
+      if (!r.ok) { console.log(`native: unavailable (${r.reason})`); return false; }
+    }
+    if (name === 'wasm') {
+      await import('@tensorflow/tfjs-backend-wasm');
+    }
+    return await tf.setBackend(name);
+  } catch (err) {
+    console.log(`${name}: unavailable (${String((err as Error).message).split('\n')[0]})`);
+    return false;
+  }
+}
+
+const results: Record<string, Record<string, string>> = {};
+const record = (bk: string, key: string, v: string) => { (results[bk] ??= {})[key] = v; };
+
+for (const bk of backends) {
+  if (!(await useBackend(bk))) continue;
+  console.log(`\n== ${bk}`);
+  const slow = bk === 'cpu';
+  if (PROFILE && bk === 'native') installProfiler('native');
+  const cases: [string, () => Case, number][] = [];
+  if (only.includes('mlp')) cases.push(['mlp', () => trainCase(mlp([784, 1200, 1200, 10], 'mlp'), [784], 128), slow ? 2 : 20]);
+  if (only.includes('cnn') && !slow) cases.push(['cnn', () => trainCase(cnn(), [28, 28, 1], 64), 6]);
+  if (only.includes('kd')) {
+    cases.push(['kd', () => trainCase(mlp([784, 800, 800, 10], 'student'), [784], 128, mlp([784, 1200, 1200, 10], 'teacher')), slow ? 2 : 20]);
+  }
+  for (const [name, make, steps] of cases) {
+    let c: Case | undefined;
+    try {
+      c = make();
+      const reps = slow ? 1 : REPS;
+      const rate = timeCase(c, slow ? 1 : 3, steps, reps);
+      const ref = PYTORCH[name];
+      const line = `${rate.toFixed(0)} samples/s` + (ref ? ` (${(rate / ref).toFixed(2)}× PyTorch ${ref})` : '');
+      console.log(`  ${name.padEnd(4)} ${line}`);
+      record(bk, name, rate.toFixed(0));
+      if (PROFILE && bk === 'native') {
+        profile.clear();
+        const t0 = performance.now();
+        for (let i = 0; i < steps; i++) c.step();
+        printProfile(name, steps, (performance.now() - t0) / steps);
+      }
+    } catch (err) {
+      console.log(`  ${name.padEnd(4)} fails: ${String((err as Error).message).split('\n')[0]}`);
+      record(bk, name, 'fails');
+    } finally {
+      c?.dispose();
+      tf.disposeVariables();
+    }
+  }
+  if (only.includes('matmul') && !slow) {
+    const n = 1024;
+    const a = tf.randomUniform([n, n]), b = tf.randomUniform([n, n]);
+    tf.matMul(a, b).dispose();
+    const times: number[] = [];
+    for (let r = 0; r < Math.max(REPS, 5); r++) {
+      const t0 = performance.now();
+      const c = tf.matMul(a, b);
+      c.dataSync();
+      times.push(performance.now() - t0);
+      c.dispose();
+    }
+    const gf = (2 * n ** 3) / (median(times) * 1e6);
+    console.log(`  matmul 1024³ via tf.matMul: ${gf.toFixed(1)} GFLOP/s`);
+    record(bk, 'matmul', gf.toFixed(1));
+    a.dispose(); b.dispose();
+  }
+  if (bk === 'native') {
+    const st = nativeBackendInstance()?.poolStats();
+    if (st) console.log(`  buffer pool: ${(st.pooledBytes / 2 ** 20).toFixed(0)} MB pooled, ${st.hits} hits, ${st.misses} misses`);
+  }
+}
+
+if (only.includes('matmul') && backends.includes('native')) {
+  const loaded = loadAddon();
+  if ('addon' in loaded) {
+    const n = 1024, { addon } = loaded;
+    const A = new Float32Array(n * n).map(() => Math.random()), B = new Float32Array(n * n).map(() => Math.random());
+    const C = new Float32Array(n * n);
+    const run = (f: () => void) => {
+      f();
+      const ts: number[] = [];
+      for (let r = 0; r < Math.max(REPS, 5); r++) { const t0 = performance.now(); f(); ts.push(performance.now() - t0); }
+      return (2 * n ** 3) / (median(ts) * 1e6);
+    };
+    const threads = nativeBackendInfo().threads ?? 2;
+    const direct = run(() => addon.blasDirect(A, B, C, n, n, n, threads));
+    const split = run(() => addon.matmul(A, B, C, 1, n, n, n, 0, 0, 0, 0));
+    console.log(`\nOpenBLAS cblas_sgemm 1024³ called directly (${threads} OpenBLAS threads): ${direct.toFixed(1)} GFLOP/s`);
+    console.log(`addon matmul (sgemm split over the addon's pool): ${split.toFixed(1)} GFLOP/s`);
+    const viaTf = Number(results.native?.matmul);
+    if (viaTf) console.log(`native tf.matMul / direct OpenBLAS: ${((100 * viaTf) / direct).toFixed(0)}%`);
+  }
+}
+console.log('\n' + JSON.stringify(results));

@@ -1,0 +1,429 @@
+/* Node-API glue: every function works in place on TypedArrays allocated by JS. */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <cblas.h>
+#include "common.h"
+#include "conv.h"
+#include "ew.h"
+#include "pool.h"
+
+#ifndef TDN_VERSION
+#define TDN_VERSION "0.1.0"
+#endif
+
+#define MAXARGS 24
+#define CHECK(call)                                                                  \
+  do {                                                                               \
+    if ((call) != napi_ok) { napi_throw_error(env, NULL, "tfjs-distill native: " #call " failed"); return NULL; } \
+  } while (0)
+
+typedef struct {
+  napi_env env;
+  size_t argc;
+  napi_value argv[MAXARGS];
+  int err;
+} args_t;
+
+static int get_args(napi_env env, napi_callback_info info, args_t *a, size_t need) {
+  a->env = env;
+  a->argc = MAXARGS;
+  a->err = 0;
+  if (napi_get_cb_info(env, info, &a->argc, a->argv, NULL, NULL) != napi_ok || a->argc < need) {
+    napi_throw_type_error(env, NULL, "tfjs-distill native: wrong number of arguments");
+    return 0;
+  }
+  return 1;
+}
+
+/* data pointer of a TypedArray (NULL for null/undefined); *len in elements */
+static void *arr(args_t *a, size_t i, size_t *len) {
+  napi_valuetype t;
+  if (len) *len = 0;
+  if (i >= a->argc) return NULL;
+  if (napi_typeof(a->env, a->argv[i], &t) != napi_ok || t == napi_null || t == napi_undefined) return NULL;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(a->env, a->argv[i], &type, &length, &data, NULL, NULL) != napi_ok) {
+    a->err = 1;
+    return NULL;
+  }
+  if (len) *len = length;
+  return data;
+}
+static float *f32(args_t *a, size_t i, size_t *len) { return (float *)arr(a, i, len); }
+
+static int64_t i64(args_t *a, size_t i) {
+  int64_t v = 0;
+  if (i < a->argc && napi_get_value_int64(a->env, a->argv[i], &v) != napi_ok) a->err = 1;
+  return v;
+}
+static double f64(args_t *a, size_t i) {
+  double v = 0;
+  if (i < a->argc && napi_get_value_double(a->env, a->argv[i], &v) != napi_ok) a->err = 1;
+  return v;
+}
+static napi_value done(args_t *a) {
+  if (a->err) napi_throw_type_error(a->env, NULL, "tfjs-distill native: bad argument");
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ info */
+static int simd_built(void) {
+#if defined(__AVX2__) && defined(__FMA__)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+static napi_value set_str(napi_env env, napi_value obj, const char *k, const char *v) {
+  napi_value s;
+  napi_create_string_utf8(env, v ? v : "", NAPI_AUTO_LENGTH, &s);
+  napi_set_named_property(env, obj, k, s);
+  return obj;
+}
+static napi_value set_num(napi_env env, napi_value obj, const char *k, double v) {
+  napi_value s;
+  napi_create_double(env, v, &s);
+  napi_set_named_property(env, obj, k, s);
+  return obj;
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value o;
+  CHECK(napi_create_object(env, &o));
+  set_str(env, o, "version", TDN_VERSION);
+  set_num(env, o, "threads", pool_threads());
+  set_str(env, o, "blas", "OpenBLAS");
+  set_str(env, o, "blasConfig", openblas_get_config());
+  set_str(env, o, "blasCore", openblas_get_corename());
+  set_num(env, o, "blasThreads", openblas_get_num_threads());
+  set_str(env, o, "simd", simd_built() ? "avx2+fma" : "generic");
+  return o;
+}
+
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 1)) return NULL;
+  int n = (int)i64(&a, 0);
+  if (a.err) return done(&a);
+  napi_value r;
+  napi_create_int32(env, pool_init(n), &r);
+  return r;
+}
+
+static napi_value js_set_spin(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 1)) return NULL;
+  pool_set_spin_us((int)i64(&a, 0));
+  return done(&a);
+}
+
+/* ------------------------------------------------------------------ matmul */
+typedef struct {
+  const float *A, *B;
+  float *C;
+  int M, N, K, tA, tB;
+  int64_t sA, sB;
+  const float *bias, *prelu;
+  int nBias, nPrelu, act;
+  float alpha;
+} mm_ctx_t;
+
+static void mm_batch_task(void *vctx, int64_t i, int tid) {
+  (void)tid;
+  mm_ctx_t *c = (mm_ctx_t *)vctx;
+  float *Ci = c->C + i * (int64_t)c->M * c->N;
+  tdn_sgemm(c->tA, c->tB, c->M, c->N, c->K, 1.f, c->A + i * c->sA, c->tA ? c->M : c->K, c->B + i * c->sB,
+            c->tB ? c->K : c->N, 0.f, Ci, c->N, 1);
+  if (c->nBias || c->act) tdn_epilogue(Ci, c->N, 0, c->M, c->N, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
+}
+
+typedef struct { mm_ctx_t *c; float *C; } mm_epi_t;
+static void mm_epi_rows(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  mm_epi_t *p = (mm_epi_t *)vctx;
+  mm_ctx_t *c = p->c;
+  tdn_epilogue(p->C, c->N, (int)b, (int)e, c->N, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
+}
+
+/* matmul(a, b, out, batch, M, N, K, transA, transB, strideA, strideB, bias?, act, alpha, prelu?) */
+static napi_value js_matmul(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 11)) return NULL;
+  mm_ctx_t c;
+  size_t nb = 0, np = 0;
+  c.A = f32(&a, 0, NULL);
+  c.B = f32(&a, 1, NULL);
+  c.C = f32(&a, 2, NULL);
+  int64_t batch = i64(&a, 3);
+  c.M = (int)i64(&a, 4); c.N = (int)i64(&a, 5); c.K = (int)i64(&a, 6);
+  c.tA = (int)i64(&a, 7); c.tB = (int)i64(&a, 8);
+  c.sA = i64(&a, 9); c.sB = i64(&a, 10);
+  c.bias = f32(&a, 11, &nb);
+  c.act = a.argc > 12 ? (int)i64(&a, 12) : 0;
+  c.alpha = a.argc > 13 ? (float)f64(&a, 13) : 0.f;
+  c.prelu = f32(&a, 14, &np);
+  c.nBias = (int)nb;
+  c.nPrelu = (int)np;
+  if (a.err || !c.A || !c.B || !c.C) { a.err = 1; return done(&a); }
+  if (batch == 1) {
+    tdn_sgemm(c.tA, c.tB, c.M, c.N, c.K, 1.f, c.A, c.tA ? c.M : c.K, c.B, c.tB ? c.K : c.N, 0.f, c.C, c.N, 1);
+    if (c.nBias || c.act) {
+      mm_epi_t e = {&c, c.C};
+      pool_for(mm_epi_rows, &e, c.M, 1 + 16384 / (c.N ? c.N : 1));
+    }
+  } else {
+    double per = (double)c.M * c.N * c.K;
+    if (per < 4.0e6 && batch >= pool_threads()) pool_run(mm_batch_task, &c, batch);
+    else for (int64_t i = 0; i < batch; i++) mm_batch_task(&c, i, 0);
+  }
+  return done(&a);
+}
+
+/* blasDirect(a, b, c, M, N, K, threads): plain cblas_sgemm with OpenBLAS's own threads (benchmark) */
+static napi_value js_blas_direct(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 7)) return NULL;
+  const float *A = f32(&a, 0, NULL), *B = f32(&a, 1, NULL);
+  float *C = f32(&a, 2, NULL);
+  int M = (int)i64(&a, 3), N = (int)i64(&a, 4), K = (int)i64(&a, 5), T = (int)i64(&a, 6);
+  if (a.err || !A || !B || !C) { a.err = 1; return done(&a); }
+  openblas_set_num_threads(T);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.f, A, K, B, N, 0.f, C, N);
+  openblas_set_num_threads(1);
+  return done(&a);
+}
+
+/* ------------------------------------------------------------------ element-wise */
+/* unary(op, x, y, alpha, beta) */
+static napi_value js_unary(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 3)) return NULL;
+  size_t nx, ny;
+  int op = (int)i64(&a, 0);
+  const float *x = f32(&a, 1, &nx);
+  float *y = f32(&a, 2, &ny);
+  float alpha = a.argc > 3 ? (float)f64(&a, 3) : 0.f, beta = a.argc > 4 ? (float)f64(&a, 4) : 0.f;
+  if (a.err || !x || !y || op < 0 || op >= U_COUNT || nx < ny) { a.err = 1; return done(&a); }
+  tdn_unary(op, x, y, (int64_t)ny, alpha, beta);
+  return done(&a);
+}
+
+/* binary(op, a, b, out, d0, d1, d2, d3, as0..as3, bs0..bs3) */
+static napi_value js_binary(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 16)) return NULL;
+  int op = (int)i64(&a, 0);
+  const float *x = f32(&a, 1, NULL), *y = f32(&a, 2, NULL);
+  float *o = f32(&a, 3, NULL);
+  int64_t d[4], as[4], bs[4];
+  for (int i = 0; i < 4; i++) { d[i] = i64(&a, 4 + i); as[i] = i64(&a, 8 + i); bs[i] = i64(&a, 12 + i); }
+  if (a.err || !x || !y || !o || op < 0 || op >= B_COUNT) { a.err = 1; return done(&a); }
+  tdn_binary(op, x, y, o, d, as, bs);
+  return done(&a);
+}
+
+/* reduce(op, x, out, outer, R, inner) */
+static napi_value js_reduce(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 6)) return NULL;
+  int op = (int)i64(&a, 0);
+  const float *x = f32(&a, 1, NULL);
+  float *o = f32(&a, 2, NULL);
+  int64_t outer = i64(&a, 3), R = i64(&a, 4), inner = i64(&a, 5);
+  if (a.err || !x || !o || op < 0 || op >= R_COUNT) { a.err = 1; return done(&a); }
+  tdn_reduce(op, x, o, outer, R, inner);
+  return done(&a);
+}
+
+/* argReduce(isMax, x, outInt32, outer, R, inner) */
+static napi_value js_argreduce(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 6)) return NULL;
+  int isMax = (int)i64(&a, 0);
+  const float *x = f32(&a, 1, NULL);
+  int32_t *o = (int32_t *)arr(&a, 2, NULL);
+  int64_t outer = i64(&a, 3), R = i64(&a, 4), inner = i64(&a, 5);
+  if (a.err || !x || !o) { a.err = 1; return done(&a); }
+  tdn_argreduce(isMax, x, o, outer, R, inner);
+  return done(&a);
+}
+
+/* softmax(x, y, rows, cols) */
+static napi_value js_softmax(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  const float *x = f32(&a, 0, NULL);
+  float *y = f32(&a, 1, NULL);
+  int64_t rows = i64(&a, 2), cols = i64(&a, 3);
+  if (a.err || !x || !y) { a.err = 1; return done(&a); }
+  tdn_softmax(x, y, rows, cols);
+  return done(&a);
+}
+
+/* adam(w, g, m, v, wo, mo, vo, beta1, 1-beta1, beta2, 1-beta2, -lr, eps, c1, c2) */
+static napi_value js_adam(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 15)) return NULL;
+  size_t n;
+  const float *w = f32(&a, 0, &n), *g = f32(&a, 1, NULL), *m = f32(&a, 2, NULL), *v = f32(&a, 3, NULL);
+  float *wo = f32(&a, 4, NULL), *mo = f32(&a, 5, NULL), *vo = f32(&a, 6, NULL);
+  float b1 = (float)f64(&a, 7), ob1 = (float)f64(&a, 8), b2 = (float)f64(&a, 9), ob2 = (float)f64(&a, 10);
+  float nlr = (float)f64(&a, 11), eps = (float)f64(&a, 12), c1 = (float)f64(&a, 13), c2 = (float)f64(&a, 14);
+  if (a.err || !w || !g || !m || !v || !wo || !mo || !vo) { a.err = 1; return done(&a); }
+  tdn_adam(w, g, m, v, wo, mo, vo, (int64_t)n, b1, ob1, b2, ob2, nlr, eps, c1, c2);
+  return done(&a);
+}
+
+/* addN(out, x0, x1, ...) */
+static napi_value js_addn(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 2)) return NULL;
+  size_t n;
+  float *o = f32(&a, 0, &n);
+  const float *xs[MAXARGS];
+  int k = 0;
+  for (size_t i = 1; i < a.argc; i++) xs[k++] = f32(&a, i, NULL);
+  for (int i = 0; i < k; i++) if (!xs[i]) a.err = 1;
+  if (a.err || !o) { a.err = 1; return done(&a); }
+  tdn_addn(xs, k, o, (int64_t)n);
+  return done(&a);
+}
+
+/* ------------------------------------------------------------------ conv / pool */
+static int geom(args_t *a, size_t i, conv_geom_t *g) {
+  size_t len;
+  int32_t *p = (int32_t *)arr(a, i, &len);
+  if (!p || len < 15) { a->err = 1; return 0; }
+  g->B = p[0]; g->H = p[1]; g->W = p[2]; g->C = p[3]; g->OH = p[4]; g->OW = p[5]; g->OC = p[6];
+  g->FH = p[7]; g->FW = p[8]; g->SH = p[9]; g->SW = p[10]; g->DH = p[11]; g->DW = p[12]; g->PT = p[13]; g->PL = p[14];
+  if (g->SH < 1 || g->SW < 1 || g->DH < 1 || g->DW < 1) { a->err = 1; return 0; }
+  return 1;
+}
+
+/* conv2d(geom, x, w, out, bias?, act, alpha, prelu?) */
+static napi_value js_conv2d(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  conv_geom_t g;
+  size_t nb = 0, np = 0;
+  if (!geom(&a, 0, &g)) return done(&a);
+  const float *x = f32(&a, 1, NULL), *w = f32(&a, 2, NULL);
+  float *o = f32(&a, 3, NULL);
+  const float *bias = f32(&a, 4, &nb);
+  int act = a.argc > 5 ? (int)i64(&a, 5) : 0;
+  float alpha = a.argc > 6 ? (float)f64(&a, 6) : 0.f;
+  const float *prelu = f32(&a, 7, &np);
+  if (a.err || !x || !w || !o) { a.err = 1; return done(&a); }
+  tdn_conv2d(&g, x, w, o, bias, (int)nb, act, alpha, prelu, (int)np);
+  return done(&a);
+}
+
+#define GEOM3(NAME, CALL)                                                       \
+  static napi_value NAME(napi_env env, napi_callback_info info) {               \
+    args_t a;                                                                   \
+    if (!get_args(env, info, &a, 4)) return NULL;                               \
+    conv_geom_t g;                                                              \
+    if (!geom(&a, 0, &g)) return done(&a);                                      \
+    const float *p1 = f32(&a, 1, NULL), *p2 = f32(&a, 2, NULL);                 \
+    float *p3 = f32(&a, 3, NULL);                                               \
+    if (a.err || !p1 || !p2 || !p3) { a.err = 1; return done(&a); }             \
+    CALL;                                                                       \
+    return done(&a);                                                            \
+  }
+
+GEOM3(js_conv2d_bwd_input, tdn_conv2d_bwd_input(&g, p1, p2, p3))   /* (geom, dy, w, dx) */
+GEOM3(js_conv2d_bwd_filter, tdn_conv2d_bwd_filter(&g, p1, p2, p3)) /* (geom, x, dy, dw) */
+GEOM3(js_dwconv2d, tdn_dwconv2d(&g, p1, p2, p3))                   /* (geom, x, w, out) */
+GEOM3(js_dwconv2d_bwd_input, tdn_dwconv2d_bwd_input(&g, p1, p2, p3))
+GEOM3(js_dwconv2d_bwd_filter, tdn_dwconv2d_bwd_filter(&g, p1, p2, p3))
+GEOM3(js_maxpool_grad, tdn_maxpool_grad(&g, p1, p2, p3))           /* (geom, dy, x, dx) */
+
+/* pool(geom, isMax, x, out) */
+static napi_value js_pool(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  conv_geom_t g;
+  if (!geom(&a, 0, &g)) return done(&a);
+  int isMax = (int)i64(&a, 1);
+  const float *x = f32(&a, 2, NULL);
+  float *o = f32(&a, 3, NULL);
+  if (a.err || !x || !o) { a.err = 1; return done(&a); }
+  tdn_pool(&g, isMax, x, o);
+  return done(&a);
+}
+
+/* avgPoolGrad(geom, dy, dx) */
+static napi_value js_avgpool_grad(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 3)) return NULL;
+  conv_geom_t g;
+  if (!geom(&a, 0, &g)) return done(&a);
+  const float *dy = f32(&a, 1, NULL);
+  float *dx = f32(&a, 2, NULL);
+  if (a.err || !dy || !dx) { a.err = 1; return done(&a); }
+  tdn_avgpool_grad(&g, dy, dx);
+  return done(&a);
+}
+
+/* ------------------------------------------------------------------ init */
+static int default_threads(void) {
+  const char *e = getenv("TFJS_DISTILL_THREADS");
+  if (e && atoi(e) > 0) return atoi(e);
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+#if defined(__x86_64__) && defined(__AVX2__)
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    napi_throw_error(env, NULL, "tfjs-distill native addon was built for AVX2+FMA but this CPU lacks them; rebuild it");
+    return NULL;
+  }
+#endif
+  openblas_set_num_threads(1); /* sgemm is split over our own pool instead */
+  pool_init(default_threads());
+  napi_property_descriptor props[] = {
+#define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
+      FN("info", js_info),
+      FN("setThreads", js_set_threads),
+      FN("setSpinMicros", js_set_spin),
+      FN("matmul", js_matmul),
+      FN("blasDirect", js_blas_direct),
+      FN("unary", js_unary),
+      FN("binary", js_binary),
+      FN("reduce", js_reduce),
+      FN("argReduce", js_argreduce),
+      FN("softmax", js_softmax),
+      FN("adam", js_adam),
+      FN("addN", js_addn),
+      FN("conv2d", js_conv2d),
+      FN("conv2dBackpropInput", js_conv2d_bwd_input),
+      FN("conv2dBackpropFilter", js_conv2d_bwd_filter),
+      FN("depthwiseConv2d", js_dwconv2d),
+      FN("depthwiseBackpropInput", js_dwconv2d_bwd_input),
+      FN("depthwiseBackpropFilter", js_dwconv2d_bwd_filter),
+      FN("pool", js_pool),
+      FN("maxPoolGrad", js_maxpool_grad),
+      FN("avgPoolGrad", js_avgpool_grad),
+#undef FN
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

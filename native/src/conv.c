@@ -1,0 +1,457 @@
+/* Convolutions (im2col + sgemm), depthwise convolutions and pooling, NHWC. */
+#include "conv.h"
+#include "common.h"
+#include "pool.h"
+#include <stdlib.h>
+
+#define COL_BYTES_TARGET (4u << 20)
+
+static int is_pointwise(const conv_geom_t *g) {
+  return g->FH == 1 && g->FW == 1 && g->SH == 1 && g->SW == 1 && g->PT == 0 && g->PL == 0 && g->OH == g->H &&
+         g->OW == g->W;
+}
+
+/* col rows for output rows [oh0, oh1) of one sample; row layout (kh, kw, c). */
+static void im2col(const conv_geom_t *g, const float *xb, float *col, int oh0, int oh1) {
+  const int C = g->C, FW = g->FW, KK = g->FH * g->FW * C;
+  const size_t rowC = (size_t)FW * C;
+  float *dst = col;
+  for (int oh = oh0; oh < oh1; oh++) {
+    for (int ow = 0; ow < g->OW; ow++, dst += KK) {
+      const int iw0 = ow * g->SW - g->PL;
+      const int contiguous = g->DW == 1 && iw0 >= 0 && iw0 + FW <= g->W;
+      for (int kh = 0; kh < g->FH; kh++) {
+        float *d = dst + (size_t)kh * rowC;
+        const int ih = oh * g->SH - g->PT + kh * g->DH;
+        if (ih < 0 || ih >= g->H) { memset(d, 0, sizeof(float) * rowC); continue; }
+        const float *xr = xb + (size_t)ih * g->W * C;
+        if (contiguous) { memcpy(d, xr + (size_t)iw0 * C, sizeof(float) * rowC); continue; }
+        for (int kw = 0; kw < FW; kw++) {
+          const int iw = iw0 + kw * g->DW;
+          if (iw < 0 || iw >= g->W) memset(d + (size_t)kw * C, 0, sizeof(float) * C);
+          else memcpy(d + (size_t)kw * C, xr + (size_t)iw * C, sizeof(float) * C);
+        }
+      }
+    }
+  }
+}
+
+/* scatter-add col rows (whole sample) into dxb (zeroed by the caller) */
+static void col2im(const conv_geom_t *g, const float *col, float *dxb) {
+  const int C = g->C, FW = g->FW, KK = g->FH * g->FW * C;
+  const float *src = col;
+  for (int oh = 0; oh < g->OH; oh++) {
+    for (int ow = 0; ow < g->OW; ow++, src += KK) {
+      const int iw0 = ow * g->SW - g->PL;
+      for (int kh = 0; kh < g->FH; kh++) {
+        const int ih = oh * g->SH - g->PT + kh * g->DH;
+        if (ih < 0 || ih >= g->H) continue;
+        float *xr = dxb + (size_t)ih * g->W * C;
+        const float *s = src + (size_t)kh * FW * C;
+        for (int kw = 0; kw < FW; kw++) {
+          const int iw = iw0 + kw * g->DW;
+          if (iw < 0 || iw >= g->W) continue;
+          float *d = xr + (size_t)iw * C;
+          const float *sk = s + (size_t)kw * C;
+          for (int c = 0; c < C; c++) d[c] += sk[c];
+        }
+      }
+    }
+  }
+}
+
+typedef struct {
+  const conv_geom_t *g;
+  const float *x, *w, *dy;
+  float *out;
+  const float *bias, *prelu;
+  int nBias, act, nPrelu;
+  float alpha;
+  int ohb, nblk;        /* output rows per task, blocks per sample */
+  float *acc[64];       /* per-thread filter-gradient accumulators */
+  int accInit[64];
+} conv_ctx_t;
+
+static void plan_blocks(const conv_geom_t *g, int *ohb, int *nblk) {
+  size_t rowBytes = (size_t)g->OW * g->FH * g->FW * g->C * sizeof(float);
+  int b = (int)(COL_BYTES_TARGET / (rowBytes ? rowBytes : 1));
+  if (b < 1) b = 1;
+  if (b > g->OH) b = g->OH;
+  /* enough tasks for the pool when the batch is small */
+  int T = pool_threads();
+  if (g->B < 2 * T && T > 1) {
+    int want = (2 * T + g->B - 1) / g->B;
+    int maxb = (g->OH + want - 1) / want;
+    if (maxb < b) b = maxb < 1 ? 1 : maxb;
+  }
+  *ohb = b;
+  *nblk = (g->OH + b - 1) / b;
+}
+
+static void conv_fwd_task(void *vctx, int64_t t, int tid) {
+  conv_ctx_t *c = (conv_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  int b = (int)(t / c->nblk), oh0 = (int)(t % c->nblk) * c->ohb, oh1 = MIN(oh0 + c->ohb, g->OH);
+  const int KK = g->FH * g->FW * g->C, rows = (oh1 - oh0) * g->OW;
+  float *col = (float *)tdn_scratch(tid, (size_t)rows * KK * sizeof(float));
+  im2col(g, c->x + (size_t)b * g->H * g->W * g->C, col, oh0, oh1);
+  float *o = c->out + ((size_t)b * g->OH + oh0) * g->OW * g->OC;
+  tdn_sgemm(0, 0, rows, g->OC, KK, 1.f, col, KK, c->w, g->OC, 0.f, o, g->OC, 1);
+  if (c->nBias || c->act) tdn_epilogue(o, g->OC, 0, rows, g->OC, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
+}
+
+typedef struct { float *o; int ldc, N; const conv_ctx_t *c; } epi_ctx_t;
+static void epi_rows(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  epi_ctx_t *p = (epi_ctx_t *)vctx;
+  const conv_ctx_t *c = p->c;
+  tdn_epilogue(p->o, p->ldc, (int)b, (int)e, p->N, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
+}
+
+void tdn_conv2d(const conv_geom_t *g, const float *x, const float *w, float *out, const float *bias, int nBias,
+                int act, float alpha, const float *prelu, int nPrelu) {
+  conv_ctx_t c;
+  memset(&c, 0, sizeof c);
+  c.g = g; c.x = x; c.w = w; c.out = out; c.bias = bias; c.nBias = nBias; c.act = act; c.alpha = alpha;
+  c.prelu = prelu; c.nPrelu = nPrelu;
+  if (is_pointwise(g)) {
+    int rows = g->B * g->H * g->W;
+    tdn_sgemm(0, 0, rows, g->OC, g->C, 1.f, x, g->C, w, g->OC, 0.f, out, g->OC, 1);
+    if (nBias || act) {
+      epi_ctx_t e = {out, g->OC, g->OC, &c};
+      pool_for(epi_rows, &e, rows, 64);
+    }
+    return;
+  }
+  plan_blocks(g, &c.ohb, &c.nblk);
+  pool_run(conv_fwd_task, &c, (int64_t)g->B * c.nblk);
+}
+
+static void conv_bwd_filter_task(void *vctx, int64_t t, int tid) {
+  conv_ctx_t *c = (conv_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  int b = (int)(t / c->nblk), oh0 = (int)(t % c->nblk) * c->ohb, oh1 = MIN(oh0 + c->ohb, g->OH);
+  const int KK = g->FH * g->FW * g->C, rows = (oh1 - oh0) * g->OW;
+  float *col = (float *)tdn_scratch(tid, (size_t)rows * KK * sizeof(float));
+  im2col(g, c->x + (size_t)b * g->H * g->W * g->C, col, oh0, oh1);
+  const float *dyb = c->dy + ((size_t)b * g->OH + oh0) * g->OW * g->OC;
+  float beta = c->accInit[tid] ? 1.f : 0.f;
+  c->accInit[tid] = 1;
+  tdn_sgemm(1, 0, KK, g->OC, rows, 1.f, col, KK, dyb, g->OC, beta, c->acc[tid], g->OC, 1);
+}
+
+void tdn_conv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy, float *dw) {
+  const int KK = g->FH * g->FW * g->C;
+  const size_t wsize = (size_t)KK * g->OC;
+  if (is_pointwise(g)) {
+    int rows = g->B * g->H * g->W;
+    tdn_sgemm(1, 0, g->C, g->OC, rows, 1.f, x, g->C, dy, g->OC, 0.f, dw, g->OC, 1);
+    return;
+  }
+  conv_ctx_t c;
+  memset(&c, 0, sizeof c);
+  c.g = g; c.x = x; c.dy = dy;
+  plan_blocks(g, &c.ohb, &c.nblk);
+  int T = pool_threads();
+  int64_t ntasks = (int64_t)g->B * c.nblk;
+  if (ntasks == 1) {
+    c.acc[0] = dw;
+    conv_bwd_filter_task(&c, 0, 0);
+    return;
+  }
+  c.acc[0] = dw;
+  for (int t = 1; t < T && t < 64; t++) c.acc[t] = (float *)tdn_scratch2(t, wsize * sizeof(float));
+  pool_run(conv_bwd_filter_task, &c, ntasks);
+  if (!c.accInit[0]) memset(dw, 0, wsize * sizeof(float));
+  for (int t = 1; t < T && t < 64; t++) {
+    if (!c.accInit[t]) continue;
+    const float *a = c.acc[t];
+    for (size_t i = 0; i < wsize; i++) dw[i] += a[i];
+  }
+}
+
+static void conv_bwd_input_task(void *vctx, int64_t b, int tid) {
+  conv_ctx_t *c = (conv_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int KK = g->FH * g->FW * g->C, rows = g->OH * g->OW;
+  float *dcol = (float *)tdn_scratch(tid, (size_t)rows * KK * sizeof(float));
+  const float *dyb = c->dy + (size_t)b * rows * g->OC;
+  tdn_sgemm(0, 1, rows, KK, g->OC, 1.f, dyb, g->OC, c->w, g->OC, 0.f, dcol, KK, 1);
+  float *dxb = c->out + (size_t)b * g->H * g->W * g->C;
+  memset(dxb, 0, sizeof(float) * (size_t)g->H * g->W * g->C);
+  col2im(g, dcol, dxb);
+}
+
+void tdn_conv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w, float *dx) {
+  if (is_pointwise(g)) {
+    int rows = g->B * g->H * g->W;
+    tdn_sgemm(0, 1, rows, g->C, g->OC, 1.f, dy, g->OC, w, g->OC, 0.f, dx, g->C, 1);
+    return;
+  }
+  conv_ctx_t c;
+  memset(&c, 0, sizeof c);
+  c.g = g; c.dy = dy; c.w = w; c.out = dx;
+  pool_run(conv_bwd_input_task, &c, g->B);
+}
+
+/* ---------------------------------------------------------------- depthwise */
+typedef struct {
+  const conv_geom_t *g;
+  const float *x, *w, *dy;
+  float *out;
+  int M;
+  float *acc[64];
+  int accInit[64];
+} dw_ctx_t;
+
+static void dw_fwd_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  dw_ctx_t *c = (dw_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C, M = c->M, OC = g->OC;
+  for (int64_t r = r0; r < r1; r++) {
+    int b = (int)(r / g->OH), oh = (int)(r % g->OH);
+    const float *xb = c->x + (size_t)b * g->H * g->W * C;
+    float *orow = c->out + (size_t)r * g->OW * OC;
+    for (int ow = 0; ow < g->OW; ow++) {
+      float *o = orow + (size_t)ow * OC;
+      for (int k = 0; k < OC; k++) o[k] = 0.f;
+      for (int kh = 0; kh < g->FH; kh++) {
+        int ih = oh * g->SH - g->PT + kh * g->DH;
+        if (ih < 0 || ih >= g->H) continue;
+        for (int kw = 0; kw < g->FW; kw++) {
+          int iw = ow * g->SW - g->PL + kw * g->DW;
+          if (iw < 0 || iw >= g->W) continue;
+          const float *xp = xb + ((size_t)ih * g->W + iw) * C;
+          const float *wp = c->w + ((size_t)kh * g->FW + kw) * OC;
+          if (M == 1) for (int k = 0; k < C; k++) o[k] += xp[k] * wp[k];
+          else for (int ch = 0; ch < C; ch++) for (int m = 0; m < M; m++) o[ch * M + m] += xp[ch] * wp[ch * M + m];
+        }
+      }
+    }
+  }
+}
+
+void tdn_dwconv2d(const conv_geom_t *g, const float *x, const float *w, float *out) {
+  dw_ctx_t c;
+  memset(&c, 0, sizeof c);
+  c.g = g; c.x = x; c.w = w; c.out = out; c.M = g->OC / g->C;
+  int64_t work = (int64_t)g->OW * g->OC * g->FH * g->FW;
+  pool_for(dw_fwd_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
+}
+
+/* gather form: rows = (b, ih) of dx */
+static void dw_bwd_input_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  dw_ctx_t *c = (dw_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C, M = c->M, OC = g->OC;
+  for (int64_t r = r0; r < r1; r++) {
+    int b = (int)(r / g->H), ih = (int)(r % g->H);
+    const float *dyb = c->dy + (size_t)b * g->OH * g->OW * OC;
+    float *dxrow = c->out + (size_t)r * g->W * C;
+    for (int iw = 0; iw < g->W; iw++) {
+      float *d = dxrow + (size_t)iw * C;
+      for (int k = 0; k < C; k++) d[k] = 0.f;
+      for (int kh = 0; kh < g->FH; kh++) {
+        int num = ih + g->PT - kh * g->DH;
+        if (num < 0 || num % g->SH) continue;
+        int oh = num / g->SH;
+        if (oh >= g->OH) continue;
+        for (int kw = 0; kw < g->FW; kw++) {
+          int numw = iw + g->PL - kw * g->DW;
+          if (numw < 0 || numw % g->SW) continue;
+          int ow = numw / g->SW;
+          if (ow >= g->OW) continue;
+          const float *dp = dyb + ((size_t)oh * g->OW + ow) * OC;
+          const float *wp = c->w + ((size_t)kh * g->FW + kw) * OC;
+          if (M == 1) for (int k = 0; k < C; k++) d[k] += dp[k] * wp[k];
+          else for (int ch = 0; ch < C; ch++) { float s = 0.f; for (int m = 0; m < M; m++) s += dp[ch * M + m] * wp[ch * M + m]; d[ch] += s; }
+        }
+      }
+    }
+  }
+}
+
+void tdn_dwconv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w, float *dx) {
+  dw_ctx_t c;
+  memset(&c, 0, sizeof c);
+  c.g = g; c.dy = dy; c.w = w; c.out = dx; c.M = g->OC / g->C;
+  int64_t work = (int64_t)g->W * g->OC * g->FH * g->FW;
+  pool_for(dw_bwd_input_rows, &c, (int64_t)g->B * g->H, 16384 / (work ? work : 1) + 1);
+}
+
+static void dw_bwd_filter_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  dw_ctx_t *c = (dw_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C, M = c->M, OC = g->OC;
+  float *acc = c->acc[tid];
+  const size_t wsize = (size_t)g->FH * g->FW * OC;
+  if (!c->accInit[tid]) { memset(acc, 0, wsize * sizeof(float)); c->accInit[tid] = 1; }
+  for (int64_t r = r0; r < r1; r++) {
+    int b = (int)(r / g->OH), oh = (int)(r % g->OH);
+    const float *xb = c->x + (size_t)b * g->H * g->W * C;
+    const float *dyrow = c->dy + (size_t)r * g->OW * OC;
+    for (int kh = 0; kh < g->FH; kh++) {
+      int ih = oh * g->SH - g->PT + kh * g->DH;
+      if (ih < 0 || ih >= g->H) continue;
+      for (int kw = 0; kw < g->FW; kw++) {
+        float *a = acc + ((size_t)kh * g->FW + kw) * OC;
+        for (int ow = 0; ow < g->OW; ow++) {
+          int iw = ow * g->SW - g->PL + kw * g->DW;
+          if (iw < 0 || iw >= g->W) continue;
+          const float *xp = xb + ((size_t)ih * g->W + iw) * C;
+          const float *dp = dyrow + (size_t)ow * OC;
+          if (M == 1) for (int k = 0; k < C; k++) a[k] += xp[k] * dp[k];
+          else for (int ch = 0; ch < C; ch++) for (int m = 0; m < M; m++) a[ch * M + m] += xp[ch] * dp[ch * M + m];
+        }
+      }
+    }
+  }
+}
+
+void tdn_dwconv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy, float *dw) {
+  dw_ctx_t c;
+  memset(&c, 0, sizeof c);
+  c.g = g; c.x = x; c.dy = dy; c.M = g->OC / g->C;
+  const size_t wsize = (size_t)g->FH * g->FW * g->OC;
+  int T = pool_threads();
+  c.acc[0] = dw;
+  for (int t = 1; t < T && t < 64; t++) c.acc[t] = (float *)tdn_scratch2(t, wsize * sizeof(float));
+  int64_t work = (int64_t)g->OW * g->OC * g->FH * g->FW;
+  pool_for(dw_bwd_filter_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
+  if (!c.accInit[0]) memset(dw, 0, wsize * sizeof(float));
+  for (int t = 1; t < T && t < 64; t++) {
+    if (!c.accInit[t]) continue;
+    for (size_t i = 0; i < wsize; i++) dw[i] += c.acc[t][i];
+  }
+}
+
+/* ---------------------------------------------------------------- pooling */
+typedef struct {
+  const conv_geom_t *g;
+  const float *x, *dy;
+  float *out;
+  int isMax;
+} pool_ctx_t;
+
+static void pool_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C;
+  for (int64_t r = r0; r < r1; r++) {
+    int b = (int)(r / g->OH), oh = (int)(r % g->OH);
+    const float *xb = c->x + (size_t)b * g->H * g->W * C;
+    float *orow = c->out + (size_t)r * g->OW * C;
+    for (int ow = 0; ow < g->OW; ow++) {
+      float *o = orow + (size_t)ow * C;
+      int count = 0;
+      for (int k = 0; k < C; k++) o[k] = c->isMax ? -INFINITY : 0.f;
+      for (int kh = 0; kh < g->FH; kh++) {
+        int ih = oh * g->SH - g->PT + kh * g->DH;
+        if (ih < 0 || ih >= g->H) continue;
+        for (int kw = 0; kw < g->FW; kw++) {
+          int iw = ow * g->SW - g->PL + kw * g->DW;
+          if (iw < 0 || iw >= g->W) continue;
+          const float *xp = xb + ((size_t)ih * g->W + iw) * C;
+          if (c->isMax) for (int k = 0; k < C; k++) o[k] = xp[k] > o[k] ? xp[k] : o[k];
+          else for (int k = 0; k < C; k++) o[k] += xp[k];
+          count++;
+        }
+      }
+      if (!c->isMax) for (int k = 0; k < C; k++) o[k] = o[k] / (float)count;
+    }
+  }
+}
+
+void tdn_pool(const conv_geom_t *g, int isMax, const float *x, float *out) {
+  pool_ctx_t c = {g, x, NULL, out, isMax};
+  int64_t work = (int64_t)g->OW * g->C * g->FH * g->FW;
+  pool_for(pool_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
+}
+
+/* scatter per sample: dx zeroed, each window's dy goes to the first maximum (strict >) */
+static void maxpool_grad_samples(void *vctx, int64_t b0, int64_t b1, int tid) {
+  (void)tid;
+  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C;
+  int32_t posbuf[512];
+  float maxbuf[512];
+  for (int64_t b = b0; b < b1; b++) {
+    const float *xb = c->x + (size_t)b * g->H * g->W * C;
+    float *dxb = c->out + (size_t)b * g->H * g->W * C;
+    memset(dxb, 0, sizeof(float) * (size_t)g->H * g->W * C);
+    for (int oh = 0; oh < g->OH; oh++) {
+      for (int ow = 0; ow < g->OW; ow++) {
+        const float *dyp = c->dy + (((size_t)b * g->OH + oh) * g->OW + ow) * C;
+        for (int c0 = 0; c0 < C; c0 += 512) {
+          int cn = MIN(512, C - c0);
+          for (int k = 0; k < cn; k++) { maxbuf[k] = -INFINITY; posbuf[k] = -1; }
+          for (int kh = 0; kh < g->FH; kh++) {
+            int ih = oh * g->SH - g->PT + kh * g->DH;
+            if (ih < 0 || ih >= g->H) continue;
+            for (int kw = 0; kw < g->FW; kw++) {
+              int iw = ow * g->SW - g->PL + kw * g->DW;
+              if (iw < 0 || iw >= g->W) continue;
+              const int pos = ih * g->W + iw;
+              const float *xp = xb + (size_t)pos * C + c0;
+              for (int k = 0; k < cn; k++) {
+                int gt = xp[k] > maxbuf[k];
+                maxbuf[k] = gt ? xp[k] : maxbuf[k];
+                posbuf[k] = gt ? pos : posbuf[k];
+              }
+            }
+          }
+          for (int k = 0; k < cn; k++)
+            if (posbuf[k] >= 0) dxb[(size_t)posbuf[k] * C + c0 + k] += dyp[c0 + k];
+        }
+      }
+    }
+  }
+}
+
+void tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx) {
+  pool_ctx_t c = {g, x, dy, dx, 1};
+  pool_for(maxpool_grad_samples, &c, g->B, 1);
+}
+
+/* gather form, uniform multiplier 1 / (FH * FW) as tfjs-backend-cpu */
+static void avgpool_grad_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C;
+  const float mult = 1.f / (float)(g->FH * g->FW);
+  for (int64_t r = r0; r < r1; r++) {
+    int b = (int)(r / g->H), ih = (int)(r % g->H);
+    const float *dyb = c->dy + (size_t)b * g->OH * g->OW * C;
+    float *dxrow = c->out + (size_t)r * g->W * C;
+    for (int iw = 0; iw < g->W; iw++) {
+      float *d = dxrow + (size_t)iw * C;
+      for (int k = 0; k < C; k++) d[k] = 0.f;
+      for (int kh = 0; kh < g->FH; kh++) {
+        int num = ih + g->PT - kh * g->DH;
+        if (num < 0 || num % g->SH) continue;
+        int oh = num / g->SH;
+        if (oh >= g->OH) continue;
+        for (int kw = 0; kw < g->FW; kw++) {
+          int numw = iw + g->PL - kw * g->DW;
+          if (numw < 0 || numw % g->SW) continue;
+          int ow = numw / g->SW;
+          if (ow >= g->OW) continue;
+          const float *dp = dyb + ((size_t)oh * g->OW + ow) * C;
+          for (int k = 0; k < C; k++) d[k] += dp[k];
+        }
+      }
+      for (int k = 0; k < C; k++) d[k] *= mult;
+    }
+  }
+}
+
+void tdn_avgpool_grad(const conv_geom_t *g, const float *dy, float *dx) {
+  pool_ctx_t c = {g, NULL, dy, dx, 0};
+  int64_t work = (int64_t)g->W * g->C * g->FH * g->FW;
+  pool_for(avgpool_grad_rows, &c, (int64_t)g->B * g->H, 16384 / (work ? work : 1) + 1);
+}

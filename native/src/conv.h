@@ -1,0 +1,20 @@
+#ifndef TDN_CONV_H
+#define TDN_CONV_H
+#include <stdint.h>
+/* NHWC geometry. For convs: filter [FH, FW, C, OC] (depthwise: [FH, FW, C, M], OC = C * M). */
+typedef struct {
+  int B, H, W, C, OH, OW, OC, FH, FW, SH, SW, DH, DW, PT, PL;
+} conv_geom_t;
+
+void tdn_conv2d(const conv_geom_t *g, const float *x, const float *w, float *out, const float *bias, int nBias,
+                int act, float alpha, const float *prelu, int nPrelu);
+void tdn_conv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w, float *dx);
+void tdn_conv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy, float *dw);
+void tdn_dwconv2d(const conv_geom_t *g, const float *x, const float *w, float *out);
+void tdn_dwconv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w, float *dx);
+void tdn_dwconv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy, float *dw);
+/* pooling: OC == C; FH/FW = window; DH/DW = dilation */
+void tdn_pool(const conv_geom_t *g, int isMax, const float *x, float *out);
+void tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx);
+void tdn_avgpool_grad(const conv_geom_t *g, const float *dy, float *dx);
+#endif

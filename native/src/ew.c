@@ -1,0 +1,368 @@
+/* Element-wise kernels, reductions, softmax and the fused Adam update.
+ * Plain loops written so that GCC vectorises them; big ones are split over the pool. */
+#include "ew.h"
+#include "common.h"
+#include "pool.h"
+
+#define EW_GRAIN 32768
+
+/* ---------------------------------------------------------------- unary */
+typedef struct {
+  int op;
+  const float *x;
+  float *y;
+  float alpha, beta;
+} un_ctx_t;
+
+static void unary_range(int op, const float *restrict x, float *restrict y, int64_t n, float alpha, float beta) {
+  int64_t i;
+  switch (op) {
+    case U_RELU: for (i = 0; i < n; i++) y[i] = x[i] < 0.f ? 0.f : x[i]; break;
+    case U_RELU6: for (i = 0; i < n; i++) { float v = x[i] < 0.f ? 0.f : x[i]; y[i] = v > 6.f ? 6.f : v; } break;
+    case U_EXP: for (i = 0; i < n; i++) y[i] = expf(x[i]); break;
+    case U_LOG: for (i = 0; i < n; i++) y[i] = logf(x[i]); break;
+    case U_NEG: for (i = 0; i < n; i++) y[i] = -x[i]; break;
+    case U_SQRT: for (i = 0; i < n; i++) y[i] = sqrtf(x[i]); break;
+    case U_RSQRT: for (i = 0; i < n; i++) y[i] = 1.f / sqrtf(x[i]); break;
+    case U_SQUARE: for (i = 0; i < n; i++) y[i] = x[i] * x[i]; break;
+    case U_ABS: for (i = 0; i < n; i++) y[i] = fabsf(x[i]); break;
+    case U_SIGMOID: for (i = 0; i < n; i++) y[i] = 1.f / (1.f + expf(-x[i])); break;
+    case U_TANH: for (i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
+    case U_STEP: for (i = 0; i < n; i++) { float v = x[i]; y[i] = v != v ? v : (v > 0.f ? 1.f : alpha); } break;
+    case U_RECIPROCAL: for (i = 0; i < n; i++) y[i] = 1.f / x[i]; break;
+    case U_ELU: for (i = 0; i < n; i++) y[i] = x[i] >= 0.f ? x[i] : expm1f(x[i]); break;
+    case U_LEAKYRELU: for (i = 0; i < n; i++) y[i] = x[i] < 0.f ? alpha * x[i] : x[i]; break;
+    case U_SOFTPLUS: {
+      /* same thresholds as tfjs-backend-cpu */
+      const float thr = logf(1.1920928955078125e-7f) + 2.f;
+      for (i = 0; i < n; i++) {
+        float v = x[i];
+        float e = expf(v);
+        y[i] = v < thr ? e : (v > -thr ? v : log1pf(e));
+      }
+      break;
+    }
+    case U_LOG1P: for (i = 0; i < n; i++) y[i] = log1pf(x[i]); break;
+    case U_EXPM1: for (i = 0; i < n; i++) y[i] = expm1f(x[i]); break;
+    case U_CLIP: for (i = 0; i < n; i++) { float v = x[i]; y[i] = v > beta ? beta : (v < alpha ? alpha : v); } break;
+    case U_SCALE_SHIFT: for (i = 0; i < n; i++) y[i] = x[i] * alpha + beta; break;
+    default: break;
+  }
+}
+
+static void unary_task(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  un_ctx_t *c = (un_ctx_t *)vctx;
+  unary_range(c->op, c->x + b, c->y + b, e - b, c->alpha, c->beta);
+}
+
+void tdn_unary(int op, const float *x, float *y, int64_t n, float alpha, float beta) {
+  un_ctx_t c = {op, x, y, alpha, beta};
+  int64_t grain = (op == U_EXP || op == U_LOG || op == U_SIGMOID || op == U_TANH || op == U_ELU ||
+                   op == U_SOFTPLUS || op == U_LOG1P || op == U_EXPM1)
+                      ? 4096
+                      : EW_GRAIN;
+  pool_for(unary_task, &c, n, grain);
+}
+
+/* ---------------------------------------------------------------- binary */
+static inline float fmax_js(float a, float b) {
+  float r = a > b ? a : b;
+  r = a != a ? a : r;
+  return b != b ? b : r;
+}
+static inline float fmin_js(float a, float b) {
+  float r = a < b ? a : b;
+  r = a != a ? a : r;
+  return b != b ? b : r;
+}
+
+#define BIN_LOOPS(EXPR)                                                              \
+  if (sa && sb) { for (int64_t i = 0; i < n; i++) { float x = a[i], y = b[i]; o[i] = (EXPR); } } \
+  else if (sa) { const float y = b[0]; for (int64_t i = 0; i < n; i++) { float x = a[i]; o[i] = (EXPR); } } \
+  else if (sb) { const float x = a[0]; for (int64_t i = 0; i < n; i++) { float y = b[i]; o[i] = (EXPR); } } \
+  else { float x = a[0], y = b[0]; float r = (EXPR); for (int64_t i = 0; i < n; i++) o[i] = r; }
+
+static void binary_row(int op, const float *restrict a, int sa, const float *restrict b, int sb, float *restrict o,
+                       int64_t n) {
+  switch (op) {
+    case B_ADD: BIN_LOOPS(x + y); break;
+    case B_SUB: BIN_LOOPS(x - y); break;
+    case B_MUL: BIN_LOOPS(x * y); break;
+    case B_DIV: BIN_LOOPS(x / y); break;
+    case B_MAX: BIN_LOOPS(fmax_js(x, y)); break;
+    case B_MIN: BIN_LOOPS(fmin_js(x, y)); break;
+    case B_SQDIFF: BIN_LOOPS((x - y) * (x - y)); break;
+    default: break;
+  }
+}
+
+typedef struct {
+  int op;
+  const float *a, *b;
+  float *o;
+  int64_t d[4], as[4], bs[4];
+} bin_ctx_t;
+
+/* rows of the [d0*d1*d2, d3] view */
+static void binary_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  bin_ctx_t *c = (bin_ctx_t *)vctx;
+  const int64_t d1 = c->d[1], d2 = c->d[2], n = c->d[3];
+  const int sa = c->as[3] != 0, sb = c->bs[3] != 0;
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t i2 = r % d2, t = r / d2;
+    int64_t i1 = t % d1, i0 = t / d1;
+    const float *a = c->a + i0 * c->as[0] + i1 * c->as[1] + i2 * c->as[2];
+    const float *b = c->b + i0 * c->bs[0] + i1 * c->bs[1] + i2 * c->bs[2];
+    binary_row(c->op, a, sa, b, sb, c->o + r * n, n);
+  }
+}
+
+static void binary_flat(void *vctx, int64_t b0, int64_t b1, int tid) {
+  (void)tid;
+  bin_ctx_t *c = (bin_ctx_t *)vctx;
+  const int sa = c->as[3] != 0, sb = c->bs[3] != 0;
+  binary_row(c->op, c->a + (sa ? b0 : 0), sa, c->b + (sb ? b0 : 0), sb, c->o + b0, b1 - b0);
+}
+
+void tdn_binary(int op, const float *a, const float *b, float *o, const int64_t d[4], const int64_t as[4],
+                const int64_t bs[4]) {
+  bin_ctx_t c;
+  c.op = op; c.a = a; c.b = b; c.o = o;
+  for (int i = 0; i < 4; i++) { c.d[i] = d[i]; c.as[i] = as[i]; c.bs[i] = bs[i]; }
+  int64_t rows = d[0] * d[1] * d[2], n = d[3];
+  if (rows == 1) {
+    pool_for(binary_flat, &c, n, EW_GRAIN);
+  } else {
+    int64_t grain = EW_GRAIN / (n > 0 ? n : 1);
+    pool_for(binary_rows, &c, rows, grain < 1 ? 1 : grain);
+  }
+}
+
+/* ---------------------------------------------------------------- reductions */
+typedef struct {
+  int op;
+  const float *x;
+  float *o;
+  int64_t outer, R, inner;
+  double partial[64];
+  int nparts;
+} red_ctx_t;
+
+static double reduce_contig(int op, const float *restrict x, int64_t R) {
+  if (op == R_SUM || op == R_MEAN) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= R; i += 8)
+      for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k];
+    double s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < R; i++) s += (double)x[i];
+    return s;
+  } else if (op == R_MAX) {
+    float m = x[0];
+    for (int64_t i = 1; i < R; i++) { float v = x[i]; m = (v > m || v != v) ? v : m; }
+    return m;
+  } else if (op == R_MIN) {
+    float m = x[0];
+    for (int64_t i = 1; i < R; i++) { float v = x[i]; m = (v < m || v != v) ? v : m; }
+    return m;
+  } else {
+    double p = 1.0;
+    for (int64_t i = 0; i < R; i++) p *= (double)x[i];
+    return p;
+  }
+}
+
+/* out[o, j] over rows r of x[o, r, j] for j in [j0, j1) */
+static void reduce_strided(int op, const float *restrict x, float *restrict out, int64_t R, int64_t inner, int64_t j0,
+                           int64_t j1) {
+  int64_t w = j1 - j0;
+  if (op == R_SUM || op == R_MEAN) {
+    double acc[256];
+    for (int64_t jb = j0; jb < j1; jb += 256) {
+      int64_t je = MIN(jb + 256, j1), m = je - jb;
+      for (int64_t j = 0; j < m; j++) acc[j] = 0.0;
+      for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * inner + jb;
+        for (int64_t j = 0; j < m; j++) acc[j] += (double)xr[j];
+      }
+      double scale = op == R_MEAN ? 1.0 / (double)R : 1.0;
+      for (int64_t j = 0; j < m; j++) out[jb + j] = (float)(acc[j] * scale);
+    }
+  } else if (op == R_MAX || op == R_MIN) {
+    float *o = out + j0;
+    memcpy(o, x + j0, sizeof(float) * (size_t)w);
+    for (int64_t r = 1; r < R; r++) {
+      const float *xr = x + r * inner + j0;
+      if (op == R_MAX)
+        for (int64_t j = 0; j < w; j++) { float v = xr[j], m = o[j]; o[j] = (v > m || v != v) ? v : m; }
+      else
+        for (int64_t j = 0; j < w; j++) { float v = xr[j], m = o[j]; o[j] = (v < m || v != v) ? v : m; }
+    }
+  } else {
+    for (int64_t j = j0; j < j1; j++) {
+      double p = 1.0;
+      for (int64_t r = 0; r < R; r++) p *= (double)x[r * inner + j];
+      out[j] = (float)p;
+    }
+  }
+}
+
+static void red_outer(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  red_ctx_t *c = (red_ctx_t *)vctx;
+  for (int64_t o = b; o < e; o++) {
+    const float *x = c->x + o * c->R * c->inner;
+    if (c->inner == 1) {
+      double v = reduce_contig(c->op, x, c->R);
+      c->o[o] = (float)(c->op == R_MEAN ? v / (double)c->R : v);
+    } else {
+      reduce_strided(c->op, x, c->o + o * c->inner, c->R, c->inner, 0, c->inner);
+    }
+  }
+}
+
+static void red_inner(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  red_ctx_t *c = (red_ctx_t *)vctx;
+  for (int64_t o = 0; o < c->outer; o++)
+    reduce_strided(c->op, c->x + o * c->R * c->inner, c->o + o * c->inner, c->R, c->inner, b, e);
+}
+
+static void red_split(void *vctx, int64_t t, int tid) {
+  (void)tid;
+  red_ctx_t *c = (red_ctx_t *)vctx;
+  int64_t chunk = (c->R + c->nparts - 1) / c->nparts;
+  int64_t b = t * chunk, e = MIN(b + chunk, c->R);
+  c->partial[t] = b < e ? reduce_contig(c->op, c->x + b, e - b) : (c->op == R_PROD ? 1.0 : 0.0);
+  if (b >= e && (c->op == R_MAX || c->op == R_MIN)) c->partial[t] = c->x[0];
+}
+
+void tdn_reduce(int op, const float *x, float *o, int64_t outer, int64_t R, int64_t inner) {
+  red_ctx_t c;
+  c.op = op; c.x = x; c.o = o; c.outer = outer; c.R = R; c.inner = inner; c.nparts = 1;
+  if (R == 0) {
+    for (int64_t i = 0; i < outer * inner; i++) o[i] = (op == R_PROD) ? 1.f : (op == R_MAX ? -INFINITY : (op == R_MIN ? INFINITY : (op == R_MEAN ? NAN : 0.f)));
+    return;
+  }
+  int T = pool_threads();
+  int64_t total = outer * R * inner;
+  if (T > 1 && total >= 2 * EW_GRAIN) {
+    if (outer >= T) {
+      int64_t grain = EW_GRAIN / (R * inner) + 1;
+      pool_for(red_outer, &c, outer, grain);
+      return;
+    }
+    if (inner >= 64 * T) {
+      pool_for(red_inner, &c, inner, 64);
+      return;
+    }
+    if (outer == 1 && inner == 1) {
+      c.nparts = T > 64 ? 64 : T;
+      pool_run(red_split, &c, c.nparts);
+      double acc = c.partial[0];
+      for (int t = 1; t < c.nparts; t++) {
+        double v = c.partial[t];
+        if (op == R_SUM || op == R_MEAN) acc += v;
+        else if (op == R_PROD) acc *= v;
+        else if (op == R_MAX) acc = (v > acc || v != v) ? v : acc;
+        else acc = (v < acc || v != v) ? v : acc;
+      }
+      o[0] = (float)(op == R_MEAN ? acc / (double)R : acc);
+      return;
+    }
+  }
+  red_outer(&c, 0, outer, 0);
+}
+
+void tdn_argreduce(int isMax, const float *x, int32_t *o, int64_t outer, int64_t R, int64_t inner) {
+  for (int64_t ou = 0; ou < outer; ou++) {
+    const float *xb = x + ou * R * inner;
+    for (int64_t j = 0; j < inner; j++) {
+      float m = xb[j];
+      int32_t mi = 0;
+      for (int64_t r = 1; r < R; r++) {
+        float v = xb[r * inner + j];
+        if (isMax ? v > m : v < m) { m = v; mi = (int32_t)r; }
+      }
+      o[ou * inner + j] = mi;
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- softmax */
+typedef struct { const float *x; float *y; int64_t cols; } sm_ctx_t;
+
+static void softmax_rows(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  sm_ctx_t *c = (sm_ctx_t *)vctx;
+  const int64_t n = c->cols;
+  for (int64_t r = b; r < e; r++) {
+    const float *x = c->x + r * n;
+    float *y = c->y + r * n;
+    float m = x[0];
+    for (int64_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) { float v = expf(x[i] - m); y[i] = v; s += v; }
+    const float inv = (float)s;
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] / inv;
+  }
+}
+
+void tdn_softmax(const float *x, float *y, int64_t rows, int64_t cols) {
+  sm_ctx_t c = {x, y, cols};
+  int64_t grain = 8192 / (cols > 0 ? cols : 1);
+  pool_for(softmax_rows, &c, rows, grain < 1 ? 1 : grain);
+}
+
+/* ---------------------------------------------------------------- adam */
+typedef struct {
+  const float *w, *g, *m, *v;
+  float *wo, *mo, *vo;
+  float b1, ob1, b2, ob2, nlr, eps, c1, c2;
+} adam_ctx_t;
+
+static void adam_range(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  adam_ctx_t *c = (adam_ctx_t *)vctx;
+  const float b1 = c->b1, b2 = c->b2, ob1 = c->ob1, ob2 = c->ob2, nlr = c->nlr, eps = c->eps;
+  const float r1 = 1.f / c->c1, r2 = 1.f / c->c2;
+  const float *restrict w = c->w, *restrict g = c->g, *restrict m = c->m, *restrict v = c->v;
+  float *restrict wo = c->wo, *restrict mo = c->mo, *restrict vo = c->vo;
+  for (int64_t i = b; i < e; i++) {
+    float gi = g[i];
+    float m1 = m[i] * b1 + gi * ob1;
+    float v1 = v[i] * b2 + (gi * gi) * ob2;
+    float mh = m1 * r1, vh = v1 * r2;
+    mo[i] = m1;
+    vo[i] = v1;
+    wo[i] = (mh / (sqrtf(vh) + eps)) * nlr + w[i];
+  }
+}
+
+void tdn_adam(const float *w, const float *g, const float *m, const float *v, float *wo, float *mo, float *vo,
+              int64_t n, float beta1, float ob1, float beta2, float ob2, float neglr, float eps, float c1, float c2) {
+  adam_ctx_t c = {w, g, m, v, wo, mo, vo, beta1, ob1, beta2, ob2, neglr, eps, c1, c2};
+  pool_for(adam_range, &c, n, 16384);
+}
+
+/* ---------------------------------------------------------------- addN */
+typedef struct { const float **xs; int k; float *o; } addn_ctx_t;
+
+static void addn_range(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  addn_ctx_t *c = (addn_ctx_t *)vctx;
+  float *restrict o = c->o;
+  const float *restrict x0 = c->xs[0];
+  for (int64_t i = b; i < e; i++) o[i] = x0[i];
+  for (int j = 1; j < c->k; j++) {
+    const float *restrict x = c->xs[j];
+    for (int64_t i = b; i < e; i++) o[i] += x[i];
+  }
+}
+
+void tdn_addn(const float **xs, int k, float *o, int64_t n) {
+  addn_ctx_t c = {xs, k, o};
+  pool_for(addn_range, &c, n, EW_GRAIN);
+}

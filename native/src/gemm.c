@@ -1,0 +1,133 @@
+#include "common.h"
+#include "pool.h"
+#include <cblas.h>
+#include <stdlib.h>
+
+static float act_apply(float v, int act, float alpha, float p) {
+  switch (act) {
+    case ACT_RELU: return v < 0.f ? 0.f : v;
+    case ACT_RELU6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
+    case ACT_PRELU: return v < 0.f ? p * v : v;
+    case ACT_ELU: return v >= 0.f ? v : expm1f(v);
+    case ACT_LEAKYRELU: return v < 0.f ? alpha * v : v;
+    case ACT_SIGMOID: return 1.f / (1.f + expf(-v));
+    default: return v;
+  }
+}
+
+void tdn_epilogue(float *C, int ldc, int r0, int r1, int N, const float *bias, int nBias, int act,
+                  float alpha, const float *prelu, int nPrelu) {
+  for (int r = r0; r < r1; r++) {
+    float *c = C + (size_t)r * ldc;
+    if (nBias == N && bias) {
+      for (int j = 0; j < N; j++) c[j] += bias[j];
+    } else if (nBias == 1 && bias) {
+      const float b = bias[0];
+      for (int j = 0; j < N; j++) c[j] += b;
+    }
+    switch (act) {
+      case ACT_LINEAR: break;
+      case ACT_RELU:
+        for (int j = 0; j < N; j++) c[j] = c[j] < 0.f ? 0.f : c[j];
+        break;
+      case ACT_RELU6:
+        for (int j = 0; j < N; j++) c[j] = c[j] < 0.f ? 0.f : (c[j] > 6.f ? 6.f : c[j]);
+        break;
+      case ACT_LEAKYRELU:
+        for (int j = 0; j < N; j++) c[j] = c[j] < 0.f ? alpha * c[j] : c[j];
+        break;
+      case ACT_PRELU:
+        if (nPrelu == N)
+          for (int j = 0; j < N; j++) c[j] = c[j] < 0.f ? prelu[j] * c[j] : c[j];
+        else
+          for (int j = 0; j < N; j++) c[j] = c[j] < 0.f ? prelu[0] * c[j] : c[j];
+        break;
+      default:
+        for (int j = 0; j < N; j++) c[j] = act_apply(c[j], act, alpha, 0.f);
+    }
+  }
+}
+
+typedef struct {
+  int transA, transB, M, N, K;
+  float alpha, beta;
+  const float *A, *B;
+  float *C;
+  int lda, ldb, ldc;
+  int splitN; /* 1: split columns, 0: split rows */
+  int64_t chunk;
+} gemm_ctx_t;
+
+static void gemm_part(void *vctx, int64_t t, int tid) {
+  (void)tid;
+  gemm_ctx_t *g = (gemm_ctx_t *)vctx;
+  int64_t b = t * g->chunk;
+  int64_t total = g->splitN ? g->N : g->M;
+  int64_t e = MIN(b + g->chunk, total);
+  if (b >= e) return;
+  int n = (int)(e - b);
+  if (g->splitN) {
+    const float *Bp = g->transB ? g->B + b * g->ldb : g->B + b;
+    cblas_sgemm(CblasRowMajor, g->transA ? CblasTrans : CblasNoTrans, g->transB ? CblasTrans : CblasNoTrans,
+                g->M, n, g->K, g->alpha, g->A, g->lda, Bp, g->ldb, g->beta, g->C + b, g->ldc);
+  } else {
+    const float *Ap = g->transA ? g->A + b : g->A + b * g->lda;
+    cblas_sgemm(CblasRowMajor, g->transA ? CblasTrans : CblasNoTrans, g->transB ? CblasTrans : CblasNoTrans,
+                n, g->N, g->K, g->alpha, Ap, g->lda, g->B, g->ldb, g->beta, g->C + b * g->ldc, g->ldc);
+  }
+}
+
+void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc, int threaded) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int i = 0; i < M; i++) {
+      float *c = C + (size_t)i * ldc;
+      if (beta == 0.f) memset(c, 0, sizeof(float) * (size_t)N);
+      else for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+    return;
+  }
+  int T = threaded && !pool_in_task() ? pool_threads() : 1;
+  double work = (double)M * N * K;
+  if (T > 1 && work >= 262144.0) {
+    gemm_ctx_t g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0, 0};
+    /* split the larger output dimension, in multiples of 16, so that every part is >= 16 */
+    int64_t total;
+    if (N >= M) { g.splitN = 1; total = N; } else { g.splitN = 0; total = M; }
+    /* 2 parts per thread when they stay >= 64 wide: a late or descheduled worker then
+       costs less (the caller takes the parts nobody has claimed) */
+    int parts = 2 * T;
+    while (parts > T && total / parts < 64) parts--;
+    while (parts > 1 && total / parts < 16) parts--;
+    if (parts > 1) {
+      int64_t chunk = (total + parts - 1) / parts;
+      chunk = (chunk + 15) & ~(int64_t)15;
+      g.chunk = chunk;
+      int64_t tasks = (total + chunk - 1) / chunk;
+      pool_run(gemm_part, &g, tasks);
+      return;
+    }
+  }
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
+              alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+#define MAX_SLOTS 64
+static void *slots[2][MAX_SLOTS];
+static size_t slot_size[2][MAX_SLOTS];
+
+static void *scratch_impl(int which, int tid, size_t bytes) {
+  if (tid < 0 || tid >= MAX_SLOTS) return NULL;
+  if (slot_size[which][tid] < bytes) {
+    free(slots[which][tid]);
+    size_t want = bytes + (bytes >> 3) + 4096;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, want) != 0) p = NULL;
+    slots[which][tid] = p;
+    slot_size[which][tid] = p ? want : 0;
+  }
+  return slots[which][tid];
+}
+void *tdn_scratch(int tid, size_t bytes) { return scratch_impl(0, tid, bytes); }
+void *tdn_scratch2(int tid, size_t bytes) { return scratch_impl(1, tid, bytes); }

@@ -1,0 +1,140 @@
+/**
+ * The `native` TF.js backend: tfjs's CPU backend with its hot kernels replaced by an N-API
+ * addon (OpenBLAS sgemm, im2col convolutions, vectorised element-wise loops, a small thread
+ * pool) that works in place on the backend's TypedArrays. Every kernel it does not replace
+ * is the cpu kernel, so results never depend on coverage.
+ *
+ * Entry point: `registerNativeBackend()` (idempotent, never throws). It registers the
+ * backend under the name `native`; it does not make it the active backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadAddon } from './native/addon.js';
+import { NativeBackend } from './native/backend.js';
+import { makeMatMulKernels } from './native/matmul.js';
+import { makeConvKernels } from './native/conv.js';
+import { makeElementwiseKernels } from './native/elementwise.js';
+import { ADAM_KERNEL, makeAdamKernel, patchAdam } from './native/adam.js';
+import type { KernelFn } from './native/util.js';
+
+export const NATIVE_BACKEND_NAME = 'native';
+
+/** What `distill doctor` shows about the native backend. */
+export interface NativeBackendInfo {
+  available: boolean;
+  /** why it is not available (when `available` is false) */
+  reason?: string;
+  addonPath?: string;
+  /** threads of the addon's pool (sgemm is split over them; OpenBLAS itself runs 1 thread) */
+  threads?: number;
+  blas?: string;
+  /** OpenBLAS build string, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Haswell MAX_THREADS=64" */
+  blasConfig?: string;
+  blasCore?: string;
+  /** instruction set the element-wise loops were compiled for: "avx2+fma" or "generic" */
+  simd?: string;
+  /** kernel names served natively (the rest are the cpu backend's) */
+  kernels?: string[];
+}
+
+let state: { ok: true; backend?: NativeBackend; kernels: string[]; path: string } | { ok: false; reason: string } | undefined;
+
+/**
+ * Registers the `native` backend (priority below tfjs's defaults; select it with
+ * `tf.setBackend('native')`). Idempotent; never throws.
+ */
+export function registerNativeBackend(): { ok: true } | { ok: false; reason: string } {
+  if (state !== undefined) return state.ok ? { ok: true } : { ok: false, reason: state.reason };
+  try {
+    const loaded = loadAddon();
+    if (!('addon' in loaded)) {
+      state = { ok: false, reason: loaded.reason };
+      return state;
+    }
+    const { addon, path } = loaded;
+    const threads = Number(process.env.TFJS_DISTILL_THREADS);
+    if (Number.isInteger(threads) && threads > 0) addon.setThreads(threads);
+    const spin = Number(process.env.TFJS_DISTILL_SPIN_US);
+    if (Number.isInteger(spin) && spin >= 0) addon.setSpinMicros(spin);
+
+    const cpuKernels = tf.getKernelsForBackend('cpu');
+    if (cpuKernels.length === 0) {
+      state = { ok: false, reason: 'the tfjs cpu backend has no registered kernels' };
+      return state;
+    }
+    const cpu = new Map<string, KernelFn>(cpuKernels.map((k) => [k.kernelName, k.kernelFunc as unknown as KernelFn]));
+
+    // Kernels are built against the backend instance created by the factory below; the
+    // registry needs them now, so they look the instance up at call time.
+    let instance: NativeBackend | undefined;
+    const native: Record<string, KernelFn> = {};
+    const build = (b: NativeBackend) => ({
+      ...makeMatMulKernels(b, cpu),
+      ...makeConvKernels(b, cpu),
+      ...makeElementwiseKernels(b, cpu),
+      [ADAM_KERNEL]: makeAdamKernel(b),
+    });
+    const ok = tf.registerBackend(NATIVE_BACKEND_NAME, () => {
+      instance = new NativeBackend(addon);
+      Object.assign(native, build(instance));
+      if (state?.ok) state.backend = instance;
+      return instance;
+    }, 0);
+    if (!ok) {
+      state = { ok: false, reason: `a backend named "${NATIVE_BACKEND_NAME}" is already registered` };
+      return state;
+    }
+    // Names of the kernels we serve (computed once from a throwaway backend-less build).
+    const names = Object.keys(build(new NativeBackend(addon)));
+    for (const k of cpuKernels) {
+      if (names.includes(k.kernelName)) continue;
+      tf.registerKernel({ ...k, backendName: NATIVE_BACKEND_NAME });
+    }
+    for (const name of names) {
+      const cpuFn = cpu.get(name);
+      tf.registerKernel({
+        kernelName: name,
+        backendName: NATIVE_BACKEND_NAME,
+        kernelFunc: ((args: Parameters<KernelFn>[0]) => {
+          const fn = native[name];
+          if (fn !== undefined && args.backend === instance) return fn(args);
+          if (cpuFn !== undefined) return cpuFn(args);
+          throw new Error(`native kernel ${name} called before the backend was created`);
+        }) as unknown as tf.KernelFunc,
+        ...(cpuKernels.find((k) => k.kernelName === name)?.setupFunc ? { setupFunc: cpuKernels.find((k) => k.kernelName === name)!.setupFunc } : {}),
+      });
+    }
+    patchAdam(NATIVE_BACKEND_NAME);
+    state = { ok: true, kernels: names, path };
+    return { ok: true };
+  } catch (err) {
+    state = { ok: false, reason: `native backend failed to register: ${String((err as Error)?.message ?? err).split('\n')[0]}` };
+    return state;
+  }
+}
+
+/** Information for `distill doctor`; loads the addon if needed but does not register anything. */
+export function nativeBackendInfo(): NativeBackendInfo {
+  const loaded = loadAddon();
+  if (!('addon' in loaded)) return { available: false, reason: loaded.reason };
+  try {
+    const i = loaded.addon.info();
+    const kernels = state?.ok ? state.kernels : undefined;
+    return {
+      available: true, addonPath: loaded.path, threads: i.threads, blas: i.blas, blasConfig: i.blasConfig,
+      blasCore: i.blasCore, simd: i.simd, ...(kernels ? { kernels: [...kernels] } : {}),
+    };
+  } catch (err) {
+    return { available: false, reason: String((err as Error)?.message ?? err) };
+  }
+}
+
+/** Sets the addon's thread count (sgemm split and element-wise loops). Returns the count in effect. */
+export function setNativeThreads(n: number): number | null {
+  const loaded = loadAddon();
+  return 'addon' in loaded ? loaded.addon.setThreads(Math.max(1, Math.floor(n))) : null;
+}
+
+/** The live native backend instance, if it has been created (for stats and tests). */
+export function nativeBackendInstance(): NativeBackend | undefined {
+  return state?.ok ? state.backend : undefined;
+}

@@ -1,0 +1,102 @@
+/**
+ * Loads the optional N-API addon built by `scripts/build-native.mjs`
+ * (`native/build/Release/tfjs_distill_native.node`). Never throws: a missing or broken
+ * addon is reported as a reason string.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Typed view of the functions the C addon exports (see native/src/addon.c). */
+export interface NativeAddon {
+  info(): {
+    version: string;
+    threads: number;
+    blas: string;
+    blasConfig: string;
+    blasCore: string;
+    blasThreads: number;
+    simd: string;
+  };
+  setThreads(n: number): number;
+  setSpinMicros(us: number): void;
+  matmul(
+    a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, n: number, k: number,
+    transA: number, transB: number, strideA: number, strideB: number,
+    bias?: Float32Array | null, act?: number, alpha?: number, prelu?: Float32Array | null,
+  ): void;
+  blasDirect(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, threads: number): void;
+  unary(op: number, x: Float32Array, y: Float32Array, alpha?: number, beta?: number): void;
+  binary(
+    op: number, a: Float32Array, b: Float32Array, out: Float32Array,
+    d0: number, d1: number, d2: number, d3: number,
+    as0: number, as1: number, as2: number, as3: number,
+    bs0: number, bs1: number, bs2: number, bs3: number,
+  ): void;
+  reduce(op: number, x: Float32Array, out: Float32Array, outer: number, r: number, inner: number): void;
+  argReduce(isMax: number, x: Float32Array, out: Int32Array, outer: number, r: number, inner: number): void;
+  softmax(x: Float32Array, y: Float32Array, rows: number, cols: number): void;
+  adam(
+    w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
+    wOut: Float32Array, mOut: Float32Array, vOut: Float32Array,
+    beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number,
+    negLr: number, eps: number, c1: number, c2: number,
+  ): void;
+  addN(out: Float32Array, ...xs: Float32Array[]): void;
+  conv2d(
+    geom: Int32Array, x: Float32Array, w: Float32Array, out: Float32Array,
+    bias?: Float32Array | null, act?: number, alpha?: number, prelu?: Float32Array | null,
+  ): void;
+  conv2dBackpropInput(geom: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  conv2dBackpropFilter(geom: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  depthwiseConv2d(geom: Int32Array, x: Float32Array, w: Float32Array, out: Float32Array): void;
+  depthwiseBackpropInput(geom: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  depthwiseBackpropFilter(geom: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  pool(geom: Int32Array, isMax: number, x: Float32Array, out: Float32Array): void;
+  maxPoolGrad(geom: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  avgPoolGrad(geom: Int32Array, dy: Float32Array, dx: Float32Array): void;
+}
+
+const ADDON_RELATIVE = join('native', 'build', 'Release', 'tfjs_distill_native.node');
+
+/** Where the addon would be: $TFJS_DISTILL_NATIVE_ADDON, else the first `native/build/...` above this file. */
+export function findAddonPath(): string | null {
+  const fromEnv = process.env.TFJS_DISTILL_NATIVE_ADDON;
+  if (fromEnv) return existsSync(fromEnv) ? fromEnv : null;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, ADDON_RELATIVE);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return null;
+}
+
+let cached: { addon: NativeAddon; path: string } | { reason: string } | undefined;
+
+/** Loads the addon once; returns it or why it could not be loaded. */
+export function loadAddon(): { addon: NativeAddon; path: string } | { reason: string } {
+  if (cached) return cached;
+  const path = findAddonPath();
+  if (!path) {
+    cached = { reason: 'native addon not built (run `node scripts/build-native.mjs`; needs a C compiler and libopenblas-dev)' };
+    return cached;
+  }
+  try {
+    // One OpenBLAS thread: the addon splits sgemm over its own pool (no oversubscription).
+    if (process.env.OPENBLAS_NUM_THREADS === undefined) process.env.OPENBLAS_NUM_THREADS = '1';
+    const require = createRequire(import.meta.url);
+    const addon = require(path) as NativeAddon;
+    if (typeof addon?.matmul !== 'function' || typeof addon?.info !== 'function') {
+      cached = { reason: `native addon at ${path} is not a tfjs-distill addon` };
+    } else {
+      cached = { addon, path };
+    }
+  } catch (err) {
+    cached = { reason: `native addon failed to load: ${String((err as Error)?.message ?? err).split('\n')[0]}` };
+  }
+  return cached;
+}

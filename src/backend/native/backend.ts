@@ -1,0 +1,142 @@
+/**
+ * The `native` backend: tfjs's CPU backend (same storage, every cpu kernel still works) plus
+ * a recycling pool for the Float32Arrays that native kernels allocate. Fresh large typed
+ * arrays cost page faults and zeroing (~100 µs for 600 KB); a training step allocates the
+ * same sizes every step, so reuse matters once the math itself is fast.
+ *
+ * Safety of reuse: only arrays allocated here (`allocF32`) are recycled, only when no data
+ * id refers to their buffer any more (views made by cpu kernels such as Slice are counted
+ * through `write`/`move`), and never after their contents escaped to user code through
+ * `read`/`readSync` (`dataSync()`, `data()`, `bufferSync()`, `array()`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { NativeAddon } from './addon.js';
+
+type DataId = object;
+type Values = tf.backend_util.BackendValues;
+
+const DEFAULT_POOL_BYTES = 768 * 1024 * 1024;
+const MAX_PER_SIZE = 64;
+
+export class NativeBackend extends tf.MathBackendCPU {
+  readonly addon: NativeAddon;
+  private readonly free = new Map<number, Float32Array[]>();
+  private pooledBytes = 0;
+  private readonly maxPoolBytes: number;
+  /** buffers allocated by allocF32 → the full-length array to hand out again */
+  private readonly owned = new WeakMap<ArrayBufferLike, Float32Array>();
+  /** owned buffer → number of live data ids whose values are on it */
+  private readonly refs = new WeakMap<ArrayBufferLike, number>();
+  private readonly escaped = new WeakSet<ArrayBufferLike>();
+  poolHits = 0;
+  poolMisses = 0;
+
+  constructor(addon: NativeAddon) {
+    super();
+    this.addon = addon;
+    const env = Number(process.env.TFJS_DISTILL_POOL_MB);
+    this.maxPoolBytes = Number.isFinite(env) && env >= 0 ? env * 1024 * 1024 : DEFAULT_POOL_BYTES;
+  }
+
+  /** A Float32Array of exactly n elements with arbitrary contents (kernels overwrite all of it). */
+  allocF32(n: number): Float32Array {
+    const list = this.free.get(n);
+    if (list !== undefined && list.length > 0) {
+      const a = list.pop()!;
+      this.pooledBytes -= a.byteLength;
+      this.poolHits++;
+      return a;
+    }
+    this.poolMisses++;
+    const a = new Float32Array(n);
+    if (n >= 64) this.owned.set(a.buffer, a);
+    return a;
+  }
+
+  /** Output tensor info backed by a pooled array. */
+  makeOutputF32(shape: number[], n: number = tf.util.sizeFromShape(shape)): { info: tf.TensorInfo; values: Float32Array } {
+    const values = this.allocF32(n);
+    const info = this.makeTensorInfo(shape, 'float32', values);
+    return { info, values };
+  }
+
+  /** The Float32Array of a float32 tensor (no copy). */
+  f32(t: tf.TensorInfo): Float32Array {
+    return this.data.get(t.dataId).values as Float32Array;
+  }
+
+  private track(values: Values | undefined): void {
+    if (values === undefined || values === null || !ArrayBuffer.isView(values)) return;
+    const buf = (values as Float32Array).buffer;
+    if (!this.owned.has(buf)) return;
+    this.refs.set(buf, (this.refs.get(buf) ?? 0) + 1);
+  }
+
+  private release(values: Values | undefined): void {
+    if (values === undefined || values === null || !ArrayBuffer.isView(values)) return;
+    const buf = (values as Float32Array).buffer;
+    const full = this.owned.get(buf);
+    if (full === undefined) return;
+    const n = (this.refs.get(buf) ?? 1) - 1;
+    if (n > 0) {
+      this.refs.set(buf, n);
+      return;
+    }
+    this.refs.delete(buf);
+    if (this.escaped.has(buf)) {
+      this.owned.delete(buf);
+      return;
+    }
+    if (this.pooledBytes + full.byteLength > this.maxPoolBytes) return;
+    let list = this.free.get(full.length);
+    if (list === undefined) {
+      list = [];
+      this.free.set(full.length, list);
+    }
+    if (list.length >= MAX_PER_SIZE) return;
+    list.push(full);
+    this.pooledBytes += full.byteLength;
+  }
+
+  override write(values: Values, shape: number[], dtype: tf.DataType): DataId {
+    const id = super.write(values, shape, dtype);
+    this.track(values);
+    return id;
+  }
+
+  override move(dataId: DataId, values: Values, shape: number[], dtype: tf.DataType, refCount: number): void {
+    if (this.data.has(dataId)) this.release(this.data.get(dataId).values);
+    super.move(dataId, values, shape, dtype, refCount);
+    this.track(values);
+  }
+
+  override readSync(dataId: DataId): Values {
+    if (this.data.has(dataId)) {
+      const v = this.data.get(dataId).values;
+      if (v !== undefined && v !== null && ArrayBuffer.isView(v)) this.escaped.add((v as Float32Array).buffer);
+    }
+    return super.readSync(dataId);
+  }
+
+  override disposeData(dataId: DataId, force = false): boolean {
+    const entry = this.data.has(dataId) ? this.data.get(dataId) : undefined;
+    const removed = super.disposeData(dataId, force);
+    if (entry !== undefined && !this.data.has(dataId)) this.release(entry.values);
+    return removed;
+  }
+
+  /** Drops every pooled array (they are garbage collected). */
+  clearPool(): void {
+    this.free.clear();
+    this.pooledBytes = 0;
+  }
+
+  poolStats(): { pooledBytes: number; hits: number; misses: number } {
+    return { pooledBytes: this.pooledBytes, hits: this.poolHits, misses: this.poolMisses };
+  }
+
+  override dispose(): void {
+    this.clearPool();
+    super.dispose();
+  }
+}

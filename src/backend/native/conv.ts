@@ -1,0 +1,164 @@
+/** Conv2D family (im2col + sgemm), depthwise convolutions and pooling, NHWC only. */
+import * as tf from '@tensorflow/tfjs';
+import type { NativeBackend } from './backend.js';
+import { ACT, geometry, isF32, lastAxisVector, type KernelArgs, type KernelFn } from './util.js';
+
+type Attrs = tf.NamedAttrMap & Record<string, unknown>;
+const bu = tf.backend_util;
+
+function nhwc(dataFormat: unknown): boolean {
+  return dataFormat === undefined || dataFormat === null || dataFormat === 'NHWC' || dataFormat === 'channelsLast';
+}
+
+function dims4(...ts: tf.TensorInfo[]): boolean {
+  return ts.every((t) => t.shape.length === 4);
+}
+
+export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelFn>): Record<string, KernelFn> {
+  const addon = backend.addon;
+  const fallback = (name: string) => cpu.get(name)!;
+
+  const conv2D: KernelFn = (args: KernelArgs) => {
+    const { x, filter } = args.inputs;
+    const a = args.attrs as Attrs;
+    if (!isF32(x, filter) || !dims4(x, filter) || !nhwc(a.dataFormat)) return fallback('Conv2D')(args);
+    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      a.strides as number | [number, number], a.dilations as number | [number, number], a.pad as 'same',
+      a.dimRoundingMode as 'floor', false, 'channelsLast');
+    const out = backend.makeOutputF32(ci.outShape);
+    addon.conv2d(geometry(ci), backend.f32(x), backend.f32(filter), out.values);
+    return out.info;
+  };
+
+  const fusedConv2D: KernelFn = (args: KernelArgs) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs;
+    const a = args.attrs as Attrs;
+    const act = ACT[(a.activation as string | undefined) ?? 'linear'];
+    if (!isF32(x, filter) || !dims4(x, filter) || !nhwc(a.dataFormat) || act === undefined) return fallback('_FusedConv2D')(args);
+    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      a.strides as number | [number, number], a.dilations as number | [number, number], a.pad as 'same',
+      a.dimRoundingMode as 'floor', false, 'channelsLast');
+    const biasV = lastAxisVector(backend, bias, ci.outChannels, 4);
+    const preluV = act === ACT.prelu ? lastAxisVector(backend, preluActivationWeights, ci.outChannels, 4) : undefined;
+    if (biasV === null || preluV === null || (act === ACT.prelu && preluV === undefined)) return fallback('_FusedConv2D')(args);
+    const out = backend.makeOutputF32(ci.outShape);
+    addon.conv2d(geometry(ci), backend.f32(x), backend.f32(filter), out.values, biasV ?? null, act,
+      Number(a.leakyreluAlpha ?? 0.2), preluV ?? null);
+    return out.info;
+  };
+
+  const conv2DBackpropInput: KernelFn = (args: KernelArgs) => {
+    const { dy, filter } = args.inputs;
+    const a = args.attrs as Attrs;
+    const inputShape = a.inputShape as [number, number, number, number];
+    if (!isF32(dy, filter) || !dims4(dy, filter) || !nhwc(a.dataFormat) || inputShape?.length !== 4) {
+      return fallback('Conv2DBackpropInput')(args);
+    }
+    const ci = bu.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number],
+      a.strides as number | [number, number], 1, a.pad as 'same', a.dimRoundingMode as 'floor', false, 'channelsLast');
+    const out = backend.makeOutputF32(ci.inShape);
+    addon.conv2dBackpropInput(geometry(ci), backend.f32(dy), backend.f32(filter), out.values);
+    return out.info;
+  };
+
+  const conv2DBackpropFilter: KernelFn = (args: KernelArgs) => {
+    const { x, dy } = args.inputs;
+    const a = args.attrs as Attrs;
+    const filterShape = a.filterShape as [number, number, number, number];
+    if (!isF32(x, dy) || !dims4(x, dy) || !nhwc(a.dataFormat) || filterShape?.length !== 4) {
+      return fallback('Conv2DBackpropFilter')(args);
+    }
+    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filterShape,
+      a.strides as number | [number, number], 1, a.pad as 'same', a.dimRoundingMode as 'floor', false, 'channelsLast');
+    const out = backend.makeOutputF32(filterShape);
+    addon.conv2dBackpropFilter(geometry(ci), backend.f32(x), backend.f32(dy), out.values);
+    return out.info;
+  };
+
+  const depthwise: KernelFn = (args: KernelArgs) => {
+    const { x, filter } = args.inputs;
+    const a = args.attrs as Attrs;
+    if (!isF32(x, filter) || !dims4(x, filter)) return fallback('DepthwiseConv2dNative')(args);
+    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      a.strides as number | [number, number], (a.dilations ?? 1) as number | [number, number], a.pad as 'same',
+      a.dimRoundingMode as 'floor', true);
+    const out = backend.makeOutputF32(ci.outShape);
+    addon.depthwiseConv2d(geometry(ci), backend.f32(x), backend.f32(filter), out.values);
+    return out.info;
+  };
+
+  const depthwiseBackpropInput: KernelFn = (args: KernelArgs) => {
+    const { dy, filter } = args.inputs;
+    const a = args.attrs as Attrs;
+    const inputShape = a.inputShape as [number, number, number, number];
+    if (!isF32(dy, filter) || !dims4(dy, filter) || inputShape?.length !== 4) {
+      return fallback('DepthwiseConv2dNativeBackpropInput')(args);
+    }
+    const ci = bu.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number],
+      a.strides as number | [number, number], (a.dilations ?? 1) as number | [number, number], a.pad as 'same',
+      a.dimRoundingMode as 'floor', true);
+    const out = backend.makeOutputF32(ci.inShape);
+    addon.depthwiseBackpropInput(geometry(ci), backend.f32(dy), backend.f32(filter), out.values);
+    return out.info;
+  };
+
+  const depthwiseBackpropFilter: KernelFn = (args: KernelArgs) => {
+    const { x, dy } = args.inputs;
+    const a = args.attrs as Attrs;
+    const filterShape = a.filterShape as [number, number, number, number];
+    if (!isF32(x, dy) || !dims4(x, dy) || filterShape?.length !== 4) {
+      return fallback('DepthwiseConv2dNativeBackpropFilter')(args);
+    }
+    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filterShape,
+      a.strides as number | [number, number], (a.dilations ?? 1) as number | [number, number], a.pad as 'same',
+      a.dimRoundingMode as 'floor', true);
+    const out = backend.makeOutputF32(filterShape);
+    addon.depthwiseBackpropFilter(geometry(ci), backend.f32(x), backend.f32(dy), out.values);
+    return out.info;
+  };
+
+  const poolInfo = (shape: number[], a: Attrs) =>
+    bu.computePool2DInfo(shape as [number, number, number, number], a.filterSize as number | [number, number],
+      a.strides as number | [number, number], 1, a.pad as 'same', a.dimRoundingMode as 'floor');
+
+  const makePool = (name: string, isMax: number): KernelFn => (args: KernelArgs) => {
+    const { x } = args.inputs;
+    if (!isF32(x) || !dims4(x)) return fallback(name)(args);
+    const ci = poolInfo(x.shape, args.attrs as Attrs);
+    const out = backend.makeOutputF32(ci.outShape);
+    addon.pool(geometry(ci), isMax, backend.f32(x), out.values);
+    return out.info;
+  };
+
+  const maxPoolGrad: KernelFn = (args: KernelArgs) => {
+    const { dy, input } = args.inputs;
+    if (!isF32(dy, input) || !dims4(dy, input)) return fallback('MaxPoolGrad')(args);
+    const ci = poolInfo(input.shape, args.attrs as Attrs);
+    const out = backend.makeOutputF32(input.shape);
+    addon.maxPoolGrad(geometry(ci), backend.f32(dy), backend.f32(input), out.values);
+    return out.info;
+  };
+
+  const avgPoolGrad: KernelFn = (args: KernelArgs) => {
+    const { dy, input } = args.inputs;
+    if (!isF32(dy, input) || !dims4(dy, input)) return fallback('AvgPoolGrad')(args);
+    const ci = poolInfo(input.shape, args.attrs as Attrs);
+    const out = backend.makeOutputF32(input.shape);
+    addon.avgPoolGrad(geometry(ci), backend.f32(dy), out.values);
+    return out.info;
+  };
+
+  return {
+    Conv2D: conv2D,
+    _FusedConv2D: fusedConv2D,
+    Conv2DBackpropInput: conv2DBackpropInput,
+    Conv2DBackpropFilter: conv2DBackpropFilter,
+    DepthwiseConv2dNative: depthwise,
+    DepthwiseConv2dNativeBackpropInput: depthwiseBackpropInput,
+    DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilter,
+    MaxPool: makePool('MaxPool', 1),
+    AvgPool: makePool('AvgPool', 0),
+    MaxPoolGrad: maxPoolGrad,
+    AvgPoolGrad: avgPoolGrad,
+  };
+}
