@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { UserError } from '../errors.js';
+import type { RunReport } from '../eval/types.js';
+import { renderHtml } from './html.js';
+import { renderMarkdown } from './markdown.js';
+import { renderPlots, svgToPng } from './plots.js';
+import { validateReport } from './validate.js';
+
+export interface WriteReportOptions {
+  /** Folder to write into (created if missing). */
+  outDir: string;
+  report: RunReport;
+}
+
+export interface WrittenReport {
+  json: string;
+  markdown: string;
+  html: string;
+  /** `plots/<name>.png` by plot name (`tradeoff`, `losses`, `accuracy`; the last two only with histories). */
+  plots: Record<string, string>;
+}
+
+/**
+ * Validates `report` (a clear UserError names missing fields) and writes into `outDir`:
+ * `plots/<name>.png`, `report.json` (the report as given), `report.md` (the table) and
+ * `report.html` (table + inline SVG plots, self-contained). Each file is written to a
+ * temp file in its folder and renamed into place, so readers never see a partial file.
+ */
+export async function writeReport({ outDir, report }: WriteReportOptions): Promise<WrittenReport> {
+  const valid = validateReport(report);
+  const dir = resolve(outDir);
+  const plots = await renderPlots({ report: valid });
+  const written: WrittenReport = {
+    json: join(dir, 'report.json'), markdown: join(dir, 'report.md'), html: join(dir, 'report.html'), plots: {},
+  };
+  try {
+    await mkdir(join(dir, 'plots'), { recursive: true });
+    for (const p of plots) {
+      const file = join(dir, 'plots', `${p.name}.png`);
+      await writeAtomic(file, svgToPng({ svg: p.svg }));
+      written.plots[p.name] = file;
+    }
+    await writeAtomic(written.json, `${JSON.stringify(valid, null, 2)}\n`);
+    await writeAtomic(written.markdown, renderMarkdown({ report: valid }));
+    await writeAtomic(written.html, renderHtml({ report: valid, plots }));
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`cannot write the report to ${dir}: ${String(e instanceof Error ? e.message : e).split('\n')[0]}; choose a writable folder`);
+  }
+  return written;
+}
+
+async function writeAtomic(file: string, content: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    const fh = await open(tmp, 'wx');
+    try {
+      await fh.writeFile(content);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await open(dirname(file), 'r').then((d) => d.sync().finally(() => d.close())).catch(() => {});
+}
