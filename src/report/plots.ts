@@ -48,7 +48,11 @@ export function tradeoffSpec(report: RunReport): TopLevelSpec {
   };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: `Accuracy vs latency (batch 64, ${report.backend})`,
+    title: {
+      text: `Accuracy vs latency (batch 64, ${report.backend})`,
+      subtitle: front.length > 1 ? 'dashed: Pareto front (models no other model beats on both latency and accuracy)' : '',
+      subtitleFontSize: 11, subtitleColor: '#555555',
+    },
     width: 520, height: 320, config: CONFIG,
     layer: [
       { data: { values: front }, mark: { type: 'line', strokeDash: [4, 4], color: '#999999' }, encoding: { x, y } },
