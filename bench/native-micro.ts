@@ -70,7 +70,7 @@ function trainCase(model: tf.LayersModel, xShape: number[], batch: number, teach
       const kl = tf.div(tf.sum(tf.mul(pt, tf.sub(tf.log(tf.add(pt, 1e-8)), logPs))), batch);
       return tf.add(tf.mul(ce, alpha), tf.mul(kl, (1 - alpha) * T * T)) as tf.Scalar;
     }, vars);
-    optimizer.applyGradients(grads);
+    optimizer.applyGradients(grads as tf.NamedTensorMap as Parameters<typeof optimizer.applyGradients>[0]);
   });
   return { batch, step, dispose: () => { x.dispose(); y.dispose(); optimizer.dispose(); } };
 }

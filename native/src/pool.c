@@ -153,8 +153,10 @@ static void range_task(void *vctx, int64_t t, int tid) {
 void pool_for(pool_range_fn fn, void *ctx, int64_t n, int64_t grain) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
+  /* up to 8 ranges per thread: with dynamic claiming, a worker that is descheduled on a
+     busy machine then holds back only a small part of the work */
   int64_t tasks = n / grain;
-  if (tasks > P.nthreads) tasks = P.nthreads;
+  if (tasks > 8 * (int64_t)P.nthreads) tasks = 8 * (int64_t)P.nthreads;
   if (tasks <= 1 || tls_in_task) {
     fn(ctx, 0, n, 0);
     return;

@@ -36,6 +36,16 @@ export interface NativeBackendInfo {
   kernels?: string[];
 }
 
+const fallbacks = new Map<string, number>();
+
+/**
+ * How often each natively served kernel fell back to the cpu kernel (an unsupported dtype,
+ * layout or shape). For tests and profiling.
+ */
+export function nativeFallbackCounts(): Map<string, number> {
+  return new Map(fallbacks);
+}
+
 let state: { ok: true; backend?: NativeBackend; kernels: string[]; path: string } | { ok: false; reason: string } | undefined;
 
 /**
@@ -61,7 +71,15 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       state = { ok: false, reason: 'the tfjs cpu backend has no registered kernels' };
       return state;
     }
-    const cpu = new Map<string, KernelFn>(cpuKernels.map((k) => [k.kernelName, k.kernelFunc as unknown as KernelFn]));
+    // cpu kernels as the native kernels' fallbacks, counted (see nativeFallbackCounts)
+    const cpu = new Map<string, KernelFn>(cpuKernels.map((k) => {
+      const f = k.kernelFunc as unknown as KernelFn;
+      const counted: KernelFn = (args) => {
+        fallbacks.set(k.kernelName, (fallbacks.get(k.kernelName) ?? 0) + 1);
+        return f(args);
+      };
+      return [k.kernelName, counted];
+    }));
 
     // Kernels are built against the backend instance created by the factory below; the
     // registry needs them now, so they look the instance up at call time.
@@ -91,6 +109,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     }
     for (const name of names) {
       const cpuFn = cpu.get(name);
+      const cpuConfig = cpuKernels.find((k) => k.kernelName === name);
       tf.registerKernel({
         kernelName: name,
         backendName: NATIVE_BACKEND_NAME,
@@ -100,7 +119,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
           if (cpuFn !== undefined) return cpuFn(args);
           throw new Error(`native kernel ${name} called before the backend was created`);
         }) as unknown as tf.KernelFunc,
-        ...(cpuKernels.find((k) => k.kernelName === name)?.setupFunc ? { setupFunc: cpuKernels.find((k) => k.kernelName === name)!.setupFunc } : {}),
+        ...(cpuConfig?.setupFunc ? { setupFunc: cpuConfig.setupFunc } : {}),
       });
     }
     patchAdam(NATIVE_BACKEND_NAME);

@@ -1,0 +1,349 @@
+/**
+ * The `native` backend against the `cpu` backend: every natively served kernel on random
+ * inputs (batch 1, strides, 'same'/'valid'/explicit padding, non-square kernels and inputs,
+ * transposed operands, broadcasting), whole-model gradients and an Adam step, and tensor
+ * counts that stay flat over training steps. Skips (with the reason) when the addon is not built.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { registerNativeBackend, nativeFallbackCounts } from '../src/backend/native.js';
+
+tf.enableProdMode();
+const reg = registerNativeBackend();
+const skip = reg.ok ? false : `native backend unavailable: ${reg.reason}`;
+const TOL = 1e-4;
+
+/** Deterministic pseudo-random values in [lo, hi). */
+function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    out[i] = lo + ((s >>> 8) / 16777216) * (hi - lo);
+  }
+  return out;
+}
+
+let seedCounter = 1;
+/** A random float32 tensor spec; `t()` makes it on the current backend. */
+function spec(shape: number[], lo = -1, hi = 1) {
+  const data = rand(shape.reduce((a, b) => a * b, 1), 7919 * seedCounter++, lo, hi);
+  return { shape, data, t: () => tf.tensor(data, shape, 'float32') };
+}
+
+type Out = tf.Tensor | tf.Tensor[] | tf.NamedTensorMap;
+function flatten(o: Out): tf.Tensor[] {
+  if (o instanceof tf.Tensor) return [o];
+  if (Array.isArray(o)) return o;
+  return Object.keys(o).sort().map((k) => o[k]);
+}
+
+type Result = { shape: number[]; v: Float32Array | Int32Array | Uint8Array };
+
+/** Runs f on a backend; returns its outputs as arrays with shapes (tensors disposed). */
+async function runOn(backend: string, f: () => Out): Promise<Result[]> {
+  await tf.setBackend(backend);
+  const ts = tf.tidy(() => flatten(f()));
+  const res = ts.map((t) => ({ shape: t.shape, v: t.dataSync() as Float32Array }));
+  tf.dispose(ts);
+  return res;
+}
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i], y = b[i];
+    if (Number.isNaN(x) && Number.isNaN(y)) continue;
+    if (x === y) { scale = Math.max(scale, Math.abs(x) || 0); continue; }
+    diff = Math.max(diff, Math.abs(x - y));
+    scale = Math.max(scale, Math.abs(x));
+  }
+  return diff / Math.max(scale, 1e-30);
+}
+
+/** Asserts native ≈ cpu (normwise relative error ≤ TOL) and that `kernels` ran without falling back. */
+async function check(label: string, f: () => Out, kernels: string[] = []): Promise<void> {
+  const before = nativeFallbackCounts();
+  const cpu = await runOn('cpu', f);
+  const nat = await runOn('native', f);
+  const after = nativeFallbackCounts();
+  assert.equal(nat.length, cpu.length, `${label}: number of outputs`);
+  for (let i = 0; i < cpu.length; i++) {
+    assert.deepEqual(nat[i].shape, cpu[i].shape, `${label}: shape of output ${i}`);
+    const e = relErr(cpu[i].v, nat[i].v);
+    assert.ok(e <= TOL, `${label}: output ${i} relative error ${e.toExponential(2)} > ${TOL}`);
+  }
+  for (const k of kernels) {
+    assert.equal(after.get(k) ?? 0, before.get(k) ?? 0, `${label}: kernel ${k} fell back to cpu`);
+  }
+}
+
+test('native backend registers idempotently', { skip }, async () => {
+  assert.deepEqual(registerNativeBackend(), { ok: true });
+  assert.ok(tf.engine().registryFactory.native !== undefined);
+  assert.ok(await tf.setBackend('native'));
+});
+
+test('MatMul / BatchMatMul: shapes, transposes, batch broadcasting', { skip }, async () => {
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[1, 7], [7, 5], false, false],
+    [[33, 17], [17, 29], false, false],
+    [[17, 33], [17, 29], true, false],
+    [[33, 17], [29, 17], false, true],
+    [[17, 33], [29, 17], true, true],
+    [[130, 300], [300, 257], false, false],
+    [[300, 130], [257, 300], true, true],
+    [[3, 4, 5], [3, 5, 6], false, false],
+    [[3, 5, 4], [3, 6, 5], true, true],
+    [[1, 4, 5], [3, 5, 6], false, false],
+    [[3, 4, 5], [1, 5, 6], false, false],
+    [[2, 3, 4, 5], [2, 3, 5, 6], false, false],
+    [[6, 64, 64], [6, 64, 64], false, true],
+  ];
+  for (const [sa, sb, ta, tb] of cases) {
+    const a = spec(sa), b = spec(sb);
+    await check(`matMul ${sa} x ${sb} tA=${ta} tB=${tb}`, () => tf.matMul(a.t(), b.t(), ta, tb), ['BatchMatMul']);
+  }
+});
+
+test('_FusedMatMul: bias, activations, and its gradient path', { skip }, async () => {
+  const a = spec([9, 13]), b = spec([13, 11]), bias = spec([11]), prelu = spec([11], 0, 0.5), b1 = spec([1]);
+  for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu'] as const) {
+    await check(`fused matMul ${activation}`, () => tf.fused.matMul({
+      a: a.t(), b: b.t(), bias: bias.t(), activation, leakyreluAlpha: 0.3,
+      preluActivationWeights: activation === 'prelu' ? prelu.t() : undefined,
+    }), ['_FusedMatMul']);
+  }
+  const at = spec([13, 9]), bt = spec([11, 13]);
+  await check('fused matMul transposed, scalar bias', () =>
+    tf.fused.matMul({ a: at.t(), b: bt.t(), transposeA: true, transposeB: true, bias: b1.t(), activation: 'relu' }), ['_FusedMatMul']);
+  const full = spec([9, 11]);
+  await check('fused matMul full-shape bias (general broadcast path)', () =>
+    tf.fused.matMul({ a: a.t(), b: b.t(), bias: full.t(), activation: 'relu' }));
+  const w = spec([9, 11]);
+  await check('fused matMul gradients (relu, linear)', () => {
+    const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) =>
+      tf.sum(tf.mul(tf.fused.matMul({ a: x, b: y, bias: z, activation: 'linear' }), w.t()));
+    const g1 = tf.grads(f)([a.t(), b.t(), bias.t()]);
+    const f2 = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) =>
+      tf.sum(tf.mul(tf.relu(tf.add(tf.matMul(x, y), z)), w.t()));
+    const g2 = tf.grads(f2)([a.t(), b.t(), bias.t()]);
+    return [...g1, ...g2];
+  }, ['BatchMatMul', '_FusedMatMul', 'Step', 'Multiply', 'Sum']);
+});
+
+const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]]; d?: number }[] = [
+  { x: [2, 9, 7, 3], f: [3, 3, 3, 4], s: 1, pad: 'same' },
+  { x: [2, 9, 7, 3], f: [3, 2, 3, 4], s: 1, pad: 'valid' },
+  { x: [1, 10, 8, 2], f: [3, 3, 2, 5], s: 2, pad: 'same' },
+  { x: [1, 11, 9, 2], f: [2, 3, 2, 5], s: [2, 1], pad: 'valid' },
+  { x: [3, 8, 8, 4], f: [1, 1, 4, 6], s: 1, pad: 'valid' },
+  { x: [2, 9, 10, 3], f: [3, 3, 3, 4], s: 1, pad: [[0, 0], [1, 2], [2, 1], [0, 0]] },
+  { x: [2, 12, 12, 3], f: [5, 5, 3, 4], s: 2, pad: 'same' },
+  { x: [4, 20, 20, 8], f: [3, 3, 8, 16], s: 1, pad: 'same' },
+];
+
+test('Conv2D / _FusedConv2D forward (strides, paddings, non-square, dilation)', { skip }, async () => {
+  for (const c of convCases) {
+    const x = spec(c.x), f = spec(c.f);
+    await check(`conv2d x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}`,
+      () => tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, c.s, c.pad), ['Conv2D']);
+  }
+  const x = spec([2, 11, 9, 3]), f = spec([3, 3, 3, 4]), bias = spec([4]);
+  await check('conv2d dilation 2', () => tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, 1, 'same', 'NHWC', 2), ['Conv2D']);
+  for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu'] as const) {
+    await check(`fused conv2d ${activation}`, () => tf.fused.conv2d({
+      x: x.t() as tf.Tensor4D, filter: f.t() as tf.Tensor4D, strides: 2, pad: 'same', bias: bias.t(), activation,
+    }), ['_FusedConv2D']);
+  }
+});
+
+test('Conv2DBackpropInput / Conv2DBackpropFilter (gradients of conv2d)', { skip }, async () => {
+  for (const c of convCases) {
+    const x = spec(c.x), f = spec(c.f);
+    await check(`conv2d grads x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}`, () => {
+      const y0 = tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, c.s, c.pad);
+      const w = tf.tensor(rand(y0.size, 99), y0.shape);
+      return tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), w)))([x.t(), f.t()]);
+    }, ['Conv2DBackpropInput', 'Conv2DBackpropFilter']);
+  }
+});
+
+test('DepthwiseConv2dNative and its two backprops', { skip }, async () => {
+  const cases: { x: number[]; f: number[]; s: number; pad: 'same' | 'valid' }[] = [
+    { x: [2, 9, 7, 3], f: [3, 3, 3, 1], s: 1, pad: 'same' },
+    { x: [1, 10, 8, 3], f: [3, 2, 3, 2], s: 2, pad: 'valid' },
+    { x: [2, 8, 8, 4], f: [5, 5, 4, 1], s: 2, pad: 'same' },
+  ];
+  for (const c of cases) {
+    const x = spec(c.x), f = spec(c.f);
+    await check(`depthwise x=${c.x} f=${c.f} s=${c.s} ${c.pad}`, () => {
+      const y = tf.depthwiseConv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, c.s, c.pad);
+      const w = tf.tensor(rand(y.size, 5), y.shape);
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), w)))([x.t(), f.t()]);
+      return [y, ...g];
+    }, ['DepthwiseConv2dNative', 'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter']);
+  }
+});
+
+test('MaxPool / AvgPool and their gradients (incl. ties after relu)', { skip }, async () => {
+  const cases: { x: number[]; k: [number, number]; s: number | [number, number]; pad: 'same' | 'valid' }[] = [
+    { x: [2, 8, 8, 3], k: [2, 2], s: 2, pad: 'valid' },
+    { x: [1, 9, 7, 2], k: [3, 2], s: [2, 1], pad: 'same' },
+    { x: [2, 7, 9, 4], k: [3, 3], s: 1, pad: 'same' },
+    { x: [3, 10, 6, 5], k: [2, 3], s: 2, pad: 'same' },
+  ];
+  for (const c of cases) {
+    const x = spec(c.x);
+    for (const kind of ['max', 'avg'] as const) {
+      const pool = (t: tf.Tensor) => kind === 'max'
+        ? tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad) : tf.avgPool(t as tf.Tensor4D, c.k, c.s, c.pad);
+      await check(`${kind}Pool x=${c.x} k=${c.k} s=${c.s} ${c.pad}`, () => {
+        const y = pool(x.t());
+        const w = tf.tensor(rand(y.size, 11), y.shape);
+        const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(pool(a), w)))(x.t());
+        const gr = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(pool(tf.relu(a)), w)))(x.t());
+        return [y, g, gr];
+      }, kind === 'max' ? ['MaxPool', 'MaxPoolGrad'] : ['AvgPool', 'AvgPoolGrad']);
+    }
+  }
+});
+
+test('unary element-wise kernels', { skip }, async () => {
+  const x = spec([37, 41], -3, 3), pos = spec([37, 41], 0.05, 4), big = spec([300, 301], -2, 2);
+  const ops: [string, (t: tf.Tensor) => tf.Tensor, typeof x][] = [
+    ['Relu', tf.relu, x], ['Relu6', (t) => tf.relu6(tf.mul(t, 3)), x], ['Exp', tf.exp, x], ['Log', tf.log, pos],
+    ['Neg', tf.neg, x], ['Sqrt', tf.sqrt, pos], ['Rsqrt', tf.rsqrt, pos], ['Square', tf.square, x], ['Abs', tf.abs, x],
+    ['Sigmoid', tf.sigmoid, x], ['Tanh', tf.tanh, x], ['Step', (t) => tf.step(t, 0.25), x], ['Reciprocal', tf.reciprocal, pos],
+    ['Elu', tf.elu, x], ['LeakyRelu', (t) => tf.leakyRelu(t, 0.1), x], ['Softplus', tf.softplus, x],
+    ['Log1p', tf.log1p, pos], ['Expm1', tf.expm1, x], ['ClipByValue', (t) => tf.clipByValue(t, -0.5, 1.25), x],
+    ['Relu', tf.relu, big], ['Exp', tf.exp, big],
+  ];
+  for (const [name, op, s] of ops) await check(`${name} ${s.shape}`, () => op(s.t()), [name]);
+});
+
+test('broadcasting binary kernels', { skip }, async () => {
+  const pairs: [number[], number[]][] = [
+    [[4, 5], [4, 5]], [[4, 5], [5]], [[4, 5], [4, 1]], [[2, 3, 4], [3, 1]], [[1], [3, 4]], [[], [3, 4]],
+    [[3, 4], []], [[2, 1, 4], [1, 3, 1]], [[2, 3, 4, 5, 6], [6]], [[2, 3, 4, 5, 6], [3, 1, 5, 1]],
+    [[128, 1200], [1200]], [[300, 301], [300, 301]], [[2, 1, 3, 1, 2, 1], [1, 2, 1, 3, 1, 2]],
+  ];
+  const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+    ['Add', tf.add], ['Sub', tf.sub], ['Multiply', tf.mul], ['RealDiv', tf.div], ['Maximum', tf.maximum],
+    ['Minimum', tf.minimum], ['SquaredDifference', tf.squaredDifference],
+  ];
+  for (const [sa, sb] of pairs) {
+    const a = spec(sa), b = spec(sb, 0.5, 2);
+    // more than 4 dims left after merging: served by the cpu kernel
+    const general = sa.length > 4 && sb.length > 1;
+    for (const [name, op] of ops) await check(`${name} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`, () => op(a.t(), b.t()), general ? [] : [name]);
+  }
+  const xs = [spec([5, 7]), spec([5, 7]), spec([5, 7]), spec([5, 7])];
+  await check('AddN', () => tf.addN(xs.map((s) => s.t())), ['AddN']);
+});
+
+test('reductions, arg reductions, softmax', { skip }, async () => {
+  const x = spec([3, 4, 5]), wide = spec([64, 3000]), long = spec([200003]);
+  const axesList: (number | number[] | undefined)[] = [undefined, 0, -1, 1, [0, 1], [1, 2], [0, 1, 2]];
+  const ops: [string, (t: tf.Tensor, ax: number | number[] | undefined, k: boolean) => tf.Tensor][] = [
+    ['Sum', tf.sum], ['Mean', tf.mean], ['Max', tf.max], ['Min', tf.min], ['Prod', (t, a, k) => tf.prod(tf.add(tf.mul(t, 0.1), 1), a, k)],
+  ];
+  for (const [name, op] of ops) {
+    for (const ax of axesList) {
+      for (const keep of [false, true]) await check(`${name} axis=${JSON.stringify(ax)} keepDims=${keep}`, () => op(x.t(), ax, keep), [name]);
+    }
+    await check(`${name} non-contiguous axes (cpu path)`, () => op(x.t(), [0, 2], false));
+    for (const ax of [0, 1, undefined]) await check(`${name} [64,3000] axis=${ax}`, () => op(wide.t(), ax, false), [name]);
+    await check(`${name} long vector`, () => op(long.t(), undefined, false), [name]);
+  }
+  for (const ax of [0, 1, 2, -1]) {
+    await check(`argMax axis=${ax}`, () => tf.argMax(x.t(), ax), ['ArgMax']);
+    await check(`argMin axis=${ax}`, () => tf.argMin(x.t(), ax), ['ArgMin']);
+  }
+  const logits = spec([7, 10], -5, 5);
+  await check('softmax and its gradient', () => {
+    const w = tf.tensor(rand(70, 3), [7, 10]);
+    return [tf.softmax(logits.t()), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.softmax(t), w)))(logits.t()),
+      tf.logSoftmax(logits.t()), tf.losses.softmaxCrossEntropy(tf.oneHot([1, 2, 3, 4, 5, 6, 7], 10), logits.t())];
+  }, ['Softmax']);
+});
+
+function buildMlp(): tf.LayersModel {
+  return tf.sequential({ layers: [
+    tf.layers.dense({ inputShape: [20], units: 32, activation: 'relu', name: 'd1' }),
+    tf.layers.dense({ units: 24, activation: 'relu', name: 'd2' }),
+    tf.layers.dense({ units: 5, name: 'out' }),
+  ] });
+}
+
+function buildCnn(): tf.LayersModel {
+  return tf.sequential({ layers: [
+    tf.layers.conv2d({ inputShape: [12, 10, 2], filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' }),
+    tf.layers.conv2d({ filters: 8, kernelSize: [3, 2], strides: 2, padding: 'valid', activation: 'relu', name: 'c2' }),
+    tf.layers.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 1, padding: 'same', name: 'dw' }),
+    tf.layers.maxPooling2d({ poolSize: 2, padding: 'same', name: 'p' }),
+    tf.layers.flatten({ name: 'f' }),
+    tf.layers.dense({ units: 16, activation: 'relu', name: 'd1' }),
+    tf.layers.dense({ units: 5, name: 'out' }),
+  ] });
+}
+
+/** One Adam step: returns loss, gradients (in trainableWeights order) and the updated weights. */
+async function trainStep(backend: string, build: () => tf.LayersModel, weights: Float32Array[], x: { shape: number[]; data: Float32Array }, labels: number[]) {
+  await tf.setBackend(backend);
+  const model = build();
+  model.setWeights(model.getWeights().map((w, i) => tf.tensor(weights[i], w.shape)));
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const opt = tf.train.adam(0.01);
+  const xs = tf.tensor(x.data, x.shape), ys = tf.oneHot(labels, 5).toFloat();
+  const out = tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, vars);
+    const g = vars.map((v) => grads[v.name].dataSync().slice());
+    opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
+    return { loss: value.dataSync()[0], grads: g };
+  });
+  const after = model.getWeights().map((w) => w.dataSync().slice());
+  xs.dispose(); ys.dispose(); opt.dispose(); model.dispose();
+  return { ...out, after };
+}
+
+for (const [name, build, xShape] of [['MLP', buildMlp, [6, 20]], ['CNN', buildCnn, [4, 12, 10, 2]]] as const) {
+  test(`whole ${name}: loss, every gradient and one Adam step match cpu`, { skip }, async () => {
+    await tf.setBackend('cpu');
+    const ref = build();
+    const weights = ref.getWeights().map((w) => w.dataSync().slice() as Float32Array);
+    ref.dispose();
+    const x = spec(xShape as unknown as number[]);
+    const labels = Array.from({ length: xShape[0] }, (_, i) => (i * 3) % 5);
+    const c = await trainStep('cpu', build, weights, x, labels);
+    const n = await trainStep('native', build, weights, x, labels);
+    assert.ok(Math.abs(c.loss - n.loss) <= TOL * Math.abs(c.loss), `loss ${c.loss} vs ${n.loss}`);
+    c.grads.forEach((g, i) => assert.ok(relErr(g, n.grads[i]) <= TOL, `gradient ${i}: ${relErr(g, n.grads[i])}`));
+    c.after.forEach((w, i) => assert.ok(relErr(w, n.after[i]) <= TOL, `weight ${i} after Adam: ${relErr(w, n.after[i])}`));
+  });
+}
+
+test('tensor count is stable over repeated native training steps (fused Adam, pooled buffers)', { skip }, async () => {
+  await tf.setBackend('native');
+  const model = buildCnn();
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const opt = tf.train.adam(0.01);
+  const xs = tf.randomUniform([4, 12, 10, 2]), ys = tf.oneHot([0, 1, 2, 3], 5).toFloat();
+  const step = () => tf.tidy(() => {
+    const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, vars);
+    opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
+  });
+  step(); step();
+  const n0 = tf.memory().numTensors;
+  for (let i = 0; i < 5; i++) step();
+  assert.equal(tf.memory().numTensors, n0);
+  // a value read by user code is never recycled under it
+  const w0 = vars[0].dataSync();
+  const copy = w0.slice();
+  for (let i = 0; i < 3; i++) step();
+  assert.deepEqual(Array.from(w0), Array.from(copy));
+  xs.dispose(); ys.dispose(); opt.dispose(); model.dispose();
+});
