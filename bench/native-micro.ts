@@ -70,7 +70,9 @@ function trainCase(model: tf.LayersModel, xShape: number[], batch: number, teach
       const kl = tf.div(tf.sum(tf.mul(pt, tf.sub(tf.log(tf.add(pt, 1e-8)), logPs))), batch);
       return tf.add(tf.mul(ce, alpha), tf.mul(kl, (1 - alpha) * T * T)) as tf.Scalar;
     }, vars);
+    const t0 = performance.now();
     optimizer.applyGradients(grads as tf.NamedTensorMap as Parameters<typeof optimizer.applyGradients>[0]);
+    if (PROFILE) addProfile('(Adam applyGradients, total)', performance.now() - t0);
   });
   return { batch, step, dispose: () => { x.dispose(); y.dispose(); optimizer.dispose(); } };
 }
@@ -89,6 +91,12 @@ function timeCase(c: Case, warmup: number, steps: number, reps: number): number 
 
 // ------------------------------------------------------------------ profiling
 const profile = new Map<string, { ms: number; calls: number }>();
+function addProfile(name: string, ms: number) {
+  const e = profile.get(name) ?? { ms: 0, calls: 0 };
+  e.ms += ms;
+  e.calls++;
+  profile.set(name, e);
+}
 function installProfiler(backendName: string) {
   for (const k of tf.getKernelsForBackend(backendName)) {
     const fn = k.kernelFunc;
@@ -98,10 +106,7 @@ function installProfiler(backendName: string) {
       kernelFunc: ((args: Parameters<typeof fn>[0]) => {
         const t0 = performance.now();
         const r = fn(args);
-        const e = profile.get(k.kernelName) ?? { ms: 0, calls: 0 };
-        e.ms += performance.now() - t0;
-        e.calls++;
-        profile.set(k.kernelName, e);
+        addProfile(k.kernelName, performance.now() - t0);
         return r;
       }) as typeof fn,
     });
@@ -109,7 +114,7 @@ function installProfiler(backendName: string) {
 }
 function printProfile(label: string, steps: number, stepMs: number) {
   const rows = [...profile.entries()].sort((a, b) => b[1].ms - a[1].ms);
-  const kernelMs = rows.reduce((s, [, v]) => s + v.ms, 0) / steps;
+  const kernelMs = rows.filter(([n]) => !n.startsWith('(')).reduce((s, [, v]) => s + v.ms, 0) / steps;
   console.log(`  profile ${label}: ${stepMs.toFixed(2)} ms/step, kernels ${kernelMs.toFixed(2)} ms/step, ` +
     `outside kernels (tfjs engine, tape, JS) ${(stepMs - kernelMs).toFixed(2)} ms/step`);
   for (const [name, v] of rows.slice(0, 14)) {

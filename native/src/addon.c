@@ -188,16 +188,19 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
-/* blasDirect(a, b, c, M, N, K, threads): plain cblas_sgemm with OpenBLAS's own threads (benchmark) */
+/* blasDirect(a, b, c, M, N, K, threads, transA?, transB?): plain cblas_sgemm with OpenBLAS's
+ * own threads (for benchmarks) */
 static napi_value js_blas_direct(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 7)) return NULL;
   const float *A = f32(&a, 0, NULL), *B = f32(&a, 1, NULL);
   float *C = f32(&a, 2, NULL);
   int M = (int)i64(&a, 3), N = (int)i64(&a, 4), K = (int)i64(&a, 5), T = (int)i64(&a, 6);
+  int tA = a.argc > 7 ? (int)i64(&a, 7) : 0, tB = a.argc > 8 ? (int)i64(&a, 8) : 0;
   if (a.err || !A || !B || !C) { a.err = 1; return done(&a); }
   openblas_set_num_threads(T);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.f, A, K, B, N, 0.f, C, N);
+  cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, 1.f, A,
+              tA ? M : K, B, tB ? K : N, 0.f, C, N);
   openblas_set_num_threads(1);
   return done(&a);
 }

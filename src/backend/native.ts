@@ -13,7 +13,7 @@ import { NativeBackend } from './native/backend.js';
 import { makeMatMulKernels } from './native/matmul.js';
 import { makeConvKernels } from './native/conv.js';
 import { makeElementwiseKernels } from './native/elementwise.js';
-import { ADAM_KERNEL, makeAdamKernel, patchAdam } from './native/adam.js';
+import { patchAdam } from './native/adam.js';
 import type { KernelFn } from './native/util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -89,7 +89,6 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       ...makeMatMulKernels(b, cpu),
       ...makeConvKernels(b, cpu),
       ...makeElementwiseKernels(b, cpu),
-      [ADAM_KERNEL]: makeAdamKernel(b),
     });
     const ok = tf.registerBackend(NATIVE_BACKEND_NAME, () => {
       instance = new NativeBackend(addon);
@@ -122,7 +121,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
         ...(cpuConfig?.setupFunc ? { setupFunc: cpuConfig.setupFunc } : {}),
       });
     }
-    patchAdam(NATIVE_BACKEND_NAME);
+    patchAdam(NATIVE_BACKEND_NAME, () => tf.backend() as NativeBackend);
     state = { ok: true, kernels: names, path };
     return { ok: true };
   } catch (err) {

@@ -10,23 +10,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
-import type { KernelArgs, KernelFn } from './util.js';
-
-export const ADAM_KERNEL = 'TfjsDistillAdam';
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
-
-export function makeAdamKernel(backend: NativeBackend): KernelFn {
-  return (args: KernelArgs) => {
-    const { w, g, m, v } = args.inputs;
-    const a = args.attrs as Record<string, number>;
-    const n = tf.util.sizeFromShape(w.shape);
-    const wo = backend.makeOutputF32(w.shape, n), mo = backend.makeOutputF32(w.shape, n), vo = backend.makeOutputF32(w.shape, n);
-    backend.addon.adam(backend.f32(w), backend.f32(g), backend.f32(m), backend.f32(v), wo.values, mo.values, vo.values,
-      a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2, a.negLr, a.epsilon, a.c1, a.c2);
-    return [wo.info, mo.info, vo.info];
-  };
-}
 
 interface AdamInternals {
   learningRate: number;
@@ -40,9 +25,27 @@ interface AdamInternals {
   incrementIterations(): void;
 }
 
+/**
+ * One fused update. Each of w, m, v is overwritten in place when the backend says nobody
+ * else can observe its storage (see NativeBackend.isExclusive); otherwise the new values go
+ * to a fresh (pooled) buffer that the variable is assigned to, as tfjs itself does.
+ */
+function fusedUpdate(b: NativeBackend, w: tf.Variable, g: tf.Tensor, m: tf.Variable, v: tf.Variable, a: Record<string, number>): void {
+  const n = w.size;
+  const targets = [w, m, v].map((t) => (b.isExclusive(t) ? null : b.makeOutputF32(t.shape, n)));
+  const [wo, mo, vo] = [w, m, v].map((t, i) => targets[i]?.values ?? b.f32(t));
+  b.addon.adam(b.f32(w), b.f32(g), b.f32(m), b.f32(v), wo, mo, vo,
+    a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2, a.negLr, a.epsilon, a.c1, a.c2);
+  const engine = tf.engine();
+  [w, m, v].forEach((t, i) => {
+    const out = targets[i];
+    if (out !== null) t.assign(engine.makeTensorFromTensorInfo(out.info, b) as tf.Tensor);
+  });
+}
+
 let patched = false;
 
-export function patchAdam(backendName: string): void {
+export function patchAdam(backendName: string, backend: () => NativeBackend): void {
   if (patched) return;
   const proto = tf.AdamOptimizer.prototype as unknown as {
     applyGradients(this: unknown, g: tf.NamedTensorMap | NamedTensor[]): void;
@@ -63,7 +66,6 @@ export function patchAdam(backendName: string): void {
         return original.call(this, variableGradients);
       }
     }
-    const engine = tf.engine();
     tf.tidy(() => {
       const accB1 = self.accBeta1.dataSync()[0], accB2 = self.accBeta2.dataSync()[0];
       const attrs = {
@@ -86,10 +88,7 @@ export function patchAdam(backendName: string): void {
         const gradient = isArray ? (variableGradients as NamedTensor[])[i].tensor : (variableGradients as tf.NamedTensorMap)[name];
         if (gradient == null) return;
         const m = self.accumulatedFirstMoment[i].variable, v = self.accumulatedSecondMoment[i].variable;
-        const [w2, m2, v2] = engine.runKernel(ADAM_KERNEL, { w: value, g: gradient, m, v }, attrs) as tf.Tensor[];
-        m.assign(m2);
-        v.assign(v2);
-        value.assign(w2);
+        fusedUpdate(backend(), value, gradient, m, v, attrs);
       });
       self.accBeta1.assign(tf.mul(self.accBeta1, self.beta1));
       self.accBeta2.assign(tf.mul(self.accBeta2, self.beta2));

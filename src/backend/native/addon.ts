@@ -26,7 +26,7 @@ export interface NativeAddon {
     transA: number, transB: number, strideA: number, strideB: number,
     bias?: Float32Array | null, act?: number, alpha?: number, prelu?: Float32Array | null,
   ): void;
-  blasDirect(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, threads: number): void;
+  blasDirect(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, threads: number, transA?: number, transB?: number): void;
   unary(op: number, x: Float32Array, y: Float32Array, alpha?: number, beta?: number): void;
   binary(
     op: number, a: Float32Array, b: Float32Array, out: Float32Array,

@@ -65,6 +65,21 @@ export class NativeBackend extends tf.MathBackendCPU {
     return this.data.get(t.dataId).values as Float32Array;
   }
 
+  /**
+   * True when `t`'s storage can be overwritten in place without anyone noticing: one tensor
+   * refers to its data id, its array was allocated here (not handed in by user code), no
+   * other data id views the same buffer, and it was never read out to user code.
+   */
+  isExclusive(t: tf.TensorInfo): boolean {
+    if (!this.data.has(t.dataId)) return false;
+    const entry = this.data.get(t.dataId);
+    if (entry.refCount !== 1 || entry.complexTensorInfos != null) return false;
+    const v = entry.values;
+    if (!(v instanceof Float32Array)) return false;
+    const buf = v.buffer;
+    return this.owned.get(buf) === v && this.refs.get(buf) === 1 && !this.escaped.has(buf);
+  }
+
   private track(values: Values | undefined): void {
     if (values === undefined || values === null || !ArrayBuffer.isView(values)) return;
     const buf = (values as Float32Array).buffer;
