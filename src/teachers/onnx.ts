@@ -31,9 +31,11 @@ export interface OnnxTeacherOptions {
 }
 
 type Dims = ReadonlyArray<number | string>;
-const fmt = (d: Dims | readonly (number | null)[]) => `[${d.map((x) => (typeof x === 'number' ? x : 'N')).join(',')}]`;
+/** A fixed dimension (ONNX Runtime gives dynamic ones as names, or -1 when unnamed). */
+const fixed = (d: number | string | null | undefined): d is number => typeof d === 'number' && d >= 0;
+const fmt = (d: Dims | readonly (number | null)[]) => `[${d.map((x) => (fixed(x) ? x : 'N')).join(',')}]`;
 const fits = (model: Dims, data: readonly number[]) =>
-  model.length === data.length && model.every((d, i) => typeof d !== 'number' || d === data[i]);
+  model.length === data.length && model.every((d, i) => !fixed(d) || d === data[i]);
 const toNhwc = <T>(s: readonly T[]) => [s[1]!, s[2]!, s[0]!];
 const toNchw = <T>(s: readonly T[]) => [s[2]!, s[0]!, s[1]!];
 const firstLine = (e: unknown) => String(e instanceof Error ? e.message : e).split('\n')[0]!.trim();
@@ -92,11 +94,11 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
     if (sample.length === 3) {
       const nhwcOk = !inputShape || fits(sample, inputShape);
       const nchwOk = !inputShape || (inputShape.length === 3 && fits(sample, toNchw(inputShape)));
-      const ch = (d: number | string | undefined) => typeof d === 'number' && d <= 4;
+      const ch = (d: number | string | undefined) => fixed(d) && d <= 4;
       nchw = layout ? layout === 'NCHW'
         : nchwOk && !nhwcOk ? true : nhwcOk && !nchwOk ? false : !(ch(sample[2]) && !ch(sample[0]));
       dataDims = nchw ? toNhwc(sample) : sample;
-    } else if (sample.length === 1 && inputShape?.length === 3 && typeof sample[0] === 'number'
+    } else if (sample.length === 1 && inputShape?.length === 3 && fixed(sample[0])
       && sample[0] === inputShape.reduce((a, b) => a * b, 1)) {
       // A flat model input ([N, H·W·C]) fed image samples: flattened in the model's layout.
       if (inputShape[2]! > 1 && !layout) {
@@ -109,18 +111,18 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
       const seen = nchw && sample.length === 3 ? ` (NCHW, i.e. ${fmt(dataDims)} NHWC)` : '';
       throw new UserError(`${what} input \`${input.name}\` takes samples ${fmt(sample)}${seen} but the data's samples are [${inputShape.join(',')}]; use data shaped for this model or another teacher`);
     }
-    if (!inputShape && dataDims.some((d) => typeof d !== 'number')) {
+    if (!inputShape && !dataDims.every(fixed)) {
       throw new UserError(`${what} input \`${input.name}\` has dynamic sample dims ${fmt(sample)}; pass inputShape (the data's sample shape)`);
     }
     const shape = inputShape ? [...inputShape] : (dataDims as number[]);
     if (sample.length === 3) feedDims = nchw ? toNchw(shape) : shape;
     else if (sample.length === 1 && shape.length === 3) feedDims = [shape.reduce((a, b) => a * b, 1)];
     else feedDims = shape;
-    const fixedBatch = typeof input.shape[0] === 'number' ? input.shape[0] : undefined;
+    const fixedBatch = fixed(input.shape[0]) ? input.shape[0] : undefined;
 
     const declared = session.outputMetadata.filter((m) => m.name !== out.name);
     const tapShape = (m: InferenceSession.ValueMetadata) => {
-      const s = (m.isTensor ? m.shape.slice(1) : []).map((d) => (typeof d === 'number' ? d : null));
+      const s = (m.isTensor ? m.shape.slice(1) : []).map((d) => (fixed(d) ? d : null));
       return nchw && s.length === 3 ? toNhwc(s) : s;
     };
     const tapList = () => declared.map((m) => `${m.name} ${fmt(tapShape(m))}`).join(', ') || 'none';
@@ -167,7 +169,7 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
 
     // The class count: declared, or seen on one zero sample when the width is dynamic.
     let width = out.shape[1];
-    if (typeof width !== 'number') {
+    if (!fixed(width)) {
       const x = tf.zeros([fixedBatch ?? 1, ...shape]);
       const o = await run(x, []).finally(() => x.dispose());
       width = o.logits.shape[1];
