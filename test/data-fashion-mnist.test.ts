@@ -43,7 +43,7 @@ function fakeDataset(name: string, options: { train?: number; trainLabels?: numb
 
 const missingSystem = join(root, 'no-system-dir');
 
-test('search order: --data, then $DISTILL_DATA, then the system folder, then ./data', () => {
+test('search order: --data, else $DISTILL_DATA, else the system folder, then ./data', () => {
   const explicit = fakeDataset('explicit');
   const env = fakeDataset('env');
   const system = fakeDataset('system', { gzip: false });
@@ -59,9 +59,10 @@ test('search order: --data, then $DISTILL_DATA, then the system folder, then ./d
     assert.equal(locateFashionMnist({ systemDir: missingSystem }).dir, join(cwd, 'data'));
     setEnv('');
     assert.equal(locateFashionMnist({ systemDir: missingSystem }).dir, join(cwd, 'data'), 'empty $DISTILL_DATA counts as unset');
-    // an explicit folder that lacks the files falls through to the next place
+    // a folder the user named is used or refused, never skipped for another place
     setEnv(env);
-    assert.equal(locateFashionMnist({ dir: join(root, 'nothing-here'), systemDir: system }).dir, env);
+    assert.throws(() => locateFashionMnist({ dir: join(root, 'nothing-here'), systemDir: system }),
+      (e: unknown) => e instanceof UserError && e.message.startsWith(`Fashion-MNIST not found; searched --data ${join(root, 'nothing-here')} (no such folder); install`));
   } finally {
     process.chdir(savedCwd);
     setEnv(savedEnv);
@@ -93,8 +94,7 @@ test('not found: one line with every place searched and how to get the data', ()
     assert.throws(() => locateFashionMnist({ dir: partial, systemDir: missingSystem }), (e: unknown) => {
       assert.ok(e instanceof UserError);
       assert.equal(e.message, 'Fashion-MNIST not found; searched ' +
-        `--data ${partial} (missing t10k-labels-idx1-ubyte[.gz]), $DISTILL_DATA (unset), ` +
-        `${missingSystem} (no such folder), ./data (no such folder); ` +
+        `--data ${partial} (missing t10k-labels-idx1-ubyte[.gz]); ` +
         'install it with `apt-get install dataset-fashion-mnist`, or put the four IDX files ' +
         '(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, .gz optional) ' +
         'in a folder and pass --data DIR or set DISTILL_DATA');
@@ -103,9 +103,12 @@ test('not found: one line with every place searched and how to get the data', ()
     const empty = join(root, 'empty-data');
     mkdirSync(empty);
     setEnv(empty);
+    assert.throws(() => locateFashionMnist({ systemDir: missingSystem }), (e: unknown) =>
+      e instanceof UserError && e.message.startsWith(`Fashion-MNIST not found; searched $DISTILL_DATA=${empty} (missing all four files); install it with`));
+    setEnv(undefined);
     mkdirSync('data');
     assert.throws(() => locateFashionMnist({ systemDir: join(partial, 'train-images-idx3-ubyte.gz') }), (e: unknown) =>
-      e instanceof UserError && e.message.startsWith(`Fashion-MNIST not found; searched $DISTILL_DATA=${empty} (missing all four files), ` +
+      e instanceof UserError && e.message.startsWith('Fashion-MNIST not found; searched $DISTILL_DATA (unset), ' +
         `${join(partial, 'train-images-idx3-ubyte.gz')} (not a folder), ./data (missing all four files); install it with`));
   } finally {
     process.chdir(savedCwd);

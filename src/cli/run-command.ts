@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from 'commander';
 import { UserError } from '../errors.js';
 
 /**
@@ -17,4 +18,11 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
       throw error;
     }
   };
+}
+
+/** Commander value parser for whole numbers: a bad value is a one-line usage error. */
+export function parseInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected a whole number, got "${value}"`);
+  return n;
 }

@@ -42,18 +42,24 @@ export interface LocateFashionMnistOptions {
 const REINSTALL = 're-download or reinstall dataset-fashion-mnist';
 
 /**
- * Finds the four Fashion-MNIST IDX files. Searches, in order: `dir`, `$DISTILL_DATA`,
- * `systemDir` (Debian's folder), `./data`; the first folder holding all four wins. Each
+ * Finds the four Fashion-MNIST IDX files. A folder the user named (`dir`, else
+ * `$DISTILL_DATA`) is the only place looked at: used, or refused with the reason. Without
+ * one, searches `systemDir` (Debian's folder), then `./data`; the first holding all four wins. Each
  * file may be raw or `.gz` (raw preferred when both exist). Not found: a one-line
  * `UserError` listing each place searched, what was missing there, and how to get the data.
  */
 export function locateFashionMnist({ dir, systemDir = DEBIAN_FASHION_MNIST_DIR }: LocateFashionMnistOptions = {}): FashionMnistFiles {
-  const places: { label: string; dir: string | undefined }[] = [];
-  if (dir !== undefined) places.push({ label: `--data ${dir}`, dir });
+  const places: { label: string; dir: string | undefined; explicit?: boolean }[] = [];
   const env = process.env['DISTILL_DATA'];
-  places.push({ label: env ? `$DISTILL_DATA=${env}` : '$DISTILL_DATA', dir: env || undefined });
-  places.push({ label: systemDir, dir: systemDir });
-  places.push({ label: './data', dir: resolve('data') });
+  if (dir !== undefined) {
+    places.push({ label: `--data ${dir}`, dir, explicit: true });
+  } else if (env) {
+    places.push({ label: `$DISTILL_DATA=${env}`, dir: env, explicit: true });
+  } else {
+    places.push({ label: '$DISTILL_DATA', dir: undefined });
+    places.push({ label: systemDir, dir: systemDir });
+    places.push({ label: './data', dir: resolve('data') });
+  }
 
   const searched: string[] = [];
   for (const place of places) {
@@ -64,6 +70,7 @@ export function locateFashionMnist({ dir, systemDir = DEBIAN_FASHION_MNIST_DIR }
     const problem = folderProblem(place.dir);
     if (problem !== undefined) {
       searched.push(`${place.label} (${problem})`);
+      if (place.explicit) break;
       continue;
     }
     const files: Partial<Record<FileKey, string>> = {};
@@ -75,6 +82,8 @@ export function locateFashionMnist({ dir, systemDir = DEBIAN_FASHION_MNIST_DIR }
     }
     if (missing.length === 0) return { dir: place.dir, files: files as Record<FileKey, string> };
     searched.push(`${place.label} (missing ${missing.length === 4 ? 'all four files' : missing.join(', ')})`);
+    // A place the user named (--data, $DISTILL_DATA) is used or refused, never silently skipped.
+    if (place.explicit) break;
   }
   throw new UserError(`Fashion-MNIST not found; searched ${searched.join(', ')}; ` +
     'install it with `apt-get install dataset-fashion-mnist`, or put the four IDX files ' +

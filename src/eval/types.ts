@@ -1,3 +1,8 @@
+import type { EpochRecord } from '../train/types.js';
+
+/** One epoch of training, as the trainer logs it (defined by the trainer). */
+export type { EpochRecord };
+
 /** Bytes of a saved model (weights file + model.json) per weight encoding. */
 export interface ByteSizes {
   float32: number;
@@ -47,19 +52,6 @@ export interface ModelEvaluation {
   compression: Compression | null;
   /** teacher latency ÷ model latency, per batch size (teacher: 1). */
   speedup: LatencyPair;
-}
-
-/** One epoch of training, as the trainer logs it. */
-export interface EpochRecord {
-  /** 1-based epoch number. */
-  epoch: number;
-  /** Wall-clock seconds of this epoch. */
-  seconds: number;
-  /** Mean of each named loss term over the epoch (e.g. `{ ce: 0.41, kd: 0.12 }`); the total may be `total`. */
-  losses: Record<string, number>;
-  trainAccuracy?: number;
-  valAccuracy?: number;
-  valLoss?: number;
 }
 
 /** One model of a run: its evaluation plus what the trainer knows. */

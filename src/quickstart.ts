@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { useBestBackend } from './backend/index.js';
+import { progressCallbacks, type ProgressMode } from './cli/progress.js';
+import { loadFashionMnist } from './data/fashion-mnist.js';
+import { evaluateModels, modelPredictFn } from './eval/index.js';
+import type { ReportModel, RunReport } from './eval/types.js';
+import { fileSystem, registerFileRouters } from './io/index.js';
+import { createTerm } from './knowledge/index.js';
+import { buildModel } from './models/index.js';
+import { writeReport } from './report/index.js';
+import { layersTeacher } from './teachers/layers.js';
+import { train } from './train/trainer.js';
+import type { EpochRecord } from './train/types.js';
+
+export interface QuickstartOptions {
+  /** Where the report and the exported student go. Default `runs/quickstart`. */
+  outDir?: string;
+  /** Where the trained teacher is kept for the next run. Default `.distill-cache`. */
+  cacheDir?: string;
+  /** Folder with the Fashion-MNIST IDX files (else the usual places). */
+  dataDir?: string;
+  /** Use only the first N training images (and N/6 test images). Default: all. */
+  subset?: number;
+  /** Student epochs (both students). */
+  epochs?: number;
+  /** Teacher epochs (when not cached). */
+  teacherEpochs?: number;
+  seed?: number;
+  /** KD temperature T and weight α of the soft-target term. */
+  temperature?: number;
+  alpha?: number;
+  /** Width multiplier of the student CNN (the teacher's is 1). */
+  studentWidth?: number;
+  backend?: string;
+  progress?: ProgressMode;
+  log?: (line: string) => void;
+}
+
+/** The teacher and student architecture: the same CNN family, the student narrower. */
+export const QUICKSTART_CNN = { kind: 'cnn', blocks: [32, 64], convsPerBlock: 1, dense: 256, dropout: 0.25 } as const;
+
+export const QUICKSTART_DEFAULTS = {
+  epochs: 8, teacherEpochs: 10, seed: 1, temperature: 4, alpha: 0.9, studentWidth: 0.25, batchSize: 64,
+  learningRate: 2e-3,
+} as const;
+
+/**
+ * The first complete path: a CNN teacher on Fashion-MNIST (trained once, then reused from
+ * the cache), a student trained on labels only and the same student distilled with `kd`
+ * (same architecture, epochs, seed and initial weights), all three measured side by side,
+ * a report (JSON, Markdown, HTML, PNG plots) and the distilled student exported.
+ */
+export async function runQuickstart(options: QuickstartOptions = {}): Promise<RunReport> {
+  const o = { ...QUICKSTART_DEFAULTS, ...stripUndefined(options) };
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const outDir = resolve(options.outDir ?? 'runs/quickstart');
+  const cacheDir = resolve(options.cacheDir ?? '.distill-cache');
+  const progress = options.progress ?? 'lines';
+  registerFileRouters();
+
+  const testSubset = o.subset === undefined ? undefined : Math.max(500, Math.round(o.subset / 6));
+  const { train: full, test } = loadFashionMnist({ dir: options.dataDir, trainSubset: o.subset, testSubset });
+  const backend = await useBestBackend({ backend: options.backend });
+  log(`backend: ${backend.name} (${backend.reason})`);
+  const { train: trainSet, validation } = full.split({ validationFraction: 1 / 12, seed: o.seed });
+  log(`data: Fashion-MNIST, ${trainSet.size} train / ${validation.size} validation / ${test.size} test`);
+
+  const common = { inputShape: [28, 28, 1], numClasses: 10, ...QUICKSTART_CNN };
+  const fit = async (label: string, model: tf.LayersModel, terms: Parameters<typeof train>[0]['learners'][0]['terms'], epochs: number, teacher?: ReturnType<typeof layersTeacher>) => {
+    const result = await train({
+      learners: [{ name: label, model, terms }], teacher, train: trainSet, validation, epochs,
+      batchSize: o.batchSize, seed: o.seed, optimizer: { key: 'adam', learningRate: o.learningRate }, schedule: 'cosine',
+      callbacks: progressCallbacks({ mode: progress, label, epochs, samplesPerEpoch: trainSet.size }),
+    });
+    return { seconds: result.seconds, history: result.history[label]! };
+  };
+
+  // The teacher: trained once per (architecture, data, epochs, seed), then loaded from the cache.
+  const key = createHash('sha256').update(JSON.stringify({ common, epochs: o.teacherEpochs, seed: o.seed, subset: o.subset, lr: o.learningRate })).digest('hex').slice(0, 12);
+  const teacherDir = join(cacheDir, `teacher-${key}`);
+  let teacherModel: tf.LayersModel;
+  let teacherTraining: { seconds: number; history: EpochRecord[] } | undefined;
+  if (existsSync(join(teacherDir, 'model.json'))) {
+    teacherModel = await tf.loadLayersModel(fileSystem(teacherDir));
+    log(`teacher: loaded from ${teacherDir}`);
+  } else {
+    teacherModel = buildModel({ ...common, width: 1, seed: o.seed, name: 'teacher' } as never);
+    teacherTraining = await fit('teacher', teacherModel, [{ term: createTerm('ce'), weight: 1 }], o.teacherEpochs);
+    await teacherModel.save(fileSystem(teacherDir));
+    log(`teacher: trained in ${teacherTraining.seconds.toFixed(0)} s, saved to ${teacherDir}`);
+  }
+  const teacher = layersTeacher({ model: teacherModel });
+
+  // Two students with identical initial weights: one learns from labels, one from the teacher.
+  const student = () => buildModel({ ...common, width: o.studentWidth, seed: o.seed + 1000, name: 'student' } as never);
+  const labelsOnly = student();
+  const baseline = await fit('student (labels)', labelsOnly, [{ term: createTerm('ce'), weight: 1 }], o.epochs);
+  const distilled = student();
+  const kdTerm = createTerm('kd', { temperature: o.temperature, alpha: o.alpha });
+  const kd = await fit('student (kd)', distilled, [{ term: kdTerm, weight: 1 }], o.epochs, teacher);
+
+  log('evaluating on the test set (accuracy, agreement, KL, ECE, size, latency)…');
+  const evaluation = await evaluateModels({
+    teacher: { name: 'teacher', predict: modelPredictFn(teacherModel), model: teacherModel },
+    students: [{ name: 'student (labels)', model: labelsOnly }, { name: 'student (kd)', model: distilled }],
+    test,
+  });
+  const [t, s1, s2] = evaluation.models as [ReportModel, ReportModel, ReportModel];
+  const report: RunReport = {
+    title: 'Offline distillation on Fashion-MNIST (quickstart)',
+    createdAt: new Date().toISOString(),
+    backend: evaluation.backend,
+    dataset: { name: 'Fashion-MNIST', train: trainSet.size, test: test.size },
+    settings: { ...o, teacher: { ...common, width: 1 }, student: { ...common, width: o.studentWidth }, teacherFromCache: !teacherTraining },
+    models: [
+      { ...t, method: 'labels (teacher)', trainSeconds: teacherTraining?.seconds, history: teacherTraining?.history },
+      { ...s1, method: 'labels only', baseline: true, trainSeconds: baseline.seconds, history: baseline.history },
+      { ...s2, method: `kd (T=${o.temperature}, α=${o.alpha})`, trainSeconds: kd.seconds, history: kd.history },
+    ],
+  };
+  await writeReport({ outDir, report });
+  await distilled.save(fileSystem(join(outDir, 'student')));
+  log(`report: ${join(outDir, 'report.md')} (also report.json, report.html, plots/)`);
+  log(`student: ${join(outDir, 'student', 'model.json')} — load with tf.loadLayersModel`);
+  for (const m of [teacherModel, labelsOnly, distilled]) m.dispose();
+  return report;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
