@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { cacheTeacher, type CacheTeacherOptions } from './commands/cache-teacher.js';
 import { doctor } from './commands/doctor.js';
 import { action, parseInteger } from './run-command.js';
 import { defaultProgressMode } from './progress.js';
@@ -43,6 +44,27 @@ program.command('quickstart')
       studentWidth: opts.studentWidth, backend: opts.backend,
       progress: defaultProgressMode({ json: opts.json, quiet: opts.quiet }),
     });
+  }));
+
+program.command('cache-teacher')
+  .description("write a teacher's logits for every row of a dataset to a file; training reads them instead of running the teacher")
+  .requiredOption('--teacher <path>', 'model.json (TF.js LayersModel or GraphModel) or .onnx file')
+  .requiredOption('--out <file>', 'the cache file to write')
+  .option('--data <dir>', 'folder with the Fashion-MNIST IDX files (env DISTILL_DATA)')
+  .option('--csv <file>', 'a CSV file of numeric features instead of Fashion-MNIST')
+  .option('--label-column <name>', 'with --csv: the column holding the class')
+  .option('--split <part>', 'train, validation or test', 'train')
+  .option('--validation-fraction <f>', 'split off this fraction of the training set first, as the training run will', parseFloat)
+  .option('--seed <n>', 'seed of that split', parseInteger)
+  .option('--subset <n>', 'use only the first N rows', parseInteger)
+  .option('--layout <NCHW|NHWC>', 'ONNX: input layout (default: inferred from the model)')
+  .option('--input-name <name>', 'ONNX: input to feed')
+  .option('--output-name <name>', 'ONNX: output holding the logits')
+  .option('--backend <name>', 'auto, native, wasm or cpu (env DISTILL_BACKEND)')
+  .addHelpText('after', '\nExamples:\n  $ distill cache-teacher --teacher teacher/model.json --out teacher.logits\n  $ distill cache-teacher --teacher cnn.onnx --layout NCHW --validation-fraction 0.1 --seed 1 --out train.logits')
+  .action(action(async (opts: CacheTeacherOptions) => {
+    const { rows, seconds } = await cacheTeacher(opts);
+    process.stderr.write(`wrote the teacher's logits for ${rows} rows to ${opts.out} in ${seconds.toFixed(1)} s\n`);
   }));
 
 await program.parseAsync();

@@ -9,3 +9,5 @@ export { loadOnnxTeacher } from './onnx.js';
 export type { Layout, OnnxTeacherOptions } from './onnx.js';
 export { datasetFingerprint, readTeacherCache, TEACHER_CACHE_MAGIC, writeTeacherCache } from './cache-file.js';
 export type { TeacherCache, TeacherCacheHeader, WriteTeacherCacheOptions } from './cache-file.js';
+export { loadTeacher } from './load.js';
+export type { LoadTeacherOptions } from './load.js';
