@@ -60,7 +60,7 @@ function trainCase(model: tf.LayersModel, xShape: number[], batch: number, teach
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const T = 4, alpha = 0.5;
   const step = () => tf.tidy(() => {
-    const tLogits = teacher ? (teacher.predict(x) as tf.Tensor) : null;
+    const tLogits = teacher ? (teacher.predict(x, { batchSize: batch }) as tf.Tensor) : null;
     const { grads } = tf.variableGrads(() => {
       const logits = model.apply(x, { training: true }) as tf.Tensor;
       const ce = tf.losses.softmaxCrossEntropy(y, logits);

@@ -189,6 +189,16 @@ test('DepthwiseConv2dNative and its two backprops', { skip }, async () => {
   }
 });
 
+test('FusedDepthwiseConv2D: bias and activations', { skip }, async () => {
+  const x = spec([2, 9, 8, 4]), f = spec([3, 3, 4, 2]), bias = spec([8]);
+  for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu'] as const) {
+    await check(`fused depthwise ${activation}`, () => tf.fused.depthwiseConv2d({
+      x: x.t() as tf.Tensor4D, filter: f.t() as tf.Tensor4D, strides: 2, pad: 'same', bias: bias.t(), activation,
+      leakyreluAlpha: 0.3,
+    }), ['FusedDepthwiseConv2D']);
+  }
+});
+
 test('MaxPool / AvgPool and their gradients (incl. ties after relu)', { skip }, async () => {
   const cases: { x: number[]; k: [number, number]; s: number | [number, number]; pad: 'same' | 'valid' }[] = [
     { x: [2, 8, 8, 3], k: [2, 2], s: 2, pad: 'valid' },

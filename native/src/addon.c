@@ -345,10 +345,37 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
 
 GEOM3(js_conv2d_bwd_input, tdn_conv2d_bwd_input(&g, p1, p2, p3))   /* (geom, dy, w, dx) */
 GEOM3(js_conv2d_bwd_filter, tdn_conv2d_bwd_filter(&g, p1, p2, p3)) /* (geom, x, dy, dw) */
-GEOM3(js_dwconv2d, tdn_dwconv2d(&g, p1, p2, p3))                   /* (geom, x, w, out) */
 GEOM3(js_dwconv2d_bwd_input, tdn_dwconv2d_bwd_input(&g, p1, p2, p3))
 GEOM3(js_dwconv2d_bwd_filter, tdn_dwconv2d_bwd_filter(&g, p1, p2, p3))
 GEOM3(js_maxpool_grad, tdn_maxpool_grad(&g, p1, p2, p3))           /* (geom, dy, x, dx) */
+
+typedef struct { float *o; int N; const float *bias, *prelu; int nBias, act, nPrelu; float alpha; } epi_t;
+static void epi_rows(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  epi_t *p = (epi_t *)vctx;
+  tdn_epilogue(p->o, p->N, (int)b, (int)e, p->N, p->bias, p->nBias, p->act, p->alpha, p->prelu, p->nPrelu);
+}
+
+/* depthwiseConv2d(geom, x, w, out, bias?, act, alpha, prelu?) */
+static napi_value js_dwconv2d(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  conv_geom_t g;
+  size_t nb = 0, np = 0;
+  if (!geom(&a, 0, &g)) return done(&a);
+  const float *x = f32(&a, 1, NULL), *w = f32(&a, 2, NULL);
+  float *o = f32(&a, 3, NULL);
+  epi_t e = {o, g.OC, f32(&a, 4, &nb), NULL, 0, 0, 0, 0.f};
+  e.act = a.argc > 5 ? (int)i64(&a, 5) : 0;
+  e.alpha = a.argc > 6 ? (float)f64(&a, 6) : 0.f;
+  e.prelu = f32(&a, 7, &np);
+  e.nBias = (int)nb;
+  e.nPrelu = (int)np;
+  if (a.err || !x || !w || !o) { a.err = 1; return done(&a); }
+  tdn_dwconv2d(&g, x, w, o);
+  if (e.nBias || e.act) pool_for(epi_rows, &e, (int64_t)g.B * g.OH * g.OW, 1 + 16384 / (g.OC ? g.OC : 1));
+  return done(&a);
+}
 
 /* pool(geom, isMax, x, out) */
 static napi_value js_pool(napi_env env, napi_callback_info info) {

@@ -50,7 +50,10 @@ export interface NativeAddon {
   ): void;
   conv2dBackpropInput(geom: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   conv2dBackpropFilter(geom: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
-  depthwiseConv2d(geom: Int32Array, x: Float32Array, w: Float32Array, out: Float32Array): void;
+  depthwiseConv2d(
+    geom: Int32Array, x: Float32Array, w: Float32Array, out: Float32Array,
+    bias?: Float32Array | null, act?: number, alpha?: number, prelu?: Float32Array | null,
+  ): void;
   depthwiseBackpropInput(geom: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   depthwiseBackpropFilter(geom: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   pool(geom: Int32Array, isMax: number, x: Float32Array, out: Float32Array): void;

@@ -87,6 +87,25 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     return out.info;
   };
 
+  const fusedDepthwise: KernelFn = (args: KernelArgs) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs;
+    const a = args.attrs as Attrs;
+    const act = ACT[(a.activation as string | undefined) ?? 'linear'];
+    if (!isF32(x, filter) || !dims4(x, filter) || !nhwc(a.dataFormat) || act === undefined) {
+      return fallback('FusedDepthwiseConv2D')(args);
+    }
+    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      a.strides as number | [number, number], (a.dilations ?? 1) as number | [number, number], a.pad as 'same',
+      a.dimRoundingMode as 'floor', true);
+    const biasV = lastAxisVector(backend, bias, ci.outChannels, 4);
+    const preluV = act === ACT.prelu ? lastAxisVector(backend, preluActivationWeights, ci.outChannels, 4) : undefined;
+    if (biasV === null || preluV === null || (act === ACT.prelu && preluV === undefined)) return fallback('FusedDepthwiseConv2D')(args);
+    const out = backend.makeOutputF32(ci.outShape);
+    addon.depthwiseConv2d(geometry(ci), backend.f32(x), backend.f32(filter), out.values, biasV ?? null, act,
+      Number(a.leakyreluAlpha ?? 0.2), preluV ?? null);
+    return out.info;
+  };
+
   const depthwiseBackpropInput: KernelFn = (args: KernelArgs) => {
     const { dy, filter } = args.inputs;
     const a = args.attrs as Attrs;
@@ -154,6 +173,7 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     Conv2DBackpropInput: conv2DBackpropInput,
     Conv2DBackpropFilter: conv2DBackpropFilter,
     DepthwiseConv2dNative: depthwise,
+    FusedDepthwiseConv2D: fusedDepthwise,
     DepthwiseConv2dNativeBackpropInput: depthwiseBackpropInput,
     DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilter,
     MaxPool: makePool('MaxPool', 1),
