@@ -14,15 +14,35 @@ export type { BuildModelOptions, ModelOptions, MlpOptions, CnnOptions, ResnetOpt
 export { tapModel, layerNames } from './models/taps.js';
 
 export { fileSystem, registerFileRouters } from './io/index.js';
+export { saveEncodedModel, encodeModelWeights, encodeModelArtifacts, WEIGHT_ENCODINGS } from './io/quantize.js';
+export type { WeightEncoding, SaveEncodedModelOptions, EncodeModelOptions } from './io/quantize.js';
 
 export { knowledge, createTerm, crossEntropyTerm, kdTerm, softCrossEntropyTerm, logitsMseTerm, logitsL1Term, hardTargetTerm, dkdTerm } from './knowledge/index.js';
 export type { KnowledgeTerm, TermInputs, TermNeeds, CeOptions, KdOptions, SoftCeOptions, LogitsMseOptions, LogitsL1Options, HardOptions, DkdOptions } from './knowledge/index.js';
 
-export type { Teacher, TeacherOutput, TeacherPredictOptions } from './teachers/types.js';
-export { layersTeacher, loadLayersTeacher } from './teachers/layers.js';
-export { CachedTeacher } from './teachers/cached.js';
-export type { CachedTeacherOptions } from './teachers/cached.js';
+export {
+  layersTeacher, loadLayersTeacher, graphTeacher, loadGraphTeacher, loadOnnxTeacher, loadTeacher, CachedTeacher,
+  readTeacherCache, writeTeacherCache, datasetFingerprint,
+} from './teachers/index.js';
+export type {
+  Teacher, TeacherOutput, TeacherPredictOptions, CachedTeacherOptions, GraphTeacherOptions, OnnxTeacherOptions, Layout,
+  LoadTeacherOptions, TeacherCache,
+} from './teachers/index.js';
 
 export { train, evaluateAccuracy } from './train/trainer.js';
 export { optimizers, createOptimizer } from './train/optimizers.js';
 export type { Learner, WeightedTerm, EpochRecord, BatchLogs, TrainCallbacks, TrainOptions, TrainResult, TeacherSelector, OptimizerSpec } from './train/types.js';
+
+export {
+  evaluateModels, modelPredictFn, teacherPredictFn, predictLogits, classificationMetrics, accuracy, agreement,
+  klToTeacher, ece, modelSize, measureLatency, compression, speedup,
+} from './eval/index.js';
+export type {
+  ModelEvaluation, RunReport, ReportModel, ByteSizes, LatencyPair, Compression, EvaluateModelsOptions, EvaluationResult,
+  PredictFn, ModelSize, LatencyResult,
+} from './eval/index.js';
+export { writeReport, renderMarkdown, renderHtml } from './report/index.js';
+export type { WriteReportOptions, WrittenReport } from './report/index.js';
+
+export { runQuickstart, QUICKSTART_DEFAULTS } from './quickstart.js';
+export type { QuickstartOptions } from './quickstart.js';
