@@ -23,9 +23,20 @@ export interface TermNeeds {
  * its own kwargs such as α); the trainer multiplies by the term's weight, sums, and logs
  * each name. Terms that own variables (adapters) expose them to the optimizer.
  */
+/** Shapes (without the batch axis) of the tapped outputs, by name. */
+export interface TapShapes {
+  student: Record<string, readonly number[]>;
+  teacher: Record<string, readonly number[]>;
+}
+
 export interface KnowledgeTerm {
   readonly key: string;
   readonly needs: TermNeeds;
+  /**
+   * Called once before training with the shapes of the taps in `needs`, so a term can
+   * create its variables (e.g. adapters Φ) before the optimizer sees the variable list.
+   */
+  prepare?(shapes: TapShapes): void;
   compute(inputs: TermInputs): Record<string, tf.Scalar>;
   trainableVariables(): tf.Variable[];
   dispose(): void;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
-import { applyTapped, tapModel } from '../models/taps.js';
-import type { TeacherOutput } from '../teachers/types.js';
+import type { Teacher, TeacherOutput } from '../teachers/types.js';
+import { applyTapped, layerNames, tapModel } from '../models/taps.js';
 import type { Learner, TeacherSelector } from './types.js';
 
 export interface StepResult {
@@ -25,6 +25,24 @@ export function tapsNeeded(learners: Learner[]): { student: string[][]; teacher:
   return { student, teacher: [...teacher] };
 }
 
+/** Gives every term that asks for it the shapes of its taps, before any variable is listed. */
+function prepareTerms(learners: Learner[], teacher?: Teacher): void {
+  const teacherShapes = Object.fromEntries((teacher?.tapNames() ?? []).map((t) => [t.name, t.shape as number[]]));
+  for (const l of learners) {
+    const studentShapes = Object.fromEntries(layerNames(l.model).map((t) => [t.name, t.shape as number[]]));
+    for (const { term } of l.terms) {
+      if (!term.prepare) continue;
+      for (const name of term.needs.teacherTaps ?? []) {
+        if (!(name in teacherShapes)) {
+          const known = Object.entries(teacherShapes).map(([n, sh]) => `${n} [${sh.join(',')}]`).join(', ');
+          throw new UserError(`teacher has no tap \`${name}\` for ${term.key}; taps: ${known || 'none (this teacher gives logits only)'}`);
+        }
+      }
+      term.prepare({ student: studentShapes, teacher: teacherShapes });
+    }
+  }
+}
+
 export const offlineTeacher: TeacherSelector = ({ teacher }) => ({ logits: teacher?.logits, taps: teacher?.taps });
 
 /**
@@ -32,13 +50,15 @@ export const offlineTeacher: TeacherSelector = ({ teacher }) => ({ logits: teach
  * what it needs, sum weight × loss over terms and learners, and update exactly the
  * learners' trainable weights plus the terms' own variables (never a teacher's).
  */
-export function createStep(learners: Learner[], optimizer: tf.Optimizer, select: TeacherSelector) {
+export function createStep(learners: Learner[], optimizer: tf.Optimizer, select: TeacherSelector, teacher?: Teacher) {
   const taps = tapsNeeded(learners);
   const models = learners.map((l, i) => tapModel(l.model, taps.student[i]!, `student ${l.name}`));
-  const variables: tf.Variable[] = [];
+  prepareTerms(learners, teacher);
+  // A set: learners may share layers (self-distillation heads over one network).
+  const variables = new Set<tf.Variable>();
   for (const l of learners) {
-    for (const w of l.model.trainableWeights) variables.push(w.read() as tf.Variable);
-    for (const { term } of l.terms) variables.push(...term.trainableVariables());
+    for (const w of l.model.trainableWeights) variables.add(w.read() as tf.Variable);
+    for (const { term } of l.terms) term.trainableVariables().forEach((v) => variables.add(v));
   }
   const numClasses = learners[0]!.model.outputs[0]!.shape[1] as number;
 
@@ -74,7 +94,7 @@ export function createStep(learners: Learner[], optimizer: tf.Optimizer, select:
         total = total.add(learnerTotal);
       });
       return total;
-    }, variables);
+    }, [...variables]);
     optimizer.applyGradients(grads);
     value.dispose();
     const flat = tf.stack([...recorded.flat(), ...correct]).dataSync();

@@ -55,13 +55,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const { learners, train: data, validation, epochs, batchSize, callbacks = {} } = options;
   const optimizer = createOptimizer(options.optimizer);
   const baseRate = learningRateOf(optimizer);
-  const rng = new Rng(options.seed);
+  const rng = options.rng ?? new Rng(options.seed);
   const teacherTaps = tapsNeeded(learners).teacher;
   let teacher: Teacher | undefined = options.teacher;
   if (teacher && !options.augment && teacherTaps.length === 0 && !(teacher instanceof CachedTeacher)) {
     teacher = new CachedTeacher({ size: data.size, numClasses: teacher.numClasses, inputShape: teacher.inputShape, source: teacher });
   }
-  const step = createStep(learners, optimizer, options.selectTeacher ?? offlineTeacher);
+  const step = createStep(learners, optimizer, options.selectTeacher ?? offlineTeacher, options.teacher);
   const history: Record<string, EpochRecord[]> = Object.fromEntries(learners.map((l) => [l.name, []]));
   const started = performance.now();
   let best = -Infinity;

@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/dataset.js';
+import type { Rng } from '../data/rng.js';
 import type { KnowledgeTerm } from '../knowledge/types.js';
 import type { Teacher, TeacherOutput } from '../teachers/types.js';
 
@@ -64,11 +65,19 @@ export interface TrainOptions {
   selectTeacher?: TeacherSelector;
   epochs: number;
   batchSize: number;
-  /** An optimizer instance or a registry node, e.g. `{ key: 'adam', learningRate: 1e-3 }`. */
+  /**
+   * An optimizer instance (yours: its state can be checkpointed with getWeights and
+   * restored with setWeights) or a registry node, e.g. `{ key: 'adam', learningRate: 1e-3 }`.
+   */
   optimizer?: tf.Optimizer | OptimizerSpec;
   /** Learning-rate schedule over epochs. Default constant. */
   schedule?: 'constant' | 'cosine';
   seed: number;
+  /**
+   * The run's random stream (shuffling, augmentation, dropout). Give one to checkpoint
+   * its state after an epoch and resume it later (`Rng.fromState`); default `new Rng(seed)`.
+   */
+  rng?: Rng;
   /** Random ±shift px translation of training images; disables the teacher-output cache. */
   augment?: { shift: number };
   /** Stop when the first learner's validation accuracy has not improved for `patience` epochs. */
