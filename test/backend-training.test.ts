@@ -48,8 +48,10 @@ for (const kind of models.keys()) {
     const x = tf.tensor4d(Array.from({ length: batch * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.37)), [batch, ...inputShape] as [number, number, number, number]);
     const y = tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), 5);
     const reference = lossAndGrads(model, x, y);
+    const initial = model.getWeights().map((w) => w.clone());
     for (const backend of available.filter((b) => b !== 'cpu')) {
       await tf.setBackend(backend);
+      model.setWeights(initial);
       const actual = lossAndGrads(model, x, y);
       assert.ok(Math.abs(actual.loss - reference.loss) <= 1e-4 * Math.abs(reference.loss), `${backend} loss ${actual.loss} vs ${reference.loss}`);
       actual.grads.forEach((g, i) => {
@@ -66,7 +68,7 @@ for (const kind of models.keys()) {
       assert.equal(tf.memory().numTensors, before, `${backend} ${kind}: tensors grow across steps`);
       optimizer.dispose();
     }
-    tf.dispose([x, y]);
+    tf.dispose([x, y, ...initial]);
     model.dispose();
   });
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../errors.js';
+import { registerNativeBackend } from './native.js';
 import { installWasmTrainingKernels } from './wasm-training.js';
 
 export type BackendName = 'native' | 'wasm' | 'cpu';
@@ -24,15 +25,22 @@ export interface UseBackendOptions {
   backend?: string;
 }
 
+const WHAT: Record<BackendName, string> = {
+  native: 'OpenBLAS and C kernels through an N-API addon',
+  wasm: 'WebAssembly (XNNPACK, SIMD) with training kernels',
+  cpu: 'pure JavaScript',
+};
+
 async function tryBackend(name: BackendName): Promise<BackendAttempt> {
   try {
     if (name === 'native') {
-      return { name, ok: false, reason: 'the native backend is not built in this version' };
+      const registered = registerNativeBackend();
+      if (!registered.ok) return { name, ok: false, reason: registered.reason };
     }
     if (name === 'wasm') installWasmTrainingKernels();
     const ok = await tf.setBackend(name);
     return ok
-      ? { name, ok, reason: name === 'wasm' ? 'WebAssembly (XNNPACK, SIMD) with training kernels' : 'pure JavaScript' }
+      ? { name, ok, reason: WHAT[name] }
       : { name, ok, reason: `tf.setBackend('${name}') failed` };
   } catch (error) {
     return { name, ok: false, reason: (error as Error).message.split('\n')[0]! };

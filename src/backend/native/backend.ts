@@ -60,9 +60,12 @@ export class NativeBackend extends tf.MathBackendCPU {
     return { info, values };
   }
 
-  /** The Float32Array of a float32 tensor (no copy). */
+  /** The Float32Array of a float32 tensor (no copy, unless its data is not stored as floats). */
   f32(t: tf.TensorInfo): Float32Array {
-    return this.data.get(t.dataId).values as Float32Array;
+    const values = this.data.get(t.dataId).values;
+    // A float32 tensor can sit on an Int32Array: the cpu backend casts int32 → float32 by
+    // relabelling the same data. C code must never read those bytes as floats.
+    return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
   }
 
   /**
