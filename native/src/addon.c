@@ -119,6 +119,13 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   return r;
 }
 
+static napi_value js_set_gemm_parts(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 1)) return NULL;
+  tdn_set_gemm_parts((int)i64(&a, 0));
+  return done(&a);
+}
+
 static napi_value js_set_spin(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 1)) return NULL;
@@ -432,6 +439,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("info", js_info),
       FN("setThreads", js_set_threads),
       FN("setSpinMicros", js_set_spin),
+      FN("setGemmPartsPerThread", js_set_gemm_parts),
       FN("matmul", js_matmul),
       FN("blasDirect", js_blas_direct),
       FN("unary", js_unary),

@@ -21,6 +21,7 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
 void tdn_epilogue(float *C, int ldc, int r0, int r1, int N, const float *bias, int nBias, int act,
                   float alpha, const float *prelu, int nPrelu);
 
+void tdn_set_gemm_parts(int partsPerThread);
 void *tdn_scratch(int tid, size_t bytes); /* per-thread grow-only scratch, slot 0..63 */
 void *tdn_scratch2(int tid, size_t bytes);
 #endif

@@ -77,6 +77,9 @@ static void gemm_part(void *vctx, int64_t t, int tid) {
   }
 }
 
+static int parts_per_thread = 2;
+void tdn_set_gemm_parts(int n) { parts_per_thread = n < 1 ? 1 : (n > 8 ? 8 : n); }
+
 void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc, int threaded) {
   if (M <= 0 || N <= 0) return;
@@ -97,7 +100,7 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
     if (N >= M) { g.splitN = 1; total = N; } else { g.splitN = 0; total = M; }
     /* 2 parts per thread when they stay >= 64 wide: a late or descheduled worker then
        costs less (the caller takes the parts nobody has claimed) */
-    int parts = 2 * T;
+    int parts = parts_per_thread * T;
     while (parts > T && total / parts < 64) parts--;
     while (parts > 1 && total / parts < 16) parts--;
     if (parts > 1) {

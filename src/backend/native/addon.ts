@@ -21,6 +21,7 @@ export interface NativeAddon {
   };
   setThreads(n: number): number;
   setSpinMicros(us: number): void;
+  setGemmPartsPerThread(n: number): void;
   matmul(
     a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, n: number, k: number,
     transA: number, transB: number, strideA: number, strideB: number,
