@@ -17,6 +17,12 @@
 #endif
 
 #define MAXARGS 24
+
+/* Node worker_threads may load the addon too: calls are serialised, since the pool and the
+ * per-thread scratch buffers are process-wide. Uncontended, this costs a few ns. */
+#include <pthread.h>
+static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
+#define SERIAL(stmt) do { pthread_mutex_lock(&call_mu); stmt; pthread_mutex_unlock(&call_mu); } while (0)
 #define CHECK(call)                                                                  \
   do {                                                                               \
     if ((call) != napi_ok) { napi_throw_error(env, NULL, "tfjs-distill native: " #call " failed"); return NULL; } \
@@ -115,7 +121,9 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   int n = (int)i64(&a, 0);
   if (a.err) return done(&a);
   napi_value r;
-  napi_create_int32(env, pool_init(n), &r);
+  int got;
+  SERIAL(got = pool_init(n));
+  napi_create_int32(env, got, &r);
   return r;
 }
 
@@ -181,6 +189,7 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   c.nBias = (int)nb;
   c.nPrelu = (int)np;
   if (a.err || !c.A || !c.B || !c.C) { a.err = 1; return done(&a); }
+  pthread_mutex_lock(&call_mu);
   if (batch == 1) {
     tdn_sgemm(c.tA, c.tB, c.M, c.N, c.K, 1.f, c.A, c.tA ? c.M : c.K, c.B, c.tB ? c.K : c.N, 0.f, c.C, c.N, 1);
     if (c.nBias || c.act) {
@@ -192,6 +201,7 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
     if (per < 4.0e6 && batch >= pool_threads()) pool_run(mm_batch_task, &c, batch);
     else for (int64_t i = 0; i < batch; i++) mm_batch_task(&c, i, 0);
   }
+  pthread_mutex_unlock(&call_mu);
   return done(&a);
 }
 
@@ -205,10 +215,12 @@ static napi_value js_blas_direct(napi_env env, napi_callback_info info) {
   int M = (int)i64(&a, 3), N = (int)i64(&a, 4), K = (int)i64(&a, 5), T = (int)i64(&a, 6);
   int tA = a.argc > 7 ? (int)i64(&a, 7) : 0, tB = a.argc > 8 ? (int)i64(&a, 8) : 0;
   if (a.err || !A || !B || !C) { a.err = 1; return done(&a); }
+  pthread_mutex_lock(&call_mu);
   openblas_set_num_threads(T);
   cblas_sgemm(CblasRowMajor, tA ? CblasTrans : CblasNoTrans, tB ? CblasTrans : CblasNoTrans, M, N, K, 1.f, A,
               tA ? M : K, B, tB ? K : N, 0.f, C, N);
   openblas_set_num_threads(1);
+  pthread_mutex_unlock(&call_mu);
   return done(&a);
 }
 
@@ -223,7 +235,7 @@ static napi_value js_unary(napi_env env, napi_callback_info info) {
   float *y = f32(&a, 2, &ny);
   float alpha = a.argc > 3 ? (float)f64(&a, 3) : 0.f, beta = a.argc > 4 ? (float)f64(&a, 4) : 0.f;
   if (a.err || !x || !y || op < 0 || op >= U_COUNT || nx < ny) { a.err = 1; return done(&a); }
-  tdn_unary(op, x, y, (int64_t)ny, alpha, beta);
+  SERIAL(tdn_unary(op, x, y, (int64_t)ny, alpha, beta));
   return done(&a);
 }
 
@@ -237,7 +249,7 @@ static napi_value js_binary(napi_env env, napi_callback_info info) {
   int64_t d[4], as[4], bs[4];
   for (int i = 0; i < 4; i++) { d[i] = i64(&a, 4 + i); as[i] = i64(&a, 8 + i); bs[i] = i64(&a, 12 + i); }
   if (a.err || !x || !y || !o || op < 0 || op >= B_COUNT) { a.err = 1; return done(&a); }
-  tdn_binary(op, x, y, o, d, as, bs);
+  SERIAL(tdn_binary(op, x, y, o, d, as, bs));
   return done(&a);
 }
 
@@ -250,7 +262,7 @@ static napi_value js_reduce(napi_env env, napi_callback_info info) {
   float *o = f32(&a, 2, NULL);
   int64_t outer = i64(&a, 3), R = i64(&a, 4), inner = i64(&a, 5);
   if (a.err || !x || !o || op < 0 || op >= R_COUNT) { a.err = 1; return done(&a); }
-  tdn_reduce(op, x, o, outer, R, inner);
+  SERIAL(tdn_reduce(op, x, o, outer, R, inner));
   return done(&a);
 }
 
@@ -263,7 +275,7 @@ static napi_value js_argreduce(napi_env env, napi_callback_info info) {
   int32_t *o = (int32_t *)arr(&a, 2, NULL);
   int64_t outer = i64(&a, 3), R = i64(&a, 4), inner = i64(&a, 5);
   if (a.err || !x || !o) { a.err = 1; return done(&a); }
-  tdn_argreduce(isMax, x, o, outer, R, inner);
+  SERIAL(tdn_argreduce(isMax, x, o, outer, R, inner));
   return done(&a);
 }
 
@@ -275,7 +287,7 @@ static napi_value js_softmax(napi_env env, napi_callback_info info) {
   float *y = f32(&a, 1, NULL);
   int64_t rows = i64(&a, 2), cols = i64(&a, 3);
   if (a.err || !x || !y) { a.err = 1; return done(&a); }
-  tdn_softmax(x, y, rows, cols);
+  SERIAL(tdn_softmax(x, y, rows, cols));
   return done(&a);
 }
 
@@ -289,7 +301,7 @@ static napi_value js_adam(napi_env env, napi_callback_info info) {
   float b1 = (float)f64(&a, 7), ob1 = (float)f64(&a, 8), b2 = (float)f64(&a, 9), ob2 = (float)f64(&a, 10);
   float nlr = (float)f64(&a, 11), eps = (float)f64(&a, 12), c1 = (float)f64(&a, 13), c2 = (float)f64(&a, 14);
   if (a.err || !w || !g || !m || !v || !wo || !mo || !vo) { a.err = 1; return done(&a); }
-  tdn_adam(w, g, m, v, wo, mo, vo, (int64_t)n, b1, ob1, b2, ob2, nlr, eps, c1, c2);
+  SERIAL(tdn_adam(w, g, m, v, wo, mo, vo, (int64_t)n, b1, ob1, b2, ob2, nlr, eps, c1, c2));
   return done(&a);
 }
 
@@ -304,7 +316,7 @@ static napi_value js_addn(napi_env env, napi_callback_info info) {
   for (size_t i = 1; i < a.argc; i++) xs[k++] = f32(&a, i, NULL);
   for (int i = 0; i < k; i++) if (!xs[i]) a.err = 1;
   if (a.err || !o) { a.err = 1; return done(&a); }
-  tdn_addn(xs, k, o, (int64_t)n);
+  SERIAL(tdn_addn(xs, k, o, (int64_t)n));
   return done(&a);
 }
 
@@ -333,7 +345,7 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   float alpha = a.argc > 6 ? (float)f64(&a, 6) : 0.f;
   const float *prelu = f32(&a, 7, &np);
   if (a.err || !x || !w || !o) { a.err = 1; return done(&a); }
-  tdn_conv2d(&g, x, w, o, bias, (int)nb, act, alpha, prelu, (int)np);
+  SERIAL(tdn_conv2d(&g, x, w, o, bias, (int)nb, act, alpha, prelu, (int)np));
   return done(&a);
 }
 
@@ -346,7 +358,7 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
     const float *p1 = f32(&a, 1, NULL), *p2 = f32(&a, 2, NULL);                 \
     float *p3 = f32(&a, 3, NULL);                                               \
     if (a.err || !p1 || !p2 || !p3) { a.err = 1; return done(&a); }             \
-    CALL;                                                                       \
+    SERIAL(CALL);                                                               \
     return done(&a);                                                            \
   }
 
@@ -379,8 +391,10 @@ static napi_value js_dwconv2d(napi_env env, napi_callback_info info) {
   e.nBias = (int)nb;
   e.nPrelu = (int)np;
   if (a.err || !x || !w || !o) { a.err = 1; return done(&a); }
+  pthread_mutex_lock(&call_mu);
   tdn_dwconv2d(&g, x, w, o);
   if (e.nBias || e.act) pool_for(epi_rows, &e, (int64_t)g.B * g.OH * g.OW, 1 + 16384 / (g.OC ? g.OC : 1));
+  pthread_mutex_unlock(&call_mu);
   return done(&a);
 }
 
@@ -394,7 +408,7 @@ static napi_value js_pool(napi_env env, napi_callback_info info) {
   const float *x = f32(&a, 2, NULL);
   float *o = f32(&a, 3, NULL);
   if (a.err || !x || !o) { a.err = 1; return done(&a); }
-  tdn_pool(&g, isMax, x, o);
+  SERIAL(tdn_pool(&g, isMax, x, o));
   return done(&a);
 }
 
@@ -407,7 +421,7 @@ static napi_value js_avgpool_grad(napi_env env, napi_callback_info info) {
   const float *dy = f32(&a, 1, NULL);
   float *dx = f32(&a, 2, NULL);
   if (a.err || !dy || !dx) { a.err = 1; return done(&a); }
-  tdn_avgpool_grad(&g, dy, dx);
+  SERIAL(tdn_avgpool_grad(&g, dy, dx));
   return done(&a);
 }
 
