@@ -34,13 +34,13 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     const { x, filter, bias, preluActivationWeights } = args.inputs;
     const a = args.attrs as Attrs;
     const act = ACT[(a.activation as string | undefined) ?? 'linear'];
-    if (!isF32(x, filter) || !dims4(x, filter) || !nhwc(a.dataFormat) || act === undefined) return fallback('_FusedConv2D')(args);
+    if (!isF32(x, filter) || !dims4(x, filter) || !nhwc(a.dataFormat) || act === undefined) return fallback('FusedConv2D')(args);
     const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
       a.strides as number | [number, number], a.dilations as number | [number, number], a.pad as 'same',
       a.dimRoundingMode as 'floor', false, 'channelsLast');
     const biasV = lastAxisVector(backend, bias, ci.outChannels, 4);
     const preluV = act === ACT.prelu ? lastAxisVector(backend, preluActivationWeights, ci.outChannels, 4) : undefined;
-    if (biasV === null || preluV === null || (act === ACT.prelu && preluV === undefined)) return fallback('_FusedConv2D')(args);
+    if (biasV === null || preluV === null || (act === ACT.prelu && preluV === undefined)) return fallback('FusedConv2D')(args);
     const out = backend.makeOutputF32(ci.outShape);
     addon.conv2d(geometry(ci), backend.f32(x), backend.f32(filter), out.values, biasV ?? null, act,
       Number(a.leakyreluAlpha ?? 0.2), preluV ?? null);
@@ -169,7 +169,7 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
 
   return {
     Conv2D: conv2D,
-    _FusedConv2D: fusedConv2D,
+    FusedConv2D: fusedConv2D,
     Conv2DBackpropInput: conv2DBackpropInput,
     Conv2DBackpropFilter: conv2DBackpropFilter,
     DepthwiseConv2dNative: depthwise,
