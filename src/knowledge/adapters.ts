@@ -1,0 +1,96 @@
+/**
+ * Adapters Φ_s: map a tapped student output onto the shape of the teacher's, so a feature
+ * loss L_F(Φ_s(f_s), f_t) can compare them (FitNets' "regressor"). Made by a term's
+ * `prepare` from the tap shapes (without the batch axis):
+ * - equal shapes → `identity` (no parameters);
+ * - vectors [D_s] → [D_t] → `dense`: x·W + b, W [D_s, D_t];
+ * - feature maps [H_s, W_s, C] → [H_t, W_t, C] → `resize` (no parameters);
+ * - feature maps [H_s, W_s, C_s] → [H_t, W_t, C_t] → `conv1x1`: spatial resize when
+ *   H, W differ, then a 1×1 convolution (kernel [1, 1, C_s, C_t] + bias).
+ * Resizing shrinks by average pooling when the factor is a whole number (as
+ * RepDistiller's adaptive average pooling), otherwise bilinearly. Kernels start
+ * Glorot-uniform from `seed`, biases at 0. Adapters live in the term, never in the
+ * student model: the exported student carries no adapter weights.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+import type { KnowledgeTerm } from './types.js';
+
+export type AdapterKind = 'identity' | 'resize' | 'dense' | 'conv1x1';
+
+export interface Adapter {
+  readonly kind: AdapterKind;
+  readonly from: readonly number[];
+  readonly to: readonly number[];
+  /** Trainable variables (empty for identity and resize). */
+  readonly variables: tf.Variable[];
+  /** Φ(x) for a batch x of shape [B, ...from]; the result has shape [B, ...to]. */
+  apply(x: tf.Tensor): tf.Tensor;
+  dispose(): void;
+}
+
+export interface AdapterOptions {
+  /** Student tap shape without the batch axis. */
+  from: readonly number[];
+  /** Teacher tap shape without the batch axis. */
+  to: readonly number[];
+  /** Seed of the kernel initializer. Default 0. */
+  seed?: number;
+  /** Prefix of the variable names (made unique). Default `adapter`. */
+  name?: string;
+}
+
+let created = 0;
+const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Resizes a batch of [H, W, C] maps to [h, w, C]: average pooling by a whole factor, else bilinear. */
+export function resizeSpatial(x: tf.Tensor4D, h: number, w: number): tf.Tensor4D {
+  const [, H, W] = x.shape;
+  if (H === h && W === w) return x;
+  if (H >= h && W >= w && H % h === 0 && W % w === 0) return tf.avgPool(x, [H / h, W / w], [H / h, W / w], 'valid');
+  return tf.image.resizeBilinear(x, [h, w]);
+}
+
+/** The number of scalars in a list of variables. */
+export function paramCount(variables: readonly tf.Variable[]): number {
+  return variables.reduce((n, v) => n + v.size, 0);
+}
+
+/** Parameters a term trains beside the student (its adapters, embedding heads): for training logs. */
+export function termParamCount(term: KnowledgeTerm): number {
+  return paramCount(term.trainableVariables());
+}
+
+/** A trainable variable: Glorot-uniform from `seed` when `glorot`, else zeros. */
+function weight(shape: number[], name: string, seed: number, glorot: boolean): tf.Variable {
+  return tf.tidy(() => tf.variable(glorot ? tf.initializers.glorotUniform({ seed }).apply(shape) : tf.zeros(shape), true, name));
+}
+
+function owned(kind: AdapterKind, from: readonly number[], to: readonly number[], variables: tf.Variable[], apply: (x: tf.Tensor) => tf.Tensor): Adapter {
+  return { kind, from: [...from], to: [...to], variables, apply, dispose: () => variables.forEach((v) => v.dispose()) };
+}
+
+/** A dense layer [D_in] → [D_out], x·W + b, whatever the sizes (also CRD's embedding heads). */
+export function denseLayer(inputs: number, units: number, seed = 0, name = 'dense'): Adapter {
+  const id = `${name}_${created++}`;
+  const [kernel, b] = [weight([inputs, units], `${id}/kernel`, seed, true), weight([units], `${id}/bias`, seed, false)];
+  return owned('dense', [inputs], [units], [kernel, b], (x) => tf.add(tf.matMul(x as tf.Tensor2D, kernel), b));
+}
+
+/** The adapter Φ_s from `from` to `to`; shapes of different kinds (map vs vector) are a UserError. */
+export function createAdapter({ from, to, seed = 0, name = 'adapter' }: AdapterOptions): Adapter {
+  if (same(from, to)) return owned('identity', from, to, [], (x) => x);
+  if (from.length === 1 && to.length === 1) return denseLayer(from[0]!, to[0]!, seed, name);
+  const prefix = `${name}_${created++}`;
+  if (from.length === 3 && to.length === 3) {
+    const [h, w, cs] = from as [number, number, number];
+    const [ht, wt, ct] = to as [number, number, number];
+    const resize = (x: tf.Tensor) => resizeSpatial(x as tf.Tensor4D, ht, wt);
+    if (cs === ct) return owned('resize', from, to, [], resize);
+    const kernel = weight([1, 1, cs, ct], `${prefix}/kernel`, seed, true);
+    const b = weight([ct], `${prefix}/bias`, seed, false);
+    const conv = (x: tf.Tensor) => tf.add(tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, 1, 'valid'), b);
+    return owned('conv1x1', from, to, [kernel, b], h === ht && w === wt ? conv : (x) => conv(resize(x)));
+  }
+  throw new UserError(`cannot adapt a student output [${from.join(',')}] to a teacher output [${to.join(',')}]; tap two vectors or two [H,W,C] feature maps`);
+}
