@@ -1,0 +1,67 @@
+/**
+ * `cc` — Peng et al. 2019, "Correlation Congruence for Knowledge Distillation".
+ *
+ * On the L2-normalised embeddings f_i of one batch, the Gaussian-RBF correlation
+ * k(f_i, f_j) = exp(−γ‖f_i − f_j‖²) = e^{−2γ} · e^{2γ f_iᵀf_j} (unit vectors), approximated
+ * by its Taylor series to order P, as in the paper:
+ *
+ *   C_ij = e^{−2γ} · Σ_{p=0..P} (2γ)^p / p! · (f_iᵀ f_j)^p
+ *   cc   = β · ‖C_t − C_s‖²_F / B²
+ *
+ * (checked against torchdistill's CCKDLoss `gaussian` kernel, γ = 0.4, P = 2; the paper's
+ * loss is the squared norm over n², which we take). The dimensions may differ (C is B×B):
+ * no adapter, and no projection head (torchdistill adds a linear layer on each side).
+ * Options: `student`, `teacher` layer names, default `features`; `logits` uses the
+ * logits; `gamma` γ default 0.4; `order` P default 2; `beta` β default 1 (the paper's
+ * weight is tied to its own embedding; tune it: the value is small, ≲ 0.1).
+ * When it helps: beside `kd` — it adds the correlation between samples that instance-level
+ * KD ignores; most useful with many classes and a teacher whose embedding clusters well.
+ * Loss name: `cc`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { KnowledgeTerm } from '../types.js';
+import { checkKeys, FEATURES, flat, intOption, l2Normalize, layerOption, numberOption, readPair, tapTerm } from '../feature/common.js';
+
+export interface CcOptions {
+  /** Student layer (or `logits`). Default `features`. */
+  student?: string;
+  /** Teacher layer (or `logits`). Default `features`. */
+  teacher?: string;
+  /** RBF γ > 0. Default 0.4. */
+  gamma?: number;
+  /** Taylor order P ≥ 1. Default 2. */
+  order?: number;
+  /** Weight β ≥ 0. Default 1. */
+  beta?: number;
+}
+
+/** C: the Taylor-approximated RBF correlation matrix of a [B, D] batch. */
+export function correlationMatrix(x: tf.Tensor2D, gamma: number, order: number): tf.Tensor2D {
+  const f = l2Normalize(x);
+  const dot = tf.matMul(f, f, false, true);
+  let sum: tf.Tensor = tf.onesLike(dot);
+  let power: tf.Tensor = sum;
+  let coefficient = 1;
+  for (let p = 1; p <= order; p++) {
+    power = power.mul(dot);
+    coefficient *= (2 * gamma) / p;
+    sum = sum.add(power.mul(coefficient));
+  }
+  return sum.mul(Math.exp(-2 * gamma)) as tf.Tensor2D;
+}
+
+export function ccTerm(options: CcOptions = {}): KnowledgeTerm {
+  const o = options as Record<string, unknown>;
+  const key = 'cc';
+  checkKeys(key, o, ['student', 'teacher', 'gamma', 'order', 'beta']);
+  const pair = { student: layerOption(key, o, 'student', FEATURES), teacher: layerOption(key, o, 'teacher', FEATURES) };
+  const gamma = numberOption(key, o, 'gamma', 0.4, 'positive');
+  const order = intOption(key, o, 'order', 2);
+  const beta = numberOption(key, o, 'beta', 1, 'nonNegative');
+  return tapTerm(key, [pair], (inputs) => {
+    const { s, t } = readPair(key, inputs, pair);
+    const b = s.shape[0]!;
+    const diff = tf.squaredDifference(correlationMatrix(flat(t), gamma, order), correlationMatrix(flat(s), gamma, order)).sum();
+    return { cc: diff.mul(beta / (b * b)) };
+  });
+}
