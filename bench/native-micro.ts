@@ -77,16 +77,20 @@ function trainCase(model: tf.LayersModel, xShape: number[], batch: number, teach
   return { batch, step, dispose: () => { x.dispose(); y.dispose(); optimizer.dispose(); } };
 }
 
-function timeCase(c: Case, warmup: number, steps: number, reps: number): number {
+/** Median samples/s over `reps` runs, and the CPU time used per wall second (how many cores we got). */
+function timeCase(c: Case, warmup: number, steps: number, reps: number): { rate: number; cores: number } {
   for (let i = 0; i < warmup; i++) c.step();
-  const rates: number[] = [];
+  const rates: number[] = [], cores: number[] = [];
   for (let r = 0; r < reps; r++) {
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) c.step();
     const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
     rates.push((c.batch * steps * 1000) / ms);
+    cores.push((cpu.user + cpu.system) / 1000 / ms);
   }
-  return median(rates);
+  return { rate: median(rates), cores: median(cores) };
 }
 
 // ------------------------------------------------------------------ profiling
@@ -159,9 +163,10 @@ for (const bk of backends) {
     try {
       c = make();
       const reps = slow ? 1 : REPS;
-      const rate = timeCase(c, slow ? 1 : 3, steps, reps);
+      const { rate, cores } = timeCase(c, slow ? 1 : 3, steps, reps);
       const ref = PYTORCH[name];
-      const line = `${rate.toFixed(0)} samples/s` + (ref ? ` (${(rate / ref).toFixed(2)}× PyTorch ${ref})` : '');
+      const line = `${rate.toFixed(0)} samples/s` + (ref ? ` (${(rate / ref).toFixed(2)}× PyTorch ${ref})` : '') +
+        `  [process used ${cores.toFixed(2)} cores on average]`;
       console.log(`  ${name.padEnd(4)} ${line}`);
       record(bk, name, rate.toFixed(0));
       if (PROFILE && bk === 'native') {

@@ -155,6 +155,7 @@ test('Conv2D / _FusedConv2D forward (strides, paddings, non-square, dilation)', 
   for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu'] as const) {
     await check(`fused conv2d ${activation}`, () => tf.fused.conv2d({
       x: x.t() as tf.Tensor4D, filter: f.t() as tf.Tensor4D, strides: 2, pad: 'same', bias: bias.t(), activation,
+      leakyreluAlpha: 0.3,
     }), ['_FusedConv2D']);
   }
 });

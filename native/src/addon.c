@@ -429,13 +429,14 @@ static napi_value js_avgpool_grad(napi_env env, napi_callback_info info) {
 static int default_threads(void) {
   const char *e = getenv("TFJS_DISTILL_THREADS");
   if (e && atoi(e) > 0) return atoi(e);
+  /* CPUs this process may run on, at most 16 (beyond that sgemm splits and memory-bound
+     loops gain little for the sizes a training step has) */
+  int n = 0;
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int)n : 1;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (n <= 0) n = 1;
+  return n > 16 ? 16 : n;
 }
 
 static napi_value Init(napi_env env, napi_value exports) {

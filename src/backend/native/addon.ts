@@ -91,9 +91,16 @@ export function loadAddon(): { addon: NativeAddon; path: string } | { reason: st
   }
   try {
     // One OpenBLAS thread: the addon splits sgemm over its own pool (no oversubscription).
-    if (process.env.OPENBLAS_NUM_THREADS === undefined) process.env.OPENBLAS_NUM_THREADS = '1';
-    const require = createRequire(import.meta.url);
-    const addon = require(path) as NativeAddon;
+    // OpenBLAS reads this when the library loads; it is unset again so that child
+    // processes are not affected.
+    const setEnv = process.env.OPENBLAS_NUM_THREADS === undefined;
+    if (setEnv) process.env.OPENBLAS_NUM_THREADS = '1';
+    let addon: NativeAddon;
+    try {
+      addon = createRequire(import.meta.url)(path) as NativeAddon;
+    } finally {
+      if (setEnv) delete process.env.OPENBLAS_NUM_THREADS;
+    }
     if (typeof addon?.matmul !== 'function' || typeof addon?.info !== 'function') {
       cached = { reason: `native addon at ${path} is not a tfjs-distill addon` };
     } else {
