@@ -112,6 +112,7 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   set_str(env, o, "blasCore", openblas_get_corename());
   set_num(env, o, "blasThreads", openblas_get_num_threads());
   set_str(env, o, "simd", simd_built() ? "avx2+fma" : "generic");
+  set_str(env, o, "gemmThreads", tdn_gemm_mode() ? "openblas" : "pool");
   return o;
 }
 
@@ -130,7 +131,15 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
 static napi_value js_set_gemm_parts(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 1)) return NULL;
-  tdn_set_gemm_parts((int)i64(&a, 0));
+  SERIAL(tdn_set_gemm_parts((int)i64(&a, 0)));
+  return done(&a);
+}
+
+/* setGemmMode(0 = split over the addon's pool, 1 = OpenBLAS's own threads) */
+static napi_value js_set_gemm_mode(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 1)) return NULL;
+  SERIAL(tdn_set_gemm_mode((int)i64(&a, 0)));
   return done(&a);
 }
 
@@ -455,6 +464,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("setThreads", js_set_threads),
       FN("setSpinMicros", js_set_spin),
       FN("setGemmPartsPerThread", js_set_gemm_parts),
+      FN("setGemmMode", js_set_gemm_mode),
       FN("matmul", js_matmul),
       FN("blasDirect", js_blas_direct),
       FN("unary", js_unary),

@@ -22,6 +22,8 @@ void tdn_epilogue(float *C, int ldc, int r0, int r1, int N, const float *bias, i
                   float alpha, const float *prelu, int nPrelu);
 
 void tdn_set_gemm_parts(int partsPerThread);
+void tdn_set_gemm_mode(int mode);
+int tdn_gemm_mode(void);
 void *tdn_scratch(int tid, size_t bytes); /* per-thread grow-only scratch, slot 0..63 */
 void *tdn_scratch2(int tid, size_t bytes);
 #endif

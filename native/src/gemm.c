@@ -80,6 +80,11 @@ static void gemm_part(void *vctx, int64_t t, int tid) {
 static int parts_per_thread = 2;
 void tdn_set_gemm_parts(int n) { parts_per_thread = n < 1 ? 1 : (n > 8 ? 8 : n); }
 
+/* 0: split over our pool (default); 1: hand big top-level products to OpenBLAS's own threads */
+static int gemm_mode = 0;
+void tdn_set_gemm_mode(int mode) { gemm_mode = mode ? 1 : 0; }
+int tdn_gemm_mode(void) { return gemm_mode; }
+
 void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc, int threaded) {
   if (M <= 0 || N <= 0) return;
@@ -93,6 +98,13 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
   }
   int T = threaded && !pool_in_task() ? pool_threads() : 1;
   double work = (double)M * N * K;
+  if (T > 1 && work >= 262144.0 && gemm_mode == 1) {
+    openblas_set_num_threads(T);
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
+                alpha, A, lda, B, ldb, beta, C, ldc);
+    openblas_set_num_threads(1);
+    return;
+  }
   if (T > 1 && work >= 262144.0) {
     gemm_ctx_t g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0, 0};
     /* split the larger output dimension, in multiples of 16, so that every part is >= 16 */

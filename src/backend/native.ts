@@ -32,6 +32,8 @@ export interface NativeBackendInfo {
   blasCore?: string;
   /** instruction set the element-wise loops were compiled for: "avx2+fma" or "generic" */
   simd?: string;
+  /** who runs sgemm's threads: "pool" (split over the addon's pool) or "openblas" */
+  gemmThreads?: string;
   /** kernel names served natively (the rest are the cpu backend's) */
   kernels?: string[];
 }
@@ -63,6 +65,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     const { addon, path } = loaded;
     const threads = Number(process.env.TFJS_DISTILL_THREADS);
     if (Number.isInteger(threads) && threads > 0) addon.setThreads(threads);
+    if (process.env.TFJS_DISTILL_GEMM === 'openblas') addon.setGemmMode(1);
     const spin = Number(process.env.TFJS_DISTILL_SPIN_US);
     if (Number.isInteger(spin) && spin >= 0) addon.setSpinMicros(spin);
 
@@ -139,7 +142,7 @@ export function nativeBackendInfo(): NativeBackendInfo {
     const kernels = state?.ok ? state.kernels : undefined;
     return {
       available: true, addonPath: loaded.path, threads: i.threads, blas: i.blas, blasConfig: i.blasConfig,
-      blasCore: i.blasCore, simd: i.simd, ...(kernels ? { kernels: [...kernels] } : {}),
+      blasCore: i.blasCore, simd: i.simd, gemmThreads: i.gemmThreads, ...(kernels ? { kernels: [...kernels] } : {}),
     };
   } catch (err) {
     return { available: false, reason: String((err as Error)?.message ?? err) };

@@ -18,10 +18,13 @@ export interface NativeAddon {
     blasCore: string;
     blasThreads: number;
     simd: string;
+    gemmThreads: string;
   };
   setThreads(n: number): number;
   setSpinMicros(us: number): void;
   setGemmPartsPerThread(n: number): void;
+  /** 0: sgemm split over the addon's pool (default); 1: OpenBLAS's own threads for top-level products */
+  setGemmMode(mode: number): void;
   matmul(
     a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, n: number, k: number,
     transA: number, transB: number, strideA: number, strideB: number,
