@@ -45,3 +45,20 @@ export function selectData(o: DataOptions): Dataset {
   const parts = train.split({ validationFraction: fraction, seed: o.seed ?? 1 });
   return split === 'train' ? parts.train : parts.validation;
 }
+
+/**
+ * The training rows and (with `validationFraction` > 0) the validation rows, loaded once:
+ * the same split `selectData` makes for `train` and `validation`.
+ */
+export function selectTrainValidation(o: Omit<DataOptions, 'split'>): { train: Dataset; validation?: Dataset } {
+  let all: Dataset;
+  if (o.csv !== undefined) {
+    if (o.labelColumn === undefined) throw new UserError('--csv needs --label-column NAME (the column holding the class)');
+    all = loadCsv({ path: o.csv, labelColumn: o.labelColumn });
+    if (o.subset !== undefined) all = all.subset(o.subset);
+  } else {
+    all = loadFashionMnist({ dir: o.data, trainSubset: o.subset, testSubset: 1 }).train;
+  }
+  const fraction = o.validationFraction ?? 0;
+  return fraction === 0 ? { train: all } : all.split({ validationFraction: fraction, seed: o.seed ?? 1 });
+}

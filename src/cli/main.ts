@@ -2,7 +2,12 @@
 import { Command } from 'commander';
 import { cacheTeacher, type CacheTeacherOptions } from './commands/cache-teacher.js';
 import { doctor } from './commands/doctor.js';
-import { action, parseInteger } from './run-command.js';
+import { evalCommand, type EvalCommandOptions } from './commands/eval.js';
+import { exportCommand, type ExportCommandOptions } from './commands/export.js';
+import { runCommand } from './commands/run.js';
+import { trainCommand, type TrainCommandOptions } from './commands/train.js';
+import { compareRuns } from '../experiment/compare.js';
+import { action, collect, parseInteger, parseNumber } from './run-command.js';
 import { defaultProgressMode } from './progress.js';
 import { QUICKSTART_DEFAULTS, runQuickstart } from '../quickstart.js';
 
@@ -65,6 +70,107 @@ program.command('cache-teacher')
   .action(action(async (opts: CacheTeacherOptions) => {
     const { rows, seconds } = await cacheTeacher(opts);
     process.stderr.write(`wrote the teacher's logits for ${rows} rows to ${opts.out} in ${seconds.toFixed(1)} s\n`);
+  }));
+
+program.command('run')
+  .description('run an experiment from a YAML file: teacher, students, knowledge terms, scheme, seeds; checkpoints every epoch; a report per seed, a summary across seeds, the students exported')
+  .argument('[experiment]', 'the experiment file (see examples/)')
+  .option('--set <path=value>', 'override a config value (YAML), repeatable: --set epochs=3 --set knowledge[0].kwargs.temperature=2', collect, [])
+  .option('--resume <dir>', 'continue an interrupted run from its folder (needs nothing else)')
+  .option('--out <dir>', 'run folder (default: the config\'s out, else runs/<name>)')
+  .option('--backend <name>', 'auto, native, wasm or cpu (overrides the config and DISTILL_BACKEND)')
+  .option('--json', 'one JSON object per epoch on stdout')
+  .option('--quiet', 'no progress output')
+  .addHelpText('after', `
+Examples:
+  $ distill run examples/kd.yaml
+  $ distill run examples/kd.yaml --set seeds=[1] --set epochs=2 --out runs/kd-try
+  $ distill run --resume runs/kd            # after Ctrl-C or a crash: continues exactly
+
+Ctrl-C stops at the end of the current batch, keeps the last checkpoint (one per epoch)
+and prints the command that resumes; exit code 130.`)
+  .action(action(async (file: string | undefined, opts: { set: string[]; resume?: string; out?: string; backend?: string; json?: boolean; quiet?: boolean }) => {
+    await runCommand(file, { ...opts, progress: defaultProgressMode(opts) });
+  }));
+
+program.command('train')
+  .description('train a zoo model (a teacher, or any model) from scratch on the labels; save it as model.json + weights.bin')
+  .requiredOption('--out <dir>', 'folder for model.json, weights.bin and training.json')
+  .option('--model <kind>', 'zoo model: mlp, cnn, resnet, dwsep', 'cnn')
+  .option('--width <w>', 'width multiplier', parseNumber)
+  .option('--model-kwargs <yaml>', 'more builder options as a YAML mapping, e.g. "{blocks: [32, 64], dropout: 0.25}"')
+  .option('--epochs <n>', 'epochs', parseInteger, 5)
+  .option('--batch-size <n>', 'batch size', parseInteger, 64)
+  .option('--optimizer <key>', 'adam, sgd, momentum or rmsprop', 'adam')
+  .option('--lr <rate>', 'learning rate (default: the optimizer\'s)', parseNumber)
+  .option('--schedule <name>', 'constant or cosine', 'cosine')
+  .option('--augment-shift <px>', 'random ±px translation of training images', parseInteger)
+  .option('--seed <n>', 'seed (initial weights, data order, validation split)', parseInteger, 1)
+  .option('--data <dir>', 'folder with the Fashion-MNIST IDX files (env DISTILL_DATA)')
+  .option('--csv <file>', 'a CSV file of numeric features instead of Fashion-MNIST')
+  .option('--label-column <name>', 'with --csv: the column holding the class')
+  .option('--subset <n>', 'use only the first N training rows', parseInteger)
+  .option('--validation-fraction <f>', 'hold out this fraction for per-epoch validation', parseNumber, 0.1)
+  .option('--backend <name>', 'auto, native, wasm or cpu (env DISTILL_BACKEND)')
+  .option('--json', 'one JSON object per epoch on stdout')
+  .option('--quiet', 'no progress output')
+  .addHelpText('after', `
+Examples:
+  $ distill train --model cnn --epochs 10 --out teachers/cnn      # the Fashion-MNIST teacher
+  $ distill train --model mlp --model-kwargs "{hidden: [1200, 1200]}" --out teachers/mlp
+  $ distill train --csv iris.csv --label-column species --model mlp --out iris-mlp`)
+  .action(action(async (opts: Omit<TrainCommandOptions, 'progress'> & { json?: boolean; quiet?: boolean }) => {
+    const r = await trainCommand({ ...opts, progress: defaultProgressMode(opts) });
+    const val = r.valAccuracy === undefined ? '' : `, validation accuracy ${(100 * r.valAccuracy).toFixed(2)} %`;
+    process.stderr.write(`trained in ${r.seconds.toFixed(1)} s${val}; saved ${r.path}\n`);
+  }));
+
+program.command('eval')
+  .description('measure a saved model on a dataset: accuracy, ECE, size, latency; with --teacher, agreement and KL to it')
+  .argument('<model>', 'model.json (or its folder)')
+  .option('--teacher <path>', 'a teacher (model.json, .onnx or logits cache for the same rows) to compare with')
+  .option('--data <dir>', 'folder with the Fashion-MNIST IDX files (env DISTILL_DATA)')
+  .option('--csv <file>', 'a CSV file of numeric features instead of Fashion-MNIST')
+  .option('--label-column <name>', 'with --csv: the column holding the class')
+  .option('--split <part>', 'test (Fashion-MNIST default), train or validation')
+  .option('--validation-fraction <f>', 'with --split train/validation: the split the training run made', parseNumber)
+  .option('--seed <n>', 'seed of that split', parseInteger)
+  .option('--subset <n>', 'use only the first N rows', parseInteger)
+  .option('--latency-runs <n>', 'timed passes per batch size (default 20)', parseInteger)
+  .option('--backend <name>', 'auto, native, wasm or cpu (env DISTILL_BACKEND)')
+  .option('--json', 'one JSON object instead of text')
+  .addHelpText('after', `
+Examples:
+  $ distill eval runs/kd/seed-1/students/small/model.json
+  $ distill eval student/model.json --teacher teacher/model.json --json`)
+  .action(action(async (model: string, opts: EvalCommandOptions) => {
+    await evalCommand(model, opts);
+  }));
+
+program.command('export')
+  .description('write a saved model with float32, float16 or uint8-quantized weights (TF.js format: tf.loadLayersModel reads it in Node and browsers)')
+  .argument('<model>', 'model.json (or its folder)')
+  .requiredOption('--out <dir>', 'folder for the exported model.json + weights.bin')
+  .option('--dtype <type>', 'float32, float16 or uint8', 'float32')
+  .addHelpText('after', `
+Examples:
+  $ distill export runs/kd/seed-1/students/small --out web/small --dtype uint8
+  $ distill export teacher/model.json --out teacher-f16 --dtype float16`)
+  .action(action(async (model: string, opts: ExportCommandOptions) => {
+    await exportCommand(model, opts);
+  }));
+
+program.command('compare')
+  .description('compare finished runs: one table and one plot (accuracy ± std over seeds vs size)')
+  .argument('<runs...>', 'run folders written by distill run')
+  .requiredOption('--out <dir>', 'folder for compare.md, compare.json, compare.svg and compare.png')
+  .addHelpText('after', `
+Example:
+  $ distill compare runs/kd runs/dkd runs/hard --out runs/comparison`)
+  .action(action(async (runs: string[], opts: { out: string }) => {
+    const r = await compareRuns({ runs, outDir: opts.out });
+    process.stdout.write(r.markdown);
+    process.stderr.write(`wrote ${r.files.markdown}, compare.json, compare.svg and compare.png\n`);
   }));
 
 await program.parseAsync();

@@ -3,7 +3,8 @@ import { UserError } from '../errors.js';
 
 /**
  * Runs a command's action: a UserError (a mistake the user can fix) becomes one line on
- * stderr and exit code 1, with no stack trace; anything else is a bug and keeps its stack.
+ * stderr and exit code 1 (or the error's own `exitCode`, e.g. 130 after Ctrl-C), with no
+ * stack trace; anything else is a bug and keeps its stack.
  */
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
@@ -12,7 +13,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
     } catch (error) {
       if (error instanceof UserError) {
         process.stderr.write(`distill: ${error.message}\n`);
-        process.exitCode = 1;
+        process.exitCode = (error as { exitCode?: number }).exitCode ?? 1;
         return;
       }
       throw error;
@@ -25,4 +26,16 @@ export function parseInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected a whole number, got "${value}"`);
   return n;
+}
+
+/** Commander value parser for numbers (floats). */
+export function parseNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
+  return n;
+}
+
+/** Commander collector for repeatable options (`--set a=1 --set b=2`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
 }

@@ -1,0 +1,167 @@
+/**
+ * The checkpointed training loop every scheme calls: `train` plus progress output, a
+ * checkpoint at the end of every epoch, resume from the last one, and a clean stop at the
+ * end of the current batch when the run's AbortSignal fires (Ctrl-C).
+ */
+import { join } from 'node:path';
+import { progressCallbacks, type ProgressMode } from '../cli/progress.js';
+import { Rng } from '../data/rng.js';
+import { UserError } from '../errors.js';
+import type { Teacher } from '../teachers/types.js';
+import {
+  captureCheckpoint, readCheckpoint, restoreModels, restoreOptimizer, restoreTermVariables, writeCheckpoint,
+} from '../train/checkpoint.js';
+import { createOptimizer } from '../train/optimizers.js';
+import { train } from '../train/trainer.js';
+import type { EpochRecord, Learner, OptimizerSpec, TeacherSelector, TrainCallbacks } from '../train/types.js';
+import type { ExperimentData } from './data-sources.js';
+
+/** Thrown when the run's signal fired: the training stopped at the end of a batch. */
+export class Interrupted extends UserError {
+  /** Conventional exit code after SIGINT. */
+  readonly exitCode = 130;
+}
+
+/** One training phase: which models learn, from what, for how long. */
+export interface FitPhase {
+  /** Unique within a seed; names the checkpoint file (letters, digits, `.`, `_`, `-`). */
+  id: string;
+  /** Shown in progress output, e.g. `small (kd)`. */
+  label: string;
+  learners: Learner[];
+  teacher?: Teacher;
+  /** Who teaches whom (online schemes); default: the frozen teacher teaches every learner. */
+  selectTeacher?: TeacherSelector;
+  /** Default: the experiment's epochs. */
+  epochs?: number;
+  /** More callbacks, called after progress output and checkpointing. */
+  callbacks?: TrainCallbacks;
+}
+
+export interface FitResult {
+  /** Per learner name: every epoch, including those of earlier (interrupted) processes. */
+  history: Record<string, EpochRecord[]>;
+  /** Training seconds, all processes together. */
+  seconds: number;
+  /** True when the phase had already finished before this process (weights restored, nothing trained). */
+  restored: boolean;
+}
+
+export type Fit = (phase: FitPhase) => Promise<FitResult>;
+
+/** What every phase of a run trains with. */
+export interface FitSettings {
+  seed: number;
+  data: ExperimentData;
+  epochs: number;
+  batchSize: number;
+  optimizer: OptimizerSpec & Record<string, unknown>;
+  schedule: 'constant' | 'cosine';
+  /** Folder of this seed's checkpoints (`<phase id>.ckpt`). */
+  checkpointDir: string;
+  /** Called before the first file is written (creates the run folder lazily). */
+  beforeWrite?: () => Promise<void>;
+  progress: ProgressMode;
+  /** Prefix of progress lines, e.g. `seed 1 ·`. */
+  progressPrefix?: string;
+  /** Extra fields of each `--json` line, e.g. `{ seed: 1 }`. */
+  jsonFields?: Record<string, unknown>;
+  signal?: AbortSignal;
+}
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Calls each callback of every set in order. */
+export function mergeCallbacks(...sets: Array<TrainCallbacks | undefined>): TrainCallbacks {
+  const all = sets.filter((s): s is TrainCallbacks => s !== undefined);
+  return {
+    async onTrainBegin() { for (const s of all) await s.onTrainBegin?.(); },
+    async onEpochBegin(e) { for (const s of all) await s.onEpochBegin?.(e); },
+    async onBatchEnd(l) { for (const s of all) await s.onBatchEnd?.(l); },
+    async onEpochEnd(e, r) { for (const s of all) await s.onEpochEnd?.(e, r); },
+    async onTrainEnd(h) { for (const s of all) await s.onTrainEnd?.(h); },
+  };
+}
+
+/** Progress output of one phase: bar / lines (stderr) or one JSON object per epoch (stdout). */
+function progressFor(s: FitSettings, label: string, epochs: number): TrainCallbacks {
+  if (s.progress !== 'json') {
+    return progressCallbacks({ mode: s.progress, label: `${s.progressPrefix ?? ''}${label}`, epochs, samplesPerEpoch: s.data.train.size });
+  }
+  return {
+    onEpochEnd(_epoch, records) {
+      for (const [model, r] of Object.entries(records)) {
+        process.stdout.write(`${JSON.stringify({ ...s.jsonFields, phase: label, model, ...r, epochs })}\n`);
+      }
+    },
+  };
+}
+
+/**
+ * A `Fit` for one seed. A phase whose checkpoint is complete is restored, not retrained; a
+ * partial one continues from its last epoch with the saved weights, term variables,
+ * optimizer state and random stream, so it ends exactly as an uninterrupted run would.
+ */
+export function createFit(s: FitSettings): Fit {
+  return async (phase) => {
+    if (!ID.test(phase.id)) throw new Error(`fit: phase id \`${phase.id}\` must be letters, digits, ".", "_" or "-"`);
+    const file = join(s.checkpointDir, `${phase.id}.ckpt`);
+    const epochs = phase.epochs ?? s.epochs;
+    const ckpt = await readCheckpoint(file);
+    if (ckpt && ckpt.epochs !== epochs) {
+      throw new UserError(`checkpoint ${file} is for ${ckpt.epochs} epochs but this run has ${epochs}; the experiment changed since — start a new run (another --out)`);
+    }
+    if (ckpt) restoreModels(ckpt, phase.learners, file);
+    if (ckpt && ckpt.epoch >= epochs) return { history: ckpt.history, seconds: ckpt.seconds, restored: true };
+
+    const optimizer = createOptimizer(s.optimizer);
+    const rng = ckpt ? Rng.fromState(ckpt.rngState) : new Rng(s.seed);
+    const history: Record<string, EpochRecord[]> = ckpt ? structuredClone(ckpt.history)
+      : Object.fromEntries(phase.learners.map((l) => [l.name, []]));
+    let seconds = ckpt?.seconds ?? 0;
+    let epochStart = 0;
+    let epochNow = 0;
+    let batches = 0;
+    const stop = (where: string) => new Interrupted(`interrupted ${where} of ${phase.label}`);
+    const own: TrainCallbacks = {
+      async onTrainBegin() {
+        if (!ckpt) return;
+        restoreTermVariables(ckpt, phase.learners, file);
+        await restoreOptimizer(ckpt, optimizer);
+      },
+      onEpochBegin(epoch) {
+        epochStart = performance.now();
+        epochNow = epoch;
+        batches = 0;
+      },
+      async onBatchEnd() {
+        batches++;
+        // Let signal handlers (Ctrl-C) and timers (progress bars) run between batches.
+        await new Promise((r) => setImmediate(r));
+        if (s.signal?.aborted) throw stop(`in epoch ${epochNow + 1}/${epochs} after batch ${batches}`);
+      },
+      async onEpochEnd(epoch, records) {
+        for (const [name, r] of Object.entries(records)) (history[name] ??= []).push(r);
+        seconds += (performance.now() - epochStart) / 1000;
+        await s.beforeWrite?.();
+        await writeCheckpoint(file, await captureCheckpoint({
+          learners: phase.learners, optimizer, rngState: rng.getState(), epoch: epoch + 1, epochs, history, seconds,
+          meta: { phase: phase.id, label: phase.label, seed: s.seed },
+        }));
+        if (s.signal?.aborted && epoch + 1 < epochs) throw stop(`after epoch ${epoch + 1}/${epochs}`);
+      },
+    };
+    try {
+      await train({
+        learners: phase.learners, teacher: phase.teacher, selectTeacher: phase.selectTeacher,
+        train: s.data.train, validation: s.data.validation, augment: s.data.augment,
+        epochs, batchSize: s.batchSize, optimizer, schedule: s.schedule, seed: s.seed, rng,
+        initialEpoch: ckpt?.epoch ?? 0,
+        callbacks: mergeCallbacks(progressFor(s, phase.label, epochs), own, phase.callbacks),
+      });
+    } finally {
+      optimizer.dispose();
+    }
+    return { history, seconds, restored: false };
+  };
+}

@@ -1,0 +1,258 @@
+/**
+ * `distill run`: a whole experiment from one YAML file. Validates everything first (config,
+ * data, backend, students, teacher) and writes nothing until the first epoch has finished;
+ * then, per seed, lets the scheme train (checkpointed every epoch), evaluates teacher and
+ * students on the test set, exports each student and writes the seed's report; finally a
+ * summary across seeds. `resume` continues an interrupted run from its folder alone.
+ *
+ * Run folder:
+ *   experiment.yaml              the resolved config (all a resume needs)
+ *   teacher/                     a teacher trained here: model.json, checkpoints/
+ *   seed-<n>/checkpoints/*.ckpt  one per training phase, rewritten every epoch
+ *   seed-<n>/students/<id>/      exported students (model.json + weights.bin)
+ *   seed-<n>/report.{json,md,html}, plots/, done.json
+ *   summary.json, summary.md     mean ± std over seeds
+ *   progress.json                which seeds are done
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
+import { useBestBackend } from '../backend/index.js';
+import type { ProgressMode } from '../cli/progress.js';
+import { experimentYaml, loadExperiment, type ExperimentConfig, type LoadedExperiment } from '../config/experiment.js';
+import { UserError } from '../errors.js';
+import { evaluateModels } from '../eval/evaluate.js';
+import type { ReportModel, RunReport } from '../eval/types.js';
+import { registerFileRouters } from '../io/file-handler.js';
+import { saveEncodedModel } from '../io/quantize.js';
+import { buildModel } from '../models/zoo.js';
+import { tapModel } from '../models/taps.js';
+import { writeReport } from '../report/write.js';
+import { writeFileAtomic } from '../train/checkpoint.js';
+import { dataSources } from './data-sources.js';
+import { createFit, Interrupted, type FitSettings } from './fit.js';
+import { schemes, type StudentFactory } from './schemes.js';
+import { summarizeReports, writeSummary, type RunSummary } from './summary.js';
+import { teacherSources } from './teacher-sources.js';
+
+export interface RunExperimentOptions {
+  /** The experiment file (not with `resume`). */
+  file?: string;
+  /** `path=value` overrides (not with `resume`). */
+  set?: string[];
+  /** A run folder to continue. */
+  resume?: string;
+  /** Overrides the config's backend. */
+  backend?: string;
+  /** Overrides the config's output folder. */
+  out?: string;
+  /** Default `lines`. */
+  progress?: ProgressMode;
+  /** Aborting stops training at the end of the current batch (the last checkpoint stays). */
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+export interface RunExperimentResult {
+  runDir: string;
+  summary: RunSummary;
+  /** One per seed. */
+  reports: RunReport[];
+}
+
+/** `kd(temperature=4)+ce`-style descriptions of the configured terms. */
+export function describeTerms(knowledge: ExperimentConfig['knowledge']): { short: string; long: string } {
+  const short = knowledge.map((k) => k.key).join('+');
+  const long = knowledge.map((k) => {
+    const args = Object.entries(k.kwargs).map(([a, v]) => `${a}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
+    return `${k.weight === 1 ? '' : `${k.weight}·`}${k.key}${args ? `(${args})` : ''}`;
+  }).join(' + ');
+  return { short, long };
+}
+
+function display(p: string): string {
+  const r = relative(process.cwd(), p);
+  return r !== '' && !r.startsWith('..') ? r : p;
+}
+
+function load(o: RunExperimentOptions): { loaded: LoadedExperiment; runDir: string; fresh: boolean } {
+  if (o.resume !== undefined) {
+    if (o.file !== undefined) throw new UserError('give an experiment file or --resume DIR, not both');
+    if ((o.set ?? []).length > 0) throw new UserError('--set cannot change a resumed run (it continues exactly as it started); start a new run to change settings');
+    if (o.out !== undefined) throw new UserError('--out cannot move a resumed run; it continues in the folder given to --resume');
+    const runDir = resolve(o.resume);
+    const file = join(runDir, 'experiment.yaml');
+    if (!existsSync(file)) throw new UserError(`${o.resume} is not a run folder (it has no experiment.yaml); give the folder distill run wrote`);
+    const values = o.backend !== undefined ? [{ path: ['backend'], value: o.backend, label: `--backend ${o.backend}` }] : [];
+    return { loaded: loadExperiment({ path: display(file), values }), runDir, fresh: false };
+  }
+  if (o.file === undefined) throw new UserError('give an experiment file: distill run EXPERIMENT.yaml (examples/ has runnable ones)');
+  const values = [
+    ...(o.backend !== undefined ? [{ path: ['backend'], value: o.backend, label: `--backend ${o.backend}` }] : []),
+    ...(o.out !== undefined ? [{ path: ['out'], value: o.out, label: `--out ${o.out}` }] : []),
+  ];
+  const loaded = loadExperiment({ path: o.file, set: o.set, values });
+  const runDir = loaded.config.out;
+  if (existsSync(runDir) && readdirSync(runDir).length > 0) {
+    throw new UserError(existsSync(join(runDir, 'experiment.yaml'))
+      ? `run folder ${display(runDir)} already exists; continue it with distill run --resume ${display(runDir)}, or choose another --out`
+      : `output folder ${display(runDir)} exists and is not empty; choose another --out`);
+  }
+  return { loaded, runDir, fresh: true };
+}
+
+/** Runs (or resumes) an experiment; see the module comment for what it writes. */
+export async function runExperiment(o: RunExperimentOptions): Promise<RunExperimentResult> {
+  const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const { loaded, runDir, fresh } = load(o);
+  const { config } = loaded;
+  registerFileRouters();
+
+  // Everything that can fail on the user's input fails here, before anything is written.
+  const data = loaded.located(['data'], () => dataSources.get(config.data.key).load(config.data.kwargs as never));
+  const backend = await loaded.located(['backend'], () => useBestBackend({ backend: config.backend }));
+  log(`backend: ${backend.name} (${backend.reason})`);
+  log(`data: ${data.name}, ${data.train.size} train / ${data.validation?.size ?? 0} validation / ${data.test.size} test`);
+  const student = (i: number, seed: number): StudentFactory => {
+    const s = config.students[i]!;
+    return {
+      name: s.name, model: s.model,
+      build: () => loaded.located(['students', i, 'model'], () => buildModel({
+        kind: s.model.key, ...s.model.kwargs, inputShape: data.train.sampleShape, numClasses: data.train.numClasses, seed: seed + 1000, name: s.name,
+      })),
+    };
+  };
+  config.students.forEach((s, i) => {
+    const model = student(i, config.seeds[0]!).build();
+    const terms = loaded.createTerms();
+    try {
+      terms.forEach(({ term }, k) => {
+        for (const tap of term.needs.studentTaps ?? []) loaded.located(['knowledge', k, 'kwargs'], () => tapModel(model, [tap], `student ${s.name}`));
+      });
+    } finally {
+      terms.forEach(({ term }) => term.dispose());
+      model.dispose();
+    }
+  });
+  const teacherSource = teacherSources.get(config.teacher.key);
+  const prepared = await loaded.located(['teacher'], () => teacherSource.prepare(config.teacher.kwargs, {
+    data, config, located: (p, fn) => loaded.located(['teacher', 'kwargs', ...p], fn),
+  }));
+  const scheme = schemes.get(config.scheme.key);
+  try {
+    const teacherLayers = prepared.tapNames();
+    const terms = loaded.createTerms();
+    terms.forEach(({ term }, k) => {
+      for (const tap of term.needs.teacherTaps ?? []) {
+        if (!teacherLayers.some((l) => l.name === tap)) {
+          const list = teacherLayers.map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');
+          throw loaded.fail(['knowledge', k, 'kwargs'], `knowledge[${k}].kwargs: the teacher has no layer \`${tap}\`; layers: ${list || '(none: this teacher gives logits only)'}`);
+        }
+      }
+    });
+    terms.forEach(({ term }) => term.dispose());
+
+    // The run folder appears with the first file worth keeping (the first checkpoint).
+    let created = !fresh;
+    const beforeWrite = async () => {
+      if (created) return;
+      await mkdir(runDir, { recursive: true });
+      await writeFileAtomic(join(runDir, 'experiment.yaml'), experimentYaml(config));
+      created = true;
+    };
+    const progress = o.progress ?? 'lines';
+    const common: Omit<FitSettings, 'seed' | 'checkpointDir'> = {
+      data, epochs: config.epochs, batchSize: config.batchSize, schedule: config.schedule,
+      optimizer: { key: config.optimizer.key, ...config.optimizer.kwargs }, beforeWrite, progress, signal: o.signal,
+    };
+    try {
+      if (!fresh) log(`resuming ${display(runDir)}`);
+      const first = config.seeds[0]!;
+      const obtained = await prepared.obtain({
+        fit: createFit({ ...common, seed: first, checkpointDir: join(runDir, 'teacher', 'checkpoints'), jsonFields: { seed: first } }),
+        dir: join(runDir, 'teacher'), beforeWrite, log,
+      });
+      const method = describeTerms(config.knowledge);
+      const reports: RunReport[] = [];
+      let teacherLogits: Float32Array | undefined;
+      const done = new Set<number>();
+      const writeProgress = () => writeFileAtomic(join(runDir, 'progress.json'), `${JSON.stringify({
+        seeds: Object.fromEntries(config.seeds.map((s) => [s, done.has(s) ? 'done' : 'pending'])),
+        complete: done.size === config.seeds.length, updatedAt: new Date().toISOString(),
+      }, null, 2)}\n`);
+      for (const seed of config.seeds) {
+        const seedDir = join(runDir, `seed-${seed}`);
+        if (existsSync(join(seedDir, 'done.json'))) {
+          reports.push(JSON.parse(readFileSync(join(seedDir, 'report.json'), 'utf8')) as RunReport);
+          done.add(seed);
+          log(`seed ${seed}: finished earlier`);
+          continue;
+        }
+        if (o.signal?.aborted) throw new Interrupted(`interrupted before seed ${seed}`);
+        const fit = createFit({
+          ...common, seed, checkpointDir: join(seedDir, 'checkpoints'), jsonFields: { seed },
+          progressPrefix: config.seeds.length > 1 ? `seed ${seed} · ` : '',
+        });
+        const result = await scheme.run({
+          seed, data, teacher: obtained.teacher, students: config.students.map((_, i) => student(i, seed)),
+          createTerms: loaded.createTerms, method, baseline: config.baseline, kwargs: config.scheme.kwargs, fit, log,
+        });
+        try {
+          log(`seed ${seed}: evaluating on the test set (accuracy, agreement, KL, ECE, size, latency)…`);
+          const evaluation = await evaluateModels({
+            teacher: obtained.evaluated, students: result.models.map((m) => ({ name: m.name, model: m.model })),
+            test: data.test, batchSize: config.evaluation.batchSize, latency: config.evaluation.latency, teacherLogits,
+          });
+          teacherLogits = evaluation.teacherLogits;
+          const [t, ...rest] = evaluation.models;
+          const models: ReportModel[] = [
+            { ...t!, method: obtained.method, trainSeconds: obtained.trainSeconds, history: obtained.history },
+            ...rest.map((e, i) => {
+              const m = result.models[i]!;
+              return { ...e, method: m.method, ...(m.baseline && { baseline: true }), trainSeconds: m.trainSeconds, history: m.history };
+            }),
+          ];
+          const report: RunReport = {
+            title: `${config.name}: ${config.scheme.key} distillation on ${data.name} (seed ${seed})`,
+            createdAt: new Date().toISOString(), backend: evaluation.backend,
+            dataset: { name: data.name, train: data.train.size, test: data.test.size },
+            settings: {
+              experiment: config.name, seed, scheme: config.scheme, knowledge: config.knowledge, students: config.students,
+              teacher: obtained.origin, epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer, schedule: config.schedule,
+            },
+            models,
+          };
+          await beforeWrite();
+          for (const m of result.models) {
+            await saveEncodedModel({ model: m.model, encoding: config.export.dtype, path: join(seedDir, 'students', m.id) });
+          }
+          await writeReport({ outDir: seedDir, report });
+          await writeFileAtomic(join(seedDir, 'done.json'), `${JSON.stringify({ seed, finishedAt: new Date().toISOString() })}\n`);
+          reports.push(report);
+          done.add(seed);
+          await writeProgress();
+          log(`seed ${seed}: report ${display(join(seedDir, 'report.md'))}, students in ${display(join(seedDir, 'students'))}/`);
+        } finally {
+          result.models.forEach((m) => (m.model as tf.LayersModel).dispose());
+        }
+      }
+      await beforeWrite();
+      const summary = summarizeReports({ name: config.name, seeds: config.seeds, reports });
+      const written = await writeSummary({ dir: runDir, summary });
+      await writeProgress();
+      log(`summary: ${display(written.markdown)} (also summary.json)`);
+      return { runDir, summary, reports };
+    } catch (e) {
+      if (e instanceof Interrupted) {
+        const hint = created
+          ? `the last checkpoint is kept; resume with: distill run --resume ${display(runDir)}`
+          : 'no epoch had finished, so nothing was saved; run it again to start over';
+        throw new Interrupted(`${e.message}; ${hint}`);
+      }
+      throw e;
+    }
+  } finally {
+    prepared.dispose();
+  }
+}

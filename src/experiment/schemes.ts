@@ -1,0 +1,106 @@
+/**
+ * Distillation schemes (`scheme: { key, kwargs }`): who trains, who teaches, in which
+ * phases. A scheme gets everything it needs in a `SchemeContext` — data, the frozen
+ * teacher, student factories, knowledge-term factories, the training settings, and `fit`,
+ * the one checkpointed training loop (progress, per-epoch checkpoints, resume, Ctrl-C) —
+ * and returns the models it produced with their histories and training times. The run
+ * evaluates, reports and exports them.
+ *
+ * `offline` (Hinton et al. 2015): a frozen, pre-trained teacher; each student learns from
+ * it with the configured terms; with `baseline`, the same student (same initial weights,
+ * data order and epochs) also learns from the labels alone, so the report can say what
+ * distilling bought.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import type { ComponentNode } from '../config/experiment.js';
+import { createTerm } from '../knowledge/index.js';
+import { Registry } from '../registry.js';
+import type { Teacher } from '../teachers/types.js';
+import type { EpochRecord, WeightedTerm } from '../train/types.js';
+import type { ExperimentData } from './data-sources.js';
+import type { Fit } from './fit.js';
+
+/** Builds one configured student. */
+export interface StudentFactory {
+  /** The student's name in the config, e.g. `small`. */
+  name: string;
+  /** Its zoo node, e.g. `{ key: 'cnn', kwargs: { width: 0.25 } }`. */
+  model: ComponentNode;
+  /** A new model with this seed's initial weights: every call gives the same weights. */
+  build(): tf.LayersModel;
+}
+
+export interface SchemeContext {
+  seed: number;
+  data: ExperimentData;
+  /** The frozen teacher (its outputs on the training rows are cached by the trainer). */
+  teacher?: Teacher;
+  students: StudentFactory[];
+  /** Fresh instances of the configured knowledge terms with their weights (dispose them after use). */
+  createTerms(): WeightedTerm[];
+  /** The configured terms, short (`kd`, `logits-mse+ce`) and long (`kd(temperature=4, alpha=0.9)`). */
+  method: { short: string; long: string };
+  /** Whether the experiment asks for label-only baselines. */
+  baseline: boolean;
+  /** The scheme's own kwargs, validated by its schema. */
+  kwargs: Record<string, unknown>;
+  /** The checkpointed training loop; every phase of a scheme goes through it. */
+  fit: Fit;
+  log(line: string): void;
+}
+
+/** A model a scheme produced: evaluated on the test set, reported and exported. */
+export interface ProducedModel {
+  /** File-safe: the export folder `students/<id>/`. */
+  id: string;
+  /** Name in reports, e.g. `small (kd)`. */
+  name: string;
+  model: tf.LayersModel;
+  /** How it was trained, e.g. `kd(temperature=4)` or `labels only`. */
+  method: string;
+  /** Trained on labels only (same architecture): the report compares the others with it. */
+  baseline?: boolean;
+  history: EpochRecord[];
+  trainSeconds: number;
+}
+
+export interface SchemeResult {
+  models: ProducedModel[];
+}
+
+export interface Scheme {
+  describe: string;
+  kwargs: z.ZodType<Record<string, unknown>>;
+  run(ctx: SchemeContext): Promise<SchemeResult>;
+}
+
+/** Trains each student on labels (baseline) and with the configured terms from the frozen teacher. */
+async function offline(ctx: SchemeContext): Promise<SchemeResult> {
+  const models: ProducedModel[] = [];
+  for (const s of ctx.students) {
+    if (ctx.baseline) {
+      const name = `${s.name} (labels)`;
+      const model = s.build();
+      const terms = [{ term: createTerm('ce'), weight: 1 }];
+      ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only`);
+      const r = await ctx.fit({ id: `${s.name}.labels`, label: name, learners: [{ name, model, terms }] });
+      models.push({ id: `${s.name}.labels`, name, model, method: 'labels only', baseline: true, history: r.history[name] ?? [], trainSeconds: r.seconds });
+    }
+    const name = `${s.name} (${ctx.method.short})`;
+    const model = s.build();
+    const terms = ctx.createTerms();
+    ctx.log(`seed ${ctx.seed}: ${name} learns from the teacher: ${ctx.method.long}`);
+    try {
+      const r = await ctx.fit({ id: s.name, label: name, learners: [{ name, model, terms }], teacher: ctx.teacher });
+      models.push({ id: s.name, name, model, method: ctx.method.long, history: r.history[name] ?? [], trainSeconds: r.seconds });
+    } finally {
+      terms.forEach(({ term }) => term.dispose());
+    }
+  }
+  return { models };
+}
+
+/** The scheme registry. `online` and `self` schemes register here as they land. */
+export const schemes = new Registry<Scheme>('scheme')
+  .register('offline', { describe: 'frozen pre-trained teacher → students', kwargs: z.strictObject({}), run: offline });

@@ -1,0 +1,211 @@
+/**
+ * Where an experiment's teacher comes from (`teacher: { key, kwargs }`):
+ * - `file`: a trained teacher — a TF.js model.json (LayersModel or GraphModel) or an `.onnx`
+ *   file — optionally with its logits on the training rows precomputed by
+ *   `distill cache-teacher` (`logits`), so training never runs the teacher;
+ * - `train`: a zoo model trained on the labels here, once per run (checkpointed like any
+ *   phase), optionally kept in a cache folder and reused by later runs with the same
+ *   teacher, data and training settings.
+ * `prepare` runs before anything is written (a missing file or bad model fails first);
+ * `obtain` gives the frozen teacher, training it if needed.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { modelNode } from '../config/components.js';
+import type { ExperimentConfig } from '../config/experiment.js';
+import type { ConfigPath } from '../config/source.js';
+import { UserError } from '../errors.js';
+import { modelPredictFn, teacherPredictFn, type EvaluatedTeacher } from '../eval/evaluate.js';
+import { fileSystem, registerFileRouters } from '../io/file-handler.js';
+import { createTerm } from '../knowledge/index.js';
+import { buildModel, models } from '../models/zoo.js';
+import { layerNames } from '../models/taps.js';
+import { Registry } from '../registry.js';
+import { CachedTeacher } from '../teachers/cached.js';
+import { datasetFingerprint, readTeacherCache } from '../teachers/cache-file.js';
+import { layersTeacher } from '../teachers/layers.js';
+import { loadTeacher } from '../teachers/load.js';
+import type { Teacher } from '../teachers/types.js';
+import type { EpochRecord } from '../train/types.js';
+import type { ExperimentData } from './data-sources.js';
+import type { Fit } from './fit.js';
+
+export interface TeacherPrepareContext {
+  data: ExperimentData;
+  config: ExperimentConfig;
+  /** Runs `fn`; a `UserError` it throws is re-thrown located at `teacher.kwargs.<path>`. */
+  located<T>(path: ConfigPath, fn: () => Promise<T>): Promise<T>;
+}
+
+export interface TeacherRunContext {
+  /** The checkpointed loop, for a teacher that trains here (phase id `teacher`). */
+  fit: Fit;
+  /** `<run>/teacher`: where a teacher trained here is saved. */
+  dir: string;
+  /** Creates the run folder before the first write. */
+  beforeWrite(): Promise<void>;
+  log(line: string): void;
+}
+
+export interface ObtainedTeacher {
+  /** Frozen, for training (answers by training row). */
+  teacher: Teacher;
+  /** For evaluation on the test set. */
+  evaluated: EvaluatedTeacher;
+  method: string;
+  trainSeconds?: number;
+  history?: EpochRecord[];
+  /** Where it came from, for the report. */
+  origin: string;
+}
+
+export interface PreparedTeacher {
+  /** Layers (or nodes) a term may tap, with their shapes. */
+  tapNames(): Array<{ name: string; shape: readonly (number | null)[] }>;
+  obtain(ctx: TeacherRunContext): Promise<ObtainedTeacher>;
+  dispose(): void;
+}
+
+export interface TeacherSource {
+  describe: string;
+  kwargs: z.ZodType<Record<string, unknown>>;
+  prepare(kwargs: Record<string, unknown>, ctx: TeacherPrepareContext): Promise<PreparedTeacher>;
+}
+
+const path = z.string().min(1).transform((p) => resolve(p));
+
+const fileKwargs = z.strictObject({
+  /** model.json (LayersModel or GraphModel, or its folder) or an .onnx file. */
+  path,
+  /** `distill cache-teacher` output for the training rows (same data, split and seed). */
+  logits: path.optional(),
+  layout: z.enum(['NCHW', 'NHWC']).optional(),
+  inputName: z.string().min(1).optional(),
+  outputName: z.string().min(1).optional(),
+});
+
+/** A LayersModel model.json at `p` (or `p/model.json`), else undefined. */
+function layersModelJson(p: string): string | undefined {
+  const json = existsSync(p) && statSync(p).isDirectory() ? join(p, 'model.json') : p;
+  if (!json.endsWith('.json') || !existsSync(json)) return undefined;
+  try {
+    const parsed = JSON.parse(readFileSync(json, 'utf8')) as { format?: string; modelTopology?: { node?: unknown; class_name?: unknown; model_config?: unknown } };
+    const layers = parsed.format === 'layers-model' || (parsed.modelTopology !== undefined && !Array.isArray(parsed.modelTopology.node) &&
+      (parsed.modelTopology.class_name !== undefined || parsed.modelTopology.model_config !== undefined));
+    return layers ? json : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkFits(teacher: { inputShape: readonly number[]; numClasses: number }, data: ExperimentData, p: string): void {
+  const want = data.train.sampleShape.join(',');
+  if (teacher.inputShape.join(',') !== want) {
+    throw new UserError(`teacher ${p} takes inputs of shape [${teacher.inputShape.join(',')}] but the data's samples are [${want}]`);
+  }
+  if (teacher.numClasses !== data.train.numClasses) {
+    throw new UserError(`teacher ${p} has ${teacher.numClasses} classes but the data has ${data.train.numClasses}`);
+  }
+}
+
+async function prepareFile(raw: Record<string, unknown>, ctx: TeacherPrepareContext): Promise<PreparedTeacher> {
+  const k = raw as z.output<typeof fileKwargs>;
+  const { data } = ctx;
+  let model: tf.LayersModel | undefined;
+  let teacher: Teacher;
+  const layersJson = layersModelJson(k.path);
+  if (layersJson !== undefined) {
+    registerFileRouters();
+    model = await ctx.located(['path'], () => tf.loadLayersModel(fileSystem(layersJson)));
+    teacher = layersTeacher({ model });
+    await ctx.located(['path'], async () => checkFits(teacher, data, k.path));
+  } else {
+    teacher = await ctx.located(['path'], () => loadTeacher({ path: k.path, data: data.train, layout: k.layout, inputName: k.inputName, outputName: k.outputName }));
+    if (teacher.kind === 'cached') {
+      teacher.dispose();
+      throw new UserError('cached logits cannot be evaluated on the test set; give the teacher model as path (model.json or .onnx) and the cache as logits');
+    }
+  }
+  let training: Teacher = teacher;
+  if (k.logits !== undefined) {
+    const cache = await ctx.located(['logits'], () => readTeacherCache({ path: k.logits!, expectedFingerprint: datasetFingerprint(data.train) }));
+    if (cache.numClasses !== data.train.numClasses) {
+      throw new UserError(`cached logits ${k.logits} have ${cache.numClasses} classes but the data has ${data.train.numClasses}`);
+    }
+    training = new CachedTeacher({ size: cache.size, numClasses: cache.numClasses, inputShape: data.train.sampleShape, logits: cache.logits, source: teacher });
+  }
+  const evaluated: EvaluatedTeacher = model ? { name: 'teacher', predict: modelPredictFn(model), model } : { name: 'teacher', predict: teacherPredictFn(teacher) };
+  return {
+    tapNames: () => teacher.tapNames(),
+    obtain: async () => ({ teacher: training, evaluated, method: 'pre-trained', origin: k.path }),
+    dispose: () => teacher.dispose(),
+  };
+}
+
+const trainKwargs = z.strictObject({
+  /** The zoo model to train, e.g. `{ key: cnn, kwargs: { width: 1 } }`. */
+  model: modelNode(models),
+  /** Default: the experiment's epochs. */
+  epochs: z.int().positive().optional(),
+  /** A folder where the trained teacher is kept and reused by runs with the same settings. */
+  cache: path.optional(),
+});
+
+async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareContext): Promise<PreparedTeacher> {
+  const k = raw as z.output<typeof trainKwargs>;
+  const { config, data } = ctx;
+  const seed = config.seeds[0]!;
+  const epochs = k.epochs ?? config.epochs;
+  const spec = {
+    model: k.model, epochs, seed, data: config.data, batchSize: config.batchSize, optimizer: config.optimizer, schedule: config.schedule,
+    shape: data.train.sampleShape, classes: data.train.numClasses,
+  };
+  const key = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
+  const cached = k.cache !== undefined ? join(k.cache, `teacher-${key}`) : undefined;
+  registerFileRouters();
+  let model: tf.LayersModel;
+  let fromCache = false;
+  if (cached !== undefined && existsSync(join(cached, 'model.json'))) {
+    model = await ctx.located(['cache'], () => tf.loadLayersModel(fileSystem(cached)));
+    fromCache = true;
+  } else {
+    model = await ctx.located(['model'], async () => buildModel({
+      kind: k.model.key, ...k.model.kwargs, inputShape: data.train.sampleShape, numClasses: data.train.numClasses, seed, name: 'teacher',
+    }));
+  }
+  const describe = `${k.model.key}(${Object.entries(k.model.kwargs).map(([a, b]) => `${a}=${JSON.stringify(b)}`).join(', ')})`;
+  return {
+    tapNames: () => layerNames(model),
+    dispose: () => model.dispose(),
+    async obtain(run) {
+      const done = { teacher: layersTeacher({ model }), evaluated: { name: 'teacher', predict: modelPredictFn(model), model } };
+      if (fromCache) {
+        run.log(`teacher: ${describe} loaded from ${cached}`);
+        return { ...done, method: `labels, ${epochs} epoch${epochs === 1 ? "" : "s"} (cached)`, origin: cached! };
+      }
+      run.log(`teacher: training ${describe} on the labels for ${epochs} epochs`);
+      const terms = [{ term: createTerm('ce'), weight: 1 }];
+      const r = await run.fit({ id: 'teacher', label: 'teacher', learners: [{ name: 'teacher', model, terms }], epochs });
+      await run.beforeWrite();
+      await model.save(fileSystem(run.dir));
+      if (cached !== undefined && !existsSync(join(cached, 'model.json'))) {
+        const tmp = `${cached}.tmp-${process.pid}`;
+        await rm(tmp, { recursive: true, force: true });
+        await model.save(fileSystem(tmp));
+        await rename(tmp, cached).catch(async () => rm(tmp, { recursive: true, force: true }));
+        run.log(`teacher: kept in ${cached} for later runs`);
+      }
+      return { ...done, method: `labels, ${epochs} epoch${epochs === 1 ? "" : "s"}`, trainSeconds: r.seconds, history: r.history['teacher'] ?? [], origin: join(run.dir, 'model.json') };
+    },
+  };
+}
+
+/** The teacher-source registry: `file`, `train`. */
+export const teacherSources = new Registry<TeacherSource>('teacher source')
+  .register('file', { describe: 'a trained model.json or .onnx file (and optionally its cached logits)', kwargs: fileKwargs, prepare: prepareFile })
+  .register('train', { describe: 'a zoo model trained on the labels in this run (optionally cached)', kwargs: trainKwargs, prepare: prepareTrain });
+
