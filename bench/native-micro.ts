@@ -78,9 +78,9 @@ function trainCase(model: tf.LayersModel, xShape: number[], batch: number, teach
 }
 
 /** Median samples/s over `reps` runs, and the CPU time used per wall second (how many cores we got). */
-function timeCase(c: Case, warmup: number, steps: number, reps: number): { rate: number; cores: number } {
+function timeCase(c: Case, warmup: number, steps: number, reps: number): { rate: number; cores: number; perCpuSecond: number } {
   for (let i = 0; i < warmup; i++) c.step();
-  const rates: number[] = [], cores: number[] = [];
+  const rates: number[] = [], cores: number[] = [], perCpu: number[] = [];
   for (let r = 0; r < reps; r++) {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -89,8 +89,9 @@ function timeCase(c: Case, warmup: number, steps: number, reps: number): { rate:
     const cpu = process.cpuUsage(cpu0);
     rates.push((c.batch * steps * 1000) / ms);
     cores.push((cpu.user + cpu.system) / 1000 / ms);
+    perCpu.push((c.batch * steps * 1e6) / (cpu.user + cpu.system));
   }
-  return { rate: median(rates), cores: median(cores) };
+  return { rate: median(rates), cores: median(cores), perCpuSecond: median(perCpu) };
 }
 
 // ------------------------------------------------------------------ profiling
@@ -163,10 +164,12 @@ for (const bk of backends) {
     try {
       c = make();
       const reps = slow ? 1 : REPS;
-      const { rate, cores } = timeCase(c, slow ? 1 : 3, steps, reps);
+      const { rate, cores, perCpuSecond } = timeCase(c, slow ? 1 : 3, steps, reps);
       const ref = PYTORCH[name];
+      // On a shared machine the wall-clock rate depends on how many cores we got; the rate
+      // per CPU-second does not (with 1 thread it has no spin-waiting in it either).
       const line = `${rate.toFixed(0)} samples/s` + (ref ? ` (${(rate / ref).toFixed(2)}× PyTorch ${ref})` : '') +
-        `  [process used ${cores.toFixed(2)} cores on average]`;
+        `  [got ${cores.toFixed(2)} cores; ${perCpuSecond.toFixed(0)} samples per CPU-second]`;
       console.log(`  ${name.padEnd(4)} ${line}`);
       record(bk, name, rate.toFixed(0));
       if (PROFILE && bk === 'native') {

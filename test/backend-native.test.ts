@@ -99,6 +99,7 @@ test('MatMul / BatchMatMul: shapes, transposes, batch broadcasting', { skip }, a
     [[1, 4, 5], [3, 5, 6], false, false],
     [[3, 4, 5], [1, 5, 6], false, false],
     [[2, 3, 4, 5], [2, 3, 5, 6], false, false],
+    [[3, 4, 5], [5, 6], false, false],
     [[6, 64, 64], [6, 64, 64], false, true],
   ];
   for (const [sa, sb, ta, tb] of cases) {
@@ -360,5 +361,10 @@ test('tensor count is stable over repeated native training steps (fused Adam, po
   const copy = w0.slice();
   for (let i = 0; i < 3; i++) step();
   assert.deepEqual(Array.from(w0), Array.from(copy));
+  // an op output read with dataSync() and then disposed is not handed out again
+  const r = tf.relu(xs), seen = r.dataSync(), seenCopy = seen.slice();
+  r.dispose();
+  for (let i = 0; i < 3; i++) tf.tidy(() => tf.relu(tf.neg(xs)).dataSync());
+  assert.deepEqual(Array.from(seen), Array.from(seenCopy));
   xs.dispose(); ys.dispose(); opt.dispose(); model.dispose();
 });
