@@ -366,5 +366,13 @@ test('tensor count is stable over repeated native training steps (fused Adam, po
   r.dispose();
   for (let i = 0; i < 3; i++) tf.tidy(() => tf.relu(tf.neg(xs)).dataSync());
   assert.deepEqual(Array.from(seen), Array.from(seenCopy));
+  // a short view (cpu Slice → subarray) keeps a pooled buffer alive after its parent is disposed
+  const src = tf.randomUniform([8, 100], -1, 1);
+  const reference = tf.relu(src).dataSync().slice(0, 100);
+  const parent = tf.relu(src), view = tf.slice(parent, [0, 0], [1, 10]);
+  parent.dispose();
+  for (let i = 0; i < 3; i++) tf.tidy(() => tf.neg(tf.relu(tf.neg(src))));
+  assert.deepEqual(Array.from(view.dataSync()), Array.from(reference.slice(0, 10)));
+  view.dispose(); src.dispose();
   xs.dispose(); ys.dispose(); opt.dispose(); model.dispose();
 });

@@ -17,6 +17,8 @@ type Values = tf.backend_util.BackendValues;
 
 const DEFAULT_POOL_BYTES = 768 * 1024 * 1024;
 const MAX_PER_SIZE = 64;
+/** Arrays shorter than this are not pooled (allocation is cheap; tracking would cost more). */
+const MIN_POOLED = 64;
 
 export class NativeBackend extends tf.MathBackendCPU {
   readonly addon: NativeAddon;
@@ -49,7 +51,7 @@ export class NativeBackend extends tf.MathBackendCPU {
     }
     this.poolMisses++;
     const a = new Float32Array(n);
-    if (n >= 64) this.owned.set(a.buffer, a);
+    if (n >= MIN_POOLED) this.owned.set(a.buffer, a);
     return a;
   }
 
@@ -83,16 +85,19 @@ export class NativeBackend extends tf.MathBackendCPU {
     return this.owned.get(buf) === v && this.refs.get(buf) === 1 && !this.escaped.has(buf);
   }
 
+  // Views (e.g. cpu Slice's subarray) of a pooled buffer count too, however short they are:
+  // the test is on the buffer's size, not the view's.
   private track(values: Values | undefined): void {
     if (values === undefined || values === null || !ArrayBuffer.isView(values)) return;
     const buf = (values as Float32Array).buffer;
-    if (!this.owned.has(buf)) return;
+    if (buf.byteLength < MIN_POOLED * 4 || !this.owned.has(buf)) return;
     this.refs.set(buf, (this.refs.get(buf) ?? 0) + 1);
   }
 
   private release(values: Values | undefined): void {
     if (values === undefined || values === null || !ArrayBuffer.isView(values)) return;
     const buf = (values as Float32Array).buffer;
+    if (buf.byteLength < MIN_POOLED * 4) return;
     const full = this.owned.get(buf);
     if (full === undefined) return;
     const n = (this.refs.get(buf) ?? 1) - 1;
