@@ -118,7 +118,7 @@ export function loadExperiment({ path, text, set = [], values = [] }: LoadExperi
   const fail = (p: ConfigPath, message: string) => configError(source, p, message);
   const located = <T>(p: ConfigPath, fn: () => T): T => {
     const rethrow = (e: unknown): never => {
-      if (!(e instanceof UserError)) throw e;
+      if (!(e instanceof UserError) || e instanceof LocatedError) throw e;
       throw relocate(source, p, e);
     };
     try {
@@ -163,6 +163,9 @@ export function loadExperiment({ path, text, set = [], values = [] }: LoadExperi
   };
 }
 
+/** A `UserError` that already says where in the config it comes from. */
+class LocatedError extends UserError {}
+
 /**
  * A component's `UserError` re-thrown at the config path it came from: when its message
  * names an option (`option \`temperature\``) that the config holds, at that option's line.
@@ -171,7 +174,7 @@ function relocate(source: ConfigSource, path: ConfigPath, error: UserError): Use
   const option = /option `([^`]+)`/.exec(error.message)?.[1];
   const precise = option !== undefined ? [...path, option] : path;
   const where = locate(source, precise);
-  return new UserError(`${where}: ${formatPath(precise)}: ${error.message}`);
+  return new LocatedError(`${where}: ${formatPath(precise)}: ${error.message}`);
 }
 
 /** The resolved config as YAML: what a run folder keeps as `experiment.yaml`. */

@@ -120,7 +120,7 @@ export interface IssueContext {
 }
 
 /** One issue as `where: path what`. */
-export function issueMessage(issue: core.$ZodIssue, ctx: IssueContext): { at: string; line: number; text: string } {
+export function issueMessage(issue: core.$ZodIssue, ctx: IssueContext): { at: string; line: number; rank: number; text: string } {
   const base = ctx.base ?? [];
   const path = [...base, ...(issue.path as Array<string | number>)];
   let text: string;
@@ -131,7 +131,7 @@ export function issueMessage(issue: core.$ZodIssue, ctx: IssueContext): { at: st
     const where = path.length === 0 ? 'at the top level' : `in ${formatPath(path)}`;
     text = `unknown key \`${key}\` ${where}${didYouMean(key, known)}; known: ${known.join(', ') || '(none)'}`;
     at = locate(ctx.source, [...path, key]);
-  } else if (issue.code === 'custom' && issue.message.includes('{path}')) {
+  } else if (issue.code === 'custom' && /\{(path|parent)\}/.test(issue.message)) {
     text = issue.message.replaceAll('{path}', formatPath(path)).replaceAll('{parent}', formatPath(path.slice(0, -1)));
     at = locate(ctx.source, path);
   } else {
@@ -139,18 +139,21 @@ export function issueMessage(issue: core.$ZodIssue, ctx: IssueContext): { at: st
     at = locate(ctx.source, path);
   }
   const line = Number(/:(\d+)$/.exec(at)?.[1] ?? Infinity);
-  return { at, line, text };
+  // An unknown key first (a typo also makes the intended key "missing"), a missing key last.
+  const missing = issue.code === 'invalid_type' && valueAt(ctx.data, issue.path as ConfigPath) === undefined;
+  return { at, line, rank: issue.code === 'unrecognized_keys' ? 0 : missing ? 2 : 1, text };
 }
 
 /**
- * Validates `data` with `schema`; on failure throws one `UserError` for the issue that
- * comes first in the file (overrides last), with how many more there are.
+ * Validates `data` with `schema`; on failure throws one `UserError` for the most telling
+ * issue (unknown keys, then wrong values, then missing keys; each in file order, overrides
+ * last), with how many more there are.
  */
 export function parseWith<S extends z.ZodType>(schema: S, data: unknown, ctx: Omit<IssueContext, 'schema' | 'data'>): z.output<S> {
   const result = schema.safeParse(data);
   if (result.success) return result.data;
   const messages = result.error.issues.map((i) => issueMessage(i, { ...ctx, schema, data }));
-  messages.sort((a, b) => a.line - b.line);
+  messages.sort((a, b) => a.rank - b.rank || a.line - b.line);
   const first = messages[0]!;
   const more = messages.length > 1 ? ` (and ${messages.length - 1} more problem${messages.length > 2 ? 's' : ''})` : '';
   throw new UserError(`${first.at}: ${first.text}${more}`);
