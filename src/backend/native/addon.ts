@@ -4,7 +4,7 @@
  * addon is reported as a reason string.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -82,6 +82,25 @@ export function findAddonPath(): string | null {
   return null;
 }
 
+/**
+ * OpenBLAS's DYNAMIC_ARCH picks its AVX-512 (SkylakeX/Cooperlake) kernels on AMD Zen 4; on
+ * the 2-vCPU EPYC this project runs on, its Haswell kernels use 5-7% less CPU time for a KD
+ * training step (measured with OPENBLAS_CORETYPE). Returns the core type to request, or null
+ * to leave OpenBLAS's own choice (not AMD, not Linux, or the user set OPENBLAS_CORETYPE).
+ */
+function preferredCoreType(): string | null {
+  if (process.env.OPENBLAS_CORETYPE !== undefined || process.platform !== 'linux' || process.arch !== 'x64') return null;
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const head = info.slice(0, info.indexOf('\n\n') > 0 ? info.indexOf('\n\n') : info.length);
+    if (!/vendor_id\s*:\s*AuthenticAMD/.test(head)) return null;
+    if (!/\bavx512f\b/.test(head) || !/\bavx2\b/.test(head) || !/\bfma\b/.test(head)) return null;
+    return 'Haswell';
+  } catch {
+    return null;
+  }
+}
+
 let cached: { addon: NativeAddon; path: string } | { reason: string } | undefined;
 
 /** Loads the addon once; returns it or why it could not be loaded. */
@@ -98,11 +117,14 @@ export function loadAddon(): { addon: NativeAddon; path: string } | { reason: st
     // processes are not affected.
     const setEnv = process.env.OPENBLAS_NUM_THREADS === undefined;
     if (setEnv) process.env.OPENBLAS_NUM_THREADS = '1';
+    const coreType = preferredCoreType();
+    if (coreType !== null) process.env.OPENBLAS_CORETYPE = coreType;
     let addon: NativeAddon;
     try {
       addon = createRequire(import.meta.url)(path) as NativeAddon;
     } finally {
       if (setEnv) delete process.env.OPENBLAS_NUM_THREADS;
+      if (coreType !== null) delete process.env.OPENBLAS_CORETYPE;
     }
     if (typeof addon?.matmul !== 'function' || typeof addon?.info !== 'function') {
       cached = { reason: `native addon at ${path} is not a tfjs-distill addon` };
