@@ -122,7 +122,7 @@ function printProfile(label: string, steps: number, stepMs: number) {
   const kernelMs = rows.filter(([n]) => !n.startsWith('(')).reduce((s, [, v]) => s + v.ms, 0) / steps;
   console.log(`  profile ${label}: ${stepMs.toFixed(2)} ms/step, kernels ${kernelMs.toFixed(2)} ms/step, ` +
     `outside kernels (tfjs engine, tape, JS) ${(stepMs - kernelMs).toFixed(2)} ms/step`);
-  for (const [name, v] of rows.slice(0, 14)) {
+  for (const [name, v] of rows.slice(0, Number(opt("profile-rows", "14")))) {
     console.log(`    ${name.padEnd(28)} ${(v.ms / steps).toFixed(3).padStart(8)} ms/step  ${(v.calls / steps).toFixed(0).padStart(4)} calls/step`);
   }
   profile.clear();
