@@ -27,7 +27,7 @@ import type { ReportModel, RunReport } from '../eval/types.js';
 import { registerFileRouters } from '../io/file-handler.js';
 import { saveEncodedModel } from '../io/quantize.js';
 import { buildModel } from '../models/zoo.js';
-import { tapModel } from '../models/taps.js';
+import { layerNames, tapModel } from '../models/taps.js';
 import { writeReport } from '../report/write.js';
 import { writeFileAtomic } from '../train/checkpoint.js';
 import { dataSources } from './data-sources.js';
@@ -123,35 +123,36 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
       })),
     };
   };
-  config.students.forEach((s, i) => {
-    const model = student(i, config.seeds[0]!).build();
-    const terms = loaded.createTerms();
-    try {
-      terms.forEach(({ term }, k) => {
-        for (const tap of term.needs.studentTaps ?? []) loaded.located(['knowledge', k, 'kwargs'], () => tapModel(model, [tap], `student ${s.name}`));
-      });
-    } finally {
-      terms.forEach(({ term }) => term.dispose());
-      model.dispose();
-    }
-  });
   const teacherSource = teacherSources.get(config.teacher.key);
   const prepared = await loaded.located(['teacher'], () => teacherSource.prepare(config.teacher.kwargs, {
     data, config, located: (p, fn) => loaded.located(['teacher', 'kwargs', ...p], fn),
   }));
   const scheme = schemes.get(config.scheme.key);
   try {
+    // Each term meets each student and the teacher once: layer names, shapes, adapters.
     const teacherLayers = prepared.tapNames();
-    const terms = loaded.createTerms();
-    terms.forEach(({ term }, k) => {
-      for (const tap of term.needs.teacherTaps ?? []) {
-        if (!teacherLayers.some((l) => l.name === tap)) {
-          const list = teacherLayers.map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');
-          throw loaded.fail(['knowledge', k, 'kwargs'], `knowledge[${k}].kwargs: the teacher has no layer \`${tap}\`; layers: ${list || '(none: this teacher gives logits only)'}`);
-        }
+    const teacherShapes = Object.fromEntries(teacherLayers.map((l) => [l.name, l.shape as number[]]));
+    config.students.forEach((s, i) => {
+      const model = student(i, config.seeds[0]!).build();
+      const terms = loaded.createTerms();
+      try {
+        const studentShapes = Object.fromEntries(layerNames(model).map((l) => [l.name, l.shape as number[]]));
+        terms.forEach(({ term }, k) => loaded.located(['knowledge', k, 'kwargs'], () => {
+          for (const tap of term.needs.studentTaps ?? []) tapModel(model, [tap], `student ${s.name}`);
+          for (const tap of term.needs.teacherTaps ?? []) {
+            if (!(tap in teacherShapes)) {
+              const list = teacherLayers.map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');
+              throw new UserError(`the teacher has no layer \`${tap}\`; layers: ${list || '(none: this teacher gives logits only)'}`);
+            }
+          }
+          term.prepare?.({ student: studentShapes, teacher: teacherShapes });
+        }));
+        loaded.located(['knowledge'], () => scheme.check?.(terms, config.scheme.kwargs));
+      } finally {
+        terms.forEach(({ term }) => term.dispose());
+        model.dispose();
       }
     });
-    terms.forEach(({ term }) => term.dispose());
 
     // The run folder appears with the first file worth keeping (the first checkpoint).
     let created = !fresh;
@@ -196,7 +197,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
         });
         const result = await scheme.run({
           seed, data, teacher: obtained.teacher, students: config.students.map((_, i) => student(i, seed)),
-          createTerms: loaded.createTerms, method, baseline: config.baseline, kwargs: config.scheme.kwargs, fit, log,
+          createTerms: loaded.createTerms, method, baseline: config.baseline, epochs: config.epochs, kwargs: config.scheme.kwargs, fit, log,
         });
         try {
           log(`seed ${seed}: evaluating on the test set (accuracy, agreement, KL, ECE, size, latency)…`);

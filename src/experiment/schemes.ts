@@ -9,12 +9,14 @@
  * `offline` (Hinton et al. 2015): a frozen, pre-trained teacher; each student learns from
  * it with the configured terms; with `baseline`, the same student (same initial weights,
  * data order and epochs) also learns from the labels alone, so the report can say what
- * distilling bought.
+ * distilling bought. Terms with `stage: hint` (FitNets) first train alone for their
+ * `hintEpochs` (default a quarter of the epochs), then the other terms for all the epochs.
  */
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { ComponentNode } from '../config/experiment.js';
 import { createTerm } from '../knowledge/index.js';
+import { UserError } from '../errors.js';
 import { Registry } from '../registry.js';
 import type { Teacher } from '../teachers/types.js';
 import type { EpochRecord, WeightedTerm } from '../train/types.js';
@@ -43,6 +45,8 @@ export interface SchemeContext {
   method: { short: string; long: string };
   /** Whether the experiment asks for label-only baselines. */
   baseline: boolean;
+  /** The experiment's epochs (a phase's default). */
+  epochs: number;
   /** The scheme's own kwargs, validated by its schema. */
   kwargs: Record<string, unknown>;
   /** The checkpointed training loop; every phase of a scheme goes through it. */
@@ -72,7 +76,15 @@ export interface SchemeResult {
 export interface Scheme {
   describe: string;
   kwargs: z.ZodType<Record<string, unknown>>;
+  /** Checks the configured terms before anything runs (throw a `UserError`). */
+  check?(terms: readonly WeightedTerm[], kwargs: Record<string, unknown>): void;
   run(ctx: SchemeContext): Promise<SchemeResult>;
+}
+
+/** Terms that ask to run as a first, separate stage (FitNets' hint training: `stage: hint`). */
+function stages(terms: WeightedTerm[]): { hint: WeightedTerm[]; main: WeightedTerm[] } {
+  const isHint = (t: WeightedTerm) => (t.term as { stage?: string }).stage === 'hint';
+  return { hint: terms.filter(isHint), main: terms.filter((t) => !isHint(t)) };
 }
 
 /** Trains each student on labels (baseline) and with the configured terms from the frozen teacher. */
@@ -90,10 +102,21 @@ async function offline(ctx: SchemeContext): Promise<SchemeResult> {
     const name = `${s.name} (${ctx.method.short})`;
     const model = s.build();
     const terms = ctx.createTerms();
+    const { hint, main } = stages(terms);
     ctx.log(`seed ${ctx.seed}: ${name} learns from the teacher: ${ctx.method.long}`);
     try {
-      const r = await ctx.fit({ id: s.name, label: name, learners: [{ name, model, terms }], teacher: ctx.teacher });
-      models.push({ id: s.name, name, model, method: ctx.method.long, history: r.history[name] ?? [], trainSeconds: r.seconds });
+      let history: EpochRecord[] = [];
+      let seconds = 0;
+      if (hint.length > 0) {
+        // FitNets' stage 1: the hint terms alone train the student up to its guided layer.
+        const epochs = Math.max(...hint.map(({ term }) => (term as { hintEpochs?: number }).hintEpochs ?? Math.max(1, Math.round(ctx.epochs / 4))));
+        const r = await ctx.fit({ id: `${s.name}.hint`, label: `${name} hint stage`, learners: [{ name, model, terms: hint }], teacher: ctx.teacher, epochs });
+        history = r.history[name] ?? [];
+        seconds = r.seconds;
+      }
+      const r = await ctx.fit({ id: s.name, label: name, learners: [{ name, model, terms: main }], teacher: ctx.teacher });
+      history = [...history, ...(r.history[name] ?? []).map((e) => ({ ...e, epoch: e.epoch + history.length }))];
+      models.push({ id: s.name, name, model, method: ctx.method.long, history, trainSeconds: seconds + r.seconds });
     } finally {
       terms.forEach(({ term }) => term.dispose());
     }
@@ -103,4 +126,14 @@ async function offline(ctx: SchemeContext): Promise<SchemeResult> {
 
 /** The scheme registry. `online` and `self` schemes register here as they land. */
 export const schemes = new Registry<Scheme>('scheme')
-  .register('offline', { describe: 'frozen pre-trained teacher → students', kwargs: z.strictObject({}), run: offline });
+  .register('offline', {
+    describe: 'frozen pre-trained teacher → students',
+    kwargs: z.strictObject({}),
+    check(terms) {
+      const { hint, main } = stages([...terms]);
+      if (hint.length > 0 && main.length === 0) {
+        throw new UserError(`\`${hint[0]!.term.key}\` with stage: hint is only the first stage; add the terms of the second stage (e.g. kd or ce), or use stage: joint`);
+      }
+    },
+    run: offline,
+  });
