@@ -207,6 +207,9 @@ test('MaxPool / AvgPool and their gradients (incl. ties after relu)', { skip }, 
     { x: [1, 9, 7, 2], k: [3, 2], s: [2, 1], pad: 'same' },
     { x: [2, 7, 9, 4], k: [3, 3], s: 1, pad: 'same' },
     { x: [3, 10, 6, 5], k: [2, 3], s: 2, pad: 'same' },
+    { x: [2, 9, 7, 3], k: [2, 2], s: 2, pad: 'valid' },
+    { x: [2, 9, 7, 3], k: [3, 2], s: [3, 2], pad: 'valid' },
+    { x: [1, 6, 6, 600], k: [2, 2], s: 2, pad: 'valid' },
   ];
   for (const c of cases) {
     const x = spec(c.x);

@@ -412,8 +412,63 @@ static void maxpool_grad_samples(void *vctx, int64_t b0, int64_t b1, int tid) {
   }
 }
 
+/* Non-overlapping windows (stride == window, no padding, no dilation; the common 2x2/2 case):
+ * every dx element belongs to at most one window, so rows of windows are independent and each
+ * dx element is written exactly once (no memset, no scattered adds). */
+static void maxpool_grad_tiles(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C, FH = g->FH, FW = g->FW, W = g->W;
+  int32_t pos[512];
+  float best[512];
+  for (int64_t r = r0; r < r1; r++) {
+    const int b = (int)(r / g->OH), oh = (int)(r % g->OH);
+    const float *xb = c->x + (size_t)b * g->H * W * C;
+    float *dxb = c->out + (size_t)b * g->H * W * C;
+    const int ih0 = oh * FH;
+    for (int ow = 0; ow < g->OW; ow++) {
+      const float *dyp = c->dy + (((size_t)b * g->OH + oh) * g->OW + ow) * C;
+      const int iw0 = ow * FW;
+      for (int c0 = 0; c0 < C; c0 += 512) {
+        const int cn = MIN(512, C - c0);
+        for (int k = 0; k < cn; k++) { best[k] = -INFINITY; pos[k] = -1; }
+        for (int kh = 0; kh < FH; kh++)
+          for (int kw = 0; kw < FW; kw++) {
+            const int p = kh * FW + kw;
+            const float *xp = xb + ((size_t)(ih0 + kh) * W + iw0 + kw) * C + c0;
+            for (int k = 0; k < cn; k++) {
+              const int gt = xp[k] > best[k];
+              best[k] = gt ? xp[k] : best[k];
+              pos[k] = gt ? p : pos[k];
+            }
+          }
+        for (int kh = 0; kh < FH; kh++)
+          for (int kw = 0; kw < FW; kw++) {
+            const int p = kh * FW + kw;
+            float *d = dxb + ((size_t)(ih0 + kh) * W + iw0 + kw) * C + c0;
+            for (int k = 0; k < cn; k++) d[k] = pos[k] == p ? dyp[c0 + k] : 0.f;
+          }
+      }
+    }
+    /* columns right of the last window */
+    if (g->OW * FW < W)
+      for (int kh = 0; kh < FH; kh++)
+        memset(dxb + ((size_t)(ih0 + kh) * W + g->OW * FW) * C, 0, sizeof(float) * (size_t)(W - g->OW * FW) * C);
+    /* rows below the last window row */
+    if (oh == g->OH - 1 && g->OH * FH < g->H)
+      memset(dxb + (size_t)g->OH * FH * W * C, 0, sizeof(float) * (size_t)(g->H - g->OH * FH) * W * C);
+  }
+}
+
 void tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx) {
   pool_ctx_t c = {g, x, dy, dx, 1};
+  if (g->SH == g->FH && g->SW == g->FW && g->PT == 0 && g->PL == 0 && g->DH == 1 && g->DW == 1 && g->OH > 0 &&
+      g->OH * g->FH <= g->H && g->OW * g->FW <= g->W) {
+    int64_t work = (int64_t)g->W * g->FH * g->C;
+    pool_for(maxpool_grad_tiles, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
+    return;
+  }
   pool_for(maxpool_grad_samples, &c, g->B, 1);
 }
 
