@@ -447,7 +447,11 @@ static void maxpool_grad_tiles(void *vctx, int64_t r0, int64_t r1, int tid) {
           for (int kw = 0; kw < FW; kw++) {
             const int p = kh * FW + kw;
             float *d = dxb + ((size_t)(ih0 + kh) * W + iw0 + kw) * C + c0;
-            for (int k = 0; k < cn; k++) d[k] = pos[k] == p ? dyp[c0 + k] : 0.f;
+            const float *g0 = dyp + c0;
+            for (int k = 0; k < cn; k++) {
+              const float v = g0[k]; /* unconditional load: the select vectorises */
+              d[k] = pos[k] == p ? v : 0.f;
+            }
           }
       }
     }
