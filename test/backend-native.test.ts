@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { registerNativeBackend, nativeFallbackCounts } from '../src/backend/native.js';
+import { registerNativeBackend, nativeBackendInfo, nativeFallbackCounts } from '../src/backend/native.js';
 
 tf.enableProdMode();
 const reg = registerNativeBackend();
@@ -79,8 +79,13 @@ async function check(label: string, f: () => Out, kernels: string[] = []): Promi
   }
 }
 
-test('native backend registers idempotently', { skip }, async () => {
+test('native backend registers idempotently and describes itself', { skip }, async () => {
   assert.deepEqual(registerNativeBackend(), { ok: true });
+  const info = nativeBackendInfo();
+  assert.equal(info.available, true);
+  assert.ok((info.threads ?? 0) >= 1);
+  assert.match(info.blasConfig ?? '', /OpenBLAS/);
+  assert.ok(info.kernels?.includes('Conv2DBackpropFilter'));
   assert.ok(tf.engine().registryFactory.native !== undefined);
   assert.ok(await tf.setBackend('native'));
 });
@@ -153,10 +158,11 @@ test('Conv2D / _FusedConv2D forward (strides, paddings, non-square, dilation)', 
   }
   const x = spec([2, 11, 9, 3]), f = spec([3, 3, 3, 4]), bias = spec([4]);
   await check('conv2d dilation 2', () => tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, 1, 'same', 'NHWC', 2), ['Conv2D']);
-  for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu'] as const) {
+  const prelu = spec([4], 0, 0.5);
+  for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu'] as const) {
     await check(`fused conv2d ${activation}`, () => tf.fused.conv2d({
       x: x.t() as tf.Tensor4D, filter: f.t() as tf.Tensor4D, strides: 2, pad: 'same', bias: bias.t(), activation,
-      leakyreluAlpha: 0.3,
+      leakyreluAlpha: 0.3, preluActivationWeights: activation === 'prelu' ? prelu.t() : undefined,
     }), ['_FusedConv2D']);
   }
 });
