@@ -134,7 +134,13 @@ void pool_run(pool_task_fn fn, void *ctx, int64_t ntasks) {
   }
   job_t local = *job;
   run_claims(gen, &local, 0);
-  while (atomic_load_explicit(&P.done, memory_order_acquire) < ntasks) CPU_RELAX();
+  /* Wait for tasks other threads claimed. Spin first; if it takes long (a worker was
+     descheduled on a busy machine), yield so that it can run. */
+  int spins = 0;
+  while (atomic_load_explicit(&P.done, memory_order_acquire) < ntasks) {
+    if (++spins < 4096) CPU_RELAX();
+    else sched_yield();
+  }
 }
 
 typedef struct {
