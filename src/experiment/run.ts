@@ -112,8 +112,11 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
   // Everything that can fail on the user's input fails here, before anything is written.
   const data = loaded.located(['data'], () => dataSources.get(config.data.key).load(config.data.kwargs as never));
   const backend = await loaded.located(['backend'], () => useBestBackend({ backend: config.backend }));
-  log(`backend: ${backend.name} (${backend.reason})`);
-  log(`data: ${data.name}, ${data.train.size} train / ${data.validation?.size ?? 0} validation / ${data.test.size} test`);
+  // Said once everything is checked, so a mistake is the only line a user sees.
+  const checked = [
+    `backend: ${backend.name} (${backend.reason})`,
+    `data: ${data.name}, ${data.train.size} train / ${data.validation?.size ?? 0} validation / ${data.test.size} test`,
+  ];
   const student = (i: number, seed: number): StudentFactory => {
     const s = config.students[i]!;
     return {
@@ -153,6 +156,8 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
         model.dispose();
       }
     });
+
+    checked.forEach((line) => log(line));
 
     // The run folder appears with the first file worth keeping (the first checkpoint).
     let created = !fresh;
