@@ -112,13 +112,13 @@ function main() {
     }
     // Load it once in a child process: a broken binary must not reach the library.
     const check = run(process.execPath, ['-e', `const a=require(${JSON.stringify(addonPath)});` +
-      'const i=a.info();process.stdout.write(i.blasCore+" "+i.simd+" "+i.threads)']);
+      'const i=a.info();process.stdout.write(i.blasConfig.split(" ").slice(0,2).join("_")+" "+i.simd+" "+i.threads)']);
     if (check.status !== 0) {
       rmSync(addonPath, { force: true });
       finish(false, 'the built addon does not load: ' + (check.stderr || '').split('\n').find((l) => l.trim())?.slice(0, 200));
     }
-    const [core, , threads] = (check.stdout || '').split(' ');
-    finish(true, `OpenBLAS ${core}, ${simd}, ${threads} threads → ${addonPath.slice(root.length + 1)}`);
+    const [blas, , threads] = (check.stdout || '').split(' ');
+    finish(true, `${(blas || 'OpenBLAS').replace('_', ' ')}, ${simd}, ${threads} threads → ${addonPath.slice(root.length + 1)}`);
   }
 }
 
