@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""PyTorch reference for `npm run bench`: the same models, batch sizes and optimizer as
+bench/bench.ts, on this CPU. Run with Debian's python3-torch:
+
+    OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/pytorch_reference.py --threads 2
+
+Prints one JSON object (samples/s per case, matmul GFLOP/s) on stdout.
+"""
+import argparse
+import gzip
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def mlp(sizes):
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(nn.Flatten(), *layers)
+
+
+def cnn():
+    # conv32-conv64-maxpool-dense128-dense10 on 1×28×28, 'valid' 3×3 convs.
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(12 * 12 * 64, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def timed(step, batch, seconds, warmup=3):
+    for _ in range(warmup):
+        step()
+    times = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 5:
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
+
+
+def train_step(model, x, y):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return step
+
+
+def kd_step(teacher, student, x, y, temperature=4.0, alpha=0.9):
+    opt = torch.optim.Adam(student.parameters(), lr=1e-3)
+    teacher.eval()
+
+    def step():
+        with torch.no_grad():
+            t = teacher(x)
+        s = student(x)
+        kl = F.kl_div(F.log_softmax(s / temperature, 1), F.log_softmax(t / temperature, 1),
+                      reduction='batchmean', log_target=True)
+        loss = alpha * temperature ** 2 * kl + (1 - alpha) * F.cross_entropy(s, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def read_idx(path):
+    with gzip.open(path, 'rb') as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def kd_epoch(data_dir, batch, with_cache):
+    """One offline-KD epoch over the Fashion-MNIST training set (MLP teacher → student)."""
+    images = read_idx(f'{data_dir}/train-images-idx3-ubyte.gz').astype(np.float32) / 255
+    labels = read_idx(f'{data_dir}/train-labels-idx1-ubyte.gz').astype(np.int64)
+    x_all = torch.from_numpy(images).reshape(-1, 784)
+    y_all = torch.from_numpy(labels)
+    torch.manual_seed(1)
+    teacher = mlp([784, 1200, 1200, 10]).eval()
+    student = mlp([784, 800, 800, 10])
+    opt = torch.optim.Adam(student.parameters(), lr=1e-3)
+    cached = None
+    if with_cache:
+        with torch.no_grad():
+            cached = torch.cat([teacher(x_all[i:i + 1024]) for i in range(0, len(x_all), 1024)])
+    t0 = time.perf_counter()
+    order = torch.randperm(len(x_all))
+    for i in range(0, len(order), batch):
+        idx = order[i:i + batch]
+        x, y = x_all[idx], y_all[idx]
+        if cached is None:
+            with torch.no_grad():
+                t = teacher(x)
+        else:
+            t = cached[idx]
+        s = student(x)
+        kl = F.kl_div(F.log_softmax(s / 4, 1), F.log_softmax(t / 4, 1), reduction='batchmean', log_target=True)
+        loss = 0.9 * 16 * kl + 0.1 * F.cross_entropy(s, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return len(x_all) / (time.perf_counter() - t0)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--seconds', type=float, default=3.0)
+    parser.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
+    parser.add_argument('--skip-epochs', action='store_true')
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    out = {'torch': torch.__version__, 'threads': torch.get_num_threads()}
+
+    a = torch.randn(1024, 1024)
+    b = torch.randn(1024, 1024)
+    gemm = timed(lambda: torch.mm(a, b), 1, args.seconds)
+    out['matmulGflops'] = 2 * 1024 ** 3 * gemm / 1e9
+
+    x = torch.rand(128, 1, 28, 28)
+    y = torch.randint(0, 10, (128,))
+    out['mlpTrain'] = timed(train_step(mlp([784, 1200, 1200, 10]), x, y), 128, args.seconds)
+    xc, yc = x[:64], y[:64]
+    out['cnnTrain'] = timed(train_step(cnn(), xc, yc), 64, args.seconds)
+    out['kdStep'] = timed(kd_step(mlp([784, 1200, 1200, 10]), mlp([784, 800, 800, 10]), x, y), 128, args.seconds)
+    if not args.skip_epochs:
+        out['kdEpoch'] = kd_epoch(args.data, 128, with_cache=False)
+        out['kdEpochCached'] = kd_epoch(args.data, 128, with_cache=True)
+    print(json.dumps(out))
+
+
+if __name__ == '__main__':
+    main()
