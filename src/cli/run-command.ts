@@ -13,8 +13,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
     } catch (error) {
       if (error instanceof UserError) {
         process.stderr.write(`distill: ${error.message}\n`);
-        process.exitCode = (error as { exitCode?: number }).exitCode ?? 1;
-        return;
+        // Exit now: a progress bar stopped mid-epoch would keep its timer (and the process) alive.
+        process.exit((error as { exitCode?: number }).exitCode ?? 1);
       }
       throw error;
     }
