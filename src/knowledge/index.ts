@@ -45,7 +45,7 @@ export function createTerm(key: string, options: Record<string, unknown> = {}): 
   return knowledge.get(key)(options);
 }
 
-export type { KnowledgeTerm, TermFactory, TermInputs, TermNeeds } from './types.js';
+export type { KnowledgeTerm, TermFactory, TermInputs, TermNeeds, TapShapes } from './types.js';
 export { createAdapter, denseLayer, paramCount, termParamCount, resizeSpatial, type Adapter, type AdapterKind, type AdapterOptions } from './adapters.js';
 export { SIMILARITIES, featureLoss, type Similarity } from './feature/similarity.js';
 export { fitnetsTerm, atTerm, pktTerm, nstTerm, rkdTerm, spTerm, ccTerm, crdTerm };

@@ -12,8 +12,8 @@
  * adapter). As RepDistiller, the larger H×W is average-pooled to the smaller first, and the
  * teacher–teacher part is kept so the value is the full MMD² (it has no gradient).
  * Options: `student`, `teacher`: [H, W, C] layer names (required, e.g. the cnn zoo's
- * `block2_conv2_relu`); `beta` β default 50 (RepDistiller's CIFAR-100 weight; the paper's
- * λ for the polynomial kernel is of this order).
+ * `block2_conv2_relu`); `beta` β default 50 (RepDistiller's CIFAR-100 weight; the paper
+ * writes λ/2 · MMD², here folded into β).
  * When it helps: matching *which* spatial patterns each channel selects when the widths
  * differ; a distribution match, softer than FitNets' point-wise one.
  * Loss name: `nst`.

@@ -7,7 +7,7 @@
  *   rkd-distance = w_D · mean over B² pairs of Huber(ψ_D^s − ψ_D^t)
  *   rkd-angle    = w_A · mean over B³ triplets of Huber(ψ_A^s − ψ_A^t)
  * Huber with δ = 1 (PyTorch smooth-L1). Defaults w_D = 25, w_A = 50: the paper's
- * λ_RKD-D = 25, λ_RKD-A = 50, as the authors' and RepDistiller's code. Pairs with
+ * classification setting (its metric-learning runs use 1 and 2), RepDistiller's defaults. Pairs with
  * identical embeddings (the diagonal) give 0 in both, as in the reference code.
  * The dimensions may differ (ψ is over samples): no adapter.
  * Options: `student`, `teacher` layer names, default `features` (the penultimate vector);
