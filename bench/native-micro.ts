@@ -58,17 +58,18 @@ function trainCase(model: tf.LayersModel, xShape: number[], batch: number, teach
   const y = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10).toFloat();
   const optimizer = tf.train.adam(1e-3);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const T = 4, alpha = 0.5;
+  // the same loss as bench/pytorch_reference.py: α·T²·KL(teacher_T ‖ student_T) + (1-α)·CE
+  const T = 4, alpha = 0.9;
   const step = () => tf.tidy(() => {
     const tLogits = teacher ? (teacher.predict(x, { batchSize: batch }) as tf.Tensor) : null;
     const { grads } = tf.variableGrads(() => {
       const logits = model.apply(x, { training: true }) as tf.Tensor;
       const ce = tf.losses.softmaxCrossEntropy(y, logits);
       if (!tLogits) return ce as tf.Scalar;
-      const pt = tf.softmax(tf.div(tLogits, T));
-      const logPs = tf.logSoftmax(tf.div(logits, T));
-      const kl = tf.div(tf.sum(tf.mul(pt, tf.sub(tf.log(tf.add(pt, 1e-8)), logPs))), batch);
-      return tf.add(tf.mul(ce, alpha), tf.mul(kl, (1 - alpha) * T * T)) as tf.Scalar;
+      const lt = tf.logSoftmax(tf.div(tLogits, T));
+      const ls = tf.logSoftmax(tf.div(logits, T));
+      const kl = tf.div(tf.sum(tf.mul(tf.exp(lt), tf.sub(lt, ls))), batch);
+      return tf.add(tf.mul(kl, alpha * T * T), tf.mul(ce, 1 - alpha)) as tf.Scalar;
     }, vars);
     const t0 = performance.now();
     optimizer.applyGradients(grads as tf.NamedTensorMap as Parameters<typeof optimizer.applyGradients>[0]);
