@@ -229,7 +229,7 @@ describe('crd', () => {
   test('memory mode without indices, or without datasetSize, is a UserError', () => {
     userError(() => crdTerm({ mode: 'memory' }), 'knowledge term `crd`: mode `memory` needs option `datasetSize` (the number of training samples); or use mode `batch`');
     const term = crdTerm({ mode: 'memory', datasetSize: 8, featDim: 2 });
-    userError(() => evaluate(term, vec(3, 3)), 'knowledge term `crd`: mode `memory` needs the dataset indices of each batch, which this training loop does not pass; use mode `batch`');
+    userError(() => evaluate(term, vec(3, 3)), 'knowledge term `crd`: mode `memory` needs the dataset indices of each batch (the trainer passes them); use mode `batch` when calling it directly');
     term.dispose();
   });
 });

@@ -6,6 +6,8 @@ export interface TermInputs {
   teacherLogits?: tf.Tensor2D;
   labels: tf.Tensor1D;
   numClasses: number;
+  /** The dataset row of each sample (for terms that keep per-sample state, e.g. CRD's memory bank). */
+  indices?: Int32Array;
   /** Intermediate outputs by layer name, when the term asked for them in `needs`. */
   studentTaps?: Record<string, tf.Tensor>;
   teacherTaps?: Record<string, tf.Tensor>;

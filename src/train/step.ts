@@ -62,7 +62,7 @@ export function createStep(learners: Learner[], optimizer: tf.Optimizer, select:
   }
   const numClasses = learners[0]!.model.outputs[0]!.shape[1] as number;
 
-  return (x: tf.Tensor, labels: tf.Tensor1D, teacher?: TeacherOutput): StepResult => tf.tidy(() => {
+  return (x: tf.Tensor, labels: tf.Tensor1D, teacher?: TeacherOutput, indices?: Int32Array): StepResult => tf.tidy(() => {
     const recorded: tf.Scalar[][] = learners.map(() => []);
     const names: string[][] = learners.map(() => []);
     const correct: tf.Scalar[] = [];
@@ -78,7 +78,7 @@ export function createStep(learners: Learner[], optimizer: tf.Optimizer, select:
             throw new UserError(`knowledge term \`${term.key}\` needs a teacher; give the run a teacher or use the ce term alone`);
           }
           const losses = term.compute({
-            studentLogits: logits[i]!, teacherLogits: teaching.logits, labels, numClasses,
+            studentLogits: logits[i]!, teacherLogits: teaching.logits, labels, numClasses, indices,
             studentTaps: outputs[i]!.taps, teacherTaps: teaching.taps,
           });
           for (const [name, loss] of Object.entries(losses)) {

@@ -80,7 +80,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     for (const batch of data.batches({ batchSize, shuffle: true, rng, augment: options.augment })) {
       const taught = teacher ? await teacher.predict(batch.x, { indices: options.augment ? undefined : batch.indices, taps: teacherTaps }) : undefined;
       const n = batch.indices.length;
-      const result = withSeededMathRandom(rng, () => step(batch.x, batch.y, taught));
+      const result = withSeededMathRandom(rng, () => step(batch.x, batch.y, taught, batch.indices));
       if (taught) tf.dispose([taught.logits, ...Object.values(taught.taps)]);
       result.losses.forEach((losses, i) => {
         for (const [name, v] of Object.entries(losses)) sums[i]![name] = (sums[i]![name] ?? 0) + v * n;

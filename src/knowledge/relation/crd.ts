@@ -81,7 +81,7 @@ export function crdTerm(options: CrdOptions = {}): CrdTerm {
       const ce = (l: tf.Tensor2D) => tf.neg(tf.logSoftmax(l).mul(tf.eye(l.shape[0])).sum(1).mean());
       return { crd: ce(logits).add(ce(logits.transpose())).mul(beta) };
     }
-    if (inputs.indices === undefined) throw new UserError('knowledge term `crd`: mode `memory` needs the dataset indices of each batch, which this training loop does not pass; use mode `batch`');
+    if (inputs.indices === undefined) throw new UserError('knowledge term `crd`: mode `memory` needs the dataset indices of each batch (the trainer passes them); use mode `batch` when calling it directly');
     const idx = inputs.indices instanceof tf.Tensor ? Int32Array.from(inputs.indices.dataSync()) : inputs.indices;
     const loss = memory!.loss(vs, vt, idx, negatives, tau);
     memory!.update(vs, vt, idx, momentum);
