@@ -7,6 +7,12 @@ import { exportCommand, type ExportCommandOptions } from './commands/export.js';
 import { runCommand } from './commands/run.js';
 import { trainCommand, type TrainCommandOptions } from './commands/train.js';
 import { compareRuns } from '../experiment/compare.js';
+import { dataSources } from '../experiment/data-sources.js';
+import { schemes } from '../experiment/schemes.js';
+import { teacherSources } from '../experiment/teacher-sources.js';
+import { knowledge } from '../knowledge/index.js';
+import { models } from '../models/zoo.js';
+import { optimizers } from '../train/optimizers.js';
 import { action, collect, parseInteger, parseNumber } from './run-command.js';
 import { defaultProgressMode } from './progress.js';
 import { QUICKSTART_DEFAULTS, runQuickstart } from '../quickstart.js';
@@ -89,6 +95,14 @@ Examples:
 
 Ctrl-C stops at the end of the current batch, keeps the last checkpoint (one per epoch)
 and prints the command that resumes; exit code 130.`)
+  .addHelpText('after', () => `
+Registered components (the \`key\` of each { key, kwargs } node):
+  data sources     ${dataSources.keys().join(', ')}
+  teacher sources  ${teacherSources.keys().join(', ')}
+  models           ${models.keys().join(', ')}
+  knowledge terms  ${knowledge.keys().join(', ')}
+  schemes          ${schemes.keys().join(', ')}
+  optimizers       ${optimizers.keys().join(', ')}`)
   .action(action(async (file: string | undefined, opts: { set: string[]; resume?: string; out?: string; backend?: string; json?: boolean; quiet?: boolean }) => {
     await runCommand(file, { ...opts, progress: defaultProgressMode(opts) });
   }));

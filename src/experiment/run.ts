@@ -111,7 +111,8 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
 
   // Everything that can fail on the user's input fails here, before anything is written.
   const data = loaded.located(['data'], () => dataSources.get(config.data.key).load(config.data.kwargs as never));
-  const backend = await loaded.located(['backend'], () => useBestBackend({ backend: config.backend }));
+  // `auto` leaves the choice to DISTILL_BACKEND, else the fastest backend that works.
+  const backend = await loaded.located(['backend'], () => useBestBackend({ backend: config.backend === 'auto' ? undefined : config.backend }));
   // Said once everything is checked, so a mistake is the only line a user sees.
   const checked = [
     `backend: ${backend.name} (${backend.reason})`,
