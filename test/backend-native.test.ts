@@ -292,6 +292,15 @@ test('reductions, arg reductions, softmax', { skip }, async () => {
   }, ['Softmax']);
 });
 
+test('FusedBatchNorm (per-channel and scalar parameters) and its gradient', { skip }, async () => {
+  const x = spec([4, 5, 6, 8]), mean = spec([8]), variance = spec([8], 0.1, 2), scale = spec([8]), offset = spec([8]);
+  await check('batchNorm per channel', () => tf.batchNorm(x.t(), mean.t(), variance.t(), offset.t(), scale.t(), 1e-3), ['FusedBatchNorm']);
+  await check('batchNorm without scale/offset', () => tf.batchNorm(x.t(), mean.t(), variance.t()), ['FusedBatchNorm']);
+  await check('batchNorm scalar mean/variance', () => tf.batchNorm(x.t(), tf.scalar(0.3), tf.scalar(1.7), tf.scalar(-0.2), tf.scalar(1.3)), ['FusedBatchNorm']);
+  await check('batchNorm gradient', () => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
+    tf.sum(tf.square(tf.batchNorm(a, mean.t(), variance.t(), o, s))))([x.t(), scale.t(), offset.t()]), ['FusedBatchNorm']);
+});
+
 function buildMlp(): tf.LayersModel {
   return tf.sequential({ layers: [
     tf.layers.dense({ inputShape: [20], units: 32, activation: 'relu', name: 'd1' }),
@@ -303,6 +312,7 @@ function buildMlp(): tf.LayersModel {
 function buildCnn(): tf.LayersModel {
   return tf.sequential({ layers: [
     tf.layers.conv2d({ inputShape: [12, 10, 2], filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' }),
+    tf.layers.batchNormalization({ name: 'bn' }),
     tf.layers.conv2d({ filters: 8, kernelSize: [3, 2], strides: 2, padding: 'valid', activation: 'relu', name: 'c2' }),
     tf.layers.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 1, padding: 'same', name: 'dw' }),
     tf.layers.maxPooling2d({ poolSize: 2, padding: 'same', name: 'p' }),

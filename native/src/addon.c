@@ -314,6 +314,24 @@ static napi_value js_adam(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
+/* batchNorm(x, y, L, mean, variance, scale?, offset?, eps) -> false if the shapes are not rows of L */
+static napi_value js_batchnorm(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 8)) return NULL;
+  size_t n, ny, lm, lv, ls, lo;
+  const float *x = f32(&a, 0, &n);
+  float *y = f32(&a, 1, &ny);
+  int64_t L = i64(&a, 2);
+  const float *m = f32(&a, 3, &lm), *v = f32(&a, 4, &lv), *s = f32(&a, 5, &ls), *o = f32(&a, 6, &lo);
+  float eps = (float)f64(&a, 7);
+  if (a.err || !x || !y || !m || !v || ny != n) { a.err = 1; return done(&a); }
+  int ok;
+  SERIAL(ok = tdn_batchnorm(x, y, (int64_t)n, L, m, (int64_t)lm, v, (int64_t)lv, s, (int64_t)ls, o, (int64_t)lo, eps));
+  napi_value r;
+  napi_get_boolean(env, ok != 0, &r);
+  return r;
+}
+
 /* addN(out, x0, x1, ...) */
 static napi_value js_addn(napi_env env, napi_callback_info info) {
   args_t a;
@@ -474,6 +492,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("softmax", js_softmax),
       FN("adam", js_adam),
       FN("addN", js_addn),
+      FN("batchNorm", js_batchnorm),
       FN("conv2d", js_conv2d),
       FN("conv2dBackpropInput", js_conv2d_bwd_input),
       FN("conv2dBackpropFilter", js_conv2d_bwd_filter),

@@ -3,6 +3,7 @@
 #include "ew.h"
 #include "common.h"
 #include "pool.h"
+#include <stdlib.h>
 
 #define EW_GRAIN 32768
 
@@ -369,4 +370,40 @@ static void addn_range(void *vctx, int64_t b, int64_t e, int tid) {
 void tdn_addn(const float **xs, int k, float *o, int64_t n) {
   addn_ctx_t c = {xs, k, o};
   pool_for(addn_range, &c, n, EW_GRAIN);
+}
+
+/* ---------------------------------------------------------------- batch norm */
+typedef struct { const float *x; float *y; const float *m, *a, *o; int64_t L; } bn_ctx_t;
+
+static void bn_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  bn_ctx_t *c = (bn_ctx_t *)vctx;
+  const int64_t L = c->L;
+  const float *restrict m = c->m, *restrict a = c->a, *restrict o = c->o;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *restrict x = c->x + r * L;
+    float *restrict y = c->y + r * L;
+    for (int64_t j = 0; j < L; j++) y[j] = (x[j] - m[j]) * a[j] + o[j];
+  }
+}
+
+/* y = offset + (x - mean) * scale / sqrt(variance + eps) over rows of L; each parameter has
+ * length L or 1 (scale/offset may be NULL: 1 and 0). */
+int tdn_batchnorm(const float *x, float *y, int64_t n, int64_t L, const float *mean, int64_t lm, const float *var,
+                  int64_t lv, const float *scale, int64_t ls, const float *offset, int64_t lo, float eps) {
+  if (L <= 0 || n % L) return 0;
+  float *buf = (float *)malloc(sizeof(float) * 3 * (size_t)L);
+  if (!buf) return 0;
+  float *m = buf, *a = buf + L, *o = buf + 2 * L;
+  for (int64_t j = 0; j < L; j++) {
+    float s = scale ? scale[ls == 1 ? 0 : j] : 1.f;
+    m[j] = mean[lm == 1 ? 0 : j];
+    a[j] = s / sqrtf(var[lv == 1 ? 0 : j] + eps);
+    o[j] = offset ? offset[lo == 1 ? 0 : j] : 0.f;
+  }
+  bn_ctx_t c = {x, y, m, a, o, L};
+  int64_t rows = n / L, grain = 32768 / L;
+  pool_for(bn_rows, &c, rows, grain < 1 ? 1 : grain);
+  free(buf);
+  return 1;
 }

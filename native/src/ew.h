@@ -16,4 +16,6 @@ void tdn_softmax(const float *x, float *y, int64_t rows, int64_t cols);
 void tdn_adam(const float *w, const float *g, const float *m, const float *v, float *wo, float *mo, float *vo,
               int64_t n, float beta1, float ob1, float beta2, float ob2, float neglr, float eps, float c1, float c2);
 void tdn_addn(const float **xs, int k, float *o, int64_t n);
+int tdn_batchnorm(const float *x, float *y, int64_t n, int64_t L, const float *mean, int64_t lm, const float *var,
+                  int64_t lv, const float *scale, int64_t ls, const float *offset, int64_t lo, float eps);
 #endif

@@ -48,6 +48,11 @@ export interface NativeAddon {
     negLr: number, eps: number, c1: number, c2: number,
   ): void;
   addN(out: Float32Array, ...xs: Float32Array[]): void;
+  /** false when x is not rows of `channels` (the caller then uses the cpu kernel) */
+  batchNorm(
+    x: Float32Array, y: Float32Array, channels: number, mean: Float32Array, variance: Float32Array,
+    scale: Float32Array | null, offset: Float32Array | null, eps: number,
+  ): boolean;
   conv2d(
     geom: Int32Array, x: Float32Array, w: Float32Array, out: Float32Array,
     bias?: Float32Array | null, act?: number, alpha?: number, prelu?: Float32Array | null,

@@ -1,7 +1,7 @@
 /** Element-wise kernels, broadcasting binary ops, reductions, softmax and AddN in C loops. */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
-import type { KernelArgs, KernelFn } from './util.js';
+import { isF32, type KernelArgs, type KernelFn } from './util.js';
 
 /** Unary op codes of native/src/ew.h. */
 const U = {
@@ -114,6 +114,29 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
     addon.addN(out.values, ...ts.map((t) => backend.f32(t)));
     return out.info;
   };
+
+  const batchNormCpu = cpu.get('FusedBatchNorm');
+  if (batchNormCpu !== undefined) {
+    kernels.FusedBatchNorm = (args: KernelArgs) => {
+      const { x, mean, variance, scale, offset } = args.inputs;
+      const params = [mean, variance, scale, offset].filter((t) => t != null);
+      if (!isF32(x, ...params) || x.shape.length === 0) return batchNormCpu(args);
+      const channels = x.shape[x.shape.length - 1];
+      // every parameter is per channel (last axis) or a scalar; otherwise the cpu kernel
+      if (!params.every((t) => { const n = tf.util.sizeFromShape(t.shape); return n === 1 || (n === channels && t.shape[t.shape.length - 1] === channels); })) {
+        return batchNormCpu(args);
+      }
+      const eps = Number(args.attrs?.varianceEpsilon ?? 0.001);
+      const out = backend.makeOutputF32(x.shape);
+      const ok = addon.batchNorm(backend.f32(x), out.values, channels, backend.f32(mean), backend.f32(variance),
+        scale != null ? backend.f32(scale) : null, offset != null ? backend.f32(offset) : null, eps);
+      if (!ok) {
+        backend.disposeData(out.info.dataId);
+        return batchNormCpu(args);
+      }
+      return out.info;
+    };
+  }
 
   const softmaxCpu = cpu.get('Softmax')!;
   kernels.Softmax = (args: KernelArgs) => {
