@@ -292,6 +292,15 @@ test('reductions, arg reductions, softmax', { skip }, async () => {
   }, ['Softmax']);
 });
 
+test('Tile (float32 and int32, any rank)', { skip }, async () => {
+  const cases: [number[], number[]][] = [[[3], [4]], [[2, 3], [3, 1]], [[1, 1, 1, 5], [2, 3, 4, 1]], [[2, 1, 3], [1, 4, 2]], [[2, 3, 4], [1, 1, 1]]];
+  for (const [shape, reps] of cases) {
+    const x = spec(shape);
+    await check(`tile ${shape} x ${reps}`, () => tf.tile(x.t(), reps), ['Tile']);
+    await check(`tile int32 ${shape} x ${reps}`, () => tf.tile(tf.cast(tf.mul(x.t(), 100), 'int32'), reps), ['Tile']);
+  }
+});
+
 test('FusedBatchNorm (per-channel and scalar parameters) and its gradient', { skip }, async () => {
   const x = spec([4, 5, 6, 8]), mean = spec([8]), variance = spec([8], 0.1, 2), scale = spec([8]), offset = spec([8]);
   await check('batchNorm per channel', () => tf.batchNorm(x.t(), mean.t(), variance.t(), offset.t(), scale.t(), 1e-3), ['FusedBatchNorm']);

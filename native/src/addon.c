@@ -332,6 +332,21 @@ static napi_value js_batchnorm(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* tile(x, out, shape Int32Array, reps Int32Array): 4-byte elements (float32 / int32) */
+static napi_value js_tile(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  size_t rank, rr;
+  const void *x = arr(&a, 0, NULL);
+  void *o = arr(&a, 1, NULL);
+  const int32_t *sh = (const int32_t *)arr(&a, 2, &rank), *rp = (const int32_t *)arr(&a, 3, &rr);
+  if (a.err || !x || !o || !sh || !rp || rank != rr || rank < 1 || rank > 16) { a.err = 1; return done(&a); }
+  int64_t shape[16], reps[16];
+  for (size_t i = 0; i < rank; i++) { shape[i] = sh[i]; reps[i] = rp[i]; }
+  SERIAL(tdn_tile(x, o, (int)rank, shape, reps));
+  return done(&a);
+}
+
 /* addN(out, x0, x1, ...) */
 static napi_value js_addn(napi_env env, napi_callback_info info) {
   args_t a;
@@ -493,6 +508,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("adam", js_adam),
       FN("addN", js_addn),
       FN("batchNorm", js_batchnorm),
+      FN("tile", js_tile),
       FN("conv2d", js_conv2d),
       FN("conv2dBackpropInput", js_conv2d_bwd_input),
       FN("conv2dBackpropFilter", js_conv2d_bwd_filter),

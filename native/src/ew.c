@@ -407,3 +407,30 @@ int tdn_batchnorm(const float *x, float *y, int64_t n, int64_t L, const float *m
   free(buf);
   return 1;
 }
+
+/* ---------------------------------------------------------------- tile (any 4-byte type) */
+static void tile_rec(int d, int rank, const int64_t *shape, const int64_t *reps, const int64_t *inBlock,
+                     const int64_t *outBlock, const uint32_t *src, uint32_t *dst) {
+  const int64_t n = shape[d];
+  if (d == rank - 1) {
+    for (int64_t r = 0; r < reps[d]; r++) memcpy(dst + r * n, src, sizeof(uint32_t) * (size_t)n);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) tile_rec(d + 1, rank, shape, reps, inBlock, outBlock, src + i * inBlock[d], dst + i * outBlock[d]);
+  const int64_t chunk = n * outBlock[d];
+  for (int64_t r = 1; r < reps[d]; r++) memcpy(dst + r * chunk, dst, sizeof(uint32_t) * (size_t)chunk);
+}
+
+/* out[..] = x[.. mod shape]; inBlock/outBlock: elements below each dim */
+void tdn_tile(const void *x, void *out, int rank, const int64_t *shape, const int64_t *reps) {
+  int64_t inBlock[16], outBlock[16];
+  int64_t ib = 1, ob = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    inBlock[d] = ib;
+    outBlock[d] = ob;
+    ib *= shape[d];
+    ob *= shape[d] * reps[d];
+  }
+  if (ib == 0 || ob == 0) return;
+  tile_rec(0, rank, shape, reps, inBlock, outBlock, (const uint32_t *)x, (uint32_t *)out);
+}

@@ -48,6 +48,7 @@ export interface NativeAddon {
     negLr: number, eps: number, c1: number, c2: number,
   ): void;
   addN(out: Float32Array, ...xs: Float32Array[]): void;
+  tile(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, reps: Int32Array): void;
   /** false when x is not rows of `channels` (the caller then uses the cpu kernel) */
   batchNorm(
     x: Float32Array, y: Float32Array, channels: number, mean: Float32Array, variance: Float32Array,
