@@ -259,7 +259,7 @@ test('broadcasting binary kernels', { skip }, async () => {
   ];
   const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
     ['Add', tf.add], ['Sub', tf.sub], ['Multiply', tf.mul], ['RealDiv', tf.div], ['Maximum', tf.maximum],
-    ['Minimum', tf.minimum], ['SquaredDifference', tf.squaredDifference],
+    ['Minimum', tf.minimum], ['SquaredDifference', tf.squaredDifference], ['Pow', tf.pow],
   ];
   for (const [sa, sb] of pairs) {
     const a = spec(sa), b = spec(sb, 0.5, 2);
@@ -267,6 +267,10 @@ test('broadcasting binary kernels', { skip }, async () => {
     const general = sa.length > 4 && sb.length > 1;
     for (const [name, op] of ops) await check(`${name} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`, () => op(a.t(), b.t()), general ? [] : [name]);
   }
+  const base = spec([6, 9], 0.1, 3), expo = spec([9], -2, 3);
+  await check('Pow positive base, vector exponent', () => tf.pow(base.t(), expo.t()), ['Pow']);
+  await check('Pow squares and its gradient', () => [tf.pow(expo.t(), 2),
+    tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.pow(a, b)))([base.t(), expo.t()])[0]], ['Pow']);
   const xs = [spec([5, 7]), spec([5, 7]), spec([5, 7]), spec([5, 7])];
   await check('AddN', () => tf.addN(xs.map((s) => s.t())), ['AddN']);
 });

@@ -72,6 +72,13 @@ static inline float fmax_js(float a, float b) {
   r = a != a ? a : r;
   return b != b ? b : r;
 }
+/* Math.pow semantics where they differ from C's powf: pow(±1, ±Inf) and pow(1, NaN) are NaN */
+static inline float pow_js(float a, float b) {
+  if (b == 2.f) return a * a;
+  if (b != b) return b;
+  if (fabsf(a) == 1.f && isinf(b)) return NAN;
+  return powf(a, b);
+}
 static inline float fmin_js(float a, float b) {
   float r = a < b ? a : b;
   r = a != a ? a : r;
@@ -94,6 +101,7 @@ static void binary_row(int op, const float *restrict a, int sa, const float *res
     case B_MAX: BIN_LOOPS(fmax_js(x, y)); break;
     case B_MIN: BIN_LOOPS(fmin_js(x, y)); break;
     case B_SQDIFF: BIN_LOOPS((x - y) * (x - y)); break;
+    case B_POW: BIN_LOOPS(pow_js(x, y)); break;
     default: break;
   }
 }

@@ -3,7 +3,7 @@
 #include <stdint.h>
 enum { U_RELU, U_RELU6, U_EXP, U_LOG, U_NEG, U_SQRT, U_RSQRT, U_SQUARE, U_ABS, U_SIGMOID, U_TANH, U_STEP,
        U_RECIPROCAL, U_ELU, U_LEAKYRELU, U_SOFTPLUS, U_LOG1P, U_EXPM1, U_CLIP, U_SCALE_SHIFT, U_COUNT };
-enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN, B_SQDIFF, B_COUNT };
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN, B_SQDIFF, B_POW, B_COUNT };
 enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_COUNT };
 
 void tdn_unary(int op, const float *x, float *y, int64_t n, float alpha, float beta);

@@ -8,7 +8,7 @@ const U = {
   Relu: 0, Relu6: 1, Exp: 2, Log: 3, Neg: 4, Sqrt: 5, Rsqrt: 6, Square: 7, Abs: 8, Sigmoid: 9, Tanh: 10,
   Step: 11, Reciprocal: 12, Elu: 13, LeakyRelu: 14, Softplus: 15, Log1p: 16, Expm1: 17, ClipByValue: 18,
 } as const;
-const B = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6 } as const;
+const B = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6, Pow: 7 } as const;
 const R = { Sum: 0, Mean: 1, Max: 2, Min: 3, Prod: 4 } as const;
 
 /** Collapsed (≤ 4-d) broadcasting geometry: out dims and per-input strides (0 = broadcast). */
