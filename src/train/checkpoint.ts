@@ -43,12 +43,21 @@ export interface TrainingCheckpoint {
   seconds: number;
   /** Per learner name: `model.weights` in order. */
   models: Record<string, SavedTensor[]>;
-  /** Per learner name, per term (config order): the term's variables. */
+  /** Per learner name, per term (config order): the term's variables (trainable, then `stateVariables()`). */
   terms: Record<string, SavedTensor[][]>;
   /** `optimizer.getWeights()` plus internal accumulators `setWeights` would only approximate. */
   optimizer: { weights: SavedTensor[]; extra: Record<string, SavedTensor> };
   /** Anything else the caller wants back (JSON). */
   meta?: Record<string, unknown>;
+}
+
+/**
+ * A term's variables as a checkpoint keeps them: its trainable ones (adapters, heads), then
+ * any state it lists in an optional `stateVariables()` (e.g. memory banks updated by momentum).
+ */
+function termVariables(term: Learner['terms'][number]['term']): tf.Variable[] {
+  const state = (term as { stateVariables?: () => tf.Variable[] }).stateVariables?.() ?? [];
+  return [...term.trainableVariables(), ...state];
 }
 
 function save(name: string, t: tf.Tensor): SavedTensor {
@@ -82,7 +91,7 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<TrainingChec
   const terms: Record<string, SavedTensor[][]> = {};
   for (const l of o.learners) {
     models[l.name] = l.model.weights.map((w) => save(w.originalName, w.read()));
-    terms[l.name] = l.terms.map(({ term }) => term.trainableVariables().map((v) => save(v.name, v)));
+    terms[l.name] = l.terms.map(({ term }) => termVariables(term).map((v) => save(v.name, v)));
   }
   const named = await o.optimizer.getWeights();
   const weights = named.map((n) => save(n.name, n.tensor));
@@ -134,7 +143,7 @@ export function restoreTermVariables(ckpt: TrainingCheckpoint, learners: readonl
   for (const l of learners) {
     const saved = ckpt.terms[l.name] ?? [];
     l.terms.forEach(({ term }, i) => {
-      const vars = term.trainableVariables();
+      const vars = termVariables(term);
       const values = saved[i] ?? [];
       if (values.length !== vars.length) throw mismatch(`term ${term.key} of ${l.name} has ${values.length} variables there, ${vars.length} here`, path);
       vars.forEach((v, j) => {
