@@ -17,8 +17,15 @@ export { fileSystem, registerFileRouters } from './io/index.js';
 export { saveEncodedModel, encodeModelWeights, encodeModelArtifacts, WEIGHT_ENCODINGS } from './io/quantize.js';
 export type { WeightEncoding, SaveEncodedModelOptions, EncodeModelOptions } from './io/quantize.js';
 
-export { knowledge, createTerm, crossEntropyTerm, kdTerm, softCrossEntropyTerm, logitsMseTerm, logitsL1Term, hardTargetTerm, dkdTerm } from './knowledge/index.js';
-export type { KnowledgeTerm, TermInputs, TermNeeds, CeOptions, KdOptions, SoftCeOptions, LogitsMseOptions, LogitsL1Options, HardOptions, DkdOptions } from './knowledge/index.js';
+export {
+  knowledge, createTerm, crossEntropyTerm, kdTerm, softCrossEntropyTerm, logitsMseTerm, logitsL1Term, hardTargetTerm, dkdTerm,
+  fitnetsTerm, atTerm, pktTerm, nstTerm, rkdTerm, spTerm, ccTerm, crdTerm, createAdapter, termParamCount, featureLoss, SIMILARITIES,
+} from './knowledge/index.js';
+export type {
+  KnowledgeTerm, TermInputs, TermNeeds, TapShapes, CeOptions, KdOptions, SoftCeOptions, LogitsMseOptions, LogitsL1Options,
+  HardOptions, DkdOptions, FitnetsOptions, AtOptions, PktOptions, NstOptions, RkdOptions, SpOptions, CcOptions, CrdOptions,
+  Adapter, AdapterKind, AdapterOptions, Similarity,
+} from './knowledge/index.js';
 
 export {
   layersTeacher, loadLayersTeacher, graphTeacher, loadGraphTeacher, loadOnnxTeacher, loadTeacher, CachedTeacher,
@@ -46,3 +53,22 @@ export type { WriteReportOptions, WrittenReport } from './report/index.js';
 
 export { runQuickstart, QUICKSTART_DEFAULTS } from './quickstart.js';
 export type { QuickstartOptions } from './quickstart.js';
+
+export { loadExperiment, experimentSchema, experimentYaml } from './config/experiment.js';
+export type { ExperimentConfig, LoadedExperiment, LoadExperimentOptions, ComponentNode } from './config/experiment.js';
+export { runExperiment, describeTerms } from './experiment/run.js';
+export type { RunExperimentOptions, RunExperimentResult } from './experiment/run.js';
+export { schemes } from './experiment/schemes.js';
+export type { Scheme, SchemeContext, SchemeResult, ProducedModel, StudentFactory } from './experiment/schemes.js';
+export { dataSources, defineDataSource } from './experiment/data-sources.js';
+export type { DataSource, ExperimentData } from './experiment/data-sources.js';
+export { teacherSources } from './experiment/teacher-sources.js';
+export type { TeacherSource, PreparedTeacher, ObtainedTeacher, TeacherPrepareContext, TeacherRunContext } from './experiment/teacher-sources.js';
+export { createFit, mergeCallbacks, Interrupted } from './experiment/fit.js';
+export type { Fit, FitPhase, FitResult, FitSettings } from './experiment/fit.js';
+export { summarizeReports, writeSummary, renderSummaryMarkdown } from './experiment/summary.js';
+export type { RunSummary, SummaryModel, SummaryGain, Stat } from './experiment/summary.js';
+export { compareRuns } from './experiment/compare.js';
+export type { CompareRunsOptions, CompareResult, CompareRow } from './experiment/compare.js';
+export { captureCheckpoint, writeCheckpoint, readCheckpoint, restoreModels, restoreTermVariables, restoreOptimizer } from './train/checkpoint.js';
+export type { TrainingCheckpoint, SavedTensor, CaptureOptions } from './train/checkpoint.js';
