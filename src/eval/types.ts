@@ -68,6 +68,21 @@ export type ReportModel = ModelEvaluation & {
   baseline?: boolean;
 };
 
+/**
+ * An extra table of a report: a scheme's own view of its models (accuracy after every chunk
+ * of a stream, early exits, generations, a cohort against its members trained alone).
+ */
+export interface ReportSection {
+  title: string;
+  /** A sentence under the title: what the rows are. */
+  note?: string;
+  columns: string[];
+  /** Formatted cells, one array per row, in column order. */
+  rows: string[][];
+  /** The same rows as raw values keyed by column (numbers as fractions, seconds, counts), for report.json readers. */
+  data?: Array<Record<string, number | string | null>>;
+}
+
 /** Everything a run's report shows; `writeReport` validates it. */
 export interface RunReport {
   title: string;
@@ -80,4 +95,6 @@ export interface RunReport {
   settings: Record<string, unknown>;
   /** Teacher first, then students. */
   models: ReportModel[];
+  /** Extra tables after the main one (schemes add theirs). */
+  tables?: ReportSection[];
 }

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { progressCallbacks, type ProgressMode } from '../cli/progress.js';
+import type { Dataset } from '../data/dataset.js';
 import { Rng } from '../data/rng.js';
 import { UserError } from '../errors.js';
 import type { Teacher } from '../teachers/types.js';
@@ -36,6 +37,14 @@ export interface FitPhase {
   epochs?: number;
   /** More callbacks, called after progress output and checkpointing. */
   callbacks?: TrainCallbacks;
+  /** Training rows of this phase (e.g. one chunk of a stream); default the experiment's. */
+  train?: Dataset;
+  /** Per-epoch validation rows; default the experiment's. */
+  validation?: Dataset;
+  /** Shapes of the taps `selectTeacher` hands over when learners teach (see `TrainOptions`). */
+  teacherTapShapes?: Record<string, readonly number[]>;
+  /** Cache the frozen teacher's logits per row (default true); off when its weights change. */
+  cacheTeacher?: boolean;
 }
 
 export interface FitResult {
@@ -84,9 +93,9 @@ export function mergeCallbacks(...sets: Array<TrainCallbacks | undefined>): Trai
 }
 
 /** Progress output of one phase: bar / lines (stderr) or one JSON object per epoch (stdout). */
-function progressFor(s: FitSettings, label: string, epochs: number): TrainCallbacks {
+function progressFor(s: FitSettings, label: string, epochs: number, samplesPerEpoch: number): TrainCallbacks {
   if (s.progress !== 'json') {
-    return progressCallbacks({ mode: s.progress, label: `${s.progressPrefix ?? ''}${label}`, epochs, samplesPerEpoch: s.data.train.size });
+    return progressCallbacks({ mode: s.progress, label: `${s.progressPrefix ?? ''}${label}`, epochs, samplesPerEpoch });
   }
   return {
     onEpochEnd(_epoch, records) {
@@ -154,10 +163,11 @@ export function createFit(s: FitSettings): Fit {
     try {
       await train({
         learners: phase.learners, teacher: phase.teacher, selectTeacher: phase.selectTeacher,
-        train: s.data.train, validation: s.data.validation, augment: s.data.augment,
+        teacherTapShapes: phase.teacherTapShapes, cacheTeacher: phase.cacheTeacher,
+        train: phase.train ?? s.data.train, validation: phase.validation ?? s.data.validation, augment: s.data.augment,
         epochs, batchSize: s.batchSize, optimizer, schedule: s.schedule, seed: s.seed, rng,
         initialEpoch: ckpt?.epoch ?? 0,
-        callbacks: mergeCallbacks(progressFor(s, phase.label, epochs), own, phase.callbacks),
+        callbacks: mergeCallbacks(progressFor(s, phase.label, epochs, (phase.train ?? s.data.train).size), own, phase.callbacks),
       });
     } finally {
       optimizer.dispose();

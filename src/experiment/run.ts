@@ -22,7 +22,7 @@ import { useBestBackend } from '../backend/index.js';
 import type { ProgressMode } from '../cli/progress.js';
 import { experimentYaml, loadExperiment, type ExperimentConfig, type LoadedExperiment } from '../config/experiment.js';
 import { UserError } from '../errors.js';
-import { evaluateModels } from '../eval/evaluate.js';
+import { evaluateModels, modelPredictFn } from '../eval/evaluate.js';
 import type { ReportModel, RunReport } from '../eval/types.js';
 import { registerFileRouters } from '../io/file-handler.js';
 import { saveEncodedModel } from '../io/quantize.js';
@@ -35,6 +35,9 @@ import { createFit, Interrupted, type FitSettings } from './fit.js';
 import { schemes, type StudentFactory } from './schemes.js';
 import { summarizeReports, writeSummary, type RunSummary } from './summary.js';
 import { teacherSources } from './teacher-sources.js';
+
+/** Seed distance between the initializations of a student's variants (`StudentFactory.build(k)`). */
+const VARIANT_SEED_STRIDE = 7919;
 
 export interface RunExperimentOptions {
   /** The experiment file (not with `resume`). */
@@ -122,8 +125,9 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
     const s = config.students[i]!;
     return {
       name: s.name, model: s.model,
-      build: () => loaded.located(['students', i, 'model'], () => buildModel({
-        kind: s.model.key, ...s.model.kwargs, inputShape: data.train.sampleShape, numClasses: data.train.numClasses, seed: seed + 1000, name: s.name,
+      build: (variant = 0) => loaded.located(['students', i, 'model'], () => buildModel({
+        kind: s.model.key, ...s.model.kwargs, inputShape: data.train.sampleShape, numClasses: data.train.numClasses,
+        seed: seed + 1000 + VARIANT_SEED_STRIDE * variant, name: variant === 0 ? s.name : `${s.name}-${variant}`,
       })),
     };
   };
@@ -132,6 +136,9 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
     data, config, located: (p, fn) => loaded.located(['teacher', 'kwargs', ...p], fn),
   }));
   const scheme = schemes.get(config.scheme.key);
+  if (scheme.needsTeacher && config.teacher.key === 'none') {
+    throw loaded.fail(['teacher', 'key'], `teacher.key: scheme \`${config.scheme.key}\` learns from a frozen teacher; give one (teacher: {key: file, …} or {key: train, …}) or use a scheme that makes its own`);
+  }
   try {
     // Each term meets each student and the teacher once: layer names, shapes, adapters.
     const teacherLayers = prepared.tapNames();
@@ -205,18 +212,33 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
           seed, data, teacher: obtained.teacher, students: config.students.map((_, i) => student(i, seed)),
           createTerms: loaded.createTerms, method, baseline: config.baseline, epochs: config.epochs, kwargs: config.scheme.kwargs, fit, log,
         });
+        const reference = result.reference;
+        // The scheme's own teacher is the teacher column without an external one, else the first student row.
+        const produced = reference?.kind === 'model' ? [reference.produced, ...result.models] : result.models;
         try {
+          // The teacher column: the experiment's teacher, else the scheme's own (a new one every seed).
+          const column = obtained.evaluated !== undefined
+            ? { evaluated: obtained.evaluated, method: obtained.method, trainSeconds: obtained.trainSeconds, history: obtained.history }
+            : reference?.kind === 'model'
+              ? { evaluated: { name: reference.produced.name, predict: modelPredictFn(reference.produced.model), model: reference.produced.model },
+                method: reference.produced.method, trainSeconds: reference.produced.trainSeconds, history: reference.produced.history }
+              : reference?.kind === 'ensemble' ? { evaluated: reference.evaluated, method: reference.method, trainSeconds: reference.trainSeconds }
+                : undefined;
+          if (column === undefined) throw new UserError(`scheme \`${config.scheme.key}\` made no teacher of its own; give the experiment a teacher (teacher: {key: file, …} or {key: train, …})`);
+          // With an external teacher an ensemble reference has no row of its own (its scheme's table has it).
+          const students = obtained.evaluated !== undefined || reference?.kind !== 'model' ? produced : produced.slice(1);
           log(`seed ${seed}: evaluating on the test set (accuracy, agreement, KL, ECE, size, latency)…`);
           const evaluation = await evaluateModels({
-            teacher: obtained.evaluated, students: result.models.map((m) => ({ name: m.name, model: m.model })),
-            test: data.test, batchSize: config.evaluation.batchSize, latency: config.evaluation.latency, teacherLogits,
+            teacher: column.evaluated, students: students.map((m) => ({ name: m.name, model: m.model })),
+            test: data.test, batchSize: config.evaluation.batchSize, latency: config.evaluation.latency,
+            teacherLogits: obtained.evaluated !== undefined ? teacherLogits : undefined,
           });
-          teacherLogits = evaluation.teacherLogits;
+          if (obtained.evaluated !== undefined) teacherLogits = evaluation.teacherLogits;
           const [t, ...rest] = evaluation.models;
           const models: ReportModel[] = [
-            { ...t!, method: obtained.method, trainSeconds: obtained.trainSeconds, history: obtained.history },
+            { ...t!, method: column.method, ...(column.trainSeconds !== undefined && { trainSeconds: column.trainSeconds }), ...(column.history !== undefined && { history: column.history }) },
             ...rest.map((e, i) => {
-              const m = result.models[i]!;
+              const m = students[i]!;
               return { ...e, method: m.method, ...(m.baseline && { baseline: true }), trainSeconds: m.trainSeconds, history: m.history };
             }),
           ];
@@ -229,9 +251,10 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
               teacher: obtained.origin, epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer, schedule: config.schedule,
             },
             models,
+            ...(result.tables !== undefined && result.tables.length > 0 && { tables: result.tables }),
           };
           await beforeWrite();
-          for (const m of result.models) {
+          for (const m of produced) {
             await saveEncodedModel({ model: m.model, encoding: config.export.dtype, path: join(seedDir, 'students', m.id) });
           }
           await writeReport({ outDir: seedDir, report });
@@ -241,7 +264,8 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
           await writeProgress();
           log(`seed ${seed}: report ${display(join(seedDir, 'report.md'))}, students in ${display(join(seedDir, 'students'))}/`);
         } finally {
-          result.models.forEach((m) => (m.model as tf.LayersModel).dispose());
+          // Models sharing layers (early exits) free only their own, before their network.
+          [...produced].reverse().forEach((m) => (m.dispose ? m.dispose() : (m.model as tf.LayersModel).dispose()));
         }
       }
       await beforeWrite();

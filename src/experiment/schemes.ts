@@ -20,6 +20,8 @@ import { UserError } from '../errors.js';
 import { Registry } from '../registry.js';
 import type { Teacher } from '../teachers/types.js';
 import type { EpochRecord, WeightedTerm } from '../train/types.js';
+import type { EvaluatedTeacher } from '../eval/evaluate.js';
+import type { ReportSection } from '../eval/types.js';
 import type { ExperimentData } from './data-sources.js';
 import type { Fit } from './fit.js';
 
@@ -29,14 +31,22 @@ export interface StudentFactory {
   name: string;
   /** Its zoo node, e.g. `{ key: 'cnn', kwargs: { width: 0.25 } }`. */
   model: ComponentNode;
-  /** A new model with this seed's initial weights: every call gives the same weights. */
-  build(): tf.LayersModel;
+  /**
+   * A new model with this seed's initial weights: every call gives the same weights.
+   * `variant` k > 0 gives another initialization, as well seeded (cohort peers of one
+   * architecture, born-again generations), in a model named `<name>-<k>`.
+   */
+  build(variant?: number): tf.LayersModel;
 }
 
 export interface SchemeContext {
   seed: number;
   data: ExperimentData;
-  /** The frozen teacher (its outputs on the training rows are cached by the trainer). */
+  /**
+   * The experiment's frozen teacher (its outputs on the training rows are cached by the
+   * trainer); absent with `teacher: { key: none }`, when a scheme that makes its own
+   * teacher returns it as `reference` for the report's teacher column.
+   */
   teacher?: Teacher;
   students: StudentFactory[];
   /** Fresh instances of the configured knowledge terms with their weights (dispose them after use). */
@@ -67,14 +77,34 @@ export interface ProducedModel {
   baseline?: boolean;
   history: EpochRecord[];
   trainSeconds: number;
+  /**
+   * Frees it after the report; default `model.dispose()`. A model that shares layers with
+   * another produced model (an early exit over its network) frees only its own layers.
+   */
+  dispose?(): void;
 }
+
+/**
+ * The scheme's own teacher, shown in the report's teacher column when the experiment has
+ * no external teacher (`teacher: { key: none }`): a produced model (the deepest exit, the
+ * first generation, the online teacher), or an ensemble evaluated from its members.
+ */
+export type SchemeReference =
+  | { kind: 'model'; produced: ProducedModel }
+  | { kind: 'ensemble'; evaluated: EvaluatedTeacher; method: string; trainSeconds?: number };
 
 export interface SchemeResult {
   models: ProducedModel[];
+  /** The teacher column when the experiment has no teacher of its own (required then). */
+  reference?: SchemeReference;
+  /** Extra report tables (per chunk, per exit, per generation…). */
+  tables?: ReportSection[];
 }
 
 export interface Scheme {
   describe: string;
+  /** Learns from a frozen external teacher (`offline`): `teacher: { key: none }` is refused. */
+  needsTeacher?: boolean;
   kwargs: z.ZodType<Record<string, unknown>>;
   /** Checks the configured terms before anything runs (throw a `UserError`). */
   check?(terms: readonly WeightedTerm[], kwargs: Record<string, unknown>): void;
@@ -128,6 +158,7 @@ async function offline(ctx: SchemeContext): Promise<SchemeResult> {
 export const schemes = new Registry<Scheme>('scheme')
   .register('offline', {
     describe: 'frozen pre-trained teacher → students',
+    needsTeacher: true,
     kwargs: z.strictObject({}),
     check(terms) {
       const { hint, main } = stages([...terms]);

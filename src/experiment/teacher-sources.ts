@@ -5,7 +5,9 @@
  *   `distill cache-teacher` (`logits`), so training never runs the teacher;
  * - `train`: a zoo model trained on the labels here, once per run (checkpointed like any
  *   phase), optionally kept in a cache folder and reused by later runs with the same
- *   teacher, data and training settings.
+ *   teacher, data and training settings;
+ * - `none`: no external teacher, for schemes that make their own (online and self
+ *   distillation); the report's teacher column is then the scheme's own teacher.
  * `prepare` runs before anything is written (a missing file or bad model fails first);
  * `obtain` gives the frozen teacher, training it if needed.
  */
@@ -52,10 +54,10 @@ export interface TeacherRunContext {
 }
 
 export interface ObtainedTeacher {
-  /** Frozen, for training (answers by training row). */
-  teacher: Teacher;
-  /** For evaluation on the test set. */
-  evaluated: EvaluatedTeacher;
+  /** Frozen, for training (answers by training row); absent for `none`. */
+  teacher?: Teacher;
+  /** For evaluation on the test set; absent for `none` (the scheme's own teacher is the reference). */
+  evaluated?: EvaluatedTeacher;
   method: string;
   trainSeconds?: number;
   history?: EpochRecord[];
@@ -204,8 +206,17 @@ async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareCon
   };
 }
 
-/** The teacher-source registry: `file`, `train`. */
+/** The teacher-source registry: `file`, `train`, `none`. */
 export const teacherSources = new Registry<TeacherSource>('teacher source')
+  .register('none', {
+    describe: 'no external teacher: the scheme makes its own (online and self-distillation); it is the report\'s teacher column',
+    kwargs: z.strictObject({}),
+    prepare: async () => ({
+      tapNames: () => [],
+      obtain: async () => ({ method: 'none', origin: 'none (the scheme\'s own teacher is the reference)' }),
+      dispose: () => {},
+    }),
+  })
   .register('file', { describe: 'a trained model.json or .onnx file (and optionally its cached logits)', kwargs: fileKwargs, prepare: prepareFile })
   .register('train', { describe: 'a zoo model trained on the labels in this run (optionally cached)', kwargs: trainKwargs, prepare: prepareTrain });
 

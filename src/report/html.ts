@@ -40,6 +40,9 @@ export function renderHtml({ report, plots }: { report: RunReport; plots: Plot[]
   const body = t.rows.map((r) => `<tr><td class="metric">${esc(r.metric)}</td>${r.cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n');
   const gains = distillationGains(report);
   const figures = plots.map((p) => `<h2>${esc(p.title)}</h2>\n<figure id="plot-${esc(p.name)}">${inlineSvg(p.svg)}</figure>`).join('\n');
+  const tables = (report.tables ?? []).map((x) => `<h2>${esc(x.title)}</h2>\n${x.note !== undefined ? `<p>${codeSpans(x.note)}</p>\n` : ''}` +
+    `<table>\n<thead><tr>${x.columns.map((c, i) => `<th${i === 0 ? ' class="metric"' : ''}>${esc(c)}</th>`).join('')}</tr></thead>\n<tbody>\n` +
+    `${x.rows.map((r) => `<tr>${r.map((c, i) => `<td${i === 0 ? ' class="metric"' : ''}>${esc(c)}</td>`).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`).join('\n');
   const noHistory = report.models.every((m) => !m.history?.length)
     ? '<p class="notes">No per-epoch history in this run: loss and accuracy curves are not shown.</p>' : '';
   return `<!DOCTYPE html>
@@ -60,6 +63,7 @@ ${body}
 </tbody>
 </table>
 ${gains.length > 0 ? `<div class="gains"><strong>What distilling bought:</strong><ul>${gains.map((g) => `<li>${codeSpans(g)}</li>`).join('')}</ul></div>` : ''}
+${tables}
 <ul class="notes">${NOTES.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>
 ${figures}
 ${noHistory}

@@ -26,6 +26,14 @@ export function renderMarkdown({ report }: { report: RunReport }): string {
   if (gains.length > 0) {
     lines.push('**What distilling bought:**', '', ...gains.map((g) => `- ${g}`), '');
   }
+  for (const table of report.tables ?? []) {
+    lines.push(`## ${table.title}`, '');
+    if (table.note !== undefined) lines.push(table.note, '');
+    lines.push(`| ${table.columns.map(esc).join(' | ')} |`);
+    lines.push(`|${table.columns.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+    for (const row of table.rows) lines.push(`| ${row.map(esc).join(' | ')} |`);
+    lines.push('');
+  }
   lines.push(...NOTES.map((n) => `- ${n}`), '');
   lines.push('## Settings', '', '```json', JSON.stringify(report.settings, null, 2), '```', '');
   return lines.join('\n');

@@ -80,9 +80,9 @@ export function reportTable(report: RunReport): ReportTable {
 
 /**
  * One sentence per distilled student saying what distillation bought over the student
- * trained on labels only (the model marked `baseline: true`; the one with the same
- * parameter count when there are several). Empty when there is no baseline or no other
- * student.
+ * trained on labels only (the model marked `baseline: true`; when there are several, the
+ * one with the same parameter count and the same name before ` (`, else the same count).
+ * Empty when there is no baseline or no other student.
  */
 export function distillationGains(report: RunReport): string[] {
   const students = report.models.filter((m) => m.role === 'student');
@@ -90,7 +90,9 @@ export function distillationGains(report: RunReport): string[] {
   if (baselines.length === 0) return [];
   const pts = (a: number, b: number) => `${a >= b ? '+' : '−'}${(Math.abs(a - b) * 100).toFixed(2)} pts`;
   return students.filter((m) => m.baseline !== true).map((s) => {
-    const b = baselines.find((x) => x.params === s.params) ?? baselines[0]!;
+    const base = (name: string) => name.replace(/ \(.*$/, '');
+    const b = baselines.find((x) => x.params === s.params && base(x.name) === base(s.name))
+      ?? baselines.find((x) => x.params === s.params) ?? baselines[0]!;
     const kl = s.klToTeacher - b.klToTeacher;
     const same = s.params === b.params ? 'same size' : `${orDash(s.params, formatInt)} vs ${orDash(b.params, formatInt)} params`;
     return `\`${s.name}\` vs \`${b.name}\` (labels only, ${same}): ` +

@@ -39,6 +39,16 @@ export const runReportSchema = z.object({
   dataset: z.object({ name: z.string().min(1), train: z.number().int().min(0), test: z.number().int().min(0) }),
   settings: z.record(z.string(), z.unknown()),
   models: z.array(model).min(1),
+  tables: z.array(z.object({
+    title: z.string().min(1),
+    note: z.string().optional(),
+    columns: z.array(z.string()).min(1),
+    rows: z.array(z.array(z.string())),
+    data: z.array(z.record(z.string(), z.union([z.number(), z.string(), z.null()]))).optional(),
+  }).check((ctx) => {
+    const bad = ctx.value.rows.findIndex((r) => r.length !== ctx.value.columns.length);
+    if (bad >= 0) ctx.issues.push({ code: 'custom', input: ctx.value, path: ['rows', bad], message: `has ${ctx.value.rows[bad]!.length} cells for ${ctx.value.columns.length} columns` });
+  })).optional(),
 });
 
 /**

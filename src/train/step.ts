@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
 import type { Teacher, TeacherOutput } from '../teachers/types.js';
 import { applyTapped, layerNames, tapModel } from '../models/taps.js';
-import type { Learner, TeacherSelector } from './types.js';
+import type { Learner, TeacherSelector, TeachingSource } from './types.js';
 
 export interface StepResult {
   /** Per learner: loss name → value; `loss` is the learner's total. */
@@ -15,7 +15,7 @@ export interface StepResult {
 export function tapsNeeded(learners: Learner[]): { student: string[][]; teacher: string[] } {
   const teacher = new Set<string>();
   const student = learners.map((l) => {
-    const names = new Set<string>();
+    const names = new Set<string>(l.taps ?? []);
     for (const { term } of l.terms) {
       term.needs.studentTaps?.forEach((n) => names.add(n));
       term.needs.teacherTaps?.forEach((n) => teacher.add(n));
@@ -25,9 +25,14 @@ export function tapsNeeded(learners: Learner[]): { student: string[][]; teacher:
   return { student, teacher: [...teacher] };
 }
 
-/** Gives every term that asks for it the shapes of its taps, before any variable is listed. */
-function prepareTerms(learners: Learner[], teacher?: Teacher): void {
-  const teacherShapes = Object.fromEntries((teacher?.tapNames() ?? []).map((t) => [t.name, t.shape as number[]]));
+/**
+ * Gives every term that asks for it the shapes of its taps, before any variable is listed.
+ * Teacher taps come from the frozen teacher, or from `selected` when learners teach.
+ */
+function prepareTerms(learners: Learner[], teacher?: Teacher, selected: Record<string, readonly number[]> = {}): void {
+  const teacherShapes: Record<string, readonly number[]> = {
+    ...Object.fromEntries((teacher?.tapNames() ?? []).map((t) => [t.name, t.shape as number[]])), ...selected,
+  };
   for (const l of learners) {
     const studentShapes = Object.fromEntries(layerNames(l.model).map((t) => [t.name, t.shape as number[]]));
     for (const { term } of l.terms) {
@@ -50,10 +55,13 @@ export const offlineTeacher: TeacherSelector = ({ teacher }) => ({ logits: teach
  * what it needs, sum weight × loss over terms and learners, and update exactly the
  * learners' trainable weights plus the terms' own variables (never a teacher's).
  */
-export function createStep(learners: Learner[], optimizer: tf.Optimizer, select: TeacherSelector, teacher?: Teacher) {
+export function createStep(
+  learners: Learner[], optimizer: tf.Optimizer, select: TeacherSelector, teacher?: Teacher,
+  teacherTapShapes?: Record<string, readonly number[]>,
+) {
   const taps = tapsNeeded(learners);
   const models = learners.map((l, i) => tapModel(l.model, taps.student[i]!, `student ${l.name}`));
-  prepareTerms(learners, teacher);
+  prepareTerms(learners, teacher, teacherTapShapes);
   // A set: learners may share layers (self-distillation heads over one network).
   const variables = new Set<tf.Variable>();
   for (const l of learners) {
@@ -70,18 +78,29 @@ export function createStep(learners: Learner[], optimizer: tf.Optimizer, select:
       const outputs = models.map((m, i) => applyTapped(m, taps.student[i]!, x, true));
       const logits = outputs.map((o) => o.logits);
       let total = tf.scalar(0);
+      const allTaps = outputs.map((o) => o.taps);
       learners.forEach((learner, i) => {
-        const teaching = select({ learner: i, logits, teacher });
+        const teaching = select({ learner: i, logits, teacher, taps: allTaps });
+        const single: TeachingSource = { logits: teaching.logits, taps: teaching.taps, weight: 1 };
         let learnerTotal = tf.scalar(0);
         for (const { term, weight } of learner.terms) {
-          if (term.needs.teacher && !teaching.logits) {
+          // A term that needs a teacher is computed once per teacher (several: weighted sum per loss name).
+          const sources = term.needs.teacher && teaching.teachers ? teaching.teachers : [single];
+          if (term.needs.teacher && (sources.length === 0 || sources.some((t) => !t.logits))) {
             throw new UserError(`knowledge term \`${term.key}\` needs a teacher; give the run a teacher or use the ce term alone`);
           }
-          const losses = term.compute({
-            studentLogits: logits[i]!, teacherLogits: teaching.logits, labels, numClasses, indices,
-            studentTaps: outputs[i]!.taps, teacherTaps: teaching.taps,
-          });
-          for (const [name, loss] of Object.entries(losses)) {
+          const summed: Record<string, tf.Scalar> = {};
+          for (const source of sources) {
+            const losses = term.compute({
+              studentLogits: logits[i]!, teacherLogits: source.logits, labels, numClasses, indices,
+              studentTaps: outputs[i]!.taps, teacherTaps: source.taps,
+            });
+            for (const [name, loss] of Object.entries(losses)) {
+              const part = source.weight === 1 ? loss : loss.mul(source.weight) as tf.Scalar;
+              summed[name] = summed[name] ? summed[name]!.add(part) : part;
+            }
+          }
+          for (const [name, loss] of Object.entries(summed)) {
             const weighted = weight === 1 ? loss : loss.mul(weight) as tf.Scalar;
             learnerTotal = learnerTotal.add(weighted);
             names[i]!.push(name);

@@ -58,10 +58,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const rng = options.rng ?? new Rng(options.seed);
   const teacherTaps = tapsNeeded(learners).teacher;
   let teacher: Teacher | undefined = options.teacher;
-  if (teacher && !options.augment && teacherTaps.length === 0 && !(teacher instanceof CachedTeacher)) {
+  if (teacher && options.cacheTeacher !== false && !options.augment && teacherTaps.length === 0 && !(teacher instanceof CachedTeacher)) {
     teacher = new CachedTeacher({ size: data.size, numClasses: teacher.numClasses, inputShape: teacher.inputShape, source: teacher });
   }
-  const step = createStep(learners, optimizer, options.selectTeacher ?? offlineTeacher, options.teacher);
+  const step = createStep(learners, optimizer, options.selectTeacher ?? offlineTeacher, options.teacher, options.teacherTapShapes);
   const history: Record<string, EpochRecord[]> = Object.fromEntries(learners.map((l) => [l.name, []]));
   const started = performance.now();
   let best = -Infinity;

@@ -15,6 +15,12 @@ export interface Learner {
   name: string;
   model: tf.LayersModel;
   terms: WeightedTerm[];
+  /**
+   * More layers to tap on every step beyond those its own terms ask for, so a
+   * `selectTeacher` can hand them to other learners (e.g. the deepest features of a
+   * network that teaches its own shallow exits).
+   */
+  taps?: string[];
 }
 
 /** One epoch of one learner. Losses are each term's contribution (weight included). */
@@ -43,16 +49,38 @@ export interface TrainCallbacks {
   onTrainEnd?(history: Record<string, EpochRecord[]>): void | Promise<void>;
 }
 
+/** One teacher of a learner in one step, with its share of the learner's teacher terms. */
+export interface TeachingSource {
+  logits?: tf.Tensor2D;
+  taps?: Record<string, tf.Tensor>;
+  /** Multiplies every loss its terms return. */
+  weight: number;
+}
+
+/**
+ * What a selector returns: one teacher (`logits`, `taps`), or several (`teachers`): then
+ * every term that needs a teacher is computed once per teacher and the weighted results
+ * are summed per loss name (deep mutual learning: each peer, weight 1/(k−1)). Terms that
+ * need no teacher are computed once.
+ */
+export interface Teaching {
+  logits?: tf.Tensor2D;
+  taps?: Record<string, tf.Tensor>;
+  teachers?: TeachingSource[];
+}
+
 /**
  * Who teaches a learner in one step. Offline distillation returns the frozen teacher's
- * output; online schemes return peers' (detached) logits. `logits` are every learner's
- * logits of this step, in learner order.
+ * output; online schemes return peers' (detached) logits. `logits` and `taps` are every
+ * learner's outputs of this step, in learner order (`taps` holds what its terms and its
+ * `Learner.taps` asked for).
  */
 export type TeacherSelector = (context: {
   learner: number;
   logits: tf.Tensor2D[];
   teacher?: TeacherOutput;
-}) => { logits?: tf.Tensor2D; taps?: Record<string, tf.Tensor> };
+  taps: Array<Record<string, tf.Tensor>>;
+}) => Teaching;
 
 export interface TrainOptions {
   learners: Learner[];
@@ -63,6 +91,16 @@ export interface TrainOptions {
   teacher?: Teacher;
   /** Who teaches whom; default: the frozen teacher teaches every learner. */
   selectTeacher?: TeacherSelector;
+  /**
+   * Shapes (without batch) of the taps a `selectTeacher` hands to terms as teacher taps
+   * when a learner teaches (no frozen teacher has them), for the terms' `prepare`.
+   */
+  teacherTapShapes?: Record<string, readonly number[]>;
+  /**
+   * Cache the frozen teacher's logits per training row (default true, when inputs repeat).
+   * Off for a teacher whose weights change during the run (a previous-epoch snapshot).
+   */
+  cacheTeacher?: boolean;
   epochs: number;
   batchSize: number;
   /**
