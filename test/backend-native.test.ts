@@ -276,7 +276,7 @@ test('broadcasting binary kernels', { skip }, async () => {
 });
 
 test('reductions, arg reductions, softmax', { skip }, async () => {
-  const x = spec([3, 4, 5]), wide = spec([64, 3000]), long = spec([200003]);
+  const x = spec([3, 4, 5]), wide = spec([64, 3000]), long = spec([200003]), chan = spec([16, 20, 21, 24]);
   const axesList: (number | number[] | undefined)[] = [undefined, 0, -1, 1, [0, 1], [1, 2], [0, 1, 2]];
   const ops: [string, (t: tf.Tensor, ax: number | number[] | undefined, k: boolean) => tf.Tensor][] = [
     ['Sum', tf.sum], ['Mean', tf.mean], ['Max', tf.max], ['Min', tf.min], ['Prod', (t, a, k) => tf.prod(tf.add(tf.mul(t, 0.1), 1), a, k)],
@@ -288,6 +288,7 @@ test('reductions, arg reductions, softmax', { skip }, async () => {
     await check(`${name} non-contiguous axes (cpu path)`, () => op(x.t(), [0, 2], false));
     for (const ax of [0, 1, undefined]) await check(`${name} [64,3000] axis=${ax}`, () => op(wide.t(), ax, false), [name]);
     await check(`${name} long vector`, () => op(long.t(), undefined, false), [name]);
+    await check(`${name} per-channel over N,H,W`, () => op(chan.t(), [0, 1, 2], false), [name]);
   }
   for (const ax of [0, 1, 2, -1]) {
     await check(`argMax axis=${ax}`, () => tf.argMax(x.t(), ax), ['ArgMax']);

@@ -248,6 +248,35 @@ static void red_split(void *vctx, int64_t t, int tid) {
   if (b >= e && (c->op == R_MAX || c->op == R_MIN)) c->partial[t] = c->x[0];
 }
 
+/* outer == 1, few columns, many rows (bias and batch-norm gradients: sum over N·H·W per
+ * channel): each task reduces a block of rows into its own partial row, then they combine */
+typedef struct { int op; const float *x; int64_t R, inner, chunk; double *part; } rsplit_ctx_t;
+
+static void rows_split_task(void *vctx, int64_t t, int tid) {
+  (void)tid;
+  rsplit_ctx_t *c = (rsplit_ctx_t *)vctx;
+  const int64_t inner = c->inner, b = t * c->chunk, e = MIN(b + c->chunk, c->R);
+  double *p = c->part + t * inner;
+  if (b >= e) { for (int64_t j = 0; j < inner; j++) p[j] = c->op == R_MAX ? -INFINITY : (c->op == R_MIN ? INFINITY : 0.0); return; }
+  if (c->op == R_SUM || c->op == R_MEAN) {
+    for (int64_t j = 0; j < inner; j++) p[j] = 0.0;
+    for (int64_t r = b; r < e; r++) {
+      const float *xr = c->x + r * inner;
+      for (int64_t j = 0; j < inner; j++) p[j] += (double)xr[j];
+    }
+  } else {
+    const float *x0 = c->x + b * inner;
+    for (int64_t j = 0; j < inner; j++) p[j] = x0[j];
+    for (int64_t r = b + 1; r < e; r++) {
+      const float *xr = c->x + r * inner;
+      if (c->op == R_MAX)
+        for (int64_t j = 0; j < inner; j++) { double v = xr[j], m = p[j]; p[j] = (v > m || v != v) ? v : m; }
+      else
+        for (int64_t j = 0; j < inner; j++) { double v = xr[j], m = p[j]; p[j] = (v < m || v != v) ? v : m; }
+    }
+  }
+}
+
 void tdn_reduce(int op, const float *x, float *o, int64_t outer, int64_t R, int64_t inner) {
   red_ctx_t c;
   c.op = op; c.x = x; c.o = o; c.outer = outer; c.R = R; c.inner = inner; c.nparts = 1;
@@ -266,6 +295,26 @@ void tdn_reduce(int op, const float *x, float *o, int64_t outer, int64_t R, int6
     if (inner >= 64 * T) {
       pool_for(red_inner, &c, inner, 64);
       return;
+    }
+    if (outer == 1 && inner > 1 && inner <= 4096 && op != R_PROD && R >= 4 * T) {
+      int64_t nparts = MIN(4 * (int64_t)T, 64);
+      double *part = (double *)malloc(sizeof(double) * (size_t)(nparts * inner));
+      if (part) {
+        rsplit_ctx_t rc = {op, x, R, inner, (R + nparts - 1) / nparts, part};
+        pool_run(rows_split_task, &rc, nparts);
+        for (int64_t j = 0; j < inner; j++) {
+          double acc = part[j];
+          for (int64_t t = 1; t < nparts; t++) {
+            double v = part[t * inner + j];
+            if (op == R_SUM || op == R_MEAN) acc += v;
+            else if (op == R_MAX) acc = (v > acc || v != v) ? v : acc;
+            else acc = (v < acc || v != v) ? v : acc;
+          }
+          o[j] = (float)(op == R_MEAN ? acc / (double)R : acc);
+        }
+        free(part);
+        return;
+      }
     }
     if (outer == 1 && inner == 1) {
       c.nparts = T > 64 ? 64 : T;
