@@ -316,8 +316,13 @@ test('FusedBatchNorm (per-channel and scalar parameters) and its gradient', { sk
   await check('batchNorm per channel', () => tf.batchNorm(x.t(), mean.t(), variance.t(), offset.t(), scale.t(), 1e-3), ['FusedBatchNorm']);
   await check('batchNorm without scale/offset', () => tf.batchNorm(x.t(), mean.t(), variance.t()), ['FusedBatchNorm']);
   await check('batchNorm scalar mean/variance', () => tf.batchNorm(x.t(), tf.scalar(0.3), tf.scalar(1.7), tf.scalar(-0.2), tf.scalar(1.3)), ['FusedBatchNorm']);
-  await check('batchNorm gradient', () => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
-    tf.sum(tf.square(tf.batchNorm(a, mean.t(), variance.t(), o, s))))([x.t(), scale.t(), offset.t()]), ['FusedBatchNorm']);
+  const bnGrads = () => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor, m: tf.Tensor, v: tf.Tensor) =>
+    tf.sum(tf.square(tf.batchNorm(a, m, v, o, s))))([x.t(), scale.t(), offset.t(), mean.t(), variance.t()]);
+  await check('batchNorm gradient (x, scale, offset, mean, variance)', bnGrads, ['FusedBatchNorm']);
+  // the native two-pass gradient served it (not tfjs's composed one)
+  await tf.setBackend('native');
+  const prof = await tf.profile(() => { tf.dispose(bnGrads()); });
+  assert.ok(prof.kernels.some((k) => k.name === 'TfjsDistillBatchNormGrad'), 'native batch-norm gradient not used');
 });
 
 function buildMlp(): tf.LayersModel {

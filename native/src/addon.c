@@ -332,6 +332,25 @@ static napi_value js_batchnorm(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* batchNormGrad(x, dy, L, mean, variance, scale?, eps, dx, dmean, dvar, dscale, doffset) -> bool */
+static napi_value js_bn_grad(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 12)) return NULL;
+  size_t n, ndy, ndx, lm, lv, ls;
+  const float *x = f32(&a, 0, &n), *dy = f32(&a, 1, &ndy);
+  int64_t L = i64(&a, 2);
+  const float *m = f32(&a, 3, &lm), *v = f32(&a, 4, &lv), *s = f32(&a, 5, &ls);
+  float eps = (float)f64(&a, 6);
+  float *dx = f32(&a, 7, &ndx), *dm = f32(&a, 8, NULL), *dv = f32(&a, 9, NULL), *ds = f32(&a, 10, NULL), *dof = f32(&a, 11, NULL);
+  if (a.err || !x || !dy || !m || !v || !dx || !dm || !dv || !ds || !dof || ndy != n || ndx != n || (int64_t)lm != L ||
+      (int64_t)lv != L || (s && (int64_t)ls != L)) { a.err = 1; return done(&a); }
+  int ok;
+  SERIAL(ok = tdn_bn_grad(x, dy, (int64_t)n, L, m, v, s, eps, dx, dm, dv, ds, dof));
+  napi_value r;
+  napi_get_boolean(env, ok != 0, &r);
+  return r;
+}
+
 /* tile(x, out, shape Int32Array, reps Int32Array): 4-byte elements (float32 / int32) */
 static napi_value js_tile(napi_env env, napi_callback_info info) {
   args_t a;
@@ -509,6 +528,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("addN", js_addn),
       FN("batchNorm", js_batchnorm),
       FN("tile", js_tile),
+      FN("batchNormGrad", js_bn_grad),
       FN("conv2d", js_conv2d),
       FN("conv2dBackpropInput", js_conv2d_bwd_input),
       FN("conv2dBackpropFilter", js_conv2d_bwd_filter),

@@ -491,3 +491,70 @@ void tdn_tile(const void *x, void *out, int rank, const int64_t *shape, const in
   if (ib == 0 || ob == 0) return;
   tile_rec(0, rank, shape, reps, inBlock, outBlock, (const uint32_t *)x, (uint32_t *)out);
 }
+
+/* ---------------------------------------------------------------- batch-norm gradient */
+/* tfjs's FusedBatchNorm gradient (per-channel parameters, channels last) in two passes:
+ * per-channel sums of dy and dy·(x - mean), then dx = dy · scale · rsqrt(var + eps). */
+typedef struct {
+  const float *x, *dy, *mean;
+  const float *k;  /* per channel: scale * rsqrt(var + eps) */
+  float *dx;
+  int64_t R, L, chunk;
+  double *part;    /* [ntasks][2][L] */
+} bng_ctx_t;
+
+static void bng_sums(void *vctx, int64_t t, int tid) {
+  (void)tid;
+  bng_ctx_t *c = (bng_ctx_t *)vctx;
+  const int64_t L = c->L, b = t * c->chunk, e = MIN(b + c->chunk, c->R);
+  double *s1 = c->part + t * 2 * L, *s2 = s1 + L;
+  for (int64_t j = 0; j < L; j++) { s1[j] = 0.0; s2[j] = 0.0; }
+  for (int64_t r = b; r < e; r++) {
+    const float *x = c->x + r * L, *dy = c->dy + r * L;
+    for (int64_t j = 0; j < L; j++) {
+      const double g = dy[j];
+      s1[j] += g;
+      s2[j] += g * (double)(x[j] - c->mean[j]);
+    }
+  }
+}
+
+static void bng_dx(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  bng_ctx_t *c = (bng_ctx_t *)vctx;
+  const int64_t L = c->L;
+  const float *restrict k = c->k;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *restrict dy = c->dy + r * L;
+    float *restrict dx = c->dx + r * L;
+    for (int64_t j = 0; j < L; j++) dx[j] = dy[j] * k[j];
+  }
+}
+
+int tdn_bn_grad(const float *x, const float *dy, int64_t n, int64_t L, const float *mean, const float *var,
+                const float *scale, float eps, float *dx, float *dmean, float *dvar, float *dscale, float *doffset) {
+  if (L <= 0 || n % L) return 0;
+  const int64_t R = n / L;
+  const int T = pool_threads();
+  int64_t ntasks = R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
+  double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * 2 * L));
+  float *k = (float *)malloc(sizeof(float) * (size_t)L);
+  if (!part || !k) { free(part); free(k); return 0; }
+  for (int64_t j = 0; j < L; j++) k[j] = (scale ? scale[j] : 1.f) / sqrtf(var[j] + eps);
+  bng_ctx_t c = {x, dy, mean, k, dx, R, L, (R + ntasks - 1) / ntasks, part};
+  pool_run(bng_sums, &c, ntasks);
+  for (int64_t j = 0; j < L; j++) {
+    double s1 = 0.0, s2 = 0.0;
+    for (int64_t t = 0; t < ntasks; t++) { s1 += part[t * 2 * L + j]; s2 += part[t * 2 * L + L + j]; }
+    const double rs = 1.0 / sqrt((double)var[j] + (double)eps), sc = scale ? (double)scale[j] : 1.0;
+    dmean[j] = (float)(-rs * sc * s1);
+    dvar[j] = (float)(-0.5 * rs * rs * rs * sc * s2);
+    dscale[j] = (float)(rs * s2);
+    doffset[j] = (float)s1;
+  }
+  int64_t grain = 32768 / L;
+  pool_for(bng_dx, &c, R, grain < 1 ? 1 : grain);
+  free(part);
+  free(k);
+  return 1;
+}

@@ -14,6 +14,7 @@ import { makeMatMulKernels } from './native/matmul.js';
 import { makeConvKernels } from './native/conv.js';
 import { makeElementwiseKernels } from './native/elementwise.js';
 import { patchAdam } from './native/adam.js';
+import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
 import type { KernelFn } from './native/util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -124,7 +125,17 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
         ...(cpuConfig?.setupFunc ? { setupFunc: cpuConfig.setupFunc } : {}),
       });
     }
+    // a kernel of our own (no cpu twin) for the fused batch-norm gradient
+    tf.registerKernel({
+      kernelName: BN_GRAD_KERNEL,
+      backendName: NATIVE_BACKEND_NAME,
+      kernelFunc: ((args: Parameters<KernelFn>[0]) => {
+        if (instance === undefined || args.backend !== instance) throw new Error(`${BN_GRAD_KERNEL} needs the native backend`);
+        return makeBatchNormGradKernel(instance)(args);
+      }) as unknown as tf.KernelFunc,
+    });
     patchAdam(NATIVE_BACKEND_NAME, () => tf.backend() as NativeBackend);
+    patchBatchNormGradient(NATIVE_BACKEND_NAME);
     state = { ok: true, kernels: names, path };
     return { ok: true };
   } catch (err) {

@@ -48,6 +48,11 @@ export interface NativeAddon {
     negLr: number, eps: number, c1: number, c2: number,
   ): void;
   addN(out: Float32Array, ...xs: Float32Array[]): void;
+  batchNormGrad(
+    x: Float32Array, dy: Float32Array, channels: number, mean: Float32Array, variance: Float32Array,
+    scale: Float32Array | null, eps: number,
+    dx: Float32Array, dMean: Float32Array, dVariance: Float32Array, dScale: Float32Array, dOffset: Float32Array,
+  ): boolean;
   tile(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, reps: Int32Array): void;
   /** false when x is not rows of `channels` (the caller then uses the cpu kernel) */
   batchNorm(
