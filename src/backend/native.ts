@@ -5,7 +5,10 @@
  * is the cpu kernel, so results never depend on coverage.
  *
  * Entry point: `registerNativeBackend()` (idempotent, never throws). It registers the
- * backend under the name `native`; it does not make it the active backend.
+ * backend under the name `native`; it does not make it the active backend. It also wraps
+ * `AdamOptimizer.prototype.applyGradients` (one fused pass per variable) and the gradient of
+ * FusedBatchNorm (two passes); both take their native path only while `native` is the active
+ * backend and fall back to tfjs's own code otherwise. See native/README.md.
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadAddon } from './native/addon.js';
