@@ -294,6 +294,15 @@ test('reductions, arg reductions, softmax', { skip }, async () => {
     await check(`argMax axis=${ax}`, () => tf.argMax(x.t(), ax), ['ArgMax']);
     await check(`argMin axis=${ax}`, () => tf.argMin(x.t(), ax), ['ArgMin']);
   }
+  for (const ax of [undefined, 0, [1, 2], [0, 1, 2], -1] as (number | number[] | undefined)[]) {
+    await check(`Mean gradient axis=${JSON.stringify(ax)}`, () => {
+      const w = tf.tensor(rand(tf.mean(chan.t(), ax).size, 17), tf.mean(chan.t(), ax).shape);
+      return tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.mean(t, ax), w)))(chan.t());
+    }, ['Mean']);
+  }
+  await tf.setBackend('native');
+  const meanProf = await tf.profile(() => { tf.dispose(tf.grad((t: tf.Tensor) => tf.sum(tf.mean(t, [1, 2])))(chan.t())); });
+  assert.ok(meanProf.kernels.some((k) => k.name === 'TfjsDistillBroadcastDiv'), 'native Mean gradient not used');
   const logits = spec([7, 10], -5, 5);
   await check('softmax and its gradient', () => {
     const w = tf.tensor(rand(70, 3), [7, 10]);

@@ -6,9 +6,9 @@
  *
  * Entry point: `registerNativeBackend()` (idempotent, never throws). It registers the
  * backend under the name `native`; it does not make it the active backend. It also wraps
- * `AdamOptimizer.prototype.applyGradients` (one fused pass per variable) and the gradient of
- * FusedBatchNorm (two passes); both take their native path only while `native` is the active
- * backend and fall back to tfjs's own code otherwise. See native/README.md.
+ * `AdamOptimizer.prototype.applyGradients` (one fused pass per variable) and the gradients of
+ * FusedBatchNorm (two passes) and Mean (one pass); each takes its native path only while
+ * `native` is the active backend and falls back to tfjs's own code otherwise. See native/README.md.
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadAddon } from './native/addon.js';
@@ -18,6 +18,7 @@ import { makeConvKernels } from './native/conv.js';
 import { makeElementwiseKernels } from './native/elementwise.js';
 import { patchAdam } from './native/adam.js';
 import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
+import { BROADCAST_DIV_KERNEL, makeBroadcastDivKernel, patchMeanGradient } from './native/mean-grad.js';
 import type { KernelFn } from './native/util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -128,17 +129,26 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
         ...(cpuConfig?.setupFunc ? { setupFunc: cpuConfig.setupFunc } : {}),
       });
     }
-    // a kernel of our own (no cpu twin) for the fused batch-norm gradient
-    tf.registerKernel({
-      kernelName: BN_GRAD_KERNEL,
-      backendName: NATIVE_BACKEND_NAME,
-      kernelFunc: ((args: Parameters<KernelFn>[0]) => {
-        if (instance === undefined || args.backend !== instance) throw new Error(`${BN_GRAD_KERNEL} needs the native backend`);
-        return makeBatchNormGradKernel(instance)(args);
-      }) as unknown as tf.KernelFunc,
-    });
+    // kernels of our own (no cpu twin) used by the wrapped gradients below
+    const own: [string, (b: NativeBackend) => KernelFn][] = [
+      [BN_GRAD_KERNEL, makeBatchNormGradKernel], [BROADCAST_DIV_KERNEL, makeBroadcastDivKernel],
+    ];
+    for (const [name, make] of own) {
+      const byInstance = new WeakMap<NativeBackend, KernelFn>();
+      tf.registerKernel({
+        kernelName: name,
+        backendName: NATIVE_BACKEND_NAME,
+        kernelFunc: ((args: Parameters<KernelFn>[0]) => {
+          if (instance === undefined || args.backend !== instance) throw new Error(`${name} needs the native backend`);
+          let fn = byInstance.get(instance);
+          if (fn === undefined) byInstance.set(instance, (fn = make(instance)));
+          return fn(args);
+        }) as unknown as tf.KernelFunc,
+      });
+    }
     patchAdam(NATIVE_BACKEND_NAME, () => tf.backend() as NativeBackend);
     patchBatchNormGradient(NATIVE_BACKEND_NAME);
+    patchMeanGradient(NATIVE_BACKEND_NAME);
     state = { ok: true, kernels: names, path };
     return { ok: true };
   } catch (err) {

@@ -12,9 +12,9 @@ const B = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, Squ
 const R = { Sum: 0, Mean: 1, Max: 2, Min: 3, Prod: 4 } as const;
 
 /** Collapsed (≤ 4-d) broadcasting geometry: out dims and per-input strides (0 = broadcast). */
-interface BinaryGeom { out: number[]; d: number[]; as: number[]; bs: number[] }
+export interface BinaryGeom { out: number[]; d: number[]; as: number[]; bs: number[] }
 
-function binaryGeom(aShape: number[], bShape: number[]): BinaryGeom | null {
+export function binaryGeom(aShape: number[], bShape: number[]): BinaryGeom | null {
   let out: number[];
   try {
     out = tf.backend_util.assertAndGetBroadcastShape(aShape, bShape);

@@ -1,0 +1,57 @@
+/**
+ * Gradient of Mean in one native pass. tfjs's is `div(mul(reshape(dy), ones(x.shape)), n)`:
+ * a fresh ones tensor and two full-size passes per Mean (every batch-norm layer has two
+ * through tf.moments, global average pooling one). Here: dx = broadcast(dy) / n, the same
+ * float32 division. The registered gradient is wrapped once; the native path runs only while
+ * the active backend is `native`, otherwise tfjs's own runs.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { NativeBackend } from './backend.js';
+import { binaryGeom } from './elementwise.js';
+import type { KernelArgs, KernelFn } from './util.js';
+
+export const BROADCAST_DIV_KERNEL = 'TfjsDistillBroadcastDiv';
+const B_DIV = 3;
+
+/** out = broadcast(x → attrs.shape) / attrs.divisor */
+export function makeBroadcastDivKernel(backend: NativeBackend): KernelFn {
+  return (args: KernelArgs) => {
+    const { x } = args.inputs;
+    const shape = args.attrs?.shape as number[];
+    const g = binaryGeom(x.shape, shape);
+    if (g === null || !tf.util.arraysEqual(g.out, shape)) throw new Error(`${BROADCAST_DIV_KERNEL}: [${x.shape}] does not broadcast to [${shape}]`);
+    const out = backend.makeOutputF32(shape);
+    const divisor = Float32Array.of(Number(args.attrs?.divisor));
+    const { d, as } = g;
+    backend.addon.binary(B_DIV, backend.f32(x), divisor, out.values, d[0], d[1], d[2], d[3], as[0], as[1], as[2], as[3], 0, 0, 0, 0);
+    return out.info;
+  };
+}
+
+let patched = false;
+
+export function patchMeanGradient(backendName: string): void {
+  if (patched) return;
+  const original = tf.getGradient('Mean');
+  if (original === undefined) return;
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
+      const g = Array.isArray(dy) ? dy[0] : dy;
+      const [x] = saved;
+      if (tf.getBackend() !== backendName || g == null || x == null || x.dtype !== 'float32' || g.dtype !== 'float32' || x.rank === 0) {
+        return original.gradFunc(dy, saved, attrs);
+      }
+      const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
+      const reduceSize = tf.util.sizeFromShape(tf.backend_util.computeOutAndReduceShapes(x.shape, axes)[1]);
+      const expandedShape = x.shape.slice();
+      axes.forEach((a) => { expandedShape[a] = 1; });
+      if (binaryGeom(expandedShape, x.shape) === null) return original.gradFunc(dy, saved, attrs);
+      return {
+        x: () => tf.engine().runKernel(BROADCAST_DIV_KERNEL, { x: tf.reshape(g, expandedShape) },
+          { shape: x.shape, divisor: reduceSize }) as tf.Tensor,
+      };
+    },
+  });
+  patched = true;
+}
