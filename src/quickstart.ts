@@ -116,7 +116,7 @@ export async function runQuickstart(options: QuickstartOptions = {}): Promise<Ru
     dataset: { name: 'Fashion-MNIST', train: trainSet.size, test: test.size },
     settings: { ...o, teacher: { ...common, width: 1 }, student: { ...common, width: o.studentWidth }, teacherFromCache: !teacherTraining },
     models: [
-      { ...t, method: 'labels (teacher)', trainSeconds: teacherTraining?.seconds, history: teacherTraining?.history },
+      { ...t, method: 'labels', trainSeconds: teacherTraining?.seconds, history: teacherTraining?.history },
       { ...s1, method: 'labels only', baseline: true, trainSeconds: baseline.seconds, history: baseline.history },
       { ...s2, method: `kd (T=${o.temperature}, α=${o.alpha})`, trainSeconds: kd.seconds, history: kd.history },
     ],

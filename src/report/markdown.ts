@@ -4,8 +4,9 @@ import { distillationGains, reportTable } from './table.js';
 const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 /** Column header: `name` with its role and, when given, its method. */
-export function columnTitle(c: { name: string; role: string; method?: string }): string {
-  return `${c.name} (${c.role}${c.method !== undefined ? `, ${c.method}` : ''})`;
+/** A column is headed by the model's name; role and method are the table's first row. */
+export function columnTitle(c: { name: string }): string {
+  return c.name;
 }
 
 /**

@@ -50,6 +50,7 @@ const orDash = <T>(v: T | null | undefined, f: (v: T) => string) => (v === null 
 
 /** Rows in the order the report shows them. */
 const ROWS: Array<[string, Cell]> = [
+  ['trained with', (m) => (m.role === 'teacher' ? `${m.method ?? 'pre-trained'} (teacher)` : m.method ?? DASH)],
   ['parameters', (m) => orDash(m.params, formatInt)],
   ['size, float32', (m) => orDash(m.bytes, (b) => formatBytes(b.float32))],
   ['size, float16', (m) => orDash(m.bytes, (b) => formatBytes(b.float16))],
