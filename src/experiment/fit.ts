@@ -121,7 +121,11 @@ export function createFit(s: FitSettings): Fit {
       throw new UserError(`checkpoint ${file} is for ${ckpt.epochs} epochs but this run has ${epochs}; the experiment changed since — start a new run (another --out)`);
     }
     if (ckpt) restoreModels(ckpt, phase.learners, file);
-    if (ckpt && ckpt.epoch >= epochs) return { history: ckpt.history, seconds: ckpt.seconds, restored: true };
+    if (ckpt && ckpt.epoch >= epochs) {
+      // Finished: weights, and the state terms hold from the start (e.g. a teacher snapshot).
+      restoreTermVariables(ckpt, phase.learners, file, { existingOnly: true });
+      return { history: ckpt.history, seconds: ckpt.seconds, restored: true };
+    }
 
     const optimizer = createOptimizer(s.optimizer);
     const rng = ckpt ? Rng.fromState(ckpt.rngState) : new Rng(s.seed);

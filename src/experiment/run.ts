@@ -210,7 +210,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
         });
         const result = await scheme.run({
           seed, data, teacher: obtained.teacher, students: config.students.map((_, i) => student(i, seed)),
-          createTerms: loaded.createTerms, method, baseline: config.baseline, epochs: config.epochs, kwargs: config.scheme.kwargs, fit, log,
+          createTerms: loaded.createTerms, method, baseline: config.baseline, epochs: config.epochs, kwargs: config.scheme.kwargs, fit, log, signal: o.signal,
         });
         const reference = result.reference;
         // The scheme's own teacher is the teacher column without an external one, else the first student row.

@@ -22,6 +22,8 @@ import type { Teacher } from '../teachers/types.js';
 import type { EpochRecord, WeightedTerm } from '../train/types.js';
 import type { EvaluatedTeacher } from '../eval/evaluate.js';
 import type { ReportSection } from '../eval/types.js';
+import { onlineSchemes } from '../schemes/online.js';
+import { selfSchemes } from '../schemes/self.js';
 import type { ExperimentData } from './data-sources.js';
 import type { Fit } from './fit.js';
 
@@ -62,6 +64,8 @@ export interface SchemeContext {
   /** The checkpointed training loop; every phase of a scheme goes through it. */
   fit: Fit;
   log(line: string): void;
+  /** The run's stop signal (Ctrl-C), for schemes that wait for data between phases. */
+  signal?: AbortSignal;
 }
 
 /** A model a scheme produced: evaluated on the test set, reported and exported. */
@@ -154,7 +158,10 @@ async function offline(ctx: SchemeContext): Promise<SchemeResult> {
   return { models };
 }
 
-/** The scheme registry. `online` and `self` schemes register here as they land. */
+/**
+ * The scheme registry: `offline`; online (`dml`, `ensemble`, `streaming`: `src/schemes/online.ts`);
+ * self-distillation (`byot`, `born-again`, `previous-epoch`: `src/schemes/self.ts`).
+ */
 export const schemes = new Registry<Scheme>('scheme')
   .register('offline', {
     describe: 'frozen pre-trained teacher → students',
@@ -167,4 +174,10 @@ export const schemes = new Registry<Scheme>('scheme')
       }
     },
     run: offline,
-  });
+  })
+  .register('dml', onlineSchemes['dml']!)
+  .register('ensemble', onlineSchemes['ensemble']!)
+  .register('streaming', onlineSchemes['streaming']!)
+  .register('byot', selfSchemes['byot']!)
+  .register('born-again', selfSchemes['born-again']!)
+  .register('previous-epoch', selfSchemes['previous-epoch']!);

@@ -138,13 +138,18 @@ export function restoreModels(ckpt: TrainingCheckpoint, learners: readonly Learn
   }
 }
 
-/** Puts the terms' variables back (call after the terms are prepared, e.g. in `onTrainBegin`). */
-export function restoreTermVariables(ckpt: TrainingCheckpoint, learners: readonly Learner[], path?: string): void {
+/**
+ * Puts the terms' variables back (call after the terms are prepared, e.g. in `onTrainBegin`).
+ * With `existingOnly`, terms whose variables do not exist yet (made by `prepare`) are
+ * skipped: a finished phase restores the state its terms hold from the start (a snapshot).
+ */
+export function restoreTermVariables(ckpt: TrainingCheckpoint, learners: readonly Learner[], path?: string, options: { existingOnly?: boolean } = {}): void {
   for (const l of learners) {
     const saved = ckpt.terms[l.name] ?? [];
     l.terms.forEach(({ term }, i) => {
       const vars = termVariables(term);
       const values = saved[i] ?? [];
+      if (options.existingOnly && vars.length === 0) return;
       if (values.length !== vars.length) throw mismatch(`term ${term.key} of ${l.name} has ${values.length} variables there, ${vars.length} here`, path);
       vars.forEach((v, j) => {
         if (v.shape.join(',') !== values[j]!.shape.join(',')) throw mismatch(`a variable of term ${term.key} is [${values[j]!.shape}] there, [${v.shape}] here`, path);

@@ -1,0 +1,109 @@
+/**
+ * Pieces the online and self-distillation schemes share: detached ensembles of logits, an
+ * evaluated ensemble for the report's teacher column, accuracy on held-out data, a `Fit`
+ * for API use without a run folder, and the formatting of scheme tables.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Dataset } from '../data/dataset.js';
+import { UserError } from '../errors.js';
+import { modelPredictFn, type EvaluatedTeacher } from '../eval/evaluate.js';
+import { accuracy, agreement, predictLogits, type PredictFn } from '../eval/metrics.js';
+import { modelSize } from '../eval/size.js';
+import type { ByteSizes } from '../eval/types.js';
+import { createFit, type Fit, type FitSettings } from '../experiment/fit.js';
+import { constant } from '../knowledge/response/common.js';
+import { train } from '../train/trainer.js';
+import type { Learner, OptimizerSpec } from '../train/types.js';
+
+/** The value of `x`, a constant for autodiff: a teacher's logits never pass a gradient back. */
+export const detached = constant;
+
+/** Checks ensemble weights against the cohort (k ≥ 1, each ≥ 0, sum > 0) and normalizes them to sum 1. */
+export function normalizeWeights(weights: readonly number[] | undefined, k: number, what = 'ensemble weights'): number[] {
+  const w = weights ?? Array.from({ length: k }, () => 1);
+  if (w.length !== k) throw new UserError(`${what}: ${w.length} weights for ${k} models; give one weight per model`);
+  if (w.some((v) => !(Number.isFinite(v) && v >= 0))) throw new UserError(`${what} must be numbers >= 0 (got ${JSON.stringify(w)})`);
+  const sum = w.reduce((a, b) => a + b, 0);
+  if (sum <= 0) throw new UserError(`${what} must not all be 0`);
+  return w.map((v) => v / sum);
+}
+
+/** Σ_j w_j · z_j: the weighted average of logits (weights summing to 1). */
+export function averageLogits(logits: readonly tf.Tensor2D[], weights: readonly number[]): tf.Tensor2D {
+  return tf.tidy(() => logits.map((z, j) => z.mul(weights[j]!) as tf.Tensor2D).reduce((a, b) => a.add(b)));
+}
+
+/** A forward pass of several models whose logits are averaged with `weights` (inference mode). */
+export function ensemblePredict(models: readonly tf.LayersModel[], weights: readonly number[]): PredictFn {
+  return (x) => tf.tidy(() => averageLogits(models.map((m) => m.predict(x, { batchSize: x.shape[0] }) as tf.Tensor2D), weights));
+}
+
+/** The cohort's ensemble as the report's teacher column: its predictions, its size the sum of its members'. */
+export function ensembleEvaluated({ name, models, weights }: { name: string; models: readonly tf.LayersModel[]; weights: readonly number[] }): EvaluatedTeacher {
+  const sizes = models.map((m) => modelSize({ model: m }));
+  const bytes: ByteSizes = { float32: 0, float16: 0, uint8: 0 };
+  for (const s of sizes) for (const k of Object.keys(bytes) as Array<keyof ByteSizes>) bytes[k] += s.bytes[k];
+  return { name, predict: ensemblePredict(models, weights), params: sizes.reduce((n, s) => n + s.params, 0), bytes };
+}
+
+/** Test logits, accuracy and (optionally) top-1 agreement with reference logits. */
+export async function measure({ predict, model, data, reference }: {
+  predict?: PredictFn; model?: tf.LayersModel; data: Dataset; reference?: Float32Array;
+}): Promise<{ logits: Float32Array; accuracy: number; agreement?: number }> {
+  const fn = predict ?? modelPredictFn(model!);
+  const logits = await predictLogits({ predict: fn, data });
+  const numClasses = data.numClasses;
+  return {
+    logits, accuracy: accuracy({ logits, labels: data.labels, numClasses }),
+    ...(reference !== undefined && { agreement: agreement({ logits, teacherLogits: reference, numClasses }) }),
+  };
+}
+
+/** A percentage with two decimals, e.g. `91.24 %`; `—` when unknown. */
+export function pct(x: number | undefined): string {
+  return x === undefined ? '—' : `${(x * 100).toFixed(2)} %`;
+}
+
+/** Disposes the terms of learners (their adapters, memory banks). */
+export function disposeTerms(learners: readonly Learner[]): void {
+  for (const l of learners) l.terms.forEach(({ term }) => term.dispose());
+}
+
+export interface SimpleFitOptions {
+  train: Dataset;
+  validation?: Dataset;
+  epochs: number;
+  batchSize: number;
+  seed: number;
+  optimizer?: OptimizerSpec;
+  schedule?: 'constant' | 'cosine';
+  /** With a folder, phases are checkpointed there and resume (`createFit`); else they just train. */
+  checkpointDir?: string;
+  /** Progress output (with `checkpointDir`); default quiet. */
+  progress?: FitSettings['progress'];
+}
+
+/**
+ * A `Fit` for calling the schemes from code: every phase through `train()` with these
+ * settings, checkpointed and resumable when `checkpointDir` is given.
+ */
+export function simpleFit(o: SimpleFitOptions): Fit {
+  const optimizer = { key: 'adam', ...o.optimizer };
+  if (o.checkpointDir !== undefined) {
+    return createFit({
+      seed: o.seed, data: { name: 'data', train: o.train, validation: o.validation, test: o.validation ?? o.train },
+      epochs: o.epochs, batchSize: o.batchSize, optimizer, schedule: o.schedule ?? 'constant',
+      checkpointDir: o.checkpointDir, progress: o.progress ?? 'quiet',
+    });
+  }
+  return async (phase) => {
+    const r = await train({
+      learners: phase.learners, teacher: phase.teacher, selectTeacher: phase.selectTeacher,
+      teacherTapShapes: phase.teacherTapShapes, cacheTeacher: phase.cacheTeacher,
+      train: phase.train ?? o.train, validation: phase.validation ?? o.validation,
+      epochs: phase.epochs ?? o.epochs, batchSize: o.batchSize, optimizer, schedule: o.schedule, seed: o.seed,
+      callbacks: phase.callbacks,
+    });
+    return { history: r.history, seconds: r.seconds, restored: false };
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * Previous-epoch teacher — self-distillation across time, as in PS-KD (Kim et al. 2021,
+ * "Self-Knowledge Distillation with Progressive Refinement of Targets") and snapshot
+ * distillation (Yang et al. 2019):
+ *
+ *   epochs < w:   L = CE(y, p_θ)
+ *   epoch e ≥ w:  L = terms(z_θ, teacher z_θ')     θ' = θ at the start of the last epoch e'
+ *                                                   with (e' − w) divisible by k
+ *
+ * The model learns from a frozen snapshot of itself: after `warmup` w epochs on the labels,
+ * the snapshot is refreshed from the current weights every `every` k epochs (k = 1: always
+ * the previous epoch's model). The snapshot is a second model of the same architecture; a
+ * checkpoint keeps its weights (as state of a loss-free term), so a resumed run learns from
+ * exactly the snapshot it would have had.
+ * When it helps: no teacher at all; the model's own earlier, softer predictions act as
+ * adaptive label smoothing (better calibration, often a small accuracy gain).
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+import type { Fit } from '../experiment/fit.js';
+import { createTerm } from '../knowledge/index.js';
+import type { KnowledgeTerm } from '../knowledge/types.js';
+import { layersTeacher } from '../teachers/layers.js';
+import type { EpochRecord, Learner, WeightedTerm } from '../train/types.js';
+import { disposeTerms } from './common.js';
+
+/** A loss-free term that carries the snapshot's weights as state, so checkpoints keep and restore them. */
+export function snapshotKeeper(snapshot: tf.LayersModel): KnowledgeTerm & { stateVariables(): tf.Variable[] } {
+  return {
+    key: 'snapshot', needs: { teacher: false },
+    compute: () => ({}),
+    trainableVariables: () => [],
+    stateVariables: () => snapshot.weights.map((w) => w.read() as tf.Variable),
+    dispose: () => {},
+  };
+}
+
+export interface PreviousEpochOptions {
+  /** The model that learns. */
+  model: tf.LayersModel;
+  /** A model of the same architecture that holds the teacher snapshot (its own weights are overwritten). */
+  snapshot: tf.LayersModel;
+  /** Fresh terms, e.g. `() => [{ term: createTerm('kd', { temperature: 2, alpha: 0.5 }), weight: 1 }]`. */
+  terms: () => WeightedTerm[];
+  /** All epochs, warmup included. */
+  epochs: number;
+  /** Epochs on the labels before the first snapshot. Default 1. */
+  warmup?: number;
+  /** Refresh the snapshot every k epochs. Default 1. */
+  every?: number;
+  name: string;
+  fit: Fit;
+  /** Phase id. Default `previous-epoch`. */
+  id?: string;
+}
+
+export interface PreviousEpochResult {
+  history: EpochRecord[];
+  seconds: number;
+  /** The epochs (1-based, warmup included) whose end state each training epoch's teacher was, in order. */
+  teacherEpochs: number[];
+}
+
+/** Warmup on the labels, then learning from the snapshot; see the module comment. */
+export async function previousEpochTeacher(o: PreviousEpochOptions): Promise<PreviousEpochResult> {
+  const warmup = o.warmup ?? 1;
+  const every = o.every ?? 1;
+  if (!Number.isInteger(warmup) || warmup < 0) throw new UserError(`warmup must be a whole number >= 0 (got ${warmup})`);
+  if (!Number.isInteger(every) || every < 1) throw new UserError(`every must be a whole number >= 1 (got ${every})`);
+  if (o.epochs <= warmup) throw new UserError(`previous-epoch needs more epochs (${o.epochs}) than warmup epochs (${warmup})`);
+  if (o.snapshot.weights.length !== o.model.weights.length) throw new UserError('the snapshot must have the architecture of the model');
+  const id = o.id ?? 'previous-epoch';
+  let history: EpochRecord[] = [];
+  let seconds = 0;
+  if (warmup > 0) {
+    const learners: Learner[] = [{ name: o.name, model: o.model, terms: [{ term: createTerm('ce'), weight: 1 }] }];
+    const r = await o.fit({ id: `${id}.warmup`, label: `${o.name} warmup (labels)`, learners, epochs: warmup });
+    history = r.history[o.name] ?? [];
+    seconds = r.seconds;
+  }
+  const learners: Learner[] = [{ name: o.name, model: o.model, terms: [...o.terms(), { term: snapshotKeeper(o.snapshot), weight: 1 }] }];
+  const teacherEpochs = Array.from({ length: o.epochs - warmup }, (_, e) => warmup + e - (e % every));
+  try {
+    const r = await o.fit({
+      id, label: `${o.name} (from its snapshot)`, learners, teacher: layersTeacher({ model: o.snapshot }), cacheTeacher: false,
+      epochs: o.epochs - warmup,
+      callbacks: {
+        // At the start of the epoch (after a resume has restored the snapshot): refresh when due.
+        onEpochBegin: (e) => { if (e % every === 0) o.snapshot.setWeights(o.model.getWeights()); },
+      },
+    });
+    history = [...history, ...(r.history[o.name] ?? []).map((h) => ({ ...h, epoch: h.epoch + warmup }))];
+    seconds += r.seconds;
+  } finally {
+    disposeTerms(learners);
+  }
+  return { history, seconds, teacherEpochs };
+}
