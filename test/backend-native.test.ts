@@ -271,6 +271,8 @@ test('broadcasting binary kernels', { skip }, async () => {
   await check('Pow positive base, vector exponent', () => tf.pow(base.t(), expo.t()), ['Pow']);
   await check('Pow squares and its gradient', () => [tf.pow(expo.t(), 2),
     tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.pow(a, b)))([base.t(), expo.t()])[0]], ['Pow']);
+  await check('binary op on a float32 tensor stored as int32', () =>
+    tf.mul(tf.oneHot(tf.tensor1d([1, 0, 3], 'int32'), 4).toFloat(), tf.tensor(rand(12, 5), [3, 4])), ['Multiply']);
   const xs = [spec([5, 7]), spec([5, 7]), spec([5, 7]), spec([5, 7])];
   await check('AddN', () => tf.addN(xs.map((s) => s.t())), ['AddN']);
 });
@@ -317,6 +319,8 @@ test('Tile (float32 and int32, any rank)', { skip }, async () => {
     const x = spec(shape);
     await check(`tile ${shape} x ${reps}`, () => tf.tile(x.t(), reps), ['Tile']);
     await check(`tile int32 ${shape} x ${reps}`, () => tf.tile(tf.cast(tf.mul(x.t(), 100), 'int32'), reps), ['Tile']);
+    // float32 label on int32 storage (cpu Cast int32 → float32 relabels the same data)
+    await check(`tile cast int32→float32 ${shape} x ${reps}`, () => tf.tile(tf.cast(tf.cast(tf.mul(x.t(), 100), 'int32'), 'float32'), reps), ['Tile']);
   }
 });
 

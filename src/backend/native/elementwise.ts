@@ -150,7 +150,10 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
       }
       const outShape = x.shape.map((d, i) => d * reps[i]);
       const n = tf.util.sizeFromShape(outShape);
-      const src = backend.data.get(x.dataId).values as Float32Array | Int32Array;
+      // backend.f32: a float32 tensor may sit on int32 storage (cpu Cast relabels int32 data)
+      const stored = backend.data.get(x.dataId).values;
+      const src = x.dtype === 'float32' ? backend.f32(x) : stored;
+      if (!(src instanceof Float32Array) && !(src instanceof Int32Array)) return tileCpu(args);
       if (x.dtype === 'float32') {
         const out = backend.makeOutputF32(outShape, n);
         addon.tile(src, out.values, Int32Array.from(x.shape), Int32Array.from(reps));
