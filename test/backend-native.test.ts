@@ -302,6 +302,8 @@ test('reductions, arg reductions, softmax', { skip }, async () => {
       return tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.mean(t, ax), w)))(chan.t());
     }, ['Mean']);
   }
+  await check('second-order gradient through Mean', () =>
+    tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.grad((u: tf.Tensor) => tf.sum(tf.square(tf.mean(tf.square(u), [1, 2]))))(t))))(chan.t()));
   await tf.setBackend('native');
   const meanProf = await tf.profile(() => { tf.dispose(tf.grad((t: tf.Tensor) => tf.sum(tf.mean(t, [1, 2])))(chan.t())); });
   assert.ok(meanProf.kernels.some((k) => k.name === 'TfjsDistillBroadcastDiv'), 'native Mean gradient not used');

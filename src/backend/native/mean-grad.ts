@@ -32,6 +32,20 @@ let patched = false;
 
 export function patchMeanGradient(backendName: string): void {
   if (patched) return;
+  // the broadcast-divide is linear: its own gradient (needed only for second-order
+  // gradients) sums dy back over the broadcast axes
+  tf.registerGradient({
+    kernelName: BROADCAST_DIV_KERNEL,
+    inputsToSave: ['x'],
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
+      const g = Array.isArray(dy) ? dy[0] : dy;
+      const [x] = saved;
+      const shape = attrs.shape as number[];
+      const pad = shape.length - x.rank;
+      const axes = shape.map((d, i) => (i < pad || (x.shape[i - pad] === 1 && d !== 1) ? i : -1)).filter((i) => i >= 0);
+      return { x: () => tf.reshape(tf.div(axes.length ? tf.sum(g, axes) : g, Number(attrs.divisor)), x.shape) };
+    },
+  });
   const original = tf.getGradient('Mean');
   if (original === undefined) return;
   tf.registerGradient({
