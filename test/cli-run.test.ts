@@ -75,7 +75,7 @@ test('bad input: one line naming file, line and path, exit 1, no stack trace, no
     [base.replace(`path: ${teacherDir}`, `path: ${join(dir, 'missing', 'model.json')}`), /exp-3\.yaml:10: teacher\.kwargs\.path: teacher file .*missing\/model\.json does not exist; give a model\.json, an \.onnx file/],
     [base.replace('  - key: kd\n', '  - key: fitnets\n    kwargs: {student: fc9, teacher: features}\n  - key: kd\n'),
       /exp-4\.yaml:16: knowledge\[0\]\.kwargs: student small has no layer `fc9`; layers: input \[28,28,1\], flatten \[784\], fc1 \[48\], features \[48\], fc1_drop \[48\], logits \[10\]$/],
-    [`${base}scheme: {key: online}\n`, /exp-5\.yaml:23: scheme\.key: unknown scheme `online`( \(did you mean `offline`\?\))?; known: offline$/],
+    [`${base}scheme: {key: online}\n`, /exp-5\.yaml:23: scheme\.key: unknown scheme `online`( \(did you mean `offline`\?\))?; known: born-again, byot, dml, ensemble, offline, previous-epoch, streaming$/],
   ];
   const results = await Promise.all(cases.map(async ([text, pattern], i) => {
     const file = join(dir, `exp-${i}.yaml`);

@@ -76,7 +76,7 @@ test('mistakes name the file, line and path in one line', () => {
     [BASE.replace('hidden: [8]', 'hiden: [8]'), /^t\.yaml:11: unknown key `hiden` in students\[0\]\.model\.kwargs \(did you mean `hidden`\?\); known: width, hidden, dropout$/],
     [BASE.replace('hidden: [8]', 'hidden: 8'), /^t\.yaml:11: students\[0\]\.model\.kwargs\.hidden must be a list \(got 8\)$/],
     [BASE.replace('key: fashion-mnist', 'key: mnist'), /^t\.yaml:4: data\.key: unknown data source `mnist`; known: csv, fashion-mnist$/],
-    [BASE.replace('key: file', 'key: onnx'), /^t\.yaml:7: teacher\.key: unknown teacher source `onnx`; known: file, train$/],
+    [BASE.replace('key: file', 'key: onnx'), /^t\.yaml:7: teacher\.key: unknown teacher source `onnx`; known: file, none, train$/],
     [BASE.replace('kwargs: {path: teacher/model.json}', 'kwargs: {file: t.json}'), /^t\.yaml:8: unknown key `file` in teacher\.kwargs; known: path, logits, layout, inputName, outputName/],
     [BASE.replace('kwargs: {path: teacher/model.json}', 'kwargs: {model: {key: cnn, kwargs: {widht: 1}}}').replace('key: file', 'key: train'),
       /^t\.yaml:8: unknown key `widht` in teacher\.kwargs\.model\.kwargs; known: width, blocks, convsPerBlock, dense, dropout$/],
