@@ -122,16 +122,16 @@ const streamingKwargs = z.strictObject({
   /** The online teacher, a zoo node (e.g. `{ key: cnn, kwargs: { width: 1 } }`). */
   teacher: modelNode(zoo),
   /** Cut the training data into this many chunks, in row order (a simulated stream). */
-  chunks: z.int().positive().optional(),
+  chunks: z.int().positive().nullish(),
   /** Or watch a folder for chunk files (IDX pairs or CSV; see `chunks.ts`). */
   watch: z.strictObject({
     dir: z.string().min(1).transform((p) => resolve(p)),
     idleSeconds: z.number().positive().default(30),
     maxChunks: z.int().positive().optional(),
     labelColumn: z.union([z.string().min(1), z.int().min(0)]).optional(),
-  }).optional(),
+  }).nullish(),
 }).check((ctx) => {
-  if ((ctx.value.chunks === undefined) === (ctx.value.watch === undefined)) {
+  if ((ctx.value.chunks == null) === (ctx.value.watch == null)) {
     ctx.issues.push({ code: 'custom', input: ctx.value, message: 'give either chunks (cut the training data) or watch (a folder of chunk files)' });
   }
 });

@@ -69,11 +69,14 @@ async function runByot(ctx: SchemeContext): Promise<SchemeResult> {
       { id: `${s.name}${idSuffix}`, name: `${s.name} (${suffix})`, model: net.net, method, history: (r.history[names[0]!] ?? []) as ProducedModel['history'], trainSeconds: r.seconds, ...(baseline && { baseline }) },
       ...net.exits.map((e, i) => ({
         id: `${s.name}${idSuffix}.${e.name}`, name: `${s.name} ${e.name} (${suffix})`, model: e.model, method: `${method}; early exit after ${e.after}`,
-        history: (r.history[names[i + 1]!] ?? []) as ProducedModel['history'], trainSeconds: 0, dispose: e.dispose, ...(baseline && { baseline }),
+        // Trained in the same phase as the network: its time is the phase's.
+        history: (r.history[names[i + 1]!] ?? []) as ProducedModel['history'], trainSeconds: r.seconds, dispose: e.dispose, ...(baseline && { baseline }),
       })),
     ];
     return list;
   };
+  // Built first: a wrong exit layer fails before any training.
+  const net = build(0);
   const plain = ctx.baseline && k.baselines.includes('plain') ? s.build() : undefined;
   let plainModel: ProducedModel | undefined;
   if (plain) {
@@ -84,12 +87,11 @@ async function runByot(ctx: SchemeContext): Promise<SchemeResult> {
   }
   let ds: ProducedModel[] = [];
   if (ctx.baseline && k.baselines.includes('deep-supervision')) {
-    const net = build(0);
-    ctx.log(`seed ${ctx.seed}: ${s.name} with ${net.exits.length} exits, each on the labels (deep supervision, no self-distillation)`);
-    const r = await beYourOwnTeacher({ model: net.net, exits: net.exits, featureShape: net.featureShape, featureLayer: k.featureLayer, terms: () => [], fit: ctx.fit, id: `${s.name}.ds`, name: `${s.name} ds`, mode: 'labels' });
-    ds = produce(net, 'deep supervision', '.ds', 'every exit on the labels (deep supervision)', r, r.names, true);
+    const twin = build(0);
+    ctx.log(`seed ${ctx.seed}: ${s.name} with ${twin.exits.length} exits, each on the labels (deep supervision, no self-distillation)`);
+    const r = await beYourOwnTeacher({ model: twin.net, exits: twin.exits, featureShape: twin.featureShape, featureLayer: k.featureLayer, terms: () => [], fit: ctx.fit, id: `${s.name}.ds`, name: `${s.name} ds`, mode: 'labels' });
+    ds = produce(twin, 'deep supervision', '.ds', 'every exit on the labels (deep supervision)', r, r.names, true);
   }
-  const net = build(0);
   ctx.log(`seed ${ctx.seed}: ${s.name} with exits after ${k.exits.map((e) => e.after).join(', ')}: the deepest teaches each exit (${ctx.method.long}${k.hint > 0 ? ` + ${k.hint}·${k.hintLoss} hint` : ''})`);
   const r = await beYourOwnTeacher({
     model: net.net, exits: net.exits, featureShape: net.featureShape, featureLayer: k.featureLayer, terms: ctx.createTerms,
