@@ -28,7 +28,10 @@ export interface QuickstartOptions {
   epochs?: number;
   /** Teacher epochs (when not cached). */
   teacherEpochs?: number;
+  /** Seed of the students (initial weights, data order, dropout). */
   seed?: number;
+  /** Seed of the teacher: fixed by default, so runs with several student seeds share one teacher. */
+  teacherSeed?: number;
   /** KD temperature T and weight α of the soft-target term. */
   temperature?: number;
   alpha?: number;
@@ -39,11 +42,21 @@ export interface QuickstartOptions {
   log?: (line: string) => void;
 }
 
-/** The teacher and student architecture: the same CNN family, the student narrower. */
-export const QUICKSTART_CNN = { kind: 'cnn', blocks: [32, 64], convsPerBlock: 1, dense: 256, dropout: 0.25 } as const;
+/**
+ * The teacher and student architecture: the same CNN family (conv32 → pool → conv64 → pool →
+ * dense256), the student 4× narrower (~16× fewer parameters). The teacher trains without
+ * dropout: in a 6-epoch schedule it underfits with it (val 91.5% vs 92.5% without).
+ */
+export const QUICKSTART_CNN = { kind: 'cnn', blocks: [32, 64], convsPerBlock: 1, dense: 256 } as const;
+export const QUICKSTART_TEACHER_DROPOUT = 0;
+export const QUICKSTART_STUDENT_DROPOUT = 0.25;
 
+/**
+ * Defaults picked with a sweep on full Fashion-MNIST (student width 0.25, 5 epochs, seed 1,
+ * teacher 92.55%): labels only 91.02%; kd T=4 α=0.9 91.45%; kd T=2 α=0.5 91.63%.
+ */
 export const QUICKSTART_DEFAULTS = {
-  epochs: 8, teacherEpochs: 10, seed: 1, temperature: 4, alpha: 0.9, studentWidth: 0.25, batchSize: 64,
+  epochs: 5, teacherEpochs: 6, seed: 1, teacherSeed: 1, temperature: 2, alpha: 0.5, studentWidth: 0.25, batchSize: 64,
   learningRate: 2e-3,
 } as const;
 
@@ -69,17 +82,18 @@ export async function runQuickstart(options: QuickstartOptions = {}): Promise<Ru
   log(`data: Fashion-MNIST, ${trainSet.size} train / ${validation.size} validation / ${test.size} test`);
 
   const common = { inputShape: [28, 28, 1], numClasses: 10, ...QUICKSTART_CNN };
-  const fit = async (label: string, model: tf.LayersModel, terms: Parameters<typeof train>[0]['learners'][0]['terms'], epochs: number, teacher?: ReturnType<typeof layersTeacher>) => {
+  const fit = async (label: string, model: tf.LayersModel, terms: Parameters<typeof train>[0]['learners'][0]['terms'], epochs: number, teacher?: ReturnType<typeof layersTeacher>, seed: number = o.seed) => {
     const result = await train({
       learners: [{ name: label, model, terms }], teacher, train: trainSet, validation, epochs,
-      batchSize: o.batchSize, seed: o.seed, optimizer: { key: 'adam', learningRate: o.learningRate }, schedule: 'cosine',
+      batchSize: o.batchSize, seed, optimizer: { key: 'adam', learningRate: o.learningRate }, schedule: 'cosine',
       callbacks: progressCallbacks({ mode: progress, label, epochs, samplesPerEpoch: trainSet.size }),
     });
     return { seconds: result.seconds, history: result.history[label]! };
   };
 
   // The teacher: trained once per (architecture, data, epochs, seed), then loaded from the cache.
-  const key = createHash('sha256').update(JSON.stringify({ common, epochs: o.teacherEpochs, seed: o.seed, subset: o.subset, lr: o.learningRate })).digest('hex').slice(0, 12);
+  const teacherSpec = { ...common, width: 1, dropout: QUICKSTART_TEACHER_DROPOUT };
+  const key = createHash('sha256').update(JSON.stringify({ teacherSpec, epochs: o.teacherEpochs, seed: o.teacherSeed, subset: o.subset, lr: o.learningRate })).digest('hex').slice(0, 12);
   const teacherDir = join(cacheDir, `teacher-${key}`);
   let teacherModel: tf.LayersModel;
   let teacherTraining: { seconds: number; history: EpochRecord[] } | undefined;
@@ -87,15 +101,16 @@ export async function runQuickstart(options: QuickstartOptions = {}): Promise<Ru
     teacherModel = await tf.loadLayersModel(fileSystem(teacherDir));
     log(`teacher: loaded from ${teacherDir}`);
   } else {
-    teacherModel = buildModel({ ...common, width: 1, seed: o.seed, name: 'teacher' } as never);
-    teacherTraining = await fit('teacher', teacherModel, [{ term: createTerm('ce'), weight: 1 }], o.teacherEpochs);
+    teacherModel = buildModel({ ...teacherSpec, seed: o.teacherSeed, name: 'teacher' } as never);
+    teacherTraining = await fit('teacher', teacherModel, [{ term: createTerm('ce'), weight: 1 }], o.teacherEpochs, undefined, o.teacherSeed);
     await teacherModel.save(fileSystem(teacherDir));
     log(`teacher: trained in ${teacherTraining.seconds.toFixed(0)} s, saved to ${teacherDir}`);
   }
   const teacher = layersTeacher({ model: teacherModel });
 
   // Two students with identical initial weights: one learns from labels, one from the teacher.
-  const student = () => buildModel({ ...common, width: o.studentWidth, seed: o.seed + 1000, name: 'student' } as never);
+  const studentSpec = { ...common, width: o.studentWidth, dropout: QUICKSTART_STUDENT_DROPOUT };
+  const student = () => buildModel({ ...studentSpec, seed: o.seed + 1000, name: 'student' } as never);
   const labelsOnly = student();
   const baseline = await fit('student (labels)', labelsOnly, [{ term: createTerm('ce'), weight: 1 }], o.epochs);
   const distilled = student();
@@ -114,7 +129,7 @@ export async function runQuickstart(options: QuickstartOptions = {}): Promise<Ru
     createdAt: new Date().toISOString(),
     backend: evaluation.backend,
     dataset: { name: 'Fashion-MNIST', train: trainSet.size, test: test.size },
-    settings: { ...o, teacher: { ...common, width: 1 }, student: { ...common, width: o.studentWidth }, teacherFromCache: !teacherTraining },
+    settings: { ...o, teacher: teacherSpec, student: studentSpec, teacherFromCache: !teacherTraining },
     models: [
       { ...t, method: 'labels', trainSeconds: teacherTraining?.seconds, history: teacherTraining?.history },
       { ...s1, method: 'labels only', baseline: true, trainSeconds: baseline.seconds, history: baseline.history },

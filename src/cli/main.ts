@@ -40,7 +40,8 @@ program.command('quickstart')
   .option('--subset <n>', 'use only the first N training images', parseInteger)
   .option('--epochs <n>', `student epochs (default ${QUICKSTART_DEFAULTS.epochs})`, parseInteger)
   .option('--teacher-epochs <n>', `teacher epochs when not cached (default ${QUICKSTART_DEFAULTS.teacherEpochs})`, parseInteger)
-  .option('--seed <n>', `seed (default ${QUICKSTART_DEFAULTS.seed})`, parseInteger)
+  .option('--seed <n>', `students' seed (default ${QUICKSTART_DEFAULTS.seed})`, parseInteger)
+  .option('--teacher-seed <n>', `teacher's seed (default ${QUICKSTART_DEFAULTS.teacherSeed})`, parseInteger)
   .option('--temperature <t>', `KD temperature (default ${QUICKSTART_DEFAULTS.temperature})`, parseFloat)
   .option('--alpha <a>', `weight of the soft-target term (default ${QUICKSTART_DEFAULTS.alpha})`, parseFloat)
   .option('--student-width <w>', `width multiplier of the student CNN (default ${QUICKSTART_DEFAULTS.studentWidth})`, parseFloat)
@@ -51,7 +52,7 @@ program.command('quickstart')
   .action(action(async (opts: Record<string, never>) => {
     await runQuickstart({
       outDir: opts.out, cacheDir: opts.cache, dataDir: opts.data, subset: opts.subset, epochs: opts.epochs,
-      teacherEpochs: opts.teacherEpochs, seed: opts.seed, temperature: opts.temperature, alpha: opts.alpha,
+      teacherEpochs: opts.teacherEpochs, seed: opts.seed, teacherSeed: opts.teacherSeed, temperature: opts.temperature, alpha: opts.alpha,
       studentWidth: opts.studentWidth, backend: opts.backend,
       progress: defaultProgressMode({ json: opts.json, quiet: opts.quiet }),
     });
