@@ -16,7 +16,7 @@ export function evaluateAccuracy(model: tf.LayersModel, data: Dataset, batchSize
   for (const { x, y } of data.batches({ batchSize })) {
     const [c, l] = tf.tidy(() => {
       const logits = model.predict(x, { batchSize: x.shape[0] }) as tf.Tensor2D;
-      const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, logits.shape[1]), logits, undefined, tf.Reduction.SUM);
+      const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(y, logits.shape[1]), logits, undefined, 0, tf.Reduction.SUM);
       return [logits.argMax(1).equal(y).sum().dataSync()[0]!, ce.dataSync()[0]!];
     });
     correct += c;
