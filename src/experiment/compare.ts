@@ -9,7 +9,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { UserError } from '../errors.js';
 import { renderSvg, svgToPng } from '../report/plots.js';
 import { formatBytes, formatInt } from '../report/table.js';
-import { writeFileAtomic } from '../train/checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import type { RunSummary, Stat } from './summary.js';
 
 export interface CompareRunsOptions {

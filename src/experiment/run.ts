@@ -29,7 +29,7 @@ import { saveEncodedModel } from '../io/quantize.js';
 import { buildModel } from '../models/zoo.js';
 import { layerNames, tapModel } from '../models/taps.js';
 import { writeReport } from '../report/write.js';
-import { writeFileAtomic } from '../train/checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { dataSources } from './data-sources.js';
 import { createFit, Interrupted, type FitSettings } from './fit.js';
 import { schemes, type StudentFactory } from './schemes.js';

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { ByteSizes, RunReport } from '../eval/types.js';
 import { formatBytes, formatInt, formatSeconds } from '../report/table.js';
-import { writeFileAtomic } from '../train/checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 /** Mean and sample standard deviation (n − 1; 0 for one value) over seeds. */
 export interface Stat {

@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
+import { writeFileAtomic } from './atomic.js';
 
 /** Top-level model.json key holding `{ "<weights file>": "<sha256 hex>" }`; loaders ignore it. */
 export const WEIGHTS_HASH_KEY = 'weightsSha256';
@@ -69,31 +70,12 @@ async function save(path: string, artifacts: tf.io.ModelArtifacts): Promise<tf.i
   };
   try {
     await mkdir(dir, { recursive: true });
-    await writeAtomic(join(dir, weightsName), Buffer.concat(parts));
-    await writeAtomic(jsonPath, Buffer.from(JSON.stringify(modelJSON)));
+    await writeFileAtomic(join(dir, weightsName), Buffer.concat(parts));
+    await writeFileAtomic(jsonPath, Buffer.from(JSON.stringify(modelJSON)));
   } catch (e) {
     throw new UserError(`cannot save model to ${dir}: ${firstLine(e)}; choose a writable folder`);
   }
   return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
-}
-
-/** Temp file in the same folder → fsync → rename; the temp file never outlives a failure. */
-async function writeAtomic(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const fh = await open(tmp, 'wx');
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await open(dirname(file), 'r').then((d) => d.sync().finally(() => d.close())).catch(() => {});
 }
 
 async function load(path: string): Promise<tf.io.ModelArtifacts> {

@@ -1,12 +1,12 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import type { RunReport } from '../eval/types.js';
 import { renderHtml } from './html.js';
 import { renderMarkdown } from './markdown.js';
 import { renderPlots, svgToPng } from './plots.js';
 import { validateReport } from './validate.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 export interface WriteReportOptions {
   /** Folder to write into (created if missing). */
@@ -39,12 +39,12 @@ export async function writeReport({ outDir, report }: WriteReportOptions): Promi
     await mkdir(join(dir, 'plots'), { recursive: true });
     for (const p of plots) {
       const file = join(dir, 'plots', `${p.name}.png`);
-      await writeAtomic(file, svgToPng({ svg: p.svg }));
+      await writeFileAtomic(file, svgToPng({ svg: p.svg }));
       written.plots[p.name] = file;
     }
-    await writeAtomic(written.json, `${JSON.stringify(valid, null, 2)}\n`);
-    await writeAtomic(written.markdown, renderMarkdown({ report: valid }));
-    await writeAtomic(written.html, renderHtml({ report: valid, plots }));
+    await writeFileAtomic(written.json, `${JSON.stringify(valid, null, 2)}\n`);
+    await writeFileAtomic(written.markdown, renderMarkdown({ report: valid }));
+    await writeFileAtomic(written.html, renderHtml({ report: valid, plots }));
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw new UserError(`cannot write the report to ${dir}: ${String(e instanceof Error ? e.message : e).split('\n')[0]}; choose a writable folder`);
@@ -52,20 +52,3 @@ export async function writeReport({ outDir, report }: WriteReportOptions): Promi
   return written;
 }
 
-async function writeAtomic(file: string, content: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const fh = await open(tmp, 'wx');
-    try {
-      await fh.writeFile(content);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await open(dirname(file), 'r').then((d) => d.sync().finally(() => d.close())).catch(() => {});
-}

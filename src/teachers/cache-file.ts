@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 /**
  * Teacher logits cached on disk (what `distill cache-teacher` writes; the trainer reads them
@@ -82,22 +83,12 @@ export async function writeTeacherCache({ path, logits, numClasses, datasetFinge
   prefix.write(TEACHER_CACHE_MAGIC, 0, 'ascii');
   prefix.writeUInt32LE(json.length, 8);
   const file = resolve(path);
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await mkdir(dirname(file), { recursive: true });
-    const fh = await open(tmp, 'wx');
-    try {
-      await fh.writev([prefix, json, body]);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
+    await writeFileAtomic(file, [prefix, json, body]);
   } catch (e) {
-    await rm(tmp, { force: true }).catch(() => {});
     throw new UserError(`cannot write teacher cache ${path}: ${firstLine(e)}; choose a writable folder`);
   }
-  await open(dirname(file), 'r').then((d) => d.sync().finally(() => d.close())).catch(() => {});
 }
 
 /**

@@ -12,12 +12,13 @@
  * `rngState`, `initialEpoch: epoch`) ends with exactly the weights of an uninterrupted run
  * on the deterministic backends (cpu, wasm).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { RngState } from '../data/rng.js';
 import { UserError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import type { EpochRecord, Learner } from './types.js';
 
 const MAGIC = 'DSTLCKP1';
@@ -244,21 +245,3 @@ export async function readCheckpoint(path: string): Promise<TrainingCheckpoint |
   return ckpt;
 }
 
-/** Temp file in the same folder → fsync → rename (→ fsync the folder). The temp file never outlives a failure. */
-export async function writeFileAtomic(file: string, content: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const fh = await open(tmp, 'wx');
-    try {
-      await fh.writeFile(content);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await open(dirname(file), 'r').then((d) => d.sync().finally(() => d.close())).catch(() => {});
-}

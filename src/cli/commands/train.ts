@@ -8,7 +8,7 @@ import { registerFileRouters } from '../../io/file-handler.js';
 import { saveEncodedModel } from '../../io/quantize.js';
 import { createTerm } from '../../knowledge/index.js';
 import { buildModel, models } from '../../models/zoo.js';
-import { writeFileAtomic } from '../../train/checkpoint.js';
+import { writeFileAtomic } from '../../io/atomic.js';
 import { optimizers } from '../../train/optimizers.js';
 import { evaluateAccuracy, train } from '../../train/trainer.js';
 import { selectTrainValidation, type DataOptions } from '../data-options.js';
