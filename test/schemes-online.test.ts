@@ -128,7 +128,9 @@ test('streaming: per chunk the teacher learns from the labels, then the student 
     if (phase.id.endsWith('.student')) assert.deepEqual(weightsOf(teacherModel!), before, 'the teacher is frozen while the student learns');
     return r;
   };
+  const tensors = tf.memory().numTensors;
   const { r } = await streamRun(spy);
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor outlives the stream but the (disposed) models');
   assert.deepEqual(phases, [1, 2, 3].flatMap((c) => [`stream.chunk-${c}.teacher:${c === 2 ? 22 : 21}:labels`, `stream.chunk-${c}.student:${c === 2 ? 22 : 21}:taught`, `stream.chunk-${c}.alone:${c === 2 ? 22 : 21}:labels`]));
   assert.deepEqual(r.chunks.map((c) => [c.chunk, c.samples, c.seen]), [[1, 21, 21], [2, 22, 43], [3, 21, 64]]);
   for (const c of r.chunks) for (const v of [c.teacherAccuracy, c.studentAccuracy, c.aloneAccuracy!, c.agreement]) assert.ok(v >= 0 && v <= 1);

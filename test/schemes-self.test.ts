@@ -131,7 +131,9 @@ test('born-again: each generation learns from the frozen previous one (or the en
   got.forEach((row, i) => row.forEach((v, k) => assert.ok(Math.abs(v - mean[i]![k]!) < 1e-6)));
 
   const dir = mkdtempSync(join(tmpdir(), 'distill-ban-'));
+  const tensors = tf.memory().numTensors;
   const whole = await run(createFit(settings(join(dir, 'a'))));
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor outlives the generations but their (disposed) models');
   await assert.rejects(run(abortingFit(settings(join(dir, 'b')), new AbortController(), 21)), (e: unknown) => e instanceof Interrupted && /epoch 2\/2 after batch 2 of m gen 2/.test(e.message));
   assert.deepEqual((await run(createFit(settings(join(dir, 'b'))))).w, whole.w);
 });
@@ -153,7 +155,9 @@ test('previous-epoch: the snapshot is the model of the due epoch, refreshed ever
   const s = (d: string) => settings(join(dir, d), undefined, { epochs: 5 });
   const ends: number[][][] = [];
   const seenSnapshots: number[][][] = [];
+  const tensors = tf.memory().numTensors;
   const whole = await run(createFit(s('a')), (_e, model, snapshot) => { ends.push(weightsOf(model)); seenSnapshots.push(weightsOf(snapshot)); });
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor outlives the run but the (disposed) model and snapshot');
   assert.deepEqual(whole.r.teacherEpochs, [1, 1, 3, 3]);
   assert.equal(whole.r.history.length, 5);
   // ends[0] is the warmup's end; phase 2's epochs 0..3 are overall epochs 2..5 (snapshots taken at the start of 2 and 4).
