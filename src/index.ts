@@ -72,3 +72,13 @@ export { compareRuns } from './experiment/compare.js';
 export type { CompareRunsOptions, CompareResult, CompareRow } from './experiment/compare.js';
 export { captureCheckpoint, writeCheckpoint, readCheckpoint, restoreModels, restoreTermVariables, restoreOptimizer } from './train/checkpoint.js';
 export type { TrainingCheckpoint, SavedTensor, CaptureOptions } from './train/checkpoint.js';
+
+export { deepMutualLearning, mutualSelector, onlineEnsemble, ensembleSelector, streamingDistillation, datasetChunks, watchChunks, onlineSchemes } from './schemes/online.js';
+export type { CohortMember, DeepMutualLearningOptions, OnlineEnsembleOptions, StreamingOptions, StreamingResult, ChunkRecord, WatchChunksOptions } from './schemes/online.js';
+export { attachExits, beYourOwnTeacher, deepestTeaches, bornAgain, ensembleTeacher, previousEpochTeacher, snapshotKeeper, selfSchemes } from './schemes/self.js';
+export type { ExitSpec, ExitModel, AttachExitsOptions, ByotOptions, BornAgainOptions, Generation, PreviousEpochOptions, PreviousEpochResult } from './schemes/self.js';
+export { simpleFit, averageLogits, ensemblePredict, ensembleEvaluated } from './schemes/common.js';
+export type { SimpleFitOptions } from './schemes/common.js';
+export type { Teaching, TeachingSource } from './train/types.js';
+export type { SchemeReference } from './experiment/schemes.js';
+export type { ReportSection } from './eval/types.js';
