@@ -5,6 +5,7 @@ import { useBestBackend, BACKENDS } from '../src/backend/index.js';
 import { buildModel, models } from '../src/models/index.js';
 import { Rng } from '../src/data/rng.js';
 import { withSeededMathRandom } from '../src/train/seeded-random.js';
+import { relativeError } from './helpers.js';
 
 /** Backends that initialise on this machine (wasm with its training kernels, native if built). */
 const available: string[] = [];
@@ -15,16 +16,6 @@ for (const name of BACKENDS) {
   } catch {
     // not available here: the cross-backend comparison covers the others
   }
-}
-
-function relativeError(a: tf.TypedArray, b: tf.TypedArray): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / Math.max(scale, 1e-12);
 }
 
 /** Loss and every trainable weight's gradient for one training-mode step. */

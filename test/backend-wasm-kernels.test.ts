@@ -2,19 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
+import { relativeError } from './helpers.js';
 
 await useBestBackend({ backend: 'wasm' });
-
-/** max |a − b| / max |b|: the relative error used across the project's backend tests. */
-function relativeError(a: tf.TypedArray, b: tf.TypedArray): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return diff / Math.max(scale, 1e-12);
-}
 
 async function onBoth(f: () => tf.Tensor): Promise<number> {
   await tf.setBackend('cpu');

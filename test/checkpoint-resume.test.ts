@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
-import { Dataset } from '../src/data/dataset.js';
 import { UserError } from '../src/errors.js';
 import { createFit, Interrupted } from '../src/experiment/fit.js';
 import { createTerm, type KnowledgeTerm } from '../src/knowledge/index.js';
@@ -13,19 +12,7 @@ import { buildModel } from '../src/models/index.js';
 import { layersTeacher } from '../src/teachers/layers.js';
 import { captureCheckpoint, readCheckpoint, restoreOptimizer } from '../src/train/checkpoint.js';
 import type { Learner } from '../src/train/types.js';
-
-/** Four noisy blobs in 6-D. */
-function blobs(size: number, seed: number): Dataset {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const features = new Float32Array(size * 6);
-  const labels = new Int32Array(size);
-  for (let i = 0; i < size; i++) {
-    labels[i] = i % 4;
-    for (let d = 0; d < 6; d++) features[i * 6 + d] = (d % 4 === i % 4 ? 1 : 0) + (rand() - 0.5);
-  }
-  return new Dataset({ features, labels, sampleShape: [6], numClasses: 4 });
-}
+import { blobs } from './helpers.js';
 
 /** A term that owns a variable (like a feature adapter): CE of the logits times a learned scale. */
 function scaledCe(): KnowledgeTerm {
@@ -42,7 +29,7 @@ function scaledCe(): KnowledgeTerm {
 }
 
 await useBestBackend({ backend: 'cpu' });
-const data = { name: 'blobs', train: blobs(96, 1), validation: blobs(32, 2), test: blobs(32, 3) };
+const data = { name: 'blobs', train: blobs(96, 1, 1), validation: blobs(32, 2, 1), test: blobs(32, 3, 1) };
 const teacherModel = buildModel({ kind: 'mlp', inputShape: [6], numClasses: 4, hidden: [12], seed: 5 } as never);
 
 function learners(): Learner[] {

@@ -1,30 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { Dataset } from '../src/data/dataset.js';
 import { createTerm } from '../src/knowledge/index.js';
 import { buildModel } from '../src/models/index.js';
 import { layersTeacher } from '../src/teachers/layers.js';
 import type { Teacher } from '../src/teachers/types.js';
 import { train } from '../src/train/trainer.js';
 import { UserError } from '../src/errors.js';
+import { blobs } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
-
-/** Four well-separated blobs in 6-D: learnable in a few epochs. */
-function blobs(size: number, seed: number): Dataset {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const features = new Float32Array(size * 6);
-  const labels = new Int32Array(size);
-  for (let i = 0; i < size; i++) {
-    const c = i % 4;
-    labels[i] = c;
-    for (let d = 0; d < 6; d++) features[i * 6 + d] = (d % 4 === c ? 2 : 0) + (rand() - 0.5);
-  }
-  return new Dataset({ features, labels, sampleShape: [6], numClasses: 4 });
-}
 
 const data = blobs(128, 1);
 const validation = blobs(64, 2);
