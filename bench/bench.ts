@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
+import { benchCnn, benchMlp } from './models.js';
 import { loadAddon } from '../src/backend/native/addon.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { createTerm } from '../src/knowledge/index.js';
@@ -50,25 +51,6 @@ function rate(step: () => void, units: number): number {
     times.push(performance.now() - t0);
   }
   return units / (median(times) / 1000);
-}
-
-function mlp(sizes: number[]): tf.LayersModel {
-  const m = tf.sequential();
-  sizes.slice(1).forEach((units, i) => m.add(tf.layers.dense({
-    units, activation: i === sizes.length - 2 ? 'linear' : 'relu', ...(i === 0 ? { inputShape: [sizes[0]!] } : {}),
-  })));
-  return m;
-}
-
-function cnn(): tf.LayersModel {
-  return tf.sequential({ layers: [
-    tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }),
-    tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-    tf.layers.maxPooling2d({ poolSize: 2 }),
-    tf.layers.flatten(),
-    tf.layers.dense({ units: 128, activation: 'relu' }),
-    tf.layers.dense({ units: 10 }),
-  ] });
 }
 
 /** Samples/s of the product's training step for `model` (with a teacher for KD). */
@@ -121,9 +103,9 @@ interface EpochFigures {
 async function epochs(): Promise<EpochFigures> {
   const { train: data } = loadFashionMnist({});
   const flat = [784];
-  const teacherModel = mlp([784, 1200, 1200, 10]);
+  const teacherModel = benchMlp([784, 1200, 1200, 10]);
   const reshaped = (m: tf.LayersModel) => tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), m] });
-  const fresh = () => reshaped(mlp([...flat, 800, 800, 10]));
+  const fresh = () => reshaped(benchMlp([...flat, 800, 800, 10]));
   const teacherSeq = layersTeacher({ model: reshaped(teacherModel) });
   const run = async (withTeacher: boolean, cacheTeacher: boolean, n: number, record?: (e: number) => void) => {
     const model = fresh();
@@ -172,9 +154,9 @@ for (const name of backends) {
     const direct = openblasDirectGflops();
     if (direct !== undefined) r['openblasDirectGflops'] = direct;
   }
-  r['mlpTrain'] = stepRate(mlp([784, 1200, 1200, 10]), [784], 128);
-  r['cnnTrain'] = stepRate(cnn(), [28, 28, 1], 64);
-  r['kdStep'] = stepRate(mlp([784, 800, 800, 10]), [784], 128, mlp([784, 1200, 1200, 10]));
+  r['mlpTrain'] = stepRate(benchMlp([784, 1200, 1200, 10]), [784], 128);
+  r['cnnTrain'] = stepRate(benchCnn(), [28, 28, 1], 64);
+  r['kdStep'] = stepRate(benchMlp([784, 800, 800, 10]), [784], 128, benchMlp([784, 1200, 1200, 10]));
   if (withEpochs && name === backends[0]) {
     epochFigures = await epochs();
     r['kdEpoch'] = epochFigures.kdNoCache;

@@ -4,22 +4,14 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { installWasmTrainingKernels } from '../src/backend/wasm-training.js';
+import { benchCnn } from './models.js';
 
 const mode = process.argv[2] ?? 'filled';
 tf.enableProdMode();
 if (mode === 'filled') installWasmTrainingKernels();
 await tf.setBackend('wasm');
 
-const model = tf.sequential({
-  layers: [
-    tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }),
-    tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }),
-    tf.layers.maxPooling2d({ poolSize: 2 }),
-    tf.layers.flatten(),
-    tf.layers.dense({ units: 128, activation: 'relu' }),
-    tf.layers.dense({ units: 10 }),
-  ],
-});
+const model = benchCnn();
 const optimizer = tf.train.adam(1e-3);
 const batch = 64;
 const x = tf.randomUniform([batch, 28, 28, 1]);
