@@ -98,7 +98,9 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
   }
   int T = threaded && !pool_in_task() ? pool_threads() : 1;
   double work = (double)M * N * K;
-  if (T > 1 && work >= 262144.0 && gemm_mode == 1) {
+  /* Very large products (e.g. 1024³): OpenBLAS's own threads share one packing of A and B and
+     beat our split, which packs A once per part; below this the split's lower overhead wins. */
+  if (T > 1 && work >= 262144.0 && (gemm_mode == 1 || work >= 5e8)) {
     openblas_set_num_threads(T);
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
                 alpha, A, lda, B, ldb, beta, C, ldc);
