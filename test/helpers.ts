@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import type * as tf from '@tensorflow/tfjs';
 import { Dataset } from '../src/data/dataset.js';
 
@@ -23,4 +24,22 @@ export function blobs(size: number, seed: number, separation = 2): Dataset {
     for (let d = 0; d < 6; d++) features[i * 6 + d] = (d % 4 === i % 4 ? separation : 0) + (rand() - 0.5);
   }
   return new Dataset({ features, labels, sampleShape: [6], numClasses: 4 });
+}
+
+/** Central finite differences of f at x. */
+export const finiteDiff = (f: (x: number[]) => number, x: number[], h = 1e-5): number[] => x.map((_, i) => {
+  const [p, m] = [[...x], [...x]];
+  p[i]! += h;
+  m[i]! -= h;
+  return (f(p) - f(m)) / (2 * h);
+});
+
+/** |actual − expected| ≤ tol · max(1, |expected|). */
+export function close(actual: number, expected: number, tol: number, what = ''): void {
+  assert.ok(Math.abs(actual - expected) <= tol * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
+}
+
+export function closeAll(a: number[], e: number[], tol: number, what = ''): void {
+  assert.equal(a.length, e.length);
+  a.forEach((v, i) => close(v, e[i]!, tol, `${what}[${i}]`));
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../src/errors.js';
 import { atTerm, createTerm, fitnetsTerm, nstTerm, pktTerm, type KnowledgeTerm } from '../src/knowledge/index.js';
+import { close, closeAll, finiteDiff } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
@@ -29,17 +30,6 @@ function pool2(x: Arr, shape: number[]): Arr {
   }
   return out;
 }
-/** Central finite differences of f at x. */
-const finiteDiff = (f: (x: Arr) => number, x: Arr, h = 1e-5) => x.map((_, i) => {
-  const [p, m] = [[...x], [...x]];
-  p[i]! += h;
-  m[i]! -= h;
-  return (f(p) - f(m)) / (2 * h);
-});
-function close(actual: number, expected: number, tol: number, what = ''): void {
-  assert.ok(Math.abs(actual - expected) <= tol * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
-}
-const closeAll = (a: Arr, e: Arr, tol: number, what = '') => { assert.equal(a.length, e.length); a.forEach((v, i) => close(v, e[i]!, tol, `${what}[${i}]`)); };
 
 // ---- Running the code under test. ----------------------------------------------------------
 interface Case { s: Arr; sShape: number[]; t: Arr; tShape: number[] }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../src/errors.js';
 import { ccTerm, createTerm, crdTerm, knowledge, rkdTerm, spTerm, type CrdInputs, type KnowledgeTerm } from '../src/knowledge/index.js';
+import { close, closeAll, finiteDiff } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
@@ -21,16 +22,6 @@ const unit = (v: Arr) => v.map((a) => a / Math.max(norm(v), 1e-12));
 const sub = (a: Arr, b: Arr) => a.map((v, i) => v - b[i]!);
 const huber = (d: number) => (Math.abs(d) < 1 ? 0.5 * d * d : Math.abs(d) - 0.5);
 const logSoftmax = (z: Arr) => { const m = Math.max(...z); const l = Math.log(sum(z.map((v) => Math.exp(v - m)))) + m; return z.map((v) => v - l); };
-const finiteDiff = (f: (x: Arr) => number, x: Arr, h = 1e-5) => x.map((_, i) => {
-  const [p, m] = [[...x], [...x]];
-  p[i]! += h;
-  m[i]! -= h;
-  return (f(p) - f(m)) / (2 * h);
-});
-function close(actual: number, expected: number, tol: number, what = ''): void {
-  assert.ok(Math.abs(actual - expected) <= tol * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
-}
-const closeAll = (a: Arr, e: Arr, tol: number, what = '') => { assert.equal(a.length, e.length); a.forEach((v, i) => close(v, e[i]!, tol, `${what}[${i}]`)); };
 
 /** RKD's potentials by their definitions. */
 function psiD(x: M): M {
