@@ -153,6 +153,10 @@ const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: 
   { x: [2, 9, 10, 3], f: [3, 3, 3, 4], s: 1, pad: [[0, 0], [1, 2], [2, 1], [0, 0]] },
   { x: [2, 12, 12, 3], f: [5, 5, 3, 4], s: 2, pad: 'same' },
   { x: [4, 20, 20, 8], f: [3, 3, 8, 16], s: 1, pad: 'same' },
+  // tasks that span two samples (rows are blocked across the batch)
+  { x: [3, 5, 6, 1], f: [3, 3, 1, 8], s: 1, pad: 'same' },
+  { x: [5, 7, 3, 2], f: [3, 3, 2, 3], s: 2, pad: 'valid' },
+  { x: [64, 28, 28, 1], f: [3, 3, 1, 8], s: 1, pad: 'same' },
 ];
 
 test('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilation)', { skip }, async () => {
