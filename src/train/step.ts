@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { installLazyInputGradients } from '../backend/lazy-input-gradients.js';
 import { UserError } from '../errors.js';
 import type { Teacher, TeacherOutput } from '../teachers/types.js';
 import { applyTapped, layerNames, tapModel } from '../models/taps.js';
@@ -59,6 +60,7 @@ export function createStep(
   learners: Learner[], optimizer: tf.Optimizer, select: TeacherSelector, teacher?: Teacher,
   teacherTapShapes?: Record<string, readonly number[]>,
 ) {
+  installLazyInputGradients();
   const taps = tapsNeeded(learners);
   const models = learners.map((l, i) => tapModel(l.model, taps.student[i]!, `student ${l.name}`));
   prepareTerms(learners, teacher, teacherTapShapes);
