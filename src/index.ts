@@ -42,7 +42,7 @@ export type { Learner, WeightedTerm, EpochRecord, BatchLogs, TrainCallbacks, Tra
 
 export {
   evaluateModels, modelPredictFn, teacherPredictFn, predictLogits, classificationMetrics, accuracy, agreement,
-  klToTeacher, ece, modelSize, measureLatency, compression, speedup,
+  klToTeacher, ece, modelSize, measureLatency, measureLatencies, compression, speedup,
 } from './eval/index.js';
 export type {
   ModelEvaluation, RunReport, ReportModel, ByteSizes, LatencyPair, Compression, EvaluateModelsOptions, EvaluationResult,

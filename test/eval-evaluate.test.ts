@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
-  classificationMetrics, evaluateModels, measureLatency, modelPredictFn, modelSize, predictLogits,
+  classificationMetrics, evaluateModels, measureLatencies, measureLatency, modelPredictFn, modelSize, predictLogits,
 } from '../src/eval/index.js';
 import { Dataset } from '../src/data/dataset.js';
 import { mlp } from '../src/models/index.js';
@@ -29,6 +29,22 @@ test('measureLatency: positive medians and p90 per batch size, backend name, no 
   }
   await assert.rejects(measureLatency({ predict: modelPredictFn(m), inputShape: [8], batchSizes: [0] }), UserError);
   m.dispose();
+});
+
+test('measureLatencies interleaves the models round by round and times each on its own', async () => {
+  const calls: string[] = [];
+  const busy = (name: string, ms: number) => (x: tf.Tensor) => {
+    calls.push(`${name}${x.shape[0]}`);
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+    return tf.zeros([x.shape[0]!, 2]);
+  };
+  const [slow, fast] = await measureLatencies({ predicts: [busy('s', 3), busy('f', 0)], inputShape: [4], batchSizes: [1, 2], warmup: 1, runs: 3 });
+  assert.deepEqual(calls, ['s1', 'f1', 's1', 'f1', 's1', 'f1', 's1', 'f1', 's2', 'f2', 's2', 'f2', 's2', 'f2', 's2', 'f2']);
+  assert.deepEqual(slow!.stats.map((s) => [s.batchSize, s.runs]), [[1, 3], [2, 3]]);
+  for (const [i, s] of slow!.stats.entries()) {
+    assert.ok(s.minMs >= 3 && fast!.stats[i]!.medianMs < 3, `${s.minMs} vs ${fast!.stats[i]!.medianMs}`);
+  }
 });
 
 test('evaluateModels: teacher row then students, metrics consistent with the parts, no leaks', async () => {

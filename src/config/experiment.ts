@@ -54,8 +54,8 @@ export const experimentSchema = z.strictObject({
   batchSize: z.int().positive().default(64),
   evaluation: z.strictObject({
     batchSize: z.int().positive().default(256),
-    latency: z.strictObject({ warmup: z.int().min(0).default(5), runs: z.int().positive().default(20) }).default({ warmup: 5, runs: 20 }),
-  }).default({ batchSize: 256, latency: { warmup: 5, runs: 20 } }),
+    latency: z.strictObject({ warmup: z.int().min(0).default(10), runs: z.int().positive().default(50) }).default({ warmup: 10, runs: 50 }),
+  }).default({ batchSize: 256, latency: { warmup: 10, runs: 50 } }),
   export: z.strictObject({ dtype: z.enum(WEIGHT_ENCODINGS as [WeightEncoding, ...WeightEncoding[]]).default('float32') }).default({ dtype: 'float32' }),
 });
 

@@ -3,7 +3,7 @@ import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import type { Teacher } from '../teachers/types.js';
 import { compression, speedup } from './compare.js';
-import { measureLatency } from './latency.js';
+import { measureLatencies } from './latency.js';
 import { classificationMetrics, predictLogits, type PredictFn } from './metrics.js';
 import { modelSize } from './size.js';
 import type { ByteSizes, LatencyPair, ModelEvaluation } from './types.js';
@@ -63,7 +63,7 @@ export function teacherPredictFn(teacher: Teacher): PredictFn {
 /**
  * Measures the teacher and each student on `test`, on the current backend: params and
  * real serialized sizes (`modelSize`), accuracy, top-1 agreement with the teacher, mean
- * KL(teacher ‖ model), ECE, latency at batch 1 and 64 (`measureLatency`), and compression
+ * KL(teacher ‖ model), ECE, latency at batch 1 and 64 (`measureLatencies`, all models interleaved), and compression
  * and speed-up relative to the teacher. The teacher's logits are computed once.
  */
 export async function evaluateModels(options: EvaluateModelsOptions): Promise<EvaluationResult> {
@@ -80,16 +80,18 @@ export async function evaluateModels(options: EvaluateModelsOptions): Promise<Ev
     throw new UserError(`teacher logits have ${teacherLogits.length} values, expected ${test.size} × ${numClasses}; ` +
       'the teacher must output one logit per class of the test set');
   }
-  const time = async (predict: PredictFn) => {
-    const r = await measureLatency({ predict, inputShape: test.sampleShape, batchSizes: [1, 64], ...latency });
-    const [b1, b64] = r.stats;
-    return { median: { batch1: b1!.medianMs, batch64: b64!.medianMs }, p90: { batch1: b1!.p90Ms, batch64: b64!.p90Ms } };
-  };
+  // all latencies in one interleaved measurement (see measureLatencies)
+  const studentPredicts = students.map((s) => modelPredictFn(s.model));
+  const latencies = (await measureLatencies({
+    predicts: [teacher.predict, ...studentPredicts], inputShape: test.sampleShape, batchSizes: [1, 64], ...latency,
+  })).map(({ stats: [b1, b64] }) => ({
+    median: { batch1: b1!.medianMs, batch64: b64!.medianMs }, p90: { batch1: b1!.p90Ms, batch64: b64!.p90Ms },
+  }));
 
   const tSize = teacher.model !== undefined ? modelSize({ model: teacher.model }) : undefined;
   const tParams = tSize?.params ?? teacher.params ?? null;
   const tBytes = tSize?.bytes ?? teacher.bytes ?? null;
-  const tLatency = await time(teacher.predict);
+  const tLatency = latencies[0]!;
   const tMetrics = classificationMetrics({ logits: teacherLogits, labels, numClasses });
   const compare = (params: number | null, bytes: ByteSizes | null) =>
     tParams !== null && tBytes !== null && params !== null && bytes !== null
@@ -102,12 +104,12 @@ export async function evaluateModels(options: EvaluateModelsOptions): Promise<Ev
     compression: compare(tParams, tBytes), speedup: one,
   }];
 
-  for (const s of students) {
-    const predict = modelPredictFn(s.model);
+  for (const [i, s] of students.entries()) {
+    const predict = studentPredicts[i]!;
     const logits = await predictLogits({ predict, data: test, batchSize });
     const m = classificationMetrics({ logits, labels, numClasses, teacherLogits });
     const size = modelSize({ model: s.model });
-    const lat = await time(predict);
+    const lat = latencies[i + 1]!;
     models.push({
       name: s.name, role: 'student', params: size.params, bytes: size.bytes,
       accuracy: m.accuracy, agreement: m.agreement!, klToTeacher: m.klToTeacher!, ece: m.ece,

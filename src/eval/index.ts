@@ -7,7 +7,7 @@ export {
   type PredictFn, type PredictLogitsOptions, type TeacherLogitsOptions,
 } from './metrics.js';
 export { modelSize, type ModelSize, type ModelSizeOptions } from './size.js';
-export { measureLatency, type LatencyOptions, type LatencyResult, type LatencyStats } from './latency.js';
+export { measureLatencies, measureLatency, type LatenciesOptions, type LatencyOptions, type LatencyResult, type LatencyStats } from './latency.js';
 export { compression, speedup, type CompressionOptions, type SpeedupOptions } from './compare.js';
 export {
   evaluateModels, modelPredictFn, teacherPredictFn,

@@ -9,9 +9,9 @@ export interface LatencyOptions {
   inputShape: readonly number[];
   /** Default `[1, 64]`. */
   batchSizes?: number[];
-  /** Untimed passes before timing, per batch size. Default 5. */
+  /** Untimed passes before timing, per batch size. Default 10. */
   warmup?: number;
-  /** Timed passes per batch size. Default 20. */
+  /** Timed passes per batch size. Default 50. */
   runs?: number;
   /** Seed of the random input. Default 0. */
   seed?: number;
@@ -33,44 +33,61 @@ export interface LatencyResult {
   stats: LatencyStats[];
 }
 
+export interface LatenciesOptions extends Omit<LatencyOptions, 'predict'> {
+  /** The models to compare, each as one forward pass. */
+  predicts: PredictFn[];
+}
+
 /**
  * Inference latency per batch size on the current TF.js backend. Each pass times
  * `predict(x)` and reading its output back to JS (`await data()`), so lazy or asynchronous
  * backends are charged for the work. The input (standard normal, fixed seed) is created
- * once per batch size, outside the timed span. Measure every model of a comparison in the
- * same process on the same backend (as `evaluateModels` does).
+ * once per batch size, outside the timed span.
  */
 export async function measureLatency(options: LatencyOptions): Promise<LatencyResult> {
-  const { predict, inputShape, batchSizes = [1, 64], warmup = 5, runs = 20, seed = 0 } = options;
+  const { predict, ...rest } = options;
+  return (await measureLatencies({ ...rest, predicts: [predict] }))[0]!;
+}
+
+/**
+ * `measureLatency` for several models at once, interleaved: every round times one pass of
+ * each model in turn, so a slow spell of a shared machine hits all of them alike and their
+ * ratios (the report's speed-ups) stay fair. Defaults: 10 warm-up and 50 timed rounds.
+ */
+export async function measureLatencies(options: LatenciesOptions): Promise<LatencyResult[]> {
+  const { predicts, inputShape, batchSizes = [1, 64], warmup = 10, runs = 50, seed = 0 } = options;
   if (!batchSizes.length || !batchSizes.every((b) => Number.isInteger(b) && b > 0)) {
     throw new UserError(`latency batchSizes must be whole numbers ≥ 1, got ${JSON.stringify(batchSizes)}`);
   }
   if (!Number.isInteger(warmup) || warmup < 0) throw new UserError(`latency warmup must be a whole number ≥ 0, got ${warmup}`);
   if (!Number.isInteger(runs) || runs < 1) throw new UserError(`latency runs must be a whole number ≥ 1, got ${runs}`);
   const backend = tf.getBackend();
-  const stats: LatencyStats[] = [];
+  const stats: LatencyStats[][] = predicts.map(() => []);
   for (const batchSize of batchSizes) {
     const x = tf.randomNormal([batchSize, ...inputShape], 0, 1, 'float32', seed);
     try {
-      const times: number[] = [];
+      const times: number[][] = predicts.map(() => []);
       for (let i = 0; i < warmup + runs; i++) {
-        const t0 = performance.now();
-        const y = await predict(x);
-        try {
-          await y.data();
-        } finally {
-          y.dispose();
+        for (const [m, predict] of predicts.entries()) {
+          const t0 = performance.now();
+          const y = await predict(x);
+          try {
+            await y.data();
+          } finally {
+            y.dispose();
+          }
+          if (i >= warmup) times[m]!.push(performance.now() - t0);
         }
-        const ms = performance.now() - t0;
-        if (i >= warmup) times.push(ms);
       }
-      times.sort((a, b) => a - b);
-      stats.push({ batchSize, medianMs: quantile(times, 0.5), p90Ms: nearestRank(times, 0.9), minMs: times[0]!, runs });
+      times.forEach((t, m) => {
+        t.sort((a, b) => a - b);
+        stats[m]!.push({ batchSize, medianMs: quantile(t, 0.5), p90Ms: nearestRank(t, 0.9), minMs: t[0]!, runs });
+      });
     } finally {
       x.dispose();
     }
   }
-  return { backend, stats };
+  return stats.map((s) => ({ backend, stats: s }));
 }
 
 /** Median of sorted values (mean of the two middle ones for an even count). */
