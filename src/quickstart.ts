@@ -10,7 +10,7 @@ import type { ReportModel, RunReport } from './eval/types.js';
 import { fileSystem, registerFileRouters } from './io/index.js';
 import { createTerm } from './knowledge/index.js';
 import { buildModel } from './models/index.js';
-import { writeReport } from './report/index.js';
+import { renderMarkdown, writeReport } from './report/index.js';
 import { layersTeacher } from './teachers/layers.js';
 import { train } from './train/trainer.js';
 import type { EpochRecord } from './train/types.js';
@@ -138,6 +138,8 @@ export async function runQuickstart(options: QuickstartOptions = {}): Promise<Ru
   };
   await writeReport({ outDir, report });
   await distilled.save(fileSystem(join(outDir, 'student')));
+  // the answer on the terminal: the table and what distilling bought
+  log(renderMarkdown({ report }).split('\n').filter((line) => line.startsWith('|') || line.startsWith('- `')).join('\n'));
   log(`report: ${join(outDir, 'report.md')} (also report.json, report.html, plots/)`);
   log(`student: ${join(outDir, 'student', 'model.json')} — load with tf.loadLayersModel`);
   for (const m of [teacherModel, labelsOnly, distilled]) m.dispose();

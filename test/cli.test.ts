@@ -62,4 +62,7 @@ test('distill quickstart on a small slice writes the report and a loadable stude
     '--out', out, '--cache', join(dir, 'cache'), '--backend', 'wasm', '--quiet']);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /teacher: loaded from/);
+  // the answer is on the terminal too: the table and what distilling bought
+  assert.match(again.stderr, /\n\| test accuracy \| [\d.]+ % \| [\d.]+ % \| [\d.]+ % \|\n/);
+  assert.match(again.stderr, /\n- `student \(kd\)` vs `student \(labels\)`.*accuracy [+−-][\d.]+ pts/);
 });

@@ -37,7 +37,7 @@ test('measureLatencies interleaves the models round by round and times each on i
     calls.push(`${name}${x.shape[0]}`);
     const until = performance.now() + ms;
     while (performance.now() < until);
-    return tf.zeros([x.shape[0]!, 2]);
+    return tf.zeros([x.shape[0]!, 2]) as tf.Tensor2D;
   };
   const [slow, fast] = await measureLatencies({ predicts: [busy('s', 3), busy('f', 0)], inputShape: [4], batchSizes: [1, 2], warmup: 1, runs: 3 });
   assert.deepEqual(calls, ['s1', 'f1', 's1', 'f1', 's1', 'f1', 's1', 'f1', 's2', 'f2', 's2', 'f2', 's2', 'f2', 's2', 'f2']);
