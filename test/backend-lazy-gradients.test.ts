@@ -40,7 +40,7 @@ test('linear Conv2D / Dense layers do not compute the input gradient while train
   let grads: tf.Tensor[] = [];
   const after = await tf.profile(() => {
     const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(m.apply(x, { training: true }) as tf.Tensor, w)) as tf.Scalar);
-    grads = m.trainableWeights.map((v) => g[v.read().name]!);
+    grads = m.trainableWeights.map((v) => g[(v.read() as tf.Variable).name]!);
   });
   assert.ok(!after.kernelNames.includes('Conv2DBackpropInput'), `kernels: ${after.kernelNames.join(', ')}`);
   assert.ok(!after.kernelNames.includes('FusedConv2D') && !after.kernelNames.includes('_FusedMatMul'));
@@ -61,7 +61,7 @@ test('a Dense layer on rank-3 input keeps tfjs-layers behaviour', () => {
   const m = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2, 3], units: 2, kernelInitializer: 'ones' })] });
   const out = tf.tidy(() => tf.variableGrads(() => tf.sum(m.apply(tf.ones([1, 2, 3]), { training: true }) as tf.Tensor) as tf.Scalar));
   assert.deepEqual(Array.from(out.value.dataSync()), [12]);
-  assert.deepEqual(Array.from(out.grads[m.trainableWeights[0]!.read().name]!.dataSync()), [2, 2, 2, 2, 2, 2]);
+  assert.deepEqual(Array.from(out.grads[(m.trainableWeights[0]!.read() as tf.Variable).name]!.dataSync()), [2, 2, 2, 2, 2, 2]);
   tf.dispose([out.value, ...Object.values(out.grads)]);
   m.dispose();
 });

@@ -36,12 +36,16 @@ function learners(): Learner[] {
   const student = buildModel({ kind: 'mlp', inputShape: [6], numClasses: 4, hidden: [16], dropout: 0.3, seed: 9 } as never);
   return [{ name: 'student', model: student, terms: [
     { term: createTerm('kd', { temperature: 3, alpha: 0.7 }), weight: 1 }, { term: scaledCe(), weight: 0.5 },
+    // state that changes without gradients: CRD's memory banks and normalisers
+    { term: createTerm('crd', { mode: 'memory', datasetSize: 96, negatives: 16, featDim: 4 }), weight: 0.1 },
   ] }];
 }
 
 const values = (l: Learner[]) => [
   ...l[0]!.model.getWeights().map((w) => Array.from(w.dataSync())),
-  ...l[0]!.terms.flatMap(({ term }) => term.trainableVariables().map((v) => Array.from(v.dataSync()))),
+  ...l[0]!.terms.flatMap(({ term }) => [
+    ...term.trainableVariables(), ...((term as { stateVariables?: () => tf.Variable[] }).stateVariables?.() ?? []),
+  ].map((v) => Array.from(v.dataSync()))),
 ];
 
 for (const backend of ['cpu', 'wasm'] as const) {

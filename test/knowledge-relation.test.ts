@@ -245,7 +245,7 @@ test('no tensor leaks in compute and its gradient; dispose frees the variables',
   assert.equal(tf.memory().numTensors, before);
   const vars = tf.memory().numTensors;
   terms.forEach((term) => term.dispose());
-  assert.equal(tf.memory().numTensors, vars - 4 - 4 - 2, 'crd: 2 heads × (kernel, bias) each, plus two memory banks');
+  assert.equal(tf.memory().numTensors, vars - 4 - 4 - 3, 'crd: 2 heads × (kernel, bias) each, plus two memory banks and their normalisers');
   tf.dispose([s, t]);
 });
 

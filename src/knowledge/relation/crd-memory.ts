@@ -22,8 +22,8 @@ let created = 0;
 export class ContrastMemory {
   readonly student: tf.Variable;
   readonly teacher: tf.Variable;
-  /** Normalisation constants [Z for the student anchor, Z for the teacher anchor], set on the first batch. */
-  z: [number, number] | undefined;
+  /** [Z of the student anchor, Z of the teacher anchor], 0 until the first batch sets them (a variable, so checkpoints keep it). */
+  readonly normalizers: tf.Variable;
 
   constructor(readonly size: number, readonly dim: number, seed = 0) {
     const n = created++;
@@ -31,6 +31,18 @@ export class ContrastMemory {
       tf.variable(l2Normalize(tf.randomUniform([size, dim], -1, 1, 'float32', s)), false, `crd_memory_${n}/${name}`));
     this.student = bank(seed, 'student');
     this.teacher = bank(seed + 1, 'teacher');
+    this.normalizers = tf.variable(tf.zeros([2]), false, `crd_memory_${n}/normalizers`);
+  }
+
+  /** The normalisation constants, once the first batch has set them. */
+  get z(): [number, number] | undefined {
+    const [zs, zt] = this.normalizers.dataSync();
+    return zs! > 0 ? [zs!, zt!] : undefined;
+  }
+
+  /** What a checkpoint must keep to resume exactly: both banks and the constants. */
+  variables(): tf.Variable[] {
+    return [this.student, this.teacher, this.normalizers];
   }
 
   /** Σ of both views' NCE losses; `indices` are the batch's dataset rows. Call inside a tidy. */
@@ -44,9 +56,11 @@ export class ContrastMemory {
     };
     const fromStudent = scores(vs, this.teacher);
     const fromTeacher = scores(vt, this.student);
-    if (!this.z) {
-      const z = (x: { pos: tf.Tensor1D; others: tf.Tensor2D }) => tf.concat([x.pos.expandDims(1), x.others], 1).mean().dataSync()[0]! * this.size;
-      this.z = [z(fromStudent), z(fromTeacher)];
+    let z = this.z;
+    if (!z) {
+      const mean = (x: { pos: tf.Tensor1D; others: tf.Tensor2D }) => tf.concat([x.pos.expandDims(1), x.others], 1).mean().dataSync()[0]! * this.size;
+      z = [mean(fromStudent), mean(fromTeacher)];
+      this.normalizers.assign(tf.tensor1d(z));
     }
     const noise = negatives / this.size;
     const nce = ({ pos, others }: { pos: tf.Tensor1D; others: tf.Tensor2D }, z: number) => {
@@ -55,7 +69,7 @@ export class ContrastMemory {
       const negative = tf.log(tf.div(noise, q.add(noise + EPS))).sum();
       return positive.add(negative).div(-vs.shape[0]);
     };
-    return nce(fromStudent, this.z[0]).add(nce(fromTeacher, this.z[1])) as tf.Scalar;
+    return nce(fromStudent, z[0]).add(nce(fromTeacher, z[1])) as tf.Scalar;
   }
 
   /** Momentum update of the batch's rows in both banks (no gradient). Call inside a tidy. */
@@ -68,7 +82,6 @@ export class ContrastMemory {
   }
 
   dispose(): void {
-    this.student.dispose();
-    this.teacher.dispose();
+    tf.dispose(this.variables());
   }
 }

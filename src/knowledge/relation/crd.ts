@@ -52,6 +52,8 @@ export type CrdInputs = TermInputs & { indices?: Int32Array | tf.Tensor1D };
 export interface CrdTerm extends KnowledgeTerm {
   /** The memory banks, in `memory` mode once prepared. */
   memory(): ContrastMemory | undefined;
+  /** The memory's variables (`memory` mode), for checkpoints. */
+  stateVariables(): tf.Variable[];
 }
 
 export function crdTerm(options: CrdOptions = {}): CrdTerm {
@@ -96,5 +98,6 @@ export function crdTerm(options: CrdOptions = {}): CrdTerm {
     variables: () => heads?.flatMap((h) => h.variables) ?? [],
     dispose: () => { heads?.forEach((h) => h.dispose()); memory?.dispose(); heads = undefined; memory = undefined; },
   });
-  return { ...term, memory: () => memory };
+  // the memory banks change every step without gradients: a checkpoint keeps them (see checkpoint.ts)
+  return { ...term, memory: () => memory, stateVariables: () => memory?.variables() ?? [] };
 }
