@@ -78,7 +78,8 @@ export async function runQuickstart(options: QuickstartOptions = {}): Promise<Ru
   const { train: full, test } = loadFashionMnist({ dir: options.dataDir, trainSubset: o.subset, testSubset });
   const backend = await useBestBackend({ backend: options.backend });
   log(`backend: ${backend.name} (${backend.reason})`);
-  const { train: trainSet, validation } = full.split({ validationFraction: 1 / 12, seed: o.seed });
+  // one split for all runs (seeded like the teacher): a cached teacher never trained on a run's validation rows
+  const { train: trainSet, validation } = full.split({ validationFraction: 1 / 12, seed: o.teacherSeed });
   log(`data: Fashion-MNIST, ${trainSet.size} train / ${validation.size} validation / ${test.size} test`);
 
   const common = { inputShape: [28, 28, 1], numClasses: 10, ...QUICKSTART_CNN };
