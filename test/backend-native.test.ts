@@ -225,6 +225,8 @@ test('MaxPool / AvgPool and their gradients (incl. ties after relu)', { skip }, 
     { x: [2, 9, 7, 3], k: [2, 2], s: 2, pad: 'valid' },
     { x: [2, 9, 7, 3], k: [3, 2], s: [3, 2], pad: 'valid' },
     { x: [1, 6, 6, 600], k: [2, 2], s: 2, pad: 'valid' },
+    { x: [2, 8, 6, 8], k: [2, 2], s: 2, pad: 'same' },  // the 2×2 fast path
+    { x: [2, 7, 5, 8], k: [2, 2], s: 2, pad: 'same' },  // windows past the edge: the general path
   ];
   for (const c of cases) {
     const x = spec(c.x);

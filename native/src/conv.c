@@ -436,8 +436,33 @@ static void pool_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   }
 }
 
+/* 2×2 max pooling, stride 2, window inside the image (the usual CNN downsampling): no bounds
+   checks, one pass over channels per window element */
+static void maxpool2_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C;
+  const size_t rowIn = (size_t)g->W * C;
+  for (int64_t r = r0; r < r1; r++) {
+    int b = (int)(r / g->OH), oh = (int)(r % g->OH);
+    const float *restrict x0 = c->x + ((size_t)b * g->H + 2 * oh) * rowIn, *restrict x1 = x0 + rowIn;
+    float *restrict o = c->out + (size_t)r * g->OW * C;
+    for (int ow = 0; ow < g->OW; ow++, o += C, x0 += 2 * C, x1 += 2 * C)
+      for (int k = 0; k < C; k++) {
+        float a = x0[k] > x0[C + k] ? x0[k] : x0[C + k], b2 = x1[k] > x1[C + k] ? x1[k] : x1[C + k];
+        o[k] = a > b2 ? a : b2;
+      }
+  }
+}
+
 void tdn_pool(const conv_geom_t *g, int isMax, const float *x, float *out) {
   pool_ctx_t c = {g, x, NULL, out, isMax};
+  if (isMax && g->FH == 2 && g->FW == 2 && g->SH == 2 && g->SW == 2 && g->DH == 1 && g->DW == 1 && g->PT == 0 &&
+      g->PL == 0 && 2 * g->OH <= g->H && 2 * g->OW <= g->W) {
+    pool_for(maxpool2_rows, &c, (int64_t)g->B * g->OH, 16384 / ((int64_t)g->OW * g->C * 4) + 1);
+    return;
+  }
   int64_t work = (int64_t)g->OW * g->C * g->FH * g->FW;
   pool_for(pool_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
 }

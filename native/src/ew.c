@@ -449,15 +449,22 @@ static void bn_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
 int tdn_batchnorm(const float *x, float *y, int64_t n, int64_t L, const float *mean, int64_t lm, const float *var,
                   int64_t lv, const float *scale, int64_t ls, const float *offset, int64_t lo, float eps) {
   if (L <= 0 || n % L) return 0;
-  float *buf = (float *)malloc(sizeof(float) * 3 * (size_t)L);
+  /* few channels (a narrow layer): rows of k·L values with the parameters repeated k times,
+     so that the inner loop is long enough to vectorize well */
+  int64_t k = 1;
+  while (k * L < 64 && n % (2 * k * L) == 0) k *= 2;
+  const int64_t B = k * L;
+  float *buf = (float *)malloc(sizeof(float) * 3 * (size_t)B);
   if (!buf) return 0;
-  float *m = buf, *a = buf + L, *o = buf + 2 * L;
+  float *m = buf, *a = buf + B, *o = buf + 2 * B;
   for (int64_t j = 0; j < L; j++) {
     float s = scale ? scale[ls == 1 ? 0 : j] : 1.f;
     m[j] = mean[lm == 1 ? 0 : j];
     a[j] = s / sqrtf(var[lv == 1 ? 0 : j] + eps);
     o[j] = offset ? offset[lo == 1 ? 0 : j] : 0.f;
   }
+  for (int64_t j = L; j < B; j++) { m[j] = m[j % L]; a[j] = a[j % L]; o[j] = o[j % L]; }
+  L = B;
   bn_ctx_t c = {x, y, m, a, o, L};
   int64_t rows = n / L, grain = 32768 / L;
   pool_for(bn_rows, &c, rows, grain < 1 ? 1 : grain);
