@@ -40,7 +40,9 @@ test('measureLatencies interleaves the models round by round and times each on i
     return tf.zeros([x.shape[0]!, 2]) as tf.Tensor2D;
   };
   const [slow, fast] = await measureLatencies({ predicts: [busy('s', 3), busy('f', 0)], inputShape: [4], batchSizes: [1, 2], warmup: 1, runs: 3 });
-  assert.deepEqual(calls, ['s1', 'f1', 's1', 'f1', 's1', 'f1', 's1', 'f1', 's2', 'f2', 's2', 'f2', 's2', 'f2', 's2', 'f2']);
+  // rounds alternate the models; each timed pass follows an untimed one of the same model
+  const round = (b: number) => [`s${b}`, `s${b}`, `f${b}`, `f${b}`];
+  assert.deepEqual(calls, [...[1, 1, 1, 1].flatMap(round), ...[2, 2, 2, 2].flatMap(round)]);
   assert.deepEqual(slow!.stats.map((s) => [s.batchSize, s.runs]), [[1, 3], [2, 3]]);
   for (const [i, s] of slow!.stats.entries()) {
     assert.ok(s.minMs >= 3 && fast!.stats[i]!.medianMs < 3, `${s.minMs} vs ${fast!.stats[i]!.medianMs}`);
@@ -61,8 +63,8 @@ test('evaluateModels: teacher row then students, metrics consistent with the par
     test: test_, batchSize: 16, latency: { warmup: 1, runs: 20 },
   });
   assert.equal(tf.memory().numTensors, before);
-  // Logits: 3 batches, once. Latency: 2 batch sizes × 21 passes.
-  assert.equal(teacherCalls, 3 + 2 * 21);
+  // Logits: 3 batches, once. Latency: 2 batch sizes × 21 rounds × (untimed + timed pass).
+  assert.equal(teacherCalls, 3 + 2 * 21 * 2);
   assert.equal(r.backend, 'cpu');
   assert.deepEqual(r.models.map((m) => [m.name, m.role]), [['teacher', 'teacher'], ['kd', 'student'], ['ce', 'student']]);
   const [t, kd] = r.models as [typeof r.models[0], typeof r.models[0]];

@@ -44,5 +44,5 @@ export function renderMarkdown({ report }: { report: RunReport }): string {
 export const NOTES: readonly string[] = [
   'Size: weights file + model.json as written by the file:// handler, per weight encoding (float16 = half floats; uint8 = per-tensor affine quantization, dequantized on load).',
   'Agreement: share of test samples where the model\'s top-1 class equals the teacher\'s. KL: mean KL(teacher ‖ model) of the softmax at T = 1. ECE: expected calibration error, 15 equal-width confidence bins (Guo et al. 2017).',
-  'Latency: median wall-clock time of one forward pass including reading the result back, all models on the same backend in the same process. Compression and speed-up: teacher ÷ model (size compression relative to the teacher in float32).',
+  'Latency: median wall-clock time of one forward pass including reading the result back, all models on the same backend in the same process, measured in alternating rounds (each timed pass right after an untimed one of the same model). Compression and speed-up: teacher ÷ model (size compression relative to the teacher in float32).',
 ];
