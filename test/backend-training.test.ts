@@ -67,3 +67,21 @@ for (const kind of models.keys()) {
 test('at least the wasm backend is compared', () => {
   assert.ok(available.includes('wasm'), `available backends: ${available.join(', ')}`);
 });
+
+test('native: the same step gives bit-identical gradients every time (filter gradients summed in fixed groups)', { skip: !available.includes('native') && 'native addon not built' }, async () => {
+  await tf.setBackend('native');
+  for (const kind of models.keys()) {
+    const model = buildModel({ kind, inputShape, numClasses: 5, width: 0.5, seed: 12 } as never);
+    const n = 32;
+    const x = tf.tensor4d(Array.from({ length: n * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.11)), [n, ...inputShape] as [number, number, number, number]);
+    const y = tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % 5), 'int32'), 5);
+    const first = lossAndGrads(model, x, y);
+    for (let run = 0; run < 4; run++) {
+      const again = lossAndGrads(model, x, y);
+      assert.equal(again.loss, first.loss, `${kind} loss, run ${run}`);
+      again.grads.forEach((g, i) => assert.deepEqual(g, first.grads[i], `${kind} gradient of ${model.trainableWeights[i]!.name}, run ${run}`));
+    }
+    tf.dispose([x, y]);
+    model.dispose();
+  }
+});

@@ -48,8 +48,11 @@ const values = (l: Learner[]) => [
   ].map((v) => Array.from(v.dataSync()))),
 ];
 
-for (const backend of ['cpu', 'wasm'] as const) {
-  test(`a phase interrupted mid-epoch and resumed ends with exactly the uninterrupted weights (${backend})`, async () => {
+const nativeBuilt = await useBestBackend({ backend: 'native' }).then(() => true, () => false);
+await useBestBackend({ backend: 'cpu' });
+
+for (const backend of ['cpu', 'wasm', 'native'] as const) {
+  test(`a phase interrupted mid-epoch and resumed ends with exactly the uninterrupted weights (${backend})`, { skip: backend === 'native' && !nativeBuilt && 'native addon not built' }, async () => {
     await useBestBackend({ backend });
     const dir = mkdtempSync(join(tmpdir(), 'distill-ckpt-'));
     const settings = (name: string, signal?: AbortSignal) => ({

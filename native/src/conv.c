@@ -4,6 +4,8 @@
 #include "pool.h"
 #include <stdlib.h>
 
+/* filter gradients are summed in this many fixed groups (see add_groups) */
+#define FILTER_GROUPS 8
 #define COL_BYTES_TARGET (256 * 1024u)
 
 static int is_pointwise(const conv_geom_t *g) {
@@ -75,8 +77,9 @@ typedef struct {
   int nBias, act, nPrelu;
   float alpha;
   int rowsPerTask;      /* global output rows per task (see plan_rows) */
-  float *acc[64];       /* per-thread filter-gradient accumulators */
-  int accInit[64];
+  int64_t ntasks;       /* filter gradient: row blocks, and the groups they are summed in */
+  int groups;
+  float *acc[FILTER_GROUPS];
 } conv_ctx_t;
 
 /* Output rows are numbered across the batch (row r = sample r / OH, row r % OH): in NHWC the
@@ -187,22 +190,38 @@ void tdn_conv2d(const conv_geom_t *g, const float *x, const float *w, float *out
   pool_run(conv_fwd_task, &c, ntasks);
 }
 
-static void conv_bwd_filter_task(void *vctx, int64_t t, int tid) {
-  conv_ctx_t *c = (conv_ctx_t *)vctx;
+/* Filter gradients add up many partial products. To give the same sums whichever thread runs
+   what, the work is cut into a fixed number of contiguous groups, each summed in order into its
+   own buffer (the first into dw), and the buffers are added in group order. */
+
+static void add_groups(float *dw, float *const *acc, int groups, size_t wsize) {
+  for (int k = 1; k < groups; k++) {
+    const float *a = acc[k];
+    for (size_t i = 0; i < wsize; i++) dw[i] += a[i];
+  }
+}
+
+/* dW (+)= columns of row block t ᵀ × dy of those rows */
+static void conv_bwd_filter_block(const conv_ctx_t *c, int64_t t, int tid, float *acc, int accumulate) {
   const conv_geom_t *g = c->g;
   const int64_t r0 = t * c->rowsPerTask, r1 = MIN(r0 + c->rowsPerTask, (int64_t)g->B * g->OH);
   const int KK = g->FH * g->FW * g->C, rows = (int)(r1 - r0) * g->OW;
   float *col = (float *)tdn_scratch(tid, (size_t)rows * KK * sizeof(float));
   const float *dyb = c->dy + (size_t)r0 * g->OW * g->OC;
-  float beta = c->accInit[tid] ? 1.f : 0.f;
-  c->accInit[tid] = 1;
+  const float beta = accumulate ? 1.f : 0.f;
   if (g->C <= KMAJOR_MAX_C) {
     im2col_kmajor(g, c->x, col, r0, r1);
-    tdn_sgemm(0, 0, KK, g->OC, rows, 1.f, col, rows, dyb, g->OC, beta, c->acc[tid], g->OC, 1);
+    tdn_sgemm(0, 0, KK, g->OC, rows, 1.f, col, rows, dyb, g->OC, beta, acc, g->OC, 1);
   } else {
     im2col_rows(g, c->x, col, r0, r1);
-    tdn_sgemm(1, 0, KK, g->OC, rows, 1.f, col, KK, dyb, g->OC, beta, c->acc[tid], g->OC, 1);
+    tdn_sgemm(1, 0, KK, g->OC, rows, 1.f, col, KK, dyb, g->OC, beta, acc, g->OC, 1);
   }
+}
+
+static void conv_bwd_filter_group(void *vctx, int64_t k, int tid) {
+  conv_ctx_t *c = (conv_ctx_t *)vctx;
+  const int64_t t0 = k * c->ntasks / c->groups, t1 = (k + 1) * c->ntasks / c->groups;
+  for (int64_t t = t0; t < t1; t++) conv_bwd_filter_block(c, t, tid, c->acc[k], t > t0);
 }
 
 void tdn_conv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy, float *dw) {
@@ -213,26 +232,18 @@ void tdn_conv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy
     tdn_sgemm(1, 0, g->C, g->OC, rows, 1.f, x, g->C, dy, g->OC, 0.f, dw, g->OC, 1);
     return;
   }
+  if ((int64_t)g->B * g->OH * g->OW == 0) { memset(dw, 0, wsize * sizeof(float)); return; }
   conv_ctx_t c;
   memset(&c, 0, sizeof c);
   c.g = g; c.x = x; c.dy = dy;
   int ntasks;
   plan_rows(g, &c.rowsPerTask, &ntasks);
-  int T = pool_threads();
-  if (ntasks == 1) {
-    c.acc[0] = dw;
-    conv_bwd_filter_task(&c, 0, 0);
-    return;
-  }
+  c.ntasks = ntasks;
+  c.groups = MIN(ntasks, FILTER_GROUPS);
   c.acc[0] = dw;
-  for (int t = 1; t < T && t < 64; t++) c.acc[t] = (float *)tdn_scratch2(t, wsize * sizeof(float));
-  pool_run(conv_bwd_filter_task, &c, ntasks);
-  if (!c.accInit[0]) memset(dw, 0, wsize * sizeof(float));
-  for (int t = 1; t < T && t < 64; t++) {
-    if (!c.accInit[t]) continue;
-    const float *a = c.acc[t];
-    for (size_t i = 0; i < wsize; i++) dw[i] += a[i];
-  }
+  for (int k = 1; k < c.groups; k++) c.acc[k] = (float *)tdn_scratch2(k, wsize * sizeof(float));
+  pool_run(conv_bwd_filter_group, &c, c.groups);
+  add_groups(dw, c.acc, c.groups, wsize);
 }
 
 /* tasks of whole samples (col2im scatters across rows); several samples per task when small */
@@ -271,8 +282,8 @@ typedef struct {
   const float *x, *w, *dy;
   float *out;
   int M;
-  float *acc[64];
-  int accInit[64];
+  int groups;
+  float *acc[FILTER_GROUPS];
 } dw_ctx_t;
 
 static void dw_fwd_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
@@ -352,13 +363,16 @@ void tdn_dwconv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *
   pool_for(dw_bwd_input_rows, &c, (int64_t)g->B * g->H, 16384 / (work ? work : 1) + 1);
 }
 
-static void dw_bwd_filter_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+/* rows of group k (see FILTER_GROUPS) into the group's own buffer */
+static void dw_bwd_filter_group(void *vctx, int64_t k, int tid) {
+  (void)tid;
   dw_ctx_t *c = (dw_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
   const int C = g->C, M = c->M, OC = g->OC;
-  float *acc = c->acc[tid];
+  float *acc = c->acc[k];
   const size_t wsize = (size_t)g->FH * g->FW * OC;
-  if (!c->accInit[tid]) { memset(acc, 0, wsize * sizeof(float)); c->accInit[tid] = 1; }
+  const int64_t rows = (int64_t)g->B * g->OH, r0 = k * rows / c->groups, r1 = (k + 1) * rows / c->groups;
+  memset(acc, 0, wsize * sizeof(float));
   for (int64_t r = r0; r < r1; r++) {
     int b = (int)(r / g->OH), oh = (int)(r % g->OH);
     const float *xb = c->x + (size_t)b * g->H * g->W * C;
@@ -386,16 +400,13 @@ void tdn_dwconv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *
   memset(&c, 0, sizeof c);
   c.g = g; c.x = x; c.dy = dy; c.M = g->OC / g->C;
   const size_t wsize = (size_t)g->FH * g->FW * g->OC;
-  int T = pool_threads();
+  const int64_t rows = (int64_t)g->B * g->OH;
+  c.groups = (int)MIN(rows, FILTER_GROUPS);
+  if (c.groups == 0) { memset(dw, 0, wsize * sizeof(float)); return; }
   c.acc[0] = dw;
-  for (int t = 1; t < T && t < 64; t++) c.acc[t] = (float *)tdn_scratch2(t, wsize * sizeof(float));
-  int64_t work = (int64_t)g->OW * g->OC * g->FH * g->FW;
-  pool_for(dw_bwd_filter_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
-  if (!c.accInit[0]) memset(dw, 0, wsize * sizeof(float));
-  for (int t = 1; t < T && t < 64; t++) {
-    if (!c.accInit[t]) continue;
-    for (size_t i = 0; i < wsize; i++) dw[i] += c.acc[t][i];
-  }
+  for (int k = 1; k < c.groups; k++) c.acc[k] = (float *)tdn_scratch2(k, wsize * sizeof(float));
+  pool_run(dw_bwd_filter_group, &c, c.groups);
+  add_groups(dw, c.acc, c.groups, wsize);
 }
 
 /* ---------------------------------------------------------------- pooling */
