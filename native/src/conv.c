@@ -77,6 +77,7 @@ typedef struct {
   int nBias, act, nPrelu;
   float alpha;
   int rowsPerTask;      /* global output rows per task (see plan_rows) */
+  int samplesPerTask;   /* input gradient: whole samples per task */
   int64_t ntasks;       /* filter gradient: row blocks, and the groups they are summed in */
   int groups;
   float *acc[FILTER_GROUPS];
@@ -250,7 +251,7 @@ void tdn_conv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy
 static void conv_bwd_input_task(void *vctx, int64_t t, int tid) {
   conv_ctx_t *c = (conv_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
-  const int b0 = (int)t * c->rowsPerTask, b1 = MIN(b0 + c->rowsPerTask, g->B);
+  const int b0 = (int)t * c->samplesPerTask, b1 = MIN(b0 + c->samplesPerTask, g->B);
   const int KK = g->FH * g->FW * g->C, rows = g->OH * g->OW;
   const size_t sample = (size_t)g->H * g->W * g->C;
   float *dcol = (float *)tdn_scratch(tid, (size_t)(b1 - b0) * rows * KK * sizeof(float));
@@ -272,8 +273,8 @@ void tdn_conv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w,
   c.g = g; c.dy = dy; c.w = w; c.out = dx;
   int rowsPerTask, ntasks;
   plan_rows(g, &rowsPerTask, &ntasks);
-  c.rowsPerTask = MAX(1, rowsPerTask / g->OH); /* samples per task */
-  pool_run(conv_bwd_input_task, &c, (g->B + c.rowsPerTask - 1) / c.rowsPerTask);
+  c.samplesPerTask = MAX(1, rowsPerTask / g->OH);
+  pool_run(conv_bwd_input_task, &c, (g->B + c.samplesPerTask - 1) / c.samplesPerTask);
 }
 
 /* ---------------------------------------------------------------- depthwise */

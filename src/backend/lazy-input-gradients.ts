@@ -34,7 +34,7 @@ function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
   return inputs.length === 1 ? inputs[0] : undefined;
 }
 
-function patch(className: string, unfused: (layer: LayerInstance, x: tf.Tensor) => tf.Tensor | undefined): void {
+function patch(className: string, unfused: (layer: LayerInstance, x: tf.Tensor, kwargs: object) => tf.Tensor | undefined): void {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
   const proto = (entry?.[0] as { prototype?: { call?: Call } } | undefined)?.prototype;
   const original = proto?.call;
@@ -42,7 +42,7 @@ function patch(className: string, unfused: (layer: LayerInstance, x: tf.Tensor) 
   proto.call = function (this: LayerInstance, inputs, kwargs) {
     const x = single(inputs);
     if (x === undefined || !recordingLinear(this)) return original.call(this, inputs, kwargs);
-    const y = tf.tidy(() => unfused(this, x));
+    const y = tf.tidy(() => unfused(this, x, kwargs));
     return y ?? original.call(this, inputs, kwargs);
   };
 }
@@ -58,9 +58,9 @@ export function installLazyInputGradients(): void {
     const y = tf.conv2d(x as tf.Tensor4D, layer.kernel.read() as tf.Tensor4D, layer.strides as [number, number], pad, 'NHWC', dilations);
     return layer.bias ? tf.add(y, layer.bias.read()) : y;
   });
-  patch('Dense', (layer, x) => {
+  patch('Dense', (layer, x, kwargs) => {
     if (x.rank !== 2) return undefined;
-    layer.invokeCallHook?.(x, {});
+    layer.invokeCallHook?.(x, kwargs);
     const y = tf.matMul(x, layer.kernel.read());
     return layer.bias ? tf.add(y, layer.bias.read()) : y;
   });
