@@ -124,3 +124,30 @@ test("Adam's running β powers are restored exactly (its setWeights would recomp
   assert.deepEqual(acc(restored), acc(original));
   assert.equal(restored.iterations, 50);
 });
+
+test('early stopping: a stalled phase stops, stays stopped, and a resumed one counts on from its history', async () => {
+  await useBestBackend({ backend: 'cpu' });
+  const dir = mkdtempSync(join(tmpdir(), 'distill-stop-'));
+  const teacher = layersTeacher({ model: teacherModel });
+  // learning rate 0: the validation accuracy never improves after the first epoch
+  const settings = (name: string, patience: number, signal?: AbortSignal) => ({
+    seed: 4, data, epochs: 5, batchSize: 8, schedule: 'constant' as const, optimizer: { key: 'adam', learningRate: 0 },
+    checkpointDir: join(dir, name), progress: 'quiet' as const, signal, earlyStopping: { patience, minDelta: 0 },
+  });
+  const phase = (l: Learner[], callbacks?: object) => ({ id: 'student', label: 'student', learners: l, teacher, callbacks });
+
+  const a = await createFit(settings('a', 1))(phase(learners()));
+  assert.equal(a.history['student']!.length, 2, 'epoch 1 sets the best, epoch 2 does not beat it');
+  const again = await createFit(settings('a', 1))(phase(learners()));
+  assert.equal(again.restored, true, 'a stopped phase is finished');
+
+  const whole = await createFit(settings('b', 2))(phase(learners()));
+  assert.equal(whole.history['student']!.length, 3);
+  const controller = new AbortController();
+  await assert.rejects(createFit(settings('c', 2, controller.signal))(phase(learners(), {
+    onEpochEnd: () => controller.abort(),
+  })), Interrupted);
+  assert.equal((await readCheckpoint(join(dir, 'c', 'student.ckpt')))?.epoch, 1);
+  const resumed = await createFit(settings('c', 2))(phase(learners()));
+  assert.equal(resumed.history['student']!.length, 3, 'the resumed run stops where the uninterrupted one did');
+});

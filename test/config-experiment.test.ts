@@ -62,11 +62,14 @@ test('--set overrides values (parsed as YAML) and creates missing keys', () => {
   assert.deepEqual(config.seeds, [1, 2]);
   assert.deepEqual(config.knowledge[0]!.kwargs, { temperature: 4, alpha: 0.5 });
   assert.equal(config.schedule, 'cosine');
+  const stopping = loadExperiment({ path: 't.yaml', text: BASE, set: ['earlyStopping={patience: 2}'] }).config.earlyStopping;
+  assert.deepEqual(stopping, { patience: 2, minDelta: 0 });
+  assert.equal(loadExperiment({ path: 't.yaml', text: BASE }).config.earlyStopping, undefined);
 });
 
 test('mistakes name the file, line and path in one line', () => {
   const cases: Array<[string, RegExp, string[]?]> = [
-    [BASE.replace('epochs: 1', 'epoch: 1'), /^t\.yaml:16: unknown key `epoch` at the top level \(did you mean `epochs`\?\); known: name, description, seeds, backend, out, data, teacher, students, knowledge, baseline, scheme, optimizer, schedule, epochs, batchSize, evaluation, export \(and 1 more problem\)$/],
+    [BASE.replace('epochs: 1', 'epoch: 1'), /^t\.yaml:16: unknown key `epoch` at the top level \(did you mean `epochs`\?\); known: name, description, seeds, backend, out, data, teacher, students, knowledge, baseline, scheme, optimizer, schedule, epochs, earlyStopping, batchSize, evaluation, export \(and 1 more problem\)$/],
     [BASE.replace('epochs: 1', 'epochs: three'), /^t\.yaml:16: epochs must be a number \(got "three"\)$/],
     [BASE.replace('epochs: 1', 'epochs: 0'), /^t\.yaml:16: epochs must be > 0 \(got 0\)$/],
     [BASE.replace('temperature: 4', 'temperature: -1'), /^t\.yaml:15: knowledge\[0\]\.kwargs\.temperature: knowledge term `kd`: option `temperature` must be a number > 0 \(got -1\)$/],
@@ -90,6 +93,7 @@ test('mistakes name the file, line and path in one line', () => {
     [BASE, /^--set epoch=2: unknown key `epoch` at the top level \(did you mean `epochs`\?\)/, ['epoch=2']],
     [BASE, /^--set seeds=\[1, 1\]: seeds must not repeat a seed/, ['seeds=[1, 1]']],
     [BASE, /^--set epochs\.x=1: epochs is not a mapping or list/, ['epochs.x=1']],
+    [BASE, /^--set earlyStopping=\{patience: 0\}: earlyStopping\.patience must be > 0 \(got 0\)$/, ['earlyStopping={patience: 0}']],
   ];
   for (const [text, pattern, set] of cases) assert.match(error(text, set), pattern);
 });

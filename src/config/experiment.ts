@@ -51,6 +51,8 @@ export const experimentSchema = z.strictObject({
   optimizer: component.default({ key: 'adam', kwargs: {} }),
   schedule: z.enum(['constant', 'cosine']).default('constant'),
   epochs: z.int().positive(),
+  /** Stop a phase when the validation accuracy has not improved by more than minDelta for patience epochs. */
+  earlyStopping: z.strictObject({ patience: z.int().positive(), minDelta: z.number().min(0).default(0) }).optional(),
   batchSize: z.int().positive().default(64),
   evaluation: z.strictObject({
     batchSize: z.int().positive().default(256),

@@ -13,7 +13,7 @@ import {
   captureCheckpoint, readCheckpoint, restoreModels, restoreOptimizer, restoreTermVariables, writeCheckpoint,
 } from '../train/checkpoint.js';
 import { createOptimizer } from '../train/optimizers.js';
-import { train } from '../train/trainer.js';
+import { earlyStoppingState, train } from '../train/trainer.js';
 import type { EpochRecord, Learner, OptimizerSpec, TeacherSelector, TrainCallbacks } from '../train/types.js';
 import type { ExperimentData } from './data-sources.js';
 
@@ -73,6 +73,8 @@ export interface FitSettings {
   progress: ProgressMode;
   /** Prefix of progress lines, e.g. `seed 1 ·`. */
   progressPrefix?: string;
+  /** Stop a phase when its first learner's validation accuracy stalls (see `TrainOptions.earlyStopping`). */
+  earlyStopping?: { patience: number; minDelta: number };
   /** Extra fields of each `--json` line, e.g. `{ seed: 1 }`. */
   jsonFields?: Record<string, unknown>;
   signal?: AbortSignal;
@@ -121,7 +123,12 @@ export function createFit(s: FitSettings): Fit {
       throw new UserError(`checkpoint ${file} is for ${ckpt.epochs} epochs but this run has ${epochs}; the experiment changed since — start a new run (another --out)`);
     }
     if (ckpt) restoreModels(ckpt, phase.learners, file);
-    if (ckpt && ckpt.epoch >= epochs) {
+    // early stopping's state is derived from the history, so a stopped phase stays stopped
+    const monitored = (h: Record<string, EpochRecord[]>) => (h[phase.learners[0]!.name] ?? []).map((e) => e.valAccuracy);
+    const stopping = s.earlyStopping;
+    const stopped = ckpt !== undefined && stopping !== undefined &&
+      earlyStoppingState(monitored(ckpt.history), stopping.minDelta).sinceBest >= stopping.patience;
+    if (ckpt && (ckpt.epoch >= epochs || stopped)) {
       // Finished: weights, and the state terms hold from the start (e.g. a teacher snapshot).
       restoreTermVariables(ckpt, phase.learners, file, { existingOnly: true });
       return { history: ckpt.history, seconds: ckpt.seconds, restored: true };
@@ -171,6 +178,7 @@ export function createFit(s: FitSettings): Fit {
         train: phase.train ?? s.data.train, validation: phase.validation ?? s.data.validation, augment: s.data.augment,
         epochs, batchSize: s.batchSize, optimizer, schedule: s.schedule, seed: s.seed, rng,
         initialEpoch: ckpt?.epoch ?? 0,
+        earlyStopping: stopping && { ...stopping, previous: ckpt ? monitored(ckpt.history) : [] },
         callbacks: mergeCallbacks(progressFor(s, phase.label, epochs, (phase.train ?? s.data.train).size), own, phase.callbacks),
       });
     } finally {

@@ -177,7 +177,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
     };
     const progress = o.progress ?? 'lines';
     const common: Omit<FitSettings, 'seed' | 'checkpointDir'> = {
-      data, epochs: config.epochs, batchSize: config.batchSize, schedule: config.schedule,
+      data, epochs: config.epochs, batchSize: config.batchSize, schedule: config.schedule, earlyStopping: config.earlyStopping,
       optimizer: { key: config.optimizer.key, ...config.optimizer.kwargs }, beforeWrite, progress, signal: o.signal,
     };
     try {

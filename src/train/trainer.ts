@@ -46,6 +46,26 @@ function checkOptions(o: TrainOptions): void {
 }
 
 /**
+ * Early stopping's state after some epochs' validation accuracies: the best one and the epochs
+ * since it (an epoch counts as better when it beats the best by more than `minDelta`). A
+ * resumed run derives it from its history, so the checkpoint needs nothing more.
+ */
+export function earlyStoppingState(accuracies: readonly (number | undefined)[], minDelta = 0): { best: number; sinceBest: number } {
+  let best = -Infinity;
+  let sinceBest = 0;
+  for (const a of accuracies) {
+    if (a === undefined) continue;
+    if (a > best + minDelta) {
+      best = a;
+      sinceBest = 0;
+    } else {
+      sinceBest++;
+    }
+  }
+  return { best, sinceBest };
+}
+
+/**
  * The one training loop: offline, online and self-distillation all run through it. It
  * batches the data (seeded), asks the teacher outside the tape (awaiting async teachers),
  * runs the shared step, logs each loss term per epoch, validates, and calls back.
@@ -64,8 +84,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const step = createStep(learners, optimizer, options.selectTeacher ?? offlineTeacher, options.teacher, options.teacherTapShapes);
   const history: Record<string, EpochRecord[]> = Object.fromEntries(learners.map((l) => [l.name, []]));
   const started = performance.now();
-  let best = -Infinity;
-  let sinceBest = 0;
+  let { best, sinceBest } = earlyStoppingState(options.earlyStopping?.previous ?? [], options.earlyStopping?.minDelta);
   let bestWeights: tf.Tensor[][] | undefined;
   let stoppedEarly = false;
   await callbacks.onTrainBegin?.();

@@ -118,8 +118,12 @@ export interface TrainOptions {
   rng?: Rng;
   /** Random ±shift px translation of training images; disables the teacher-output cache. */
   augment?: { shift: number };
-  /** Stop when the first learner's validation accuracy has not improved for `patience` epochs. */
-  earlyStopping?: { patience: number; minDelta?: number; restoreBest?: boolean };
+  /**
+   * Stop when the first learner's validation accuracy has not improved by more than
+   * `minDelta` for `patience` epochs. `previous`: its accuracies in epochs before
+   * `initialEpoch` (a resumed run), so the count goes on where it was.
+   */
+  earlyStopping?: { patience: number; minDelta?: number; restoreBest?: boolean; previous?: readonly (number | undefined)[] };
   callbacks?: TrainCallbacks;
   /** Epoch to start from (resume); the caller restores weights and optimizer state. */
   initialEpoch?: number;
