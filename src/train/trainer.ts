@@ -84,7 +84,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const step = createStep(learners, optimizer, options.selectTeacher ?? offlineTeacher, options.teacher, options.teacherTapShapes);
   const history: Record<string, EpochRecord[]> = Object.fromEntries(learners.map((l) => [l.name, []]));
   const started = performance.now();
-  let { best, sinceBest } = earlyStoppingState(options.earlyStopping?.previous ?? [], options.earlyStopping?.minDelta);
+  // the monitored accuracies so far; early stopping's state is derived from them (one rule)
+  const monitoredSoFar = [...(options.earlyStopping?.previous ?? [])];
   let bestWeights: tf.Tensor[][] | undefined;
   let stoppedEarly = false;
   await callbacks.onTrainBegin?.();
@@ -125,14 +126,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const stop = options.earlyStopping;
     const monitored = records[learners[0]!.name]!.valAccuracy;
     if (stop && monitored !== undefined) {
-      if (monitored > best + (stop.minDelta ?? 0)) {
-        best = monitored;
-        sinceBest = 0;
+      monitoredSoFar.push(monitored);
+      const { sinceBest } = earlyStoppingState(monitoredSoFar, stop.minDelta);
+      if (sinceBest === 0) {
         if (stop.restoreBest) {
           bestWeights?.flat().forEach((t) => t.dispose());
           bestWeights = learners.map((l) => l.model.getWeights().map((w) => w.clone()));
         }
-      } else if (++sinceBest >= stop.patience) {
+      } else if (sinceBest >= stop.patience) {
         stoppedEarly = true;
         break;
       }
