@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
-import type { KernelArgs, KernelFn } from './util.js';
+import { wrapGradient, type KernelArgs, type KernelFn } from './util.js';
 
 export const BN_GRAD_KERNEL = 'TfjsDistillBatchNormGrad';
 
@@ -32,31 +32,24 @@ let patched = false;
 
 export function patchBatchNormGradient(backendName: string): void {
   if (patched) return;
-  const original = tf.getGradient('FusedBatchNorm');
-  if (original === undefined) return;
-  tf.registerGradient({
-    ...original,
-    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
-      const g = Array.isArray(dy) ? dy[0] : dy;
-      const [x, mean, variance, scale] = saved;
-      const channels = x?.shape[x.shape.length - 1];
-      const perChannel = (t: tf.Tensor | undefined) => t != null && t.dtype === 'float32' && t.rank === 1 && t.shape[0] === channels;
-      if (tf.getBackend() !== backendName || g == null || x == null || x.rank !== 4 || x.dtype !== 'float32' || g.dtype !== 'float32' ||
-        !tf.util.arraysEqual(g.shape, x.shape) || !perChannel(mean) || !perChannel(variance) || (scale != null && !perChannel(scale))) {
-        return original.gradFunc(dy, saved, attrs);
-      }
-      const inputs: tf.NamedTensorMap = { x, dy: g, mean, variance };
-      if (scale != null) inputs.scale = scale;
-      const [dx, dMean, dVariance, dScale, dOffset] = tf.engine().runKernel(
-        BN_GRAD_KERNEL, inputs, { varianceEpsilon: Number(attrs.varianceEpsilon ?? 0.001) }) as tf.Tensor[];
-      return {
-        x: () => tf.reshape(dx, x.shape),
-        mean: () => tf.reshape(dMean, mean.shape),
-        variance: () => tf.reshape(dVariance, variance.shape),
-        scale: () => tf.reshape(dScale, mean.shape),
-        offset: () => tf.reshape(dOffset, mean.shape),
-      };
-    },
+  patched = wrapGradient('FusedBatchNorm', backendName, (g, saved, attrs) => {
+    const [x, mean, variance, scale] = saved;
+    const channels = x?.shape[x.shape.length - 1];
+    const perChannel = (t: tf.Tensor | undefined) => t != null && t.dtype === 'float32' && t.rank === 1 && t.shape[0] === channels;
+    if (x == null || x.rank !== 4 || x.dtype !== 'float32' || g.dtype !== 'float32' ||
+      !tf.util.arraysEqual(g.shape, x.shape) || !perChannel(mean) || !perChannel(variance) || (scale != null && !perChannel(scale))) {
+      return undefined;
+    }
+    const inputs: tf.NamedTensorMap = { x, dy: g, mean: mean!, variance: variance! };
+    if (scale != null) inputs.scale = scale;
+    const [dx, dMean, dVariance, dScale, dOffset] = tf.engine().runKernel(
+      BN_GRAD_KERNEL, inputs, { varianceEpsilon: Number(attrs.varianceEpsilon ?? 0.001) }) as tf.Tensor[];
+    return {
+      x: () => tf.reshape(dx!, x.shape),
+      mean: () => tf.reshape(dMean!, mean!.shape),
+      variance: () => tf.reshape(dVariance!, variance!.shape),
+      scale: () => tf.reshape(dScale!, mean!.shape),
+      offset: () => tf.reshape(dOffset!, mean!.shape),
+    };
   });
-  patched = true;
 }

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
 import { binaryGeom } from './elementwise.js';
-import type { KernelArgs, KernelFn } from './util.js';
+import { wrapGradient, type KernelArgs, type KernelFn } from './util.js';
 
 export const BROADCAST_DIV_KERNEL = 'TfjsDistillBroadcastDiv';
 const B_DIV = 3;
@@ -46,26 +46,17 @@ export function patchMeanGradient(backendName: string): void {
       return { x: () => tf.reshape(tf.div(axes.length ? tf.sum(g, axes) : g, Number(attrs.divisor)), x.shape) };
     },
   });
-  const original = tf.getGradient('Mean');
-  if (original === undefined) return;
-  tf.registerGradient({
-    ...original,
-    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
-      const g = Array.isArray(dy) ? dy[0] : dy;
-      const [x] = saved;
-      if (tf.getBackend() !== backendName || g == null || x == null || x.dtype !== 'float32' || g.dtype !== 'float32' || x.rank === 0) {
-        return original.gradFunc(dy, saved, attrs);
-      }
-      const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
-      const reduceSize = tf.util.sizeFromShape(tf.backend_util.computeOutAndReduceShapes(x.shape, axes)[1]);
-      const expandedShape = x.shape.slice();
-      axes.forEach((a) => { expandedShape[a] = 1; });
-      if (binaryGeom(expandedShape, x.shape) === null) return original.gradFunc(dy, saved, attrs);
-      return {
-        x: () => tf.engine().runKernel(BROADCAST_DIV_KERNEL, { x: tf.reshape(g, expandedShape) },
-          { shape: x.shape, divisor: reduceSize }) as tf.Tensor,
-      };
-    },
+  patched = wrapGradient('Mean', backendName, (g, saved, attrs) => {
+    const [x] = saved;
+    if (x == null || x.dtype !== 'float32' || g.dtype !== 'float32' || x.rank === 0) return undefined;
+    const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
+    const reduceSize = tf.util.sizeFromShape(tf.backend_util.computeOutAndReduceShapes(x.shape, axes)[1]);
+    const expandedShape = x.shape.slice();
+    axes.forEach((a) => { expandedShape[a] = 1; });
+    if (binaryGeom(expandedShape, x.shape) === null) return undefined;
+    return {
+      x: () => tf.engine().runKernel(BROADCAST_DIV_KERNEL, { x: tf.reshape(g, expandedShape) },
+        { shape: x.shape, divisor: reduceSize }) as tf.Tensor,
+    };
   });
-  patched = true;
 }

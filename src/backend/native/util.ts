@@ -37,3 +37,26 @@ export function geometry(ci: tf.backend_util.Conv2DInfo): Int32Array {
     ci.padInfo.top, ci.padInfo.left,
   );
 }
+
+type GradConfig = Parameters<typeof tf.registerGradient>[0];
+type GradMap = ReturnType<GradConfig['gradFunc']>;
+
+/**
+ * Re-registers the gradient of `kernelName` so that, while `backendName` is the active
+ * backend, `native` computes it; `native` returns undefined for inputs it does not handle,
+ * and tfjs's own gradient runs then (and on every other backend). False when tfjs has none.
+ */
+export function wrapGradient(kernelName: string, backendName: string,
+  native: (dy: tf.Tensor, saved: tf.Tensor[], attrs: tf.NamedAttrMap) => GradMap | undefined): boolean {
+  const original = tf.getGradient(kernelName);
+  if (original === undefined) return false;
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
+      const g = Array.isArray(dy) ? dy[0] : dy;
+      const mine = tf.getBackend() === backendName && g != null ? native(g, saved, attrs) : undefined;
+      return mine ?? original.gradFunc(dy, saved, attrs);
+    },
+  });
+  return true;
+}
