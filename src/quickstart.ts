@@ -12,7 +12,7 @@ import { createTerm } from './knowledge/index.js';
 import { buildModel } from './models/index.js';
 import { renderMarkdown, writeReport } from './report/index.js';
 import { layersTeacher } from './teachers/layers.js';
-import { train } from './train/trainer.js';
+import { train, TRAINING_VERSION } from './train/trainer.js';
 import type { EpochRecord } from './train/types.js';
 
 export interface QuickstartOptions {
@@ -106,7 +106,7 @@ export async function runQuickstart(options: QuickstartOptions = {}): Promise<Ru
 
   // The teacher: trained once per (architecture, data, epochs, seed), then loaded from the cache.
   const teacherSpec = { ...common, width: 1, dropout: QUICKSTART_TEACHER_DROPOUT };
-  const key = createHash('sha256').update(JSON.stringify({ teacherSpec, epochs: o.teacherEpochs, seed: o.teacherSeed, subset: o.subset, lr: o.learningRate })).digest('hex').slice(0, 12);
+  const key = createHash('sha256').update(JSON.stringify({ teacherSpec, epochs: o.teacherEpochs, seed: o.teacherSeed, subset: o.subset, lr: o.learningRate, training: TRAINING_VERSION })).digest('hex').slice(0, 12);
   const teacherDir = join(cacheDir, `teacher-${key}`);
   let teacherModel: tf.LayersModel;
   let teacherTraining: { seconds: number; history: EpochRecord[] } | undefined;

@@ -5,26 +5,28 @@
  * checked by its builder.
  */
 import { z } from 'zod';
+import { INIT_SCHEMES, type InitScheme } from '../models/init.js';
 
 const positiveInt = z.int().positive();
 const positiveInts = z.array(positiveInt).min(1);
 const rate = z.number().min(0).lt(1);
 const width = z.number().positive();
+const init = z.enum(INIT_SCHEMES as [InitScheme, ...InitScheme[]]).optional();
 
 /** Model kwargs by zoo kind. `inputShape`, `numClasses`, `seed` and `name` come from the run. */
 export const modelKwargs: Record<string, z.ZodType<Record<string, unknown>>> = {
-  mlp: z.strictObject({ width: width.optional(), hidden: z.array(positiveInt).optional(), dropout: rate.optional() }),
+  mlp: z.strictObject({ width: width.optional(), init, hidden: z.array(positiveInt).optional(), dropout: rate.optional() }),
   cnn: z.strictObject({
     width: width.optional(), blocks: positiveInts.optional(), convsPerBlock: positiveInt.optional(),
-    dense: positiveInt.optional(), dropout: rate.optional(),
+    dense: positiveInt.optional(), dropout: rate.optional(), init,
   }),
   resnet: z.strictObject({
     width: width.optional(), stages: positiveInts.optional(), blocksPerStage: positiveInt.optional(),
-    stemStride: positiveInt.optional(),
+    stemStride: positiveInt.optional(), init,
   }),
   dwsep: z.strictObject({
     width: width.optional(), stemFilters: positiveInt.optional(), stemStride: positiveInt.optional(),
-    blocks: z.array(z.strictObject({ filters: positiveInt, stride: positiveInt.optional() })).min(1).optional(),
+    blocks: z.array(z.strictObject({ filters: positiveInt, stride: positiveInt.optional() })).min(1).optional(), init,
   }),
 };
 

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { ByteSizes, RunReport } from '../eval/types.js';
-import { formatBytes, formatInt, formatSeconds } from '../report/table.js';
+import { formatBytes, formatInt, formatSeconds, verdict } from '../report/table.js';
 import { writeFileAtomic } from '../io/atomic.js';
 
 /** Mean and sample standard deviation (n − 1; 0 for one value) over seeds. */
@@ -114,7 +114,8 @@ export function renderSummaryMarkdown(s: RunSummary): string {
     lines.push('', '## What distilling bought', '');
     for (const g of s.gains) {
       const spread = (x: Stat, f: (v: number) => string) => (x.n > 1 ? ` ± ${f(x.std)}` : '');
-      lines.push(`- \`${g.student}\` vs \`${g.baseline}\`: accuracy ${signed(g.accuracy.mean, pct)}${spread(g.accuracy, pct)} pts, ` +
+      const method = s.models.find((m) => m.name === g.student)?.method;
+      lines.push(`- ${verdict(method, g.accuracy.mean, g.accuracy.n > 1 ? g.accuracy.std : undefined)}: \`${g.student}\` vs \`${g.baseline}\`: accuracy ${signed(g.accuracy.mean, pct)}${spread(g.accuracy, pct)} pts, ` +
         `agreement with the teacher ${signed(g.agreement.mean, pct)}${spread(g.agreement, pct)} pts, ` +
         `KL to teacher ${signed(g.klToTeacher.mean, (v) => v.toFixed(4))}${spread(g.klToTeacher, (v) => v.toFixed(4))} nats` +
         ` (paired by seed, n = ${g.accuracy.n}).`);

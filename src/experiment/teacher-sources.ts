@@ -33,6 +33,7 @@ import { layersTeacher } from '../teachers/layers.js';
 import { loadTeacher } from '../teachers/load.js';
 import type { Teacher } from '../teachers/types.js';
 import type { EpochRecord } from '../train/types.js';
+import { TRAINING_VERSION } from '../train/trainer.js';
 import type { ExperimentData } from './data-sources.js';
 import type { Fit } from './fit.js';
 
@@ -164,7 +165,7 @@ async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareCon
   const epochs = k.epochs ?? config.epochs;
   const spec = {
     model: k.model, epochs, seed, data: config.data, batchSize: config.batchSize, optimizer: config.optimizer, schedule: config.schedule,
-    shape: data.train.sampleShape, classes: data.train.numClasses,
+    shape: data.train.sampleShape, classes: data.train.numClasses, training: TRAINING_VERSION,
   };
   const key = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
   const cached = k.cache !== undefined ? join(k.cache, `teacher-${key}`) : undefined;

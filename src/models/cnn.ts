@@ -47,8 +47,7 @@ export function cnn(options: CnnOptions): tf.LayersModel {
     if (dropout > 0) x = tf.layers.dropout({ name: `${name}_drop`, rate: dropout }).apply(x) as tf.SymbolicTensor;
   });
   x = tf.layers.flatten({ name: 'flatten' }).apply(x) as tf.SymbolicTensor;
-  x = tf.layers.dense({ name: 'fc', units: b.units(dense), kernelInitializer: b.init() })
-    .apply(x) as tf.SymbolicTensor;
+  x = b.dense(x, 'fc', b.units(dense));
   x = tf.layers.reLU({ name: 'features' }).apply(x) as tf.SymbolicTensor;
   if (dropout > 0) x = tf.layers.dropout({ name: 'fc_drop', rate: dropout }).apply(x) as tf.SymbolicTensor;
   return b.finish(input, x);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
+import { fanIn, INIT_SCHEMES, layerInit, type InitScheme, type LayerInit } from './init.js';
 
 /** Options every zoo builder takes. */
 export interface ModelOptions {
@@ -13,12 +14,15 @@ export interface ModelOptions {
   seed?: number;
   /** Name of the returned model. Defaults to the builder's kind. */
   name?: string;
+  /** Kernel and bias initialization (see `InitScheme`). Default `pytorch`. */
+  init?: InitScheme;
 }
 
 /** Layer factory shared by the builders: width scaling, seeded initializers, checks. */
 export class Builder {
   private next = 0;
   readonly width: number;
+  readonly scheme: InitScheme;
 
   constructor(readonly kind: string, readonly opts: ModelOptions, imageRank: boolean) {
     const { inputShape, numClasses, width = 1, seed } = opts;
@@ -39,7 +43,11 @@ export class Builder {
     if (seed !== undefined && !Number.isFinite(seed)) {
       throw new UserError(`${where} seed must be a number, got ${seed}`);
     }
+    if (opts.init !== undefined && !INIT_SCHEMES.includes(opts.init)) {
+      throw new UserError(`${where} init must be one of ${INIT_SCHEMES.join(', ')}, got ${JSON.stringify(opts.init)}`);
+    }
     this.width = width;
+    this.scheme = opts.init ?? 'pytorch';
   }
 
   /** `n` scaled by the width multiplier, at least 1. */
@@ -47,10 +55,18 @@ export class Builder {
     return Math.max(1, Math.round(n * this.width));
   }
 
-  /** A Glorot-uniform initializer; seeded (base seed + layer counter) when a seed is set. */
-  init(): ReturnType<typeof tf.initializers.glorotUniform> {
+  /**
+   * Initializers of the next layer, which is applied to `x` (kernelSize × kernelSize window;
+   * `depthwise`: one input channel per output); seeded (base seed + layer counter) when a seed is set.
+   */
+  init(x: tf.SymbolicTensor, kernelSize = 1, depthwise = false): LayerInit {
     const seed = this.opts.seed === undefined ? undefined : this.opts.seed + this.next++;
-    return tf.initializers.glorotUniform({ seed });
+    return layerInit(this.scheme, fanIn(x, kernelSize, depthwise), seed);
+  }
+
+  /** A Dense layer named `name` applied to `x`, initialized by the model's scheme. */
+  dense(x: tf.SymbolicTensor, name: string, units: number): tf.SymbolicTensor {
+    return tf.layers.dense({ name, units, ...this.init(x) }).apply(x) as tf.SymbolicTensor;
   }
 
   input(): tf.SymbolicTensor {
@@ -61,7 +77,8 @@ export class Builder {
   convBnRelu(x: tf.SymbolicTensor, name: string, filters: number, kernelSize = 3,
     strides = 1, relu = true): tf.SymbolicTensor {
     let y = tf.layers.conv2d({
-      name, filters, kernelSize, strides, padding: 'same', useBias: false, kernelInitializer: this.init(),
+      name, filters, kernelSize, strides, padding: 'same', useBias: false,
+      kernelInitializer: this.init(x, kernelSize).kernelInitializer,
     }).apply(x) as tf.SymbolicTensor;
     y = tf.layers.batchNormalization({ name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
     return relu ? tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor : y;
@@ -69,9 +86,7 @@ export class Builder {
 
   /** The linear `logits` head and the model. */
   finish(input: tf.SymbolicTensor, features: tf.SymbolicTensor): tf.LayersModel {
-    const logits = tf.layers.dense({
-      name: 'logits', units: this.opts.numClasses, kernelInitializer: this.init(),
-    }).apply(features) as tf.SymbolicTensor;
+    const logits = this.dense(features, 'logits', this.opts.numClasses);
     return tf.model({ inputs: input, outputs: logits, name: this.opts.name ?? this.kind });
   }
 }

@@ -52,7 +52,7 @@ export function dwsep(options: DwsepOptions): tf.LayersModel {
     const strides = positiveInt('dwsep', `blocks[${k}].stride`, block?.stride ?? 1);
     x = tf.layers.depthwiseConv2d({
       name: `${name}_dw`, kernelSize: 3, strides, padding: 'same', useBias: false,
-      depthwiseInitializer: b.init(),
+      depthwiseInitializer: b.init(x, 3, true).kernelInitializer,
     }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.batchNormalization({ name: `${name}_dw_bn` }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.reLU({ name: `${name}_dw_relu` }).apply(x) as tf.SymbolicTensor;

@@ -37,8 +37,7 @@ export function mlp(options: MlpOptions): tf.LayersModel {
   hidden.forEach((units, k) => {
     const i = k + 1;
     const last = i === hidden.length;
-    x = tf.layers.dense({ name: `fc${i}`, units: b.units(units), kernelInitializer: b.init() })
-      .apply(x) as tf.SymbolicTensor;
+    x = b.dense(x, `fc${i}`, b.units(units));
     x = tf.layers.reLU({ name: last ? 'features' : `fc${i}_relu` }).apply(x) as tf.SymbolicTensor;
     if (dropout > 0) x = tf.layers.dropout({ name: `fc${i}_drop`, rate: dropout }).apply(x) as tf.SymbolicTensor;
   });

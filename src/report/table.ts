@@ -80,6 +80,21 @@ export function reportTable(report: RunReport): ReportTable {
 }
 
 /**
+ * The verdict in words: what `method` (e.g. `dml: kd(…)`, `kd(temperature=2, …)`) bought over
+ * training on the labels alone, e.g. "dml cost 1.60 pts against training on the labels alone".
+ * `spread` (the std over seeds of the difference) adds "within the seed spread" when |difference| ≤ spread.
+ */
+export function verdict(method: string | undefined, difference: number, spread?: number): string {
+  const name = (method ?? 'distillation').split(/[:(]/)[0]!.trim() || 'distillation';
+  const size = `${(Math.abs(difference) * 100).toFixed(2)} pts`;
+  const within = spread !== undefined && Math.abs(difference) <= spread ? ' (within the seed spread)' : '';
+  if (Math.abs(difference) < 5e-5) return `${name} made no difference against training on the labels alone`;
+  return difference > 0
+    ? `${name} gained ${size} over training on the labels alone${within}`
+    : `${name} cost ${size} against training on the labels alone${within}`;
+}
+
+/**
  * One sentence per distilled student saying what distillation bought over the student
  * trained on labels only (the model marked `baseline: true`; when there are several, the
  * one with the same parameter count and the same name before ` (`, else the same count).
@@ -96,7 +111,7 @@ export function distillationGains(report: RunReport): string[] {
       ?? baselines.find((x) => x.params === s.params) ?? baselines[0]!;
     const kl = s.klToTeacher - b.klToTeacher;
     const same = s.params === b.params ? 'same size' : `${orDash(s.params, formatInt)} vs ${orDash(b.params, formatInt)} params`;
-    return `\`${s.name}\` vs \`${b.name}\` (labels only, ${same}): ` +
+    return `${verdict(s.method, s.accuracy - b.accuracy)}: \`${s.name}\` vs \`${b.name}\` (labels only, ${same}): ` +
       `accuracy ${pts(s.accuracy, b.accuracy)} (${formatPercent(s.accuracy)} vs ${formatPercent(b.accuracy)}), ` +
       `agreement with the teacher ${pts(s.agreement, b.agreement)} (${formatPercent(s.agreement)} vs ${formatPercent(b.agreement)}), ` +
       `KL to teacher ${kl >= 0 ? '+' : '−'}${Math.abs(kl).toFixed(4)} nats (${s.klToTeacher.toFixed(4)} vs ${b.klToTeacher.toFixed(4)}), ` +

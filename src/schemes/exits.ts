@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
+import { fanIn, layerInit, type InitScheme } from '../models/init.js';
 import { layerNames } from '../models/taps.js';
 
 export interface ExitSpec {
@@ -44,6 +45,8 @@ export interface AttachExitsOptions {
   featureLayer?: string;
   /** Seed of the heads' initializers. */
   seed?: number;
+  /** Initialization of the heads (see `InitScheme`). Default `pytorch`, the zoo's default. */
+  init?: InitScheme;
 }
 
 const positive = (v: number | undefined, what: string, fallback: number) => {
@@ -53,7 +56,7 @@ const positive = (v: number | undefined, what: string, fallback: number) => {
 };
 
 /** Builds one exit model per spec over `model`'s layers; also returns the deepest features' shape. */
-export function attachExits({ model, exits, featureLayer = 'features', seed = 0 }: AttachExitsOptions): { exits: ExitModel[]; featureShape: number[] } {
+export function attachExits({ model, exits, featureLayer = 'features', seed = 0, init: scheme = 'pytorch' }: AttachExitsOptions): { exits: ExitModel[]; featureShape: number[] } {
   const names = layerNames(model);
   const list = () => names.map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');
   const index = new Map(model.layers.map((l, i) => [l.name, i]));
@@ -62,8 +65,8 @@ export function attachExits({ model, exits, featureLayer = 'features', seed = 0 
   const featureShape = deepest.shape as number[];
   if (exits.length === 0) throw new UserError('give at least one exit: exits: [{after: LAYER}]');
   const classes = model.outputs[0]!.shape[1] as number;
-  let init = seed;
-  const glorot = () => tf.initializers.glorotUniform({ seed: init++ });
+  let next = seed;
+  const init = (x: tf.SymbolicTensor, kernelSize = 1) => layerInit(scheme, fanIn(x, kernelSize), next++);
   const seen = new Set<string>();
   const built = exits.map((spec, k) => {
     const i = k + 1;
@@ -77,20 +80,21 @@ export function attachExits({ model, exits, featureLayer = 'features', seed = 0 
     const use = <L extends tf.layers.Layer>(layer: L) => (own.push(layer), layer);
     let x = model.getLayer(spec.after).output as tf.SymbolicTensor;
     if (at.shape.length === 3) {
+      const kernelSize = positive(spec.kernelSize, 'kernelSize', 3);
       x = use(tf.layers.conv2d({
-        name: `exit${i}_conv`, filters: width, kernelSize: positive(spec.kernelSize, 'kernelSize', 3), strides: positive(spec.stride, 'stride', 2),
-        padding: 'same', useBias: false, kernelInitializer: glorot(),
+        name: `exit${i}_conv`, filters: width, kernelSize, strides: positive(spec.stride, 'stride', 2),
+        padding: 'same', useBias: false, kernelInitializer: init(x, kernelSize).kernelInitializer,
       })).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.batchNormalization({ name: `exit${i}_bn` })).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.reLU({ name: `exit${i}_relu` })).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.globalAveragePooling2d({ name: `exit${i}_features` })).apply(x) as tf.SymbolicTensor;
     } else if (at.shape.length === 1) {
-      x = use(tf.layers.dense({ name: `exit${i}_fc`, units: width, kernelInitializer: glorot() })).apply(x) as tf.SymbolicTensor;
+      x = use(tf.layers.dense({ name: `exit${i}_fc`, units: width, ...init(x) })).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.reLU({ name: `exit${i}_features` })).apply(x) as tf.SymbolicTensor;
     } else {
       throw new UserError(`exits[${k}].after: \`${spec.after}\` outputs [${at.shape.join(',')}]; attach exits after a feature map [H,W,C] or a vector [D]`);
     }
-    const logits = use(tf.layers.dense({ name: `exit${i}_logits`, units: classes, kernelInitializer: glorot() })).apply(x) as tf.SymbolicTensor;
+    const logits = use(tf.layers.dense({ name: `exit${i}_logits`, units: classes, ...init(x) })).apply(x) as tf.SymbolicTensor;
     const exitModel = tf.model({ inputs: model.inputs, outputs: logits, name: `${model.name}_exit${i}` });
     return {
       name: `exit${i}`, after: spec.after, model: exitModel, featureLayer: `exit${i}_features`,

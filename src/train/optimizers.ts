@@ -27,7 +27,7 @@ export function learningRateOf(optimizer: tf.Optimizer): number {
   return (optimizer as unknown as { learningRate: number }).learningRate;
 }
 
-/** Cosine decay from the base rate to 0 over `epochs` (Loshchilov & Hutter, SGDR, without restarts). */
-export function cosineRate(base: number, epoch: number, epochs: number): number {
-  return 0.5 * base * (1 + Math.cos((Math.PI * epoch) / epochs));
+/** Cosine decay from the base rate at step 0 towards 0 at step `steps` (Loshchilov & Hutter, SGDR, without restarts). */
+export function cosineRate(base: number, step: number, steps: number): number {
+  return 0.5 * base * (1 + Math.cos((Math.PI * step) / steps));
 }

@@ -9,6 +9,13 @@ import { withSeededMathRandom } from './seeded-random.js';
 import { createStep, offlineTeacher, tapsNeeded } from './step.js';
 import type { EpochRecord, TrainOptions, TrainResult } from './types.js';
 
+/**
+ * Bumped whenever a default changes what the same configuration trains (initialization,
+ * schedule…), so caches of trained teachers made by an older version are not reused.
+ * 2: zoo init `pytorch`, cosine per step.
+ */
+export const TRAINING_VERSION = 2;
+
 /** Accuracy and mean cross-entropy of a model on a dataset (inference mode). */
 export function evaluateAccuracy(model: tf.LayersModel, data: Dataset, batchSize = 256): { accuracy: number; loss: number } {
   let correct = 0;
@@ -89,8 +96,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let bestWeights: tf.Tensor[][] | undefined;
   let stoppedEarly = false;
   await callbacks.onTrainBegin?.();
+  // cosine decays per step, as PyTorch users schedule it (per epoch, the last epoch kept 2–10 % of the rate)
+  const stepsPerEpoch = data.countBatches({ batchSize });
   for (let epoch = options.initialEpoch ?? 0; epoch < epochs; epoch++) {
-    if (options.schedule === 'cosine') setLearningRate(optimizer, cosineRate(baseRate, epoch, epochs));
     await callbacks.onEpochBegin?.(epoch);
     const epochStart = performance.now();
     const sums = learners.map(() => ({} as Record<string, number>));
@@ -98,6 +106,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let seen = 0;
     let batchIndex = 0;
     for (const batch of data.batches({ batchSize, shuffle: true, rng, augment: options.augment })) {
+      if (options.schedule === 'cosine') {
+        setLearningRate(optimizer, cosineRate(baseRate, epoch * stepsPerEpoch + batchIndex, epochs * stepsPerEpoch));
+      }
       const taught = teacher ? await teacher.predict(batch.x, { indices: options.augment ? undefined : batch.indices, taps: teacherTaps }) : undefined;
       const n = batch.indices.length;
       const result = withSeededMathRandom(rng, () => step(batch.x, batch.y, taught, batch.indices));

@@ -108,7 +108,7 @@ export interface TrainOptions {
    * restored with setWeights) or a registry node, e.g. `{ key: 'adam', learningRate: 1e-3 }`.
    */
   optimizer?: tf.Optimizer | OptimizerSpec;
-  /** Learning-rate schedule over epochs. Default constant. */
+  /** Learning-rate schedule: `cosine` decays every step, from the optimizer's rate towards 0 at the end of the last epoch. Default constant. */
   schedule?: 'constant' | 'cosine';
   seed: number;
   /**

@@ -1,0 +1,187 @@
+/**
+ * `npm run parity`: every case of `cases.json` trained by tfjs-distill (`runExperiment`, the
+ * same path as `distill run`) and by an independent PyTorch implementation (`reference.py`,
+ * Debian's python3-torch) on the same rows, architecture, initialization scheme, optimizer,
+ * schedule, budget and seeds. Prints one table (tfjs mean ± std, PyTorch mean ± std,
+ * difference, the bar) and one JSON line; exits 1 when a row misses its bar.
+ *
+ * The bar of a row: tfjs ≥ PyTorch − max(0.5 pt, 2 × the larger seed std) ("within, or better").
+ *
+ *   npm run parity -- [--quick] [--cases dml,kd] [--seeds 1,2] [--out DIR] [--threads N] [--no-torch]
+ *
+ * Both sides run at the same time, each with `--threads` threads (default 1: two processes on
+ * two cores; these small models gain little from a second thread).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    cases: { type: 'string' },
+    seeds: { type: 'string' },
+    out: { type: 'string', default: 'runs/parity' },
+    threads: { type: 'string', default: '1' },
+    'no-torch': { type: 'boolean', default: false },
+    python: { type: 'string', default: '/usr/bin/python3' },
+  },
+});
+process.env['TFJS_DISTILL_THREADS'] ??= values.threads;
+const { Rng, loadFashionMnist, runExperiment } = await import('../../src/index.js');
+
+const here = dirname(fileURLToPath(import.meta.url));
+type Json = Record<string, unknown>;
+interface Case extends Json { name: string; full?: boolean }
+const spec = JSON.parse(readFileSync(join(here, 'cases.json'), 'utf8')) as {
+  common: Json; quick: Json & { teacherEpochs: number }; cases: Case[]; [key: string]: unknown;
+};
+
+/** The experiment of a case: `common` under the case, named teachers resolved, `--quick` over both. */
+export function experimentOf(c: Case, quick: boolean): Json {
+  const { name, full: _full, ...own } = c;
+  const exp: Json = { ...spec.common, ...own, name: `parity-${name}` };
+  if (typeof exp['teacher'] === 'string') exp['teacher'] = structuredClone(spec[exp['teacher']]);
+  if (quick) {
+    const { teacherEpochs, ...rest } = spec.quick;
+    Object.assign(exp, rest);
+    const teacher = exp['teacher'] as { key: string; kwargs?: Json };
+    if (teacher.key === 'train') teacher.kwargs = { ...teacher.kwargs, epochs: teacherEpochs };
+  }
+  return exp;
+}
+
+/** Training and validation rows (indices into the first `subset` rows), as `fashion-mnist`'s data source splits them. */
+function splitOf(exp: Json): { train: number[]; validation: number[]; testRows: number } {
+  const k = (exp['data'] as { kwargs: { subset?: number; validationFraction: number; testSubset?: number; seed?: number } }).kwargs;
+  const size = k.subset ?? loadFashionMnist({}).train.size;
+  const nValidation = Math.round(size * k.validationFraction);
+  const order = new Rng(k.seed ?? 1).shuffle(Int32Array.from({ length: size }, (_, i) => i));
+  const sorted = (a: Int32Array) => [...a].sort((x, y) => x - y);
+  return { validation: sorted(order.subarray(0, nValidation)), train: sorted(order.subarray(nValidation)), testRows: k.testSubset ?? 10000 };
+}
+
+type Rows = Record<string, number>;
+interface ReportJson {
+  models: Array<{ name: string; role: string; accuracy: number }>;
+  tables?: Array<{ data?: Array<Record<string, number | string | null>> }>;
+}
+
+/** A seed's accuracies under the row names `reference.py` prints. */
+function rowsOf(scheme: string, report: ReportJson, hasTeacher: boolean): Rows {
+  const rows: Rows = {};
+  const data = report.tables?.[0]?.data ?? [];
+  const set = (name: string, v: unknown) => { if (typeof v === 'number') rows[name] = v; };
+  if (scheme === 'dml' || scheme === 'ensemble') {
+    const who = scheme === 'dml' ? 'peer' : 'member';
+    data.forEach((d, i) => {
+      if (d['model'] === 'ensemble') set('ensemble', d['accuracy']);
+      else { set(`${who}-${i + 1}`, d['accuracy']); set(`alone-${i + 1}`, d['aloneAccuracy']); }
+    });
+  } else if (scheme === 'born-again') {
+    for (const d of data) set(`gen-${d['generation']}`, d['accuracy']);
+  } else if (scheme === 'byot') {
+    for (const d of data) {
+      const exit = d['exit'] === 'deepest' ? 'deepest' : `exit-${String(d['exit']).replace('exit', '')}`;
+      set(exit, d['accuracy']);
+      set(`ds-${exit}`, d['deepSupervisionAccuracy']);
+      if (exit === 'deepest') set('plain', d['plainAccuracy']);
+    }
+  } else {
+    for (const m of report.models) {
+      if (m.role === 'teacher') { if (hasTeacher) rows['teacher'] = m.accuracy; }
+      else if (m.role.includes('baseline')) rows['labels'] = m.accuracy;
+      else rows['student'] = m.accuracy;
+    }
+  }
+  return rows;
+}
+
+function runTorch(args: string[]): Promise<{ accuracy: Rows; seconds: number }> {
+  return new Promise((ok, fail) => {
+    const child = spawn(values.python, [join(here, 'reference.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !line.startsWith('{')) fail(new Error(`reference.py ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`));
+      else ok(JSON.parse(line) as { accuracy: Rows; seconds: number });
+    });
+  });
+}
+
+const stat = (xs: number[]) => {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
+  return { mean, std };
+};
+
+const quick = values.quick;
+const wanted = values.cases?.split(',');
+const cases = spec.cases.filter((c) => (wanted ? wanted.includes(c.name) : !(quick && c.full)));
+if (wanted) for (const w of wanted) if (!spec.cases.some((c) => c.name === w)) throw new Error(`unknown case ${w}; cases: ${spec.cases.map((c) => c.name).join(', ')}`);
+const out = resolve(values.out, quick ? 'quick' : 'full');
+mkdirSync(out, { recursive: true });
+
+interface Result { case: string; row: string; tfjs: number[]; torch: number[] }
+const results: Result[] = [];
+const started = performance.now();
+for (const c of cases) {
+  const exp = experimentOf(c, quick);
+  if (values.seeds) exp['seeds'] = values.seeds.split(',').map(Number);
+  const seeds = exp['seeds'] as number[];
+  const teacher = exp['teacher'] as { key: string; kwargs?: Json };
+  if (teacher.key === 'train') teacher.kwargs = { ...teacher.kwargs, cache: join(out, 'teacher-cache') };
+  const dir = join(out, c.name);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'experiment.json');
+  writeFileSync(file, JSON.stringify({ ...exp, out: join(dir, 'tfjs') }, null, 2));
+  const splitFile = join(dir, 'split.json');
+  writeFileSync(splitFile, JSON.stringify(splitOf(exp)));
+  const t0 = performance.now();
+  // PyTorch's seeds one after another, beside tfjs-distill's run
+  const torch = values['no-torch'] ? Promise.resolve([]) : seeds.reduce<Promise<Array<{ accuracy: Rows; seconds: number }>>>(
+    (chain, seed) => chain.then(async (done) => [...done, await runTorch(['--case', c.name, '--seed', String(seed), '--split', splitFile, '--threads', values.threads, ...(quick ? ['--quick'] : [])])]),
+    Promise.resolve([]));
+  const run = await runExperiment({ file, progress: 'quiet', log: () => {} });
+  const tfjsSeconds = (performance.now() - t0) / 1000;
+  const torchRuns = await torch;
+  const scheme = (exp['scheme'] as { key: string }).key;
+  const tfjsRows = (run.reports as unknown as ReportJson[]).map((r) => rowsOf(scheme, r, teacher.key !== 'none'));
+  const names = [...new Set([...tfjsRows.flatMap(Object.keys), ...torchRuns.flatMap((r) => Object.keys(r.accuracy))])];
+  for (const row of names) {
+    results.push({
+      case: c.name, row,
+      tfjs: tfjsRows.map((r) => r[row]).filter((v): v is number => v !== undefined),
+      torch: torchRuns.map((r) => r.accuracy[row]).filter((v): v is number => v !== undefined),
+    });
+  }
+  process.stderr.write(`${c.name}: tfjs ${tfjsSeconds.toFixed(0)} s, pytorch ${((performance.now() - t0) / 1000).toFixed(0)} s (both at once)\n`);
+}
+
+const pts = (x: number) => (x * 100).toFixed(2);
+const lines = ['| case | row | tfjs-distill | PyTorch | tfjs − PyTorch | bar | |', '|---|---|---:|---:|---:|---:|---|'];
+let failed = 0;
+const json = results.map((r) => {
+  const t = stat(r.tfjs);
+  const p = r.torch.length > 0 ? stat(r.torch) : undefined;
+  const bar = Math.max(0.005, 2 * Math.max(t.std, p?.std ?? 0));
+  const diff = p ? t.mean - p.mean : undefined;
+  const ok = diff === undefined ? undefined : diff >= -bar;
+  if (ok === false) failed++;
+  lines.push(`| ${r.case} | ${r.row} | ${pts(t.mean)} ± ${pts(t.std)} | ${p ? `${pts(p.mean)} ± ${pts(p.std)}` : '—'} | ${diff === undefined ? '—' : `${diff >= 0 ? '+' : '−'}${pts(Math.abs(diff))}`} | ${pts(bar)} | ${ok === undefined ? '' : ok ? 'ok' : '**below**'} |`);
+  return { case: r.case, row: r.row, tfjs: r.tfjs, torch: r.torch, tfjsMean: t.mean, torchMean: p?.mean ?? null, difference: diff ?? null, bar, ok: ok ?? null };
+});
+const minutes = (performance.now() - started) / 60000;
+const table = lines.join('\n');
+console.log(table);
+console.log(`\n${results.length} rows, ${failed} below the bar; ${minutes.toFixed(1)} min${quick ? ' (--quick)' : ''}; test accuracy in points, mean ± std over seeds`);
+const summary = { parity: json, failed, minutes, quick };
+writeFileSync(join(out, 'parity.json'), JSON.stringify(summary, null, 2));
+writeFileSync(join(out, 'parity.md'), `${table}\n`);
+console.log(JSON.stringify(summary));
+process.exitCode = failed > 0 ? 1 : 0;
