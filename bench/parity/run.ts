@@ -145,7 +145,7 @@ for (const c of cases) {
   const t0 = performance.now();
   // PyTorch's seeds one after another, beside tfjs-distill's run
   const torch = values['no-torch'] ? Promise.resolve([]) : seeds.reduce<Promise<Array<{ accuracy: Rows; seconds: number }>>>(
-    (chain, seed) => chain.then(async (done) => [...done, await runTorch(['--case', c.name, '--seed', String(seed), '--split', splitFile, '--threads', values.threads, ...(quick ? ['--quick'] : [])])]),
+    (chain, seed) => chain.then(async (done) => [...done, await runTorch(['--case', c.name, '--seed', String(seed), '--split', splitFile, '--threads', values.threads, '--teacher-seed', String(seeds[0]), ...(quick ? ['--quick'] : [])])]),
     Promise.resolve([]));
   const run = await runExperiment({ file, progress: 'quiet', log: () => {} });
   const tfjsSeconds = (performance.now() - t0) / 1000;

@@ -41,6 +41,8 @@ export interface KnowledgeTerm {
   prepare?(shapes: TapShapes): void;
   compute(inputs: TermInputs): Record<string, tf.Scalar>;
   trainableVariables(): tf.Variable[];
+  /** Variables the term updates itself (e.g. memory banks, a snapshot's weights): kept in checkpoints. */
+  stateVariables?(): tf.Variable[];
   dispose(): void;
 }
 

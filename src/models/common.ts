@@ -18,6 +18,13 @@ export interface ModelOptions {
   init?: InitScheme;
 }
 
+/**
+ * Batch-norm settings of every zoo layer: PyTorch's (running statistics move 10 % towards each
+ * batch's, ε = 1e-5), not Keras' (1 %, ε = 1e-3), whose running statistics still carry 8 % of
+ * their initial values after 250 steps — short runs were evaluated with stale statistics.
+ */
+export const BATCH_NORM = { momentum: 0.9, epsilon: 1e-5 } as const;
+
 /** Layer factory shared by the builders: width scaling, seeded initializers, checks. */
 export class Builder {
   private next = 0;
@@ -80,7 +87,7 @@ export class Builder {
       name, filters, kernelSize, strides, padding: 'same', useBias: false,
       kernelInitializer: this.init(x, kernelSize).kernelInitializer,
     }).apply(x) as tf.SymbolicTensor;
-    y = tf.layers.batchNormalization({ name: `${name}_bn` }).apply(y) as tf.SymbolicTensor;
+    y = tf.layers.batchNormalization({ name: `${name}_bn`, ...BATCH_NORM }).apply(y) as tf.SymbolicTensor;
     return relu ? tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor : y;
   }
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
-import { Builder, positiveInt, type ModelOptions } from './common.js';
+import { BATCH_NORM, Builder, positiveInt, type ModelOptions } from './common.js';
 
 /** One depthwise-separable block: output filters (before the width multiplier) and stride. */
 export interface DwsepBlock {
@@ -54,7 +54,7 @@ export function dwsep(options: DwsepOptions): tf.LayersModel {
       name: `${name}_dw`, kernelSize: 3, strides, padding: 'same', useBias: false,
       depthwiseInitializer: b.init(x, 3, true).kernelInitializer,
     }).apply(x) as tf.SymbolicTensor;
-    x = tf.layers.batchNormalization({ name: `${name}_dw_bn` }).apply(x) as tf.SymbolicTensor;
+    x = tf.layers.batchNormalization({ name: `${name}_dw_bn`, ...BATCH_NORM }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.reLU({ name: `${name}_dw_relu` }).apply(x) as tf.SymbolicTensor;
     x = b.convBnRelu(x, `${name}_pw`, b.units(filters), 1);
   });

@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
+import { BATCH_NORM } from '../models/common.js';
 import { fanIn, layerInit, type InitScheme } from '../models/init.js';
 import { layerNames } from '../models/taps.js';
 
@@ -85,7 +86,7 @@ export function attachExits({ model, exits, featureLayer = 'features', seed = 0,
         name: `exit${i}_conv`, filters: width, kernelSize, strides: positive(spec.stride, 'stride', 2),
         padding: 'same', useBias: false, kernelInitializer: init(x, kernelSize).kernelInitializer,
       })).apply(x) as tf.SymbolicTensor;
-      x = use(tf.layers.batchNormalization({ name: `exit${i}_bn` })).apply(x) as tf.SymbolicTensor;
+      x = use(tf.layers.batchNormalization({ name: `exit${i}_bn`, ...BATCH_NORM })).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.reLU({ name: `exit${i}_relu` })).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.globalAveragePooling2d({ name: `exit${i}_features` })).apply(x) as tf.SymbolicTensor;
     } else if (at.shape.length === 1) {

@@ -15,12 +15,13 @@
  * When it helps: no teacher at all; the model's own earlier, softer predictions act as
  * adaptive label smoothing (better calibration, often a small accuracy gain).
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
 import type { Fit } from '../experiment/fit.js';
 import { createTerm } from '../knowledge/index.js';
 import type { KnowledgeTerm } from '../knowledge/types.js';
 import { layersTeacher } from '../teachers/layers.js';
+import type { Teacher } from '../teachers/types.js';
 import type { EpochRecord, Learner, WeightedTerm } from '../train/types.js';
 import { disposeTerms } from './common.js';
 
@@ -61,7 +62,25 @@ export interface PreviousEpochResult {
   teacherEpochs: number[];
 }
 
-/** Warmup on the labels, then learning from the snapshot; see the module comment. */
+/** `term` from epoch `from` on (before it: no loss), reading the epoch from `epoch()`. */
+function fromEpoch(term: KnowledgeTerm, from: number, epoch: () => number, before = false): KnowledgeTerm {
+  const on = () => (epoch() >= from) !== before;
+  return {
+    key: term.key, needs: term.needs,
+    ...(term.prepare && { prepare: (shapes) => term.prepare!(shapes) }),
+    compute: (inputs) => (on() ? term.compute(inputs) : {}),
+    trainableVariables: () => term.trainableVariables(),
+    ...(term.stateVariables && { stateVariables: () => term.stateVariables!() }),
+    dispose: () => term.dispose(),
+  };
+}
+
+/**
+ * Warmup on the labels, then learning from the snapshot; see the module comment. One training
+ * phase: one optimizer and one learning-rate schedule over all epochs, warmup included (as a
+ * PyTorch loop that switches its loss after the warmup), so the warmup is not a run of its own
+ * whose schedule decays to 0 before the self-distillation starts.
+ */
 export async function previousEpochTeacher(o: PreviousEpochOptions): Promise<PreviousEpochResult> {
   const warmup = o.warmup ?? 1;
   const every = o.every ?? 1;
@@ -69,30 +88,39 @@ export async function previousEpochTeacher(o: PreviousEpochOptions): Promise<Pre
   if (!Number.isInteger(every) || every < 1) throw new UserError(`every must be a whole number >= 1 (got ${every})`);
   if (o.epochs <= warmup) throw new UserError(`previous-epoch needs more epochs (${o.epochs}) than warmup epochs (${warmup})`);
   if (o.snapshot.weights.length !== o.model.weights.length) throw new UserError('the snapshot must have the architecture of the model');
-  const id = o.id ?? 'previous-epoch';
-  let history: EpochRecord[] = [];
-  let seconds = 0;
-  if (warmup > 0) {
-    const learners: Learner[] = [{ name: o.name, model: o.model, terms: [{ term: createTerm('ce'), weight: 1 }] }];
-    const r = await o.fit({ id: `${id}.warmup`, label: `${o.name} warmup (labels)`, learners, epochs: warmup });
-    history = r.history[o.name] ?? [];
-    seconds = r.seconds;
-  }
-  const learners: Learner[] = [{ name: o.name, model: o.model, terms: [...o.terms(), { term: snapshotKeeper(o.snapshot), weight: 1 }] }];
+  let epoch = 0;
+  const now = () => epoch;
+  const learners: Learner[] = [{
+    name: o.name, model: o.model,
+    terms: [
+      ...(warmup > 0 ? [{ term: fromEpoch(createTerm('ce'), warmup, now, true), weight: 1 }] : []),
+      ...o.terms().map(({ term, weight }) => ({ term: fromEpoch(term, warmup, now), weight })),
+      { term: snapshotKeeper(o.snapshot), weight: 1 },
+    ],
+  }];
+  const snapshot = layersTeacher({ model: o.snapshot });
+  // during the warmup nobody reads the snapshot's logits: zeros instead of a forward pass
+  const teacher: Teacher = {
+    ...snapshot,
+    predict: (x, options) => (epoch < warmup
+      ? Promise.resolve({ logits: tf.zeros([x.shape[0], snapshot.numClasses]) as tf.Tensor2D, taps: {} })
+      : snapshot.predict(x, options)),
+  };
   const teacherEpochs = Array.from({ length: o.epochs - warmup }, (_, e) => warmup + e - (e % every));
   try {
     const r = await o.fit({
-      id, label: `${o.name} (from its snapshot)`, learners, teacher: layersTeacher({ model: o.snapshot }), cacheTeacher: false,
-      epochs: o.epochs - warmup,
+      id: o.id ?? 'previous-epoch', label: `${o.name} (warmup on labels, then from its snapshot)`, learners, teacher, cacheTeacher: false,
+      epochs: o.epochs,
       callbacks: {
         // At the start of the epoch (after a resume has restored the snapshot): refresh when due.
-        onEpochBegin: (e) => { if (e % every === 0) o.snapshot.setWeights(o.model.getWeights()); },
+        onEpochBegin: (e) => {
+          epoch = e;
+          if (e >= warmup && (e - warmup) % every === 0) o.snapshot.setWeights(o.model.getWeights());
+        },
       },
     });
-    history = [...history, ...(r.history[o.name] ?? []).map((h) => ({ ...h, epoch: h.epoch + warmup }))];
-    seconds += r.seconds;
+    return { history: r.history[o.name] ?? [], seconds: r.seconds, teacherEpochs };
   } finally {
     disposeTerms(learners);
   }
-  return { history, seconds, teacherEpochs };
 }

@@ -57,7 +57,7 @@ export interface TrainingCheckpoint {
  * any state it lists in an optional `stateVariables()` (e.g. memory banks updated by momentum).
  */
 function termVariables(term: Learner['terms'][number]['term']): tf.Variable[] {
-  const state = (term as { stateVariables?: () => tf.Variable[] }).stateVariables?.() ?? [];
+  const state = term.stateVariables?.() ?? [];
   return [...term.trainableVariables(), ...state];
 }
 

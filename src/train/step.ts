@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installLazyInputGradients } from '../backend/lazy-input-gradients.js';
 import { UserError } from '../errors.js';
 import type { Teacher, TeacherOutput } from '../teachers/types.js';
-import { applyTapped, layerNames, tapModel } from '../models/taps.js';
+import { layerNames, tapModel } from '../models/taps.js';
 import type { Learner, TeacherSelector, TeachingSource } from './types.js';
 
 export interface StepResult {
@@ -49,6 +49,42 @@ function prepareTerms(learners: Learner[], teacher?: Teacher, selected: Record<s
   }
 }
 
+/**
+ * The training-mode forward pass of every learner: logits and taps. Learners whose models are
+ * one graph (the same input tensor: a network and its early exits) run as one model with all
+ * their outputs, so shared layers run once per step — once the BN statistics move and one
+ * dropout mask, as in a PyTorch forward that branches — not once per learner.
+ */
+function sharedForward(learners: Learner[], taps: string[][]): (x: tf.Tensor) => Array<{ logits: tf.Tensor2D; taps: Record<string, tf.Tensor> }> {
+  const groups = new Map<tf.SymbolicTensor, number[]>();
+  learners.forEach((l, i) => {
+    tapModel(l.model, taps[i]!, `student ${l.name}`); // checks the tap names
+    const input = l.model.inputs[0]!;
+    groups.set(input, [...(groups.get(input) ?? []), i]);
+  });
+  const runs = [...groups.entries()].map(([input, members]) => {
+    const outputs: tf.SymbolicTensor[] = [];
+    const slot = (t: tf.SymbolicTensor) => (outputs.includes(t) ? outputs.indexOf(t) : outputs.push(t) - 1);
+    const places = members.map((i) => ({
+      i, logits: slot(learners[i]!.model.outputs[0]!),
+      taps: taps[i]!.map((name) => [name, slot(learners[i]!.model.getLayer(name).output as tf.SymbolicTensor)] as const),
+    }));
+    const model = members.length === 1 && taps[members[0]!]!.length === 0 ? learners[members[0]!]!.model : tf.model({ inputs: input, outputs });
+    return { model, places };
+  });
+  return (x) => {
+    const result: Array<{ logits: tf.Tensor2D; taps: Record<string, tf.Tensor> }> = [];
+    for (const { model, places } of runs) {
+      const out = model.apply(x, { training: true });
+      const list = (Array.isArray(out) ? out : [out]) as tf.Tensor[];
+      for (const p of places) {
+        result[p.i] = { logits: list[p.logits] as tf.Tensor2D, taps: Object.fromEntries(p.taps.map(([name, k]) => [name, list[k]!])) };
+      }
+    }
+    return result;
+  };
+}
+
 export const offlineTeacher: TeacherSelector = ({ teacher }) => ({ logits: teacher?.logits, taps: teacher?.taps });
 
 /**
@@ -62,7 +98,7 @@ export function createStep(
 ) {
   installLazyInputGradients();
   const taps = tapsNeeded(learners);
-  const models = learners.map((l, i) => tapModel(l.model, taps.student[i]!, `student ${l.name}`));
+  const forward = sharedForward(learners, taps.student);
   prepareTerms(learners, teacher, teacherTapShapes);
   // A set: learners may share layers (self-distillation heads over one network).
   const variables = new Set<tf.Variable>();
@@ -77,7 +113,7 @@ export function createStep(
     const names: string[][] = learners.map(() => []);
     const correct: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {
-      const outputs = models.map((m, i) => applyTapped(m, taps.student[i]!, x, true));
+      const outputs = forward(x);
       const logits = outputs.map((o) => o.logits);
       let total = tf.scalar(0);
       const allTaps = outputs.map((o) => o.taps);
