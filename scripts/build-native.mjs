@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Builds the optional native backend (native/ → native/build/Release/tfjs_distill_native.node).
 // Run by package.json's "install" script. It must never fail the install: whatever goes
-// wrong, it prints one line saying why and that the wasm backend will be used, and exits 0.
+// wrong, it prints one line saying why and that the wasm backend will be used, and exits 0 —
+// unless DISTILL_REQUIRE_NATIVE=1 (CI), which makes a native backend that is not built (or
+// does not load) exit 1.
 // Environment: TFJS_DISTILL_SKIP_NATIVE=1 skips; TFJS_DISTILL_GENERIC=1 builds without AVX2/FMA;
 // CC overrides the C compiler; TFJS_DISTILL_OPENBLAS_INCLUDE / _LIB point at a custom OpenBLAS.
 import { spawnSync } from 'node:child_process';
@@ -24,6 +26,10 @@ function finish(ok, message) {
     mkdirSync(buildDir, { recursive: true });
     writeFileSync(logPath, log.join('\n') + '\n');
   } catch { /* logging is best effort */ }
+  if (!ok && process.env.DISTILL_REQUIRE_NATIVE === '1') {
+    console.error(`tfjs-distill: native backend not built (${message}); DISTILL_REQUIRE_NATIVE=1, so this is an error (log: ${logPath})`);
+    process.exit(1);
+  }
   console.log(ok ? `tfjs-distill: native backend built (${message})`
     : `tfjs-distill: native backend not built (${message}); the wasm backend will be used`);
   process.exit(0);

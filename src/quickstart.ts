@@ -152,7 +152,7 @@ export async function runQuickstart(options: QuickstartOptions = {}): Promise<Ru
   await writeReport({ outDir, report });
   await distilled.save(fileSystem(join(outDir, 'student')));
   // the answer on the terminal: the table and what distilling bought
-  log(renderMarkdown({ report }).split('\n').filter((line) => line.startsWith('|') || line.startsWith('- `')).join('\n'));
+  log(renderMarkdown({ report }).split('\n').filter((line) => line.startsWith('|') || line.startsWith('- ')).join('\n'));
   log(`report: ${join(outDir, 'report.md')} (also report.json, report.html, plots/)`);
   log(`student: ${join(outDir, 'student', 'model.json')} — load with tf.loadLayersModel`);
   for (const m of [teacherModel, labelsOnly, distilled]) m.dispose();

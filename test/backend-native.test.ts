@@ -2,16 +2,17 @@
  * The `native` backend against the `cpu` backend: every natively served kernel on random
  * inputs (batch 1, strides, 'same'/'valid'/explicit padding, non-square kernels and inputs,
  * transposed operands, broadcasting), whole-model gradients and an Adam step, and tensor
- * counts that stay flat over training steps. Skips (with the reason) when the addon is not built.
+ * counts that stay flat over training steps. Skips (with the reason) when the addon is not built;
+ * fails instead under DISTILL_REQUIRE_NATIVE=1.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { registerNativeBackend, nativeBackendInfo, nativeFallbackCounts } from '../src/backend/native.js';
+import { nativeTest } from './helpers.js';
 
 tf.enableProdMode();
 const reg = registerNativeBackend();
-const skip = reg.ok ? false : `native backend unavailable: ${reg.reason}`;
+const nativeOnly = nativeTest(reg.ok ? false : reg.reason);
 const TOL = 1e-4;
 
 /** Deterministic pseudo-random values in [lo, hi). */
@@ -81,7 +82,7 @@ async function check(label: string, f: () => Out, kernels: string[] = []): Promi
   }
 }
 
-test('native backend registers idempotently and describes itself', { skip }, async () => {
+nativeOnly('native backend registers idempotently and describes itself', async () => {
   assert.deepEqual(registerNativeBackend(), { ok: true });
   const info = nativeBackendInfo();
   assert.equal(info.available, true);
@@ -95,7 +96,7 @@ test('native backend registers idempotently and describes itself', { skip }, asy
   assert.ok(await tf.setBackend('native'));
 });
 
-test('MatMul / BatchMatMul: shapes, transposes, batch broadcasting', { skip }, async () => {
+nativeOnly('MatMul / BatchMatMul: shapes, transposes, batch broadcasting', async () => {
   const cases: [number[], number[], boolean, boolean][] = [
     [[1, 7], [7, 5], false, false],
     [[33, 17], [17, 29], false, false],
@@ -118,7 +119,7 @@ test('MatMul / BatchMatMul: shapes, transposes, batch broadcasting', { skip }, a
   }
 });
 
-test('_FusedMatMul: bias, activations, and its gradient path', { skip }, async () => {
+nativeOnly('_FusedMatMul: bias, activations, and its gradient path', async () => {
   const a = spec([9, 13]), b = spec([13, 11]), bias = spec([11]), prelu = spec([11], 0, 0.5), b1 = spec([1]);
   for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu'] as const) {
     await check(`fused matMul ${activation}`, () => tf.fused.matMul({
@@ -159,7 +160,7 @@ const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: 
   { x: [64, 28, 28, 1], f: [3, 3, 1, 8], s: 1, pad: 'same' },
 ];
 
-test('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilation)', { skip }, async () => {
+nativeOnly('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilation)', async () => {
   for (const c of convCases) {
     const x = spec(c.x), f = spec(c.f);
     await check(`conv2d x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}`,
@@ -176,7 +177,7 @@ test('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilation)', {
   }
 });
 
-test('Conv2DBackpropInput / Conv2DBackpropFilter (gradients of conv2d)', { skip }, async () => {
+nativeOnly('Conv2DBackpropInput / Conv2DBackpropFilter (gradients of conv2d)', async () => {
   for (const c of convCases) {
     const x = spec(c.x), f = spec(c.f);
     await check(`conv2d grads x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}`, () => {
@@ -188,7 +189,7 @@ test('Conv2DBackpropInput / Conv2DBackpropFilter (gradients of conv2d)', { skip 
   }
 });
 
-test('DepthwiseConv2dNative and its two backprops', { skip }, async () => {
+nativeOnly('DepthwiseConv2dNative and its two backprops', async () => {
   const cases: { x: number[]; f: number[]; s: number; pad: 'same' | 'valid' }[] = [
     { x: [2, 9, 7, 3], f: [3, 3, 3, 1], s: 1, pad: 'same' },
     { x: [1, 10, 8, 3], f: [3, 2, 3, 2], s: 2, pad: 'valid' },
@@ -206,7 +207,7 @@ test('DepthwiseConv2dNative and its two backprops', { skip }, async () => {
   }
 });
 
-test('FusedDepthwiseConv2D: bias and activations', { skip }, async () => {
+nativeOnly('FusedDepthwiseConv2D: bias and activations', async () => {
   const x = spec([2, 9, 8, 4]), f = spec([3, 3, 4, 2]), bias = spec([8]);
   for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu'] as const) {
     await check(`fused depthwise ${activation}`, () => tf.fused.depthwiseConv2d({
@@ -216,7 +217,7 @@ test('FusedDepthwiseConv2D: bias and activations', { skip }, async () => {
   }
 });
 
-test('MaxPool / AvgPool and their gradients (incl. ties after relu)', { skip }, async () => {
+nativeOnly('MaxPool / AvgPool and their gradients (incl. ties after relu)', async () => {
   const cases: { x: number[]; k: [number, number]; s: number | [number, number]; pad: 'same' | 'valid' }[] = [
     { x: [2, 8, 8, 3], k: [2, 2], s: 2, pad: 'valid' },
     { x: [1, 9, 7, 2], k: [3, 2], s: [2, 1], pad: 'same' },
@@ -244,7 +245,7 @@ test('MaxPool / AvgPool and their gradients (incl. ties after relu)', { skip }, 
   }
 });
 
-test('unary element-wise kernels', { skip }, async () => {
+nativeOnly('unary element-wise kernels', async () => {
   const x = spec([37, 41], -3, 3), pos = spec([37, 41], 0.05, 4), big = spec([300, 301], -2, 2);
   const ops: [string, (t: tf.Tensor) => tf.Tensor, typeof x][] = [
     ['Relu', tf.relu, x], ['Relu6', (t) => tf.relu6(tf.mul(t, 3)), x], ['Exp', tf.exp, x], ['Log', tf.log, pos],
@@ -257,7 +258,7 @@ test('unary element-wise kernels', { skip }, async () => {
   for (const [name, op, s] of ops) await check(`${name} ${s.shape}`, () => op(s.t()), [name]);
 });
 
-test('broadcasting binary kernels', { skip }, async () => {
+nativeOnly('broadcasting binary kernels', async () => {
   const pairs: [number[], number[]][] = [
     [[4, 5], [4, 5]], [[4, 5], [5]], [[4, 5], [4, 1]], [[2, 3, 4], [3, 1]], [[1], [3, 4]], [[], [3, 4]],
     [[3, 4], []], [[2, 1, 4], [1, 3, 1]], [[2, 3, 4, 5, 6], [6]], [[2, 3, 4, 5, 6], [3, 1, 5, 1]],
@@ -283,7 +284,7 @@ test('broadcasting binary kernels', { skip }, async () => {
   await check('AddN', () => tf.addN(xs.map((s) => s.t())), ['AddN']);
 });
 
-test('reductions, arg reductions, softmax', { skip }, async () => {
+nativeOnly('reductions, arg reductions, softmax', async () => {
   const x = spec([3, 4, 5]), wide = spec([64, 3000]), long = spec([200003]), chan = spec([16, 20, 21, 24]);
   const axesList: (number | number[] | undefined)[] = [undefined, 0, -1, 1, [0, 1], [1, 2], [0, 1, 2]];
   const ops: [string, (t: tf.Tensor, ax: number | number[] | undefined, k: boolean) => tf.Tensor][] = [
@@ -321,7 +322,7 @@ test('reductions, arg reductions, softmax', { skip }, async () => {
   }, ['Softmax']);
 });
 
-test('Tile (float32 and int32, any rank)', { skip }, async () => {
+nativeOnly('Tile (float32 and int32, any rank)', async () => {
   const cases: [number[], number[]][] = [[[3], [4]], [[2, 3], [3, 1]], [[1, 1, 1, 5], [2, 3, 4, 1]], [[2, 1, 3], [1, 4, 2]], [[2, 3, 4], [1, 1, 1]]];
   for (const [shape, reps] of cases) {
     const x = spec(shape);
@@ -332,7 +333,7 @@ test('Tile (float32 and int32, any rank)', { skip }, async () => {
   }
 });
 
-test('FusedBatchNorm (per-channel and scalar parameters) and its gradient', { skip }, async () => {
+nativeOnly('FusedBatchNorm (per-channel and scalar parameters) and its gradient', async () => {
   const x = spec([4, 5, 6, 8]), mean = spec([8]), variance = spec([8], 0.1, 2), scale = spec([8]), offset = spec([8]);
   await check('batchNorm per channel', () => tf.batchNorm(x.t(), mean.t(), variance.t(), offset.t(), scale.t(), 1e-3), ['FusedBatchNorm']);
   await check('batchNorm without scale/offset', () => tf.batchNorm(x.t(), mean.t(), variance.t()), ['FusedBatchNorm']);
@@ -391,7 +392,7 @@ async function trainStep(backend: string, build: () => tf.LayersModel, weights: 
 }
 
 for (const [name, build, xShape] of [['MLP', buildMlp, [6, 20]], ['CNN', buildCnn, [4, 12, 10, 2]]] as const) {
-  test(`whole ${name}: loss, every gradient and three Adam steps match cpu`, { skip }, async () => {
+  nativeOnly(`whole ${name}: loss, every gradient and three Adam steps match cpu`, async () => {
     await tf.setBackend('cpu');
     const ref = build();
     const weights = ref.getWeights().map((w) => w.dataSync().slice() as Float32Array);
@@ -406,7 +407,7 @@ for (const [name, build, xShape] of [['MLP', buildMlp, [6, 20]], ['CNN', buildCn
   });
 }
 
-test('tensor count is stable over repeated native training steps (fused Adam, pooled buffers)', { skip }, async () => {
+nativeOnly('tensor count is stable over repeated native training steps (fused Adam, pooled buffers)', async () => {
   await tf.setBackend('native');
   const model = buildCnn();
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);

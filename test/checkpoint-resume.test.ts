@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
-import { UserError } from '../src/errors.js';
+import { registerNativeBackend } from '../src/backend/native.js';
 import { createFit, Interrupted } from '../src/experiment/fit.js';
 import { createTerm, type KnowledgeTerm } from '../src/knowledge/index.js';
 import { buildModel } from '../src/models/index.js';
 import { layersTeacher } from '../src/teachers/layers.js';
 import { captureCheckpoint, readCheckpoint, restoreOptimizer } from '../src/train/checkpoint.js';
 import type { Learner } from '../src/train/types.js';
-import { blobs } from './helpers.js';
+import { assertUserError, blobs, nativeTest } from './helpers.js';
 
 /** A term that owns a variable (like a feature adapter): CE of the logits times a learned scale. */
 function scaledCe(): KnowledgeTerm {
@@ -48,11 +48,14 @@ const values = (l: Learner[]) => [
   ].map((v) => Array.from(v.dataSync()))),
 ];
 
-const nativeBuilt = await useBestBackend({ backend: 'native' }).then(() => true, () => false);
+const nativeUnavailable = await useBestBackend({ backend: 'native' }).then(() => false as const, (e: Error) => {
+  const registered = registerNativeBackend();
+  return registered.ok ? e.message : registered.reason;
+});
 await useBestBackend({ backend: 'cpu' });
 
 for (const backend of ['cpu', 'wasm', 'native'] as const) {
-  test(`a phase interrupted mid-epoch and resumed ends with exactly the uninterrupted weights (${backend})`, { skip: backend === 'native' && !nativeBuilt && 'native addon not built' }, async () => {
+  (backend === 'native' ? nativeTest(nativeUnavailable) : test)(`a phase interrupted mid-epoch and resumed ends with exactly the uninterrupted weights (${backend})`, async () => {
     await useBestBackend({ backend });
     const dir = mkdtempSync(join(tmpdir(), 'distill-ckpt-'));
     const settings = (name: string, signal?: AbortSignal) => ({
@@ -103,12 +106,11 @@ test('a damaged or mismatched checkpoint is a one-line UserError', async () => {
   const s = { seed: 1, data, epochs: 1, batchSize: 32, schedule: 'constant' as const, optimizer: { key: 'sgd' }, checkpointDir: dir, progress: 'quiet' as const };
   const l = learners();
   await createFit(s)({ id: 'p', label: 'p', learners: l, teacher: layersTeacher({ model: teacherModel }) });
-  await assert.rejects(createFit({ ...s, epochs: 2 })({ id: 'p', label: 'p', learners: learners() }), (e: unknown) =>
-    e instanceof UserError && /is for 1 epochs but this run has 2/.test(e.message));
+  await assertUserError(createFit({ ...s, epochs: 2 })({ id: 'p', label: 'p', learners: learners() }), /is for 1 epochs but this run has 2/);
   const other = [{ ...l[0]!, model: buildModel({ kind: 'mlp', inputShape: [6], numClasses: 4, hidden: [8], seed: 1 } as never) }];
   await assert.rejects(createFit(s)({ id: 'p', label: 'p', learners: other }), /does not fit this run: weight .* is \[6,16\] there, \[6,8\] here/);
   writeFileSync(join(dir, 'p.ckpt'), 'DSTLCKP1garbage');
-  await assert.rejects(readCheckpoint(join(dir, 'p.ckpt')), (e: unknown) => e instanceof UserError && /is damaged/.test(e.message));
+  await assertUserError(readCheckpoint(join(dir, 'p.ckpt')), /is damaged/);
 });
 
 test("Adam's running β powers are restored exactly (its setWeights would recompute them with pow)", async () => {

@@ -41,7 +41,7 @@ test('train, eval, export: a model from scratch, measured, exported in three enc
   assert.deepEqual(training.model, { kind: 'mlp', hidden: [16] });
   assert.equal(training.history.length, 3);
   assert.equal(typo.code, 1);
-  assert.match(typo.stderr, /^distill: --model-kwargs:1: unknown key `hiden` at the top level \(did you mean `hidden`\?\); known: width, hidden, dropout\n$/);
+  assert.match(typo.stderr, /^distill: --model-kwargs:1: unknown key `hiden` at the top level \(did you mean `hidden`\?\); known: width, init, hidden, dropout\n$/);
   assert.equal(existsSync(join(dir, 'typo')), false);
 
   const model = join(dir, 'student', 'model.json');

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { experimentYaml, loadExperiment } from '../src/config/experiment.js';
-import { UserError } from '../src/errors.js';
 import { runExperiment } from '../src/experiment/run.js';
 import { fileSystem } from '../src/io/index.js';
 import { crossEntropyTerm, knowledge } from '../src/knowledge/index.js';
 import { buildModel } from '../src/models/index.js';
+import { assertUserError } from './helpers.js';
 
 const BASE = `name: t
 seeds: [1]
@@ -28,18 +28,6 @@ knowledge:
       temperature: 4
 epochs: 1
 `;
-
-/** The one-line message loading `text` (or BASE with `set`) fails with. */
-function error(text: string, set: string[] = []): string {
-  try {
-    loadExperiment({ path: 't.yaml', text, set });
-  } catch (e) {
-    assert.ok(e instanceof UserError, String(e));
-    assert.doesNotMatch(e.message, /\n/);
-    return e.message;
-  }
-  assert.fail('expected a UserError');
-}
 
 test('a valid experiment is resolved: defaults filled in, paths absolute, YAML round trip', () => {
   const { config } = loadExperiment({ path: 't.yaml', text: BASE });
@@ -76,13 +64,13 @@ test('mistakes name the file, line and path in one line', () => {
     [BASE.replace('temperature: 4', 'temprature: 4'), /^t\.yaml:15: knowledge\[0\]\.kwargs\.temprature: knowledge term `kd`: unknown option `temprature`; known: temperature, alpha$/],
     [BASE.replace('key: kd', 'key: kdd'), /^t\.yaml:13: knowledge\[0\]\.key: unknown knowledge term `kdd` \(did you mean `kd`\?\); known: .*\bce, .*\bkd, .*$/],
     [BASE.replace('key: mlp', 'key: transformer'), /^t\.yaml:11: students\[0\]\.model\.key: unknown model `transformer`; known: cnn, dwsep, mlp, resnet$/],
-    [BASE.replace('hidden: [8]', 'hiden: [8]'), /^t\.yaml:11: unknown key `hiden` in students\[0\]\.model\.kwargs \(did you mean `hidden`\?\); known: width, hidden, dropout$/],
+    [BASE.replace('hidden: [8]', 'hiden: [8]'), /^t\.yaml:11: unknown key `hiden` in students\[0\]\.model\.kwargs \(did you mean `hidden`\?\); known: width, init, hidden, dropout$/],
     [BASE.replace('hidden: [8]', 'hidden: 8'), /^t\.yaml:11: students\[0\]\.model\.kwargs\.hidden must be a list \(got 8\)$/],
     [BASE.replace('key: fashion-mnist', 'key: mnist'), /^t\.yaml:4: data\.key: unknown data source `mnist`; known: csv, fashion-mnist$/],
     [BASE.replace('key: file', 'key: onnx'), /^t\.yaml:7: teacher\.key: unknown teacher source `onnx`; known: file, none, train$/],
     [BASE.replace('kwargs: {path: teacher/model.json}', 'kwargs: {file: t.json}'), /^t\.yaml:8: unknown key `file` in teacher\.kwargs; known: path, logits, layout, inputName, outputName/],
     [BASE.replace('kwargs: {path: teacher/model.json}', 'kwargs: {model: {key: cnn, kwargs: {widht: 1}}}').replace('key: file', 'key: train'),
-      /^t\.yaml:8: unknown key `widht` in teacher\.kwargs\.model\.kwargs; known: width, blocks, convsPerBlock, dense, dropout$/],
+      /^t\.yaml:8: unknown key `widht` in teacher\.kwargs\.model\.kwargs; known: width, blocks, convsPerBlock, dense, dropout, init$/],
     [BASE.replace('name: t', 'name: "my run"'), /^t\.yaml:1: name must start with a letter or digit and hold only letters, digits, "\.", "_" and "-" \(got "my run"\)$/],
     [BASE.replace('knowledge:', '  - name: s\n    model: {key: mlp}\nknowledge:'), /^t\.yaml:12: students\[1\]\.name must be unique \(`s` is used twice\)$/],
     [BASE.replace('epochs: 1', 'epochs: !!js/function "return 1"'), /^t\.yaml:16: YAML tag `!!js\/function` is not allowed; configs are plain data \(remove the tag\)$/],
@@ -95,7 +83,7 @@ test('mistakes name the file, line and path in one line', () => {
     [BASE, /^--set epochs\.x=1: epochs is not a mapping or list/, ['epochs.x=1']],
     [BASE, /^--set earlyStopping=\{patience: 0\}: earlyStopping\.patience must be > 0 \(got 0\)$/, ['earlyStopping={patience: 0}']],
   ];
-  for (const [text, pattern, set] of cases) assert.match(error(text, set), pattern);
+  for (const [text, pattern, set = []] of cases) assertUserError(() => loadExperiment({ path: 't.yaml', text, set }), pattern);
 });
 
 test('run: an unknown tapped layer and a missing teacher fail before anything is written', async () => {

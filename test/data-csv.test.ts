@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../src/errors.js';
 import { loadCsv } from '../src/data/csv.js';
+import { assertUserError } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'distill-csv-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,10 +13,6 @@ function csvFile(name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;
-}
-
-function throwsUserError(fn: () => unknown, message: string): void {
-  assert.throws(fn, (e: unknown) => e instanceof UserError && e.message === message);
 }
 
 const IRIS = `\uFEFFsepal_length,sepal_width,species,petal_length
@@ -53,28 +49,28 @@ test('integer labels are ordered numerically, without a header', () => {
 
 test('a non-numeric value names file, line and column', () => {
   const path = csvFile('bad.csv', 'a,b,label\n1,2,x\n3,oops,y\n');
-  throwsUserError(() => loadCsv({ path, labelColumn: 'label' }),
+  assertUserError(() => loadCsv({ path, labelColumn: 'label' }),
     `${path}: line 3, column "b": "oops" is not a number; fix the value or leave the column out of featureColumns`);
   const empty = csvFile('empty-cell.csv', '1,2,x\n3,,y\n');
-  throwsUserError(() => loadCsv({ path: empty, labelColumn: 2, header: false }),
+  assertUserError(() => loadCsv({ path: empty, labelColumn: 2, header: false }),
     `${empty}: line 2, column 1: "" is not a number; fix the value or leave the column out of featureColumns`);
 });
 
 test('unknown columns, ragged rows, missing labels and missing files are one-line UserErrors', () => {
   const path = csvFile('cols.csv', 'a,b,label\n1,2,x\n');
-  throwsUserError(() => loadCsv({ path, labelColumn: 'class' }), `${path}: no label column "class"; columns: a, b, label`);
-  throwsUserError(() => loadCsv({ path, labelColumn: 'label', featureColumns: [5] }),
+  assertUserError(() => loadCsv({ path, labelColumn: 'class' }), `${path}: no label column "class"; columns: a, b, label`);
+  assertUserError(() => loadCsv({ path, labelColumn: 'label', featureColumns: [5] }),
     `${path}: feature column 5 does not exist; the file has columns 0..2`);
   const ragged = csvFile('ragged.csv', 'a,b,label\n1,2,x\n3,y\n');
-  throwsUserError(() => loadCsv({ path: ragged, labelColumn: 'label' }),
+  assertUserError(() => loadCsv({ path: ragged, labelColumn: 'label' }),
     `${ragged}: Invalid Record Length: expect 3, got 2 on line 3; fix the CSV file`);
   const unlabeled = csvFile('unlabeled.csv', 'a,label\n1,x\n2,\n');
-  throwsUserError(() => loadCsv({ path: unlabeled, labelColumn: 'label' }),
+  assertUserError(() => loadCsv({ path: unlabeled, labelColumn: 'label' }),
     `${unlabeled}: line 3, label column "label" is empty; give every row a label`);
-  throwsUserError(() => loadCsv({ path, labelColumn: 'label', header: false }),
+  assertUserError(() => loadCsv({ path, labelColumn: 'label', header: false }),
     `${path}: label column "label" needs a header line; give a column index or set header: true`);
   const headerOnly = csvFile('header-only.csv', 'a,label\n');
-  throwsUserError(() => loadCsv({ path: headerOnly, labelColumn: 'label' }), `${headerOnly}: no data rows; check the file`);
+  assertUserError(() => loadCsv({ path: headerOnly, labelColumn: 'label' }), `${headerOnly}: no data rows; check the file`);
   const missing = join(dir, 'missing.csv');
-  throwsUserError(() => loadCsv({ path: missing, labelColumn: 'label' }), `${missing}: cannot read (ENOENT); check the path`);
+  assertUserError(() => loadCsv({ path: missing, labelColumn: 'label' }), `${missing}: cannot read (ENOENT); check the path`);
 });

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../src/errors.js';
 import { Dataset } from '../src/data/dataset.js';
 import { Rng } from '../src/data/rng.js';
+import { assertUserError } from './helpers.js';
 
 tf.enableProdMode();
 
@@ -68,10 +69,8 @@ test('split is seeded, disjoint, complete and keeps row order', () => {
   assert.deepEqual(t.map((x) => x % 2), [...train.labels], 'labels travel with their rows');
   assert.deepEqual([...d.split({ validationFraction: 0.2, seed: 1 }).validation.features], v);
   assert.notDeepEqual([...d.split({ validationFraction: 0.2, seed: 2 }).validation.features], v);
-  assert.throws(() => d.split({ validationFraction: 1, seed: 1 }), (e: unknown) => e instanceof UserError &&
-    e.message === 'validationFraction must be between 0 and 1 (exclusive), got 1');
-  assert.throws(() => d.split({ validationFraction: 0.001, seed: 1 }), (e: unknown) => e instanceof UserError &&
-    e.message === 'cannot split 100 samples with validationFraction 0.001: one part would be empty; use more data or another fraction');
+  assertUserError(() => d.split({ validationFraction: 1, seed: 1 }), 'validationFraction must be between 0 and 1 (exclusive), got 1');
+  assertUserError(() => d.split({ validationFraction: 0.001, seed: 1 }), 'cannot split 100 samples with validationFraction 0.001: one part would be empty; use more data or another fraction');
 });
 
 test('computeStats on training data, normalize applies the same stats elsewhere', () => {
@@ -83,8 +82,7 @@ test('computeStats on training data, normalize applies the same stats elsewhere'
   const test = tabular([[2, 40, 7]], [1]);
   assert.deepEqual([...test.normalize(stats).features], [0, 2, 2]);
   assert.deepEqual([...test.features], [2, 40, 7], 'normalize returns a copy');
-  assert.throws(() => images(2).normalize(stats), (e: unknown) => e instanceof UserError && e.message ===
-    'normalization stats have 3 means and 3 stds, but samples of shape [4, 5, 1] have 1 channels; compute the stats on a dataset of the same shape');
+  assertUserError(() => images(2).normalize(stats), 'normalization stats have 3 means and 3 stds, but samples of shape [4, 5, 1] have 1 channels; compute the stats on a dataset of the same shape');
 });
 
 test('image stats are per channel (last axis)', () => {
@@ -116,8 +114,7 @@ test('without shuffle, batches are in row order and need no seed', () => {
   const order = collect(images(7).batches({ batchSize: 3 })).flatMap((b) => b.indices);
   assert.deepEqual(order, [0, 1, 2, 3, 4, 5, 6]);
   assert.throws(() => images(7).batches({ batchSize: 3, shuffle: true }), /need `seed` or `rng`/);
-  assert.throws(() => images(7).batches({ batchSize: 0 }), (e: unknown) => e instanceof UserError &&
-    e.message === 'batchSize must be a whole number ≥ 1, got 0');
+  assertUserError(() => images(7).batches({ batchSize: 0 }), 'batchSize must be a whole number ≥ 1, got 0');
 });
 
 test('same seed gives the same order, a different seed another', () => {
@@ -194,9 +191,8 @@ for (const shape of [[4, 5, 1], [3, 4, 3]]) {
 }
 
 test('shift augmentation is refused for non-image samples', () => {
-  assert.throws(() => tabular([[1, 2]], [0]).batches({ batchSize: 1, seed: 1, augment: { shift: 2 } }),
-    (e: unknown) => e instanceof UserError && e.message ===
-      'shift augmentation needs image samples [height, width, channels], got [2]; remove augment.shift for this dataset');
+  assertUserError(() => tabular([[1, 2]], [0]).batches({ batchSize: 1, seed: 1, augment: { shift: 2 } }),
+    'shift augmentation needs image samples [height, width, channels], got [2]; remove augment.shift for this dataset');
 });
 
 test('no tensor leaks: after a full epoch, an early break, and a throw', () => {

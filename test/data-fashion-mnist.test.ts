@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../src/errors.js';
 import { writeIdx } from '../src/data/idx.js';
+import { assertUserError } from './helpers.js';
 import {
   DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASS_NAMES, loadFashionMnist, locateFashionMnist,
 } from '../src/data/fashion-mnist.js';
@@ -127,14 +128,12 @@ test('loads a small generated copy: shapes, scaling to [0, 1], subsets', () => {
   assert.equal(train.features[51], Math.fround(51 / 255));
   assert.deepEqual([...train.labels], [0, 1, 2, 3, 4, 5]);
   assert.deepEqual(train.classNames, FASHION_MNIST_CLASS_NAMES);
-  assert.throws(() => loadFashionMnist({ dir, trainSubset: 0 }), (e: unknown) =>
-    e instanceof UserError && e.message === 'trainSubset must be a whole number ≥ 1, got 0');
+  assertUserError(() => loadFashionMnist({ dir, trainSubset: 0 }), 'trainSubset must be a whole number ≥ 1, got 0');
 });
 
 test('image/label count mismatch names both files and both counts', () => {
   const dir = fakeDataset('mismatch', { train: 5, trainLabels: 4 });
-  assert.throws(() => loadFashionMnist({ dir }), (e: unknown) => e instanceof UserError && e.message ===
-    `${join(dir, 'train-images-idx3-ubyte.gz')} has 5 images but ${join(dir, 'train-labels-idx1-ubyte.gz')} has 4 labels; ` +
+  assertUserError(() => loadFashionMnist({ dir }), `${join(dir, 'train-images-idx3-ubyte.gz')} has 5 images but ${join(dir, 'train-labels-idx1-ubyte.gz')} has 4 labels; ` +
     're-download or reinstall dataset-fashion-mnist');
 });
 
@@ -142,8 +141,7 @@ test('a corrupt file in the found folder is reported with the dataset fix', () =
   const dir = fakeDataset('wrong-shape');
   const path = join(dir, 't10k-images-idx3-ubyte.gz');
   writeIdx({ path, array: { dtype: 'uint8', dims: [4, 28, 27], data: new Uint8Array(4 * 28 * 27) } });
-  assert.throws(() => loadFashionMnist({ dir }), (e: unknown) => e instanceof UserError && e.message ===
-    `${path}: expected uint8 [N, 28, 28], found uint8 [4, 28, 27]; re-download or reinstall dataset-fashion-mnist`);
+  assertUserError(() => loadFashionMnist({ dir }), `${path}: expected uint8 [N, 28, 28], found uint8 [4, 28, 27]; re-download or reinstall dataset-fashion-mnist`);
 });
 
 test('real Fashion-MNIST from Debian\'s dataset-fashion-mnist (subset)', () => {

@@ -4,21 +4,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { UserError } from '../src/errors.js';
 import { encodeIdx, readIdx, writeIdx, type IdxArray } from '../src/data/idx.js';
+import { assertUserError } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'distill-idx-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Asserts that `fn` throws a UserError whose message is exactly `message` (one line). */
-function throwsUserError(fn: () => unknown, message: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof UserError, `expected a UserError, got ${String(e)}`);
-    assert.equal(e.message, message);
-    assert.ok(!e.message.includes('\n'));
-    return true;
-  });
-}
 
 const cases: { name: string; array: IdxArray }[] = [
   { name: 'ubyte-1d', array: { dtype: 'uint8', dims: [5], data: Uint8Array.from([0, 1, 127, 200, 255]) } },
@@ -72,61 +62,61 @@ test('a truncated file names the expected and found byte counts and the fix', ()
   const path = join(dir, 'train-images-idx3-ubyte.gz');
   const header = encodeIdx({ dtype: 'uint8', dims: [60000, 28, 28], data: new Uint8Array(60000 * 784) }).subarray(0, 16);
   writeFileSync(path, gzipSync(Buffer.concat([header, new Uint8Array(1024)])));
-  throwsUserError(() => readIdx(path, { fix: 're-download or reinstall dataset-fashion-mnist' }),
+  assertUserError(() => readIdx(path, { fix: 're-download or reinstall dataset-fashion-mnist' }),
     `${path}: truncated: expected 47040000 data bytes, found 1024; re-download or reinstall dataset-fashion-mnist`);
 });
 
 test('extra bytes after the data are an error', () => {
   const path = join(dir, 'too-long');
   writeFileSync(path, Buffer.concat([encodeIdx({ dtype: 'int32', dims: [2], data: Int32Array.from([1, 2]) }), new Uint8Array(3)]));
-  throwsUserError(() => readIdx(path), `${path}: too long: expected 8 data bytes, found 11; re-download the file`);
+  assertUserError(() => readIdx(path), `${path}: too long: expected 8 data bytes, found 11; re-download the file`);
 });
 
 test('a truncated header is an error', () => {
   const path = join(dir, 'short-header');
   writeFileSync(path, Uint8Array.from([0, 0, 8, 3, 0, 0, 0, 1]));
-  throwsUserError(() => readIdx(path), `${path}: truncated header: 3 dimensions need 16 bytes, found 8; re-download the file`);
+  assertUserError(() => readIdx(path), `${path}: truncated header: 3 dimensions need 16 bytes, found 8; re-download the file`);
 });
 
 test('wrong magic (not gzip, not IDX) shows the first bytes', () => {
   const path = join(dir, 'page.gz');
   writeFileSync(path, '<html>Not Found</html>');
-  throwsUserError(() => readIdx(path),
+  assertUserError(() => readIdx(path),
     `${path}: not an IDX file (neither gzip nor IDX): first bytes 3c 68 74 6d, expected 00 00 <dtype> <ndim>; re-download the file`);
   const empty = join(dir, 'empty');
   writeFileSync(empty, '');
-  throwsUserError(() => readIdx(empty),
+  assertUserError(() => readIdx(empty),
     `${empty}: not an IDX file (neither gzip nor IDX): first bytes none, expected 00 00 <dtype> <ndim>; re-download the file`);
 });
 
 test('an unknown dtype code lists the known ones', () => {
   const path = join(dir, 'dtype-07');
   writeFileSync(path, Uint8Array.from([0, 0, 0x07, 1, 0, 0, 0, 1, 42]));
-  throwsUserError(() => readIdx(path), `${path}: unknown IDX dtype code 0x07 ` +
+  assertUserError(() => readIdx(path), `${path}: unknown IDX dtype code 0x07 ` +
     '(known: 0x08 ubyte, 0x09 byte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64); re-download the file');
 });
 
 test('zero dimensions are an error', () => {
   const path = join(dir, 'ndim-0');
   writeFileSync(path, Uint8Array.from([0, 0, 8, 0]));
-  throwsUserError(() => readIdx(path), `${path}: IDX header declares 0 dimensions; re-download the file`);
+  assertUserError(() => readIdx(path), `${path}: IDX header declares 0 dimensions; re-download the file`);
 });
 
 test('corrupt gzip is an error that names zlib\'s complaint', () => {
   const good = gzipSync(encodeIdx({ dtype: 'uint8', dims: [100], data: new Uint8Array(100) }));
   const cut = join(dir, 'cut.gz');
   writeFileSync(cut, good.subarray(0, good.length - 10));
-  throwsUserError(() => readIdx(cut), `${cut}: corrupt gzip (unexpected end of file); re-download the file`);
+  assertUserError(() => readIdx(cut), `${cut}: corrupt gzip (unexpected end of file); re-download the file`);
   const flipped = Buffer.from(good);
   flipped[good.length - 6] ^= 0xff; // inside the CRC32 trailer
   const bad = join(dir, 'crc.gz');
   writeFileSync(bad, flipped);
-  throwsUserError(() => readIdx(bad), `${bad}: corrupt gzip (incorrect data check); re-download the file`);
+  assertUserError(() => readIdx(bad), `${bad}: corrupt gzip (incorrect data check); re-download the file`);
 });
 
 test('a missing file is a UserError naming the path', () => {
   const path = join(dir, 'nope');
-  throwsUserError(() => readIdx(path), `${path}: cannot read (ENOENT); check the path`);
+  assertUserError(() => readIdx(path), `${path}: cannot read (ENOENT); check the path`);
 });
 
 test('encodeIdx refuses data that does not match dims', () => {

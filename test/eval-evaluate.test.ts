@@ -7,6 +7,7 @@ import {
 import { Dataset } from '../src/data/dataset.js';
 import { mlp } from '../src/models/index.js';
 import { UserError } from '../src/errors.js';
+import { assertUserError } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
@@ -88,8 +89,8 @@ test('evaluateModels: teacher row then students, metrics consistent with the par
     assert.ok(m.latencyMs.batch1 > 0 && m.latencyMs.batch64 > 0);
     assert.ok(m.ece >= 0 && m.ece <= 1);
   }
-  await assert.rejects(evaluateModels({ teacher: { name: 'x', predict: tPredict }, students: [{ name: 'x', model: s1 }], test: test_ }),
-    (e: unknown) => e instanceof UserError && /two models are named `x`/.test(e.message));
+  await assertUserError(evaluateModels({ teacher: { name: 'x', predict: tPredict }, students: [{ name: 'x', model: s1 }], test: test_ }),
+    /two models are named `x`/);
   for (const m of [teacher, s1, s2]) m.dispose();
 });
 

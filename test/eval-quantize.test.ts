@@ -9,7 +9,7 @@ import {
 } from '../src/io/quantize.js';
 import { registerFileRouters } from '../src/io/file-handler.js';
 import { cnn, mlp } from '../src/models/index.js';
-import { UserError } from '../src/errors.js';
+import { assertUserError } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
@@ -116,8 +116,8 @@ test('saveEncodedModel writes files a file:// load dequantizes; unknown encoding
     const loaded = await tf.loadLayersModel(`file://${join(dir, 'u8')}`);
     assert.equal(loaded.weights.length, m.weights.length);
     loaded.dispose();
-    assert.throws(() => encodeModelWeights({ model: m, encoding: 'int4' as 'uint8' }),
-      (e: unknown) => e instanceof UserError && /unknown weight encoding `int4`; known: float32, float16, uint8/.test(e.message));
+    assertUserError(() => encodeModelWeights({ model: m, encoding: 'int4' as 'uint8' }),
+      /unknown weight encoding `int4`; known: float32, float16, uint8/);
     m.dispose();
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import type * as tf from '@tensorflow/tfjs';
 import { Dataset } from '../src/data/dataset.js';
+import { UserError } from '../src/errors.js';
 
 /** max |a − b| / max |b|: the relative error the backend tests compare against 1e-4. */
 export function relativeError(a: tf.TypedArray, b: tf.TypedArray): number {
@@ -42,4 +44,47 @@ export function close(actual: number, expected: number, tol: number, what = ''):
 export function closeAll(a: number[], e: number[], tol: number, what = ''): void {
   assert.equal(a.length, e.length);
   a.forEach((v, i) => close(v, e[i]!, tol, `${what}[${i}]`));
+}
+
+/** What a UserError's message must be: a string exactly, a RegExp matched, a list of strings each contained. */
+export type ExpectedMessage = string | RegExp | readonly string[];
+
+function userErrorWith(expected: ExpectedMessage): (e: unknown) => true {
+  return (e) => {
+    assert.ok(e instanceof UserError, `expected a UserError, got ${e instanceof Error ? e.stack : String(e)}`);
+    assert.ok(!e.message.includes('\n'), `UserError message is not one line: ${JSON.stringify(e.message)}`);
+    if (typeof expected === 'string') assert.equal(e.message, expected);
+    else if (expected instanceof RegExp) assert.match(e.message, expected);
+    else for (const part of expected) assert.ok(e.message.includes(part), `"${e.message}" lacks "${part}"`);
+    return true;
+  };
+}
+
+/**
+ * Asserts that `fn` throws (or that `promise` rejects with) a one-line UserError whose message
+ * is `expected` (see ExpectedMessage). Await it when given a promise.
+ */
+export function assertUserError(fn: () => unknown, expected: ExpectedMessage): void;
+export function assertUserError(promise: Promise<unknown>, expected: ExpectedMessage): Promise<void>;
+export function assertUserError(what: (() => unknown) | Promise<unknown>, expected: ExpectedMessage): void | Promise<void> {
+  if (typeof what === 'function') assert.throws(what, userErrorWith(expected));
+  else return assert.rejects(what, userErrorWith(expected));
+}
+
+/** DISTILL_REQUIRE_NATIVE=1 (CI): a native addon that is missing or fails to load is a test failure, not a skip. */
+export const REQUIRE_NATIVE = process.env.DISTILL_REQUIRE_NATIVE === '1';
+
+/**
+ * `test` for tests that need the native backend; `unavailable` is why it cannot be used here
+ * (false: it can). Unavailable, the test is skipped with that reason, or under
+ * DISTILL_REQUIRE_NATIVE=1 fails with it in one line.
+ */
+export function nativeTest(unavailable: string | false): (name: string, fn: () => void | Promise<void>) => void {
+  return (name, fn) => {
+    if (unavailable === false) void test(name, fn);
+    else if (REQUIRE_NATIVE) void test(name, () => {
+      throw new Error(`DISTILL_REQUIRE_NATIVE=1 but the native backend is unavailable: ${unavailable}`);
+    });
+    else void test(name, { skip: unavailable }, fn);
+  };
 }

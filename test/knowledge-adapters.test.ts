@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../src/errors.js';
 import { createAdapter, crdTerm, fitnetsTerm, paramCount, resizeSpatial, termParamCount } from '../src/knowledge/index.js';
+import { assertUserError } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
@@ -101,8 +101,7 @@ test('resize only when the channels match; resizeSpatial pools whole factors, el
 });
 
 test('a feature map cannot be adapted to a vector: one-line UserError', () => {
-  assert.throws(() => createAdapter({ from: [4, 4, 2], to: [10] }), (e: unknown) => e instanceof UserError &&
-    e.message === 'cannot adapt a student output [4,4,2] to a teacher output [10]; tap two vectors or two [H,W,C] feature maps');
+  assertUserError(() => createAdapter({ from: [4, 4, 2], to: [10] }), 'cannot adapt a student output [4,4,2] to a teacher output [10]; tap two vectors or two [H,W,C] feature maps');
 });
 
 test('terms create their variables in prepare (idempotent), count them, train them, and free them on dispose', () => {

@@ -1,9 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../src/errors.js';
 import { atTerm, createTerm, fitnetsTerm, nstTerm, pktTerm, type KnowledgeTerm } from '../src/knowledge/index.js';
-import { close, closeAll, finiteDiff } from './helpers.js';
+import { assertUserError, close, closeAll, finiteDiff } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
@@ -79,8 +78,6 @@ function noLeak(term: KnowledgeTerm, c: Case): void {
   assert.equal(tf.memory().numTensors, before, `${term.key} leaks tensors`);
   tf.dispose([s, t, ins.studentLogits, ins.teacherLogits, ins.labels]);
 }
-const userError = (make: () => unknown, message: string) =>
-  assert.throws(make, (e: unknown) => e instanceof UserError && e.message === message && !message.includes('\n'), message);
 
 const B = 3;
 const vec = (ds: number, dt: number): Case => ({ s: values(B * ds, 1), sShape: [B, ds], t: values(B * dt, 2), tShape: [B, dt] });
@@ -229,26 +226,26 @@ test('no tensor leaks in compute and its gradient', () => {
 });
 
 test('options and shapes are validated with one-line UserErrors', () => {
-  userError(() => fitnetsTerm({ loss: 'l2' as never }), 'knowledge term `fitnets`: option `loss` must be one of mse, l1, smooth-l1, cosine (got "l2")');
-  userError(() => fitnetsTerm({ stage: 'first' as never }), 'knowledge term `fitnets`: option `stage` must be one of joint, hint (got "first")');
-  userError(() => fitnetsTerm({ hintEpochs: 0 }), 'knowledge term `fitnets`: option `hintEpochs` must be an integer >= 1 (got 0)');
-  userError(() => fitnetsTerm({ beta: -1 }), 'knowledge term `fitnets`: option `beta` must be a number >= 0 (got -1)');
-  userError(() => createTerm('fitnets', { students: 'x' }), 'knowledge term `fitnets`: unknown option `students`; known: student, teacher, loss, beta, stage, hintEpochs, seed');
-  userError(() => fitnetsTerm({ student: '' }), 'knowledge term `fitnets`: option `student` must be a layer name (got "")');
-  userError(() => atTerm({ teacher: 'b' }), 'knowledge term `at`: option `student` is required: name [H,W,C] conv outputs, e.g. block1_conv2_relu (a list for several layer pairs)');
-  userError(() => atTerm({ student: ['a', 'b'], teacher: 'c' }), 'knowledge term `at`: 2 student layers but 1 teacher layers; give one teacher layer per student layer');
-  userError(() => atTerm({ student: 'a', teacher: 'b', p: 0 }), 'knowledge term `at`: option `p` must be a number > 0 (got 0)');
-  userError(() => nstTerm({ student: 'a' }), 'knowledge term `nst`: option `teacher` is required: name a [H,W,C] conv output, e.g. block2_conv2_relu');
-  userError(() => pktTerm({ beta: 'big' as never }), 'knowledge term `pkt`: option `beta` must be a number >= 0 (got "big")');
-  userError(() => atTerm({ student: 'a', teacher: 'b' }).prepare!({ student: { a: [4, 4, 2] }, teacher: { b: [10] } }),
+  assertUserError(() => fitnetsTerm({ loss: 'l2' as never }), 'knowledge term `fitnets`: option `loss` must be one of mse, l1, smooth-l1, cosine (got "l2")');
+  assertUserError(() => fitnetsTerm({ stage: 'first' as never }), 'knowledge term `fitnets`: option `stage` must be one of joint, hint (got "first")');
+  assertUserError(() => fitnetsTerm({ hintEpochs: 0 }), 'knowledge term `fitnets`: option `hintEpochs` must be an integer >= 1 (got 0)');
+  assertUserError(() => fitnetsTerm({ beta: -1 }), 'knowledge term `fitnets`: option `beta` must be a number >= 0 (got -1)');
+  assertUserError(() => createTerm('fitnets', { students: 'x' }), 'knowledge term `fitnets`: unknown option `students`; known: student, teacher, loss, beta, stage, hintEpochs, seed');
+  assertUserError(() => fitnetsTerm({ student: '' }), 'knowledge term `fitnets`: option `student` must be a layer name (got "")');
+  assertUserError(() => atTerm({ teacher: 'b' }), 'knowledge term `at`: option `student` is required: name [H,W,C] conv outputs, e.g. block1_conv2_relu (a list for several layer pairs)');
+  assertUserError(() => atTerm({ student: ['a', 'b'], teacher: 'c' }), 'knowledge term `at`: 2 student layers but 1 teacher layers; give one teacher layer per student layer');
+  assertUserError(() => atTerm({ student: 'a', teacher: 'b', p: 0 }), 'knowledge term `at`: option `p` must be a number > 0 (got 0)');
+  assertUserError(() => nstTerm({ student: 'a' }), 'knowledge term `nst`: option `teacher` is required: name a [H,W,C] conv output, e.g. block2_conv2_relu');
+  assertUserError(() => pktTerm({ beta: 'big' as never }), 'knowledge term `pkt`: option `beta` must be a number >= 0 (got "big")');
+  assertUserError(() => atTerm({ student: 'a', teacher: 'b' }).prepare!({ student: { a: [4, 4, 2] }, teacher: { b: [10] } }),
     'knowledge term `at` compares feature maps: student `a` [4,4,2] and teacher `b` [10] must both be [H,W,C]; tap conv layers');
-  userError(() => fitnetsTerm().prepare!({ student: { features: [4, 4, 2] }, teacher: { features: [10] } }),
+  assertUserError(() => fitnetsTerm().prepare!({ student: { features: [4, 4, 2] }, teacher: { features: [10] } }),
     'cannot adapt a student output [4,4,2] to a teacher output [10]; tap two vectors or two [H,W,C] feature maps');
-  userError(() => fitnetsTerm({ teacher: 'fc' }).prepare!({ student: { features: [4] }, teacher: { features: [10] } }),
+  assertUserError(() => fitnetsTerm({ teacher: 'fc' }).prepare!({ student: { features: [4] }, teacher: { features: [10] } }),
     'knowledge term `fitnets`: the teacher has no output `fc`; name a layer it has');
   const s = tf.zeros([2, 4]);
   const term = pktTerm();
-  userError(() => term.compute({ ...inputs(term, s, s), teacherTaps: {} }),
+  assertUserError(() => term.compute({ ...inputs(term, s, s), teacherTaps: {} }),
     'knowledge term `pkt`: needs the teacher\'s `features` output; use a teacher whose layers can be tapped (a LayersModel or GraphModel), not a logits cache');
   tf.dispose(s);
 });

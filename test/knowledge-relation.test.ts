@@ -1,9 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../src/errors.js';
 import { ccTerm, createTerm, crdTerm, knowledge, rkdTerm, spTerm, type CrdInputs, type KnowledgeTerm } from '../src/knowledge/index.js';
-import { close, closeAll, finiteDiff } from './helpers.js';
+import { assertUserError, close, closeAll, finiteDiff } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
@@ -74,8 +73,6 @@ function check(term: KnowledgeTerm, c: Case, refs: Record<string, (s: Arr) => nu
   closeAll(gs, finiteDiff((s) => sum(Object.values(refs).map((f) => f(s))), c.s), 2e-3, 'gradient');
   assert.ok(gt.every((g) => g === 0), 'teacher gradient must be 0');
 }
-const userError = (make: () => unknown, message: string) =>
-  assert.throws(make, (e: unknown) => e instanceof UserError && e.message === message && !message.includes('\n'), message);
 
 // ---- rkd ----------------------------------------------------------------------------------
 describe('rkd', () => {
@@ -218,9 +215,9 @@ describe('crd', () => {
     term.dispose();
   });
   test('memory mode without indices, or without datasetSize, is a UserError', () => {
-    userError(() => crdTerm({ mode: 'memory' }), 'knowledge term `crd`: mode `memory` needs option `datasetSize` (the number of training samples); or use mode `batch`');
+    assertUserError(() => crdTerm({ mode: 'memory' }), 'knowledge term `crd`: mode `memory` needs option `datasetSize` (the number of training samples); or use mode `batch`');
     const term = crdTerm({ mode: 'memory', datasetSize: 8, featDim: 2 });
-    userError(() => evaluate(term, vec(3, 3)), 'knowledge term `crd`: mode `memory` needs the dataset indices of each batch (the trainer passes them); use mode `batch` when calling it directly');
+    assertUserError(() => evaluate(term, vec(3, 3)), 'knowledge term `crd`: mode `memory` needs the dataset indices of each batch (the trainer passes them); use mode `batch` when calling it directly');
     term.dispose();
   });
 });
@@ -250,15 +247,15 @@ test('no tensor leaks in compute and its gradient; dispose frees the variables',
 });
 
 test('options are validated with one-line UserErrors; every key is registered', () => {
-  userError(() => rkdTerm({ distanceWeight: -1 }), 'knowledge term `rkd`: option `distanceWeight` must be a number >= 0 (got -1)');
-  userError(() => createTerm('rkd', { weight: 1 }), 'knowledge term `rkd`: unknown option `weight`; known: student, teacher, distanceWeight, angleWeight');
-  userError(() => spTerm({ student: 3 as never }), 'knowledge term `sp`: option `student` must be a layer name (got 3)');
-  userError(() => ccTerm({ gamma: 0 }), 'knowledge term `cc`: option `gamma` must be a number > 0 (got 0)');
-  userError(() => ccTerm({ order: 1.5 }), 'knowledge term `cc`: option `order` must be an integer >= 1 (got 1.5)');
-  userError(() => crdTerm({ mode: 'queue' as never }), 'knowledge term `crd`: option `mode` must be one of batch, memory (got "queue")');
-  userError(() => crdTerm({ temperature: 0 }), 'knowledge term `crd`: option `temperature` must be a number > 0 (got 0)');
-  userError(() => crdTerm({ momentum: 2 }), 'knowledge term `crd`: option `momentum` must be a number in [0, 1] (got 2)');
-  userError(() => crdTerm({ featDim: 0 }), 'knowledge term `crd`: option `featDim` must be an integer >= 1 (got 0)');
+  assertUserError(() => rkdTerm({ distanceWeight: -1 }), 'knowledge term `rkd`: option `distanceWeight` must be a number >= 0 (got -1)');
+  assertUserError(() => createTerm('rkd', { weight: 1 }), 'knowledge term `rkd`: unknown option `weight`; known: student, teacher, distanceWeight, angleWeight');
+  assertUserError(() => spTerm({ student: 3 as never }), 'knowledge term `sp`: option `student` must be a layer name (got 3)');
+  assertUserError(() => ccTerm({ gamma: 0 }), 'knowledge term `cc`: option `gamma` must be a number > 0 (got 0)');
+  assertUserError(() => ccTerm({ order: 1.5 }), 'knowledge term `cc`: option `order` must be an integer >= 1 (got 1.5)');
+  assertUserError(() => crdTerm({ mode: 'queue' as never }), 'knowledge term `crd`: option `mode` must be one of batch, memory (got "queue")');
+  assertUserError(() => crdTerm({ temperature: 0 }), 'knowledge term `crd`: option `temperature` must be a number > 0 (got 0)');
+  assertUserError(() => crdTerm({ momentum: 2 }), 'knowledge term `crd`: option `momentum` must be a number in [0, 1] (got 2)');
+  assertUserError(() => crdTerm({ featDim: 0 }), 'knowledge term `crd`: option `featDim` must be an integer >= 1 (got 0)');
   for (const key of ['fitnets', 'at', 'pkt', 'nst', 'rkd', 'sp', 'cc', 'crd']) assert.ok(knowledge.has(key), key);
   for (const key of ['rkd', 'sp', 'cc', 'crd', 'pkt']) {
     assert.deepEqual(createTerm(key).needs, { teacher: true, studentTaps: ['features'], teacherTaps: ['features'] }, key);

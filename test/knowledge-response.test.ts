@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../src/errors.js';
+import { assertUserError } from './helpers.js';
 import {
   createTerm, crossEntropyTerm, dkdTerm, hardTargetTerm, kdTerm, knowledge, logitsL1Term,
   logitsMseTerm, softCrossEntropyTerm, type KnowledgeTerm,
@@ -231,18 +231,18 @@ test('options are validated with one-line UserErrors naming the option and range
     [() => createTerm('logits-mse', { scale: 2 }), 'knowledge term `logits-mse`: unknown option `scale`; known: (none)'],
   ];
   for (const [make, message] of cases) {
-    assert.throws(make, (e: unknown) => e instanceof UserError && e.message === message && !message.includes('\n'), message);
+    assertUserError(make, message);
   }
 });
 
 test('teacher terms reject a missing or mismatched teacher', () => {
   const labels = tf.tensor1d(Y, 'int32');
   const s = tf.tensor2d(ZS);
-  assert.throws(() => kdTerm().compute({ studentLogits: s, labels, numClasses: 3 }),
-    (e: unknown) => e instanceof UserError && /`kd` needs teacher logits/.test(e.message));
+  assertUserError(() => kdTerm().compute({ studentLogits: s, labels, numClasses: 3 }),
+    /`kd` needs teacher logits/);
   const t4 = tf.zeros([2, 4]) as tf.Tensor2D;
-  assert.throws(() => dkdTerm().compute({ studentLogits: s, teacherLogits: t4, labels, numClasses: 3 }),
-    (e: unknown) => e instanceof UserError && /teacher logits \[2,4\] and student logits \[2,3\] differ/.test(e.message));
+  assertUserError(() => dkdTerm().compute({ studentLogits: s, teacherLogits: t4, labels, numClasses: 3 }),
+    /teacher logits \[2,4\] and student logits \[2,3\] differ/);
   tf.dispose([labels, s, t4]);
 });
 
@@ -256,8 +256,7 @@ test('registry: keys, needs, no variables; unknown key lists the known ones', ()
     assert.deepEqual(term.trainableVariables(), []);
     term.dispose();
   }
-  assert.throws(() => createTerm('kdd'), (e: unknown) =>
-    e instanceof UserError && e.message === `unknown knowledge term \`kdd\`; known: ${keys.join(', ')}`);
+  assertUserError(() => createTerm('kdd'), `unknown knowledge term \`kdd\`; known: ${keys.join(', ')}`);
 });
 
 test('no tensor leaks: 5 calls (values and gradients) inside tf.tidy', () => {

@@ -119,3 +119,22 @@ test('the verdict names what a method gained or cost against the labels alone', 
   assert.equal(verdict('byot: kd', 0.001, 0.002), 'byot gained 0.10 pts over training on the labels alone (within the seed spread)');
   assert.equal(verdict(undefined, 0), 'distillation made no difference against training on the labels alone');
 });
+
+test('byot: the network and its exits run as one forward pass (shared BN statistics move once per step)', async () => {
+  const { beYourOwnTeacher } = await import('../src/schemes/byot.js');
+  const { simpleFit } = await import('../src/schemes/common.js');
+  const data = images(16, 3);
+  const net = buildModel({ kind: 'cnn', inputShape: [8, 8, 1], numClasses: 4, blocks: [4, 8], convsPerBlock: 1, dense: 8, dropout: 0, seed: 4 } as never);
+  const { exits, featureShape } = attachExits({ model: net, exits: [{ after: 'block1_pool' }, { after: 'block2_pool' }], seed: 5 });
+  const expected = tf.tidy(() => {
+    const conv = tf.model({ inputs: net.inputs, outputs: net.getLayer('block1_conv1').output as tf.SymbolicTensor });
+    const mean = (conv.predict(tf.tensor4d(data.features, [16, 8, 8, 1])) as tf.Tensor).mean([0, 1, 2]);
+    return mean.mul(1 - (net.getLayer('block1_conv1_bn') as unknown as { momentum: number }).momentum).dataSync();
+  });
+  const fit = simpleFit({ train: data, epochs: 1, batchSize: 16, seed: 1 });
+  await beYourOwnTeacher({ model: net, exits, featureShape, terms: () => [{ term: createTerm('kd', { temperature: 3, alpha: 0.3 }), weight: 1 }], fit });
+  const moving = net.getLayer('block1_conv1_bn').getWeights()[2]!.dataSync();
+  expected.forEach((v, c) => assert.ok(Math.abs(moving[c]! - v) < 1e-5, `channel ${c}: moving mean ${moving[c]} ≠ ${v} (the trunk ran more than once)`));
+  exits.forEach((e) => e.dispose());
+  net.dispose();
+});

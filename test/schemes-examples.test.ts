@@ -29,6 +29,21 @@ const expected: Record<string, { set: string[]; models: string[]; table: string;
   'previous-epoch': { set: ['epochs=2'], models: ['small (snapshot, epoch 1)', 'small (previous-epoch)', 'small (labels)'], table: 'Previous-epoch', rows: 2 },
 };
 
+const runs = new Map<string, Promise<string>>();
+/** Runs examples/<file> on the small slice, once per process (later callers share the run); resolves to its output folder. */
+function runExample(file: string): Promise<string> {
+  let run = runs.get(file);
+  if (run === undefined) {
+    const key = keyOf(file);
+    const out = join(dir, key);
+    const set = ['seeds=[1]', 'epochs=1', 'batchSize=32', 'evaluation.latency.warmup=0', 'evaluation.latency.runs=1',
+      'data.kwargs.subset=96', 'data.kwargs.validationFraction=0.25', 'data.kwargs.testSubset=32', ...expected[key]!.set];
+    run = runExperiment({ file: join('examples', file), set, out, backend: 'wasm', progress: 'quiet', log: () => {} }).then(() => out);
+    runs.set(file, run);
+  }
+  return run;
+}
+
 test('there is an example per registered scheme', () => {
   const covered = new Set([...files.map(keyOf), 'offline']);
   assert.deepEqual(schemes.keys().filter((k) => !covered.has(k)), []);
@@ -38,10 +53,7 @@ for (const file of files) {
   const key = keyOf(file);
   test(`examples/${file} (${key}) runs on a small slice`, async () => {
     const want = expected[key]!;
-    const out = join(dir, key);
-    const set = ['seeds=[1]', 'epochs=1', 'batchSize=32', 'evaluation.latency.warmup=0', 'evaluation.latency.runs=1',
-      'data.kwargs.subset=96', 'data.kwargs.validationFraction=0.25', 'data.kwargs.testSubset=32', ...want.set];
-    await runExperiment({ file: join('examples', file), set, out, backend: 'wasm', progress: 'quiet', log: () => {} });
+    const out = await runExample(file);
     const report = JSON.parse(readFileSync(join(out, 'seed-1', 'report.json'), 'utf8')) as RunReport;
     assert.deepEqual(report.models.map((m) => m.name), want.models);
     assert.equal(report.models[0]!.role, 'teacher');
@@ -62,7 +74,7 @@ for (const file of files) {
 }
 
 test('a scheme with a teacher of its own still accepts an external one: it is then the teacher column', async () => {
-  const base = join(dir, 'byot');
+  const base = await runExample('byot.yaml'); // its student is the external teacher here
   assert.ok(existsSync(join(base, 'seed-1', 'students', 'net', 'model.json')));
   const out = join(dir, 'byot-ref');
   const set = ['seeds=[1]', 'epochs=1', 'batchSize=32', 'evaluation.latency.warmup=0', 'evaluation.latency.runs=1', 'data.kwargs.subset=96',

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
-import { UserError } from '../src/errors.js';
 import { createFit, Interrupted, mergeCallbacks, type Fit } from '../src/experiment/fit.js';
 import { fileSystem, registerFileRouters } from '../src/io/index.js';
 import { createTerm } from '../src/knowledge/index.js';
@@ -13,6 +12,7 @@ import { simpleFit } from '../src/schemes/common.js';
 import { attachExits, beYourOwnTeacher, bornAgain, ensembleTeacher, previousEpochTeacher } from '../src/schemes/self.js';
 import { train } from '../src/train/trainer.js';
 import { abortingFit, blobs, leakyTeacherKd, mlp, settings, smallCnn, trainable, weightsOf } from './schemes-helpers.js';
+import { assertUserError } from './helpers.js';
 
 await useBestBackend({ backend: 'cpu' });
 registerFileRouters();
@@ -34,7 +34,7 @@ test('attachExits: exits share the network\'s layers, save and load on their own
   const x = images.test.toTensors().x;
   assert.deepEqual((loaded.predict(x) as tf.Tensor).arraySync(), (exits[0]!.model.predict(x) as tf.Tensor).arraySync());
   assert.ok(loaded.countParams() < net.countParams());
-  assert.throws(() => attachExits({ model: net, exits: [{ after: 'block9' }] }), (e: unknown) => e instanceof UserError && /no layer `block9`; layers: input \[8,8,1\]/.test(e.message));
+  assertUserError(() => attachExits({ model: net, exits: [{ after: 'block9' }] }), /no layer `block9`; layers: input \[8,8,1\]/);
   assert.throws(() => attachExits({ model: net, exits: [{ after: 'logits' }] }), /is not before `features`/);
   exits.forEach((e) => e.dispose());
   net.dispose();
@@ -160,11 +160,11 @@ test('previous-epoch: the snapshot is the model of the due epoch, refreshed ever
   assert.equal(tf.memory().numTensors, tensors, 'no tensor outlives the run but the (disposed) model and snapshot');
   assert.deepEqual(whole.r.teacherEpochs, [1, 1, 3, 3]);
   assert.equal(whole.r.history.length, 5);
-  // ends[0] is the warmup's end; phase 2's epochs 0..3 are overall epochs 2..5 (snapshots taken at the start of 2 and 4).
+  // ends[0] is the warmup's end; snapshots are taken at the start of epochs 2 and 4.
   assert.deepEqual(seenSnapshots.slice(1), [ends[0], ends[0], ends[2], ends[2]]);
   assert.deepEqual(whole.w[1], ends[2], 'the last snapshot is the model after epoch 3');
-  // 4 batches per epoch: batch 19 is in overall epoch 5 (phase 2's last), which does not refresh: the snapshot must come from the checkpoint.
-  await assert.rejects(run(abortingFit(s('b'), new AbortController(), 18)), (e: unknown) => e instanceof Interrupted && /epoch 4\/4 after batch 3/.test(e.message));
+  // 4 batches per epoch: batch 19 is in epoch 5 (one phase), which does not refresh: the snapshot must come from the checkpoint.
+  await assert.rejects(run(abortingFit(s('b'), new AbortController(), 18)), (e: unknown) => e instanceof Interrupted && /epoch 5\/5 after batch 3/.test(e.message));
   assert.deepEqual((await run(createFit(s('b')))).w, whole.w, 'model and snapshot equal an uninterrupted run');
   assert.deepEqual((await run(createFit(s('b')))).w, whole.w, 'a finished phase restores the snapshot too');
   await assert.rejects(previousEpochTeacher({ model: mlp(1), snapshot: mlp(1), terms: kd, epochs: 1, warmup: 1, name: 'm', fit: createFit(s('c')) }), /more epochs \(1\) than warmup epochs \(1\)/);

@@ -8,19 +8,13 @@ import { datasetFingerprint, readTeacherCache, TEACHER_CACHE_MAGIC, writeTeacher
 import { CachedTeacher } from '../src/teachers/cached.js';
 import { Dataset } from '../src/data/dataset.js';
 import { UserError } from '../src/errors.js';
+import { assertUserError } from './helpers.js';
 
 tf.enableProdMode();
 
 let root = '';
 before(async () => { root = await mkdtemp(join(tmpdir(), 'distill-cache-')); });
 after(async () => { await rm(root, { recursive: true, force: true }); });
-
-const userError = (message: string) => (e: unknown) => {
-  assert.ok(e instanceof UserError, `not a UserError: ${String(e)}`);
-  assert.ok(!e.message.includes('\n'), 'message is not one line');
-  assert.equal(e.message, message);
-  return true;
-};
 
 /** A small image dataset: `n` samples [4,4,1], labels i mod 3. */
 function data(n: number, shift = 0): Dataset {
@@ -79,11 +73,11 @@ test('a truncated file is refused with one line, in the body or in the header', 
   const full = (await readFile(path)).length;
   const h = (await readFile(path)).readUInt32LE(8);
   await truncate(path, full - 6);
-  await assert.rejects(readTeacherCache({ path }),
-    userError(`teacher cache ${path} is truncated: 114 bytes of logits, its header (10 rows × 3 classes) needs 120; re-run distill cache-teacher`));
+  await assertUserError(readTeacherCache({ path }),
+    `teacher cache ${path} is truncated: 114 bytes of logits, its header (10 rows × 3 classes) needs 120; re-run distill cache-teacher`);
   await truncate(path, 20);
-  await assert.rejects(readTeacherCache({ path }),
-    userError(`teacher cache ${path} is truncated: 20 bytes, its header alone needs ${12 + h}; re-run distill cache-teacher`));
+  await assertUserError(readTeacherCache({ path }),
+    `teacher cache ${path} is truncated: 20 bytes, its header alone needs ${12 + h}; re-run distill cache-teacher`);
 });
 
 test('a cache made for other data is refused: the fingerprint names both sides', async () => {
@@ -91,8 +85,8 @@ test('a cache made for other data is refused: the fingerprint names both sides',
   const now = data(30, 0.5);
   const path = join(root, 'fp.bin');
   await writeTeacherCache({ path, logits: logitsFor(30, 3), numClasses: 3, datasetFingerprint: datasetFingerprint(made) });
-  await assert.rejects(readTeacherCache({ path, expectedFingerprint: datasetFingerprint(now) }),
-    userError(`teacher cache ${path} was made for other data (dataset fingerprint ${datasetFingerprint(made)}, this data's is ${datasetFingerprint(now)}); re-run distill cache-teacher on this data`));
+  await assertUserError(readTeacherCache({ path, expectedFingerprint: datasetFingerprint(now) }),
+    `teacher cache ${path} was made for other data (dataset fingerprint ${datasetFingerprint(made)}, this data's is ${datasetFingerprint(now)}); re-run distill cache-teacher on this data`);
 });
 
 test('datasetFingerprint: stable for equal data, changed by labels, features, order, size or shape', () => {
@@ -115,21 +109,21 @@ test('datasetFingerprint: stable for equal data, changed by labels, features, or
 
 test('other damage and misuse are one-line UserErrors', async () => {
   const missing = join(root, 'none.bin');
-  await assert.rejects(readTeacherCache({ path: missing }),
-    userError(`teacher cache ${missing} does not exist; run distill cache-teacher to make it`));
+  await assertUserError(readTeacherCache({ path: missing }),
+    `teacher cache ${missing} does not exist; run distill cache-teacher to make it`);
   const other = join(root, 'other.bin');
   await writeFile(other, 'hello world, not logits');
-  await assert.rejects(readTeacherCache({ path: other }),
-    userError(`${other} is not a teacher cache (it does not start with TDLOGITS); point to a file written by distill cache-teacher`));
+  await assertUserError(readTeacherCache({ path: other }),
+    `${other} is not a teacher cache (it does not start with TDLOGITS); point to a file written by distill cache-teacher`);
   const flipped = join(root, 'flipped.bin');
   await writeTeacherCache({ path: flipped, logits: logitsFor(4, 2), numClasses: 2, datasetFingerprint: 'fp' });
   const bytes = await readFile(flipped);
   bytes[bytes.length - 1]! ^= 0x40;
   await writeFile(flipped, bytes);
-  await assert.rejects(readTeacherCache({ path: flipped }),
-    userError(`teacher cache ${flipped} is corrupted (sha256 of its logits differs from its header); re-run distill cache-teacher`));
-  await assert.rejects(writeTeacherCache({ path: join(root, 'bad.bin'), logits: logitsFor(3, 3), numClasses: 4, datasetFingerprint: 'fp' }),
-    userError('teacher cache: 9 logits do not split into rows of 4 classes; give numClasses of the teacher'));
+  await assertUserError(readTeacherCache({ path: flipped }),
+    `teacher cache ${flipped} is corrupted (sha256 of its logits differs from its header); re-run distill cache-teacher`);
+  await assertUserError(writeTeacherCache({ path: join(root, 'bad.bin'), logits: logitsFor(3, 3), numClasses: 4, datasetFingerprint: 'fp' }),
+    'teacher cache: 9 logits do not split into rows of 4 classes; give numClasses of the teacher');
   const blocker = join(root, 'file');
   await writeFile(blocker, '');
   await assert.rejects(writeTeacherCache({ path: join(blocker, 'x.bin'), logits: logitsFor(1, 1), numClasses: 1, datasetFingerprint: 'fp' }),

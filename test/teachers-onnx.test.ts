@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadOnnxTeacher } from '../src/teachers/onnx.js';
 import type { Teacher } from '../src/teachers/types.js';
 import { UserError } from '../src/errors.js';
+import { assertUserError } from './helpers.js';
 
 tf.enableProdMode();
 
@@ -62,14 +63,6 @@ function assertClose(a: tf.Tensor, b: tf.Tensor | ArrayLike<number>, tol = 1e-4)
   }
   assert.ok(diff <= tol * scale, `max diff ${diff} > ${tol} × ${scale}`);
 }
-
-/** The exact one-line UserError `message`. */
-const userError = (message: string) => (e: unknown) => {
-  assert.ok(e instanceof UserError, `not a UserError: ${String(e)}`);
-  assert.ok(!e.message.includes('\n'), 'message is not one line');
-  assert.equal(e.message, message);
-  return true;
-};
 
 let teacher: Teacher;
 before(async () => { teacher = await loadOnnxTeacher({ path: MODEL, inputShape: [28, 28, 1], numClasses: 10 }); });
@@ -132,8 +125,8 @@ test('three channels: NHWC batches are transposed to the NCHW model (PyTorch’s
 
 test('a flat [N,192] model fed [8,8,3] images: needs a layout, then flattens in that order', async () => {
   const path = fixture('tiny-mlp.onnx');
-  await assert.rejects(loadOnnxTeacher({ path, inputShape: [8, 8, 3] }),
-    userError(`ONNX model ${path} takes flat samples [192] but the data's samples are [8,8,3] with 3 channels; pass layout 'NCHW' (PyTorch flatten order) or 'NHWC'`));
+  await assertUserError(loadOnnxTeacher({ path, inputShape: [8, 8, 3] }),
+    `ONNX model ${path} takes flat samples [192] but the data's samples are [8,8,3] with 3 channels; pass layout 'NCHW' (PyTorch flatten order) or 'NHWC'`);
   const t = await loadOnnxTeacher({ path, inputShape: [8, 8, 3], layout: 'NCHW' });
   const flat = await loadOnnxTeacher({ path });
   try {
@@ -165,10 +158,10 @@ test('taps: the declared `features` output, returned NHWC like the rebuild’s p
 
 test('an undeclared tap is a one-line UserError listing the declared outputs', async () => {
   const x = images(1, 1);
-  await assert.rejects(teacher.predict(x, { taps: ['conv'] }),
-    userError(`ONNX teacher ${MODEL} has no tap \`conv\`; declared outputs usable as taps: features [14,14,4]`));
-  await assert.rejects(loadOnnxTeacher({ path: MODEL, taps: ['relu'] }),
-    userError(`ONNX model ${MODEL} declares no output \`relu\` to tap; declared outputs besides the logits: features [14,14,4]`));
+  await assertUserError(teacher.predict(x, { taps: ['conv'] }),
+    `ONNX teacher ${MODEL} has no tap \`conv\`; declared outputs usable as taps: features [14,14,4]`);
+  await assertUserError(loadOnnxTeacher({ path: MODEL, taps: ['relu'] }),
+    `ONNX model ${MODEL} declares no output \`relu\` to tap; declared outputs besides the logits: features [14,14,4]`);
   const none = await loadOnnxTeacher({ path: MODEL, taps: [] });
   assert.deepEqual(none.tapNames(), []);
   none.dispose();
@@ -176,22 +169,22 @@ test('an undeclared tap is a one-line UserError listing the declared outputs', a
 });
 
 test('mismatches fail at load with one line naming both sides', async () => {
-  await assert.rejects(loadOnnxTeacher({ path: MODEL, inputName: 'x' }),
-    userError(`ONNX model ${MODEL} has no input \`x\`; its inputs: input [N,1,28,28]`));
-  await assert.rejects(loadOnnxTeacher({ path: MODEL, inputShape: [32, 32, 3] }),
-    userError(`ONNX model ${MODEL} input \`input\` takes samples [1,28,28] (NCHW, i.e. [28,28,1] NHWC) but the data's samples are [32,32,3]; use data shaped for this model or another teacher`));
-  await assert.rejects(loadOnnxTeacher({ path: MODEL, inputShape: [784] }),
-    userError(`ONNX model ${MODEL} input \`input\` takes samples [1,28,28] (NCHW, i.e. [28,28,1] NHWC) but the data's samples are [784]; use data shaped for this model or another teacher`));
-  await assert.rejects(loadOnnxTeacher({ path: MODEL, inputShape: [28, 28, 1], layout: 'NHWC' }),
-    userError(`ONNX model ${MODEL} input \`input\` takes samples [1,28,28] but the data's samples are [28,28,1]; use data shaped for this model or another teacher`));
-  await assert.rejects(loadOnnxTeacher({ path: MODEL, numClasses: 5 }),
-    userError(`ONNX model ${MODEL} output \`logits\` has 10 classes but the data has 5; use a teacher trained on the same classes`));
-  await assert.rejects(loadOnnxTeacher({ path: MODEL, outputName: 'probs' }),
-    userError(`ONNX model ${MODEL} has no output \`probs\`; its outputs: logits [N,10], features [N,4,14,14]`));
-  await assert.rejects(loadOnnxTeacher({ path: MODEL, outputName: 'features' }),
-    userError(`ONNX model ${MODEL} output \`features\` is [N,4,14,14], not logits [batch, classes]; choose outputName among: logits [N,10], features [N,4,14,14]`));
-  await assert.rejects(loadOnnxTeacher({ path: '/nonexistent/teacher.onnx' }),
-    userError('ONNX model /nonexistent/teacher.onnx does not exist; check the path, or export the teacher with torch.onnx.export'));
+  await assertUserError(loadOnnxTeacher({ path: MODEL, inputName: 'x' }),
+    `ONNX model ${MODEL} has no input \`x\`; its inputs: input [N,1,28,28]`);
+  await assertUserError(loadOnnxTeacher({ path: MODEL, inputShape: [32, 32, 3] }),
+    `ONNX model ${MODEL} input \`input\` takes samples [1,28,28] (NCHW, i.e. [28,28,1] NHWC) but the data's samples are [32,32,3]; use data shaped for this model or another teacher`);
+  await assertUserError(loadOnnxTeacher({ path: MODEL, inputShape: [784] }),
+    `ONNX model ${MODEL} input \`input\` takes samples [1,28,28] (NCHW, i.e. [28,28,1] NHWC) but the data's samples are [784]; use data shaped for this model or another teacher`);
+  await assertUserError(loadOnnxTeacher({ path: MODEL, inputShape: [28, 28, 1], layout: 'NHWC' }),
+    `ONNX model ${MODEL} input \`input\` takes samples [1,28,28] but the data's samples are [28,28,1]; use data shaped for this model or another teacher`);
+  await assertUserError(loadOnnxTeacher({ path: MODEL, numClasses: 5 }),
+    `ONNX model ${MODEL} output \`logits\` has 10 classes but the data has 5; use a teacher trained on the same classes`);
+  await assertUserError(loadOnnxTeacher({ path: MODEL, outputName: 'probs' }),
+    `ONNX model ${MODEL} has no output \`probs\`; its outputs: logits [N,10], features [N,4,14,14]`);
+  await assertUserError(loadOnnxTeacher({ path: MODEL, outputName: 'features' }),
+    `ONNX model ${MODEL} output \`features\` is [N,4,14,14], not logits [batch, classes]; choose outputName among: logits [N,10], features [N,4,14,14]`);
+  await assertUserError(loadOnnxTeacher({ path: '/nonexistent/teacher.onnx' }),
+    'ONNX model /nonexistent/teacher.onnx does not exist; check the path, or export the teacher with torch.onnx.export');
   const notOnnx = fileURLToPath(new URL('./fixtures/onnx/tiny-cnn.weights.json', import.meta.url));
   await assert.rejects(loadOnnxTeacher({ path: notOnnx }), (e: unknown) =>
     e instanceof UserError && !e.message.includes('\n') && e.message.startsWith(`cannot load ONNX model ${notOnnx}: `));
@@ -199,8 +192,8 @@ test('mismatches fail at load with one line naming both sides', async () => {
 
 test('a batch of the wrong sample shape is a one-line UserError', async () => {
   const x = tf.zeros([2, 1, 28, 28]);
-  await assert.rejects(teacher.predict(x),
-    userError(`ONNX model ${MODEL} teacher takes batches [N,28,28,1] but got [2,1,28,28]; feed the data it was loaded for`));
+  await assertUserError(teacher.predict(x),
+    `ONNX model ${MODEL} teacher takes batches [N,28,28,1] but got [2,1,28,28]; feed the data it was loaded for`);
   x.dispose();
 });
 
