@@ -29,18 +29,18 @@ test('identity when the shapes are equal: no variables, the input itself', () =>
   tf.dispose(x);
 });
 
-test('dense [5] → [3]: x·W + b, kernel Glorot from the seed, bias 0, 18 parameters', () => {
+test('dense [5] → [3]: x·W + b, kernel and bias U(±1/√5) from the seed, 18 parameters', () => {
   const a = createAdapter({ from: [5], to: [3], seed: 7 });
   assert.equal(a.kind, 'dense');
   assert.deepEqual(a.variables.map((v) => v.shape), [[5, 3], [3]]);
   assert.equal(paramCount(a.variables), 5 * 3 + 3);
   const [w, b] = a.variables.map((v) => Array.from(v.dataSync()));
-  assert.ok(b!.every((v) => v === 0));
-  const limit = Math.sqrt(6 / (5 + 3));
-  assert.ok(w!.every((v) => Math.abs(v) <= limit) && new Set(w).size === 15, 'Glorot-uniform kernel');
+  const limit = 1 / Math.sqrt(5);
+  assert.ok(w!.every((v) => Math.abs(v) <= limit) && new Set(w).size === 15, 'PyTorch-default kernel');
+  assert.ok(b!.every((v) => Math.abs(v) <= limit) && new Set(b).size === 3, 'PyTorch-default bias');
   const x = values(10, 1);
   const y = tf.tidy(() => a.apply(tf.tensor2d(x, [2, 5])).dataSync());
-  closeAll(y, range(2).flatMap((n) => range(3).map((j) => range(5).reduce((s, i) => s + x[n * 5 + i]! * w![i * 3 + j]!, 0))));
+  closeAll(y, range(2).flatMap((n) => range(3).map((j) => range(5).reduce((s, i) => s + x[n * 5 + i]! * w![i * 3 + j]!, b![j]!))));
   const same = createAdapter({ from: [5], to: [3], seed: 7 });
   const other = createAdapter({ from: [5], to: [3], seed: 8 });
   assert.deepEqual(same.variables[0]!.dataSync(), a.variables[0]!.dataSync(), 'same seed, same kernel');
@@ -53,11 +53,11 @@ test('1×1 conv [4,4,2] → [4,4,3] without resize: 2·3 + 3 parameters', () => 
   assert.equal(a.kind, 'conv1x1');
   assert.deepEqual(a.variables.map((v) => v.shape), [[1, 1, 2, 3], [3]]);
   assert.equal(paramCount(a.variables), 9);
-  const k = Array.from(a.variables[0]!.dataSync());
+  const [k, b] = a.variables.map((v) => Array.from(v.dataSync()));
   const x = values(2 * 16 * 2, 2);
   const y = tf.tidy(() => a.apply(tf.tensor4d(x, [2, 4, 4, 2])));
   assert.deepEqual(y.shape, [2, 4, 4, 3]);
-  closeAll(y.dataSync(), range(32).flatMap((p) => range(3).map((o) => x[p * 2]! * k[o]! + x[p * 2 + 1]! * k[3 + o]!)));
+  closeAll(y.dataSync(), range(32).flatMap((p) => range(3).map((o) => x[p * 2]! * k![o]! + x[p * 2 + 1]! * k![3 + o]! + b![o]!)));
   tf.dispose(y);
   a.dispose();
 });
@@ -65,13 +65,13 @@ test('1×1 conv [4,4,2] → [4,4,3] without resize: 2·3 + 3 parameters', () => 
 test('1×1 conv with resize: [8,8,2] → [4,4,3] by 2×2 average pooling; [3,3,2] → [6,6,4] bilinear', () => {
   const down = createAdapter({ from: [8, 8, 2], to: [4, 4, 3] });
   const x = values(8 * 8 * 2, 3);
-  const k = Array.from(down.variables[0]!.dataSync());
+  const [k, b] = down.variables.map((v) => Array.from(v.dataSync()));
   const px = (i: number, j: number, c: number) => x[(i * 8 + j) * 2 + c]!;
   const pooled = (i: number, j: number, c: number) => (px(2 * i, 2 * j, c) + px(2 * i + 1, 2 * j, c) + px(2 * i, 2 * j + 1, c) + px(2 * i + 1, 2 * j + 1, c)) / 4;
   const y = tf.tidy(() => down.apply(tf.tensor4d(x, [1, 8, 8, 2])));
   assert.deepEqual(y.shape, [1, 4, 4, 3]);
   closeAll(y.dataSync(), range(16).flatMap((p) => range(3).map((o) =>
-    pooled(Math.floor(p / 4), p % 4, 0) * k[o]! + pooled(Math.floor(p / 4), p % 4, 1) * k[3 + o]!)));
+    pooled(Math.floor(p / 4), p % 4, 0) * k![o]! + pooled(Math.floor(p / 4), p % 4, 1) * k![3 + o]! + b![o]!)));
   const up = createAdapter({ from: [3, 3, 2], to: [6, 6, 4] });
   assert.equal(paramCount(up.variables), 2 * 4 + 4);
   const z = tf.tidy(() => up.apply(tf.ones([2, 3, 3, 2])));

@@ -8,12 +8,13 @@
  * - feature maps [H_s, W_s, C_s] → [H_t, W_t, C_t] → `conv1x1`: spatial resize when
  *   H, W differ, then a 1×1 convolution (kernel [1, 1, C_s, C_t] + bias).
  * Resizing shrinks by average pooling when the factor is a whole number (as
- * RepDistiller's adaptive average pooling), otherwise bilinearly. Kernels start
- * Glorot-uniform from `seed`, biases at 0. Adapters live in the term, never in the
+ * RepDistiller's adaptive average pooling), otherwise bilinearly. Kernels and biases start
+ * U(±1/√fan_in) from `seed`, as the zoo's layers and PyTorch's nn.Linear / nn.Conv2d. Adapters live in the term, never in the
  * student model: the exported student carries no adapter weights.
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
+import { layerInit } from '../models/init.js';
 import type { KnowledgeTerm } from './types.js';
 
 export type AdapterKind = 'identity' | 'resize' | 'dense' | 'conv1x1';
@@ -61,9 +62,13 @@ export function termParamCount(term: KnowledgeTerm): number {
   return paramCount(term.trainableVariables());
 }
 
-/** A trainable variable: Glorot-uniform from `seed` when `glorot`, else zeros. */
-function weight(shape: number[], name: string, seed: number, glorot: boolean): tf.Variable {
-  return tf.tidy(() => tf.variable(glorot ? tf.initializers.glorotUniform({ seed }).apply(shape) : tf.zeros(shape), true, name));
+/** Kernel and bias variables of a layer with `fanIn` inputs per output, initialized as the zoo's layers (PyTorch's default). */
+function kernelAndBias(kernelShape: number[], units: number, fanIn: number, seed: number, prefix: string): [tf.Variable, tf.Variable] {
+  const init = layerInit('pytorch', fanIn, seed);
+  return tf.tidy(() => [
+    tf.variable(init.kernelInitializer.apply(kernelShape) as tf.Tensor, true, `${prefix}/kernel`),
+    tf.variable(init.biasInitializer.apply([units]) as tf.Tensor, true, `${prefix}/bias`),
+  ]);
 }
 
 function owned(kind: AdapterKind, from: readonly number[], to: readonly number[], variables: tf.Variable[], apply: (x: tf.Tensor) => tf.Tensor): Adapter {
@@ -73,7 +78,7 @@ function owned(kind: AdapterKind, from: readonly number[], to: readonly number[]
 /** A dense layer [D_in] → [D_out], x·W + b, whatever the sizes (also CRD's embedding heads). */
 export function denseLayer(inputs: number, units: number, seed = 0, name = 'dense'): Adapter {
   const id = `${name}_${created++}`;
-  const [kernel, b] = [weight([inputs, units], `${id}/kernel`, seed, true), weight([units], `${id}/bias`, seed, false)];
+  const [kernel, b] = kernelAndBias([inputs, units], units, inputs, seed, id);
   return owned('dense', [inputs], [units], [kernel, b], (x) => tf.add(tf.matMul(x as tf.Tensor2D, kernel), b));
 }
 
@@ -87,8 +92,7 @@ export function createAdapter({ from, to, seed = 0, name = 'adapter' }: AdapterO
     const [ht, wt, ct] = to as [number, number, number];
     const resize = (x: tf.Tensor) => resizeSpatial(x as tf.Tensor4D, ht, wt);
     if (cs === ct) return owned('resize', from, to, [], resize);
-    const kernel = weight([1, 1, cs, ct], `${prefix}/kernel`, seed, true);
-    const b = weight([ct], `${prefix}/bias`, seed, false);
+    const [kernel, b] = kernelAndBias([1, 1, cs, ct], ct, cs, seed, prefix);
     const conv = (x: tf.Tensor) => tf.add(tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, 1, 'valid'), b);
     return owned('conv1x1', from, to, [kernel, b], h === ht && w === wt ? conv : (x) => conv(resize(x)));
   }
