@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from './backend/index.js';
-import { progressCallbacks, type ProgressMode } from './cli/progress.js';
 import { loadFashionMnist } from './data/fashion-mnist.js';
 import { evaluateModels, modelPredictFn } from './eval/index.js';
 import type { ReportModel, RunReport } from './eval/types.js';
@@ -12,6 +11,7 @@ import { createTerm } from './knowledge/index.js';
 import { buildModel } from './models/index.js';
 import { renderMarkdown, writeReport } from './report/index.js';
 import { layersTeacher } from './teachers/layers.js';
+import { progressCallbacks, type ProgressMode } from './train/progress.js';
 import { train, TRAINING_VERSION } from './train/trainer.js';
 import type { EpochRecord } from './train/types.js';
 

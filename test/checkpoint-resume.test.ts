@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
 import { registerNativeBackend } from '../src/backend/native.js';
-import { createFit, Interrupted } from '../src/experiment/fit.js';
+import { createFit, Interrupted } from '../src/train/fit.js';
 import { createTerm, type KnowledgeTerm } from '../src/knowledge/index.js';
 import { buildModel } from '../src/models/index.js';
 import { layersTeacher } from '../src/teachers/layers.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { parse } from 'yaml';
 import type { RunReport } from '../src/eval/types.js';
-import { schemes } from '../src/experiment/schemes.js';
+import { schemes } from '../src/schemes/index.js';
 import { runExperiment } from '../src/experiment/run.js';
 import { fileSystem } from '../src/io/index.js';
 

@@ -1,7 +1,7 @@
 /** Shared fixtures of the scheme tests (not a test file: no `.test.` in the name). */
 import * as tf from '@tensorflow/tfjs';
 import { Dataset } from '../src/data/dataset.js';
-import { createFit, mergeCallbacks, type Fit, type FitSettings } from '../src/experiment/fit.js';
+import { createFit, mergeCallbacks, type Fit, type FitSettings } from '../src/train/fit.js';
 import type { KnowledgeTerm } from '../src/knowledge/index.js';
 import { buildModel } from '../src/models/index.js';
 

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { writeIdx } from '../src/data/idx.js';
-import { createFit, Interrupted, type Fit } from '../src/experiment/fit.js';
+import { createFit, Interrupted, type Fit } from '../src/train/fit.js';
 import { createTerm } from '../src/knowledge/index.js';
 import { simpleFit } from '../src/schemes/common.js';
 import {

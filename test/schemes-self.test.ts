@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
-import { createFit, Interrupted, mergeCallbacks, type Fit } from '../src/experiment/fit.js';
+import { createFit, Interrupted, mergeCallbacks, type Fit } from '../src/train/fit.js';
 import { fileSystem, registerFileRouters } from '../src/io/index.js';
 import { createTerm } from '../src/knowledge/index.js';
 import { simpleFit } from '../src/schemes/common.js';

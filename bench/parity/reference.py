@@ -7,13 +7,13 @@ tfjs-distill runs for each parity case, so the two accuracies can be compared:
 - models: the zoo's `cnn` and `mlp` (src/models/cnn.ts, mlp.ts, common.ts), same layers,
   same layer names (used as taps), same parameter counts (`--self-test` checks them);
 - knowledge terms: `ce`, `kd`, `fitnets`, `rkd` (src/knowledge/**), the same formulas;
-- schemes: `offline` with the FitNets hint stage (src/experiment/schemes.ts), `dml`,
+- schemes: `offline` with the FitNets hint stage (src/schemes/offline.ts), `dml`,
   `ensemble` (src/schemes/online.ts, dml.ts, ensemble.ts), `born-again`, `byot` with its
   exits, `previous-epoch` (src/schemes/self.ts, born-again.ts, byot.ts, exits.ts,
   previous-epoch.ts), with the same phases: every phase (teacher, hint stage, warmup,
   generation, label-only twins…) is its own `fit` with a fresh Adam, its own cosine
   schedule over that phase, and data order / dropout re-seeded from the seed, as
-  src/experiment/fit.ts does;
+  src/train/fit.ts does;
 - teacher of kd / fitnets / rkd: the `teacherOnSubset` model trained here on the labels
   with the teacher seed (tfjs-distill: the run's first seed, src/experiment/teacher-sources.ts),
   then frozen and run in eval mode (src/teachers/layers.ts).
@@ -470,7 +470,7 @@ class Frozen:
 
 
 def fit(label, models, params, epochs, step, data, settings, seed, on_epoch_begin=None):
-    """One training phase (src/experiment/fit.ts + src/train/trainer.ts): a fresh Adam over `params`,
+    """One training phase (src/train/fit.ts + src/train/trainer.ts): a fresh Adam over `params`,
     the cosine schedule over this phase, data order and dropout re-seeded from `seed`; each epoch
     a new shuffle (last partial batch kept). `step(x, y, idx)` returns the summed loss."""
     torch.manual_seed(seed)
@@ -607,7 +607,7 @@ def terms_step(model, terms, teacher):
 
 
 def scheme_offline(run):
-    """kd, fitnets, rkd (src/experiment/schemes.ts `offline`): with `baseline`, the same student
+    """kd, fitnets, rkd (src/schemes/offline.ts `offline`): with `baseline`, the same student
     (same initial weights, same batches) on the labels; then the distilled student. Terms with
     `stage: hint` first train alone for hintEpochs (extra epochs, own phase), then the others."""
     teacher_model = run.teacher()

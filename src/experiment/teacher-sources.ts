@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { modelNode } from '../config/components.js';
 import type { ExperimentConfig } from '../config/experiment.js';
 import type { ConfigPath } from '../config/source.js';
+import type { ExperimentData } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import { modelPredictFn, teacherPredictFn, type EvaluatedTeacher } from '../eval/evaluate.js';
 import { fileSystem, registerFileRouters } from '../io/file-handler.js';
@@ -32,10 +33,9 @@ import { datasetFingerprint, readTeacherCache } from '../teachers/cache-file.js'
 import { layersTeacher } from '../teachers/layers.js';
 import { loadTeacher } from '../teachers/load.js';
 import type { Teacher } from '../teachers/types.js';
+import type { Fit } from '../train/fit.js';
 import type { EpochRecord } from '../train/types.js';
 import { TRAINING_VERSION } from '../train/trainer.js';
-import type { ExperimentData } from './data-sources.js';
-import type { Fit } from './fit.js';
 
 export interface TeacherPrepareContext {
   data: ExperimentData;

@@ -14,13 +14,15 @@
  * the gain in the first generation or two.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { UserError } from '../errors.js';
-import type { Fit } from '../experiment/fit.js';
 import { createTerm } from '../knowledge/index.js';
 import { layersTeacher } from '../teachers/layers.js';
 import type { Teacher } from '../teachers/types.js';
+import type { Fit } from '../train/fit.js';
 import type { EpochRecord, Learner, WeightedTerm } from '../train/types.js';
-import { averageLogits, disposeTerms } from './common.js';
+import { averageLogits, checkSelfTerms, disposeTerms, gain, measure, oneStudent, pct } from './common.js';
+import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types.js';
 
 /** A frozen teacher that averages the logits of several models (inference mode). */
 export function ensembleTeacher(models: readonly tf.LayersModel[]): Teacher {
@@ -82,3 +84,55 @@ export async function bornAgain(o: BornAgainOptions): Promise<Generation[]> {
   }
   return done;
 }
+
+const bornAgainKwargs = z.strictObject({
+  /** N generations after generation 0 (which learns from the labels). */
+  generations: z.int().positive().default(3),
+  /** Learn from the average of all earlier generations instead of the last. */
+  ensemble: z.boolean().default(false),
+});
+
+async function runBornAgain(ctx: SchemeContext): Promise<SchemeResult> {
+  const k = ctx.kwargs as z.output<typeof bornAgainKwargs>;
+  const s = oneStudent(ctx, 'born-again');
+  ctx.log(`seed ${ctx.seed}: born-again: ${s.name} gen 0 on the labels, then ${k.generations} generations, each from ${k.ensemble ? 'all earlier ones' : 'the previous one'} (${ctx.method.long})`);
+  const gens = await bornAgain({ build: (g) => s.build(g), generations: k.generations, terms: ctx.createTerms, ensemble: k.ensemble, name: s.name, fit: ctx.fit, id: s.name });
+  const produced: ProducedModel[] = gens.map((g) => ({
+    id: `${s.name}.gen-${g.generation}`, name: g.name, model: g.model, history: g.history, trainSeconds: g.seconds,
+    method: g.generation === 0 ? 'labels only (generation 0)' : `from ${k.ensemble && g.generation > 1 ? `generations 0–${g.generation - 1}` : `generation ${g.generation - 1}`}: ${ctx.method.long}`,
+    ...(g.generation === 0 && { baseline: true }),
+  }));
+  const rows: string[][] = [];
+  const data: Array<Record<string, number | string | null>> = [];
+  let previous: Float32Array | undefined;
+  let first: number | undefined;
+  for (const g of gens) {
+    const m = await measure({ model: g.model, data: ctx.data.test, reference: previous });
+    first ??= m.accuracy;
+    rows.push([String(g.generation), g.generation === 0 ? 'labels' : k.ensemble && g.generation > 1 ? `gens 0–${g.generation - 1}` : `gen ${g.generation - 1}`, pct(m.accuracy), gain(m.accuracy, g.generation === 0 ? undefined : first), pct(m.agreement)]);
+    data.push({ generation: g.generation, accuracy: m.accuracy, agreementWithPrevious: m.agreement ?? null });
+    previous = m.logits;
+  }
+  return {
+    models: produced.slice(1),
+    reference: { kind: 'model', produced: produced[0]! },
+    tables: [{
+      title: 'Born-again networks: one row per generation',
+      note: 'Same architecture every generation, each freshly initialized; test accuracy, the gain over generation 0 (labels only), and the top-1 agreement with the previous generation.',
+      columns: ['generation', 'teacher', 'accuracy', 'vs gen 0', 'agreement with previous'],
+      rows, data,
+    }],
+  };
+}
+
+/**
+ * The `born-again` scheme of an experiment: generations of its one student and the
+ * per-generation table. The report's teacher column, without an external teacher, is
+ * generation 0 (labels only).
+ */
+export const bornAgainScheme: Scheme = {
+  describe: 'born-again networks: generation g+1 (same architecture) learns from generation g (kwargs: generations, ensemble)',
+  kwargs: bornAgainKwargs as unknown as z.ZodType<Record<string, unknown>>,
+  check: (terms) => checkSelfTerms('born-again', terms),
+  run: runBornAgain,
+};

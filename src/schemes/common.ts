@@ -1,7 +1,8 @@
 /**
  * Pieces the online and self-distillation schemes share: detached ensembles of logits, an
  * evaluated ensemble for the report's teacher column, accuracy on held-out data, a `Fit`
- * for API use without a run folder, and the formatting of scheme tables.
+ * for API use without a run folder, the formatting of scheme tables, and the checks of the
+ * self-distillation schemes.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/dataset.js';
@@ -10,10 +11,11 @@ import { modelPredictFn, type EvaluatedTeacher } from '../eval/evaluate.js';
 import { accuracy, agreement, predictLogits, type PredictFn } from '../eval/metrics.js';
 import { modelSize } from '../eval/size.js';
 import type { ByteSizes } from '../eval/types.js';
-import { createFit, type Fit, type FitSettings } from '../experiment/fit.js';
+import { createFit, type Fit, type FitSettings } from '../train/fit.js';
 import { constant } from '../knowledge/response/common.js';
 import { train } from '../train/trainer.js';
-import type { Learner, OptimizerSpec } from '../train/types.js';
+import type { Learner, OptimizerSpec, WeightedTerm } from '../train/types.js';
+import type { SchemeContext, StudentFactory } from './types.js';
 
 /** The value of `x`, a constant for autodiff: a teacher's logits never pass a gradient back. */
 export const detached = constant;
@@ -107,3 +109,21 @@ export function simpleFit(o: SimpleFitOptions): Fit {
     return { history: r.history, seconds: r.seconds, restored: false };
   };
 }
+
+// Self-distillation (byot, born-again, previous-epoch): the experiment's one student is the network.
+
+/** The experiment's one student (a `UserError` with more). */
+export function oneStudent(ctx: SchemeContext, scheme: string): StudentFactory {
+  if (ctx.students.length !== 1) throw new UserError(`${scheme} distils one network into itself; the experiment lists ${ctx.students.length} students — keep one`);
+  return ctx.students[0]!;
+}
+
+/** Response terms only: the self-teacher gives logits (and, in byot, the deepest features to the hint). */
+export function checkSelfTerms(scheme: string, terms: readonly WeightedTerm[]): void {
+  const tapped = terms.find(({ term }) => (term.needs.teacherTaps ?? []).length > 0);
+  if (tapped) throw new UserError(`\`${tapped.term.key}\` taps a teacher's layers; in ${scheme} the self-teacher gives its logits${scheme === 'byot' ? ' (the feature hint is the scheme\'s own: kwargs hint, hintLoss)' : ''}; use response terms (kd, soft-ce, logits-mse, dkd…)`);
+  if (!terms.some(({ term }) => term.needs.teacher)) throw new UserError(`no term learns from a teacher, so ${scheme} would be plain training; add kd`);
+}
+
+/** `+0.42 pts` / `−0.42 pts`: accuracy a over b; `—` when b is unknown. */
+export const gain = (a: number, b: number | undefined): string => (b === undefined ? '—' : `${a >= b ? '+' : '−'}${(Math.abs(a - b) * 100).toFixed(2)} pts`);

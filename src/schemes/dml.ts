@@ -13,23 +13,19 @@
  * students; each peer usually ends better than the same model trained alone (the paper:
  * +1–4 points on CIFAR-100), and the cohort's ensemble better still.
  */
-import type * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { UserError } from '../errors.js';
-import type { Fit, FitResult } from '../experiment/fit.js';
+import type { Fit, FitResult } from '../train/fit.js';
 import type { Learner, TeacherSelector, WeightedTerm } from '../train/types.js';
+import { checkPeerTerms, cohortCount, runCohort, type CohortMember } from './cohort.js';
 import { detached, disposeTerms } from './common.js';
+import type { Scheme } from './types.js';
 
 /** Every other learner teaches learner i, each with weight 1/(k−1), logits detached. */
 export function mutualSelector(): TeacherSelector {
   return ({ learner, logits }) => ({
     teachers: logits.flatMap((z, j) => (j === learner ? [] : [{ logits: detached(z), weight: 1 / (logits.length - 1) }])),
   });
-}
-
-export interface CohortMember {
-  /** Unique within the cohort: the learner's name in histories and checkpoints. */
-  name: string;
-  model: tf.LayersModel;
 }
 
 export interface DeepMutualLearningOptions {
@@ -59,3 +55,14 @@ export async function deepMutualLearning(o: DeepMutualLearningOptions): Promise<
     disposeTerms(learners);
   }
 }
+
+/** The `dml` scheme of an experiment: the students (or `peers` copies of one) as the cohort; see `cohort.ts`. */
+export const dmlScheme: Scheme = {
+  describe: 'deep mutual learning: k ≥ 2 peers learn together, each from the others (kwargs: peers)',
+  kwargs: z.strictObject({ peers: cohortCount }),
+  check: (terms) => checkPeerTerms('dml', terms),
+  run: (ctx) => runCohort(ctx, {
+    scheme: 'dml', count: ctx.kwargs['peers'] as number | undefined, countName: 'peers',
+    learn: (peers) => deepMutualLearning({ terms: ctx.createTerms, fit: ctx.fit, peers }),
+  }),
+};

@@ -13,11 +13,13 @@
  * teacher than any single peer); give larger weights to members that are known to be better.
  */
 import type * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { UserError } from '../errors.js';
-import type { Fit, FitResult } from '../experiment/fit.js';
+import type { Fit, FitResult } from '../train/fit.js';
 import type { Learner, TeacherSelector, WeightedTerm } from '../train/types.js';
+import { checkPeerTerms, cohortCount, runCohort, type CohortMember } from './cohort.js';
 import { averageLogits, detached, disposeTerms, normalizeWeights } from './common.js';
-import type { CohortMember } from './dml.js';
+import type { Scheme } from './types.js';
 
 /** The weighted average of every learner's logits (detached) teaches each learner. */
 export function ensembleSelector(weights: readonly number[]): TeacherSelector {
@@ -58,3 +60,14 @@ export async function onlineEnsemble(o: OnlineEnsembleOptions): Promise<FitResul
     disposeTerms(learners);
   }
 }
+
+/** The `ensemble` scheme of an experiment: the students (or `members` copies of one) as the cohort; see `cohort.ts`. */
+export const ensembleScheme: Scheme = {
+  describe: 'online ensemble teacher: the cohort\'s weighted average teaches every member (kwargs: members, weights)',
+  kwargs: z.strictObject({ members: cohortCount, weights: z.array(z.number().min(0)).min(2).optional() }),
+  check: (terms) => checkPeerTerms('ensemble', terms),
+  run: (ctx) => runCohort(ctx, {
+    scheme: 'ensemble', count: ctx.kwargs['members'] as number | undefined, countName: 'members', weights: ctx.kwargs['weights'] as number[] | undefined,
+    learn: (members, weights) => onlineEnsemble({ terms: ctx.createTerms, fit: ctx.fit, members, weights }),
+  }),
+};

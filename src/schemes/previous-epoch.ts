@@ -16,14 +16,16 @@
  * adaptive label smoothing (better calibration, often a small accuracy gain).
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { UserError } from '../errors.js';
-import type { Fit } from '../experiment/fit.js';
 import { createTerm } from '../knowledge/index.js';
 import type { KnowledgeTerm } from '../knowledge/types.js';
 import { layersTeacher } from '../teachers/layers.js';
 import type { Teacher } from '../teachers/types.js';
+import type { Fit } from '../train/fit.js';
 import type { EpochRecord, Learner, WeightedTerm } from '../train/types.js';
-import { disposeTerms } from './common.js';
+import { checkSelfTerms, disposeTerms, oneStudent, pct } from './common.js';
+import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types.js';
 
 /** A loss-free term that carries the snapshot's weights as state, so checkpoints keep and restore them. */
 export function snapshotKeeper(snapshot: tf.LayersModel): KnowledgeTerm & { stateVariables(): tf.Variable[] } {
@@ -124,3 +126,54 @@ export async function previousEpochTeacher(o: PreviousEpochOptions): Promise<Pre
     disposeTerms(learners);
   }
 }
+
+const previousEpochKwargs = z.strictObject({
+  /** Refresh the snapshot every k epochs. */
+  every: z.int().positive().default(1),
+  /** Epochs on the labels before the first snapshot. */
+  warmup: z.int().min(0).default(1),
+});
+
+async function runPreviousEpoch(ctx: SchemeContext): Promise<SchemeResult> {
+  const k = ctx.kwargs as z.output<typeof previousEpochKwargs>;
+  const s = oneStudent(ctx, 'previous-epoch');
+  if (ctx.epochs <= k.warmup) throw new UserError(`previous-epoch needs more epochs (${ctx.epochs}) than warmup epochs (${k.warmup}); raise epochs or lower scheme.kwargs.warmup`);
+  const models: ProducedModel[] = [];
+  if (ctx.baseline) {
+    const name = `${s.name} (labels)`;
+    const model = s.build();
+    ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only`);
+    const r = await ctx.fit({ id: `${s.name}.labels`, label: name, learners: [{ name, model, terms: [{ term: createTerm('ce'), weight: 1 }] }] });
+    models.push({ id: `${s.name}.labels`, name, model, method: 'labels only', baseline: true, history: r.history[name] ?? [], trainSeconds: r.seconds });
+  }
+  const name = `${s.name} (previous-epoch)`;
+  const model = s.build();
+  const snapshot = s.build();
+  ctx.log(`seed ${ctx.seed}: ${name}: ${k.warmup} warmup epoch${k.warmup === 1 ? '' : 's'} on the labels, then learns from its snapshot, refreshed every ${k.every} epoch${k.every === 1 ? '' : 's'} (${ctx.method.long})`);
+  const r = await previousEpochTeacher({ model, snapshot, terms: ctx.createTerms, epochs: ctx.epochs, warmup: k.warmup, every: k.every, name, fit: ctx.fit, id: s.name });
+  const last = r.teacherEpochs[r.teacherEpochs.length - 1]!;
+  models.unshift({ id: s.name, name, model, method: `from its snapshot every ${k.every} epoch${k.every === 1 ? '' : 's'} after ${k.warmup} on the labels: ${ctx.method.long}`, history: r.history, trainSeconds: r.seconds });
+  return {
+    models,
+    reference: { kind: 'model', produced: { id: `${s.name}.snapshot`, name: `${s.name} (snapshot, epoch ${last})`, model: snapshot, method: `the model after epoch ${last}: the last teacher`, history: [], trainSeconds: 0 } },
+    tables: [{
+      title: 'Previous-epoch teacher: who taught each epoch',
+      note: 'Per training epoch: the epoch whose end state was the teacher (0: none, labels only), and the validation accuracy after the epoch.',
+      columns: ['epoch', 'teacher: model after epoch', 'validation accuracy'],
+      rows: r.history.map((h, i) => [String(h.epoch), i < k.warmup ? '— (labels)' : String(r.teacherEpochs[i - k.warmup]), pct(h.valAccuracy)]),
+      data: r.history.map((h, i) => ({ epoch: h.epoch, teacherEpoch: i < k.warmup ? null : r.teacherEpochs[i - k.warmup]!, valAccuracy: h.valAccuracy ?? null })),
+    }],
+  };
+}
+
+/**
+ * The `previous-epoch` scheme of an experiment: its one student taught by its own snapshot,
+ * with a label-only twin and the who-taught-each-epoch table. The report's teacher column,
+ * without an external teacher, is the last snapshot.
+ */
+export const previousEpochScheme: Scheme = {
+  describe: 'previous-epoch teacher: a snapshot of the model from an earlier epoch teaches it (kwargs: every, warmup)',
+  kwargs: previousEpochKwargs as unknown as z.ZodType<Record<string, unknown>>,
+  check: (terms) => checkSelfTerms('previous-epoch', terms),
+  run: runPreviousEpoch,
+};

@@ -1,7 +1,7 @@
-import { Interrupted } from '../../experiment/fit.js';
 import { runExperiment } from '../../experiment/run.js';
 import { renderSummaryMarkdown } from '../../experiment/summary.js';
-import type { ProgressMode } from '../progress.js';
+import { Interrupted } from '../../train/fit.js';
+import type { ProgressMode } from '../../train/progress.js';
 
 export interface RunCommandOptions {
   set?: string[];

@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { optimizers } from '../../train/optimizers.js';
 import { evaluateAccuracy, train } from '../../train/trainer.js';
 import { selectTrainValidation, type DataOptions } from '../data-options.js';
-import { progressCallbacks, type ProgressMode } from '../progress.js';
+import { progressCallbacks, type ProgressMode } from '../../train/progress.js';
 
 export interface TrainCommandOptions extends Omit<DataOptions, 'split'> {
   model: string;

@@ -6,9 +6,9 @@
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { loadCsv } from '../data/csv.js';
-import type { Dataset } from '../data/dataset.js';
-import { loadFashionMnist } from '../data/fashion-mnist.js';
+import { loadCsv } from './csv.js';
+import type { Dataset } from './dataset.js';
+import { loadFashionMnist } from './fashion-mnist.js';
 import { UserError } from '../errors.js';
 import { Registry } from '../registry.js';
 

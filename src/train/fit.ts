@@ -1,21 +1,23 @@
 /**
- * The checkpointed training loop every scheme calls: `train` plus progress output, a
- * checkpoint at the end of every epoch, resume from the last one, and a clean stop at the
- * end of the current batch when the run's AbortSignal fires (Ctrl-C).
+ * The training contract every scheme is written against — `Fit`: one training phase in,
+ * its histories and time out; `Interrupted` when the run was stopped — and `createFit`,
+ * the checkpointed loop behind it: `train` plus progress output, a checkpoint at the end of
+ * every epoch, resume from the last one, and a clean stop at the end of the current batch
+ * when the run's AbortSignal fires (Ctrl-C).
  */
 import { join } from 'node:path';
-import { progressCallbacks, type ProgressMode } from '../cli/progress.js';
 import type { Dataset } from '../data/dataset.js';
 import { Rng } from '../data/rng.js';
+import type { ExperimentData } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import type { Teacher } from '../teachers/types.js';
 import {
   captureCheckpoint, readCheckpoint, restoreModels, restoreOptimizer, restoreTermVariables, writeCheckpoint,
-} from '../train/checkpoint.js';
-import { createOptimizer } from '../train/optimizers.js';
-import { earlyStoppingState, train } from '../train/trainer.js';
-import type { EpochRecord, Learner, OptimizerSpec, TeacherSelector, TrainCallbacks } from '../train/types.js';
-import type { ExperimentData } from './data-sources.js';
+} from './checkpoint.js';
+import { createOptimizer } from './optimizers.js';
+import { progressCallbacks, type ProgressMode } from './progress.js';
+import { earlyStoppingState, train } from './trainer.js';
+import type { EpochRecord, Learner, OptimizerSpec, TeacherSelector, TrainCallbacks } from './types.js';
 
 /** Thrown when the run's signal fired: the training stopped at the end of a batch. */
 export class Interrupted extends UserError {
