@@ -43,6 +43,13 @@ export interface KnowledgeTerm {
   trainableVariables(): tf.Variable[];
   /** Variables the term updates itself (e.g. memory banks, a snapshot's weights): kept in checkpoints. */
   stateVariables?(): tf.Variable[];
+  /**
+   * `hint`: the term trains alone in a first stage of `hintEpochs` epochs before the other terms
+   * (FitNets' two stages; the offline scheme sequences it). Default `joint`: one stage with the others.
+   */
+  readonly stage?: 'joint' | 'hint';
+  /** Epochs of the `hint` stage; unset: the scheme decides. */
+  readonly hintEpochs?: number;
   dispose(): void;
 }
 

@@ -13,7 +13,7 @@ import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types
 
 /** Terms that ask to run as a first, separate stage (FitNets' hint training: `stage: hint`). */
 function stages(terms: WeightedTerm[]): { hint: WeightedTerm[]; main: WeightedTerm[] } {
-  const isHint = (t: WeightedTerm) => (t.term as { stage?: string }).stage === 'hint';
+  const isHint = (t: WeightedTerm) => t.term.stage === 'hint';
   return { hint: terms.filter(isHint), main: terms.filter((t) => !isHint(t)) };
 }
 
@@ -39,7 +39,7 @@ async function offline(ctx: SchemeContext): Promise<SchemeResult> {
       let seconds = 0;
       if (hint.length > 0) {
         // FitNets' stage 1: the hint terms alone train the student up to its guided layer.
-        const epochs = Math.max(...hint.map(({ term }) => (term as { hintEpochs?: number }).hintEpochs ?? Math.max(1, Math.round(ctx.epochs / 4))));
+        const epochs = Math.max(...hint.map(({ term }) => term.hintEpochs ?? Math.max(1, Math.round(ctx.epochs / 4))));
         const r = await ctx.fit({ id: `${s.name}.hint`, label: `${name} hint stage`, learners: [{ name, model, terms: hint }], teacher: ctx.teacher, epochs });
         history = r.history[name] ?? [];
         seconds = r.seconds;
