@@ -14,7 +14,7 @@
  * two cores; these small models gain little from a second thread).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -143,6 +143,7 @@ for (const c of cases) {
   const teacher = exp['teacher'] as { key: string; kwargs?: Json };
   if (teacher.key === 'train') teacher.kwargs = { ...teacher.kwargs, cache: join(out, 'teacher-cache') };
   const dir = join(out, c.name);
+  rmSync(join(dir, 'tfjs'), { recursive: true, force: true }); // this runner's own run of the case, from an earlier parity run
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'experiment.json');
   writeFileSync(file, JSON.stringify({ ...exp, out: join(dir, 'tfjs') }, null, 2));

@@ -152,7 +152,7 @@ async function runPreviousEpoch(ctx: SchemeContext): Promise<SchemeResult> {
   ctx.log(`seed ${ctx.seed}: ${name}: ${k.warmup} warmup epoch${k.warmup === 1 ? '' : 's'} on the labels, then learns from its snapshot, refreshed every ${k.every} epoch${k.every === 1 ? '' : 's'} (${ctx.method.long})`);
   const r = await previousEpochTeacher({ model, snapshot, terms: ctx.createTerms, epochs: ctx.epochs, warmup: k.warmup, every: k.every, name, fit: ctx.fit, id: s.name });
   const last = r.teacherEpochs[r.teacherEpochs.length - 1]!;
-  models.unshift({ id: s.name, name, model, method: `from its snapshot every ${k.every} epoch${k.every === 1 ? '' : 's'} after ${k.warmup} on the labels: ${ctx.method.long}`, history: r.history, trainSeconds: r.seconds });
+  models.unshift({ id: s.name, name, model, method: `previous-epoch: from its snapshot every ${k.every} epoch${k.every === 1 ? '' : 's'} after ${k.warmup} on the labels: ${ctx.method.long}`, history: r.history, trainSeconds: r.seconds });
   return {
     models,
     reference: { kind: 'model', produced: { id: `${s.name}.snapshot`, name: `${s.name} (snapshot, epoch ${last})`, model: snapshot, method: `the model after epoch ${last}: the last teacher`, history: [], trainSeconds: 0 } },

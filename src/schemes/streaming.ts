@@ -168,7 +168,7 @@ async function runStreaming(ctx: SchemeContext): Promise<SchemeResult> {
   return {
     reference: { kind: 'model', produced: produced(teacher, 'teacher', `labels, ${n} chunks as they came`) },
     models: [
-      produced(student, s.name, `from the online teacher, ${n} chunks: ${ctx.method.long}`),
+      produced(student, s.name, `streaming: from the online teacher, ${n} chunks, ${ctx.method.long}`),
       ...(alone ? [produced(alone, `${s.name}.labels`, `labels only, ${n} chunks`, true)] : []),
     ],
     tables: [{

@@ -12,9 +12,9 @@ import type { EpochRecord, TrainOptions, TrainResult } from './types.js';
 /**
  * Bumped whenever a default changes what the same configuration trains (initialization,
  * schedule…), so caches of trained teachers made by an older version are not reused.
- * 2: zoo init `pytorch`, cosine per step.
+ * 2: zoo init `pytorch`, cosine per step. 3: zoo batch norm momentum 0.9 (PyTorch's).
  */
-export const TRAINING_VERSION = 2;
+export const TRAINING_VERSION = 3;
 
 /** Accuracy and mean cross-entropy of a model on a dataset (inference mode). */
 export function evaluateAccuracy(model: tf.LayersModel, data: Dataset, batchSize = 256): { accuracy: number; loss: number } {
