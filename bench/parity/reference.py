@@ -874,6 +874,7 @@ def main():
     p.add_argument('--bn', choices=['torch', 'tfjs'], default='torch')
     p.add_argument('--lr-granularity', choices=['step', 'epoch'], default='step')
     p.add_argument('--adam-eps', type=float, default=1e-8)
+    p.add_argument('--bn-eps', type=float, default=None, help="BatchNorm ε (default: the --bn setting's)")
     p.add_argument('--tfjs-defaults', action='store_true', help='--init glorot --bn tfjs --lr-granularity epoch --adam-eps 1e-7')
     p.add_argument('--epochs', type=int, help=argparse.SUPPRESS)  # testing: override the students' epochs
     p.add_argument('--teacher-epochs', type=int, help=argparse.SUPPRESS)
@@ -907,6 +908,8 @@ def main():
         raise SystemExit('reference.py: only the adam optimizer is implemented')
     st = Settings(opt.get('kwargs', {}).get('learningRate', 1e-3), cfg['batchSize'], cfg.get('schedule', 'constant'),
                   args.init, args.bn, args.lr_granularity, args.adam_eps)
+    if args.bn_eps is not None:
+        st.bn_eps = args.bn_eps
     log(f'{args.case} seed {args.seed}: {len(data.y)} train / {len(data.ty)} test rows, {cfg["epochs"]} epochs, '
         f'{args.threads} thread(s), init {st.init}, bn momentum {st.bn_momentum} eps {st.bn_eps}, '
         f'cosine per {st.lr_granularity}')
