@@ -27,7 +27,7 @@ import type { ReportModel, RunReport } from '../eval/types.js';
 import { registerFileRouters } from '../io/file-handler.js';
 import { saveEncodedModel } from '../io/quantize.js';
 import { buildModel } from '../models/zoo.js';
-import { layerNames, tapModel } from '../models/taps.js';
+import { checkTaps, layerNames } from '../models/taps.js';
 import { writeReport } from '../report/write.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { schemes, type StudentFactory } from '../schemes/index.js';
@@ -150,7 +150,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
       try {
         const studentShapes = Object.fromEntries(layerNames(model).map((l) => [l.name, l.shape as number[]]));
         terms.forEach(({ term }, k) => loaded.located(['knowledge', k, 'kwargs'], () => {
-          for (const tap of term.needs.studentTaps ?? []) tapModel(model, [tap], `student ${s.name}`);
+          checkTaps(model, term.needs.studentTaps ?? [], `student ${s.name}`);
           for (const tap of term.needs.teacherTaps ?? []) {
             if (!(tap in teacherShapes)) {
               const list = teacherLayers.map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');

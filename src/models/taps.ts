@@ -10,13 +10,8 @@ export function layerNames(model: tf.LayersModel): Array<{ name: string; shape: 
   });
 }
 
-/**
- * A model over the same layers (weights shared, no copy) whose outputs are the original
- * output followed by the named intermediate outputs: features are tapped without editing
- * the user's model. With no names, the model itself.
- */
-export function tapModel(model: tf.LayersModel, names: readonly string[], owner = 'model'): tf.LayersModel {
-  if (names.length === 0) return model;
+/** Throws a UserError listing the layers when `model` has no layer of one of `names`. */
+export function checkTaps(model: tf.LayersModel, names: readonly string[], owner = 'model'): void {
   const known = new Set(model.layers.map((l) => l.name));
   for (const name of names) {
     if (!known.has(name)) {
@@ -24,6 +19,16 @@ export function tapModel(model: tf.LayersModel, names: readonly string[], owner 
       throw new UserError(`${owner} has no layer \`${name}\`; layers: ${list}`);
     }
   }
+}
+
+/**
+ * A model over the same layers (weights shared, no copy) whose outputs are the original
+ * output followed by the named intermediate outputs: features are tapped without editing
+ * the user's model. With no names, the model itself.
+ */
+export function tapModel(model: tf.LayersModel, names: readonly string[], owner = 'model'): tf.LayersModel {
+  if (names.length === 0) return model;
+  checkTaps(model, names, owner);
   const taps = names.map((n) => model.getLayer(n).output as tf.SymbolicTensor);
   return tf.model({ inputs: model.inputs, outputs: [model.outputs[0]!, ...taps] });
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installLazyInputGradients } from '../backend/lazy-input-gradients.js';
 import { UserError } from '../errors.js';
 import type { Teacher, TeacherOutput } from '../teachers/types.js';
-import { layerNames, tapModel } from '../models/taps.js';
+import { checkTaps, layerNames } from '../models/taps.js';
 import type { Learner, TeacherSelector, TeachingSource } from './types.js';
 
 export interface StepResult {
@@ -58,7 +58,7 @@ function prepareTerms(learners: Learner[], teacher?: Teacher, selected: Record<s
 function sharedForward(learners: Learner[], taps: string[][]): (x: tf.Tensor) => Array<{ logits: tf.Tensor2D; taps: Record<string, tf.Tensor> }> {
   const groups = new Map<tf.SymbolicTensor, number[]>();
   learners.forEach((l, i) => {
-    tapModel(l.model, taps[i]!, `student ${l.name}`); // checks the tap names
+    checkTaps(l.model, taps[i]!, `student ${l.name}`);
     const input = l.model.inputs[0]!;
     groups.set(input, [...(groups.get(input) ?? []), i]);
   });
