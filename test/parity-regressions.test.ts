@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
-import { Dataset } from '../src/data/dataset.js';
 import { createTerm } from '../src/knowledge/index.js';
 import { buildModel } from '../src/models/index.js';
 import { mutualSelector } from '../src/schemes/dml.js';
 import { attachExits } from '../src/schemes/exits.js';
 import { cosineRate } from '../src/train/optimizers.js';
 import { train } from '../src/train/trainer.js';
+import { blobs } from './schemes-helpers.js';
 
 await useBestBackend({ backend: 'cpu' });
 
@@ -63,13 +63,7 @@ test('early-exit heads use the zoo\'s init', () => {
   net.dispose();
 });
 
-function images(n: number, seed: number): Dataset {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const features = Float32Array.from({ length: n * 64 }, () => rand());
-  const labels = Int32Array.from({ length: n }, (_, i) => i % 4);
-  return new Dataset({ features, labels, sampleShape: [8, 8, 1], numClasses: 4 });
-}
+const images = (n: number, seed: number) => blobs(n, seed, [8, 8, 1]);
 
 test('cosine schedule decays every step, from the base rate towards 0 at the last step', async () => {
   const data = images(40, 1);
