@@ -31,6 +31,7 @@ CLI:
       [--quick] [--threads 2] [--data-dir /usr/share/datasets/fashion-mnist]
 SPLIT.json: {"train": [rows], "validation": [rows], "testRows": N}. Stdout: one JSON line
 {"case", "seed", "accuracy": {row: test accuracy}, "seconds"}; progress goes to stderr.
+Step equivalence (bench/parity/steps.ts): --steps SPEC.json prints {"losses", "accuracy"}.
 Testing only: --epochs N (students), --teacher-epochs N, --self-test (param counts).
 """
 import argparse
@@ -840,6 +841,59 @@ def case_config(cases, name, quick):
     return cfg
 
 
+def load_tfjs_weights(model, manifest, blob):
+    """Copies weights saved by tfjs-distill (channels-last kernels `[kh, kw, in, out]`, dense
+    `[in, out]`, names `layer/kernel|bias|gamma|beta|moving_mean|moving_variance`) into the
+    same-named layers of `model`; returns how many tensors were copied."""
+    layers, offset, copied = model.layers, 0, 0
+    for w in manifest:
+        n = int(np.prod(w['shape']))
+        t = torch.from_numpy(np.frombuffer(blob, dtype='<f4', count=n, offset=offset * 4).copy()).reshape(w['shape'])
+        offset += n
+        layer, kind = w['name'].split('/')
+        m = layers[layer]
+        if kind == 'kernel':
+            target, value = m.weight, t.permute(3, 2, 0, 1) if t.dim() == 4 else t.T
+        else:
+            target = {'bias': m.bias, 'gamma': m.weight, 'beta': m.bias,
+                      'moving_mean': getattr(m, 'running_mean', None), 'moving_variance': getattr(m, 'running_var', None)}[kind]
+            value = t
+        with torch.no_grad():
+            target.copy_(value)
+        copied += 1
+    return copied
+
+
+def step_equivalence(spec_path, data_dir):
+    """`--steps SPEC.json`: the deterministic check under every parity case. Same initial weights
+    (tfjs-distill's, from SPEC's weight file), the same batches (training rows 0…steps·batch−1
+    in order, no shuffle), no dropout; Adam with the cosine decayed per step over `steps`; CE.
+    BatchNorm as tfjs-distill configures it (ε, momentum from SPEC), so any difference left
+    is in the arithmetic of the forward pass, the gradients or the optimizer."""
+    with open(spec_path) as f:
+        spec = json.load(f)
+    with open(spec['weightsPath'], 'rb') as f:
+        blob = f.read()
+    b, steps = spec['batchSize'], spec['steps']
+    data = Data(data_dir, list(range(b * steps)), spec['testRows'])
+    st = Settings(spec['learningRate'], b, 'cosine', 'torch', 'torch', 'step', spec['adamEpsilon'])
+    st.bn_momentum, st.bn_eps = 1 - spec['bnMomentum'], spec['bnEpsilon']
+    model = build_model(spec['model'], st, 0)
+    copied = load_tfjs_weights(model, spec['weights'], blob)
+    opt = torch.optim.Adam(model.parameters(), lr=st.lr, eps=st.adam_eps)
+    model.train()
+    losses = []
+    for t in range(steps):
+        for g in opt.param_groups:
+            g['lr'] = st.rate(t, steps, 1)
+        loss = F.cross_entropy(model(data.x[t * b:(t + 1) * b])[0], data.y[t * b:(t + 1) * b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return {'losses': losses, 'accuracy': test_accuracy(model, data), 'copied': copied}
+
+
 def self_test():
     """Param counts against the doc comments of src/models/cnn.ts and mlp.ts."""
     st = Settings(1e-3, 64, 'cosine', 'torch', 'torch', 'step', 1e-8)
@@ -879,10 +933,14 @@ def main():
     p.add_argument('--epochs', type=int, help=argparse.SUPPRESS)  # testing: override the students' epochs
     p.add_argument('--teacher-epochs', type=int, help=argparse.SUPPRESS)
     p.add_argument('--self-test', action='store_true', help=argparse.SUPPRESS)
+    p.add_argument('--steps', metavar='SPEC.json', help='step equivalence from tfjs-distill weights (bench/parity/steps.ts)')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.self_test:
         sys.exit(0 if self_test() else 1)
+    if args.steps:
+        print(json.dumps(step_equivalence(args.steps, args.data_dir)), flush=True)
+        return
     if args.case is None or args.seed is None or args.split is None:
         p.error('--case, --seed and --split are required')
     if args.tfjs_defaults:

@@ -6,7 +6,9 @@
  * difference, the bar) and one JSON line; exits 1 when a row misses its bar.
  *
  * The bar of a row: tfjs ≥ PyTorch − max(0.5 pt, 2 × the larger seed std) ("within, or better");
- * with `--quick` (a smoke run, one seed) the floor is 1.5 pts.
+ * with `--quick` (a smoke run, one seed) the floor is 1.5 pts, and the teacher row is not judged.
+ * Before the cases, the step-equivalence check (`steps.ts`) runs unless `--no-torch`: the
+ * same weights and batches through both implementations, which must agree step by step.
  *
  *   npm run parity -- [--quick] [--cases dml,kd] [--seeds 1,2] [--out DIR] [--threads N] [--no-torch]
  *
@@ -31,7 +33,9 @@ const { values } = parseArgs({
   },
 });
 process.env['TFJS_DISTILL_THREADS'] ??= values.threads;
-const { Rng, loadFashionMnist, runExperiment } = await import('../../src/index.js');
+const { Rng, loadFashionMnist, runExperiment, useBestBackend } = await import('../../src/index.js');
+const { stepParity, describeStepParity } = await import('./steps.js');
+type StepParityResult = import('./steps.js').StepParityResult;
 
 const here = dirname(fileURLToPath(import.meta.url));
 type Json = Record<string, unknown>;
@@ -127,6 +131,14 @@ const quick = values.quick;
  * differ by up to 1.4 pts there, so its bar is 1.5 pts; the full run is the parity claim.
  */
 const QUICK_BAR = 0.015;
+/**
+ * The quick teacher (width 1, 255 steps) is still in its unstable start: losses jump to 3–5
+ * in the first steps in both implementations, and single PyTorch runs span 82.4–84.8 %
+ * (seeds 1–3, with PyTorch's init and with tfjs-distill's initial weights). One run of it says
+ * nothing either way, so with `--quick` the teacher row is shown but not judged; the
+ * step-equivalence check is what shows the arithmetic agrees (docs/PARITY.md).
+ */
+const judged = (row: string) => !(quick && row === 'teacher');
 const wanted = values.cases?.split(',');
 const cases = spec.cases.filter((c) => (wanted ? wanted.includes(c.name) : !(quick && c.full)));
 if (wanted) for (const w of wanted) if (!spec.cases.some((c) => c.name === w)) throw new Error(`unknown case ${w}; cases: ${spec.cases.map((c) => c.name).join(', ')}`);
@@ -136,6 +148,12 @@ mkdirSync(out, { recursive: true });
 interface Result { case: string; row: string; tfjs: number[]; torch: number[] }
 const results: Result[] = [];
 const started = performance.now();
+let steps: StepParityResult | undefined;
+if (!values['no-torch']) {
+  await useBestBackend();
+  steps = await stepParity({ width: 1, steps: quick ? 60 : 100, threads: Number(values.threads), python: values.python });
+  console.log(describeStepParity(steps));
+}
 for (const c of cases) {
   const exp = experimentOf(c, quick);
   if (values.seeds) exp['seeds'] = values.seeds.split(',').map(Number);
@@ -172,23 +190,23 @@ for (const c of cases) {
 
 const pts = (x: number) => (x * 100).toFixed(2);
 const lines = ['| case | row | tfjs-distill | PyTorch | tfjs − PyTorch | bar | |', '|---|---|---:|---:|---:|---:|---|'];
-let failed = 0;
+let failed = steps && !steps.ok ? 1 : 0;
 const json = results.map((r) => {
   const t = stat(r.tfjs);
   const p = r.torch.length > 0 ? stat(r.torch) : undefined;
   const bar = Math.max(quick ? QUICK_BAR : 0.005, 2 * Math.max(t.std, p?.std ?? 0));
   const diff = p ? t.mean - p.mean : undefined;
-  const ok = diff === undefined ? undefined : diff >= -bar;
+  const ok = diff === undefined || !judged(r.row) ? undefined : diff >= -bar;
   if (ok === false) failed++;
-  lines.push(`| ${r.case} | ${r.row} | ${pts(t.mean)} ± ${pts(t.std)} | ${p ? `${pts(p.mean)} ± ${pts(p.std)}` : '—'} | ${diff === undefined ? '—' : `${diff >= 0 ? '+' : '−'}${pts(Math.abs(diff))}`} | ${pts(bar)} | ${ok === undefined ? '' : ok ? 'ok' : '**below**'} |`);
+  lines.push(`| ${r.case} | ${r.row} | ${pts(t.mean)} ± ${pts(t.std)} | ${p ? `${pts(p.mean)} ± ${pts(p.std)}` : '—'} | ${diff === undefined ? '—' : `${diff >= 0 ? '+' : '−'}${pts(Math.abs(diff))}`} | ${judged(r.row) ? pts(bar) : '—'} | ${ok === undefined ? (judged(r.row) ? '' : 'one run, not judged') : ok ? 'ok' : '**below**'} |`);
   return { case: r.case, row: r.row, tfjs: r.tfjs, torch: r.torch, tfjsMean: t.mean, torchMean: p?.mean ?? null, difference: diff ?? null, bar, ok: ok ?? null };
 });
 const minutes = (performance.now() - started) / 60000;
 const table = lines.join('\n');
 console.log(table);
 console.log(`\n${results.length} rows, ${failed} below the bar; ${minutes.toFixed(1)} min${quick ? ' (--quick)' : ''}; test accuracy in points, mean ± std over seeds`);
-const summary = { parity: json, failed, minutes, quick };
+const summary = { parity: json, stepParity: steps && { ...steps, tfjsLosses: undefined, torchLosses: undefined }, failed, minutes, quick };
 writeFileSync(join(out, 'parity.json'), JSON.stringify(summary, null, 2));
-writeFileSync(join(out, 'parity.md'), `${table}\n`);
+writeFileSync(join(out, "parity.md"), `${steps ? `${describeStepParity(steps)}\n\n` : ""}${table}\n`);
 console.log(JSON.stringify(summary));
 process.exitCode = failed > 0 ? 1 : 0;
