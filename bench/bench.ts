@@ -75,7 +75,13 @@ function matmulGflops(): number {
   const b = tf.randomNormal([1024, 1024]);
   // Kernels on these backends run synchronously, so the product is done when matMul returns;
   // reading it back (dataSync) would add a 4 MiB copy-out and a fresh allocation per call.
-  const r = rate(() => tf.tidy(() => { tf.matMul(a, b); }), 2 * 1024 ** 3 / 1e9);
+  const r = rate(
+    () =>
+      tf.tidy(() => {
+        tf.matMul(a, b);
+      }),
+    (2 * 1024 ** 3) / 1e9,
+  );
   tf.dispose([a, b]);
   return r;
 }
@@ -88,7 +94,7 @@ function openblasDirectGflops(): number | undefined {
   const b = new Float32Array(n * n).map(() => Math.random());
   const c = new Float32Array(n * n);
   const threads = loaded.addon.info().threads;
-  return rate(() => loaded.addon.blasDirect(a, b, c, n, n, n, threads), 2 * n ** 3 / 1e9);
+  return rate(() => loaded.addon.blasDirect(a, b, c, n, n, n, threads), (2 * n ** 3) / 1e9);
 }
 
 interface EpochFigures {
@@ -104,15 +110,22 @@ async function epochs(): Promise<EpochFigures> {
   const { train: data } = loadFashionMnist({});
   const flat = [784];
   const teacherModel = benchMlp([784, 1200, 1200, 10]);
-  const reshaped = (m: tf.LayersModel) => tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), m] });
+  const reshaped = (m: tf.LayersModel) =>
+    tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), m] });
   const fresh = () => reshaped(benchMlp([...flat, 800, 800, 10]));
   const teacherSeq = layersTeacher({ model: reshaped(teacherModel) });
   const run = async (withTeacher: boolean, cacheTeacher: boolean, n: number, record?: (e: number) => void) => {
     const model = fresh();
     const term = withTeacher ? createTerm('kd', { temperature: 4, alpha: 0.9 }) : createTerm('ce');
     const result = await train({
-      learners: [{ name: 's', model, terms: [{ term, weight: 1 }] }], teacher: withTeacher ? teacherSeq : undefined,
-      train: data, epochs: n, batchSize: 128, seed: 1, cacheTeacher, callbacks: { onEpochEnd: (e) => record?.(e) },
+      learners: [{ name: 's', model, terms: [{ term, weight: 1 }] }],
+      teacher: withTeacher ? teacherSeq : undefined,
+      train: data,
+      epochs: n,
+      batchSize: 128,
+      seed: 1,
+      cacheTeacher,
+      callbacks: { onEpochEnd: (e) => record?.(e) },
     });
     model.dispose();
     return result.history['s']!.map((r) => data.size / r.seconds);
@@ -134,8 +147,18 @@ function pytorch(): Record<string, number> | string {
   if (!existsSync(python)) return 'no /usr/bin/python3';
   const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return 'PyTorch is not installed (apt-get install python3-torch)';
-  const r = spawnSync(python, ['bench/pytorch_reference.py', '--threads', '2', '--seconds', String(seconds),
-    ...(withEpochs ? [] : ['--skip-epochs'])], { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+  const r = spawnSync(
+    python,
+    [
+      'bench/pytorch_reference.py',
+      '--threads',
+      '2',
+      '--seconds',
+      String(seconds),
+      ...(withEpochs ? [] : ['--skip-epochs']),
+    ],
+    { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } },
+  );
   if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').at(-1)}`;
   return JSON.parse(r.stdout) as Record<string, number>;
 }
@@ -168,9 +191,24 @@ for (const name of backends) {
 }
 const torch = withPytorch ? pytorch() : 'skipped (--no-pytorch)';
 
-const cases = ['matmulGflops', 'openblasDirectGflops', 'mlpTrain', 'cnnTrain', 'kdStep', 'kdEpoch', 'kdEpochCached', 'labelOnlyEpoch'];
-const fmt = (v: number | undefined) => (v === undefined ? '—' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1));
-const header = ['case (samples/s; GFLOP/s for matmul)', ...Object.keys(results), 'pytorch', ...Object.keys(results).map((b) => `${b}/pytorch`)];
+const cases = [
+  'matmulGflops',
+  'openblasDirectGflops',
+  'mlpTrain',
+  'cnnTrain',
+  'kdStep',
+  'kdEpoch',
+  'kdEpochCached',
+  'labelOnlyEpoch',
+];
+const fmt = (v: number | undefined) =>
+  v === undefined ? '—' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1);
+const header = [
+  'case (samples/s; GFLOP/s for matmul)',
+  ...Object.keys(results),
+  'pytorch',
+  ...Object.keys(results).map((b) => `${b}/pytorch`),
+];
 console.log(`| ${header.join(' | ')} |`);
 console.log(`|${header.map(() => '---').join('|')}|`);
 const ratios: Record<string, Record<string, number>> = {};
@@ -179,7 +217,8 @@ for (const c of cases) {
   const cells = Object.values(results).map((r) => fmt(r[c]));
   const rs = Object.entries(results).map(([b, r]) => {
     if (r[c] === undefined || t === undefined) return '—';
-    (ratios[b] ??= {})[c] = r[c]! / t;
+    ratios[b] ??= {};
+    ratios[b][c] = r[c]! / t;
     return `${(r[c]! / t).toFixed(2)}×`;
   });
   if (cells.every((x) => x === '—') && t === undefined) continue;
@@ -188,10 +227,16 @@ for (const c of cases) {
 if (typeof torch === 'string') console.log(`\nPyTorch: ${torch}`);
 const native = results['native'];
 if (native?.['matmulGflops'] && native['openblasDirectGflops']) {
-  console.log(`\nnative matmul / OpenBLAS direct: ${(100 * native['matmulGflops'] / native['openblasDirectGflops']).toFixed(1)}%`);
+  console.log(
+    `\nnative matmul / OpenBLAS direct: ${((100 * native['matmulGflops']) / native['openblasDirectGflops']).toFixed(1)}%`,
+  );
 }
 if (epochFigures) {
-  console.log(`offline-KD epoch with the teacher-output cache costs ${(epochFigures.labelOnly / epochFigures.kdCached).toFixed(2)}× a label-only epoch (without: ${(epochFigures.labelOnly / epochFigures.kdNoCache).toFixed(2)}×)`);
-  console.log(`RSS after epochs 1-3: ${epochFigures.rssMiB.join(', ')} MiB; tf.memory().numTensors: ${epochFigures.numTensors.join(', ')}`);
+  console.log(
+    `offline-KD epoch with the teacher-output cache costs ${(epochFigures.labelOnly / epochFigures.kdCached).toFixed(2)}× a label-only epoch (without: ${(epochFigures.labelOnly / epochFigures.kdNoCache).toFixed(2)}×)`,
+  );
+  console.log(
+    `RSS after epochs 1-3: ${epochFigures.rssMiB.join(', ')} MiB; tf.memory().numTensors: ${epochFigures.numTensors.join(', ')}`,
+  );
 }
 console.log(JSON.stringify({ backends: results, pytorch: torch, ratios, epochs: epochFigures }));

@@ -32,10 +32,14 @@ function mlp(sizes: number[], name: string): tf.Sequential {
   const m = tf.sequential({ name });
   sizes.slice(1).forEach((units, i) => {
     const last = i === sizes.length - 2;
-    m.add(tf.layers.dense({
-      units, activation: last ? 'linear' : 'relu', name: `${name}_d${i}`,
-      ...(i === 0 ? { inputShape: [sizes[0]] } : {}),
-    }));
+    m.add(
+      tf.layers.dense({
+        units,
+        activation: last ? 'linear' : 'relu',
+        name: `${name}_d${i}`,
+        ...(i === 0 ? { inputShape: [sizes[0]] } : {}),
+      }),
+    );
   });
   return m;
 }
@@ -51,7 +55,11 @@ function cnn(): tf.Sequential {
   return m;
 }
 
-interface Case { batch: number; step: () => void; dispose: () => void }
+interface Case {
+  batch: number;
+  step: () => void;
+  dispose: () => void;
+}
 
 function trainCase(model: tf.LayersModel, xShape: number[], batch: number, teacher?: tf.LayersModel): Case {
   const x = tf.randomUniform([batch, ...xShape]);
@@ -59,29 +67,46 @@ function trainCase(model: tf.LayersModel, xShape: number[], batch: number, teach
   const optimizer = tf.train.adam(1e-3);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   // the same loss as bench/pytorch_reference.py: α·T²·KL(teacher_T ‖ student_T) + (1-α)·CE
-  const T = 4, alpha = 0.9;
-  const step = () => tf.tidy(() => {
-    const tLogits = teacher ? (teacher.predict(x, { batchSize: batch }) as tf.Tensor) : null;
-    const { grads } = tf.variableGrads(() => {
-      const logits = model.apply(x, { training: true }) as tf.Tensor;
-      const ce = tf.losses.softmaxCrossEntropy(y, logits);
-      if (!tLogits) return ce as tf.Scalar;
-      const lt = tf.logSoftmax(tf.div(tLogits, T));
-      const ls = tf.logSoftmax(tf.div(logits, T));
-      const kl = tf.div(tf.sum(tf.mul(tf.exp(lt), tf.sub(lt, ls))), batch);
-      return tf.add(tf.mul(kl, alpha * T * T), tf.mul(ce, 1 - alpha)) as tf.Scalar;
-    }, vars);
-    const t0 = performance.now();
-    optimizer.applyGradients(grads as tf.NamedTensorMap as Parameters<typeof optimizer.applyGradients>[0]);
-    if (PROFILE) addProfile('(Adam applyGradients, total)', performance.now() - t0);
-  });
-  return { batch, step, dispose: () => { x.dispose(); y.dispose(); optimizer.dispose(); } };
+  const T = 4,
+    alpha = 0.9;
+  const step = () =>
+    tf.tidy(() => {
+      const tLogits = teacher ? (teacher.predict(x, { batchSize: batch }) as tf.Tensor) : null;
+      const { grads } = tf.variableGrads(() => {
+        const logits = model.apply(x, { training: true }) as tf.Tensor;
+        const ce = tf.losses.softmaxCrossEntropy(y, logits);
+        if (!tLogits) return ce as tf.Scalar;
+        const lt = tf.logSoftmax(tf.div(tLogits, T));
+        const ls = tf.logSoftmax(tf.div(logits, T));
+        const kl = tf.div(tf.sum(tf.mul(tf.exp(lt), tf.sub(lt, ls))), batch);
+        return tf.add(tf.mul(kl, alpha * T * T), tf.mul(ce, 1 - alpha)) as tf.Scalar;
+      }, vars);
+      const t0 = performance.now();
+      optimizer.applyGradients(grads as tf.NamedTensorMap as Parameters<typeof optimizer.applyGradients>[0]);
+      if (PROFILE) addProfile('(Adam applyGradients, total)', performance.now() - t0);
+    });
+  return {
+    batch,
+    step,
+    dispose: () => {
+      x.dispose();
+      y.dispose();
+      optimizer.dispose();
+    },
+  };
 }
 
 /** Median samples/s over `reps` runs, and the CPU time used per wall second (how many cores we got). */
-function timeCase(c: Case, warmup: number, steps: number, reps: number): { rate: number; cores: number; perCpuSecond: number } {
+function timeCase(
+  c: Case,
+  warmup: number,
+  steps: number,
+  reps: number,
+): { rate: number; cores: number; perCpuSecond: number } {
   for (let i = 0; i < warmup; i++) c.step();
-  const rates: number[] = [], cores: number[] = [], perCpu: number[] = [];
+  const rates: number[] = [],
+    cores: number[] = [],
+    perCpu: number[] = [];
   for (let r = 0; r < reps; r++) {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -121,10 +146,14 @@ function installProfiler(backendName: string) {
 function printProfile(label: string, steps: number, stepMs: number) {
   const rows = [...profile.entries()].sort((a, b) => b[1].ms - a[1].ms);
   const kernelMs = rows.filter(([n]) => !n.startsWith('(')).reduce((s, [, v]) => s + v.ms, 0) / steps;
-  console.log(`  profile ${label}: ${stepMs.toFixed(2)} ms/step, kernels ${kernelMs.toFixed(2)} ms/step, ` +
-    `outside kernels (tfjs engine, tape, JS) ${(stepMs - kernelMs).toFixed(2)} ms/step`);
-  for (const [name, v] of rows.slice(0, Number(opt("profile-rows", "14")))) {
-    console.log(`    ${name.padEnd(28)} ${(v.ms / steps).toFixed(3).padStart(8)} ms/step  ${(v.calls / steps).toFixed(0).padStart(4)} calls/step`);
+  console.log(
+    `  profile ${label}: ${stepMs.toFixed(2)} ms/step, kernels ${kernelMs.toFixed(2)} ms/step, ` +
+      `outside kernels (tfjs engine, tape, JS) ${(stepMs - kernelMs).toFixed(2)} ms/step`,
+  );
+  for (const [name, v] of rows.slice(0, Number(opt('profile-rows', '14')))) {
+    console.log(
+      `    ${name.padEnd(28)} ${(v.ms / steps).toFixed(3).padStart(8)} ms/step  ${(v.calls / steps).toFixed(0).padStart(4)} calls/step`,
+    );
   }
   profile.clear();
 }
@@ -134,7 +163,10 @@ async function useBackend(name: string): Promise<boolean> {
   try {
     if (name === 'native') {
       const r = registerNativeBackend();
-      if (!r.ok) { console.log(`native: unavailable (${r.reason})`); return false; }
+      if (!r.ok) {
+        console.log(`native: unavailable (${r.reason})`);
+        return false;
+      }
     }
     if (name === 'wasm') {
       await import('@tensorflow/tfjs-backend-wasm');
@@ -147,7 +179,10 @@ async function useBackend(name: string): Promise<boolean> {
 }
 
 const results: Record<string, Record<string, string>> = {};
-const record = (bk: string, key: string, v: string) => { (results[bk] ??= {})[key] = v; };
+const record = (bk: string, key: string, v: string) => {
+  results[bk] ??= {};
+  results[bk][key] = v;
+};
 
 for (const bk of backends) {
   if (!(await useBackend(bk))) continue;
@@ -155,10 +190,15 @@ for (const bk of backends) {
   const slow = bk === 'cpu';
   if (PROFILE && bk === 'native') installProfiler('native');
   const cases: [string, () => Case, number][] = [];
-  if (only.includes('mlp')) cases.push(['mlp', () => trainCase(mlp([784, 1200, 1200, 10], 'mlp'), [784], 128), slow ? 2 : 20]);
+  if (only.includes('mlp'))
+    cases.push(['mlp', () => trainCase(mlp([784, 1200, 1200, 10], 'mlp'), [784], 128), slow ? 2 : 20]);
   if (only.includes('cnn') && !slow) cases.push(['cnn', () => trainCase(cnn(), [28, 28, 1], 64), 6]);
   if (only.includes('kd')) {
-    cases.push(['kd', () => trainCase(mlp([784, 800, 800, 10], 'student'), [784], 128, mlp([784, 1200, 1200, 10], 'teacher')), slow ? 2 : 20]);
+    cases.push([
+      'kd',
+      () => trainCase(mlp([784, 800, 800, 10], 'student'), [784], 128, mlp([784, 1200, 1200, 10], 'teacher')),
+      slow ? 2 : 20,
+    ]);
   }
   for (const [name, make, steps] of cases) {
     let c: Case | undefined;
@@ -169,7 +209,9 @@ for (const bk of backends) {
       const ref = PYTORCH[name];
       // On a shared machine the wall-clock rate depends on how many cores we got; the rate
       // per CPU-second does not (with 1 thread it has no spin-waiting in it either).
-      const line = `${rate.toFixed(0)} samples/s` + (ref ? ` (${(rate / ref).toFixed(2)}× PyTorch ${ref})` : '') +
+      const line =
+        `${rate.toFixed(0)} samples/s` +
+        (ref ? ` (${(rate / ref).toFixed(2)}× PyTorch ${ref})` : '') +
         `  [got ${cores.toFixed(2)} cores; ${perCpuSecond.toFixed(0)} samples per CPU-second]`;
       console.log(`  ${name.padEnd(4)} ${line}`);
       record(bk, name, rate.toFixed(0));
@@ -189,7 +231,8 @@ for (const bk of backends) {
   }
   if (only.includes('matmul') && !slow && bk !== 'native') {
     const n = 1024;
-    const a = tf.randomUniform([n, n]), b = tf.randomUniform([n, n]);
+    const a = tf.randomUniform([n, n]),
+      b = tf.randomUniform([n, n]);
     tf.matMul(a, b).dispose();
     const times: number[] = [];
     for (let r = 0; r < Math.max(REPS, 5); r++) {
@@ -202,11 +245,15 @@ for (const bk of backends) {
     const gf = (2 * n ** 3) / (median(times) * 1e6);
     console.log(`  matmul 1024³ via tf.matMul: ${gf.toFixed(1)} GFLOP/s`);
     record(bk, 'matmul', gf.toFixed(1));
-    a.dispose(); b.dispose();
+    a.dispose();
+    b.dispose();
   }
   if (bk === 'native') {
-    const st = nativeBackendInstance()?.poolStats();
-    if (st) console.log(`  buffer pool: ${(st.pooledBytes / 2 ** 20).toFixed(0)} MB pooled, ${st.hits} hits, ${st.misses} misses`);
+    const st = nativeBackendInstance()?.recyclerStats();
+    if (st)
+      console.log(
+        `  buffer recycler: ${(st.recycledBytes / 2 ** 20).toFixed(0)} MB held, ${st.hits} hits, ${st.misses} misses`,
+      );
   }
 }
 
@@ -214,10 +261,13 @@ if (only.includes('matmul') && backends.includes('native') && (await useBackend(
   // Interleaved so that a load change on a shared machine hits all three alike.
   const loaded = loadAddon();
   if ('addon' in loaded) {
-    const n = 1024, { addon } = loaded;
-    const A = new Float32Array(n * n).map(() => Math.random()), B = new Float32Array(n * n).map(() => Math.random());
+    const n = 1024,
+      { addon } = loaded;
+    const A = new Float32Array(n * n).map(() => Math.random()),
+      B = new Float32Array(n * n).map(() => Math.random());
     const C = new Float32Array(n * n);
-    const a = tf.tensor(A, [n, n]), b = tf.tensor(B, [n, n]);
+    const a = tf.tensor(A, [n, n]),
+      b = tf.tensor(B, [n, n]);
     const threads = nativeBackendInfo().threads ?? 2;
     const fns: Record<string, () => void> = {
       'native tf.matMul': () => tf.matMul(a, b).dispose(),
@@ -230,7 +280,8 @@ if (only.includes('matmul') && backends.includes('native') && (await useBackend(
       for (const [k, f] of Object.entries(fns)) {
         const t0 = performance.now();
         f();
-        (times[k] ??= []).push(performance.now() - t0);
+        times[k] ??= [];
+        times[k].push(performance.now() - t0);
       }
     }
     console.log('\n== matmul 1024³ (interleaved, median)');
@@ -242,7 +293,8 @@ if (only.includes('matmul') && backends.includes('native') && (await useBackend(
     const [tfk, directk] = Object.keys(fns);
     console.log(`  native tf.matMul / direct OpenBLAS: ${((100 * gf[tfk]) / gf[directk]).toFixed(0)}%`);
     record('native', 'matmul_vs_openblas_pct', ((100 * gf[tfk]) / gf[directk]).toFixed(0));
-    a.dispose(); b.dispose();
+    a.dispose();
+    b.dispose();
   }
 }
-console.log('\n' + JSON.stringify(results));
+console.log(`\n${JSON.stringify(results)}`);

@@ -16,10 +16,14 @@ const optimizer = tf.train.adam(1e-3);
 const batch = 64;
 const x = tf.randomUniform([batch, 28, 28, 1]);
 const y = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32') as tf.Tensor1D, 10);
-const step = () => tf.tidy(() => {
-  const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor) as tf.Scalar, true)!;
-  return loss.dataSync()[0];
-});
+const step = () =>
+  tf.tidy(() => {
+    const loss = optimizer.minimize(
+      () => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor) as tf.Scalar,
+      true,
+    )!;
+    return loss.dataSync()[0];
+  });
 try {
   step();
   const times: number[] = [];
@@ -30,7 +34,18 @@ try {
   }
   times.sort((a, b) => a - b);
   const median = times[Math.floor(times.length / 2)]!;
-  console.log(JSON.stringify({ mode, backend: 'wasm', model: 'cnn', batch, medianStepMs: +median.toFixed(1), samplesPerSecond: Math.round(batch / (median / 1000)) }));
+  console.log(
+    JSON.stringify({
+      mode,
+      backend: 'wasm',
+      model: 'cnn',
+      batch,
+      medianStepMs: +median.toFixed(1),
+      samplesPerSecond: Math.round(batch / (median / 1000)),
+    }),
+  );
 } catch (error) {
-  console.log(JSON.stringify({ mode, backend: 'wasm', model: 'cnn', batch, error: (error as Error).message.split('\n')[0] }));
+  console.log(
+    JSON.stringify({ mode, backend: 'wasm', model: 'cnn', batch, error: (error as Error).message.split('\n')[0] }),
+  );
 }

@@ -10,9 +10,25 @@ await tf.setBackend('cpu');
 /** conv (linear, bias) → flatten → dense (linear, bias): the layers the patch changes. */
 function model(): tf.LayersModel {
   const m = tf.sequential();
-  m.add(tf.layers.conv2d({ inputShape: [6, 5, 2], filters: 3, kernelSize: 3, padding: 'same', strides: [2, 1], kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }), biasInitializer: tf.initializers.randomNormal({ seed: 2 }) }));
+  m.add(
+    tf.layers.conv2d({
+      inputShape: [6, 5, 2],
+      filters: 3,
+      kernelSize: 3,
+      padding: 'same',
+      strides: [2, 1],
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+      biasInitializer: tf.initializers.randomNormal({ seed: 2 }),
+    }),
+  );
   m.add(tf.layers.flatten());
-  m.add(tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }), biasInitializer: tf.initializers.randomNormal({ seed: 4 }) }));
+  m.add(
+    tf.layers.dense({
+      units: 4,
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }),
+      biasInitializer: tf.initializers.randomNormal({ seed: 4 }),
+    }),
+  );
   return m;
 }
 
@@ -23,8 +39,20 @@ const w = tf.randomNormal([3, 4], 0, 1, 'float32', 6);
 function fusedReference(m: tf.LayersModel): tf.Tensor[] {
   const [k1, b1, k2, b2] = m.trainableWeights.map((v) => v.read());
   const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => {
-    const h = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: a as tf.Tensor4D, strides: [2, 1], pad: 'same', bias: b, activation: 'linear' });
-    const y = tf.fused.matMul({ a: tf.reshape(h, [3, -1]) as tf.Tensor2D, b: c as tf.Tensor2D, bias: d, activation: 'linear' });
+    const h = tf.fused.conv2d({
+      x: x as tf.Tensor4D,
+      filter: a as tf.Tensor4D,
+      strides: [2, 1],
+      pad: 'same',
+      bias: b,
+      activation: 'linear',
+    });
+    const y = tf.fused.matMul({
+      a: tf.reshape(h, [3, -1]) as tf.Tensor2D,
+      b: c as tf.Tensor2D,
+      bias: d,
+      activation: 'linear',
+    });
     return tf.sum(tf.mul(y, w));
   };
   return tf.grads(f)([k1!, b1!, k2!, b2!]);
@@ -33,13 +61,22 @@ function fusedReference(m: tf.LayersModel): tf.Tensor[] {
 test('linear Conv2D / Dense layers do not compute the input gradient while training, and give the same gradients', async () => {
   const m = model();
   const reference = fusedReference(m);
-  const before = await tf.profile(() => tf.tidy(() => { tf.variableGrads(() => tf.sum(tf.mul(m.apply(x, { training: true }) as tf.Tensor, w)) as tf.Scalar); }));
-  assert.ok(before.kernelNames.includes('Conv2DBackpropInput'), 'unpatched tfjs-layers computes the first layer input gradient');
+  const before = await tf.profile(() =>
+    tf.tidy(() => {
+      tf.variableGrads(() => tf.sum(tf.mul(m.apply(x, { training: true }) as tf.Tensor, w)) as tf.Scalar);
+    }),
+  );
+  assert.ok(
+    before.kernelNames.includes('Conv2DBackpropInput'),
+    'unpatched tfjs-layers computes the first layer input gradient',
+  );
 
   installLazyInputGradients();
   let grads: tf.Tensor[] = [];
   const after = await tf.profile(() => {
-    const { grads: g } = tf.variableGrads(() => tf.sum(tf.mul(m.apply(x, { training: true }) as tf.Tensor, w)) as tf.Scalar);
+    const { grads: g } = tf.variableGrads(
+      () => tf.sum(tf.mul(m.apply(x, { training: true }) as tf.Tensor, w)) as tf.Scalar,
+    );
     grads = m.trainableWeights.map((v) => g[(v.read() as tf.Variable).name]!);
   });
   assert.ok(!after.kernelNames.includes('Conv2DBackpropInput'), `kernels: ${after.kernelNames.join(', ')}`);
@@ -47,10 +84,14 @@ test('linear Conv2D / Dense layers do not compute the input gradient while train
   grads.forEach((g, i) => assert.ok(relativeError(g.dataSync(), reference[i]!.dataSync()) < 1e-6, `gradient ${i}`));
 
   // inference keeps the fused kernels and the same outputs
-  const predicted = await tf.profile(() => { (m.predict(x) as tf.Tensor).dispose(); });
+  const predicted = await tf.profile(() => {
+    (m.predict(x) as tf.Tensor).dispose();
+  });
   assert.ok(predicted.kernelNames.includes('FusedConv2D') && predicted.kernelNames.includes('_FusedMatMul'));
   const y = m.predict(x) as tf.Tensor;
-  const yTraining = tf.tidy(() => tf.variableGrads(() => tf.sum(m.apply(x, { training: true }) as tf.Tensor) as tf.Scalar).value);
+  const yTraining = tf.tidy(
+    () => tf.variableGrads(() => tf.sum(m.apply(x, { training: true }) as tf.Tensor) as tf.Scalar).value,
+  );
   assert.ok(Math.abs(tf.sum(y).dataSync()[0]! - yTraining.dataSync()[0]!) < 1e-5);
   tf.dispose([...grads, ...reference, y, yTraining]);
   m.dispose();
@@ -59,9 +100,14 @@ test('linear Conv2D / Dense layers do not compute the input gradient while train
 test('a Dense layer on rank-3 input keeps tfjs-layers behaviour', () => {
   installLazyInputGradients();
   const m = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2, 3], units: 2, kernelInitializer: 'ones' })] });
-  const out = tf.tidy(() => tf.variableGrads(() => tf.sum(m.apply(tf.ones([1, 2, 3]), { training: true }) as tf.Tensor) as tf.Scalar));
+  const out = tf.tidy(() =>
+    tf.variableGrads(() => tf.sum(m.apply(tf.ones([1, 2, 3]), { training: true }) as tf.Tensor) as tf.Scalar),
+  );
   assert.deepEqual(Array.from(out.value.dataSync()), [12]);
-  assert.deepEqual(Array.from(out.grads[(m.trainableWeights[0]!.read() as tf.Variable).name]!.dataSync()), [2, 2, 2, 2, 2, 2]);
+  assert.deepEqual(
+    Array.from(out.grads[(m.trainableWeights[0]!.read() as tf.Variable).name]!.dataSync()),
+    [2, 2, 2, 2, 2, 2],
+  );
   tf.dispose([out.value, ...Object.values(out.grads)]);
   m.dispose();
 });

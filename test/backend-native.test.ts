@@ -8,7 +8,10 @@
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { registerNativeBackend, nativeBackendInfo, nativeFallbackCounts } from '../src/backend/native.js';
+import { readFileSync } from 'node:fs';
 import { nativeTest } from './helpers.js';
+import { loadAddon } from '../src/backend/native/addon.js';
+import { resolveOpCodes } from '../src/backend/native/op-codes.js';
 
 tf.enableProdMode();
 const reg = registerNativeBackend();
@@ -20,7 +23,11 @@ function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   const out = new Float32Array(n);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = lo + ((s >>> 8) / 16777216) * (hi - lo);
   }
   return out;
@@ -29,7 +36,12 @@ function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
 let seedCounter = 1;
 /** A random float32 tensor spec; `t()` makes it on the current backend. */
 function spec(shape: number[], lo = -1, hi = 1) {
-  const data = rand(shape.reduce((a, b) => a * b, 1), 7919 * seedCounter++, lo, hi);
+  const data = rand(
+    shape.reduce((a, b) => a * b, 1),
+    7919 * seedCounter++,
+    lo,
+    hi,
+  );
   return { shape, data, t: () => tf.tensor(data, shape, 'float32') };
 }
 
@@ -37,7 +49,9 @@ type Out = tf.Tensor | tf.Tensor[] | tf.NamedTensorMap;
 function flatten(o: Out): tf.Tensor[] {
   if (o instanceof tf.Tensor) return [o];
   if (Array.isArray(o)) return o;
-  return Object.keys(o).sort().map((k) => o[k]);
+  return Object.keys(o)
+    .sort()
+    .map((k) => o[k]);
 }
 
 type Result = { shape: number[]; v: Float32Array | Int32Array | Uint8Array };
@@ -52,11 +66,16 @@ async function runOn(backend: string, f: () => Out): Promise<Result[]> {
 }
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0, scale = 0;
+  let diff = 0,
+    scale = 0;
   for (let i = 0; i < a.length; i++) {
-    const x = a[i], y = b[i];
+    const x = a[i],
+      y = b[i];
     if (Number.isNaN(x) && Number.isNaN(y)) continue;
-    if (x === y) { scale = Math.max(scale, Math.abs(x) || 0); continue; }
+    if (x === y) {
+      scale = Math.max(scale, Math.abs(x) || 0);
+      continue;
+    }
     diff = Math.max(diff, Math.abs(x - y));
     scale = Math.max(scale, Math.abs(x));
   }
@@ -114,44 +133,79 @@ nativeOnly('MatMul / BatchMatMul: shapes, transposes, batch broadcasting', async
     [[6, 64, 64], [6, 64, 64], false, true],
   ];
   for (const [sa, sb, ta, tb] of cases) {
-    const a = spec(sa), b = spec(sb);
+    const a = spec(sa),
+      b = spec(sb);
     await check(`matMul ${sa} x ${sb} tA=${ta} tB=${tb}`, () => tf.matMul(a.t(), b.t(), ta, tb), ['BatchMatMul']);
   }
 });
 
 nativeOnly('_FusedMatMul: bias, activations, and its gradient path', async () => {
-  const a = spec([9, 13]), b = spec([13, 11]), bias = spec([11]), prelu = spec([11], 0, 0.5), b1 = spec([1]);
+  const a = spec([9, 13]),
+    b = spec([13, 11]),
+    bias = spec([11]),
+    prelu = spec([11], 0, 0.5),
+    b1 = spec([1]);
   for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu'] as const) {
-    await check(`fused matMul ${activation}`, () => tf.fused.matMul({
-      a: a.t(), b: b.t(), bias: bias.t(), activation, leakyreluAlpha: 0.3,
-      preluActivationWeights: activation === 'prelu' ? prelu.t() : undefined,
-    }), ['_FusedMatMul']);
+    await check(
+      `fused matMul ${activation}`,
+      () =>
+        tf.fused.matMul({
+          a: a.t(),
+          b: b.t(),
+          bias: bias.t(),
+          activation,
+          leakyreluAlpha: 0.3,
+          preluActivationWeights: activation === 'prelu' ? prelu.t() : undefined,
+        }),
+      ['_FusedMatMul'],
+    );
   }
-  const at = spec([13, 9]), bt = spec([11, 13]);
-  await check('fused matMul transposed, scalar bias', () =>
-    tf.fused.matMul({ a: at.t(), b: bt.t(), transposeA: true, transposeB: true, bias: b1.t(), activation: 'relu' }), ['_FusedMatMul']);
+  const at = spec([13, 9]),
+    bt = spec([11, 13]);
+  await check(
+    'fused matMul transposed, scalar bias',
+    () =>
+      tf.fused.matMul({ a: at.t(), b: bt.t(), transposeA: true, transposeB: true, bias: b1.t(), activation: 'relu' }),
+    ['_FusedMatMul'],
+  );
   const full = spec([9, 11]);
   await check('fused matMul full-shape bias (general broadcast path)', () =>
-    tf.fused.matMul({ a: a.t(), b: b.t(), bias: full.t(), activation: 'relu' }));
+    tf.fused.matMul({ a: a.t(), b: b.t(), bias: full.t(), activation: 'relu' }),
+  );
   const w = spec([9, 11]);
   await check('fused matMul gradients (relu, linear)', () => {
     const f = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) =>
       tf.sum(tf.mul(tf.fused.matMul({ a: x, b: y, bias: z, activation: 'linear' }), w.t()));
     const g1 = tf.grads(f)([a.t(), b.t(), bias.t()]);
-    const f2 = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) =>
-      tf.sum(tf.mul(tf.relu(tf.add(tf.matMul(x, y), z)), w.t()));
+    const f2 = (x: tf.Tensor, y: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(tf.relu(tf.add(tf.matMul(x, y), z)), w.t()));
     const g2 = tf.grads(f2)([a.t(), b.t(), bias.t()]);
     return [...g1, ...g2];
   }, ['BatchMatMul', '_FusedMatMul', 'Step', 'Multiply', 'Sum']);
 });
 
-const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]]; d?: number }[] = [
+const convCases: {
+  x: number[];
+  f: number[];
+  s: number | [number, number];
+  pad: 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+  d?: number;
+}[] = [
   { x: [2, 9, 7, 3], f: [3, 3, 3, 4], s: 1, pad: 'same' },
   { x: [2, 9, 7, 3], f: [3, 2, 3, 4], s: 1, pad: 'valid' },
   { x: [1, 10, 8, 2], f: [3, 3, 2, 5], s: 2, pad: 'same' },
   { x: [1, 11, 9, 2], f: [2, 3, 2, 5], s: [2, 1], pad: 'valid' },
   { x: [3, 8, 8, 4], f: [1, 1, 4, 6], s: 1, pad: 'valid' },
-  { x: [2, 9, 10, 3], f: [3, 3, 3, 4], s: 1, pad: [[0, 0], [1, 2], [2, 1], [0, 0]] },
+  {
+    x: [2, 9, 10, 3],
+    f: [3, 3, 3, 4],
+    s: 1,
+    pad: [
+      [0, 0],
+      [1, 2],
+      [2, 1],
+      [0, 0],
+    ],
+  },
   { x: [2, 12, 12, 3], f: [5, 5, 3, 4], s: 2, pad: 'same' },
   { x: [4, 20, 20, 8], f: [3, 3, 8, 16], s: 1, pad: 'same' },
   // tasks that span two samples (rows are blocked across the batch)
@@ -162,29 +216,50 @@ const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: 
 
 nativeOnly('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilation)', async () => {
   for (const c of convCases) {
-    const x = spec(c.x), f = spec(c.f);
-    await check(`conv2d x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}`,
-      () => tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, c.s, c.pad), ['Conv2D']);
+    const x = spec(c.x),
+      f = spec(c.f);
+    await check(
+      `conv2d x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}`,
+      () => tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, c.s, c.pad),
+      ['Conv2D'],
+    );
   }
-  const x = spec([2, 11, 9, 3]), f = spec([3, 3, 3, 4]), bias = spec([4]);
-  await check('conv2d dilation 2', () => tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, 1, 'same', 'NHWC', 2), ['Conv2D']);
+  const x = spec([2, 11, 9, 3]),
+    f = spec([3, 3, 3, 4]),
+    bias = spec([4]);
+  await check('conv2d dilation 2', () => tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, 1, 'same', 'NHWC', 2), [
+    'Conv2D',
+  ]);
   const prelu = spec([4], 0, 0.5);
   for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu'] as const) {
-    await check(`fused conv2d ${activation}`, () => tf.fused.conv2d({
-      x: x.t() as tf.Tensor4D, filter: f.t() as tf.Tensor4D, strides: 2, pad: 'same', bias: bias.t(), activation,
-      leakyreluAlpha: 0.3, preluActivationWeights: activation === 'prelu' ? prelu.t() : undefined,
-    }), ['FusedConv2D']);
+    await check(
+      `fused conv2d ${activation}`,
+      () =>
+        tf.fused.conv2d({
+          x: x.t() as tf.Tensor4D,
+          filter: f.t() as tf.Tensor4D,
+          strides: 2,
+          pad: 'same',
+          bias: bias.t(),
+          activation,
+          leakyreluAlpha: 0.3,
+          preluActivationWeights: activation === 'prelu' ? prelu.t() : undefined,
+        }),
+      ['FusedConv2D'],
+    );
   }
 });
 
 nativeOnly('Conv2DBackpropInput / Conv2DBackpropFilter (gradients of conv2d)', async () => {
   for (const c of convCases) {
-    const x = spec(c.x), f = spec(c.f);
+    const x = spec(c.x),
+      f = spec(c.f);
     await check(`conv2d grads x=${c.x} f=${c.f} s=${c.s} pad=${JSON.stringify(c.pad)}`, () => {
       const y0 = tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, c.s, c.pad);
       const w = tf.tensor(rand(y0.size, 99), y0.shape);
       return tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), w)))([x.t(), f.t()]);
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), w)),
+      )([x.t(), f.t()]);
     }, ['Conv2DBackpropInput', 'Conv2DBackpropFilter']);
   }
 });
@@ -196,24 +271,38 @@ nativeOnly('DepthwiseConv2dNative and its two backprops', async () => {
     { x: [2, 8, 8, 4], f: [5, 5, 4, 1], s: 2, pad: 'same' },
   ];
   for (const c of cases) {
-    const x = spec(c.x), f = spec(c.f);
+    const x = spec(c.x),
+      f = spec(c.f);
     await check(`depthwise x=${c.x} f=${c.f} s=${c.s} ${c.pad}`, () => {
       const y = tf.depthwiseConv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, c.s, c.pad);
       const w = tf.tensor(rand(y.size, 5), y.shape);
       const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), w)))([x.t(), f.t()]);
+        tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), w)),
+      )([x.t(), f.t()]);
       return [y, ...g];
     }, ['DepthwiseConv2dNative', 'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter']);
   }
 });
 
 nativeOnly('FusedDepthwiseConv2D: bias and activations', async () => {
-  const x = spec([2, 9, 8, 4]), f = spec([3, 3, 4, 2]), bias = spec([8]);
+  const x = spec([2, 9, 8, 4]),
+    f = spec([3, 3, 4, 2]),
+    bias = spec([8]);
   for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu'] as const) {
-    await check(`fused depthwise ${activation}`, () => tf.fused.depthwiseConv2d({
-      x: x.t() as tf.Tensor4D, filter: f.t() as tf.Tensor4D, strides: 2, pad: 'same', bias: bias.t(), activation,
-      leakyreluAlpha: 0.3,
-    }), ['FusedDepthwiseConv2D']);
+    await check(
+      `fused depthwise ${activation}`,
+      () =>
+        tf.fused.depthwiseConv2d({
+          x: x.t() as tf.Tensor4D,
+          filter: f.t() as tf.Tensor4D,
+          strides: 2,
+          pad: 'same',
+          bias: bias.t(),
+          activation,
+          leakyreluAlpha: 0.3,
+        }),
+      ['FusedDepthwiseConv2D'],
+    );
   }
 });
 
@@ -226,76 +315,155 @@ nativeOnly('MaxPool / AvgPool and their gradients (incl. ties after relu)', asyn
     { x: [2, 9, 7, 3], k: [2, 2], s: 2, pad: 'valid' },
     { x: [2, 9, 7, 3], k: [3, 2], s: [3, 2], pad: 'valid' },
     { x: [1, 6, 6, 600], k: [2, 2], s: 2, pad: 'valid' },
-    { x: [2, 8, 6, 8], k: [2, 2], s: 2, pad: 'same' },  // the 2×2 fast path
-    { x: [2, 7, 5, 8], k: [2, 2], s: 2, pad: 'same' },  // windows past the edge: the general path
+    { x: [2, 8, 6, 8], k: [2, 2], s: 2, pad: 'same' }, // the 2×2 fast path
+    { x: [2, 7, 5, 8], k: [2, 2], s: 2, pad: 'same' }, // windows past the edge: the general path
   ];
   for (const c of cases) {
     const x = spec(c.x);
     for (const kind of ['max', 'avg'] as const) {
-      const pool = (t: tf.Tensor) => kind === 'max'
-        ? tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad) : tf.avgPool(t as tf.Tensor4D, c.k, c.s, c.pad);
-      await check(`${kind}Pool x=${c.x} k=${c.k} s=${c.s} ${c.pad}`, () => {
-        const y = pool(x.t());
-        const w = tf.tensor(rand(y.size, 11), y.shape);
-        const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(pool(a), w)))(x.t());
-        const gr = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(pool(tf.relu(a)), w)))(x.t());
-        return [y, g, gr];
-      }, kind === 'max' ? ['MaxPool', 'MaxPoolGrad'] : ['AvgPool', 'AvgPoolGrad']);
+      const pool = (t: tf.Tensor) =>
+        kind === 'max' ? tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad) : tf.avgPool(t as tf.Tensor4D, c.k, c.s, c.pad);
+      await check(
+        `${kind}Pool x=${c.x} k=${c.k} s=${c.s} ${c.pad}`,
+        () => {
+          const y = pool(x.t());
+          const w = tf.tensor(rand(y.size, 11), y.shape);
+          const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(pool(a), w)))(x.t());
+          const gr = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(pool(tf.relu(a)), w)))(x.t());
+          return [y, g, gr];
+        },
+        kind === 'max' ? ['MaxPool', 'MaxPoolGrad'] : ['AvgPool', 'AvgPoolGrad'],
+      );
     }
   }
 });
 
 nativeOnly('unary element-wise kernels', async () => {
-  const x = spec([37, 41], -3, 3), pos = spec([37, 41], 0.05, 4), big = spec([300, 301], -2, 2);
+  const x = spec([37, 41], -3, 3),
+    pos = spec([37, 41], 0.05, 4),
+    big = spec([300, 301], -2, 2);
   const ops: [string, (t: tf.Tensor) => tf.Tensor, typeof x][] = [
-    ['Relu', tf.relu, x], ['Relu6', (t) => tf.relu6(tf.mul(t, 3)), x], ['Exp', tf.exp, x], ['Log', tf.log, pos],
-    ['Neg', tf.neg, x], ['Sqrt', tf.sqrt, pos], ['Rsqrt', tf.rsqrt, pos], ['Square', tf.square, x], ['Abs', tf.abs, x],
-    ['Sigmoid', tf.sigmoid, x], ['Tanh', tf.tanh, x], ['Step', (t) => tf.step(t, 0.25), x], ['Reciprocal', tf.reciprocal, pos],
-    ['Elu', tf.elu, x], ['LeakyRelu', (t) => tf.leakyRelu(t, 0.1), x], ['Softplus', tf.softplus, x],
-    ['Log1p', tf.log1p, pos], ['Expm1', tf.expm1, x], ['ClipByValue', (t) => tf.clipByValue(t, -0.5, 1.25), x],
-    ['Relu', tf.relu, big], ['Exp', tf.exp, big],
+    ['Relu', tf.relu, x],
+    ['Relu6', (t) => tf.relu6(tf.mul(t, 3)), x],
+    ['Exp', tf.exp, x],
+    ['Log', tf.log, pos],
+    ['Neg', tf.neg, x],
+    ['Sqrt', tf.sqrt, pos],
+    ['Rsqrt', tf.rsqrt, pos],
+    ['Square', tf.square, x],
+    ['Abs', tf.abs, x],
+    ['Sigmoid', tf.sigmoid, x],
+    ['Tanh', tf.tanh, x],
+    ['Step', (t) => tf.step(t, 0.25), x],
+    ['Reciprocal', tf.reciprocal, pos],
+    ['Elu', tf.elu, x],
+    ['LeakyRelu', (t) => tf.leakyRelu(t, 0.1), x],
+    ['Softplus', tf.softplus, x],
+    ['Log1p', tf.log1p, pos],
+    ['Expm1', tf.expm1, x],
+    ['ClipByValue', (t) => tf.clipByValue(t, -0.5, 1.25), x],
+    ['Relu', tf.relu, big],
+    ['Exp', tf.exp, big],
   ];
   for (const [name, op, s] of ops) await check(`${name} ${s.shape}`, () => op(s.t()), [name]);
 });
 
 nativeOnly('broadcasting binary kernels', async () => {
   const pairs: [number[], number[]][] = [
-    [[4, 5], [4, 5]], [[4, 5], [5]], [[4, 5], [4, 1]], [[2, 3, 4], [3, 1]], [[1], [3, 4]], [[], [3, 4]],
-    [[3, 4], []], [[2, 1, 4], [1, 3, 1]], [[2, 3, 4, 5, 6], [6]], [[2, 3, 4, 5, 6], [3, 1, 5, 1]],
-    [[128, 1200], [1200]], [[300, 301], [300, 301]], [[2, 1, 3, 1, 2, 1], [1, 2, 1, 3, 1, 2]],
+    [
+      [4, 5],
+      [4, 5],
+    ],
+    [[4, 5], [5]],
+    [
+      [4, 5],
+      [4, 1],
+    ],
+    [
+      [2, 3, 4],
+      [3, 1],
+    ],
+    [[1], [3, 4]],
+    [[], [3, 4]],
+    [[3, 4], []],
+    [
+      [2, 1, 4],
+      [1, 3, 1],
+    ],
+    [[2, 3, 4, 5, 6], [6]],
+    [
+      [2, 3, 4, 5, 6],
+      [3, 1, 5, 1],
+    ],
+    [[128, 1200], [1200]],
+    [
+      [300, 301],
+      [300, 301],
+    ],
+    [
+      [2, 1, 3, 1, 2, 1],
+      [1, 2, 1, 3, 1, 2],
+    ],
   ];
   const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
-    ['Add', tf.add], ['Sub', tf.sub], ['Multiply', tf.mul], ['RealDiv', tf.div], ['Maximum', tf.maximum],
-    ['Minimum', tf.minimum], ['SquaredDifference', tf.squaredDifference], ['Pow', tf.pow],
+    ['Add', tf.add],
+    ['Sub', tf.sub],
+    ['Multiply', tf.mul],
+    ['RealDiv', tf.div],
+    ['Maximum', tf.maximum],
+    ['Minimum', tf.minimum],
+    ['SquaredDifference', tf.squaredDifference],
+    ['Pow', tf.pow],
   ];
   for (const [sa, sb] of pairs) {
-    const a = spec(sa), b = spec(sb, 0.5, 2);
+    const a = spec(sa),
+      b = spec(sb, 0.5, 2);
     // more than 4 dims left after merging: served by the cpu kernel
     const general = sa.length > 4 && sb.length > 1;
-    for (const [name, op] of ops) await check(`${name} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`, () => op(a.t(), b.t()), general ? [] : [name]);
+    for (const [name, op] of ops)
+      await check(`${name} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`, () => op(a.t(), b.t()), general ? [] : [name]);
   }
-  const base = spec([6, 9], 0.1, 3), expo = spec([9], -2, 3);
+  const base = spec([6, 9], 0.1, 3),
+    expo = spec([9], -2, 3);
   await check('Pow positive base, vector exponent', () => tf.pow(base.t(), expo.t()), ['Pow']);
-  await check('Pow squares and its gradient', () => [tf.pow(expo.t(), 2),
-    tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.pow(a, b)))([base.t(), expo.t()])[0]], ['Pow']);
-  await check('binary op on a float32 tensor stored as int32', () =>
-    tf.mul(tf.oneHot(tf.tensor1d([1, 0, 3], 'int32'), 4).toFloat(), tf.tensor(rand(12, 5), [3, 4])), ['Multiply']);
+  await check(
+    'Pow squares and its gradient',
+    () => [
+      tf.pow(expo.t(), 2),
+      tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.pow(a, b)))([base.t(), expo.t()])[0],
+    ],
+    ['Pow'],
+  );
+  await check(
+    'binary op on a float32 tensor stored as int32',
+    () => tf.mul(tf.oneHot(tf.tensor1d([1, 0, 3], 'int32'), 4).toFloat(), tf.tensor(rand(12, 5), [3, 4])),
+    ['Multiply'],
+  );
   const xs = [spec([5, 7]), spec([5, 7]), spec([5, 7]), spec([5, 7])];
   await check('AddN', () => tf.addN(xs.map((s) => s.t())), ['AddN']);
 });
 
 nativeOnly('reductions, arg reductions, softmax', async () => {
-  const x = spec([3, 4, 5]), wide = spec([64, 3000]), long = spec([200003]), chan = spec([16, 20, 21, 24]);
+  const x = spec([3, 4, 5]),
+    wide = spec([64, 3000]),
+    long = spec([200003]),
+    chan = spec([16, 20, 21, 24]);
   const axesList: (number | number[] | undefined)[] = [undefined, 0, -1, 1, [0, 1], [1, 2], [0, 1, 2]];
   const ops: [string, (t: tf.Tensor, ax: number | number[] | undefined, k: boolean) => tf.Tensor][] = [
-    ['Sum', tf.sum], ['Mean', tf.mean], ['Max', tf.max], ['Min', tf.min], ['Prod', (t, a, k) => tf.prod(tf.add(tf.mul(t, 0.1), 1), a, k)],
+    ['Sum', tf.sum],
+    ['Mean', tf.mean],
+    ['Max', tf.max],
+    ['Min', tf.min],
+    ['Prod', (t, a, k) => tf.prod(tf.add(tf.mul(t, 0.1), 1), a, k)],
   ];
   for (const [name, op] of ops) {
     for (const ax of axesList) {
-      for (const keep of [false, true]) await check(`${name} axis=${JSON.stringify(ax)} keepDims=${keep}`, () => op(x.t(), ax, keep), [name]);
+      for (const keep of [false, true])
+        await check(`${name} axis=${JSON.stringify(ax)} keepDims=${keep}`, () => op(x.t(), ax, keep), [name]);
     }
     await check(`${name} non-contiguous axes (cpu path)`, () => op(x.t(), [0, 2], false));
-    for (const ax of [0, 1, undefined]) await check(`${name} [64,3000] axis=${ax}`, () => op(wide.t(), ax, false), [name]);
+    for (const ax of [0, 1, undefined])
+      await check(`${name} [64,3000] axis=${ax}`, () => op(wide.t(), ax, false), [name]);
     await check(`${name} long vector`, () => op(long.t(), undefined, false), [name]);
     await check(`${name} per-channel over N,H,W`, () => op(chan.t(), [0, 1, 2], false), [name]);
   }
@@ -310,88 +478,174 @@ nativeOnly('reductions, arg reductions, softmax', async () => {
     }, ['Mean']);
   }
   await check('second-order gradient through Mean', () =>
-    tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.grad((u: tf.Tensor) => tf.sum(tf.square(tf.mean(tf.square(u), [1, 2]))))(t))))(chan.t()));
+    tf.grad((t: tf.Tensor) =>
+      tf.sum(tf.square(tf.grad((u: tf.Tensor) => tf.sum(tf.square(tf.mean(tf.square(u), [1, 2]))))(t))),
+    )(chan.t()),
+  );
   await tf.setBackend('native');
-  const meanProf = await tf.profile(() => { tf.dispose(tf.grad((t: tf.Tensor) => tf.sum(tf.mean(t, [1, 2])))(chan.t())); });
-  assert.ok(meanProf.kernels.some((k) => k.name === 'TfjsDistillBroadcastDiv'), 'native Mean gradient not used');
+  const meanProf = await tf.profile(() => {
+    tf.dispose(tf.grad((t: tf.Tensor) => tf.sum(tf.mean(t, [1, 2])))(chan.t()));
+  });
+  assert.ok(
+    meanProf.kernels.some((k) => k.name === 'TfjsDistillBroadcastDiv'),
+    'native Mean gradient not used',
+  );
   const logits = spec([7, 10], -5, 5);
   await check('softmax and its gradient', () => {
     const w = tf.tensor(rand(70, 3), [7, 10]);
-    return [tf.softmax(logits.t()), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.softmax(t), w)))(logits.t()),
-      tf.logSoftmax(logits.t()), tf.losses.softmaxCrossEntropy(tf.oneHot([1, 2, 3, 4, 5, 6, 7], 10), logits.t())];
+    return [
+      tf.softmax(logits.t()),
+      tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.softmax(t), w)))(logits.t()),
+      tf.logSoftmax(logits.t()),
+      tf.losses.softmaxCrossEntropy(tf.oneHot([1, 2, 3, 4, 5, 6, 7], 10), logits.t()),
+    ];
   }, ['Softmax']);
 });
 
 nativeOnly('Tile (float32 and int32, any rank)', async () => {
-  const cases: [number[], number[]][] = [[[3], [4]], [[2, 3], [3, 1]], [[1, 1, 1, 5], [2, 3, 4, 1]], [[2, 1, 3], [1, 4, 2]], [[2, 3, 4], [1, 1, 1]]];
+  const cases: [number[], number[]][] = [
+    [[3], [4]],
+    [
+      [2, 3],
+      [3, 1],
+    ],
+    [
+      [1, 1, 1, 5],
+      [2, 3, 4, 1],
+    ],
+    [
+      [2, 1, 3],
+      [1, 4, 2],
+    ],
+    [
+      [2, 3, 4],
+      [1, 1, 1],
+    ],
+  ];
   for (const [shape, reps] of cases) {
     const x = spec(shape);
     await check(`tile ${shape} x ${reps}`, () => tf.tile(x.t(), reps), ['Tile']);
     await check(`tile int32 ${shape} x ${reps}`, () => tf.tile(tf.cast(tf.mul(x.t(), 100), 'int32'), reps), ['Tile']);
     // float32 label on int32 storage (cpu Cast int32 → float32 relabels the same data)
-    await check(`tile cast int32→float32 ${shape} x ${reps}`, () => tf.tile(tf.cast(tf.cast(tf.mul(x.t(), 100), 'int32'), 'float32'), reps), ['Tile']);
+    await check(
+      `tile cast int32→float32 ${shape} x ${reps}`,
+      () => tf.tile(tf.cast(tf.cast(tf.mul(x.t(), 100), 'int32'), 'float32'), reps),
+      ['Tile'],
+    );
   }
 });
 
 nativeOnly('FusedBatchNorm (per-channel and scalar parameters) and its gradient', async () => {
-  const x = spec([4, 5, 6, 8]), mean = spec([8]), variance = spec([8], 0.1, 2), scale = spec([8]), offset = spec([8]);
-  await check('batchNorm per channel', () => tf.batchNorm(x.t(), mean.t(), variance.t(), offset.t(), scale.t(), 1e-3), ['FusedBatchNorm']);
+  const x = spec([4, 5, 6, 8]),
+    mean = spec([8]),
+    variance = spec([8], 0.1, 2),
+    scale = spec([8]),
+    offset = spec([8]);
+  await check('batchNorm per channel', () => tf.batchNorm(x.t(), mean.t(), variance.t(), offset.t(), scale.t(), 1e-3), [
+    'FusedBatchNorm',
+  ]);
   await check('batchNorm without scale/offset', () => tf.batchNorm(x.t(), mean.t(), variance.t()), ['FusedBatchNorm']);
-  await check('batchNorm scalar mean/variance', () => tf.batchNorm(x.t(), tf.scalar(0.3), tf.scalar(1.7), tf.scalar(-0.2), tf.scalar(1.3)), ['FusedBatchNorm']);
-  const bnGrads = () => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor, m: tf.Tensor, v: tf.Tensor) =>
-    tf.sum(tf.square(tf.batchNorm(a, m, v, o, s))))([x.t(), scale.t(), offset.t(), mean.t(), variance.t()]);
+  await check(
+    'batchNorm scalar mean/variance',
+    () => tf.batchNorm(x.t(), tf.scalar(0.3), tf.scalar(1.7), tf.scalar(-0.2), tf.scalar(1.3)),
+    ['FusedBatchNorm'],
+  );
+  const bnGrads = () =>
+    tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor, m: tf.Tensor, v: tf.Tensor) =>
+      tf.sum(tf.square(tf.batchNorm(a, m, v, o, s))),
+    )([x.t(), scale.t(), offset.t(), mean.t(), variance.t()]);
   await check('batchNorm gradient (x, scale, offset, mean, variance)', bnGrads, ['FusedBatchNorm']);
   // the native two-pass gradient served it (not tfjs's composed one)
   await tf.setBackend('native');
-  const prof = await tf.profile(() => { tf.dispose(bnGrads()); });
-  assert.ok(prof.kernels.some((k) => k.name === 'TfjsDistillBatchNormGrad'), 'native batch-norm gradient not used');
+  const prof = await tf.profile(() => {
+    tf.dispose(bnGrads());
+  });
+  assert.ok(
+    prof.kernels.some((k) => k.name === 'TfjsDistillBatchNormGrad'),
+    'native batch-norm gradient not used',
+  );
 });
 
 function buildMlp(): tf.LayersModel {
-  return tf.sequential({ layers: [
-    tf.layers.dense({ inputShape: [20], units: 32, activation: 'relu', name: 'd1' }),
-    tf.layers.dense({ units: 24, activation: 'relu', name: 'd2' }),
-    tf.layers.dense({ units: 5, name: 'out' }),
-  ] });
+  return tf.sequential({
+    layers: [
+      tf.layers.dense({ inputShape: [20], units: 32, activation: 'relu', name: 'd1' }),
+      tf.layers.dense({ units: 24, activation: 'relu', name: 'd2' }),
+      tf.layers.dense({ units: 5, name: 'out' }),
+    ],
+  });
 }
 
 function buildCnn(): tf.LayersModel {
-  return tf.sequential({ layers: [
-    tf.layers.conv2d({ inputShape: [12, 10, 2], filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' }),
-    tf.layers.batchNormalization({ name: 'bn' }),
-    tf.layers.conv2d({ filters: 8, kernelSize: [3, 2], strides: 2, padding: 'valid', activation: 'relu', name: 'c2' }),
-    tf.layers.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 1, padding: 'same', name: 'dw' }),
-    tf.layers.maxPooling2d({ poolSize: 2, padding: 'same', name: 'p' }),
-    tf.layers.flatten({ name: 'f' }),
-    tf.layers.dense({ units: 16, activation: 'relu', name: 'd1' }),
-    tf.layers.dense({ units: 5, name: 'out' }),
-  ] });
+  return tf.sequential({
+    layers: [
+      tf.layers.conv2d({
+        inputShape: [12, 10, 2],
+        filters: 6,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        name: 'c1',
+      }),
+      tf.layers.batchNormalization({ name: 'bn' }),
+      tf.layers.conv2d({
+        filters: 8,
+        kernelSize: [3, 2],
+        strides: 2,
+        padding: 'valid',
+        activation: 'relu',
+        name: 'c2',
+      }),
+      tf.layers.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 1, padding: 'same', name: 'dw' }),
+      tf.layers.maxPooling2d({ poolSize: 2, padding: 'same', name: 'p' }),
+      tf.layers.flatten({ name: 'f' }),
+      tf.layers.dense({ units: 16, activation: 'relu', name: 'd1' }),
+      tf.layers.dense({ units: 5, name: 'out' }),
+    ],
+  });
 }
 
 /** Three Adam steps: returns the first step's loss and gradients (trainableWeights order) and the final weights. */
-async function trainStep(backend: string, build: () => tf.LayersModel, weights: Float32Array[], x: { shape: number[]; data: Float32Array }, labels: number[]) {
+async function trainStep(
+  backend: string,
+  build: () => tf.LayersModel,
+  weights: Float32Array[],
+  x: { shape: number[]; data: Float32Array },
+  labels: number[],
+) {
   await tf.setBackend(backend);
   const model = build();
   model.setWeights(model.getWeights().map((w, i) => tf.tensor(weights[i], w.shape)));
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const opt = tf.train.adam(0.01);
-  const xs = tf.tensor(x.data, x.shape), ys = tf.oneHot(labels, 5).toFloat();
-  const step = () => tf.tidy(() => {
-    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, vars);
-    const g = vars.map((v) => grads[v.name].dataSync().slice());
-    opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
-    return { loss: value.dataSync()[0], grads: g };
-  });
+  const xs = tf.tensor(x.data, x.shape),
+    ys = tf.oneHot(labels, 5).toFloat();
+  const step = () =>
+    tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar,
+        vars,
+      );
+      const g = vars.map((v) => grads[v.name].dataSync().slice());
+      opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
+      return { loss: value.dataSync()[0], grads: g };
+    });
   // first step: updates go to new buffers; later steps update pooled buffers in place
   const out = step();
   step();
   step();
   const after = model.getWeights().map((w) => w.dataSync().slice());
-  xs.dispose(); ys.dispose(); opt.dispose(); model.dispose();
+  xs.dispose();
+  ys.dispose();
+  opt.dispose();
+  model.dispose();
   return { ...out, after };
 }
 
-for (const [name, build, xShape] of [['MLP', buildMlp, [6, 20]], ['CNN', buildCnn, [4, 12, 10, 2]]] as const) {
+for (const [name, build, xShape] of [
+  ['MLP', buildMlp, [6, 20]],
+  ['CNN', buildCnn, [4, 12, 10, 2]],
+] as const) {
   nativeOnly(`whole ${name}: loss, every gradient and three Adam steps match cpu`, async () => {
     await tf.setBackend('cpu');
     const ref = build();
@@ -403,7 +657,9 @@ for (const [name, build, xShape] of [['MLP', buildMlp, [6, 20]], ['CNN', buildCn
     const n = await trainStep('native', build, weights, x, labels);
     assert.ok(Math.abs(c.loss - n.loss) <= TOL * Math.abs(c.loss), `loss ${c.loss} vs ${n.loss}`);
     c.grads.forEach((g, i) => assert.ok(relErr(g, n.grads[i]) <= TOL, `gradient ${i}: ${relErr(g, n.grads[i])}`));
-    c.after.forEach((w, i) => assert.ok(relErr(w, n.after[i]) <= TOL, `weight ${i} after Adam: ${relErr(w, n.after[i])}`));
+    c.after.forEach((w, i) =>
+      assert.ok(relErr(w, n.after[i]) <= TOL, `weight ${i} after Adam: ${relErr(w, n.after[i])}`),
+    );
   });
 }
 
@@ -412,12 +668,18 @@ nativeOnly('tensor count is stable over repeated native training steps (fused Ad
   const model = buildCnn();
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const opt = tf.train.adam(0.01);
-  const xs = tf.randomUniform([4, 12, 10, 2]), ys = tf.oneHot([0, 1, 2, 3], 5).toFloat();
-  const step = () => tf.tidy(() => {
-    const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar, vars);
-    opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
-  });
-  step(); step();
+  const xs = tf.randomUniform([4, 12, 10, 2]),
+    ys = tf.oneHot([0, 1, 2, 3], 5).toFloat();
+  const step = () =>
+    tf.tidy(() => {
+      const { grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar,
+        vars,
+      );
+      opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]);
+    });
+  step();
+  step();
   const n0 = tf.memory().numTensors;
   for (let i = 0; i < 5; i++) step();
   assert.equal(tf.memory().numTensors, n0);
@@ -427,17 +689,58 @@ nativeOnly('tensor count is stable over repeated native training steps (fused Ad
   for (let i = 0; i < 3; i++) step();
   assert.deepEqual(Array.from(w0), Array.from(copy));
   // an op output read with dataSync() and then disposed is not handed out again
-  const r = tf.relu(xs), seen = r.dataSync(), seenCopy = seen.slice();
+  const r = tf.relu(xs),
+    seen = r.dataSync(),
+    seenCopy = seen.slice();
   r.dispose();
   for (let i = 0; i < 3; i++) tf.tidy(() => tf.relu(tf.neg(xs)).dataSync());
   assert.deepEqual(Array.from(seen), Array.from(seenCopy));
   // a short view (cpu Slice → subarray) keeps a pooled buffer alive after its parent is disposed
   const src = tf.randomUniform([8, 100], -1, 1);
   const reference = tf.relu(src).dataSync().slice(0, 100);
-  const parent = tf.relu(src), view = tf.slice(parent, [0, 0], [1, 10]);
+  const parent = tf.relu(src),
+    view = tf.slice(parent, [0, 0], [1, 10]);
   parent.dispose();
   for (let i = 0; i < 3; i++) tf.tidy(() => tf.neg(tf.relu(tf.neg(src))));
   assert.deepEqual(Array.from(view.dataSync()), Array.from(reference.slice(0, 10)));
-  view.dispose(); src.dispose();
-  xs.dispose(); ys.dispose(); opt.dispose(); model.dispose();
+  view.dispose();
+  src.dispose();
+  xs.dispose();
+  ys.dispose();
+  opt.dispose();
+  model.dispose();
 });
+
+nativeOnly(
+  "op codes: the addon's C tables and the TS kernel maps name the same ops, and either side alone changing fails",
+  () => {
+    const loaded = loadAddon();
+    assert.ok('addon' in loaded);
+    const table = loaded.addon.opCodes();
+    const ops = resolveOpCodes(table); // throws if a mapping is missing or a C op is unmapped
+    assert.equal(ops.binary.RealDiv, table.binary['DIV']);
+    assert.equal(ops.activation.prelu, table.activation['PRELU']);
+    // each C table is 0…n−1 (the X-macro enums), so codes are dense and distinct
+    for (const codes of Object.values(table) as Array<Record<string, number>>) {
+      assert.deepEqual(
+        [...Object.values(codes)].sort((a, b) => a - b),
+        [...Object.keys(codes).keys()],
+      );
+    }
+    // the C headers list the same names the addon reports (the addon is built from them)
+    const header = readFileSync(new URL('../native/src/ew.h', import.meta.url), 'utf8');
+    const names = (macro: string) =>
+      [...(header.match(new RegExp(`#define ${macro}\\(X\\)([^#]*)`))?.[1] ?? '').matchAll(/X\((\w+)\)/g)].map(
+        (m) => m[1],
+      );
+    assert.deepEqual(names('TDN_UNARY_OPS'), Object.keys(table.unary));
+    assert.deepEqual(names('TDN_BINARY_OPS'), Object.keys(table.binary));
+    // a C op added without a mapping, or a mapping to a C op that is gone, is refused by name
+    assert.throws(
+      () => resolveOpCodes({ ...table, unary: { ...table.unary, HARDSWISH: 99 } }),
+      /unary C op HARDSWISH has no mapping/,
+    );
+    const { POW: _pow, ...withoutPow } = table.binary;
+    assert.throws(() => resolveOpCodes({ ...table, binary: withoutPow }), /binary Pow → POW is not in the addon/);
+  },
+);

@@ -27,12 +27,16 @@ for (const name of BACKENDS) {
 /** Loss and every trainable weight's gradient for one training-mode step. */
 function lossAndGrads(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor): { loss: number; grads: tf.TypedArray[] } {
   // The same seeded stream on every backend, so dropout draws the same masks.
-  return withSeededMathRandom(new Rng(5), () => tf.tidy(() => {
-    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-    const { value, grads } = tf.variableGrads(() =>
-      tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, vars);
-    return { loss: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!.dataSync().slice()) };
-  }));
+  return withSeededMathRandom(new Rng(5), () =>
+    tf.tidy(() => {
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+        vars,
+      );
+      return { loss: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!.dataSync().slice()) };
+    }),
+  );
 }
 
 const batch = 3;
@@ -44,8 +48,17 @@ for (const kind of models.keys()) {
     // Glorot weights, as this comparison was calibrated on: with the zoo's PyTorch-style init, the
     // dwsep stem's BN-γ gradient is a sum with heavy cancellation, and wasm's float32 summation
     // order differs from cpu's by 1.3e-4 of its largest value (native: 3e-5).
-    const model = buildModel({ kind, inputShape, numClasses: 5, width: 0.5, seed: 11, init: 'glorot' } as never);
-    const x = tf.tensor4d(Array.from({ length: batch * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.37)), [batch, ...inputShape] as [number, number, number, number]);
+    const model = buildModel({
+      key: kind,
+      kwargs: { width: 0.5, init: 'glorot' },
+      inputShape,
+      numClasses: 5,
+      seed: 11,
+    });
+    const x = tf.tensor4d(
+      Array.from({ length: batch * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.37)),
+      [batch, ...inputShape] as [number, number, number, number],
+    );
     const y = tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), 5);
     const reference = lossAndGrads(model, x, y);
     const initial = model.getWeights().map((w) => w.clone());
@@ -53,15 +66,24 @@ for (const kind of models.keys()) {
       await tf.setBackend(backend);
       model.setWeights(initial);
       const actual = lossAndGrads(model, x, y);
-      assert.ok(Math.abs(actual.loss - reference.loss) <= 1e-4 * Math.abs(reference.loss), `${backend} loss ${actual.loss} vs ${reference.loss}`);
+      assert.ok(
+        Math.abs(actual.loss - reference.loss) <= 1e-4 * Math.abs(reference.loss),
+        `${backend} loss ${actual.loss} vs ${reference.loss}`,
+      );
       actual.grads.forEach((g, i) => {
         const err = relativeError(g, reference.grads[i]!);
-        assert.ok(err <= 1e-4, `${backend} ${kind} gradient of ${model.trainableWeights[i]!.name}: relative error ${err}`);
+        assert.ok(
+          err <= 1e-4,
+          `${backend} ${kind} gradient of ${model.trainableWeights[i]!.name}: relative error ${err}`,
+        );
       });
       const optimizer = tf.train.adam(1e-3);
-      const step = () => tf.tidy(() => {
-        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
-      });
+      const step = () =>
+        tf.tidy(() => {
+          optimizer.minimize(
+            () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+          );
+        });
       step();
       const before = tf.memory().numTensors;
       for (let i = 0; i < 3; i++) step();
@@ -75,23 +97,41 @@ for (const kind of models.keys()) {
 
 test('at least the wasm backend is compared (and native under DISTILL_REQUIRE_NATIVE=1)', () => {
   assert.ok(available.includes('wasm'), `available backends: ${available.join(', ')}`);
-  if (REQUIRE_NATIVE) assert.ok(available.includes('native'), `DISTILL_REQUIRE_NATIVE=1 but the native backend is unavailable: ${nativeUnavailable}`);
+  if (REQUIRE_NATIVE)
+    assert.ok(
+      available.includes('native'),
+      `DISTILL_REQUIRE_NATIVE=1 but the native backend is unavailable: ${nativeUnavailable}`,
+    );
 });
 
-nativeTest(nativeUnavailable)('native: the same step gives bit-identical gradients every time (filter gradients summed in fixed groups)', async () => {
-  await tf.setBackend('native');
-  for (const kind of models.keys()) {
-    const model = buildModel({ kind, inputShape, numClasses: 5, width: 0.5, seed: 12 } as never);
-    const n = 32;
-    const x = tf.tensor4d(Array.from({ length: n * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.11)), [n, ...inputShape] as [number, number, number, number]);
-    const y = tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % 5), 'int32'), 5);
-    const first = lossAndGrads(model, x, y);
-    for (let run = 0; run < 4; run++) {
-      const again = lossAndGrads(model, x, y);
-      assert.equal(again.loss, first.loss, `${kind} loss, run ${run}`);
-      again.grads.forEach((g, i) => assert.deepEqual(g, first.grads[i], `${kind} gradient of ${model.trainableWeights[i]!.name}, run ${run}`));
+nativeTest(nativeUnavailable)(
+  'native: the same step gives bit-identical gradients every time (filter gradients summed in fixed groups)',
+  async () => {
+    await tf.setBackend('native');
+    for (const kind of models.keys()) {
+      const model = buildModel({ key: kind, kwargs: { width: 0.5 }, inputShape, numClasses: 5, seed: 12 });
+      const n = 32;
+      const x = tf.tensor4d(
+        Array.from({ length: n * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.11)),
+        [n, ...inputShape] as [number, number, number, number],
+      );
+      const y = tf.oneHot(
+        tf.tensor1d(
+          Array.from({ length: n }, (_, i) => i % 5),
+          'int32',
+        ),
+        5,
+      );
+      const first = lossAndGrads(model, x, y);
+      for (let run = 0; run < 4; run++) {
+        const again = lossAndGrads(model, x, y);
+        assert.equal(again.loss, first.loss, `${kind} loss, run ${run}`);
+        again.grads.forEach((g, i) =>
+          assert.deepEqual(g, first.grads[i], `${kind} gradient of ${model.trainableWeights[i]!.name}, run ${run}`),
+        );
+      }
+      tf.dispose([x, y]);
+      model.dispose();
     }
-    tf.dispose([x, y]);
-    model.dispose();
-  }
-});
+  },
+);

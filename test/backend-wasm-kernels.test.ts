@@ -20,7 +20,10 @@ async function onBoth(f: () => tf.Tensor): Promise<number> {
 }
 
 const values = (shape: number[], phase: number) =>
-  tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => Math.sin(i * 1.37 + phase)), shape);
+  tf.tensor(
+    Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => Math.sin(i * 1.37 + phase)),
+    shape,
+  );
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 const convCases: Array<{ x: number[]; f: number[]; stride: number | [number, number]; pad: Pad }> = [
@@ -29,14 +32,27 @@ const convCases: Array<{ x: number[]; f: number[]; stride: number | [number, num
   { x: [3, 9, 10, 3], f: [3, 3, 3, 4], stride: 2, pad: 'valid' },
   { x: [2, 5, 5, 1], f: [1, 1, 1, 3], stride: 1, pad: 'valid' },
   { x: [2, 7, 7, 4], f: [5, 5, 4, 2], stride: [2, 1], pad: 'same' },
-  { x: [2, 6, 6, 3], f: [3, 3, 3, 2], stride: 1, pad: [[0, 0], [2, 1], [0, 3], [0, 0]] },
+  {
+    x: [2, 6, 6, 3],
+    f: [3, 3, 3, 2],
+    stride: 1,
+    pad: [
+      [0, 0],
+      [2, 1],
+      [0, 3],
+      [0, 0],
+    ],
+  },
   { x: [1, 11, 6, 2], f: [2, 4, 2, 3], stride: 3, pad: 'same' },
 ];
 
 for (const c of convCases) {
   test(`conv2d gradients match cpu: x ${c.x} filter ${c.f} stride ${c.stride} pad ${JSON.stringify(c.pad)}`, async () => {
     const loss = (x: tf.Tensor, f: tf.Tensor) =>
-      tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad).square().sum();
+      tf
+        .conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad)
+        .square()
+        .sum();
     for (const which of [0, 1]) {
       const err = await onBoth(() => tf.grads(loss)([values(c.x, 0), values(c.f, 1)])[which]!);
       assert.ok(err <= 1e-4, `gradient ${which === 0 ? 'dx' : 'dW'} relative error ${err}`);
@@ -47,7 +63,10 @@ for (const c of convCases) {
     test(`depthwise gradients match cpu: x ${c.x} kernel ${c.f.slice(0, 2)} ×${multiplier} stride ${c.stride} ${depthwisePad}`, async () => {
       const filterShape = [c.f[0]!, c.f[1]!, c.x[3]!, multiplier];
       const loss = (x: tf.Tensor, f: tf.Tensor) =>
-        tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, depthwisePad).square().sum();
+        tf
+          .depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, depthwisePad)
+          .square()
+          .sum();
       for (const which of [0, 1]) {
         const err = await onBoth(() => tf.grads(loss)([values(c.x, 0), values(filterShape, 1)])[which]!);
         assert.ok(err <= 1e-4, `gradient ${which === 0 ? 'dx' : 'dW'} relative error ${err}`);
@@ -63,18 +82,37 @@ test('depthwise backprop kernels with dilation 2 equal the undilated 5×5 zero-i
   const filter = values([3, 3, 3, 2], 1);
   const dy = values([2, 9, 8, 6], 3);
   await tf.setBackend('cpu');
-  const spread = (f: tf.Tensor) => tf.tidy(() => {
-    const rows = tf.stack([f, tf.zerosLike(f)], 1).reshape([6, 3, 3, 2]).slice(0, 5);
-    return tf.stack([rows, tf.zerosLike(rows)], 2).reshape([5, 6, 3, 2]).slice([0, 0], [5, 5]);
-  });
+  const spread = (f: tf.Tensor) =>
+    tf.tidy(() => {
+      const rows = tf
+        .stack([f, tf.zerosLike(f)], 1)
+        .reshape([6, 3, 3, 2])
+        .slice(0, 5);
+      return tf
+        .stack([rows, tf.zerosLike(rows)], 2)
+        .reshape([5, 6, 3, 2])
+        .slice([0, 0], [5, 5]);
+    });
   const [refDx, refDw5] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
-    tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same').mul(dy).sum())([x, spread(filter)]);
+    tf
+      .depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same')
+      .mul(dy)
+      .sum(),
+  )([x, spread(filter)]);
   const refDw = refDw5!.stridedSlice([0, 0], [5, 5], [2, 2]);
   const expected = [refDx!.dataSync().slice(), refDw.dataSync().slice()];
   await tf.setBackend('wasm');
   const attrs = { strides: [1, 1], dilations: [2, 2], pad: 'same' };
-  const dx = tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter }, { ...attrs, inputShape: [2, 9, 8, 3] }) as tf.Tensor;
-  const dw = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...attrs, filterShape: [3, 3, 3, 2] }) as tf.Tensor;
+  const dx = tf
+    .engine()
+    .runKernel(
+      'DepthwiseConv2dNativeBackpropInput',
+      { dy, filter },
+      { ...attrs, inputShape: [2, 9, 8, 3] },
+    ) as tf.Tensor;
+  const dw = tf
+    .engine()
+    .runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...attrs, filterShape: [3, 3, 3, 2] }) as tf.Tensor;
   assert.ok(relativeError(dx.dataSync(), expected[0]!) <= 1e-4, 'dx');
   assert.ok(relativeError(dw.dataSync(), expected[1]!) <= 1e-4, 'dW');
   tf.dispose([x, filter, dy, refDx!, refDw5!, refDw, dx, dw]);
@@ -89,14 +127,19 @@ test('matmul with transposed operands matches cpu, plain and fused, batched', as
     [[1, 4], [4, 6], false, false],
   ];
   for (const [sa, sb, ta, tb] of cases) {
-    assert.ok(await onBoth(() => tf.matMul(values(sa, 0), values(sb, 1), ta, tb)) <= 1e-5);
+    assert.ok((await onBoth(() => tf.matMul(values(sa, 0), values(sb, 1), ta, tb))) <= 1e-5);
     if (sa.length === 2) {
       const units = tb ? sb[0]! : sb[1]!;
-      const fused = () => tf.fused.matMul({
-        a: values(sa, 0) as tf.Tensor2D, b: values(sb, 1) as tf.Tensor2D, transposeA: ta, transposeB: tb,
-        bias: values([units], 2), activation: 'relu',
-      });
-      assert.ok(await onBoth(fused) <= 1e-5);
+      const fused = () =>
+        tf.fused.matMul({
+          a: values(sa, 0) as tf.Tensor2D,
+          b: values(sb, 1) as tf.Tensor2D,
+          transposeA: ta,
+          transposeB: tb,
+          bias: values([units], 2),
+          activation: 'relu',
+        });
+      assert.ok((await onBoth(fused)) <= 1e-5);
     }
   }
 });
@@ -106,11 +149,16 @@ test('gradient kernels leave no tensors or buffers behind', async () => {
   const x = values([2, 8, 8, 3], 0);
   const f = values([3, 3, 3, 4], 1);
   const d = values([3, 3, 3, 2], 2);
-  const step = () => tf.tidy(() => {
-    const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum())([x, f]);
-    const [hx, hd] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').sum())([x, d]);
-    return tf.addN([gx!.sum(), gf!.sum(), hx!.sum(), hd!.sum()]).dataSync();
-  });
+  const step = () =>
+    tf.tidy(() => {
+      const [gx, gf] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').sum(),
+      )([x, f]);
+      const [hx, hd] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').sum(),
+      )([x, d]);
+      return tf.addN([gx!.sum(), gf!.sum(), hx!.sum(), hd!.sum()]).dataSync();
+    });
   step();
   const before = tf.memory();
   for (let i = 0; i < 3; i++) step();

@@ -44,13 +44,19 @@ function serve(root: string): Promise<{ server: Server; base: string }> {
     if (url.pathname === '/') return send('text/html', PAGE);
     if (url.pathname === '/tf.min.js') return send('text/javascript', readFileSync(TF_JS));
     const m = /^\/models\/(float32|float16|uint8)\/(model\.json|weights\.bin)$/.exec(url.pathname);
-    if (m) return send(m[2] === 'model.json' ? 'application/json' : 'application/octet-stream', readFileSync(join(root, m[1]!, m[2]!)));
+    if (m)
+      return send(
+        m[2] === 'model.json' ? 'application/json' : 'application/octet-stream',
+        readFileSync(join(root, m[1]!, m[2]!)),
+      );
     res.writeHead(404).end();
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number };
-    resolve({ server, base: `http://127.0.0.1:${port}` });
-  }));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      resolve({ server, base: `http://127.0.0.1:${port}` });
+    }),
+  );
 }
 
 const argmax = (row: number[]) => row.indexOf(Math.max(...row));
@@ -62,11 +68,20 @@ test('an exported student predicts in chromium exactly as in Node (float32, floa
   tf.enableProdMode();
   await tf.setBackend('cpu');
   const dir = mkdtempSync(join(tmpdir(), 'distill-browser-'));
-  const student = buildModel({ kind: 'cnn', inputShape: [28, 28, 1], numClasses: 10, width: 0.25, blocks: [32, 64], convsPerBlock: 1, dense: 256, seed: 11 } as never);
+  const student = buildModel({
+    key: 'cnn',
+    kwargs: { width: 0.25, blocks: [32, 64], convsPerBlock: 1, dense: 256 },
+    inputShape: [28, 28, 1],
+    numClasses: 10,
+    seed: 11,
+  });
   for (const encoding of ENCODINGS) await saveEncodedModel({ model: student, encoding, path: join(dir, encoding) });
   student.dispose();
   const size = (e: WeightEncoding) => statSync(join(dir, e, 'weights.bin')).size;
-  assert.ok(size('float16') * 2 === size('float32') && size('uint8') * 4 === size('float32'), 'float16 halves and uint8 quarters the weights');
+  assert.ok(
+    size('float16') * 2 === size('float32') && size('uint8') * 4 === size('float32'),
+    'float16 halves and uint8 quarters the weights',
+  );
 
   const images = loadFashionMnist({ trainSubset: 1, testSubset: 6 }).test;
   const values = Array.from(images.features);
@@ -81,7 +96,16 @@ test('an exported student predicts in chromium exactly as in Node (float32, floa
   const { server, base } = await serve(dir);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage();
@@ -96,9 +120,15 @@ test('an exported student predicts in chromium exactly as in Node (float32, floa
     await page.goto(base);
     assert.equal(await page.evaluate(() => (window as unknown as { ready: Promise<string> }).ready), 'cpu');
     for (const encoding of ENCODINGS) {
-      const logits = await page.evaluate(([url, v, s]) => (window as unknown as {
-        predict: (u: string, v: number[], s: number[]) => Promise<number[]>;
-      }).predict(url, v, s), [`${base}/models/${encoding}/model.json`, values, shape] as [string, number[], number[]]);
+      const logits = await page.evaluate(
+        ([url, v, s]) =>
+          (
+            window as unknown as {
+              predict: (u: string, v: number[], s: number[]) => Promise<number[]>;
+            }
+          ).predict(url, v, s),
+        [`${base}/models/${encoding}/model.json`, values, shape] as [string, number[], number[]],
+      );
       const want = node[encoding]!;
       assert.equal(logits.length, want.length);
       for (let i = 0; i < images.size; i++) {

@@ -9,18 +9,26 @@ import { fileSystem } from '../src/io/index.js';
 import { buildModel } from '../src/models/index.js';
 import { readCheckpoint } from '../src/train/checkpoint.js';
 
-interface Done { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+interface Done {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** The real `distill` CLI in a child process. */
 function start(args: string[]): ChildProcess & { done: Promise<Done> } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    env: { ...process.env, DISTILL_DATA: '' }, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, DISTILL_DATA: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<Done>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  const done = new Promise<Done>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
   return Object.assign(child, { done });
 }
 const distill = (args: string[]) => start(args).done;
@@ -38,10 +46,14 @@ tf.enableProdMode();
 await tf.setBackend('cpu');
 const dir = mkdtempSync(join(tmpdir(), 'distill-run-'));
 const teacherDir = join(dir, 'teacher');
-await buildModel({ kind: 'mlp', inputShape: [28, 28, 1], numClasses: 10, hidden: [32], seed: 3 } as never).save(fileSystem(teacherDir));
+await buildModel({ key: 'mlp', kwargs: { hidden: [32] }, inputShape: [28, 28, 1], numClasses: 10, seed: 3 }).save(
+  fileSystem(teacherDir),
+);
 
 const experiment = join(dir, 'exp.yaml');
-writeFileSync(experiment, `# resume test: an MLP student with dropout, kd from a fixed teacher, 2 seeds
+writeFileSync(
+  experiment,
+  `# resume test: an MLP student with dropout, kd from a fixed teacher, 2 seeds
 name: resume
 seeds: [1, 2]
 backend: wasm
@@ -63,25 +75,50 @@ schedule: cosine
 epochs: 3
 batchSize: 16
 evaluation: {latency: {warmup: 0, runs: 1}}
-`);
-const weights = (run: string, seed: number) => readFileSync(join(run, `seed-${seed}`, 'students', 'small', 'weights.bin'));
+`,
+);
+const weights = (run: string, seed: number) =>
+  readFileSync(join(run, `seed-${seed}`, 'students', 'small', 'weights.bin'));
 
 test('bad input: one line naming file, line and path, exit 1, no stack trace, no output', async () => {
   const base = readFileSync(experiment, 'utf8');
   const cases: Array<[string, RegExp]> = [
-    [base.replace('epochs: 3', 'epoch: 3'), /exp-0\.yaml:20: unknown key `epoch` at the top level \(did you mean `epochs`\?\); known: name, /],
-    [base.replace('batchSize: 16', 'batchSize: sixteen'), /exp-1\.yaml:21: batchSize must be a number \(got "sixteen"\)$/],
-    [base.replace('temperature: 4', 'temperature: -4'), /exp-2\.yaml:16: knowledge\[0\]\.kwargs\.temperature: knowledge term `kd`: option `temperature` must be a number > 0 \(got -4\)$/],
-    [base.replace(`path: ${teacherDir}`, `path: ${join(dir, 'missing', 'model.json')}`), /exp-3\.yaml:10: teacher\.kwargs\.path: teacher file .*missing\/model\.json does not exist; give a model\.json, an \.onnx file/],
-    [base.replace('  - key: kd\n', '  - key: fitnets\n    kwargs: {student: fc9, teacher: features}\n  - key: kd\n'),
-      /exp-4\.yaml:16: knowledge\[0\]\.kwargs: student small has no layer `fc9`; layers: input \[28,28,1\], flatten \[784\], fc1 \[48\], features \[48\], fc1_drop \[48\], logits \[10\]$/],
-    [`${base}scheme: {key: online}\n`, /exp-5\.yaml:23: scheme\.key: unknown scheme `online`( \(did you mean `offline`\?\))?; known: born-again, byot, dml, ensemble, offline, previous-epoch, streaming$/],
+    [
+      base.replace('epochs: 3', 'epoch: 3'),
+      /exp-0\.yaml:20: unknown key `epoch` at the top level \(did you mean `epochs`\?\); known: name, /,
+    ],
+    [
+      base.replace('batchSize: 16', 'batchSize: sixteen'),
+      /exp-1\.yaml:21: batchSize must be a number \(got "sixteen"\)$/,
+    ],
+    [
+      base.replace('temperature: 4', 'temperature: -4'),
+      /exp-2\.yaml:16: knowledge\[0\]\.kwargs\.temperature must be > 0 \(got -4\)$/,
+    ],
+    [
+      base.replace(`path: ${teacherDir}`, `path: ${join(dir, 'missing', 'model.json')}`),
+      /exp-3\.yaml:10: teacher\.kwargs\.path: teacher file .*missing\/model\.json does not exist; give a model\.json, an \.onnx file/,
+    ],
+    [
+      base.replace('  - key: kd\n', '  - key: fitnets\n    kwargs: {student: fc9, teacher: features}\n  - key: kd\n'),
+      /exp-4\.yaml:16: knowledge\[0\]\.kwargs: student small has no layer `fc9`; layers: input \[28,28,1\], flatten \[784\], fc1 \[48\], features \[48\], fc1_drop \[48\], logits \[10\]$/,
+    ],
+    [
+      `${base}scheme: {key: online}\n`,
+      /exp-5\.yaml:23: scheme\.key: unknown scheme `online`( \(did you mean `offline`\?\))?; known: assistant, born-again, byot, dml, ensemble, offline, previous-epoch, residual, streaming$/,
+    ],
   ];
-  const results = await Promise.all(cases.map(async ([text, pattern], i) => {
-    const file = join(dir, `exp-${i}.yaml`);
-    writeFileSync(file, text);
-    return { pattern, out: join(dir, `bad-${i}`), r: await distill(['run', file, '--out', join(dir, `bad-${i}`), '--backend', 'cpu']) };
-  }));
+  const results = await Promise.all(
+    cases.map(async ([text, pattern], i) => {
+      const file = join(dir, `exp-${i}.yaml`);
+      writeFileSync(file, text);
+      return {
+        pattern,
+        out: join(dir, `bad-${i}`),
+        r: await distill(['run', file, '--out', join(dir, `bad-${i}`), '--backend', 'cpu']),
+      };
+    }),
+  );
   for (const { pattern, out, r } of results) {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr.trimEnd(), /^distill: [^\n]+$/, 'one line');
@@ -108,30 +145,56 @@ test('SIGKILL mid-epoch, Ctrl-C, --resume: the same final weights as an uninterr
   resumed.kill('SIGINT');
   const interrupted = await resumed.done;
   assert.equal(interrupted.code, 130, interrupted.stderr);
-  assert.match(interrupted.stderr, /distill: interrupted (in epoch \d\/3 after batch \d+|after epoch \d\/3) of small \(kd\); the last checkpoint is kept; resume with: distill run --resume .*\/b\n$/);
+  assert.match(
+    interrupted.stderr,
+    /distill: interrupted (in epoch \d\/3 after batch \d+|after epoch \d\/3) of small \(kd\); the last checkpoint is kept; resume with: distill run --resume .*\/b\n$/,
+  );
   assert.doesNotMatch(interrupted.stderr, /\n\s+at /);
 
   const [last, full] = await Promise.all([distill(['run', '--resume', b, '--quiet']), whole.done]);
   for (const r of [full, last]) assert.equal(r.code, 0, r.stderr);
   assert.match(last.stderr, /seed 1: finished earlier/);
-  for (const seed of [1, 2]) assert.ok(weights(a, seed).equals(weights(b, seed)), `seed ${seed}: killed, interrupted, resumed = uninterrupted`);
+  for (const seed of [1, 2])
+    assert.ok(weights(a, seed).equals(weights(b, seed)), `seed ${seed}: killed, interrupted, resumed = uninterrupted`);
   assert.ok(!weights(a, 1).equals(weights(a, 2)), 'the seeds differ');
-  const epochs = full.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seed: number; model: string; epoch: number; losses: Record<string, number> });
-  assert.deepEqual(epochs.map((e) => `${e.seed}:${e.epoch}`), ['1:1', '1:2', '1:3', '2:1', '2:2', '2:3']);
+  const epochs = full.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { seed: number; model: string; epoch: number; losses: Record<string, number> });
+  assert.deepEqual(
+    epochs.map((e) => `${e.seed}:${e.epoch}`),
+    ['1:1', '1:2', '1:3', '2:1', '2:2', '2:3'],
+  );
   assert.deepEqual(Object.keys(epochs[0]!.losses).sort(), ['ce', 'kd', 'loss']);
-  const summary = JSON.parse(readFileSync(join(b, 'summary.json'), 'utf8')) as { seeds: number[]; models: Array<{ name: string; accuracy: { n: number } }> };
+  const summary = JSON.parse(readFileSync(join(b, 'summary.json'), 'utf8')) as {
+    seeds: number[];
+    models: Array<{ name: string; accuracy: { n: number } }>;
+  };
   assert.deepEqual(summary.seeds, [1, 2]);
-  assert.deepEqual(summary.models.map((m) => [m.name, m.accuracy.n]), [['teacher', 2], ['small (kd)', 2]]);
-  const history = (JSON.parse(readFileSync(join(b, 'seed-1', 'report.json'), 'utf8')) as { models: Array<{ history?: unknown[] }> }).models[1]!.history;
+  assert.deepEqual(
+    summary.models.map((m) => [m.name, m.accuracy.n]),
+    [
+      ['teacher', 2],
+      ['small (kd)', 2],
+    ],
+  );
+  const history = (
+    JSON.parse(readFileSync(join(b, 'seed-1', 'report.json'), 'utf8')) as { models: Array<{ history?: unknown[] }> }
+  ).models[1]!.history;
   assert.equal(history?.length, 3, 'the resumed history has every epoch');
 
   // A finished run refuses to be overwritten, and compare reads finished runs.
   const [again, cmp] = await Promise.all([
-    distill(['run', experiment, '--out', a]), distill(['compare', a, b, '--out', join(dir, 'cmp')]),
+    distill(['run', experiment, '--out', a]),
+    distill(['compare', a, b, '--out', join(dir, 'cmp')]),
   ]);
   assert.equal(again.code, 1);
-  assert.match(again.stderr, /^distill: run folder .*\/a already exists; continue it with distill run --resume .*\/a, or choose another --out\n$/);
+  assert.match(
+    again.stderr,
+    /^distill: run folder .*\/a already exists; continue it with distill run --resume .*\/a, or choose another --out\n$/,
+  );
   assert.equal(cmp.code, 0, cmp.stderr);
   assert.match(cmp.stdout, /\| resume \(a\) \| small \(kd\) \| student \|/);
-  for (const f of ['compare.md', 'compare.json', 'compare.svg', 'compare.png']) assert.ok(existsSync(join(dir, 'cmp', f)), f);
+  for (const f of ['compare.md', 'compare.json', 'compare.svg', 'compare.png'])
+    assert.ok(existsSync(join(dir, 'cmp', f)), f);
 });

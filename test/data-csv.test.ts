@@ -49,28 +49,49 @@ test('integer labels are ordered numerically, without a header', () => {
 
 test('a non-numeric value names file, line and column', () => {
   const path = csvFile('bad.csv', 'a,b,label\n1,2,x\n3,oops,y\n');
-  assertUserError(() => loadCsv({ path, labelColumn: 'label' }),
-    `${path}: line 3, column "b": "oops" is not a number; fix the value or leave the column out of featureColumns`);
+  assertUserError(
+    () => loadCsv({ path, labelColumn: 'label' }),
+    `${path}: line 3, column "b": "oops" is not a number; fix the value or leave the column out of featureColumns`,
+  );
   const empty = csvFile('empty-cell.csv', '1,2,x\n3,,y\n');
-  assertUserError(() => loadCsv({ path: empty, labelColumn: 2, header: false }),
-    `${empty}: line 2, column 1: "" is not a number; fix the value or leave the column out of featureColumns`);
+  assertUserError(
+    () => loadCsv({ path: empty, labelColumn: 2, header: false }),
+    `${empty}: line 2, column 1: "" is not a number; fix the value or leave the column out of featureColumns`,
+  );
 });
 
 test('unknown columns, ragged rows, missing labels and missing files are one-line UserErrors', () => {
   const path = csvFile('cols.csv', 'a,b,label\n1,2,x\n');
-  assertUserError(() => loadCsv({ path, labelColumn: 'class' }), `${path}: no label column "class"; columns: a, b, label`);
-  assertUserError(() => loadCsv({ path, labelColumn: 'label', featureColumns: [5] }),
-    `${path}: feature column 5 does not exist; the file has columns 0..2`);
+  assertUserError(
+    () => loadCsv({ path, labelColumn: 'class' }),
+    `${path}: no label column "class"; columns: a, b, label`,
+  );
+  assertUserError(
+    () => loadCsv({ path, labelColumn: 'label', featureColumns: [5] }),
+    `${path}: feature column 5 does not exist; the file has columns 0..2`,
+  );
   const ragged = csvFile('ragged.csv', 'a,b,label\n1,2,x\n3,y\n');
-  assertUserError(() => loadCsv({ path: ragged, labelColumn: 'label' }),
-    `${ragged}: Invalid Record Length: expect 3, got 2 on line 3; fix the CSV file`);
+  assertUserError(
+    () => loadCsv({ path: ragged, labelColumn: 'label' }),
+    `${ragged}: Invalid Record Length: expect 3, got 2 on line 3; fix the CSV file`,
+  );
   const unlabeled = csvFile('unlabeled.csv', 'a,label\n1,x\n2,\n');
-  assertUserError(() => loadCsv({ path: unlabeled, labelColumn: 'label' }),
-    `${unlabeled}: line 3, label column "label" is empty; give every row a label`);
-  assertUserError(() => loadCsv({ path, labelColumn: 'label', header: false }),
-    `${path}: label column "label" needs a header line; give a column index or set header: true`);
+  assertUserError(
+    () => loadCsv({ path: unlabeled, labelColumn: 'label' }),
+    `${unlabeled}: line 3, label column "label" is empty; give every row a label`,
+  );
+  assertUserError(
+    () => loadCsv({ path, labelColumn: 'label', header: false }),
+    `${path}: label column "label" needs a header line; give a column index or set header: true`,
+  );
   const headerOnly = csvFile('header-only.csv', 'a,label\n');
-  assertUserError(() => loadCsv({ path: headerOnly, labelColumn: 'label' }), `${headerOnly}: no data rows; check the file`);
+  assertUserError(
+    () => loadCsv({ path: headerOnly, labelColumn: 'label' }),
+    `${headerOnly}: no data rows; check the file`,
+  );
   const missing = join(dir, 'missing.csv');
-  assertUserError(() => loadCsv({ path: missing, labelColumn: 'label' }), `${missing}: cannot read (ENOENT); check the path`);
+  assertUserError(
+    () => loadCsv({ path: missing, labelColumn: 'label' }),
+    `${missing}: cannot read (ENOENT); check the path`,
+  );
 });

@@ -17,8 +17,12 @@ function images(n: number, h = 4, w = 5, c = 1): Dataset {
 }
 
 function tabular(rows: number[][], labels: number[], numClasses = 2): Dataset {
-  return new Dataset({ features: Float32Array.from(rows.flat()), labels: Int32Array.from(labels),
-    sampleShape: [rows[0]!.length], numClasses });
+  return new Dataset({
+    features: Float32Array.from(rows.flat()),
+    labels: Int32Array.from(labels),
+    sampleShape: [rows[0]!.length],
+    numClasses,
+  });
 }
 
 /** Copies each batch's data out while it is alive (the generator disposes its tensors). */
@@ -58,23 +62,48 @@ test('size, sampleShape, slice, subset and gather', () => {
 });
 
 test('split is seeded, disjoint, complete and keeps row order', () => {
-  const d = tabular(Array.from({ length: 100 }, (_, i) => [i]), Array.from({ length: 100 }, (_, i) => i % 2));
+  const d = tabular(
+    Array.from({ length: 100 }, (_, i) => [i]),
+    Array.from({ length: 100 }, (_, i) => i % 2),
+  );
   const { train, validation } = d.split({ validationFraction: 0.2, seed: 1 });
   assert.equal(validation.size, 20);
   assert.equal(train.size, 80);
   const v = [...validation.features];
   const t = [...train.features];
-  assert.deepEqual([...v, ...t].sort((a, b) => a - b), [...Array(100).keys()]);
-  assert.deepEqual(v, [...v].sort((a, b) => a - b));
-  assert.deepEqual(t.map((x) => x % 2), [...train.labels], 'labels travel with their rows');
+  assert.deepEqual(
+    [...v, ...t].sort((a, b) => a - b),
+    [...Array(100).keys()],
+  );
+  assert.deepEqual(
+    v,
+    [...v].sort((a, b) => a - b),
+  );
+  assert.deepEqual(
+    t.map((x) => x % 2),
+    [...train.labels],
+    'labels travel with their rows',
+  );
   assert.deepEqual([...d.split({ validationFraction: 0.2, seed: 1 }).validation.features], v);
   assert.notDeepEqual([...d.split({ validationFraction: 0.2, seed: 2 }).validation.features], v);
-  assertUserError(() => d.split({ validationFraction: 1, seed: 1 }), 'validationFraction must be between 0 and 1 (exclusive), got 1');
-  assertUserError(() => d.split({ validationFraction: 0.001, seed: 1 }), 'cannot split 100 samples with validationFraction 0.001: one part would be empty; use more data or another fraction');
+  assertUserError(
+    () => d.split({ validationFraction: 1, seed: 1 }),
+    'validationFraction must be between 0 and 1 (exclusive), got 1',
+  );
+  assertUserError(
+    () => d.split({ validationFraction: 0.001, seed: 1 }),
+    'cannot split 100 samples with validationFraction 0.001: one part would be empty; use more data or another fraction',
+  );
 });
 
 test('computeStats on training data, normalize applies the same stats elsewhere', () => {
-  const train = tabular([[1, 10, 5], [3, 30, 5]], [0, 1]);
+  const train = tabular(
+    [
+      [1, 10, 5],
+      [3, 30, 5],
+    ],
+    [0, 1],
+  );
   const stats = train.computeStats();
   assert.deepEqual(stats.mean, [2, 20, 5]);
   assert.deepEqual(stats.std, [1, 10, 1], 'a constant column gets std 1, not 0');
@@ -82,12 +111,19 @@ test('computeStats on training data, normalize applies the same stats elsewhere'
   const test = tabular([[2, 40, 7]], [1]);
   assert.deepEqual([...test.normalize(stats).features], [0, 2, 2]);
   assert.deepEqual([...test.features], [2, 40, 7], 'normalize returns a copy');
-  assertUserError(() => images(2).normalize(stats), 'normalization stats have 3 means and 3 stds, but samples of shape [4, 5, 1] have 1 channels; compute the stats on a dataset of the same shape');
+  assertUserError(
+    () => images(2).normalize(stats),
+    'normalization stats have 3 means and 3 stds, but samples of shape [4, 5, 1] have 1 channels; compute the stats on a dataset of the same shape',
+  );
 });
 
 test('image stats are per channel (last axis)', () => {
-  const d = new Dataset({ features: Float32Array.from([0, 10, 2, 10, 0, 30, 2, 30]), labels: Int32Array.from([0, 1]),
-    sampleShape: [1, 2, 2], numClasses: 2 });
+  const d = new Dataset({
+    features: Float32Array.from([0, 10, 2, 10, 0, 30, 2, 30]),
+    labels: Int32Array.from([0, 1]),
+    sampleShape: [1, 2, 2],
+    numClasses: 2,
+  });
   const stats = d.computeStats();
   assert.deepEqual(stats.mean, [1, 20]);
   assert.deepEqual(stats.std, [1, 10]);
@@ -96,9 +132,21 @@ test('image stats are per channel (last axis)', () => {
 test('batches visit every row exactly once per epoch, with matching x and y', () => {
   const d = images(23);
   const batches = collect(d.batches({ batchSize: 5, shuffle: true, seed: 3 }));
-  assert.deepEqual(batches.map((b) => b.shape), [[5, 4, 5, 1], [5, 4, 5, 1], [5, 4, 5, 1], [5, 4, 5, 1], [3, 4, 5, 1]]);
+  assert.deepEqual(
+    batches.map((b) => b.shape),
+    [
+      [5, 4, 5, 1],
+      [5, 4, 5, 1],
+      [5, 4, 5, 1],
+      [5, 4, 5, 1],
+      [3, 4, 5, 1],
+    ],
+  );
   const seen = batches.flatMap((b) => b.indices);
-  assert.deepEqual([...seen].sort((a, b) => a - b), [...Array(23).keys()]);
+  assert.deepEqual(
+    [...seen].sort((a, b) => a - b),
+    [...Array(23).keys()],
+  );
   assert.notDeepEqual(seen, [...Array(23).keys()], 'shuffled');
   for (const b of batches) {
     b.indices.forEach((row, i) => {
@@ -131,7 +179,10 @@ test('a shared rng gives new orders each epoch, and its saved state replays an e
   const first = epoch();
   const saved = rng.getState();
   const second = epoch();
-  assert.notDeepEqual(second.flatMap((b) => b.indices), first.flatMap((b) => b.indices));
+  assert.notDeepEqual(
+    second.flatMap((b) => b.indices),
+    first.flatMap((b) => b.indices),
+  );
   rng.setState(saved);
   assert.deepEqual(epoch(), second);
 });
@@ -160,7 +211,10 @@ function shifted(source: ArrayLike<number>, [h, w, c]: number[], dy: number, dx:
   return out;
 }
 
-for (const shape of [[4, 5, 1], [3, 4, 3]]) {
+for (const shape of [
+  [4, 5, 1],
+  [3, 4, 3],
+]) {
   test(`shift augmentation moves each image by its own offset within ±k, zero fill, shape [${shape}]`, () => {
     const [h, w, c] = shape as [number, number, number];
     const k = 2;
@@ -184,15 +238,20 @@ for (const shape of [[4, 5, 1], [3, 4, 3]]) {
       });
     }
     assert.ok(offsets.size > 10, `offsets vary per sample (${offsets.size} distinct)`);
-    assert.ok([...offsets].some((o) => o !== '0,0'), 'pixels actually move');
+    assert.ok(
+      [...offsets].some((o) => o !== '0,0'),
+      'pixels actually move',
+    );
     const again = collect(d.batches({ batchSize: 16, shuffle: true, seed: 8, augment: { shift: k } }));
     assert.deepEqual(again, batches, 'augmentation is seeded');
   });
 }
 
 test('shift augmentation is refused for non-image samples', () => {
-  assertUserError(() => tabular([[1, 2]], [0]).batches({ batchSize: 1, seed: 1, augment: { shift: 2 } }),
-    'shift augmentation needs image samples [height, width, channels], got [2]; remove augment.shift for this dataset');
+  assertUserError(
+    () => tabular([[1, 2]], [0]).batches({ batchSize: 1, seed: 1, augment: { shift: 2 } }),
+    'shift augmentation needs image samples [height, width, channels], got [2]; remove augment.shift for this dataset',
+  );
 });
 
 test('no tensor leaks: after a full epoch, an early break, and a throw', () => {

@@ -7,7 +7,10 @@ import { UserError } from '../src/errors.js';
 import { writeIdx } from '../src/data/idx.js';
 import { assertUserError } from './helpers.js';
 import {
-  DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASS_NAMES, loadFashionMnist, locateFashionMnist,
+  DEBIAN_FASHION_MNIST_DIR,
+  FASHION_MNIST_CLASS_NAMES,
+  loadFashionMnist,
+  locateFashionMnist,
 } from '../src/data/fashion-mnist.js';
 
 const root = mkdtempSync(join(tmpdir(), 'distill-fmnist-'));
@@ -26,14 +29,20 @@ function setEnv(value: string | undefined): void {
 }
 
 /** A folder with tiny Fashion-MNIST-shaped IDX files: pixel values i % 256, labels i % 10. */
-function fakeDataset(name: string, options: { train?: number; trainLabels?: number; test?: number; gzip?: boolean; skip?: string } = {}): string {
+function fakeDataset(
+  name: string,
+  options: { train?: number; trainLabels?: number; test?: number; gzip?: boolean; skip?: string } = {},
+): string {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
   const { train = 6, trainLabels = train, test = 4, gzip = true, skip } = options;
   const write = (stem: string, dims: number[], value: (i: number) => number) => {
     if (stem === skip) return;
     const n = dims.reduce((a, b) => a * b, 1);
-    writeIdx({ path: join(dir, stem + (gzip ? '.gz' : '')), array: { dtype: 'uint8', dims, data: Uint8Array.from({ length: n }, (_, i) => value(i)) } });
+    writeIdx({
+      path: join(dir, stem + (gzip ? '.gz' : '')),
+      array: { dtype: 'uint8', dims, data: Uint8Array.from({ length: n }, (_, i) => value(i)) },
+    });
   };
   write('train-images-idx3-ubyte', [train, 28, 28], (i) => i % 256);
   write('train-labels-idx1-ubyte', [trainLabels], (i) => i % 10);
@@ -59,11 +68,21 @@ test('search order: --data, else $DISTILL_DATA, else the system folder, then ./d
     assert.equal(locateFashionMnist({ systemDir: system }).dir, system);
     assert.equal(locateFashionMnist({ systemDir: missingSystem }).dir, join(cwd, 'data'));
     setEnv('');
-    assert.equal(locateFashionMnist({ systemDir: missingSystem }).dir, join(cwd, 'data'), 'empty $DISTILL_DATA counts as unset');
+    assert.equal(
+      locateFashionMnist({ systemDir: missingSystem }).dir,
+      join(cwd, 'data'),
+      'empty $DISTILL_DATA counts as unset',
+    );
     // a folder the user named is used or refused, never skipped for another place
     setEnv(env);
-    assert.throws(() => locateFashionMnist({ dir: join(root, 'nothing-here'), systemDir: system }),
-      (e: unknown) => e instanceof UserError && e.message.startsWith(`Fashion-MNIST not found; searched --data ${join(root, 'nothing-here')} (no such folder); install`));
+    assert.throws(
+      () => locateFashionMnist({ dir: join(root, 'nothing-here'), systemDir: system }),
+      (e: unknown) =>
+        e instanceof UserError &&
+        e.message.startsWith(
+          `Fashion-MNIST not found; searched --data ${join(root, 'nothing-here')} (no such folder); install`,
+        ),
+    );
   } finally {
     process.chdir(savedCwd);
     setEnv(savedEnv);
@@ -92,25 +111,43 @@ test('not found: one line with every place searched and how to get the data', ()
   process.chdir(cwd);
   try {
     setEnv(undefined);
-    assert.throws(() => locateFashionMnist({ dir: partial, systemDir: missingSystem }), (e: unknown) => {
-      assert.ok(e instanceof UserError);
-      assert.equal(e.message, 'Fashion-MNIST not found; searched ' +
-        `--data ${partial} (missing t10k-labels-idx1-ubyte[.gz]); ` +
-        'install it with `apt-get install dataset-fashion-mnist`, or put the four IDX files ' +
-        '(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, .gz optional) ' +
-        'in a folder and pass --data DIR or set DISTILL_DATA');
-      return true;
-    });
+    assert.throws(
+      () => locateFashionMnist({ dir: partial, systemDir: missingSystem }),
+      (e: unknown) => {
+        assert.ok(e instanceof UserError);
+        assert.equal(
+          e.message,
+          'Fashion-MNIST not found; searched ' +
+            `--data ${partial} (missing t10k-labels-idx1-ubyte[.gz]); ` +
+            'install it with `apt-get install dataset-fashion-mnist`, or put the four IDX files ' +
+            '(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, .gz optional) ' +
+            'in a folder and pass --data DIR or set DISTILL_DATA',
+        );
+        return true;
+      },
+    );
     const empty = join(root, 'empty-data');
     mkdirSync(empty);
     setEnv(empty);
-    assert.throws(() => locateFashionMnist({ systemDir: missingSystem }), (e: unknown) =>
-      e instanceof UserError && e.message.startsWith(`Fashion-MNIST not found; searched $DISTILL_DATA=${empty} (missing all four files); install it with`));
+    assert.throws(
+      () => locateFashionMnist({ systemDir: missingSystem }),
+      (e: unknown) =>
+        e instanceof UserError &&
+        e.message.startsWith(
+          `Fashion-MNIST not found; searched $DISTILL_DATA=${empty} (missing all four files); install it with`,
+        ),
+    );
     setEnv(undefined);
     mkdirSync('data');
-    assert.throws(() => locateFashionMnist({ systemDir: join(partial, 'train-images-idx3-ubyte.gz') }), (e: unknown) =>
-      e instanceof UserError && e.message.startsWith('Fashion-MNIST not found; searched $DISTILL_DATA (unset), ' +
-        `${join(partial, 'train-images-idx3-ubyte.gz')} (not a folder), ./data (missing all four files); install it with`));
+    assert.throws(
+      () => locateFashionMnist({ systemDir: join(partial, 'train-images-idx3-ubyte.gz') }),
+      (e: unknown) =>
+        e instanceof UserError &&
+        e.message.startsWith(
+          'Fashion-MNIST not found; searched $DISTILL_DATA (unset), ' +
+            `${join(partial, 'train-images-idx3-ubyte.gz')} (not a folder), ./data (missing all four files); install it with`,
+        ),
+    );
   } finally {
     process.chdir(savedCwd);
     setEnv(savedEnv);
@@ -133,18 +170,24 @@ test('loads a small generated copy: shapes, scaling to [0, 1], subsets', () => {
 
 test('image/label count mismatch names both files and both counts', () => {
   const dir = fakeDataset('mismatch', { train: 5, trainLabels: 4 });
-  assertUserError(() => loadFashionMnist({ dir }), `${join(dir, 'train-images-idx3-ubyte.gz')} has 5 images but ${join(dir, 'train-labels-idx1-ubyte.gz')} has 4 labels; ` +
-    're-download or reinstall dataset-fashion-mnist');
+  assertUserError(
+    () => loadFashionMnist({ dir }),
+    `${join(dir, 'train-images-idx3-ubyte.gz')} has 5 images but ${join(dir, 'train-labels-idx1-ubyte.gz')} has 4 labels; ` +
+      're-download or reinstall dataset-fashion-mnist',
+  );
 });
 
 test('a corrupt file in the found folder is reported with the dataset fix', () => {
   const dir = fakeDataset('wrong-shape');
   const path = join(dir, 't10k-images-idx3-ubyte.gz');
   writeIdx({ path, array: { dtype: 'uint8', dims: [4, 28, 27], data: new Uint8Array(4 * 28 * 27) } });
-  assertUserError(() => loadFashionMnist({ dir }), `${path}: expected uint8 [N, 28, 28], found uint8 [4, 28, 27]; re-download or reinstall dataset-fashion-mnist`);
+  assertUserError(
+    () => loadFashionMnist({ dir }),
+    `${path}: expected uint8 [N, 28, 28], found uint8 [4, 28, 27]; re-download or reinstall dataset-fashion-mnist`,
+  );
 });
 
-test('real Fashion-MNIST from Debian\'s dataset-fashion-mnist (subset)', () => {
+test("real Fashion-MNIST from Debian's dataset-fashion-mnist (subset)", () => {
   setEnv(undefined);
   try {
     const located = locateFashionMnist();

@@ -17,7 +17,10 @@ test('getState/setState resume the exact stream, also through JSON', () => {
   const saved = JSON.parse(JSON.stringify(rng.getState()));
   const expected = [rng.nextFloat(), rng.nextInt(10), ...draw(rng, 10), ...rng.shuffle([1, 2, 3, 4, 5, 6])];
   const resumed = Rng.fromState(saved);
-  assert.deepEqual([resumed.nextFloat(), resumed.nextInt(10), ...draw(resumed, 10), ...resumed.shuffle([1, 2, 3, 4, 5, 6])], expected);
+  assert.deepEqual(
+    [resumed.nextFloat(), resumed.nextInt(10), ...draw(resumed, 10), ...resumed.shuffle([1, 2, 3, 4, 5, 6])],
+    expected,
+  );
   rng.setState(saved);
   assert.equal(rng.nextFloat(), expected[0]);
   assert.throws(() => rng.setState([1, 2, 3] as never), RangeError);
@@ -49,7 +52,10 @@ test('shuffle is an in-place, seeded permutation', () => {
   const a = Int32Array.from({ length: 100 }, (_, i) => i);
   const same = new Rng(9).shuffle(a);
   assert.equal(same, a);
-  assert.deepEqual([...a].sort((x, y) => x - y), [...Array(100).keys()]);
+  assert.deepEqual(
+    [...a].sort((x, y) => x - y),
+    [...Array(100).keys()],
+  );
   assert.notDeepEqual([...a], [...Array(100).keys()]);
   assert.deepEqual(new Rng(9).shuffle([...Array(100).keys()]), [...a]);
   assert.notDeepEqual(new Rng(10).shuffle([...Array(100).keys()]), [...a]);

@@ -2,7 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
-  accuracy, agreement, calibrationBins, classificationMetrics, ece, klToTeacher, predictLogits,
+  accuracy,
+  agreement,
+  calibrationBins,
+  classificationMetrics,
+  ece,
+  klToTeacher,
+  predictLogits,
 } from '../src/eval/index.js';
 import { Dataset } from '../src/data/dataset.js';
 import { mlp } from '../src/models/index.js';
@@ -50,11 +56,17 @@ test('ECE: 15 equal-width bins, samples in known bins', () => {
   close(ece({ logits, labels, numClasses }), 0.39);
   const bins = calibrationBins({ logits, labels, numClasses });
   assert.equal(bins.length, 15);
-  assert.deepEqual(bins.map((b) => b.count), [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0, 0, 2, 0]);
+  assert.deepEqual(
+    bins.map((b) => b.count),
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0, 0, 2, 0],
+  );
   close(bins[13]!.confidence, 0.9);
   assert.equal(bins[13]!.accuracy, 0.5);
   // A confidence of exactly 1 goes in the last bin; with one bin ECE = |acc − mean conf|.
-  assert.equal(calibrationBins({ logits: Float32Array.from([100, 0]), labels: Int32Array.from([0]), numClasses })[14]!.count, 1);
+  assert.equal(
+    calibrationBins({ logits: Float32Array.from([100, 0]), labels: Int32Array.from([0]), numClasses })[14]!.count,
+    1,
+  );
   close(ece({ logits, labels, numClasses, bins: 1 }), Math.abs(0.6 - (0.9 + 0.9 + 0.7 + 0.7 + 0.55) / 5));
 });
 
@@ -66,7 +78,10 @@ test('classificationMetrics combines them; shape mistakes are UserErrors', () =>
   close(m.ece, 0.39);
   assert.equal(classificationMetrics({ logits, labels, numClasses }).agreement, undefined);
   assert.throws(() => accuracy({ logits, labels, numClasses: 3 }), UserError);
-  assert.throws(() => classificationMetrics({ logits, labels, numClasses, teacherLogits: new Float32Array(4) }), UserError);
+  assert.throws(
+    () => classificationMetrics({ logits, labels, numClasses, teacherLogits: new Float32Array(4) }),
+    UserError,
+  );
 });
 
 function data(n: number, d: number, c: number): Dataset {
@@ -86,7 +101,10 @@ test('predictLogits: dataset order, uneven last batch, sync or async predict, no
   assert.equal(sync.length, 30);
   sync.forEach((v, i) => close(v, whole[i]!, 1e-5));
   assert.deepEqual(asyn, sync);
-  await assert.rejects(predictLogits({ predict: (x) => tf.tidy(() => x.sum(1).expandDims(0) as tf.Tensor2D), data: ds, batchSize: 5 }), UserError);
+  await assert.rejects(
+    predictLogits({ predict: (x) => tf.tidy(() => x.sum(1).expandDims(0) as tf.Tensor2D), data: ds, batchSize: 5 }),
+    UserError,
+  );
   assert.equal(tf.memory().numTensors, before);
   m.dispose();
 });

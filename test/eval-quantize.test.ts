@@ -5,7 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
-  encodeModelArtifacts, encodeModelWeights, encodeTensors, float16Bits, saveEncodedModel,
+  encodeModelArtifacts,
+  encodeModelWeights,
+  encodeTensors,
+  float16Bits,
+  saveEncodedModel,
 } from '../src/io/quantize.js';
 import { registerFileRouters } from '../src/io/file-handler.js';
 import { cnn, mlp } from '../src/models/index.js';
@@ -14,7 +18,8 @@ import { assertUserError } from './helpers.js';
 tf.enableProdMode();
 await tf.setBackend('cpu');
 
-const originals = (m: tf.LayersModel) => m.weights.map((w) => ({ name: w.originalName, values: w.read().dataSync() as Float32Array }));
+const originals = (m: tf.LayersModel) =>
+  m.weights.map((w) => ({ name: w.originalName, values: w.read().dataSync() as Float32Array }));
 
 function decoded(specs: tf.io.WeightsManifestEntry[], data: ArrayBuffer): Record<string, Float32Array> {
   const map = tf.io.decodeWeights(data, specs);
@@ -45,7 +50,9 @@ test('float16: manifest field, 2 bytes per value, relative error ≤ 2⁻¹¹', 
   assert.ok(specs.every((s) => s.dtype === 'float32' && s.quantization?.dtype === 'float16'));
   const d = decoded(specs, data);
   for (const { name, values } of originals(m)) {
-    values.forEach((v, i) => assert.ok(Math.abs(d[name]![i]! - v) <= Math.abs(v) * 2 ** -11 + 2 ** -25, `${name}[${i}] ${v} → ${d[name]![i]}`));
+    values.forEach((v, i) =>
+      assert.ok(Math.abs(d[name]![i]! - v) <= Math.abs(v) * 2 ** -11 + 2 ** -25, `${name}[${i}] ${v} → ${d[name]![i]}`),
+    );
   }
   m.dispose();
 });
@@ -82,11 +89,18 @@ test('uint8: per-tensor min/scale, 1 byte per value, error ≤ scale/2, zero exa
 });
 
 test('uint8 edge cases: constant, all-positive and all-negative tensors', () => {
-  const cases = [[0, 0, 0], [3, 3], [0.5, 1, 2], [-4, -1, -2]];
+  const cases = [
+    [0, 0, 0],
+    [3, 3],
+    [0.5, 1, 2],
+    [-4, -1, -2],
+  ];
   const tensors = cases.map((v, i) => ({ name: `t${i}`, tensor: tf.tensor1d(v) }));
   const { specs, data } = encodeTensors({ tensors, encoding: 'uint8' });
   const d = decoded(specs, data);
-  cases.forEach((v, i) => v.forEach((x, j) => assert.ok(Math.abs(d[`t${i}`]![j]! - x) <= specs[i]!.quantization!.scale! / 2 + 1e-7)));
+  cases.forEach((v, i) =>
+    v.forEach((x, j) => assert.ok(Math.abs(d[`t${i}`]![j]! - x) <= specs[i]!.quantization!.scale! / 2 + 1e-7)),
+  );
   assert.deepEqual([...d.t0!], [0, 0, 0]);
   tf.dispose(tensors.map((t) => t.tensor));
 });
@@ -95,7 +109,11 @@ test('quantized artifacts load through tf.loadLayersModel and predict close to t
   const m = mlp({ inputShape: [5], numClasses: 3, hidden: [8], seed: 4 });
   const x = tf.randomNormal([4, 5], 0, 1, 'float32', 9);
   const ref = (m.predict(x) as tf.Tensor).dataSync();
-  for (const [encoding, tol] of [['float32', 0], ['float16', 5e-3], ['uint8', 0.1]] as const) {
+  for (const [encoding, tol] of [
+    ['float32', 0],
+    ['float16', 5e-3],
+    ['uint8', 0.1],
+  ] as const) {
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(encodeModelArtifacts({ model: m, encoding })));
     const y = loaded.predict(x) as tf.Tensor;
     y.dataSync().forEach((v, i) => assert.ok(Math.abs(v - ref[i]!) <= tol, `${encoding}: ${v} vs ${ref[i]}`));
@@ -112,12 +130,17 @@ test('saveEncodedModel writes files a file:// load dequantizes; unknown encoding
   try {
     const m = mlp({ inputShape: [5], numClasses: 3, hidden: [8], seed: 5 });
     const saved = await saveEncodedModel({ model: m, encoding: 'uint8', path: join(dir, 'u8') });
-    assert.equal(saved.weights, m.weights.reduce((s, w) => s + w.shape.reduce<number>((a, b) => a * (b ?? 1), 1), 0));
+    assert.equal(
+      saved.weights,
+      m.weights.reduce((s, w) => s + w.shape.reduce<number>((a, b) => a * (b ?? 1), 1), 0),
+    );
     const loaded = await tf.loadLayersModel(`file://${join(dir, 'u8')}`);
     assert.equal(loaded.weights.length, m.weights.length);
     loaded.dispose();
-    assertUserError(() => encodeModelWeights({ model: m, encoding: 'int4' as 'uint8' }),
-      /unknown weight encoding `int4`; known: float32, float16, uint8/);
+    assertUserError(
+      () => encodeModelWeights({ model: m, encoding: 'int4' as 'uint8' }),
+      /unknown weight encoding `int4`; known: float32, float16, uint8/,
+    );
     m.dispose();
   } finally {
     await rm(dir, { recursive: true, force: true });

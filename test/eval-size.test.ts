@@ -14,8 +14,10 @@ await tf.setBackend('cpu');
 test('modelSize bytes equal the files saveEncodedModel writes, per encoding', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'size-'));
   try {
-    for (const m of [mlp({ inputShape: [28, 28, 1], numClasses: 10, hidden: [64], seed: 1 }),
-      dwsep({ inputShape: [12, 12, 1], numClasses: 4, width: 0.25, seed: 2 })]) {
+    for (const m of [
+      mlp({ inputShape: [28, 28, 1], numClasses: 10, hidden: [64], seed: 1 }),
+      dwsep({ inputShape: [12, 12, 1], numClasses: 4, width: 0.25, seed: 2 }),
+    ]) {
       const size = modelSize({ model: m });
       assert.equal(size.params, countParams(m));
       for (const encoding of WEIGHT_ENCODINGS) {
@@ -53,5 +55,8 @@ test('compression and speed-up are teacher ÷ model', () => {
     model: { params: 250, bytes: { float32: 1000, float16: 500, uint8: 250 } },
   });
   assert.deepEqual(c, { params: 4, bytes: { float32: 4, float16: 8, uint8: 16 } });
-  assert.deepEqual(speedup({ teacher: { batch1: 2, batch64: 30 }, model: { batch1: 1, batch64: 10 } }), { batch1: 2, batch64: 3 });
+  assert.deepEqual(speedup({ teacher: { batch1: 2, batch64: 30 }, model: { batch1: 1, batch64: 10 } }), {
+    batch1: 2,
+    batch64: 3,
+  });
 });

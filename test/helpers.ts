@@ -15,10 +15,18 @@ export function relativeError(a: tf.TypedArray, b: tf.TypedArray): number {
   return diff / Math.max(scale, 1e-12);
 }
 
+/** A seeded linear congruential generator of floats in [0, 1): test data without Math.random. */
+export function lcg(seed: number): () => number {
+  let s = seed;
+  return () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return s / 2 ** 31;
+  };
+}
+
 /** Four blobs in 6-D (class c is `separation` high on feature c), seeded noise: learnable in a few epochs. */
 export function blobs(size: number, seed: number, separation = 2): Dataset {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = lcg(seed);
   const features = new Float32Array(size * 6);
   const labels = new Int32Array(size);
   for (let i = 0; i < size; i++) {
@@ -29,12 +37,13 @@ export function blobs(size: number, seed: number, separation = 2): Dataset {
 }
 
 /** Central finite differences of f at x. */
-export const finiteDiff = (f: (x: number[]) => number, x: number[], h = 1e-5): number[] => x.map((_, i) => {
-  const [p, m] = [[...x], [...x]];
-  p[i]! += h;
-  m[i]! -= h;
-  return (f(p) - f(m)) / (2 * h);
-});
+export const finiteDiff = (f: (x: number[]) => number, x: number[], h = 1e-5): number[] =>
+  x.map((_, i) => {
+    const [p, m] = [[...x], [...x]];
+    p[i]! += h;
+    m[i]! -= h;
+    return (f(p) - f(m)) / (2 * h);
+  });
 
 /** |actual − expected| ≤ tol · max(1, |expected|). */
 export function close(actual: number, expected: number, tol: number, what = ''): void {
@@ -66,7 +75,10 @@ function userErrorWith(expected: ExpectedMessage): (e: unknown) => true {
  */
 export function assertUserError(fn: () => unknown, expected: ExpectedMessage): void;
 export function assertUserError(promise: Promise<unknown>, expected: ExpectedMessage): Promise<void>;
-export function assertUserError(what: (() => unknown) | Promise<unknown>, expected: ExpectedMessage): void | Promise<void> {
+export function assertUserError(
+  what: (() => unknown) | Promise<unknown>,
+  expected: ExpectedMessage,
+): void | Promise<void> {
   if (typeof what === 'function') assert.throws(what, userErrorWith(expected));
   else return assert.rejects(what, userErrorWith(expected));
 }
@@ -82,9 +94,10 @@ export const REQUIRE_NATIVE = process.env.DISTILL_REQUIRE_NATIVE === '1';
 export function nativeTest(unavailable: string | false): (name: string, fn: () => void | Promise<void>) => void {
   return (name, fn) => {
     if (unavailable === false) void test(name, fn);
-    else if (REQUIRE_NATIVE) void test(name, () => {
-      throw new Error(`DISTILL_REQUIRE_NATIVE=1 but the native backend is unavailable: ${unavailable}`);
-    });
+    else if (REQUIRE_NATIVE)
+      void test(name, () => {
+        throw new Error(`DISTILL_REQUIRE_NATIVE=1 but the native backend is unavailable: ${unavailable}`);
+      });
     else void test(name, { skip: unavailable }, fn);
   };
 }

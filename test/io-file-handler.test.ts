@@ -12,15 +12,20 @@ import { assertUserError } from './helpers.js';
 tf.enableProdMode();
 
 let root = '';
-before(async () => { root = await mkdtemp(join(tmpdir(), 'distill-io-')); });
-after(async () => { await rm(root, { recursive: true, force: true }); });
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'distill-io-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
 
 const KINDS = ['cnn', 'dwsep', 'mlp', 'resnet'] as const;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-const weightBytes = (m: tf.LayersModel) => m.weights.map((w) => {
-  const t = w.read();
-  return `${w.originalName}:${Buffer.from((t.dataSync() as Float32Array).buffer).toString('hex')}`;
-});
+const weightBytes = (m: tf.LayersModel) =>
+  m.weights.map((w) => {
+    const t = w.read();
+    return `${w.originalName}:${Buffer.from((t.dataSync() as Float32Array).buffer).toString('hex')}`;
+  });
 async function assertNoTempFiles(dir: string) {
   const left = (await readdir(dir)).filter((f) => f.includes('.tmp'));
   assert.deepEqual(left, [], `temp files left in ${dir}`);
@@ -38,9 +43,9 @@ test('every zoo model round-trips bitwise, via fileSystem() and via file://', as
   registerFileRouters();
   const x = tf.randomNormal([3, 12, 12, 1], 0, 1, 'float32', 11);
   for (const kind of KINDS) {
-    const model = buildModel({ kind, inputShape: [12, 12, 1], numClasses: 5, width: 0.5, seed: 2 });
+    const model = buildModel({ key: kind, kwargs: { width: 0.5 }, inputShape: [12, 12, 1], numClasses: 5, seed: 2 });
     const want = model.predict(x) as tf.Tensor;
-    const dirA = join(root, 'zoo', kind, 'a', 'nested');  // nested: folders are created
+    const dirA = join(root, 'zoo', kind, 'a', 'nested'); // nested: folders are created
     const dirB = join(root, 'zoo', kind, 'b');
     await model.save(fileSystem(dirA));
     await model.save(`file://${dirB}`);
@@ -48,14 +53,20 @@ test('every zoo model round-trips bitwise, via fileSystem() and via file://', as
       await tf.loadLayersModel(fileSystem(join(dirA, 'model.json'))),
       await tf.loadLayersModel(`file://${dirB}/model.json`),
     ];
-    for (const [dir, loaded] of [[dirA, a], [dirB, b]] as const) {
+    for (const [dir, loaded] of [
+      [dirA, a],
+      [dirB, b],
+    ] as const) {
       assert.deepEqual((await readdir(dir)).sort(), ['model.json', 'weights.bin'], kind);
       await assertNoTempFiles(dir);
       const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
       assert.equal(json.format, 'layers-model');
       assert.equal(json[WEIGHTS_HASH_KEY]['weights.bin'], sha256(await readFile(join(dir, 'weights.bin'))));
       assert.deepEqual(weightBytes(loaded), weightBytes(model), `${kind} weights differ`);
-      assert.deepEqual(loaded.layers.map((l) => l.name), model.layers.map((l) => l.name));
+      assert.deepEqual(
+        loaded.layers.map((l) => l.name),
+        model.layers.map((l) => l.name),
+      );
       const got = loaded.predict(x) as tf.Tensor;
       assert.deepEqual(Array.from(got.dataSync()), Array.from(want.dataSync()), `${kind} predictions differ`);
       got.dispose();
@@ -68,7 +79,7 @@ test('every zoo model round-trips bitwise, via fileSystem() and via file://', as
 });
 
 test('a *.json path saves <name>.json + <name>.weights.bin and a folder path loads model.json', async () => {
-  const model = buildModel({ kind: 'mlp', inputShape: [4], numClasses: 2, hidden: [3], seed: 1 });
+  const model = buildModel({ key: 'mlp', kwargs: { hidden: [3] }, inputShape: [4], numClasses: 2, seed: 1 });
   const dir = join(root, 'named');
   await model.save(fileSystem(join(dir, 'teacher.json')));
   await model.save(fileSystem(dir));
@@ -85,23 +96,39 @@ async function writeGraphFixture(dir: string, w: number[], b: number[]) {
   const f32 = { dtype: { type: 'DT_FLOAT' } };
   const dims = (...d: number[]) => ({ dim: d.map((size) => ({ size: String(size) })) });
   const modelJSON = {
-    format: 'graph-model', generatedBy: '2.15.0', convertedBy: 'hand-written test fixture',
+    format: 'graph-model',
+    generatedBy: '2.15.0',
+    convertedBy: 'hand-written test fixture',
     modelTopology: {
       node: [
         { name: 'x', op: 'Placeholder', attr: { ...f32, shape: { shape: dims(-1, 3) } } },
         { name: 'w', op: 'Const', attr: { ...f32, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: dims(3, 2) } } } },
         { name: 'b', op: 'Const', attr: { ...f32, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: dims(2) } } } },
-        { name: 'MatMul', op: 'MatMul', input: ['x', 'w'],
-          attr: { T: { type: 'DT_FLOAT' }, transpose_a: { b: false }, transpose_b: { b: false } } },
-        { name: 'y', op: 'BiasAdd', input: ['MatMul', 'b'],
-          attr: { T: { type: 'DT_FLOAT' }, data_format: { s: Buffer.from('NHWC').toString('base64') } } },
+        {
+          name: 'MatMul',
+          op: 'MatMul',
+          input: ['x', 'w'],
+          attr: { T: { type: 'DT_FLOAT' }, transpose_a: { b: false }, transpose_b: { b: false } },
+        },
+        {
+          name: 'y',
+          op: 'BiasAdd',
+          input: ['MatMul', 'b'],
+          attr: { T: { type: 'DT_FLOAT' }, data_format: { s: Buffer.from('NHWC').toString('base64') } },
+        },
       ],
-      library: {}, versions: { producer: 1482 },
+      library: {},
+      versions: { producer: 1482 },
     },
-    weightsManifest: [{
-      paths: ['group1-shard1of2.bin', 'group1-shard2of2.bin'],
-      weights: [{ name: 'w', shape: [3, 2], dtype: 'float32' }, { name: 'b', shape: [2], dtype: 'float32' }],
-    }],
+    weightsManifest: [
+      {
+        paths: ['group1-shard1of2.bin', 'group1-shard2of2.bin'],
+        weights: [
+          { name: 'w', shape: [3, 2], dtype: 'float32' },
+          { name: 'b', shape: [2], dtype: 'float32' },
+        ],
+      },
+    ],
   };
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'model.json'), JSON.stringify(modelJSON));
@@ -115,10 +142,15 @@ test('GraphModel artefacts load (sharded, no hash), run, and re-save with a hash
   const b = [0.1, -0.2];
   const dir = join(root, 'graph');
   await writeGraphFixture(dir, w, b);
-  const x = tf.tensor2d([[1, 2, 3], [-1, 0.5, 4]]);
+  const x = tf.tensor2d([
+    [1, 2, 3],
+    [-1, 0.5, 4],
+  ]);
   const want = tf.add(tf.matMul(x, tf.tensor2d(w, [3, 2])), tf.tensor1d(b));
-  for (const g of [await tf.loadGraphModel(fileSystem(join(dir, 'model.json'))),
-    await tf.loadGraphModel(`file://${dir}/model.json`)]) {
+  for (const g of [
+    await tf.loadGraphModel(fileSystem(join(dir, 'model.json'))),
+    await tf.loadGraphModel(`file://${dir}/model.json`),
+  ]) {
     const y = g.predict(x) as tf.Tensor;
     assert.deepEqual(y.shape, [2, 2]);
     assert.deepEqual(Array.from(y.dataSync()), Array.from(want.dataSync()));
@@ -144,7 +176,9 @@ test('GraphModel artefacts load (sharded, no hash), run, and re-save with a hash
 test('weights.bin that does not match model.json (interrupted save) is a one-line UserError', async () => {
   registerFileRouters();
   const dir = join(root, 'torn');
-  const [m1, m2] = [1, 2].map((seed) => buildModel({ kind: 'cnn', inputShape: [8, 8, 1], numClasses: 3, width: 0.25, seed }));
+  const [m1, m2] = [1, 2].map((seed) =>
+    buildModel({ key: 'cnn', kwargs: { width: 0.25 }, inputShape: [8, 8, 1], numClasses: 3, seed }),
+  );
   await m1!.save(fileSystem(dir));
   // Simulate a crash between the renames: the new weights.bin landed, model.json is the old one.
   const other = join(root, 'torn-other');
@@ -187,10 +221,10 @@ test('missing model.json, missing or truncated weights and bad JSON are one-line
 test('saving where a folder cannot be made is a one-line UserError; no temp files after saves', async () => {
   const file = join(root, 'a-file');
   await writeFile(file, 'x');
-  const model = buildModel({ kind: 'mlp', inputShape: [4], numClasses: 2, hidden: [3] });
+  const model = buildModel({ key: 'mlp', kwargs: { hidden: [3] }, inputShape: [4], numClasses: 2 });
   await assertUserError(model.save(fileSystem(join(file, 'sub'))), ['cannot save model']);
   const dir = join(root, 'resave');
-  for (let i = 0; i < 3; i++) await model.save(fileSystem(dir));  // overwrite in place
+  for (let i = 0; i < 3; i++) await model.save(fileSystem(dir)); // overwrite in place
   await assertNoTempFiles(dir);
   assert.deepEqual((await readdir(dir)).sort(), ['model.json', 'weights.bin']);
   // A failing rename (model.json is a folder) removes its temp file too.

@@ -3,8 +3,16 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { assertUserError } from './helpers.js';
 import {
-  createTerm, crossEntropyTerm, dkdTerm, hardTargetTerm, kdTerm, knowledge, logitsL1Term,
-  logitsMseTerm, softCrossEntropyTerm, type KnowledgeTerm,
+  createTerm,
+  crossEntropyTerm,
+  dkdTerm,
+  hardTargetTerm,
+  kdTerm,
+  knowledge,
+  logitsL1Term,
+  logitsMseTerm,
+  softCrossEntropyTerm,
+  type KnowledgeTerm,
 } from '../src/knowledge/index.js';
 
 tf.enableProdMode();
@@ -12,8 +20,14 @@ await tf.setBackend('cpu');
 
 // ---- Plain-JS references (float64), independent of the code under test. -----------------
 type M = number[][];
-const ZS: M = [[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]];
-const ZT: M = [[2.0, 1.0, 0.0], [0.0, 0.5, 3.0]];
+const ZS: M = [
+  [1.0, 2.0, 0.5],
+  [0.3, -1.0, 2.0],
+];
+const ZT: M = [
+  [2.0, 1.0, 0.0],
+  [0.0, 0.5, 3.0],
+];
 const Y = [1, 2];
 const B = 2;
 const K = 3;
@@ -51,19 +65,26 @@ function dkdRef(zs: M, zt: M, y: number[], T: number, alpha: number, beta: numbe
 
 /** Central finite differences of a plain-JS function of the student logits. */
 function finiteDiff(f: (z: M) => number, z: M, h = 1e-5): M {
-  return z.map((row, i) => row.map((_, k) => {
-    const plus = z.map((r) => [...r]);
-    const minus = z.map((r) => [...r]);
-    plus[i]![k]! += h;
-    minus[i]![k]! -= h;
-    return (f(plus) - f(minus)) / (2 * h);
-  }));
+  return z.map((row, i) =>
+    row.map((_, k) => {
+      const plus = z.map((r) => [...r]);
+      const minus = z.map((r) => [...r]);
+      plus[i]![k]! += h;
+      minus[i]![k]! -= h;
+      return (f(plus) - f(minus)) / (2 * h);
+    }),
+  );
 }
 
 // ---- Helpers running the code under test. -------------------------------------------------
 function values(term: KnowledgeTerm, zs = ZS, zt = ZT, y = Y): Record<string, number> {
   return tf.tidy(() => {
-    const out = term.compute({ studentLogits: tf.tensor2d(zs), teacherLogits: tf.tensor2d(zt), labels: tf.tensor1d(y, 'int32'), numClasses: zs[0]!.length });
+    const out = term.compute({
+      studentLogits: tf.tensor2d(zs),
+      teacherLogits: tf.tensor2d(zt),
+      labels: tf.tensor1d(y, 'int32'),
+      numClasses: zs[0]!.length,
+    });
     return Object.fromEntries(Object.entries(out).map(([name, v]) => [name, v.dataSync()[0]!]));
   });
 }
@@ -72,12 +93,25 @@ function values(term: KnowledgeTerm, zs = ZS, zt = ZT, y = Y): Record<string, nu
 function gradients(term: KnowledgeTerm, zs = ZS, zt = ZT, y = Y): { student: M; teacher?: M } {
   return tf.tidy(() => {
     const labels = tf.tensor1d(y, 'int32');
-    const total = (s: tf.Tensor, t: tf.Tensor) => tf.addN(Object.values(term.compute({
-      studentLogits: s as tf.Tensor2D, teacherLogits: t as tf.Tensor2D, labels, numClasses: zs[0]!.length,
-    })));
+    const total = (s: tf.Tensor, t: tf.Tensor) =>
+      tf.addN(
+        Object.values(
+          term.compute({
+            studentLogits: s as tf.Tensor2D,
+            teacherLogits: t as tf.Tensor2D,
+            labels,
+            numClasses: zs[0]!.length,
+          }),
+        ),
+      );
     const s = tf.tensor2d(zs);
     const t = tf.tensor2d(zt);
-    if (!term.needs.teacher) return { student: tf.grad((x) => total(x, t))(s).arraySync() as M };
+    if (!term.needs.teacher)
+      return {
+        student: tf
+          .grad((x) => total(x, t))(s)
+          .arraySync() as M,
+      };
     const [gs, gt] = tf.grads(total)([s, t]);
     return { student: gs!.arraySync() as M, teacher: gt!.arraySync() as M };
   });
@@ -98,17 +132,25 @@ function assertValues(actual: Record<string, number>, expected: Record<string, n
 describe('ce', () => {
   test('value and gradient by hand', () => {
     // sample 0: −log(e^2 / (e^1 + e^2 + e^0.5)); sample 1: −log(e^2 / (e^0.3 + e^−1 + e^2))
-    const hand = (-Math.log(Math.exp(2) / (Math.exp(1) + Math.exp(2) + Math.exp(0.5)))
-      - Math.log(Math.exp(2) / (Math.exp(0.3) + Math.exp(-1) + Math.exp(2)))) / 2;
+    const hand =
+      (-Math.log(Math.exp(2) / (Math.exp(1) + Math.exp(2) + Math.exp(0.5))) -
+        Math.log(Math.exp(2) / (Math.exp(0.3) + Math.exp(-1) + Math.exp(2)))) /
+      2;
     assertValues(values(crossEntropyTerm()), { ce: hand });
-    closeM(gradients(crossEntropyTerm()).student, rows((i, k) => (softmax(ZS[i]!)[k]! - onehot(Y[i]!)[k]!) / B));
+    closeM(
+      gradients(crossEntropyTerm()).student,
+      rows((i, k) => (softmax(ZS[i]!)[k]! - onehot(Y[i]!)[k]!) / B),
+    );
   });
   test('label smoothing: target (1−ε)·onehot + ε/K', () => {
     const eps = 0.1;
     const q = (i: number) => onehot(Y[i]!).map((v) => (1 - eps) * v + eps / K);
     const hand = mean(ZS.map((z, i) => -softmax(z).reduce((a, p, k) => a + q(i)[k]! * Math.log(p), 0)));
     assertValues(values(crossEntropyTerm({ labelSmoothing: eps })), { ce: hand });
-    closeM(gradients(crossEntropyTerm({ labelSmoothing: eps })).student, rows((i, k) => (softmax(ZS[i]!)[k]! - q(i)[k]!) / B));
+    closeM(
+      gradients(crossEntropyTerm({ labelSmoothing: eps })).student,
+      rows((i, k) => (softmax(ZS[i]!)[k]! - q(i)[k]!) / B),
+    );
   });
 });
 
@@ -116,19 +158,36 @@ describe('kd', () => {
   test('defaults T=4, α=0.9: value by hand', () => {
     const T = 4;
     const pt0 = [Math.exp(2 / T), Math.exp(1 / T), Math.exp(0)].map((v) => v / (Math.exp(2 / T) + Math.exp(1 / T) + 1));
-    const ps0 = [Math.exp(1 / T), Math.exp(2 / T), Math.exp(0.5 / T)].map((v) => v / (Math.exp(1 / T) + Math.exp(2 / T) + Math.exp(0.5 / T)));
-    const pt1 = [Math.exp(0), Math.exp(0.5 / T), Math.exp(3 / T)].map((v) => v / (1 + Math.exp(0.5 / T) + Math.exp(3 / T)));
-    const ps1 = [Math.exp(0.3 / T), Math.exp(-1 / T), Math.exp(2 / T)].map((v) => v / (Math.exp(0.3 / T) + Math.exp(-1 / T) + Math.exp(2 / T)));
+    const ps0 = [Math.exp(1 / T), Math.exp(2 / T), Math.exp(0.5 / T)].map(
+      (v) => v / (Math.exp(1 / T) + Math.exp(2 / T) + Math.exp(0.5 / T)),
+    );
+    const pt1 = [Math.exp(0), Math.exp(0.5 / T), Math.exp(3 / T)].map(
+      (v) => v / (1 + Math.exp(0.5 / T) + Math.exp(3 / T)),
+    );
+    const ps1 = [Math.exp(0.3 / T), Math.exp(-1 / T), Math.exp(2 / T)].map(
+      (v) => v / (Math.exp(0.3 / T) + Math.exp(-1 / T) + Math.exp(2 / T)),
+    );
     const kl0 = pt0.reduce((a, p, k) => a + p * Math.log(p / ps0[k]!), 0);
     const kl1 = pt1.reduce((a, p, k) => a + p * Math.log(p / ps1[k]!), 0);
-    assertValues(values(kdTerm()), { kd: 0.9 * T * T * (kl0 + kl1) / 2, ce: 0.1 * ceRef(ZS, Y) });
+    assertValues(values(kdTerm()), { kd: (0.9 * T * T * (kl0 + kl1)) / 2, ce: 0.1 * ceRef(ZS, Y) });
   });
   test('gradient: α·T·(p_s − p_t)/B + (1−α)·(softmax − onehot)/B; teacher gets none', () => {
     const [T, a] = [2, 0.7];
     const g = gradients(kdTerm({ temperature: T, alpha: a }));
-    closeM(g.student, rows((i, k) => (a * T * (softmax(ZS[i]!, T)[k]! - softmax(ZT[i]!, T)[k]!)
-      + (1 - a) * (softmax(ZS[i]!)[k]! - onehot(Y[i]!)[k]!)) / B));
-    closeM(g.teacher!, rows(() => 0), 0);
+    closeM(
+      g.student,
+      rows(
+        (i, k) =>
+          (a * T * (softmax(ZS[i]!, T)[k]! - softmax(ZT[i]!, T)[k]!) +
+            (1 - a) * (softmax(ZS[i]!)[k]! - onehot(Y[i]!)[k]!)) /
+          B,
+      ),
+    );
+    closeM(
+      g.teacher!,
+      rows(() => 0),
+      0,
+    );
   });
   test('α=1 is T²·KL alone; identical logits give 0', () => {
     assertValues(values(kdTerm({ temperature: 3, alpha: 1 })), { kd: 9 * klRef(ZS, ZT, 3) });
@@ -138,15 +197,23 @@ describe('kd', () => {
 });
 
 describe('soft-ce', () => {
-  test('value: T²·H(p_t, p_s) = kd + T²·H(p_t); gradient equals KD\'s', () => {
+  test("value: T²·H(p_t, p_s) = kd + T²·H(p_t); gradient equals KD's", () => {
     const T = 4;
-    const hand = T * T * mean(ZS.map((z, i) => -softmax(ZT[i]!, T).reduce((a, p, k) => a + p * Math.log(softmax(z, T)[k]!), 0)));
+    const hand =
+      T * T * mean(ZS.map((z, i) => -softmax(ZT[i]!, T).reduce((a, p, k) => a + p * Math.log(softmax(z, T)[k]!), 0)));
     const v = values(softCrossEntropyTerm());
     assertValues(v, { 'soft-ce': hand });
     close(v['soft-ce']!, values(kdTerm({ alpha: 1 })).kd! + T * T * mean(ZT.map((z) => entropy(softmax(z, T)))));
     const g = gradients(softCrossEntropyTerm());
-    closeM(g.student, rows((i, k) => T * (softmax(ZS[i]!, T)[k]! - softmax(ZT[i]!, T)[k]!) / B));
-    closeM(g.teacher!, rows(() => 0), 0);
+    closeM(
+      g.student,
+      rows((i, k) => (T * (softmax(ZS[i]!, T)[k]! - softmax(ZT[i]!, T)[k]!)) / B),
+    );
+    closeM(
+      g.teacher!,
+      rows(() => 0),
+      0,
+    );
   });
   test('alpha < 1 adds the label CE', () => {
     const v = values(softCrossEntropyTerm({ temperature: 2, alpha: 0.5 }));
@@ -159,14 +226,28 @@ describe('logits regression', () => {
   test('mse: mean over batch and classes; gradient 2(z_s − z_t)/(B·K)', () => {
     assertValues(values(logitsMseTerm()), { 'logits-mse': mean(diffs.map((d) => d * d)) });
     const g = gradients(logitsMseTerm());
-    closeM(g.student, rows((i, k) => (2 * (ZS[i]![k]! - ZT[i]![k]!)) / (B * K)));
-    closeM(g.teacher!, rows(() => 0), 0);
+    closeM(
+      g.student,
+      rows((i, k) => (2 * (ZS[i]![k]! - ZT[i]![k]!)) / (B * K)),
+    );
+    closeM(
+      g.teacher!,
+      rows(() => 0),
+      0,
+    );
   });
   test('l1: mean |z_s − z_t|; gradient sign(z_s − z_t)/(B·K)', () => {
     assertValues(values(logitsL1Term()), { 'logits-l1': mean(diffs.map(Math.abs)) });
     const g = gradients(logitsL1Term());
-    closeM(g.student, rows((i, k) => Math.sign(ZS[i]![k]! - ZT[i]![k]!) / (B * K)));
-    closeM(g.teacher!, rows(() => 0), 0);
+    closeM(
+      g.student,
+      rows((i, k) => Math.sign(ZS[i]![k]! - ZT[i]![k]!) / (B * K)),
+    );
+    closeM(
+      g.teacher!,
+      rows(() => 0),
+      0,
+    );
   });
 });
 
@@ -175,20 +256,32 @@ describe('hard', () => {
     const teacherLabels = ZT.map(argmax);
     assert.deepEqual(teacherLabels, [0, 2]);
     assertValues(values(hardTargetTerm()), { hard: ceRef(ZS, teacherLabels) });
-    assertValues(values(hardTargetTerm({ alpha: 0.25 })), { hard: 0.25 * ceRef(ZS, teacherLabels), ce: 0.75 * ceRef(ZS, Y) });
+    assertValues(values(hardTargetTerm({ alpha: 0.25 })), {
+      hard: 0.25 * ceRef(ZS, teacherLabels),
+      ce: 0.75 * ceRef(ZS, Y),
+    });
     const g = gradients(hardTargetTerm({ alpha: 0.25 }));
-    closeM(g.student, rows((i, k) => (softmax(ZS[i]!)[k]! - 0.25 * onehot(teacherLabels[i]!)[k]! - 0.75 * onehot(Y[i]!)[k]!) / B));
-    closeM(g.teacher!, rows(() => 0), 0);
+    closeM(
+      g.student,
+      rows((i, k) => (softmax(ZS[i]!)[k]! - 0.25 * onehot(teacherLabels[i]!)[k]! - 0.75 * onehot(Y[i]!)[k]!) / B),
+    );
+    closeM(
+      g.teacher!,
+      rows(() => 0),
+      0,
+    );
   });
 });
 
 describe('dkd', () => {
-  test('defaults (T=4, α=1, β=8, ce 1) match the paper\'s definitions', () => {
+  test("defaults (T=4, α=1, β=8, ce 1) match the paper's definitions", () => {
     assertValues(values(dkdTerm()), dkdRef(ZS, ZT, Y, 4, 1, 8, 1));
-    assertValues(values(dkdTerm({ temperature: 2, alpha: 0.5, beta: 2, ceWeight: 0 })),
-      (({ tckd, nckd }) => ({ tckd, nckd }))(dkdRef(ZS, ZT, Y, 2, 0.5, 2, 0)));
+    assertValues(
+      values(dkdTerm({ temperature: 2, alpha: 0.5, beta: 2, ceWeight: 0 })),
+      (({ tckd, nckd }) => ({ tckd, nckd }))(dkdRef(ZS, ZT, Y, 2, 0.5, 2, 0)),
+    );
   });
-  test('one sample: TCKD + (1 − p_t,g)·NCKD = KD (the paper\'s decomposition)', () => {
+  test("one sample: TCKD + (1 − p_t,g)·NCKD = KD (the paper's decomposition)", () => {
     const [zs, zt, y, T] = [[ZS[0]!], [ZT[0]!], [Y[0]!], 2];
     const beta = 1 - softmax(zt[0]!, T)[y[0]!]!;
     const d = values(dkdTerm({ temperature: T, alpha: 1, beta, ceWeight: 0 }), zs, zt, y);
@@ -198,7 +291,11 @@ describe('dkd', () => {
     const ref = (z: M) => Object.values(dkdRef(z, ZT, Y, 2, 1, 8, 1)).reduce((a, b) => a + b, 0);
     const g = gradients(dkdTerm({ temperature: 2 }));
     closeM(g.student, finiteDiff(ref, ZS), 1e-4);
-    closeM(g.teacher!, rows(() => 0), 0);
+    closeM(
+      g.teacher!,
+      rows(() => 0),
+      0,
+    );
   });
 });
 
@@ -206,8 +303,14 @@ describe('dkd', () => {
 const RESPONSE_KEYS = ['ce', 'dkd', 'hard', 'kd', 'logits-l1', 'logits-mse', 'soft-ce'];
 
 test('every term stays finite with extreme logits (stable log-softmax)', () => {
-  const zs = [[1000, 0, -1000], [-50, 80, 0]];
-  const zt = [[-1000, 0, 1000], [90, -90, 0]];
+  const zs = [
+    [1000, 0, -1000],
+    [-50, 80, 0],
+  ];
+  const zt = [
+    [-1000, 0, 1000],
+    [90, -90, 0],
+  ];
   for (const key of RESPONSE_KEYS) {
     for (const [name, v] of Object.entries(values(createTerm(key), zs, zt, [2, 0]))) {
       assert.ok(Number.isFinite(v), `${key}.${name} = ${v}`);
@@ -219,16 +322,31 @@ test('every term stays finite with extreme logits (stable log-softmax)', () => {
 // ---- Contract: options, registry, memory. -------------------------------------------------
 test('options are validated with one-line UserErrors naming the option and range', () => {
   const cases: [() => unknown, string][] = [
-    [() => kdTerm({ temperature: 0 }), 'knowledge term `kd`: option `temperature` must be a number > 0 (got 0)'],
-    [() => kdTerm({ alpha: 1.5 }), 'knowledge term `kd`: option `alpha` must be a number in [0, 1] (got 1.5)'],
-    [() => crossEntropyTerm({ labelSmoothing: 1 }), 'knowledge term `ce`: option `labelSmoothing` must be a number in [0, 1) (got 1)'],
-    [() => softCrossEntropyTerm({ temperature: -2 }), 'knowledge term `soft-ce`: option `temperature` must be a number > 0 (got -2)'],
-    [() => hardTargetTerm({ alpha: -0.1 }), 'knowledge term `hard`: option `alpha` must be a number in [0, 1] (got -0.1)'],
-    [() => dkdTerm({ beta: -1 }), 'knowledge term `dkd`: option `beta` must be a number >= 0 (got -1)'],
-    [() => dkdTerm({ temperature: Number.NaN }), 'knowledge term `dkd`: option `temperature` must be a number > 0 (got NaN)'],
-    [() => createTerm('kd', { temperature: 'hot' }), 'knowledge term `kd`: option `temperature` must be a number > 0 (got "hot")'],
-    [() => createTerm('kd', { temprature: 2 }), 'knowledge term `kd`: unknown option `temprature`; known: temperature, alpha'],
-    [() => createTerm('logits-mse', { scale: 2 }), 'knowledge term `logits-mse`: unknown option `scale`; known: (none)'],
+    [() => kdTerm({ temperature: 0 }), 'knowledge term `kd`: option `temperature` must be > 0 (got 0)'],
+    [() => kdTerm({ alpha: 1.5 }), 'knowledge term `kd`: option `alpha` must be <= 1 (got 1.5)'],
+    [() => crossEntropyTerm({ labelSmoothing: 1 }), 'knowledge term `ce`: option `labelSmoothing` must be < 1 (got 1)'],
+    [
+      () => softCrossEntropyTerm({ temperature: -2 }),
+      'knowledge term `soft-ce`: option `temperature` must be > 0 (got -2)',
+    ],
+    [() => hardTargetTerm({ alpha: -0.1 }), 'knowledge term `hard`: option `alpha` must be >= 0 (got -0.1)'],
+    [() => dkdTerm({ beta: -1 }), 'knowledge term `dkd`: option `beta` must be >= 0 (got -1)'],
+    [
+      () => dkdTerm({ temperature: Number.NaN }),
+      'knowledge term `dkd`: option `temperature` must be a number (got NaN)',
+    ],
+    [
+      () => createTerm('kd', { temperature: 'hot' }),
+      'knowledge term `kd`: option `temperature` must be a number (got "hot")',
+    ],
+    [
+      () => createTerm('kd', { temprature: 2 }),
+      'knowledge term `kd`: unknown option `temprature` (did you mean `temperature`?); known: temperature, alpha',
+    ],
+    [
+      () => createTerm('logits-mse', { scale: 2 }),
+      'knowledge term `logits-mse`: unknown option `scale`; known: (none)',
+    ],
   ];
   for (const [make, message] of cases) {
     assertUserError(make, message);
@@ -238,11 +356,12 @@ test('options are validated with one-line UserErrors naming the option and range
 test('teacher terms reject a missing or mismatched teacher', () => {
   const labels = tf.tensor1d(Y, 'int32');
   const s = tf.tensor2d(ZS);
-  assertUserError(() => kdTerm().compute({ studentLogits: s, labels, numClasses: 3 }),
-    /`kd` needs teacher logits/);
+  assertUserError(() => kdTerm().compute({ studentLogits: s, labels, numClasses: 3 }), /`kd` needs teacher logits/);
   const t4 = tf.zeros([2, 4]) as tf.Tensor2D;
-  assertUserError(() => dkdTerm().compute({ studentLogits: s, teacherLogits: t4, labels, numClasses: 3 }),
-    /teacher logits \[2,4\] and student logits \[2,3\] differ/);
+  assertUserError(
+    () => dkdTerm().compute({ studentLogits: s, teacherLogits: t4, labels, numClasses: 3 }),
+    /teacher logits \[2,4\] and student logits \[2,3\] differ/,
+  );
   tf.dispose([labels, s, t4]);
 });
 
@@ -268,8 +387,14 @@ test('no tensor leaks: 5 calls (values and gradients) inside tf.tidy', () => {
     const term = createTerm(key);
     const before = tf.memory().numTensors;
     for (let i = 0; i < 5; i++) {
-      tf.tidy(() => { term.compute(inputs); });
-      tf.tidy(() => { tf.grad((x: tf.Tensor) => tf.addN(Object.values(term.compute({ ...inputs, studentLogits: x as tf.Tensor2D }))))(s); });
+      tf.tidy(() => {
+        term.compute(inputs);
+      });
+      tf.tidy(() => {
+        tf.grad((x: tf.Tensor) => tf.addN(Object.values(term.compute({ ...inputs, studentLogits: x as tf.Tensor2D }))))(
+          s,
+        );
+      });
     }
     assert.equal(tf.memory().numTensors, before, key);
     // Without an outer tidy, only the returned scalars remain.

@@ -2,7 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import {
-  buildModel, cnn, countParams, dwsep, mlp, models, resnet, trainableParamCount,
+  buildModel,
+  cnn,
+  countParams,
+  dwsep,
+  mlp,
+  models,
+  resnet,
+  trainableParamCount,
   type BuildModelOptions,
 } from '../src/models/index.js';
 import { assertUserError } from './helpers.js';
@@ -16,14 +23,16 @@ const weightBytes = (m: tf.LayersModel) =>
 
 test('registry has the four kinds and unknown kinds list them', () => {
   assert.deepEqual(models.keys(), ['cnn', 'dwsep', 'mlp', 'resnet']);
-  assertUserError(() => buildModel({ kind: 'vit', inputShape: [4], numClasses: 2 }),
-    'unknown model `vit`; known: cnn, dwsep, mlp, resnet');
+  assertUserError(
+    () => buildModel({ key: 'vit', inputShape: [4], numClasses: 2 }),
+    'unknown model `vit`; known: cnn, dwsep, mlp, resnet',
+  );
 });
 
 test('each model builds at two widths and outputs [batch, numClasses] logits', () => {
   for (const kind of KINDS) {
     for (const width of [1, 0.25]) {
-      const m = buildModel({ kind, inputShape: [28, 28, 1], numClasses: 10, width, seed: 1 });
+      const m = buildModel({ key: kind, kwargs: { width }, inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
       assert.deepEqual(m.outputs[0]!.shape, [null, 10]);
       const y = tf.tidy(() => m.predict(tf.randomNormal([2, 28, 28, 1], 0, 1, 'float32', 3)) as tf.Tensor);
       assert.deepEqual(y.shape, [2, 10], `${kind} @ ${width}`);
@@ -65,12 +74,14 @@ test('param counts match hand arithmetic for small configs', () => {
 
 test('default [28,28,1]×10 param counts are the documented ones; CNN student ≥ 8× smaller', () => {
   const expected: Record<string, number[]> = {
-    mlp: [235146, 109386, 52650], cnn: [871210, 218778, 55186],
-    resnet: [176090, 44786, 11582], dwsep: [69258, 19786, 6186],
+    mlp: [235146, 109386, 52650],
+    cnn: [871210, 218778, 55186],
+    resnet: [176090, 44786, 11582],
+    dwsep: [69258, 19786, 6186],
   };
   for (const kind of KINDS) {
     const counts = [1, 0.5, 0.25].map((width) => {
-      const m = buildModel({ kind, inputShape: [28, 28, 1], numClasses: 10, width });
+      const m = buildModel({ key: kind, kwargs: { width }, inputShape: [28, 28, 1], numClasses: 10 });
       const n = countParams(m);
       m.dispose();
       return n;
@@ -83,16 +94,37 @@ test('default [28,28,1]×10 param counts are the documented ones; CNN student �
 test('documented layer names exist', () => {
   const want: Record<string, string[]> = {
     mlp: ['input', 'flatten', 'fc1', 'fc1_relu', 'fc2', 'features', 'logits'],
-    cnn: ['block1_conv1', 'block1_conv1_bn', 'block1_conv2_relu', 'block1_pool', 'block1_drop',
-      'block2_conv2', 'block2_pool', 'flatten', 'fc', 'features', 'fc_drop', 'logits'],
-    resnet: ['conv1', 'conv1_bn', 'conv1_relu', 'stage1_block0_conv1', 'stage1_block0_add',
-      'stage1_block1_out', 'stage2_block0_shortcut', 'stage2_block0_shortcut_bn', 'stage3_block1_add',
-      'features', 'logits'],
-    dwsep: ['conv1', 'conv1_relu', 'block1_dw', 'block1_dw_bn', 'block1_pw', 'block4_pw_relu',
-      'features', 'logits'],
+    cnn: [
+      'block1_conv1',
+      'block1_conv1_bn',
+      'block1_conv2_relu',
+      'block1_pool',
+      'block1_drop',
+      'block2_conv2',
+      'block2_pool',
+      'flatten',
+      'fc',
+      'features',
+      'fc_drop',
+      'logits',
+    ],
+    resnet: [
+      'conv1',
+      'conv1_bn',
+      'conv1_relu',
+      'stage1_block0_conv1',
+      'stage1_block0_add',
+      'stage1_block1_out',
+      'stage2_block0_shortcut',
+      'stage2_block0_shortcut_bn',
+      'stage3_block1_add',
+      'features',
+      'logits',
+    ],
+    dwsep: ['conv1', 'conv1_relu', 'block1_dw', 'block1_dw_bn', 'block1_pw', 'block4_pw_relu', 'features', 'logits'],
   };
   for (const kind of KINDS) {
-    const m = buildModel({ kind, inputShape: [28, 28, 1], numClasses: 10, width: 0.25 });
+    const m = buildModel({ key: kind, kwargs: { width: 0.25 }, inputShape: [28, 28, 1], numClasses: 10 });
     const have = names(m);
     for (const n of want[kind]!) assert.ok(have.has(n), `${kind} lacks ${n}`);
     assert.equal(m.getLayer('features').outputShape.length, 2, `${kind} features is a vector`);
@@ -106,12 +138,12 @@ test('documented layer names exist', () => {
 
 test('bad options are one-line UserErrors', () => {
   const bad: BuildModelOptions[] = [
-    { kind: 'cnn', inputShape: [28, 28], numClasses: 10 },
-    { kind: 'mlp', inputShape: [0], numClasses: 10 },
-    { kind: 'resnet', inputShape: [8, 8, 1], numClasses: 0 },
-    { kind: 'dwsep', inputShape: [8, 8, 1], numClasses: 2, width: -1 },
-    { kind: 'cnn', inputShape: [8, 8, 1], numClasses: 2, dropout: 1 },
-    { kind: 'resnet', inputShape: [8, 8, 1], numClasses: 2, blocksPerStage: 0 },
+    { key: 'cnn', inputShape: [28, 28], numClasses: 10 },
+    { key: 'mlp', inputShape: [0], numClasses: 10 },
+    { key: 'resnet', inputShape: [8, 8, 1], numClasses: 0 },
+    { key: 'dwsep', kwargs: { width: -1 }, inputShape: [8, 8, 1], numClasses: 2 },
+    { key: 'cnn', kwargs: { dropout: 1 }, inputShape: [8, 8, 1], numClasses: 2 },
+    { key: 'resnet', kwargs: { blocksPerStage: 0 }, inputShape: [8, 8, 1], numClasses: 2 },
   ];
   for (const o of bad) {
     assertUserError(() => buildModel(o), /\S/);
@@ -130,7 +162,7 @@ test('bad options are one-line UserErrors', () => {
 
 test('same seed gives identical initial weights; another seed does not', () => {
   for (const kind of KINDS) {
-    const opts = { kind, inputShape: [8, 8, 1], numClasses: 3, width: 0.25 };
+    const opts = { key: kind, kwargs: { width: 0.25 }, inputShape: [8, 8, 1], numClasses: 3 };
     const [a, b, c] = [7, 7, 8].map((seed) => buildModel({ ...opts, seed }));
     assert.deepEqual(weightBytes(a!), weightBytes(b!), kind);
     assert.notDeepEqual(weightBytes(a!), weightBytes(c!), kind);
@@ -140,7 +172,13 @@ test('same seed gives identical initial weights; another seed does not', () => {
 
 test('a few fit steps on a tiny batch reduce the loss without leaking tensors', async () => {
   for (const kind of KINDS) {
-    const m = buildModel({ kind, inputShape: [8, 8, 1], numClasses: 3, width: 0.25, seed: 3, dropout: 0 } as BuildModelOptions);
+    const m = buildModel({
+      key: kind,
+      kwargs: kind === 'cnn' || kind === 'mlp' ? { width: 0.25, dropout: 0 } : { width: 0.25 },
+      inputShape: [8, 8, 1],
+      numClasses: 3,
+      seed: 3,
+    });
     m.compile({
       optimizer: tf.train.adam(0.01),
       loss: (y: tf.Tensor, logits: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, logits),

@@ -4,11 +4,11 @@ import { Dataset } from '../src/data/dataset.js';
 import { createFit, mergeCallbacks, type Fit, type FitSettings } from '../src/train/fit.js';
 import type { KnowledgeTerm } from '../src/knowledge/index.js';
 import { buildModel } from '../src/models/index.js';
+import { lcg } from './helpers.js';
 
 /** Four noisy blobs in 6-D (or as [2, 3, 1] images… any shape of 6 values). */
 export function blobs(size: number, seed: number, sampleShape: number[] = [6]): Dataset {
-  let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = lcg(seed);
   const d = sampleShape.reduce((a, b) => a * b, 1);
   const features = new Float32Array(size * d);
   const labels = new Int32Array(size);
@@ -20,11 +20,17 @@ export function blobs(size: number, seed: number, sampleShape: number[] = [6]): 
 }
 
 export const mlp = (seed: number, hidden = [8], dropout = 0) =>
-  buildModel({ kind: 'mlp', inputShape: [6], numClasses: 4, hidden, dropout, seed } as never);
+  buildModel({ key: 'mlp', kwargs: { hidden, dropout }, inputShape: [6], numClasses: 4, seed });
 
 /** A small CNN on 8×8×1 images: two blocks (8, 16 filters), dense 16, no dropout. */
 export const smallCnn = (seed: number) =>
-  buildModel({ kind: 'cnn', inputShape: [8, 8, 1], numClasses: 4, blocks: [8, 16], convsPerBlock: 1, dense: 16, dropout: 0, seed } as never);
+  buildModel({
+    key: 'cnn',
+    kwargs: { blocks: [8, 16], convsPerBlock: 1, dense: 16, dropout: 0 },
+    inputShape: [8, 8, 1],
+    numClasses: 4,
+    seed,
+  });
 
 export const weightsOf = (m: tf.LayersModel) => m.getWeights().map((w) => Array.from(w.dataSync()));
 
@@ -37,8 +43,16 @@ export const data = { name: 'blobs', train: blobs(64, 1), validation: blobs(16, 
 
 export function settings(dir: string, signal?: AbortSignal, overrides: Partial<FitSettings> = {}): FitSettings {
   return {
-    seed: 4, data, epochs: 2, batchSize: 16, schedule: 'cosine', optimizer: { key: 'adam', learningRate: 0.01 },
-    checkpointDir: dir, progress: 'quiet', signal, ...overrides,
+    seed: 4,
+    data,
+    epochs: 2,
+    batchSize: 16,
+    schedule: 'cosine',
+    optimizer: { key: 'adam', kwargs: { learningRate: 0.01 } },
+    checkpointDir: dir,
+    progress: 'quiet',
+    signal,
+    ...overrides,
   };
 }
 
@@ -46,17 +60,36 @@ export function settings(dir: string, signal?: AbortSignal, overrides: Partial<F
 export function abortingFit(s: FitSettings, controller: AbortController, batches: number): Fit {
   const fit = createFit({ ...s, signal: controller.signal });
   let seen = 0;
-  return (phase) => fit({ ...phase, callbacks: mergeCallbacks(phase.callbacks, { onBatchEnd: () => { if (++seen === batches) controller.abort(); } }) });
+  return (phase) =>
+    fit({
+      ...phase,
+      callbacks: mergeCallbacks(phase.callbacks, {
+        onBatchEnd: () => {
+          if (++seen === batches) controller.abort();
+        },
+      }),
+    });
 }
 
-/** A term that, unlike the stock ones, would let a gradient reach its teacher — amplified 1000×: selectors must detach. */
+/**
+ * A term that, unlike the stock ones, would let a gradient reach its teacher — amplified 1000×: selectors must
+ * detach.
+ */
 export function leakyTeacherKd(): KnowledgeTerm {
-  const amplify = tf.customGrad((t) => ({ value: (t as tf.Tensor).clone(), gradFunc: (dy: tf.Tensor) => dy.mul(1000) }));
+  const amplify = tf.customGrad((t) => ({
+    value: (t as tf.Tensor).clone(),
+    gradFunc: (dy: tf.Tensor) => dy.mul(1000),
+  }));
   return {
-    key: 'leaky', needs: { teacher: true },
+    key: 'leaky',
+    needs: { teacher: true },
     compute: ({ studentLogits, teacherLogits }) => ({
-      leaky: tf.losses.softmaxCrossEntropy(tf.softmax(amplify(teacherLogits!) as tf.Tensor2D), studentLogits) as tf.Scalar,
+      leaky: tf.losses.softmaxCrossEntropy(
+        tf.softmax(amplify(teacherLogits!) as tf.Tensor2D),
+        studentLogits,
+      ) as tf.Scalar,
     }),
-    trainableVariables: () => [], dispose: () => {},
+    trainableVariables: () => [],
+    dispose: () => {},
   };
 }

@@ -9,24 +9,51 @@ import { createFit, Interrupted, mergeCallbacks, type Fit } from '../src/train/f
 import { fileSystem, registerFileRouters } from '../src/io/index.js';
 import { createTerm } from '../src/knowledge/index.js';
 import { simpleFit } from '../src/schemes/common.js';
-import { attachExits, beYourOwnTeacher, bornAgain, ensembleTeacher, previousEpochTeacher } from '../src/schemes/self.js';
+import { attachExits, beYourOwnTeacher, bornAgain, previousEpochTeacher } from '../src/schemes/self.js';
 import { train } from '../src/train/trainer.js';
-import { abortingFit, blobs, leakyTeacherKd, mlp, settings, smallCnn, trainable, weightsOf } from './schemes-helpers.js';
+import {
+  abortingFit,
+  blobs,
+  leakyTeacherKd,
+  mlp,
+  settings,
+  smallCnn,
+  trainable,
+  weightsOf,
+} from './schemes-helpers.js';
 import { assertUserError } from './helpers.js';
+import { ensembleTeacher } from '../src/teachers/ensemble.js';
+import { layersTeacher } from '../src/teachers/layers.js';
 
 await useBestBackend({ backend: 'cpu' });
 registerFileRouters();
-const images = { name: 'images', train: blobs(48, 1, [8, 8, 1]), validation: blobs(16, 2, [8, 8, 1]), test: blobs(16, 3, [8, 8, 1]) };
+const images = {
+  name: 'images',
+  train: blobs(48, 1, [8, 8, 1]),
+  validation: blobs(16, 2, [8, 8, 1]),
+  test: blobs(16, 3, [8, 8, 1]),
+};
 const kd = () => [{ term: createTerm('kd', { temperature: 3, alpha: 0.3 }), weight: 1 }];
 
-test('attachExits: exits share the network\'s layers, save and load on their own, and name what is wrong', async () => {
+test("attachExits: exits share the network's layers, save and load on their own, and name what is wrong", async () => {
   const net = smallCnn(1);
-  const { exits, featureShape } = attachExits({ model: net, exits: [{ after: 'block1_pool' }, { after: 'block2_pool', channels: 8 }], seed: 3 });
+  const { exits, featureShape } = attachExits({
+    model: net,
+    exits: [{ after: 'block1_pool' }, { after: 'block2_pool', channels: 8 }],
+    seed: 3,
+  });
   assert.deepEqual(featureShape, [16]);
   const variables = new Set(net.trainableWeights.map((w) => w.read()));
   const shared = exits[0]!.model.trainableWeights.filter((w) => variables.has(w.read())).map((w) => w.originalName);
-  assert.deepEqual(shared, ['block1_conv1/kernel', 'block1_conv1_bn/gamma', 'block1_conv1_bn/beta'], 'exit 1 reuses the first block');
-  assert.deepEqual(exits.map((e) => e.featureLayer), ['exit1_features', 'exit2_features']);
+  assert.deepEqual(
+    shared,
+    ['block1_conv1/kernel', 'block1_conv1_bn/gamma', 'block1_conv1_bn/beta'],
+    'exit 1 reuses the first block',
+  );
+  assert.deepEqual(
+    exits.map((e) => e.featureLayer),
+    ['exit1_features', 'exit2_features'],
+  );
   assert.deepEqual(exits[1]!.model.getLayer('exit2_features').outputShape, [null, 8]);
   const dir = mkdtempSync(join(tmpdir(), 'distill-exit-'));
   await exits[0]!.model.save(fileSystem(dir));
@@ -34,19 +61,34 @@ test('attachExits: exits share the network\'s layers, save and load on their own
   const x = images.test.toTensors().x;
   assert.deepEqual((loaded.predict(x) as tf.Tensor).arraySync(), (exits[0]!.model.predict(x) as tf.Tensor).arraySync());
   assert.ok(loaded.countParams() < net.countParams());
-  assertUserError(() => attachExits({ model: net, exits: [{ after: 'block9' }] }), /no layer `block9`; layers: input \[8,8,1\]/);
+  assertUserError(
+    () => attachExits({ model: net, exits: [{ after: 'block9' }] }),
+    /no layer `block9`; layers: input \[8,8,1\]/,
+  );
   assert.throws(() => attachExits({ model: net, exits: [{ after: 'logits' }] }), /is not before `features`/);
   exits.forEach((e) => e.dispose());
   net.dispose();
   loaded.dispose();
 });
 
-/** One SGD step (the whole set as one batch) of BYOT on a fresh small CNN; trainable weights of the network after it. */
+/**
+ * One SGD step (the whole set as one batch) of BYOT on a fresh small CNN; trainable weights of the network after it.
+ */
 async function byotStep(mode: 'self' | 'labels' | 'plain', hintWeight = 1, terms = kd) {
   const net = smallCnn(1);
-  const fit = simpleFit({ train: images.train, epochs: 1, batchSize: 48, seed: 1, optimizer: { key: 'sgd', learningRate: 0.5 } });
+  const fit = simpleFit({
+    train: images.train,
+    epochs: 1,
+    batchSize: 48,
+    seed: 1,
+    optimizer: { key: 'sgd', kwargs: { learningRate: 0.5 } },
+  });
   if (mode === 'plain') {
-    await fit({ id: 'p', label: 'p', learners: [{ name: 'net', model: net, terms: [{ term: createTerm('ce'), weight: 1 }] }] });
+    await fit({
+      id: 'p',
+      label: 'p',
+      learners: [{ name: 'net', model: net, terms: [{ term: createTerm('ce'), weight: 1 }] }],
+    });
   } else {
     const { exits, featureShape } = attachExits({ model: net, exits: [{ after: 'block1_pool' }], seed: 3 });
     await beYourOwnTeacher({ model: net, exits, featureShape, terms, hintWeight, fit, mode, name: 'net' });
@@ -57,7 +99,7 @@ async function byotStep(mode: 'self' | 'labels' | 'plain', hintWeight = 1, terms
   return w;
 }
 
-test('byot: the exits\' terms (kd and the hint) reach the shared trunk, never the layers deeper than the exit', async () => {
+test("byot: the exits' terms (kd and the hint) reach the shared trunk, never the layers deeper than the exit", async () => {
   const plain = await byotStep('plain');
   const self = await byotStep('self');
   const noHint = await byotStep('self', 0);
@@ -69,16 +111,22 @@ test('byot: the exits\' terms (kd and the hint) reach the shared trunk, never th
     assert.notDeepEqual(self[name], noHint[name], `${name}: the feature hint reaches it`);
   }
   const leaky = await byotStep('self', 1, () => [{ term: leakyTeacherKd(), weight: 1 }]);
-  for (const name of deep) assert.deepEqual(leaky[name], plain[name], `${name}: the deepest's outputs reach the exits detached`);
+  for (const name of deep)
+    assert.deepEqual(leaky[name], plain[name], `${name}: the deepest's outputs reach the exits detached`);
   const labels = await byotStep('labels');
-  for (const name of deep) assert.deepEqual(labels[name], plain[name], `${name}: deep supervision leaves it to the deepest CE too`);
+  for (const name of deep)
+    assert.deepEqual(labels[name], plain[name], `${name}: deep supervision leaves it to the deepest CE too`);
 });
 
 test('byot: no tensor leaks across epochs; a checkpointed byot phase resumes exactly (cpu)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'distill-byot-'));
   const run = async (fit: Fit) => {
     const net = smallCnn(2);
-    const { exits, featureShape } = attachExits({ model: net, exits: [{ after: 'block1_pool' }, { after: 'block2_pool', channels: 8 }], seed: 5 });
+    const { exits, featureShape } = attachExits({
+      model: net,
+      exits: [{ after: 'block1_pool' }, { after: 'block2_pool', channels: 8 }],
+      seed: 5,
+    });
     try {
       await beYourOwnTeacher({ model: net, exits, featureShape, terms: kd, fit, name: 'net' });
       return [weightsOf(net), ...exits.map((e) => weightsOf(e.model))];
@@ -90,10 +138,22 @@ test('byot: no tensor leaks across epochs; a checkpointed byot phase resumes exa
   const s = (d: string) => ({ ...settings(join(dir, d)), data: images, batchSize: 16 });
   const counts: number[] = [];
   const counting = createFit(s('a'));
-  const whole = await run((phase) => counting({ ...phase, callbacks: mergeCallbacks(phase.callbacks, { onEpochEnd: () => { counts.push(tf.memory().numTensors); } }) }));
+  const whole = await run((phase) =>
+    counting({
+      ...phase,
+      callbacks: mergeCallbacks(phase.callbacks, {
+        onEpochEnd: () => {
+          counts.push(tf.memory().numTensors);
+        },
+      }),
+    }),
+  );
   assert.equal(counts.length, 2);
   assert.equal(counts[1], counts[0], 'numTensors after each epoch');
-  await assert.rejects(run(abortingFit(s('b'), new AbortController(), 4)), (e: unknown) => e instanceof Interrupted && /epoch 2\/2/.test(e.message));
+  await assert.rejects(
+    run(abortingFit(s('b'), new AbortController(), 4)),
+    (e: unknown) => e instanceof Interrupted && /epoch 2\/2/.test(e.message),
+  );
   assert.deepEqual(await run(createFit(s('b'))), whole);
 });
 
@@ -106,7 +166,12 @@ test('born-again: each generation learns from the frozen previous one (or the en
     const probe = blobs(8, 9).toTensors().x;
     const before = teacher ? (await teacher.predict(probe)).logits.arraySync() : undefined;
     const r = await inner(phase);
-    if (teacher) assert.deepEqual((await teacher.predict(probe)).logits.arraySync(), before, 'the teacher generation does not change');
+    if (teacher)
+      assert.deepEqual(
+        (await teacher.predict(probe)).logits.arraySync(),
+        before,
+        'the teacher generation does not change',
+      );
     return r;
   };
   const inner = simpleFit({ train: data.train, epochs: 1, batchSize: 16, seed: 1 });
@@ -117,24 +182,53 @@ test('born-again: each generation learns from the frozen previous one (or the en
     return { gens, w };
   };
   const chain = await run(frozen);
-  assert.deepEqual(chain.gens.map((g) => [g.generation, g.name, g.history.length]), [[0, 'm gen 0', 1], [1, 'm gen 1', 1], [2, 'm gen 2', 1], [3, 'm gen 3', 1]]);
-  assert.deepEqual(teachers, ['born-again.gen-0:labels', 'born-again.gen-1:layers', 'born-again.gen-2:layers', 'born-again.gen-3:layers']);
+  assert.deepEqual(
+    chain.gens.map((g) => [g.generation, g.name, g.history.length]),
+    [
+      [0, 'm gen 0', 1],
+      [1, 'm gen 1', 1],
+      [2, 'm gen 2', 1],
+      [3, 'm gen 3', 1],
+    ],
+  );
+  assert.deepEqual(teachers, [
+    'born-again.gen-0:labels',
+    'born-again.gen-1:layers',
+    'born-again.gen-2:layers',
+    'born-again.gen-3:layers',
+  ]);
   teachers.length = 0;
   await run(frozen, true);
-  assert.deepEqual(teachers, ['born-again.gen-0:labels', 'born-again.gen-1:layers', 'born-again.gen-2:ensemble', 'born-again.gen-3:ensemble']);
+  assert.deepEqual(teachers, [
+    'born-again.gen-0:labels',
+    'born-again.gen-1:layers',
+    'born-again.gen-2:ensemble',
+    'born-again.gen-3:ensemble',
+  ]);
 
   const a = mlp(1);
   const b = mlp(2);
   const x = blobs(4, 5).toTensors().x;
-  const mean = tf.tidy(() => (a.predict(x) as tf.Tensor).add(b.predict(x) as tf.Tensor).div(2).arraySync() as number[][]);
-  const got = (await ensembleTeacher([a, b]).predict(x)).logits.arraySync();
+  const mean = tf.tidy(
+    () =>
+      (a.predict(x) as tf.Tensor)
+        .add(b.predict(x) as tf.Tensor)
+        .div(2)
+        .arraySync() as number[][],
+  );
+  const got = (
+    await ensembleTeacher({ members: [layersTeacher({ model: a }), layersTeacher({ model: b })] }).predict(x)
+  ).logits.arraySync();
   got.forEach((row, i) => row.forEach((v, k) => assert.ok(Math.abs(v - mean[i]![k]!) < 1e-6)));
 
   const dir = mkdtempSync(join(tmpdir(), 'distill-ban-'));
   const tensors = tf.memory().numTensors;
   const whole = await run(createFit(settings(join(dir, 'a'))));
   assert.equal(tf.memory().numTensors, tensors, 'no tensor outlives the generations but their (disposed) models');
-  await assert.rejects(run(abortingFit(settings(join(dir, 'b')), new AbortController(), 21)), (e: unknown) => e instanceof Interrupted && /epoch 2\/2 after batch 2 of m gen 2/.test(e.message));
+  await assert.rejects(
+    run(abortingFit(settings(join(dir, 'b')), new AbortController(), 21)),
+    (e: unknown) => e instanceof Interrupted && /epoch 2\/2 after batch 2 of m gen 2/.test(e.message),
+  );
   assert.deepEqual((await run(createFit(settings(join(dir, 'b'))))).w, whole.w);
 });
 
@@ -143,9 +237,24 @@ test('previous-epoch: the snapshot is the model of the due epoch, refreshed ever
   const run = async (fit: Fit, watch?: (epoch: number, model: tf.LayersModel, snapshot: tf.LayersModel) => void) => {
     const model = mlp(3, [8], 0.2);
     const snapshot = mlp(99, [8], 0.2);
-    const spy: Fit = watch ? (phase) => fit({ ...phase, callbacks: mergeCallbacks(phase.callbacks, { onEpochEnd: (e) => watch(e, model, snapshot) }) }) : fit;
+    const spy: Fit = watch
+      ? (phase) =>
+          fit({
+            ...phase,
+            callbacks: mergeCallbacks(phase.callbacks, { onEpochEnd: (e) => watch(e, model, snapshot) }),
+          })
+      : fit;
     try {
-      const r = await previousEpochTeacher({ model, snapshot, terms: kd, epochs: 5, warmup: 1, every: 2, name: 'm', fit: spy });
+      const r = await previousEpochTeacher({
+        model,
+        snapshot,
+        terms: kd,
+        epochs: 5,
+        warmup: 1,
+        every: 2,
+        name: 'm',
+        fit: spy,
+      });
       return { r, w: [weightsOf(model), weightsOf(snapshot)] };
     } finally {
       model.dispose();
@@ -156,20 +265,47 @@ test('previous-epoch: the snapshot is the model of the due epoch, refreshed ever
   const ends: number[][][] = [];
   const seenSnapshots: number[][][] = [];
   const tensors = tf.memory().numTensors;
-  const whole = await run(createFit(s('a')), (_e, model, snapshot) => { ends.push(weightsOf(model)); seenSnapshots.push(weightsOf(snapshot)); });
+  const whole = await run(createFit(s('a')), (_e, model, snapshot) => {
+    ends.push(weightsOf(model));
+    seenSnapshots.push(weightsOf(snapshot));
+  });
   assert.equal(tf.memory().numTensors, tensors, 'no tensor outlives the run but the (disposed) model and snapshot');
   assert.deepEqual(whole.r.teacherEpochs, [1, 1, 3, 3]);
   assert.equal(whole.r.history.length, 5);
   // ends[0] is the warmup's end; snapshots are taken at the start of epochs 2 and 4.
   assert.deepEqual(seenSnapshots.slice(1), [ends[0], ends[0], ends[2], ends[2]]);
   assert.deepEqual(whole.w[1], ends[2], 'the last snapshot is the model after epoch 3');
-  // 4 batches per epoch: batch 19 is in epoch 5 (one phase), which does not refresh: the snapshot must come from the checkpoint.
-  await assert.rejects(run(abortingFit(s('b'), new AbortController(), 18)), (e: unknown) => e instanceof Interrupted && /epoch 5\/5 after batch 3/.test(e.message));
+  // 4 batches per epoch: batch 19 is in epoch 5 (one phase), which does not refresh: the snapshot must come from
+  // the checkpoint.
+  await assert.rejects(
+    run(abortingFit(s('b'), new AbortController(), 18)),
+    (e: unknown) => e instanceof Interrupted && /epoch 5\/5 after batch 3/.test(e.message),
+  );
   assert.deepEqual((await run(createFit(s('b')))).w, whole.w, 'model and snapshot equal an uninterrupted run');
   assert.deepEqual((await run(createFit(s('b')))).w, whole.w, 'a finished phase restores the snapshot too');
-  await assert.rejects(previousEpochTeacher({ model: mlp(1), snapshot: mlp(1), terms: kd, epochs: 1, warmup: 1, name: 'm', fit: createFit(s('c')) }), /more epochs \(1\) than warmup epochs \(1\)/);
+  await assert.rejects(
+    previousEpochTeacher({
+      model: mlp(1),
+      snapshot: mlp(1),
+      terms: kd,
+      epochs: 1,
+      warmup: 1,
+      name: 'm',
+      fit: createFit(s('c')),
+    }),
+    /more epochs \(1\) than warmup epochs \(1\)/,
+  );
 });
 
 test('self schemes through train(): a teacher-less kd term is refused before training', async () => {
-  await assert.rejects(train({ learners: [{ name: 's', model: mlp(1), terms: kd() }], train: blobs(16, 1), epochs: 1, batchSize: 8, seed: 1 }), /needs a teacher/);
+  await assert.rejects(
+    train({
+      learners: [{ name: 's', model: mlp(1), terms: kd() }],
+      train: blobs(16, 1),
+      epochs: 1,
+      batchSize: 8,
+      seed: 1,
+    }),
+    /needs a teacher/,
+  );
 });

@@ -4,7 +4,12 @@ import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { datasetFingerprint, readTeacherCache, TEACHER_CACHE_MAGIC, writeTeacherCache } from '../src/teachers/cache-file.js';
+import {
+  datasetFingerprint,
+  readTeacherCache,
+  TEACHER_CACHE_MAGIC,
+  writeTeacherCache,
+} from '../src/teachers/cache-file.js';
 import { CachedTeacher } from '../src/teachers/cached.js';
 import { Dataset } from '../src/data/dataset.js';
 import { UserError } from '../src/errors.js';
@@ -13,8 +18,12 @@ import { assertUserError } from './helpers.js';
 tf.enableProdMode();
 
 let root = '';
-before(async () => { root = await mkdtemp(join(tmpdir(), 'distill-cache-')); });
-after(async () => { await rm(root, { recursive: true, force: true }); });
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'distill-cache-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
 
 /** A small image dataset: `n` samples [4,4,1], labels i mod 3. */
 function data(n: number, shift = 0): Dataset {
@@ -22,7 +31,8 @@ function data(n: number, shift = 0): Dataset {
   const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
   return new Dataset({ features, labels, sampleShape: [4, 4, 1], numClasses: 3 });
 }
-const logitsFor = (rows: number, classes: number) => Float32Array.from({ length: rows * classes }, (_, i) => Math.cos(i) * 5);
+const logitsFor = (rows: number, classes: number) =>
+  Float32Array.from({ length: rows * classes }, (_, i) => Math.cos(i) * 5);
 
 test('round trip: logits, size, classes and fingerprint come back bit-exact; no temp file left', async () => {
   const d = data(50);
@@ -32,7 +42,7 @@ test('round trip: logits, size, classes and fingerprint come back bit-exact; no 
   await writeTeacherCache({ path, logits, numClasses: 3, datasetFingerprint: fp });
   const back = await readTeacherCache({ path, expectedFingerprint: fp });
   assert.deepEqual(back, { logits, numClasses: 3, size: 50, datasetFingerprint: fp });
-  assert.deepEqual((await readdir(join(root, 'rt'))), ['teacher-logits.bin']);
+  assert.deepEqual(await readdir(join(root, 'rt')), ['teacher-logits.bin']);
 
   // The layout: magic, header length, JSON header, 4-byte-aligned float32 body.
   const bytes = await readFile(path);
@@ -73,20 +83,31 @@ test('a truncated file is refused with one line, in the body or in the header', 
   const full = (await readFile(path)).length;
   const h = (await readFile(path)).readUInt32LE(8);
   await truncate(path, full - 6);
-  await assertUserError(readTeacherCache({ path }),
-    `teacher cache ${path} is truncated: 114 bytes of logits, its header (10 rows × 3 classes) needs 120; re-run distill cache-teacher`);
+  await assertUserError(
+    readTeacherCache({ path }),
+    `teacher cache ${path} is truncated: 114 bytes of logits, its header (10 rows × 3 classes) needs 120; re-run distill cache-teacher`,
+  );
   await truncate(path, 20);
-  await assertUserError(readTeacherCache({ path }),
-    `teacher cache ${path} is truncated: 20 bytes, its header alone needs ${12 + h}; re-run distill cache-teacher`);
+  await assertUserError(
+    readTeacherCache({ path }),
+    `teacher cache ${path} is truncated: 20 bytes, its header alone needs ${12 + h}; re-run distill cache-teacher`,
+  );
 });
 
 test('a cache made for other data is refused: the fingerprint names both sides', async () => {
   const made = data(30);
   const now = data(30, 0.5);
   const path = join(root, 'fp.bin');
-  await writeTeacherCache({ path, logits: logitsFor(30, 3), numClasses: 3, datasetFingerprint: datasetFingerprint(made) });
-  await assertUserError(readTeacherCache({ path, expectedFingerprint: datasetFingerprint(now) }),
-    `teacher cache ${path} was made for other data (dataset fingerprint ${datasetFingerprint(made)}, this data's is ${datasetFingerprint(now)}); re-run distill cache-teacher on this data`);
+  await writeTeacherCache({
+    path,
+    logits: logitsFor(30, 3),
+    numClasses: 3,
+    datasetFingerprint: datasetFingerprint(made),
+  });
+  await assertUserError(
+    readTeacherCache({ path, expectedFingerprint: datasetFingerprint(now) }),
+    `teacher cache ${path} was made for other data (dataset fingerprint ${datasetFingerprint(made)}, this data's is ${datasetFingerprint(now)}); re-run distill cache-teacher on this data`,
+  );
 });
 
 test('datasetFingerprint: stable for equal data, changed by labels, features, order, size or shape', () => {
@@ -94,7 +115,11 @@ test('datasetFingerprint: stable for equal data, changed by labels, features, or
   const fp = datasetFingerprint(d);
   assert.match(fp, /^[0-9a-f]{32}$/);
   assert.equal(datasetFingerprint(data(40)), fp);
-  assert.equal(datasetFingerprint(d.gather(Array.from({ length: 40 }, (_, i) => i))), fp, 'a copy has the same fingerprint');
+  assert.equal(
+    datasetFingerprint(d.gather(Array.from({ length: 40 }, (_, i) => i))),
+    fp,
+    'a copy has the same fingerprint',
+  );
   const labels = d.labels.slice();
   labels[5] = (labels[5]! + 1) % 3;
   const relabelled = new Dataset({ features: d.features, labels, sampleShape: [4, 4, 1], numClasses: 3 });
@@ -102,30 +127,64 @@ test('datasetFingerprint: stable for equal data, changed by labels, features, or
   features[16 * 39 + 3]! += 0.01; // the last row is always sampled
   const edited = new Dataset({ features, labels: d.labels, sampleShape: [4, 4, 1], numClasses: 3 });
   const reshaped = new Dataset({ features: d.features, labels: d.labels, sampleShape: [16], numClasses: 3 });
-  const others = [relabelled, edited, reshaped, d.slice(0, 39), d.slice(1), d.gather([1, 0, ...Array.from({ length: 38 }, (_, i) => i + 2)])];
+  const others = [
+    relabelled,
+    edited,
+    reshaped,
+    d.slice(0, 39),
+    d.slice(1),
+    d.gather([1, 0, ...Array.from({ length: 38 }, (_, i) => i + 2)]),
+  ];
   for (const o of others) assert.notEqual(datasetFingerprint(o), fp);
-  assert.equal(datasetFingerprint(d.slice(10, 20)), datasetFingerprint(d.gather(Array.from({ length: 10 }, (_, i) => i + 10))), 'views hash like copies');
+  assert.equal(
+    datasetFingerprint(d.slice(10, 20)),
+    datasetFingerprint(d.gather(Array.from({ length: 10 }, (_, i) => i + 10))),
+    'views hash like copies',
+  );
 });
 
 test('other damage and misuse are one-line UserErrors', async () => {
   const missing = join(root, 'none.bin');
-  await assertUserError(readTeacherCache({ path: missing }),
-    `teacher cache ${missing} does not exist; run distill cache-teacher to make it`);
+  await assertUserError(
+    readTeacherCache({ path: missing }),
+    `teacher cache ${missing} does not exist; run distill cache-teacher to make it`,
+  );
   const other = join(root, 'other.bin');
   await writeFile(other, 'hello world, not logits');
-  await assertUserError(readTeacherCache({ path: other }),
-    `${other} is not a teacher cache (it does not start with TDLOGITS); point to a file written by distill cache-teacher`);
+  await assertUserError(
+    readTeacherCache({ path: other }),
+    `${other} is not a teacher cache (it does not start with TDLOGITS); point to a file written by distill cache-teacher`,
+  );
   const flipped = join(root, 'flipped.bin');
   await writeTeacherCache({ path: flipped, logits: logitsFor(4, 2), numClasses: 2, datasetFingerprint: 'fp' });
   const bytes = await readFile(flipped);
   bytes[bytes.length - 1]! ^= 0x40;
   await writeFile(flipped, bytes);
-  await assertUserError(readTeacherCache({ path: flipped }),
-    `teacher cache ${flipped} is corrupted (sha256 of its logits differs from its header); re-run distill cache-teacher`);
-  await assertUserError(writeTeacherCache({ path: join(root, 'bad.bin'), logits: logitsFor(3, 3), numClasses: 4, datasetFingerprint: 'fp' }),
-    'teacher cache: 9 logits do not split into rows of 4 classes; give numClasses of the teacher');
+  await assertUserError(
+    readTeacherCache({ path: flipped }),
+    `teacher cache ${flipped} is corrupted (sha256 of its logits differs from its header); re-run distill cache-teacher`,
+  );
+  await assertUserError(
+    writeTeacherCache({
+      path: join(root, 'bad.bin'),
+      logits: logitsFor(3, 3),
+      numClasses: 4,
+      datasetFingerprint: 'fp',
+    }),
+    'teacher cache: 9 logits do not split into rows of 4 classes; give numClasses of the teacher',
+  );
   const blocker = join(root, 'file');
   await writeFile(blocker, '');
-  await assert.rejects(writeTeacherCache({ path: join(blocker, 'x.bin'), logits: logitsFor(1, 1), numClasses: 1, datasetFingerprint: 'fp' }),
-    (e: unknown) => e instanceof UserError && e.message.startsWith(`cannot write teacher cache ${join(blocker, 'x.bin')}: `) && !e.message.includes('\n'));
+  await assert.rejects(
+    writeTeacherCache({
+      path: join(blocker, 'x.bin'),
+      logits: logitsFor(1, 1),
+      numClasses: 1,
+      datasetFingerprint: 'fp',
+    }),
+    (e: unknown) =>
+      e instanceof UserError &&
+      e.message.startsWith(`cannot write teacher cache ${join(blocker, 'x.bin')}: `) &&
+      !e.message.includes('\n'),
+  );
 });

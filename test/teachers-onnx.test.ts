@@ -14,8 +14,16 @@ tf.enableProdMode();
 // outputs `logits` and `features` (after the pool), input `input` [N,1,28,28].
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/onnx/${name}`, import.meta.url));
 const MODEL = fixture('tiny-cnn.onnx');
-interface Affine { weightShape: number[]; weight: number[]; bias: number[] }
-interface Weights { conv?: Affine; fc: Affine; probeLogits: number[][] }
+interface Affine {
+  weightShape: number[];
+  weight: number[];
+  bias: number[];
+}
+interface Weights {
+  conv?: Affine;
+  fc: Affine;
+  probeLogits: number[][];
+}
 const weights = (name: string) => JSON.parse(readFileSync(fixture(`${name}.weights.json`), 'utf8')) as Weights;
 const W = weights('tiny-cnn');
 const RGB = weights('tiny-rgb');
@@ -26,7 +34,9 @@ const RGB = weights('tiny-rgb');
  */
 function rebuild(x: tf.Tensor4D, w: Weights = W, pool = true): { logits: tf.Tensor2D; features: tf.Tensor4D } {
   return tf.tidy(() => {
-    const k = tf.tensor4d(w.conv!.weight, w.conv!.weightShape as [number, number, number, number]).transpose([2, 3, 1, 0]) as tf.Tensor4D;
+    const k = tf
+      .tensor4d(w.conv!.weight, w.conv!.weightShape as [number, number, number, number])
+      .transpose([2, 3, 1, 0]) as tf.Tensor4D;
     const act = tf.relu(tf.conv2d(x, k, 1, 'same').add(tf.tensor1d(w.conv!.bias))) as tf.Tensor4D;
     const features = pool ? tf.maxPool(act, 2, 2, 'valid') : act;
     const flat = features.transpose([0, 3, 1, 2]).reshape([x.shape[0], -1]);
@@ -36,9 +46,16 @@ function rebuild(x: tf.Tensor4D, w: Weights = W, pool = true): { logits: tf.Tens
 }
 
 /** rgb(k) of scripts/make-onnx-fixture.py, [2 samples k = 0, 1] NCHW [2,3,8,8], returned NHWC. */
-const rgbProbes = () => tf.tidy(() => tf.tensor4d(
-  Float32Array.from({ length: 2 * 192 }, (_, j) => Math.sin(((j % 192) + Math.floor(j / 192)) * 0.37)),
-  [2, 3, 8, 8]).transpose([0, 2, 3, 1]) as tf.Tensor4D);
+const rgbProbes = () =>
+  tf.tidy(
+    () =>
+      tf
+        .tensor4d(
+          Float32Array.from({ length: 2 * 192 }, (_, j) => Math.sin(((j % 192) + Math.floor(j / 192)) * 0.37)),
+          [2, 3, 8, 8],
+        )
+        .transpose([0, 2, 3, 1]) as tf.Tensor4D,
+  );
 
 /** PyTorch's probe(k) in scripts/make-onnx-fixture.py, as one NHWC sample. */
 const probe = (k: number) => Float32Array.from({ length: 784 }, (_, i) => ((i * (7 + 2 * k) + 13 * k) % 256) / 255);
@@ -46,7 +63,10 @@ const probe = (k: number) => Float32Array.from({ length: 784 }, (_, i) => ((i * 
 /** A batch of Fashion-MNIST-shaped images in [0, 1], NHWC, from a seed. */
 function images(n: number, seed: number, [h, w, c] = [28, 28, 1]): tf.Tensor4D {
   let s = seed >>> 0;
-  const v = new Float32Array(n * h * w * c).map(() => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 8) / 2 ** 24);
+  const v = new Float32Array(n * h * w * c).map(() => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s >>> 8) / 2 ** 24;
+  });
   return tf.tensor4d(v, [n, h, w, c]);
 }
 
@@ -65,7 +85,9 @@ function assertClose(a: tf.Tensor, b: tf.Tensor | ArrayLike<number>, tol = 1e-4)
 }
 
 let teacher: Teacher;
-before(async () => { teacher = await loadOnnxTeacher({ path: MODEL, inputShape: [28, 28, 1], numClasses: 10 }); });
+before(async () => {
+  teacher = await loadOnnxTeacher({ path: MODEL, inputShape: [28, 28, 1], numClasses: 10 });
+});
 after(() => teacher.dispose());
 
 test('reads names and shapes from the session: NCHW input seen as NHWC samples, 10 classes, one tap', () => {
@@ -125,8 +147,10 @@ test('three channels: NHWC batches are transposed to the NCHW model (PyTorch’s
 
 test('a flat [N,192] model fed [8,8,3] images: needs a layout, then flattens in that order', async () => {
   const path = fixture('tiny-mlp.onnx');
-  await assertUserError(loadOnnxTeacher({ path, inputShape: [8, 8, 3] }),
-    `ONNX model ${path} takes flat samples [192] but the data's samples are [8,8,3] with 3 channels; pass layout 'NCHW' (PyTorch flatten order) or 'NHWC'`);
+  await assertUserError(
+    loadOnnxTeacher({ path, inputShape: [8, 8, 3] }),
+    `ONNX model ${path} takes flat samples [192] but the data's samples are [8,8,3] with 3 channels; pass layout 'NCHW' (PyTorch flatten order) or 'NHWC'`,
+  );
   const t = await loadOnnxTeacher({ path, inputShape: [8, 8, 3], layout: 'NCHW' });
   const flat = await loadOnnxTeacher({ path });
   try {
@@ -158,10 +182,14 @@ test('taps: the declared `features` output, returned NHWC like the rebuild’s p
 
 test('an undeclared tap is a one-line UserError listing the declared outputs', async () => {
   const x = images(1, 1);
-  await assertUserError(teacher.predict(x, { taps: ['conv'] }),
-    `ONNX teacher ${MODEL} has no tap \`conv\`; declared outputs usable as taps: features [14,14,4]`);
-  await assertUserError(loadOnnxTeacher({ path: MODEL, taps: ['relu'] }),
-    `ONNX model ${MODEL} declares no output \`relu\` to tap; declared outputs besides the logits: features [14,14,4]`);
+  await assertUserError(
+    teacher.predict(x, { taps: ['conv'] }),
+    `ONNX teacher ${MODEL} has no tap \`conv\`; declared outputs usable as taps: features [14,14,4]`,
+  );
+  await assertUserError(
+    loadOnnxTeacher({ path: MODEL, taps: ['relu'] }),
+    `ONNX model ${MODEL} declares no output \`relu\` to tap; declared outputs besides the logits: features [14,14,4]`,
+  );
   const none = await loadOnnxTeacher({ path: MODEL, taps: [] });
   assert.deepEqual(none.tapNames(), []);
   none.dispose();
@@ -169,31 +197,54 @@ test('an undeclared tap is a one-line UserError listing the declared outputs', a
 });
 
 test('mismatches fail at load with one line naming both sides', async () => {
-  await assertUserError(loadOnnxTeacher({ path: MODEL, inputName: 'x' }),
-    `ONNX model ${MODEL} has no input \`x\`; its inputs: input [N,1,28,28]`);
-  await assertUserError(loadOnnxTeacher({ path: MODEL, inputShape: [32, 32, 3] }),
-    `ONNX model ${MODEL} input \`input\` takes samples [1,28,28] (NCHW, i.e. [28,28,1] NHWC) but the data's samples are [32,32,3]; use data shaped for this model or another teacher`);
-  await assertUserError(loadOnnxTeacher({ path: MODEL, inputShape: [784] }),
-    `ONNX model ${MODEL} input \`input\` takes samples [1,28,28] (NCHW, i.e. [28,28,1] NHWC) but the data's samples are [784]; use data shaped for this model or another teacher`);
-  await assertUserError(loadOnnxTeacher({ path: MODEL, inputShape: [28, 28, 1], layout: 'NHWC' }),
-    `ONNX model ${MODEL} input \`input\` takes samples [1,28,28] but the data's samples are [28,28,1]; use data shaped for this model or another teacher`);
-  await assertUserError(loadOnnxTeacher({ path: MODEL, numClasses: 5 }),
-    `ONNX model ${MODEL} output \`logits\` has 10 classes but the data has 5; use a teacher trained on the same classes`);
-  await assertUserError(loadOnnxTeacher({ path: MODEL, outputName: 'probs' }),
-    `ONNX model ${MODEL} has no output \`probs\`; its outputs: logits [N,10], features [N,4,14,14]`);
-  await assertUserError(loadOnnxTeacher({ path: MODEL, outputName: 'features' }),
-    `ONNX model ${MODEL} output \`features\` is [N,4,14,14], not logits [batch, classes]; choose outputName among: logits [N,10], features [N,4,14,14]`);
-  await assertUserError(loadOnnxTeacher({ path: '/nonexistent/teacher.onnx' }),
-    'ONNX model /nonexistent/teacher.onnx does not exist; check the path, or export the teacher with torch.onnx.export');
+  await assertUserError(
+    loadOnnxTeacher({ path: MODEL, inputName: 'x' }),
+    `ONNX model ${MODEL} has no input \`x\`; its inputs: input [N,1,28,28]`,
+  );
+  await assertUserError(
+    loadOnnxTeacher({ path: MODEL, inputShape: [32, 32, 3] }),
+    `ONNX model ${MODEL} input \`input\` takes samples [1,28,28] (NCHW, i.e. [28,28,1] NHWC) but the data's samples are [32,32,3]; use data shaped for this model or another teacher`,
+  );
+  await assertUserError(
+    loadOnnxTeacher({ path: MODEL, inputShape: [784] }),
+    `ONNX model ${MODEL} input \`input\` takes samples [1,28,28] (NCHW, i.e. [28,28,1] NHWC) but the data's samples are [784]; use data shaped for this model or another teacher`,
+  );
+  await assertUserError(
+    loadOnnxTeacher({ path: MODEL, inputShape: [28, 28, 1], layout: 'NHWC' }),
+    `ONNX model ${MODEL} input \`input\` takes samples [1,28,28] but the data's samples are [28,28,1]; use data shaped for this model or another teacher`,
+  );
+  await assertUserError(
+    loadOnnxTeacher({ path: MODEL, numClasses: 5 }),
+    `ONNX model ${MODEL} output \`logits\` has 10 classes but the data has 5; use a teacher trained on the same classes`,
+  );
+  await assertUserError(
+    loadOnnxTeacher({ path: MODEL, outputName: 'probs' }),
+    `ONNX model ${MODEL} has no output \`probs\`; its outputs: logits [N,10], features [N,4,14,14]`,
+  );
+  await assertUserError(
+    loadOnnxTeacher({ path: MODEL, outputName: 'features' }),
+    `ONNX model ${MODEL} output \`features\` is [N,4,14,14], not logits [batch, classes]; choose outputName among: logits [N,10], features [N,4,14,14]`,
+  );
+  await assertUserError(
+    loadOnnxTeacher({ path: '/nonexistent/teacher.onnx' }),
+    'ONNX model /nonexistent/teacher.onnx does not exist; check the path, or export the teacher with torch.onnx.export',
+  );
   const notOnnx = fileURLToPath(new URL('./fixtures/onnx/tiny-cnn.weights.json', import.meta.url));
-  await assert.rejects(loadOnnxTeacher({ path: notOnnx }), (e: unknown) =>
-    e instanceof UserError && !e.message.includes('\n') && e.message.startsWith(`cannot load ONNX model ${notOnnx}: `));
+  await assert.rejects(
+    loadOnnxTeacher({ path: notOnnx }),
+    (e: unknown) =>
+      e instanceof UserError &&
+      !e.message.includes('\n') &&
+      e.message.startsWith(`cannot load ONNX model ${notOnnx}: `),
+  );
 });
 
 test('a batch of the wrong sample shape is a one-line UserError', async () => {
   const x = tf.zeros([2, 1, 28, 28]);
-  await assertUserError(teacher.predict(x),
-    `ONNX model ${MODEL} teacher takes batches [N,28,28,1] but got [2,1,28,28]; feed the data it was loaded for`);
+  await assertUserError(
+    teacher.predict(x),
+    `ONNX model ${MODEL} teacher takes batches [N,28,28,1] but got [2,1,28,28]; feed the data it was loaded for`,
+  );
   x.dispose();
 });
 

@@ -14,13 +14,16 @@ await tf.setBackend('cpu');
 const data = blobs(128, 1);
 const validation = blobs(64, 2);
 const mlp = (seed: number, width = 1) =>
-  buildModel({ kind: 'mlp', inputShape: [6], numClasses: 4, hidden: [16], width, seed } as never);
+  buildModel({ key: 'mlp', kwargs: { hidden: [16], width }, inputShape: [6], numClasses: 4, seed });
 
 function countingTeacher(model: tf.LayersModel): Teacher & { calls: number } {
   const inner = layersTeacher({ model });
   const counted = Object.assign(Object.create(null), inner, {
     calls: 0,
-    async predict(x: tf.Tensor, o?: Parameters<Teacher['predict']>[1]) { counted.calls++; return inner.predict(x, o); },
+    async predict(x: tf.Tensor, o?: Parameters<Teacher['predict']>[1]) {
+      counted.calls++;
+      return inner.predict(x, o);
+    },
   });
   return counted;
 }
@@ -31,9 +34,20 @@ test('offline KD trains only the student, logs each term, and caches teacher out
   const teacher = countingTeacher(teacherModel);
   const student = mlp(3);
   const result = await train({
-    learners: [{ name: 'student', model: student, terms: [{ term: createTerm('kd', { temperature: 4, alpha: 0.5 }), weight: 1 }] }],
-    train: data, validation, teacher, epochs: 4, batchSize: 32, seed: 1,
-    optimizer: { key: 'adam', learningRate: 0.01 },
+    learners: [
+      {
+        name: 'student',
+        model: student,
+        terms: [{ term: createTerm('kd', { temperature: 4, alpha: 0.5 }), weight: 1 }],
+      },
+    ],
+    train: data,
+    validation,
+    teacher,
+    epochs: 4,
+    batchSize: 32,
+    seed: 1,
+    optimizer: { key: 'adam', kwargs: { learningRate: 0.01 } },
   });
   const records = result.history['student']!;
   assert.equal(records.length, 4);
@@ -52,10 +66,21 @@ test('same seed, same weights; tensors do not grow across epochs', async () => {
     const counts: number[] = [];
     await train({
       learners: [{ name: 's', model: student, terms: [{ term: createTerm('ce'), weight: 1 }] }],
-      train: data, epochs, batchSize: 16, seed: 9, augment: undefined,
-      callbacks: { onEpochEnd: () => { counts.push(tf.memory().numTensors); } },
+      train: data,
+      epochs,
+      batchSize: 16,
+      seed: 9,
+      augment: undefined,
+      callbacks: {
+        onEpochEnd: () => {
+          counts.push(tf.memory().numTensors);
+        },
+      },
     });
-    assert.ok(counts.every((c) => c === counts[0]), `numTensors per epoch ${counts}`);
+    assert.ok(
+      counts.every((c) => c === counts[0]),
+      `numTensors per epoch ${counts}`,
+    );
     assert.ok(tf.memory().numTensors - before <= student.weights.length);
     return student.getWeights().map((w) => Array.from(w.dataSync()));
   };
@@ -64,25 +89,48 @@ test('same seed, same weights; tensors do not grow across epochs', async () => {
 
 test('dropout is reproducible from the seed', async () => {
   const run = async () => {
-    const model = tf.sequential({ layers: [
-      tf.layers.dense({ inputShape: [6], units: 8, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
-      tf.layers.dropout({ rate: 0.5 }),
-      tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
-    ] });
-    await train({ learners: [{ name: 's', model, terms: [{ term: createTerm('ce'), weight: 1 }] }], train: data, epochs: 1, batchSize: 32, seed: 4 });
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [6], units: 8, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+        tf.layers.dropout({ rate: 0.5 }),
+        tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
+      ],
+    });
+    await train({
+      learners: [{ name: 's', model, terms: [{ term: createTerm('ce'), weight: 1 }] }],
+      train: data,
+      epochs: 1,
+      batchSize: 32,
+      seed: 4,
+    });
     return Array.from(model.getWeights()[0]!.dataSync());
   };
   assert.deepEqual(await run(), await run());
 });
 
 test('mismatches fail before training with one line naming both sides', async () => {
-  const teacher = layersTeacher({ model: buildModel({ kind: 'mlp', inputShape: [6], numClasses: 3, hidden: [4] } as never) });
-  await assertUserError(train({
-    learners: [{ name: 's', model: mlp(1), terms: [{ term: createTerm('kd'), weight: 1 }] }],
-    train: data, teacher, epochs: 1, batchSize: 8, seed: 1,
-  }), /teacher has 3 classes but the data has 4/);
-  await assertUserError(train({
-    learners: [{ name: 's', model: mlp(1), terms: [{ term: createTerm('kd'), weight: 1 }] }],
-    train: data, epochs: 1, batchSize: 8, seed: 1,
-  }), /needs a teacher/);
+  const teacher = layersTeacher({
+    model: buildModel({ key: 'mlp', kwargs: { hidden: [4] }, inputShape: [6], numClasses: 3 }),
+  });
+  await assertUserError(
+    train({
+      learners: [{ name: 's', model: mlp(1), terms: [{ term: createTerm('kd'), weight: 1 }] }],
+      train: data,
+      teacher,
+      epochs: 1,
+      batchSize: 8,
+      seed: 1,
+    }),
+    /teacher has 3 classes but the data has 4/,
+  );
+  await assertUserError(
+    train({
+      learners: [{ name: 's', model: mlp(1), terms: [{ term: createTerm('kd'), weight: 1 }] }],
+      train: data,
+      epochs: 1,
+      batchSize: 8,
+      seed: 1,
+    }),
+    /needs a teacher/,
+  );
 });

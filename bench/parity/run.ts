@@ -39,9 +39,15 @@ type StepParityResult = import('./steps.js').StepParityResult;
 
 const here = dirname(fileURLToPath(import.meta.url));
 type Json = Record<string, unknown>;
-interface Case extends Json { name: string; full?: boolean }
+interface Case extends Json {
+  name: string;
+  full?: boolean;
+}
 const spec = JSON.parse(readFileSync(join(here, 'cases.json'), 'utf8')) as {
-  common: Json; quick: Json & { teacherEpochs: number }; cases: Case[]; [key: string]: unknown;
+  common: Json;
+  quick: Json & { teacherEpochs: number };
+  cases: Case[];
+  [key: string]: unknown;
 };
 
 /** The experiment of a case: `common` under the case, named teachers resolved, `--quick` over both. */
@@ -58,14 +64,22 @@ export function experimentOf(c: Case, quick: boolean): Json {
   return exp;
 }
 
-/** Training and validation rows (indices into the first `subset` rows), as `fashion-mnist`'s data source splits them. */
+/**
+ * Training and validation rows (indices into the first `subset` rows), as `fashion-mnist`'s data source splits them.
+ */
 function splitOf(exp: Json): { train: number[]; validation: number[]; testRows: number } {
-  const k = (exp['data'] as { kwargs: { subset?: number; validationFraction: number; testSubset?: number; seed?: number } }).kwargs;
+  const k = (
+    exp['data'] as { kwargs: { subset?: number; validationFraction: number; testSubset?: number; seed?: number } }
+  ).kwargs;
   const size = k.subset ?? loadFashionMnist({}).train.size;
   const nValidation = Math.round(size * k.validationFraction);
   const order = new Rng(k.seed ?? 1).shuffle(Int32Array.from({ length: size }, (_, i) => i));
   const sorted = (a: Int32Array) => [...a].sort((x, y) => x - y);
-  return { validation: sorted(order.subarray(0, nValidation)), train: sorted(order.subarray(nValidation)), testRows: k.testSubset ?? 10000 };
+  return {
+    validation: sorted(order.subarray(0, nValidation)),
+    train: sorted(order.subarray(nValidation)),
+    testRows: k.testSubset ?? 10000,
+  };
 }
 
 type Rows = Record<string, number>;
@@ -78,12 +92,17 @@ interface ReportJson {
 function rowsOf(scheme: string, report: ReportJson, hasTeacher: boolean): Rows {
   const rows: Rows = {};
   const data = report.tables?.[0]?.data ?? [];
-  const set = (name: string, v: unknown) => { if (typeof v === 'number') rows[name] = v; };
+  const set = (name: string, v: unknown) => {
+    if (typeof v === 'number') rows[name] = v;
+  };
   if (scheme === 'dml' || scheme === 'ensemble') {
     const who = scheme === 'dml' ? 'peer' : 'member';
     data.forEach((d, i) => {
       if (d['model'] === 'ensemble') set('ensemble', d['accuracy']);
-      else { set(`${who}-${i + 1}`, d['accuracy']); set(`alone-${i + 1}`, d['aloneAccuracy']); }
+      else {
+        set(`${who}-${i + 1}`, d['accuracy']);
+        set(`alone-${i + 1}`, d['aloneAccuracy']);
+      }
     });
   } else if (scheme === 'born-again') {
     for (const d of data) set(`gen-${d['generation']}`, d['accuracy']);
@@ -96,8 +115,9 @@ function rowsOf(scheme: string, report: ReportJson, hasTeacher: boolean): Rows {
     }
   } else {
     for (const m of report.models) {
-      if (m.role === 'teacher') { if (hasTeacher) rows['teacher'] = m.accuracy; }
-      else if (m.baseline) rows['labels'] = m.accuracy;
+      if (m.role === 'teacher') {
+        if (hasTeacher) rows['teacher'] = m.accuracy;
+      } else if (m.baseline) rows['labels'] = m.accuracy;
       else rows['student'] = m.accuracy;
     }
   }
@@ -106,14 +126,24 @@ function rowsOf(scheme: string, report: ReportJson, hasTeacher: boolean): Rows {
 
 function runTorch(args: string[]): Promise<{ accuracy: Rows; seconds: number }> {
   return new Promise((ok, fail) => {
-    const child = spawn(values.python, [join(here, 'reference.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+    const child = spawn(values.python, [join(here, 'reference.py'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
+    });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
     child.on('close', (code) => {
       const line = out.trim().split('\n').at(-1) ?? '';
-      if (code !== 0 || !line.startsWith('{')) fail(new Error(`reference.py ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`));
+      if (code !== 0 || !line.startsWith('{'))
+        fail(
+          new Error(`reference.py ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`),
+        );
       else ok(JSON.parse(line) as { accuracy: Rows; seconds: number });
     });
   });
@@ -141,17 +171,30 @@ const QUICK_BAR = 0.015;
 const judged = (row: string) => !(quick && row === 'teacher');
 const wanted = values.cases?.split(',');
 const cases = spec.cases.filter((c) => (wanted ? wanted.includes(c.name) : !(quick && c.full)));
-if (wanted) for (const w of wanted) if (!spec.cases.some((c) => c.name === w)) throw new Error(`unknown case ${w}; cases: ${spec.cases.map((c) => c.name).join(', ')}`);
+if (wanted)
+  for (const w of wanted)
+    if (!spec.cases.some((c) => c.name === w))
+      throw new Error(`unknown case ${w}; cases: ${spec.cases.map((c) => c.name).join(', ')}`);
 const out = resolve(values.out, quick ? 'quick' : 'full');
 mkdirSync(out, { recursive: true });
 
-interface Result { case: string; row: string; tfjs: number[]; torch: number[] }
+interface Result {
+  case: string;
+  row: string;
+  tfjs: number[];
+  torch: number[];
+}
 const results: Result[] = [];
 const started = performance.now();
 let steps: StepParityResult | undefined;
 if (!values['no-torch']) {
   await useBestBackend();
-  steps = await stepParity({ width: 1, steps: quick ? 60 : 100, threads: Number(values.threads), python: values.python });
+  steps = await stepParity({
+    width: 1,
+    steps: quick ? 60 : 100,
+    threads: Number(values.threads),
+    python: values.python,
+  });
   console.log(describeStepParity(steps));
 }
 for (const c of cases) {
@@ -169,9 +212,28 @@ for (const c of cases) {
   writeFileSync(splitFile, JSON.stringify(splitOf(exp)));
   const t0 = performance.now();
   // PyTorch's seeds one after another, beside tfjs-distill's run
-  const torch = values['no-torch'] ? Promise.resolve([]) : seeds.reduce<Promise<Array<{ accuracy: Rows; seconds: number }>>>(
-    (chain, seed) => chain.then(async (done) => [...done, await runTorch(['--case', c.name, '--seed', String(seed), '--split', splitFile, '--threads', values.threads, '--teacher-seed', String(seeds[0]), ...(quick ? ['--quick'] : [])])]),
-    Promise.resolve([]));
+  const torch = values['no-torch']
+    ? Promise.resolve([])
+    : seeds.reduce<Promise<Array<{ accuracy: Rows; seconds: number }>>>(
+        (chain, seed) =>
+          chain.then(async (done) => [
+            ...done,
+            await runTorch([
+              '--case',
+              c.name,
+              '--seed',
+              String(seed),
+              '--split',
+              splitFile,
+              '--threads',
+              values.threads,
+              '--teacher-seed',
+              String(seeds[0]),
+              ...(quick ? ['--quick'] : []),
+            ]),
+          ]),
+        Promise.resolve([]),
+      );
   const run = await runExperiment({ file, progress: 'quiet', log: () => {} });
   const tfjsSeconds = (performance.now() - t0) / 1000;
   const torchRuns = await torch;
@@ -180,12 +242,15 @@ for (const c of cases) {
   const names = [...new Set([...tfjsRows.flatMap(Object.keys), ...torchRuns.flatMap((r) => Object.keys(r.accuracy))])];
   for (const row of names) {
     results.push({
-      case: c.name, row,
+      case: c.name,
+      row,
       tfjs: tfjsRows.map((r) => r[row]).filter((v): v is number => v !== undefined),
       torch: torchRuns.map((r) => r.accuracy[row]).filter((v): v is number => v !== undefined),
     });
   }
-  process.stderr.write(`${c.name}: tfjs ${tfjsSeconds.toFixed(0)} s, pytorch ${((performance.now() - t0) / 1000).toFixed(0)} s (both at once)\n`);
+  process.stderr.write(
+    `${c.name}: tfjs ${tfjsSeconds.toFixed(0)} s, pytorch ${((performance.now() - t0) / 1000).toFixed(0)} s (both at once)\n`,
+  );
 }
 
 const pts = (x: number) => (x * 100).toFixed(2);
@@ -198,15 +263,35 @@ const json = results.map((r) => {
   const diff = p ? t.mean - p.mean : undefined;
   const ok = diff === undefined || !judged(r.row) ? undefined : diff >= -bar;
   if (ok === false) failed++;
-  lines.push(`| ${r.case} | ${r.row} | ${pts(t.mean)} ± ${pts(t.std)} | ${p ? `${pts(p.mean)} ± ${pts(p.std)}` : '—'} | ${diff === undefined ? '—' : `${diff >= 0 ? '+' : '−'}${pts(Math.abs(diff))}`} | ${judged(r.row) ? pts(bar) : '—'} | ${ok === undefined ? (judged(r.row) ? '' : 'one run, not judged') : ok ? 'ok' : '**below**'} |`);
-  return { case: r.case, row: r.row, tfjs: r.tfjs, torch: r.torch, tfjsMean: t.mean, torchMean: p?.mean ?? null, difference: diff ?? null, bar, ok: ok ?? null };
+  lines.push(
+    `| ${r.case} | ${r.row} | ${pts(t.mean)} ± ${pts(t.std)} | ${p ? `${pts(p.mean)} ± ${pts(p.std)}` : '—'} | ${diff === undefined ? '—' : `${diff >= 0 ? '+' : '−'}${pts(Math.abs(diff))}`} | ${judged(r.row) ? pts(bar) : '—'} | ${ok === undefined ? (judged(r.row) ? '' : 'one run, not judged') : ok ? 'ok' : '**below**'} |`,
+  );
+  return {
+    case: r.case,
+    row: r.row,
+    tfjs: r.tfjs,
+    torch: r.torch,
+    tfjsMean: t.mean,
+    torchMean: p?.mean ?? null,
+    difference: diff ?? null,
+    bar,
+    ok: ok ?? null,
+  };
 });
 const minutes = (performance.now() - started) / 60000;
 const table = lines.join('\n');
 console.log(table);
-console.log(`\n${results.length} rows, ${failed} below the bar; ${minutes.toFixed(1)} min${quick ? ' (--quick)' : ''}; test accuracy in points, mean ± std over seeds`);
-const summary = { parity: json, stepParity: steps && { ...steps, tfjsLosses: undefined, torchLosses: undefined }, failed, minutes, quick };
+console.log(
+  `\n${results.length} rows, ${failed} below the bar; ${minutes.toFixed(1)} min${quick ? ' (--quick)' : ''}; test accuracy in points, mean ± std over seeds`,
+);
+const summary = {
+  parity: json,
+  stepParity: steps && { ...steps, tfjsLosses: undefined, torchLosses: undefined },
+  failed,
+  minutes,
+  quick,
+};
 writeFileSync(join(out, 'parity.json'), JSON.stringify(summary, null, 2));
-writeFileSync(join(out, "parity.md"), `${steps ? `${describeStepParity(steps)}\n\n` : ""}${table}\n`);
+writeFileSync(join(out, 'parity.md'), `${steps ? `${describeStepParity(steps)}\n\n` : ''}${table}\n`);
 console.log(JSON.stringify(summary));
 process.exitCode = failed > 0 ? 1 : 0;

@@ -19,7 +19,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import {
-  buildModel, createOptimizer, crossEntropyTerm, evaluateAccuracy, loadFashionMnist, useBestBackend,
+  buildModel,
+  createOptimizer,
+  crossEntropyTerm,
+  evaluateAccuracy,
+  loadFashionMnist,
+  useBestBackend,
 } from '../../src/index.js';
 import { createStep, offlineTeacher } from '../../src/train/step.js';
 import { cosineRate, setLearningRate } from '../../src/train/optimizers.js';
@@ -60,27 +65,48 @@ export async function stepParity(o: StepParityOptions = {}): Promise<StepParityR
   const testRows = o.testRows ?? 5000;
   const node = { key: 'cnn', kwargs: { width, blocks: [32, 64], convsPerBlock: 1, dense: 256, dropout: 0 } };
   const { train, test } = loadFashionMnist({ trainSubset: batchSize * steps, testSubset: testRows });
-  const model = buildModel({ kind: 'cnn', inputShape: [28, 28, 1], numClasses: 10, ...node.kwargs, seed: o.seed ?? 7 });
-  const bn = model.layers.find((l) => l.getClassName() === 'BatchNormalization')!.getConfig() as { momentum: number; epsilon: number };
+  const model = buildModel({ ...node, inputShape: [28, 28, 1], numClasses: 10, seed: o.seed ?? 7 });
+  const bn = model.layers.find((l) => l.getClassName() === 'BatchNormalization')!.getConfig() as {
+    momentum: number;
+    epsilon: number;
+  };
 
   const dir = mkdtempSync(join(tmpdir(), 'distill-steps-'));
   try {
     const weightsPath = join(dir, 'weights.bin');
     const initial = model.getWeights();
-    writeFileSync(weightsPath, Buffer.concat(initial.map((w) => Buffer.from((w.dataSync() as Float32Array).slice().buffer))));
-    const optimizer = createOptimizer({ key: 'adam', learningRate });
+    writeFileSync(
+      weightsPath,
+      Buffer.concat(initial.map((w) => Buffer.from((w.dataSync() as Float32Array).slice().buffer))),
+    );
+    const optimizer = createOptimizer({ key: 'adam', kwargs: { learningRate } });
     const spec = {
-      model: node, steps, batchSize, learningRate, testRows, weightsPath,
+      model: node,
+      steps,
+      batchSize,
+      learningRate,
+      testRows,
+      weightsPath,
       adamEpsilon: (optimizer as unknown as { epsilon: number }).epsilon,
-      bnMomentum: bn.momentum, bnEpsilon: bn.epsilon,
+      bnMomentum: bn.momentum,
+      bnEpsilon: bn.epsilon,
       weights: model.weights.map((w, i) => ({ name: w.originalName, shape: initial[i]!.shape })),
       ...o.referenceOverrides,
     };
     const specPath = join(dir, 'spec.json');
     writeFileSync(specPath, JSON.stringify(spec));
-    const torch = runReference(o.python ?? '/usr/bin/python3', ['--steps', specPath, '--threads', String(o.threads ?? 1)]);
+    const torch = runReference(o.python ?? '/usr/bin/python3', [
+      '--steps',
+      specPath,
+      '--threads',
+      String(o.threads ?? 1),
+    ]);
 
-    const step = createStep([{ name: 'net', model, terms: [{ term: crossEntropyTerm(), weight: 1 }] }], optimizer, offlineTeacher);
+    const step = createStep(
+      [{ name: 'net', model, terms: [{ term: crossEntropyTerm(), weight: 1 }] }],
+      optimizer,
+      offlineTeacher,
+    );
     const tfjsLosses: number[] = [];
     for (let t = 0; t < steps; t++) {
       setLearningRate(optimizer, cosineRate(learningRate, t, steps));
@@ -95,9 +121,20 @@ export async function stepParity(o: StepParityOptions = {}): Promise<StepParityR
     const diffs = tfjsLosses.map((l, i) => Math.abs(l - ref.losses[i]!));
     const earlyMaxDiff = Math.max(...diffs.slice(0, 10));
     const meanDiff = diffs.reduce((a, b) => a + b, 0) / diffs.length;
-    const ok = earlyMaxDiff <= STEP_BARS.earlyMaxDiff && meanDiff <= STEP_BARS.meanDiff &&
+    const ok =
+      earlyMaxDiff <= STEP_BARS.earlyMaxDiff &&
+      meanDiff <= STEP_BARS.meanDiff &&
       Math.abs(tfjsAccuracy - ref.accuracy) <= STEP_BARS.accuracy;
-    return { steps, tfjsLosses, torchLosses: ref.losses, tfjsAccuracy, torchAccuracy: ref.accuracy, earlyMaxDiff, meanDiff, ok };
+    return {
+      steps,
+      tfjsLosses,
+      torchLosses: ref.losses,
+      tfjsAccuracy,
+      torchAccuracy: ref.accuracy,
+      earlyMaxDiff,
+      meanDiff,
+      ok,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -105,15 +142,25 @@ export async function stepParity(o: StepParityOptions = {}): Promise<StepParityR
 
 function runReference(python: string, args: string[]): Promise<{ losses: number[]; accuracy: number }> {
   return new Promise((ok, fail) => {
-    const child = spawn(python, [join(here, 'reference.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+    const child = spawn(python, [join(here, 'reference.py'), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
+    });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
     child.on('error', fail);
     child.on('close', (code) => {
       const line = out.trim().split('\n').at(-1) ?? '';
-      if (code !== 0 || !line.startsWith('{')) fail(new Error(`reference.py ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`));
+      if (code !== 0 || !line.startsWith('{'))
+        fail(
+          new Error(`reference.py ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`),
+        );
       else ok(JSON.parse(line) as { losses: number[]; accuracy: number });
     });
   });
@@ -122,21 +169,34 @@ function runReference(python: string, args: string[]): Promise<{ losses: number[
 /** One line for the parity table's header. */
 export function describeStepParity(r: StepParityResult): string {
   const pct = (x: number) => (100 * x).toFixed(2);
-  return `step equivalence (same weights and batches, ${r.steps} steps, no dropout): ` +
+  return (
+    `step equivalence (same weights and batches, ${r.steps} steps, no dropout): ` +
     `max |Δloss| first 10 steps ${r.earlyMaxDiff.toFixed(4)} (bar ${STEP_BARS.earlyMaxDiff}), ` +
     `mean |Δloss| ${r.meanDiff.toFixed(4)} (bar ${STEP_BARS.meanDiff}); ` +
-    `test accuracy tfjs ${pct(r.tfjsAccuracy)} % vs PyTorch ${pct(r.torchAccuracy)} % — ${r.ok ? 'ok' : '**differs**'}`;
+    `test accuracy tfjs ${pct(r.tfjsAccuracy)} % vs PyTorch ${pct(r.torchAccuracy)} % — ${r.ok ? 'ok' : '**differs**'}`
+  );
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { parseArgs } = await import('node:util');
-  const { values } = parseArgs({ options: {
-    width: { type: 'string', default: '1' }, steps: { type: 'string', default: '100' }, seed: { type: 'string', default: '7' },
-    threads: { type: 'string', default: '2' }, python: { type: 'string', default: '/usr/bin/python3' },
-  } });
+  const { values } = parseArgs({
+    options: {
+      width: { type: 'string', default: '1' },
+      steps: { type: 'string', default: '100' },
+      seed: { type: 'string', default: '7' },
+      threads: { type: 'string', default: '2' },
+      python: { type: 'string', default: '/usr/bin/python3' },
+    },
+  });
   process.env['TFJS_DISTILL_THREADS'] ??= values.threads;
   await useBestBackend();
-  const r = await stepParity({ width: Number(values.width), steps: Number(values.steps), seed: Number(values.seed), threads: Number(values.threads), python: values.python });
+  const r = await stepParity({
+    width: Number(values.width),
+    steps: Number(values.steps),
+    seed: Number(values.seed),
+    threads: Number(values.threads),
+    python: values.python,
+  });
   console.log(describeStepParity(r));
   console.log(JSON.stringify({ stepParity: { ...r, tfjsLosses: undefined, torchLosses: undefined } }));
   process.exit(r.ok ? 0 : 1);

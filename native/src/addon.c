@@ -10,7 +10,7 @@
 #include "common.h"
 #include "conv.h"
 #include "ew.h"
-#include "pool.h"
+#include "workers.h"
 
 #ifndef TDN_VERSION
 #define TDN_VERSION "0.1.0"
@@ -18,7 +18,7 @@
 
 #define MAXARGS 24
 
-/* Node worker_threads may load the addon too: calls are serialised, since the pool and the
+/* Node worker_threads may load the addon too: calls are serialised, since the workers and the
  * per-thread scratch buffers are process-wide. Uncontended, this costs a few ns. */
 #include <pthread.h>
 static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -106,13 +106,13 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   napi_value o;
   CHECK(napi_create_object(env, &o));
   set_str(env, o, "version", TDN_VERSION);
-  set_num(env, o, "threads", pool_threads());
+  set_num(env, o, "threads", workers_threads());
   set_str(env, o, "blas", "OpenBLAS");
   set_str(env, o, "blasConfig", openblas_get_config());
   set_str(env, o, "blasCore", openblas_get_corename());
   set_num(env, o, "blasThreads", openblas_get_num_threads());
   set_str(env, o, "simd", simd_built() ? "avx2+fma" : "generic");
-  set_str(env, o, "gemmThreads", tdn_gemm_mode() ? "openblas" : "pool");
+  set_str(env, o, "gemmThreads", tdn_gemm_mode() ? "openblas" : "workers");
   return o;
 }
 
@@ -123,7 +123,7 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   if (a.err) return done(&a);
   napi_value r;
   int got;
-  SERIAL(got = pool_init(n));
+  SERIAL(got = workers_init(n));
   napi_create_int32(env, got, &r);
   return r;
 }
@@ -135,7 +135,7 @@ static napi_value js_set_gemm_parts(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
-/* setGemmMode(0 = split over the addon's pool, 1 = OpenBLAS's own threads) */
+/* setGemmMode(0 = split over the addon's workers, 1 = OpenBLAS's own threads) */
 static napi_value js_set_gemm_mode(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 1)) return NULL;
@@ -146,7 +146,7 @@ static napi_value js_set_gemm_mode(napi_env env, napi_callback_info info) {
 static napi_value js_set_spin(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 1)) return NULL;
-  pool_set_spin_us((int)i64(&a, 0));
+  workers_set_spin_us((int)i64(&a, 0));
   return done(&a);
 }
 
@@ -203,11 +203,11 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
     tdn_sgemm(c.tA, c.tB, c.M, c.N, c.K, 1.f, c.A, c.tA ? c.M : c.K, c.B, c.tB ? c.K : c.N, 0.f, c.C, c.N, 1);
     if (c.nBias || c.act) {
       mm_epi_t e = {&c, c.C};
-      pool_for(mm_epi_rows, &e, c.M, 1 + 16384 / (c.N ? c.N : 1));
+      workers_for(mm_epi_rows, &e, c.M, 1 + 16384 / (c.N ? c.N : 1));
     }
   } else {
     double per = (double)c.M * c.N * c.K;
-    if (per < 4.0e6 && batch >= pool_threads()) pool_run(mm_batch_task, &c, batch);
+    if (per < 4.0e6 && batch >= workers_threads()) workers_run(mm_batch_task, &c, batch);
     else for (int64_t i = 0; i < batch; i++) mm_batch_task(&c, i, 0);
   }
   pthread_mutex_unlock(&call_mu);
@@ -248,18 +248,44 @@ static napi_value js_unary(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
-/* binary(op, a, b, out, d0, d1, d2, d3, as0..as3, bs0..bs3) */
+/* binary(op, a, b, out, geometry): geometry = Int32Array [d0..d3, as0..as3, bs0..bs3] */
 static napi_value js_binary(napi_env env, napi_callback_info info) {
   args_t a;
-  if (!get_args(env, info, &a, 16)) return NULL;
+  if (!get_args(env, info, &a, 5)) return NULL;
   int op = (int)i64(&a, 0);
   const float *x = f32(&a, 1, NULL), *y = f32(&a, 2, NULL);
   float *o = f32(&a, 3, NULL);
+  size_t ng = 0;
+  const int32_t *geom = (const int32_t *)arr(&a, 4, &ng);
+  if (a.err || !x || !y || !o || !geom || ng != 12 || op < 0 || op >= B_COUNT) { a.err = 1; return done(&a); }
   int64_t d[4], as[4], bs[4];
-  for (int i = 0; i < 4; i++) { d[i] = i64(&a, 4 + i); as[i] = i64(&a, 8 + i); bs[i] = i64(&a, 12 + i); }
-  if (a.err || !x || !y || !o || op < 0 || op >= B_COUNT) { a.err = 1; return done(&a); }
+  for (int i = 0; i < 4; i++) { d[i] = geom[i]; as[i] = geom[4 + i]; bs[i] = geom[8 + i]; }
   SERIAL(tdn_binary(op, x, y, o, d, as, bs));
   return done(&a);
+}
+
+/* opCodes(): { unary, binary, reduce, activation }, each { NAME: code } from the tables in ew.h / common.h */
+#define TDN_SET_U(name) set_num(env, t, #name, U_##name);
+#define TDN_SET_B(name) set_num(env, t, #name, B_##name);
+#define TDN_SET_R(name) set_num(env, t, #name, R_##name);
+#define TDN_SET_ACT(name) set_num(env, t, #name, ACT_##name);
+static napi_value js_op_codes(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value o, t;
+  CHECK(napi_create_object(env, &o));
+  CHECK(napi_create_object(env, &t));
+  TDN_UNARY_OPS(TDN_SET_U)
+  napi_set_named_property(env, o, "unary", t);
+  CHECK(napi_create_object(env, &t));
+  TDN_BINARY_OPS(TDN_SET_B)
+  napi_set_named_property(env, o, "binary", t);
+  CHECK(napi_create_object(env, &t));
+  TDN_REDUCE_OPS(TDN_SET_R)
+  napi_set_named_property(env, o, "reduce", t);
+  CHECK(napi_create_object(env, &t));
+  TDN_ACTIVATIONS(TDN_SET_ACT)
+  napi_set_named_property(env, o, "activation", t);
+  return o;
 }
 
 /* reduce(op, x, out, outer, R, inner) */
@@ -381,7 +407,7 @@ static napi_value js_addn(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
-/* ------------------------------------------------------------------ conv / pool */
+/* ------------------------------------------------------------------ conv / pool2d */
 static int geom(args_t *a, size_t i, conv_geom_t *g) {
   size_t len;
   int32_t *p = (int32_t *)arr(a, i, &len);
@@ -454,13 +480,13 @@ static napi_value js_dwconv2d(napi_env env, napi_callback_info info) {
   if (a.err || !x || !w || !o) { a.err = 1; return done(&a); }
   pthread_mutex_lock(&call_mu);
   tdn_dwconv2d(&g, x, w, o);
-  if (e.nBias || e.act) pool_for(epi_rows, &e, (int64_t)g.B * g.OH * g.OW, 1 + 16384 / (g.OC ? g.OC : 1));
+  if (e.nBias || e.act) workers_for(epi_rows, &e, (int64_t)g.B * g.OH * g.OW, 1 + 16384 / (g.OC ? g.OC : 1));
   pthread_mutex_unlock(&call_mu);
   return done(&a);
 }
 
-/* pool(geom, isMax, x, out) */
-static napi_value js_pool(napi_env env, napi_callback_info info) {
+/* pool2d(geom, isMax, x, out) */
+static napi_value js_pool2d(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 4)) return NULL;
   conv_geom_t g;
@@ -469,7 +495,7 @@ static napi_value js_pool(napi_env env, napi_callback_info info) {
   const float *x = f32(&a, 2, NULL);
   float *o = f32(&a, 3, NULL);
   if (a.err || !x || !o) { a.err = 1; return done(&a); }
-  SERIAL(tdn_pool(&g, isMax, x, o));
+  SERIAL(tdn_pool2d(&g, isMax, x, o));
   return done(&a);
 }
 
@@ -508,8 +534,8 @@ static napi_value Init(napi_env env, napi_value exports) {
     return NULL;
   }
 #endif
-  openblas_set_num_threads(1); /* sgemm is split over our own pool instead */
-  pool_init(default_threads());
+  openblas_set_num_threads(1); /* sgemm is split over our own workers instead */
+  workers_init(default_threads());
   napi_property_descriptor props[] = {
 #define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
       FN("info", js_info),
@@ -519,6 +545,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("setGemmMode", js_set_gemm_mode),
       FN("matmul", js_matmul),
       FN("blasDirect", js_blas_direct),
+      FN("opCodes", js_op_codes),
       FN("unary", js_unary),
       FN("binary", js_binary),
       FN("reduce", js_reduce),
@@ -535,7 +562,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("depthwiseConv2d", js_dwconv2d),
       FN("depthwiseBackpropInput", js_dwconv2d_bwd_input),
       FN("depthwiseBackpropFilter", js_dwconv2d_bwd_filter),
-      FN("pool", js_pool),
+      FN("pool2d", js_pool2d),
       FN("maxPoolGrad", js_maxpool_grad),
       FN("avgPoolGrad", js_avgpool_grad),
 #undef FN

@@ -5,14 +5,16 @@
 #include <string.h>
 #include <math.h>
 
-/* Activations fused into matmul / conv epilogues (order matches the JS side). */
-enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_RELU6 = 2, ACT_PRELU = 3, ACT_ELU = 4, ACT_LEAKYRELU = 5, ACT_SIGMOID = 6 };
+/* Activations fused into matmul / conv epilogues; opCodes() hands their codes to JS by name. */
+#define TDN_ACTIVATIONS(X) X(LINEAR) X(RELU) X(RELU6) X(PRELU) X(ELU) X(LEAKYRELU) X(SIGMOID)
+#define TDN_ACT_ENUM(name) ACT_##name,
+enum { TDN_ACTIVATIONS(TDN_ACT_ENUM) ACT_COUNT };
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* Row-major C[M,N] = alpha * op(A) op(B) + beta * C, split over the pool when large.
- * threaded = 0 runs on the calling thread only (for use inside pool tasks). */
+/* Row-major C[M,N] = alpha * op(A) op(B) + beta * C, split over the workers when large.
+ * threaded = 0 runs on the calling thread only (for use inside worker tasks). */
 void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc, int threaded);
 

@@ -1,7 +1,7 @@
 /* Convolutions (im2col + sgemm), depthwise convolutions and pooling, NHWC. */
 #include "conv.h"
 #include "common.h"
-#include "pool.h"
+#include "workers.h"
 #include <stdlib.h>
 
 /* filter gradients are summed in this many fixed groups (see add_groups) */
@@ -94,7 +94,7 @@ static void plan_rows(const conv_geom_t *g, int *rowsPerTask, int *ntasks) {
   if (r < 1) r = 1;
   /* at least 4 tasks per thread when there is enough work: claimed dynamically, so a thread
      that is descheduled on a busy machine holds back only a small part */
-  int T = pool_threads();
+  int T = workers_threads();
   if (T > 1) {
     int64_t maxr = (total + 4 * T - 1) / (4 * T);
     if (maxr < r) r = maxr < 1 ? 1 : maxr;
@@ -182,13 +182,13 @@ void tdn_conv2d(const conv_geom_t *g, const float *x, const float *w, float *out
     tdn_sgemm(0, 0, rows, g->OC, g->C, 1.f, x, g->C, w, g->OC, 0.f, out, g->OC, 1);
     if (nBias || act) {
       epi_ctx_t e = {out, g->OC, g->OC, &c};
-      pool_for(epi_rows, &e, rows, 64);
+      workers_for(epi_rows, &e, rows, 64);
     }
     return;
   }
   int ntasks;
   plan_rows(g, &c.rowsPerTask, &ntasks);
-  pool_run(conv_fwd_task, &c, ntasks);
+  workers_run(conv_fwd_task, &c, ntasks);
 }
 
 /* Filter gradients add up many partial products. To give the same sums whichever thread runs
@@ -243,7 +243,7 @@ void tdn_conv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy
   c.groups = MIN(ntasks, FILTER_GROUPS);
   c.acc[0] = dw;
   for (int k = 1; k < c.groups; k++) c.acc[k] = (float *)tdn_scratch2(k, wsize * sizeof(float));
-  pool_run(conv_bwd_filter_group, &c, c.groups);
+  workers_run(conv_bwd_filter_group, &c, c.groups);
   add_groups(dw, c.acc, c.groups, wsize);
 }
 
@@ -274,7 +274,7 @@ void tdn_conv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w,
   int rowsPerTask, ntasks;
   plan_rows(g, &rowsPerTask, &ntasks);
   c.samplesPerTask = MAX(1, rowsPerTask / g->OH);
-  pool_run(conv_bwd_input_task, &c, (g->B + c.samplesPerTask - 1) / c.samplesPerTask);
+  workers_run(conv_bwd_input_task, &c, (g->B + c.samplesPerTask - 1) / c.samplesPerTask);
 }
 
 /* ---------------------------------------------------------------- depthwise */
@@ -320,7 +320,7 @@ void tdn_dwconv2d(const conv_geom_t *g, const float *x, const float *w, float *o
   memset(&c, 0, sizeof c);
   c.g = g; c.x = x; c.w = w; c.out = out; c.M = g->OC / g->C;
   int64_t work = (int64_t)g->OW * g->OC * g->FH * g->FW;
-  pool_for(dw_fwd_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
+  workers_for(dw_fwd_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
 }
 
 /* gather form: rows = (b, ih) of dx */
@@ -361,7 +361,7 @@ void tdn_dwconv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *
   memset(&c, 0, sizeof c);
   c.g = g; c.dy = dy; c.w = w; c.out = dx; c.M = g->OC / g->C;
   int64_t work = (int64_t)g->W * g->OC * g->FH * g->FW;
-  pool_for(dw_bwd_input_rows, &c, (int64_t)g->B * g->H, 16384 / (work ? work : 1) + 1);
+  workers_for(dw_bwd_input_rows, &c, (int64_t)g->B * g->H, 16384 / (work ? work : 1) + 1);
 }
 
 /* rows of group k (see FILTER_GROUPS) into the group's own buffer */
@@ -406,7 +406,7 @@ void tdn_dwconv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *
   if (c.groups == 0) { memset(dw, 0, wsize * sizeof(float)); return; }
   c.acc[0] = dw;
   for (int k = 1; k < c.groups; k++) c.acc[k] = (float *)tdn_scratch2(k, wsize * sizeof(float));
-  pool_run(dw_bwd_filter_group, &c, c.groups);
+  workers_run(dw_bwd_filter_group, &c, c.groups);
   add_groups(dw, c.acc, c.groups, wsize);
 }
 
@@ -416,11 +416,11 @@ typedef struct {
   const float *x, *dy;
   float *out;
   int isMax;
-} pool_ctx_t;
+} pool2d_ctx_t;
 
-static void pool_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+static void pool2d_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   (void)tid;
-  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  pool2d_ctx_t *c = (pool2d_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
   const int C = g->C;
   for (int64_t r = r0; r < r1; r++) {
@@ -452,7 +452,7 @@ static void pool_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
    checks, one pass over channels per window element */
 static void maxpool2_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   (void)tid;
-  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  pool2d_ctx_t *c = (pool2d_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
   const int C = g->C;
   const size_t rowIn = (size_t)g->W * C;
@@ -468,21 +468,21 @@ static void maxpool2_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   }
 }
 
-void tdn_pool(const conv_geom_t *g, int isMax, const float *x, float *out) {
-  pool_ctx_t c = {g, x, NULL, out, isMax};
+void tdn_pool2d(const conv_geom_t *g, int isMax, const float *x, float *out) {
+  pool2d_ctx_t c = {g, x, NULL, out, isMax};
   if (isMax && g->FH == 2 && g->FW == 2 && g->SH == 2 && g->SW == 2 && g->DH == 1 && g->DW == 1 && g->PT == 0 &&
       g->PL == 0 && 2 * g->OH <= g->H && 2 * g->OW <= g->W) {
-    pool_for(maxpool2_rows, &c, (int64_t)g->B * g->OH, 16384 / ((int64_t)g->OW * g->C * 4) + 1);
+    workers_for(maxpool2_rows, &c, (int64_t)g->B * g->OH, 16384 / ((int64_t)g->OW * g->C * 4) + 1);
     return;
   }
   int64_t work = (int64_t)g->OW * g->C * g->FH * g->FW;
-  pool_for(pool_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
+  workers_for(pool2d_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
 }
 
 /* scatter per sample: dx zeroed, each window's dy goes to the first maximum (strict >) */
 static void maxpool_grad_samples(void *vctx, int64_t b0, int64_t b1, int tid) {
   (void)tid;
-  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  pool2d_ctx_t *c = (pool2d_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
   const int C = g->C;
   int32_t posbuf[512];
@@ -525,7 +525,7 @@ static void maxpool_grad_samples(void *vctx, int64_t b0, int64_t b1, int tid) {
  * dx element is written exactly once (no memset, no scattered adds). */
 static void maxpool_grad_tiles(void *vctx, int64_t r0, int64_t r1, int tid) {
   (void)tid;
-  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  pool2d_ctx_t *c = (pool2d_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
   const int C = g->C, FH = g->FH, FW = g->FW, W = g->W;
   int32_t pos[512];
@@ -574,20 +574,20 @@ static void maxpool_grad_tiles(void *vctx, int64_t r0, int64_t r1, int tid) {
 }
 
 void tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx) {
-  pool_ctx_t c = {g, x, dy, dx, 1};
+  pool2d_ctx_t c = {g, x, dy, dx, 1};
   if (g->SH == g->FH && g->SW == g->FW && g->PT == 0 && g->PL == 0 && g->DH == 1 && g->DW == 1 && g->OH > 0 &&
       g->OH * g->FH <= g->H && g->OW * g->FW <= g->W) {
     int64_t work = (int64_t)g->W * g->FH * g->C;
-    pool_for(maxpool_grad_tiles, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
+    workers_for(maxpool_grad_tiles, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
     return;
   }
-  pool_for(maxpool_grad_samples, &c, g->B, 1);
+  workers_for(maxpool_grad_samples, &c, g->B, 1);
 }
 
 /* gather form, uniform multiplier 1 / (FH * FW) as tfjs-backend-cpu */
 static void avgpool_grad_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   (void)tid;
-  pool_ctx_t *c = (pool_ctx_t *)vctx;
+  pool2d_ctx_t *c = (pool2d_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
   const int C = g->C;
   const float mult = 1.f / (float)(g->FH * g->FW);
@@ -618,7 +618,7 @@ static void avgpool_grad_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
 }
 
 void tdn_avgpool_grad(const conv_geom_t *g, const float *dy, float *dx) {
-  pool_ctx_t c = {g, NULL, dy, dx, 0};
+  pool2d_ctx_t c = {g, NULL, dy, dx, 0};
   int64_t work = (int64_t)g->W * g->C * g->FH * g->FW;
-  pool_for(avgpool_grad_rows, &c, (int64_t)g->B * g->H, 16384 / (work ? work : 1) + 1);
+  workers_for(avgpool_grad_rows, &c, (int64_t)g->B * g->H, 16384 / (work ? work : 1) + 1);
 }

@@ -14,7 +14,7 @@ void tdn_dwconv2d(const conv_geom_t *g, const float *x, const float *w, float *o
 void tdn_dwconv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w, float *dx);
 void tdn_dwconv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy, float *dw);
 /* pooling: OC == C; FH/FW = window; DH/DW = dilation */
-void tdn_pool(const conv_geom_t *g, int isMax, const float *x, float *out);
+void tdn_pool2d(const conv_geom_t *g, int isMax, const float *x, float *out);
 void tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx);
 void tdn_avgpool_grad(const conv_geom_t *g, const float *dy, float *dx);
 #endif

@@ -1,8 +1,8 @@
 /* Element-wise kernels, reductions, softmax and the fused Adam update.
- * Plain loops written so that GCC vectorises them; big ones are split over the pool. */
+ * Plain loops written so that GCC vectorises them; big ones are split over the workers. */
 #include "ew.h"
 #include "common.h"
-#include "pool.h"
+#include "workers.h"
 #include <stdlib.h>
 
 #define EW_GRAIN 32768
@@ -63,7 +63,7 @@ void tdn_unary(int op, const float *x, float *y, int64_t n, float alpha, float b
                    op == U_SOFTPLUS || op == U_LOG1P || op == U_EXPM1)
                       ? 4096
                       : EW_GRAIN;
-  pool_for(unary_task, &c, n, grain);
+  workers_for(unary_task, &c, n, grain);
 }
 
 /* ---------------------------------------------------------------- binary */
@@ -142,10 +142,10 @@ void tdn_binary(int op, const float *a, const float *b, float *o, const int64_t 
   for (int i = 0; i < 4; i++) { c.d[i] = d[i]; c.as[i] = as[i]; c.bs[i] = bs[i]; }
   int64_t rows = d[0] * d[1] * d[2], n = d[3];
   if (rows == 1) {
-    pool_for(binary_flat, &c, n, EW_GRAIN);
+    workers_for(binary_flat, &c, n, EW_GRAIN);
   } else {
     int64_t grain = EW_GRAIN / (n > 0 ? n : 1);
-    pool_for(binary_rows, &c, rows, grain < 1 ? 1 : grain);
+    workers_for(binary_rows, &c, rows, grain < 1 ? 1 : grain);
   }
 }
 
@@ -284,16 +284,16 @@ void tdn_reduce(int op, const float *x, float *o, int64_t outer, int64_t R, int6
     for (int64_t i = 0; i < outer * inner; i++) o[i] = (op == R_PROD) ? 1.f : (op == R_MAX ? -INFINITY : (op == R_MIN ? INFINITY : (op == R_MEAN ? NAN : 0.f)));
     return;
   }
-  int T = pool_threads();
+  int T = workers_threads();
   int64_t total = outer * R * inner;
   if (T > 1 && total >= 2 * EW_GRAIN) {
     if (outer >= T) {
       int64_t grain = EW_GRAIN / (R * inner) + 1;
-      pool_for(red_outer, &c, outer, grain);
+      workers_for(red_outer, &c, outer, grain);
       return;
     }
     if (inner >= 64 * T) {
-      pool_for(red_inner, &c, inner, 64);
+      workers_for(red_inner, &c, inner, 64);
       return;
     }
     if (outer == 1 && inner > 1 && inner <= 4096 && op != R_PROD && R >= 4 * T) {
@@ -301,7 +301,7 @@ void tdn_reduce(int op, const float *x, float *o, int64_t outer, int64_t R, int6
       double *part = (double *)malloc(sizeof(double) * (size_t)(nparts * inner));
       if (part) {
         rsplit_ctx_t rc = {op, x, R, inner, (R + nparts - 1) / nparts, part};
-        pool_run(rows_split_task, &rc, nparts);
+        workers_run(rows_split_task, &rc, nparts);
         for (int64_t j = 0; j < inner; j++) {
           double acc = part[j];
           for (int64_t t = 1; t < nparts; t++) {
@@ -318,7 +318,7 @@ void tdn_reduce(int op, const float *x, float *o, int64_t outer, int64_t R, int6
     }
     if (outer == 1 && inner == 1) {
       c.nparts = T > 64 ? 64 : T;
-      pool_run(red_split, &c, c.nparts);
+      workers_run(red_split, &c, c.nparts);
       double acc = c.partial[0];
       for (int t = 1; t < c.nparts; t++) {
         double v = c.partial[t];
@@ -371,7 +371,7 @@ static void softmax_rows(void *vctx, int64_t b, int64_t e, int tid) {
 void tdn_softmax(const float *x, float *y, int64_t rows, int64_t cols) {
   sm_ctx_t c = {x, y, cols};
   int64_t grain = 8192 / (cols > 0 ? cols : 1);
-  pool_for(softmax_rows, &c, rows, grain < 1 ? 1 : grain);
+  workers_for(softmax_rows, &c, rows, grain < 1 ? 1 : grain);
 }
 
 /* ---------------------------------------------------------------- adam */
@@ -406,7 +406,7 @@ static void adam_range(void *vctx, int64_t b, int64_t e, int tid) {
 void tdn_adam(const float *w, const float *g, const float *m, const float *v, float *wo, float *mo, float *vo,
               int64_t n, float beta1, float ob1, float beta2, float ob2, float neglr, float eps, float c1, float c2) {
   adam_ctx_t c = {w, g, m, v, wo, mo, vo, beta1, ob1, beta2, ob2, neglr, eps, c1, c2};
-  pool_for(adam_range, &c, n, 16384);
+  workers_for(adam_range, &c, n, 16384);
 }
 
 /* ---------------------------------------------------------------- addN */
@@ -426,7 +426,7 @@ static void addn_range(void *vctx, int64_t b, int64_t e, int tid) {
 
 void tdn_addn(const float **xs, int k, float *o, int64_t n) {
   addn_ctx_t c = {xs, k, o};
-  pool_for(addn_range, &c, n, EW_GRAIN);
+  workers_for(addn_range, &c, n, EW_GRAIN);
 }
 
 /* ---------------------------------------------------------------- batch norm */
@@ -467,7 +467,7 @@ int tdn_batchnorm(const float *x, float *y, int64_t n, int64_t L, const float *m
   L = B;
   bn_ctx_t c = {x, y, m, a, o, L};
   int64_t rows = n / L, grain = 32768 / L;
-  pool_for(bn_rows, &c, rows, grain < 1 ? 1 : grain);
+  workers_for(bn_rows, &c, rows, grain < 1 ? 1 : grain);
   free(buf);
   return 1;
 }
@@ -542,14 +542,14 @@ int tdn_bn_grad(const float *x, const float *dy, int64_t n, int64_t L, const flo
                 const float *scale, float eps, float *dx, float *dmean, float *dvar, float *dscale, float *doffset) {
   if (L <= 0 || n % L) return 0;
   const int64_t R = n / L;
-  const int T = pool_threads();
+  const int T = workers_threads();
   int64_t ntasks = R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * 2 * L));
   float *k = (float *)malloc(sizeof(float) * (size_t)L);
   if (!part || !k) { free(part); free(k); return 0; }
   for (int64_t j = 0; j < L; j++) k[j] = (scale ? scale[j] : 1.f) / sqrtf(var[j] + eps);
   bng_ctx_t c = {x, dy, mean, k, dx, R, L, (R + ntasks - 1) / ntasks, part};
-  pool_run(bng_sums, &c, ntasks);
+  workers_run(bng_sums, &c, ntasks);
   for (int64_t j = 0; j < L; j++) {
     double s1 = 0.0, s2 = 0.0;
     for (int64_t t = 0; t < ntasks; t++) { s1 += part[t * 2 * L + j]; s2 += part[t * 2 * L + L + j]; }
@@ -560,7 +560,7 @@ int tdn_bn_grad(const float *x, const float *dy, int64_t n, int64_t L, const flo
     doffset[j] = (float)s1;
   }
   int64_t grain = 32768 / L;
-  pool_for(bng_dx, &c, R, grain < 1 ? 1 : grain);
+  workers_for(bng_dx, &c, R, grain < 1 ? 1 : grain);
   free(part);
   free(k);
   return 1;

@@ -1,10 +1,19 @@
 #ifndef TDN_EW_H
 #define TDN_EW_H
 #include <stdint.h>
-enum { U_RELU, U_RELU6, U_EXP, U_LOG, U_NEG, U_SQRT, U_RSQRT, U_SQUARE, U_ABS, U_SIGMOID, U_TANH, U_STEP,
-       U_RECIPROCAL, U_ELU, U_LEAKYRELU, U_SOFTPLUS, U_LOG1P, U_EXPM1, U_CLIP, U_SCALE_SHIFT, U_COUNT };
-enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN, B_SQDIFF, B_POW, B_COUNT };
-enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_COUNT };
+/* The op tables: the one definition of each op's code. The addon's opCodes() hands them to
+ * JS by name (src/backend/native/op-codes.ts maps tf kernels to these names), so no number
+ * is ever copied by hand between the two sides. */
+#define TDN_UNARY_OPS(X) X(RELU) X(RELU6) X(EXP) X(LOG) X(NEG) X(SQRT) X(RSQRT) X(SQUARE) X(ABS) X(SIGMOID) \
+  X(TANH) X(STEP) X(RECIPROCAL) X(ELU) X(LEAKYRELU) X(SOFTPLUS) X(LOG1P) X(EXPM1) X(CLIP) X(SCALE_SHIFT)
+#define TDN_BINARY_OPS(X) X(ADD) X(SUB) X(MUL) X(DIV) X(MAX) X(MIN) X(SQDIFF) X(POW)
+#define TDN_REDUCE_OPS(X) X(SUM) X(MEAN) X(MAX) X(MIN) X(PROD)
+#define TDN_U_ENUM(name) U_##name,
+#define TDN_B_ENUM(name) B_##name,
+#define TDN_R_ENUM(name) R_##name,
+enum { TDN_UNARY_OPS(TDN_U_ENUM) U_COUNT };
+enum { TDN_BINARY_OPS(TDN_B_ENUM) B_COUNT };
+enum { TDN_REDUCE_OPS(TDN_R_ENUM) R_COUNT };
 
 void tdn_unary(int op, const float *x, float *y, int64_t n, float alpha, float beta);
 /* out [d0,d1,d2,d3] contiguous; a/b strides per dim (0 = broadcast). Innermost strides are 0 or 1. */

@@ -1,5 +1,5 @@
 #include "common.h"
-#include "pool.h"
+#include "workers.h"
 #include <cblas.h>
 #include <stdlib.h>
 
@@ -80,7 +80,7 @@ static void gemm_part(void *vctx, int64_t t, int tid) {
 static int parts_per_thread = 2;
 void tdn_set_gemm_parts(int n) { parts_per_thread = n < 1 ? 1 : (n > 8 ? 8 : n); }
 
-/* 0: split over our pool (default); 1: hand big top-level products to OpenBLAS's own threads */
+/* 0: split over our workers (default); 1: hand big top-level products to OpenBLAS's own threads */
 static int gemm_mode = 0;
 void tdn_set_gemm_mode(int mode) { gemm_mode = mode ? 1 : 0; }
 int tdn_gemm_mode(void) { return gemm_mode; }
@@ -96,7 +96,7 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
     }
     return;
   }
-  int T = threaded && !pool_in_task() ? pool_threads() : 1;
+  int T = threaded && !workers_in_task() ? workers_threads() : 1;
   double work = (double)M * N * K;
   /* Very large products (e.g. 1024³): OpenBLAS's own threads share one packing of A and B and
      beat our split, which packs A once per part; below this the split's lower overhead wins. */
@@ -122,7 +122,7 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
       chunk = (chunk + 15) & ~(int64_t)15;
       g.chunk = chunk;
       int64_t tasks = (total + chunk - 1) / chunk;
-      pool_run(gemm_part, &g, tasks);
+      workers_run(gemm_part, &g, tasks);
       return;
     }
   }

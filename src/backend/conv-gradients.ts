@@ -17,17 +17,35 @@ type Pad = Array<[number, number]>;
 export function conv2dBackpropFilter(k: KernelCalls, x: Info, dy: Info, attrs: tf.Conv2DBackpropFilterAttrs): Info {
   const filterShape = attrs.filterShape as Shape4;
   const info = tf.backend_util.computeConv2DInfo(
-    x.shape as Shape4, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+    x.shape as Shape4,
+    filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
   const [kh, kw, ci, co] = filterShape;
   const { top, left } = info.padInfo;
   const xT = k.transpose(x, [3, 1, 2, 0]);
   const dyT = k.transpose(dy, [1, 2, 0, 3]);
   const bottom = Math.max(0, kh - info.inHeight - top + (info.outHeight - 1) * info.strideHeight);
   const right = Math.max(0, kw - info.inWidth - left + (info.outWidth - 1) * info.strideWidth);
-  const pad: Pad = [[0, 0], [top, bottom], [left, right], [0, 0]];
-  const conv = k.run('Conv2D', { x: xT, filter: dyT }, {
-    strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [info.strideHeight, info.strideWidth],
-  });
+  const pad: Pad = [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ];
+  const conv = k.run(
+    'Conv2D',
+    { x: xT, filter: dyT },
+    {
+      strides: [1, 1],
+      pad,
+      dataFormat: 'NHWC',
+      dilations: [info.strideHeight, info.strideWidth],
+    },
+  );
   k.free(xT, dyT);
   const cropped = k.cropTo(conv, [ci, kh, kw, co]);
   const out = k.transpose(cropped, [1, 2, 0, 3]);
@@ -48,21 +66,37 @@ function alignForTransposedConv(k: KernelCalls, dyd: Info, padTop: number, padLe
 
 /** The gradient w.r.t. a conv2d input, as one forward conv2d (or depthwise conv2d). */
 function transposedConv(
-  k: KernelCalls, dy: Info, flipped: Info, inputShape: Shape4, info: tf.backend_util.Conv2DInfo,
-  kernel: 'Conv2D' | 'DepthwiseConv2dNative', outChannels: number,
+  k: KernelCalls,
+  dy: Info,
+  flipped: Info,
+  inputShape: Shape4,
+  info: tf.backend_util.Conv2DInfo,
+  kernel: 'Conv2D' | 'DepthwiseConv2dNative',
+  outChannels: number,
 ): Info {
   const { filterHeight: fh, filterWidth: fw, dilationHeight: dh, dilationWidth: dw } = info;
   const dyd = k.dilateSpatial(dy, info.strideHeight, info.strideWidth);
-  const aligned = alignForTransposedConv(
-    k, dyd, (fh - 1) * dh - info.padInfo.top, (fw - 1) * dw - info.padInfo.left);
+  const aligned = alignForTransposedConv(k, dyd, (fh - 1) * dh - info.padInfo.top, (fw - 1) * dw - info.padInfo.left);
   const [b, h, w] = inputShape;
   const [, hd, wd] = aligned.input.shape as Shape4;
   const bottom = Math.max(0, h - hd - aligned.top + (fh - 1) * dh);
   const right = Math.max(0, w - wd - aligned.left + (fw - 1) * dw);
-  const pad: Pad = [[0, 0], [aligned.top, bottom], [aligned.left, right], [0, 0]];
-  const conv = k.run(kernel, { x: aligned.input, filter: flipped }, {
-    strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [dh, dw],
-  });
+  const pad: Pad = [
+    [0, 0],
+    [aligned.top, bottom],
+    [aligned.left, right],
+    [0, 0],
+  ];
+  const conv = k.run(
+    kernel,
+    { x: aligned.input, filter: flipped },
+    {
+      strides: [1, 1],
+      pad,
+      dataFormat: 'NHWC',
+      dilations: [dh, dw],
+    },
+  );
   k.free(aligned.input);
   return k.cropTo(conv, [b, h, w, outChannels]);
 }
@@ -70,7 +104,13 @@ function transposedConv(
 export function conv2dBackpropInput(k: KernelCalls, dy: Info, filter: Info, attrs: tf.Conv2DBackpropInputAttrs): Info {
   const inputShape = attrs.inputShape as Shape4;
   const info = tf.backend_util.computeConv2DInfo(
-    inputShape, filter.shape as Shape4, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+    inputShape,
+    filter.shape as Shape4,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
   const reversed = k.reverse(filter, [0, 1]);
   const flipped = k.transpose(reversed, [0, 1, 3, 2]);
   k.free(reversed);
@@ -80,12 +120,22 @@ export function conv2dBackpropInput(k: KernelCalls, dy: Info, filter: Info, attr
 }
 
 export function depthwiseBackpropInput(
-  k: KernelCalls, dy: Info, filter: Info, attrs: tf.DepthwiseConv2dNativeBackpropInputAttrs,
+  k: KernelCalls,
+  dy: Info,
+  filter: Info,
+  attrs: tf.DepthwiseConv2dNativeBackpropInputAttrs,
 ): Info {
   const inputShape = attrs.inputShape as Shape4;
   const [fh, fw, c, m] = filter.shape as Shape4;
   const info = tf.backend_util.computeConv2DInfo(
-    inputShape, filter.shape as Shape4, attrs.strides, attrs.dilations, attrs.pad, attrs.dimRoundingMode, true);
+    inputShape,
+    filter.shape as Shape4,
+    attrs.strides,
+    attrs.dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    true,
+  );
   const reversed = k.reverse(filter, [0, 1]);
   const flipped = k.reshape(reversed, [fh, fw, c * m, 1]);
   k.free(reversed);
@@ -101,26 +151,58 @@ export function depthwiseBackpropInput(
 
 /** dW[kh,kw,c,m] = Σ_{b,oh,ow} x_pad[b, oh·s+kh·d, ow·s+kw·d, c] · dy[b,oh,ow,c·M+m], one tap at a time. */
 export function depthwiseBackpropFilter(
-  k: KernelCalls, x: Info, dy: Info, attrs: tf.DepthwiseConv2dNativeBackpropFilterAttrs,
+  k: KernelCalls,
+  x: Info,
+  dy: Info,
+  attrs: tf.DepthwiseConv2dNativeBackpropFilterAttrs,
 ): Info {
   const filterShape = attrs.filterShape as Shape4;
   const [fh, fw, c, m] = filterShape;
   const info = tf.backend_util.computeConv2DInfo(
-    x.shape as Shape4, filterShape, attrs.strides, attrs.dilations, attrs.pad, attrs.dimRoundingMode, true);
+    x.shape as Shape4,
+    filterShape,
+    attrs.strides,
+    attrs.dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    true,
+  );
   const { top, left } = info.padInfo;
-  const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const {
+    outHeight: oh,
+    outWidth: ow,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
+  } = info;
   const [b, h, w] = x.shape as Shape4;
   const bottom = Math.max(0, (fh - 1) * dh + (oh - 1) * sh + 1 - h - top);
   const right = Math.max(0, (fw - 1) * dw + (ow - 1) * sw + 1 - w - left);
-  const xPad = k.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+  const xPad = k.pad(x, [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ]);
   const dy5 = k.reshape(dy, [b, oh, ow, c, m]);
   const taps: Info[] = [];
   for (let i = 0; i < fh; i++) {
     for (let j = 0; j < fw; j++) {
-      const patch = k.run('StridedSlice', { x: xPad }, {
-        begin: [0, i * dh, j * dw, 0], end: [b, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, c],
-        strides: [1, sh, sw, 1], beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      });
+      const patch = k.run(
+        'StridedSlice',
+        { x: xPad },
+        {
+          begin: [0, i * dh, j * dw, 0],
+          end: [b, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, c],
+          strides: [1, sh, sw, 1],
+          beginMask: 0,
+          endMask: 0,
+          ellipsisMask: 0,
+          newAxisMask: 0,
+          shrinkAxisMask: 0,
+        },
+      );
       const patch5 = k.reshape(patch, [b, oh, ow, c, 1]);
       const product = k.run('Multiply', { a: patch5, b: dy5 });
       taps.push(k.run('Sum', { x: product }, { axis: [0, 1, 2], keepDims: false }));

@@ -39,9 +39,7 @@ async function tryBackend(name: BackendName): Promise<BackendAttempt> {
     }
     if (name === 'wasm') installWasmTrainingKernels();
     const ok = await tf.setBackend(name);
-    return ok
-      ? { name, ok, reason: WHAT[name] }
-      : { name, ok, reason: `tf.setBackend('${name}') failed` };
+    return ok ? { name, ok, reason: WHAT[name] } : { name, ok, reason: `tf.setBackend('${name}') failed` };
   } catch (error) {
     return { name, ok: false, reason: (error as Error).message.split('\n')[0]! };
   }
@@ -71,7 +69,8 @@ export async function useBestBackend(options: UseBackendOptions = {}): Promise<B
     attempts.push(attempt);
     if (attempt.ok) {
       const failed = attempts.filter((a) => !a.ok).map((a) => `${a.name}: ${a.reason}`);
-      const reason = failed.length === 0 ? `fastest available (${attempt.reason})` : `fastest that works (${failed.join('; ')})`;
+      const reason =
+        failed.length === 0 ? `fastest available (${attempt.reason})` : `fastest that works (${failed.join('; ')})`;
       return { name, reason, attempts };
     }
   }

@@ -27,7 +27,11 @@ export class KernelCalls {
       func = config.kernelFunc;
       this.funcs.set(name, func);
     }
-    const out = func({ inputs: inputs as unknown as tf.NamedTensorInfoMap, backend: this.backend, attrs: attrs as tf.NamedAttrMap });
+    const out = func({
+      inputs: inputs as unknown as tf.NamedTensorInfoMap,
+      backend: this.backend,
+      attrs: attrs as tf.NamedAttrMap,
+    });
     return Array.isArray(out) ? out[0]! : out;
   }
 
@@ -50,7 +54,11 @@ export class KernelCalls {
   /** Slices to `size` only when x is larger; otherwise returns x itself (not a copy). */
   cropTo(x: Info, size: number[]): Info {
     if (x.shape.every((d, i) => d === size[i])) return x;
-    const out = this.slice(x, size.map(() => 0), size);
+    const out = this.slice(
+      x,
+      size.map(() => 0),
+      size,
+    );
     this.free(x);
     return out;
   }
@@ -68,7 +76,14 @@ export class KernelCalls {
     if (strideH === 1 && strideW === 1) return this.reshape(x, x.shape);
     const [b, h, w, c] = x.shape as [number, number, number, number];
     const r6 = this.reshape(x, [b, h, 1, w, 1, c]);
-    const padded = this.pad(r6, [[0, 0], [0, 0], [0, strideH - 1], [0, 0], [0, strideW - 1], [0, 0]]);
+    const padded = this.pad(r6, [
+      [0, 0],
+      [0, 0],
+      [0, strideH - 1],
+      [0, 0],
+      [0, strideW - 1],
+      [0, 0],
+    ]);
     const r4 = this.reshape(padded, [b, h * strideH, w * strideW, c]);
     const out = this.slice(r4, [0, 0, 0, 0], [b, (h - 1) * strideH + 1, (w - 1) * strideW + 1, c]);
     this.free(r6, padded, r4);

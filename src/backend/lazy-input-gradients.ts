@@ -34,7 +34,10 @@ function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
   return inputs.length === 1 ? inputs[0] : undefined;
 }
 
-function patch(className: string, unfused: (layer: LayerInstance, x: tf.Tensor, kwargs: object) => tf.Tensor | undefined): void {
+function patch(
+  className: string,
+  unfused: (layer: LayerInstance, x: tf.Tensor, kwargs: object) => tf.Tensor | undefined,
+): void {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
   const proto = (entry?.[0] as { prototype?: { call?: Call } } | undefined)?.prototype;
   const original = proto?.call;
@@ -55,7 +58,14 @@ export function installLazyInputGradients(): void {
     if (layer.rank !== 2 || layer.dataFormat !== 'channelsLast' || x.rank !== 4) return undefined;
     const pad = layer.padding === 'same' ? 'same' : 'valid';
     const dilations = (layer.dilationRate ?? 1) as number | [number, number];
-    const y = tf.conv2d(x as tf.Tensor4D, layer.kernel.read() as tf.Tensor4D, layer.strides as [number, number], pad, 'NHWC', dilations);
+    const y = tf.conv2d(
+      x as tf.Tensor4D,
+      layer.kernel.read() as tf.Tensor4D,
+      layer.strides as [number, number],
+      pad,
+      'NHWC',
+      dilations,
+    );
     return layer.bias ? tf.add(y, layer.bias.read()) : y;
   });
   patch('Dense', (layer, x, kwargs) => {

@@ -1,7 +1,7 @@
 /**
  * The `native` TF.js backend: tfjs's CPU backend with its hot kernels replaced by an N-API
- * addon (OpenBLAS sgemm, im2col convolutions, vectorised element-wise loops, a small thread
- * pool) that works in place on the backend's TypedArrays. Every kernel it does not replace
+ * addon (OpenBLAS sgemm, im2col convolutions, vectorised element-wise loops, its own worker
+ * threads) that works in place on the backend's TypedArrays. Every kernel it does not replace
  * is the cpu kernel, so results never depend on coverage.
  *
  * Entry point: `registerNativeBackend()` (idempotent, never throws). It registers the
@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadAddon } from './native/addon.js';
+import { type OpCodes, resolveOpCodes } from './native/op-codes.js';
 import { NativeBackend } from './native/backend.js';
 import { makeMatMulKernels } from './native/matmul.js';
 import { makeConvKernels } from './native/conv.js';
@@ -29,7 +30,7 @@ export interface NativeBackendInfo {
   /** why it is not available (when `available` is false) */
   reason?: string;
   addonPath?: string;
-  /** threads of the addon's pool (sgemm is split over them; OpenBLAS itself runs 1 thread) */
+  /** threads of the addon's workers (sgemm is split over them; OpenBLAS itself runs 1 thread) */
   threads?: number;
   blas?: string;
   /** OpenBLAS build string, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Haswell MAX_THREADS=64" */
@@ -37,7 +38,7 @@ export interface NativeBackendInfo {
   blasCore?: string;
   /** instruction set the element-wise loops were compiled for: "avx2+fma" or "generic" */
   simd?: string;
-  /** who runs sgemm's threads: "pool" (split over the addon's pool) or "openblas" */
+  /** who runs sgemm's threads: "workers" (split over the addon's workers) or "openblas" */
   gemmThreads?: string;
   /** kernel names served natively (the rest are the cpu backend's) */
   kernels?: string[];
@@ -53,7 +54,10 @@ export function nativeFallbackCounts(): Map<string, number> {
   return new Map(fallbacks);
 }
 
-let state: { ok: true; backend?: NativeBackend; kernels: string[]; path: string } | { ok: false; reason: string } | undefined;
+let state:
+  | { ok: true; backend?: NativeBackend; kernels: string[]; path: string }
+  | { ok: false; reason: string }
+  | undefined;
 
 /**
  * Registers the `native` backend (priority below tfjs's defaults; select it with
@@ -74,20 +78,31 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     const spin = Number(process.env.TFJS_DISTILL_SPIN_US);
     if (Number.isInteger(spin) && spin >= 0) addon.setSpinMicros(spin);
 
+    let ops: OpCodes;
+    try {
+      if (typeof addon.opCodes !== 'function')
+        throw new Error('the addon has no op tables (built before they existed)');
+      ops = resolveOpCodes(addon.opCodes());
+    } catch (e) {
+      state = { ok: false, reason: `${(e as Error).message}; rebuild it: node scripts/build-native.mjs` };
+      return state;
+    }
     const cpuKernels = tf.getKernelsForBackend('cpu');
     if (cpuKernels.length === 0) {
       state = { ok: false, reason: 'the tfjs cpu backend has no registered kernels' };
       return state;
     }
     // cpu kernels as the native kernels' fallbacks, counted (see nativeFallbackCounts)
-    const cpu = new Map<string, KernelFn>(cpuKernels.map((k) => {
-      const f = k.kernelFunc as unknown as KernelFn;
-      const counted: KernelFn = (args) => {
-        fallbacks.set(k.kernelName, (fallbacks.get(k.kernelName) ?? 0) + 1);
-        return f(args);
-      };
-      return [k.kernelName, counted];
-    }));
+    const cpu = new Map<string, KernelFn>(
+      cpuKernels.map((k) => {
+        const f = k.kernelFunc as unknown as KernelFn;
+        const counted: KernelFn = (args) => {
+          fallbacks.set(k.kernelName, (fallbacks.get(k.kernelName) ?? 0) + 1);
+          return f(args);
+        };
+        return [k.kernelName, counted];
+      }),
+    );
 
     // Kernels are built against the backend instance created by the factory below; the
     // registry needs them now, so they look the instance up at call time.
@@ -98,18 +113,22 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       ...makeConvKernels(b, cpu),
       ...makeElementwiseKernels(b, cpu),
     });
-    const ok = tf.registerBackend(NATIVE_BACKEND_NAME, () => {
-      instance = new NativeBackend(addon);
-      Object.assign(native, build(instance));
-      if (state?.ok) state.backend = instance;
-      return instance;
-    }, 0);
+    const ok = tf.registerBackend(
+      NATIVE_BACKEND_NAME,
+      () => {
+        instance = new NativeBackend(addon, ops);
+        Object.assign(native, build(instance));
+        if (state?.ok) state.backend = instance;
+        return instance;
+      },
+      0,
+    );
     if (!ok) {
       state = { ok: false, reason: `a backend named "${NATIVE_BACKEND_NAME}" is already registered` };
       return state;
     }
     // Names of the kernels we serve (computed once from a throwaway backend-less build).
-    const names = Object.keys(build(new NativeBackend(addon)));
+    const names = Object.keys(build(new NativeBackend(addon, ops)));
     for (const k of cpuKernels) {
       if (names.includes(k.kernelName)) continue;
       tf.registerKernel({ ...k, backendName: NATIVE_BACKEND_NAME });
@@ -131,7 +150,8 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     }
     // kernels of our own (no cpu twin) used by the wrapped gradients below
     const own: [string, (b: NativeBackend) => KernelFn][] = [
-      [BN_GRAD_KERNEL, makeBatchNormGradKernel], [BROADCAST_DIV_KERNEL, makeBroadcastDivKernel],
+      [BN_GRAD_KERNEL, makeBatchNormGradKernel],
+      [BROADCAST_DIV_KERNEL, makeBroadcastDivKernel],
     ];
     for (const [name, make] of own) {
       const byInstance = new WeakMap<NativeBackend, KernelFn>();
@@ -141,7 +161,10 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
         kernelFunc: ((args: Parameters<KernelFn>[0]) => {
           if (instance === undefined || args.backend !== instance) throw new Error(`${name} needs the native backend`);
           let fn = byInstance.get(instance);
-          if (fn === undefined) byInstance.set(instance, (fn = make(instance)));
+          if (fn === undefined) {
+            fn = make(instance);
+            byInstance.set(instance, fn);
+          }
           return fn(args);
         }) as unknown as tf.KernelFunc,
       });
@@ -152,7 +175,10 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     state = { ok: true, kernels: names, path };
     return { ok: true };
   } catch (err) {
-    state = { ok: false, reason: `native backend failed to register: ${String((err as Error)?.message ?? err).split('\n')[0]}` };
+    state = {
+      ok: false,
+      reason: `native backend failed to register: ${String((err as Error)?.message ?? err).split('\n')[0]}`,
+    };
     return state;
   }
 }
@@ -165,8 +191,15 @@ export function nativeBackendInfo(): NativeBackendInfo {
     const i = loaded.addon.info();
     const kernels = state?.ok ? state.kernels : undefined;
     return {
-      available: true, addonPath: loaded.path, threads: i.threads, blas: i.blas, blasConfig: i.blasConfig,
-      blasCore: i.blasCore, simd: i.simd, gemmThreads: i.gemmThreads, ...(kernels ? { kernels: [...kernels] } : {}),
+      available: true,
+      addonPath: loaded.path,
+      threads: i.threads,
+      blas: i.blas,
+      blasConfig: i.blasConfig,
+      blasCore: i.blasCore,
+      simd: i.simd,
+      gemmThreads: i.gemmThreads,
+      ...(kernels ? { kernels: [...kernels] } : {}),
     };
   } catch (err) {
     return { available: false, reason: String((err as Error)?.message ?? err) };

@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { KernelCalls } from './kernel-calls.js';
 import {
-  conv2dBackpropFilter, conv2dBackpropInput, depthwiseBackpropFilter, depthwiseBackpropInput,
+  conv2dBackpropFilter,
+  conv2dBackpropInput,
+  depthwiseBackpropFilter,
+  depthwiseBackpropInput,
 } from './conv-gradients.js';
 
 const WASM = 'wasm';
@@ -11,7 +14,10 @@ let installed = false;
 function calls(backendArg: unknown, originals: Record<string, tf.KernelFunc>): KernelCalls {
   const backend = backendArg as tf.KernelBackend;
   let k = callsByBackend.get(backend);
-  if (!k) callsByBackend.set(backend, (k = new KernelCalls(WASM, backend, originals)));
+  if (!k) {
+    k = new KernelCalls(WASM, backend, originals);
+    callsByBackend.set(backend, k);
+  }
   return k;
 }
 
@@ -49,7 +55,8 @@ export function installWasmTrainingKernels(): void {
       const a2 = transposeA ? k.transpose(a, lastTwoSwapped(a.shape.length)) : a;
       const b2 = transposeB ? k.transpose(b, lastTwoSwapped(b.shape.length)) : b;
       const out = original({
-        ...args, inputs: { ...args.inputs, a: a2, b: b2 },
+        ...args,
+        inputs: { ...args.inputs, a: a2, b: b2 },
         attrs: { ...args.attrs, transposeA: false, transposeB: false },
       });
       if (a2 !== a) k.free(a2);
@@ -58,15 +65,35 @@ export function installWasmTrainingKernels(): void {
     });
   }
   replace('Conv2DBackpropFilter', ({ inputs, backend, attrs }) =>
-    conv2dBackpropFilter(calls(backend, originals), inputs.x!, inputs.dy!,
-      attrs as unknown as tf.Conv2DBackpropFilterAttrs));
+    conv2dBackpropFilter(
+      calls(backend, originals),
+      inputs.x!,
+      inputs.dy!,
+      attrs as unknown as tf.Conv2DBackpropFilterAttrs,
+    ),
+  );
   replace('Conv2DBackpropInput', ({ inputs, backend, attrs }) =>
-    conv2dBackpropInput(calls(backend, originals), inputs.dy!, inputs.filter!,
-      attrs as unknown as tf.Conv2DBackpropInputAttrs));
+    conv2dBackpropInput(
+      calls(backend, originals),
+      inputs.dy!,
+      inputs.filter!,
+      attrs as unknown as tf.Conv2DBackpropInputAttrs,
+    ),
+  );
   replace('DepthwiseConv2dNativeBackpropFilter', ({ inputs, backend, attrs }) =>
-    depthwiseBackpropFilter(calls(backend, originals), inputs.x!, inputs.dy!,
-      attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs));
+    depthwiseBackpropFilter(
+      calls(backend, originals),
+      inputs.x!,
+      inputs.dy!,
+      attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs,
+    ),
+  );
   replace('DepthwiseConv2dNativeBackpropInput', ({ inputs, backend, attrs }) =>
-    depthwiseBackpropInput(calls(backend, originals), inputs.dy!, inputs.filter!,
-      attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs));
+    depthwiseBackpropInput(
+      calls(backend, originals),
+      inputs.dy!,
+      inputs.filter!,
+      attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs,
+    ),
+  );
 }

@@ -29,8 +29,10 @@ export function selectData(o: DataOptions): Dataset {
   let train: Dataset;
   let test: Dataset | undefined;
   if (o.csv !== undefined) {
-    if (o.labelColumn === undefined) throw new UserError('--csv needs --label-column NAME (the column holding the class)');
-    if (split === 'test') throw new UserError('a CSV file has no test split; give the test rows as their own CSV file with --split train');
+    if (o.labelColumn === undefined)
+      throw new UserError('--csv needs --label-column NAME (the column holding the class)');
+    if (split === 'test')
+      throw new UserError('a CSV file has no test split; give the test rows as their own CSV file with --split train');
     train = loadCsv({ path: o.csv, labelColumn: o.labelColumn });
     if (o.subset !== undefined) train = train.subset(o.subset);
   } else {
@@ -53,7 +55,8 @@ export function selectData(o: DataOptions): Dataset {
 export function selectTrainValidation(o: Omit<DataOptions, 'split'>): { train: Dataset; validation?: Dataset } {
   let all: Dataset;
   if (o.csv !== undefined) {
-    if (o.labelColumn === undefined) throw new UserError('--csv needs --label-column NAME (the column holding the class)');
+    if (o.labelColumn === undefined)
+      throw new UserError('--csv needs --label-column NAME (the column holding the class)');
     all = loadCsv({ path: o.csv, labelColumn: o.labelColumn });
     if (o.subset !== undefined) all = all.subset(o.subset);
   } else {

@@ -28,6 +28,15 @@ export function parseInteger(value: string): number {
   return n;
 }
 
+/** Commander value parser for a comma-separated list of whole numbers, e.g. `1,2,3`. */
+export function parseIntegerList(value: string): number[] {
+  const list = value.split(',').map((v) => Number(v.trim()));
+  if (list.length === 0 || !list.every(Number.isInteger)) {
+    throw new InvalidArgumentError(`expected whole numbers separated by commas, e.g. 1,2,3, got "${value}"`);
+  }
+  return list;
+}
+
 /** Commander value parser for numbers (floats). */
 export function parseNumber(value: string): number {
   const n = Number(value);

@@ -5,7 +5,18 @@
  * an error), so nothing in a config can execute code. `--set path=value` overrides are
  * applied to the document, and errors about them name the override instead of a line.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Document,
+  type Node,
+} from 'yaml';
 import { UserError } from '../errors.js';
 
 /** A path into a config: keys and list indices, e.g. `['knowledge', 1, 'kwargs', 'temperature']`. */
@@ -55,7 +66,9 @@ function refuseTags(doc: Document, where: (node: Node) => string): void {
     Node(_key, node) {
       const tag = (node as { tag?: string }).tag;
       if (tag !== undefined && !PLAIN_TAGS.has(tag)) {
-        throw new UserError(`${where(node)}: YAML tag \`${tag.replace('tag:yaml.org,2002:', '!!')}\` is not allowed; configs are plain data (remove the tag)`);
+        throw new UserError(
+          `${where(node)}: YAML tag \`${tag.replace('tag:yaml.org,2002:', '!!')}\` is not allowed; configs are plain data (remove the tag)`,
+        );
       }
     },
   });
@@ -72,7 +85,9 @@ export function parseConfigSource({ text, file }: { text: string; file: string }
   }
   refuseTags(doc, (node) => `${file}:${node.range ? lineCounter.linePos(node.range[0]).line : 1}`);
   if (doc.contents !== null && !isMap(doc.contents)) {
-    throw new UserError(`${file}:1: an experiment is a mapping of keys (name, data, students, …), not a ${isSeq(doc.contents) ? 'list' : 'single value'}`);
+    throw new UserError(
+      `${file}:1: an experiment is a mapping of keys (name, data, students, …), not a ${isSeq(doc.contents) ? 'list' : 'single value'}`,
+    );
   }
   return { file, doc, lineCounter, overrides: new Map() };
 }
@@ -87,13 +102,16 @@ export function applyOverrides(source: ConfigSource, sets: readonly string[]): v
     if (eq <= 0) throw new UserError(`--set ${set}: expected path=value, e.g. --set epochs=3`);
     const path = parseConfigPath(set.slice(0, eq).trim());
     const valueDoc = parseDocument(set.slice(eq + 1), { schema: 'core', uniqueKeys: true, merge: false });
-    if (valueDoc.errors[0]) throw new UserError(`--set ${set}: the value is not valid YAML: ${firstLine(valueDoc.errors[0].message)}`);
+    if (valueDoc.errors[0])
+      throw new UserError(`--set ${set}: the value is not valid YAML: ${firstLine(valueDoc.errors[0].message)}`);
     refuseTags(valueDoc, () => `--set ${set}`);
     try {
       if (source.doc.contents === null) source.doc.contents = source.doc.createNode({}) as never;
       source.doc.setIn(path as unknown[], source.doc.createNode(valueDoc.toJS()));
     } catch {
-      throw new UserError(`--set ${set}: ${formatPath(path.slice(0, -1))} is not a mapping or list that can hold \`${String(path[path.length - 1])}\``);
+      throw new UserError(
+        `--set ${set}: ${formatPath(path.slice(0, -1))} is not a mapping or list that can hold \`${String(path[path.length - 1])}\``,
+      );
     }
     source.overrides.set(formatPath(path), `--set ${set}`);
   }

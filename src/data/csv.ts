@@ -48,14 +48,17 @@ export function loadCsv({ path, labelColumn, header = true, featureColumns }: Lo
     const index = names?.indexOf(column) ?? -1;
     if (index >= 0) return index;
     if (names === undefined) {
-      throw new UserError(`${path}: ${role} column "${column}" needs a header line; give a column index or set header: true`);
+      throw new UserError(
+        `${path}: ${role} column "${column}" needs a header line; give a column index or set header: true`,
+      );
     }
     throw new UserError(`${path}: no ${role} column "${column}"; columns: ${names.join(', ')}`);
   };
   const labelIndex = columnIndex(labelColumn, 'label');
-  const featureIndices = featureColumns === undefined
-    ? [...Array(width).keys()].filter((c) => c !== labelIndex)
-    : featureColumns.map((c) => columnIndex(c, 'feature'));
+  const featureIndices =
+    featureColumns === undefined
+      ? [...Array(width).keys()].filter((c) => c !== labelIndex)
+      : featureColumns.map((c) => columnIndex(c, 'feature'));
   if (featureIndices.length === 0) throw new UserError(`${path}: no feature columns besides the label; check the file`);
 
   const features = new Float32Array(rows.length * featureIndices.length);
@@ -65,14 +68,18 @@ export function loadCsv({ path, labelColumn, header = true, featureColumns }: Lo
       const value = record[c]!;
       const x = value === '' ? NaN : Number(value);
       if (!Number.isFinite(x)) {
-        throw new UserError(`${path}: line ${info.lines}, column ${describe(c)}: "${value}" is not a number; ` +
-          'fix the value or leave the column out of featureColumns');
+        throw new UserError(
+          `${path}: line ${info.lines}, column ${describe(c)}: "${value}" is not a number; ` +
+            'fix the value or leave the column out of featureColumns',
+        );
       }
       features[r * featureIndices.length + j] = x;
     });
     const label = record[labelIndex]!;
     if (label === '') {
-      throw new UserError(`${path}: line ${info.lines}, label column ${describe(labelIndex)} is empty; give every row a label`);
+      throw new UserError(
+        `${path}: line ${info.lines}, label column ${describe(labelIndex)} is empty; give every row a label`,
+      );
     }
     labelText.push(label);
   });
@@ -82,5 +89,11 @@ export function loadCsv({ path, labelColumn, header = true, featureColumns }: Lo
   classNames.sort(integers ? (a, b) => Number(a) - Number(b) : undefined);
   const classId = new Map(classNames.map((name, id) => [name, id]));
   const labels = Int32Array.from(labelText, (l) => classId.get(l)!);
-  return new Dataset({ features, labels, sampleShape: [featureIndices.length], numClasses: classNames.length, classNames });
+  return new Dataset({
+    features,
+    labels,
+    sampleShape: [featureIndices.length],
+    numClasses: classNames.length,
+    classNames,
+  });
 }

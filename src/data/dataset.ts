@@ -68,8 +68,10 @@ export class Dataset {
     }
     const sampleSize = sampleShape.reduce((a, b) => a * b, 1);
     if (features.length !== labels.length * sampleSize) {
-      throw new Error(`Dataset: ${labels.length} labels need ${labels.length * sampleSize} feature values ` +
-        `for sample shape [${sampleShape.join(', ')}], got ${features.length}`);
+      throw new Error(
+        `Dataset: ${labels.length} labels need ${labels.length * sampleSize} feature values ` +
+          `for sample shape [${sampleShape.join(', ')}], got ${features.length}`,
+      );
     }
     if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`Dataset: numClasses ${numClasses}`);
     const bad = labels.findIndex((l) => l < 0 || l >= numClasses);
@@ -114,14 +116,19 @@ export class Dataset {
    * A seeded random split: `round(size × validationFraction)` rows go to `validation`, the
    * rest to `train`; each part keeps the original row order. Not stratified.
    */
-  split({ validationFraction, seed }: { validationFraction: number; seed: number }): { train: Dataset; validation: Dataset } {
+  split({ validationFraction, seed }: { validationFraction: number; seed: number }): {
+    train: Dataset;
+    validation: Dataset;
+  } {
     if (!(validationFraction > 0 && validationFraction < 1)) {
       throw new UserError(`validationFraction must be between 0 and 1 (exclusive), got ${validationFraction}`);
     }
     const nValidation = Math.round(this.size * validationFraction);
     if (nValidation === 0 || nValidation === this.size) {
-      throw new UserError(`cannot split ${this.size} samples with validationFraction ${validationFraction}: ` +
-        'one part would be empty; use more data or another fraction');
+      throw new UserError(
+        `cannot split ${this.size} samples with validationFraction ${validationFraction}: ` +
+          'one part would be empty; use more data or another fraction',
+      );
     }
     const order = new Rng(seed).shuffle(range(this.size));
     return {
@@ -154,9 +161,11 @@ export class Dataset {
   normalize(stats: NormalizationStats): Dataset {
     const channels = this.sampleShape[this.sampleShape.length - 1]!;
     if (stats.mean.length !== channels || stats.std.length !== channels) {
-      throw new UserError(`normalization stats have ${stats.mean.length} means and ${stats.std.length} stds, ` +
-        `but samples of shape [${this.sampleShape.join(', ')}] have ${channels} channels; ` +
-        'compute the stats on a dataset of the same shape');
+      throw new UserError(
+        `normalization stats have ${stats.mean.length} means and ${stats.std.length} stds, ` +
+          `but samples of shape [${this.sampleShape.join(', ')}] have ${channels} channels; ` +
+          'compute the stats on a dataset of the same shape',
+      );
     }
     const features = new Float32Array(this.features.length);
     for (let i = 0; i < features.length; i++) {
@@ -195,8 +204,10 @@ export class Dataset {
       throw new UserError(`augment.shift must be a whole number of pixels ≥ 0, got ${shift}`);
     }
     if (shift > 0 && this.sampleShape.length !== 3) {
-      throw new UserError(`shift augmentation needs image samples [height, width, channels], ` +
-        `got [${this.sampleShape.join(', ')}]; remove augment.shift for this dataset`);
+      throw new UserError(
+        `shift augmentation needs image samples [height, width, channels], ` +
+          `got [${this.sampleShape.join(', ')}]; remove augment.shift for this dataset`,
+      );
     }
     let rng = options.rng;
     if (rng === undefined && (shuffle || shift > 0)) {
@@ -209,8 +220,13 @@ export class Dataset {
     return this.generateBatches(order, batchSize, count, shift, rng);
   }
 
-  private *generateBatches(order: Int32Array, batchSize: number, count: number, shift: number,
-    rng: Rng | undefined): Generator<Batch, void, undefined> {
+  private *generateBatches(
+    order: Int32Array,
+    batchSize: number,
+    count: number,
+    shift: number,
+    rng: Rng | undefined,
+  ): Generator<Batch, void, undefined> {
     let current: Batch | undefined;
     try {
       for (let b = 0; b < count; b++) {
@@ -237,8 +253,7 @@ export class Dataset {
    * Like `copyRows`, but each image is moved by its own random (dy, dx) in [-shift, shift]²;
    * pixels moved in from outside stay 0 (`features` must be zero-filled).
    */
-  private copyShiftedRows(rows: Int32Array, features: Float32Array, labels: Int32Array, shift: number,
-    rng: Rng): void {
+  private copyShiftedRows(rows: Int32Array, features: Float32Array, labels: Int32Array, shift: number, rng: Rng): void {
     const [height, width, channels] = this.sampleShape as [number, number, number];
     const rowSize = width * channels;
     for (let i = 0; i < rows.length; i++) {
@@ -272,15 +287,21 @@ export class Dataset {
     const s = this.sampleSize;
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
-      if (!(r >= 0 && r < this.size && Number.isInteger(r))) throw new RangeError(`row ${r} is outside 0..${this.size - 1}`);
+      if (!(r >= 0 && r < this.size && Number.isInteger(r)))
+        throw new RangeError(`row ${r} is outside 0..${this.size - 1}`);
       features.set(this.features.subarray(r * s, (r + 1) * s), i * s);
       labels[i] = this.labels[r]!;
     }
   }
 
   private derive(features: Float32Array, labels: Int32Array): Dataset {
-    return new Dataset({ features, labels, sampleShape: this.sampleShape, numClasses: this.numClasses,
-      ...(this.classNames !== undefined && { classNames: this.classNames }) });
+    return new Dataset({
+      features,
+      labels,
+      sampleShape: this.sampleShape,
+      numClasses: this.numClasses,
+      ...(this.classNames !== undefined && { classNames: this.classNames }),
+    });
   }
 }
 

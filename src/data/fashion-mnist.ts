@@ -10,8 +10,16 @@ import { Dataset } from './dataset.js';
 import { readIdx, type IdxArray } from './idx.js';
 
 export const FASHION_MNIST_CLASS_NAMES: readonly string[] = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
-  'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
 ];
 
 /** Where Debian's `dataset-fashion-mnist` installs the files. */
@@ -48,7 +56,10 @@ const REINSTALL = 're-download or reinstall dataset-fashion-mnist';
  * file may be raw or `.gz` (raw preferred when both exist). Not found: a one-line
  * `UserError` listing each place searched, what was missing there, and how to get the data.
  */
-export function locateFashionMnist({ dir, systemDir = DEBIAN_FASHION_MNIST_DIR }: LocateFashionMnistOptions = {}): FashionMnistFiles {
+export function locateFashionMnist({
+  dir,
+  systemDir = DEBIAN_FASHION_MNIST_DIR,
+}: LocateFashionMnistOptions = {}): FashionMnistFiles {
   const places: { label: string; dir: string | undefined; explicit?: boolean }[] = [];
   const env = process.env['DISTILL_DATA'];
   if (dir !== undefined) {
@@ -85,9 +96,11 @@ export function locateFashionMnist({ dir, systemDir = DEBIAN_FASHION_MNIST_DIR }
     // A place the user named (--data, $DISTILL_DATA) is used or refused, never silently skipped.
     if (place.explicit) break;
   }
-  throw new UserError(`Fashion-MNIST not found; searched ${searched.join(', ')}; ` +
-    'install it with `apt-get install dataset-fashion-mnist`, or put the four IDX files ' +
-    `(${Object.values(FILE_STEMS).join(', ')}, .gz optional) in a folder and pass --data DIR or set DISTILL_DATA`);
+  throw new UserError(
+    `Fashion-MNIST not found; searched ${searched.join(', ')}; ` +
+      'install it with `apt-get install dataset-fashion-mnist`, or put the four IDX files ' +
+      `(${Object.values(FILE_STEMS).join(', ')}, .gz optional) in a folder and pass --data DIR or set DISTILL_DATA`,
+  );
 }
 
 function folderProblem(path: string): string | undefined {
@@ -116,8 +129,14 @@ export interface LoadFashionMnistOptions {
  * Loads Fashion-MNIST as `{ train, test }` Datasets: samples `[28, 28, 1]`, pixel values
  * scaled to [0, 1] (x / 255), labels 0..9 with `FASHION_MNIST_CLASS_NAMES`.
  */
-export function loadFashionMnist({ dir, trainSubset, testSubset }: LoadFashionMnistOptions = {}): { train: Dataset; test: Dataset } {
-  for (const [name, value] of [['trainSubset', trainSubset], ['testSubset', testSubset]] as const) {
+export function loadFashionMnist({ dir, trainSubset, testSubset }: LoadFashionMnistOptions = {}): {
+  train: Dataset;
+  test: Dataset;
+} {
+  for (const [name, value] of [
+    ['trainSubset', trainSubset],
+    ['testSubset', testSubset],
+  ] as const) {
     if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
       throw new UserError(`${name} must be a whole number ≥ 1, got ${value}`);
     }
@@ -135,7 +154,9 @@ function loadSplit(imagesPath: string, labelsPath: string, limit: number | undef
   expectShape(imagesPath, images, 3);
   expectShape(labelsPath, labels, 1);
   if (images.dims[0] !== labels.dims[0]) {
-    throw new UserError(`${imagesPath} has ${images.dims[0]} images but ${labelsPath} has ${labels.dims[0]} labels; ${REINSTALL}`);
+    throw new UserError(
+      `${imagesPath} has ${images.dims[0]} images but ${labelsPath} has ${labels.dims[0]} labels; ${REINSTALL}`,
+    );
   }
   const n = Math.min(limit ?? Infinity, labels.dims[0]!);
   const pixels = images.data.subarray(0, n * 28 * 28);
@@ -143,16 +164,26 @@ function loadSplit(imagesPath: string, labelsPath: string, limit: number | undef
   for (let i = 0; i < pixels.length; i++) features[i] = pixels[i]! / 255;
   const classIds = Int32Array.from(labels.data.subarray(0, n));
   const bad = classIds.findIndex((l) => l > 9);
-  if (bad >= 0) throw new UserError(`${labelsPath}: label ${classIds[bad]} at row ${bad} is outside 0..9; ${REINSTALL}`);
-  return new Dataset({ features, labels: classIds, sampleShape: [28, 28, 1], numClasses: 10,
-    classNames: FASHION_MNIST_CLASS_NAMES });
+  if (bad >= 0)
+    throw new UserError(`${labelsPath}: label ${classIds[bad]} at row ${bad} is outside 0..9; ${REINSTALL}`);
+  return new Dataset({
+    features,
+    labels: classIds,
+    sampleShape: [28, 28, 1],
+    numClasses: 10,
+    classNames: FASHION_MNIST_CLASS_NAMES,
+  });
 }
 
 function expectShape(path: string, array: IdxArray, ndim: 1 | 3): void {
-  const ok = array.dtype === 'uint8' && array.dims.length === ndim &&
+  const ok =
+    array.dtype === 'uint8' &&
+    array.dims.length === ndim &&
     (ndim === 1 || (array.dims[1] === 28 && array.dims[2] === 28));
   if (!ok) {
     const expected = ndim === 1 ? '[N]' : '[N, 28, 28]';
-    throw new UserError(`${path}: expected uint8 ${expected}, found ${array.dtype} [${array.dims.join(', ')}]; ${REINSTALL}`);
+    throw new UserError(
+      `${path}: expected uint8 ${expected}, found ${array.dtype} [${array.dims.join(', ')}]; ${REINSTALL}`,
+    );
   }
 }

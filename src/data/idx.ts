@@ -30,18 +30,54 @@ interface DtypeInfo {
 }
 
 const DTYPES: DtypeInfo[] = [
-  { code: 0x08, dtype: 'uint8', itemSize: 1, make: (n) => new Uint8Array(n),
-    read: (v, o) => v.getUint8(o), write: (v, o, x) => v.setUint8(o, x) },
-  { code: 0x09, dtype: 'int8', itemSize: 1, make: (n) => new Int8Array(n),
-    read: (v, o) => v.getInt8(o), write: (v, o, x) => v.setInt8(o, x) },
-  { code: 0x0b, dtype: 'int16', itemSize: 2, make: (n) => new Int16Array(n),
-    read: (v, o) => v.getInt16(o), write: (v, o, x) => v.setInt16(o, x) },
-  { code: 0x0c, dtype: 'int32', itemSize: 4, make: (n) => new Int32Array(n),
-    read: (v, o) => v.getInt32(o), write: (v, o, x) => v.setInt32(o, x) },
-  { code: 0x0d, dtype: 'float32', itemSize: 4, make: (n) => new Float32Array(n),
-    read: (v, o) => v.getFloat32(o), write: (v, o, x) => v.setFloat32(o, x) },
-  { code: 0x0e, dtype: 'float64', itemSize: 8, make: (n) => new Float64Array(n),
-    read: (v, o) => v.getFloat64(o), write: (v, o, x) => v.setFloat64(o, x) },
+  {
+    code: 0x08,
+    dtype: 'uint8',
+    itemSize: 1,
+    make: (n) => new Uint8Array(n),
+    read: (v, o) => v.getUint8(o),
+    write: (v, o, x) => v.setUint8(o, x),
+  },
+  {
+    code: 0x09,
+    dtype: 'int8',
+    itemSize: 1,
+    make: (n) => new Int8Array(n),
+    read: (v, o) => v.getInt8(o),
+    write: (v, o, x) => v.setInt8(o, x),
+  },
+  {
+    code: 0x0b,
+    dtype: 'int16',
+    itemSize: 2,
+    make: (n) => new Int16Array(n),
+    read: (v, o) => v.getInt16(o),
+    write: (v, o, x) => v.setInt16(o, x),
+  },
+  {
+    code: 0x0c,
+    dtype: 'int32',
+    itemSize: 4,
+    make: (n) => new Int32Array(n),
+    read: (v, o) => v.getInt32(o),
+    write: (v, o, x) => v.setInt32(o, x),
+  },
+  {
+    code: 0x0d,
+    dtype: 'float32',
+    itemSize: 4,
+    make: (n) => new Float32Array(n),
+    read: (v, o) => v.getFloat32(o),
+    write: (v, o, x) => v.setFloat32(o, x),
+  },
+  {
+    code: 0x0e,
+    dtype: 'float64',
+    itemSize: 8,
+    make: (n) => new Float64Array(n),
+    read: (v, o) => v.getFloat64(o),
+    write: (v, o, x) => v.setFloat64(o, x),
+  },
 ];
 
 const KNOWN_CODES = '0x08 ubyte, 0x09 byte, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64';

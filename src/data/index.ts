@@ -5,7 +5,10 @@ export type { RngState, MutableArrayLike } from './rng.js';
 export { Dataset } from './dataset.js';
 export type { Batch, BatchOptions, DatasetOptions, NormalizationStats } from './dataset.js';
 export {
-  locateFashionMnist, loadFashionMnist, FASHION_MNIST_CLASS_NAMES, DEBIAN_FASHION_MNIST_DIR,
+  locateFashionMnist,
+  loadFashionMnist,
+  FASHION_MNIST_CLASS_NAMES,
+  DEBIAN_FASHION_MNIST_DIR,
 } from './fashion-mnist.js';
 export type { FashionMnistFiles, LocateFashionMnistOptions, LoadFashionMnistOptions } from './fashion-mnist.js';
 export { loadCsv } from './csv.js';

@@ -32,12 +32,17 @@ export interface DataSource {
 
 /** A data source whose `load` sees its kwargs typed by its schema. */
 export function defineDataSource<S extends z.ZodType<Record<string, unknown>>>(d: {
-  describe: string; kwargs: S; load(kwargs: z.output<S>): ExperimentData;
+  describe: string;
+  kwargs: S;
+  load(kwargs: z.output<S>): ExperimentData;
 }): DataSource {
   return d as unknown as DataSource;
 }
 
-const path = z.string().min(1).transform((p) => resolve(p));
+const path = z
+  .string()
+  .min(1)
+  .transform((p) => resolve(p));
 const common = {
   /** Use only the first N training rows. */
   subset: z.int().positive().optional(),
@@ -72,30 +77,49 @@ const csv = z.strictObject({
 
 /** The data-source registry: `fashion-mnist`, `csv`. */
 export const dataSources = new Registry<DataSource>('data source')
-  .register('fashion-mnist', defineDataSource({
-    describe: 'Fashion-MNIST (Debian dataset-fashion-mnist, or --data / $DISTILL_DATA)',
-    kwargs: fashionMnist,
-    load(k): ExperimentData {
-      const testSubset = k.testSubset ?? (k.subset === undefined ? undefined : Math.max(500, Math.round(k.subset / 6)));
-      const { train, test } = loadFashionMnist({ dir: k.dir, trainSubset: k.subset, testSubset });
-      return { name: 'Fashion-MNIST', ...splitOff(train, k.validationFraction, k.seed), test, ...(k.augment && { augment: k.augment }) };
-    },
-  }))
-  .register('csv', defineDataSource({
-    describe: 'a CSV file of numeric features and a label column',
-    kwargs: csv,
-    load(k): ExperimentData {
-      let all = loadCsv({ path: k.path, labelColumn: k.labelColumn });
-      let test: Dataset;
-      if (k.testPath !== undefined) {
-        test = loadCsv({ path: k.testPath, labelColumn: k.labelColumn });
-        if ((test.classNames ?? []).join('\u0000') !== (all.classNames ?? []).join('\u0000')) {
-          throw new UserError(`${k.testPath} has classes ${test.classNames?.join(', ')} but ${k.path} has ${all.classNames?.join(', ')}; both files need every class`);
+  .register(
+    'fashion-mnist',
+    defineDataSource({
+      describe: 'Fashion-MNIST (Debian dataset-fashion-mnist, or --data / $DISTILL_DATA)',
+      kwargs: fashionMnist,
+      load(k): ExperimentData {
+        const testSubset =
+          k.testSubset ?? (k.subset === undefined ? undefined : Math.max(500, Math.round(k.subset / 6)));
+        const { train, test } = loadFashionMnist({ dir: k.dir, trainSubset: k.subset, testSubset });
+        return {
+          name: 'Fashion-MNIST',
+          ...splitOff(train, k.validationFraction, k.seed),
+          test,
+          ...(k.augment && { augment: k.augment }),
+        };
+      },
+    }),
+  )
+  .register(
+    'csv',
+    defineDataSource({
+      describe: 'a CSV file of numeric features and a label column',
+      kwargs: csv,
+      load(k): ExperimentData {
+        let all = loadCsv({ path: k.path, labelColumn: k.labelColumn });
+        let test: Dataset;
+        if (k.testPath !== undefined) {
+          test = loadCsv({ path: k.testPath, labelColumn: k.labelColumn });
+          if ((test.classNames ?? []).join('\u0000') !== (all.classNames ?? []).join('\u0000')) {
+            throw new UserError(
+              `${k.testPath} has classes ${test.classNames?.join(', ')} but ${k.path} has ${all.classNames?.join(', ')}; both files need every class`,
+            );
+          }
+        } else {
+          ({ train: all, validation: test } = all.split({ validationFraction: k.testFraction, seed: k.seed + 7919 }));
         }
-      } else {
-        ({ train: all, validation: test } = all.split({ validationFraction: k.testFraction, seed: k.seed + 7919 }));
-      }
-      if (k.subset !== undefined) all = all.subset(k.subset);
-      return { name: k.path, ...splitOff(all, k.validationFraction, k.seed), test, ...(k.augment && { augment: k.augment }) };
-    },
-  }));
+        if (k.subset !== undefined) all = all.subset(k.subset);
+        return {
+          name: k.path,
+          ...splitOff(all, k.validationFraction, k.seed),
+          test,
+          ...(k.augment && { augment: k.augment }),
+        };
+      },
+    }),
+  );

@@ -14,7 +14,11 @@ export function compression({ teacher, model }: CompressionOptions): Compression
   const t = teacher.bytes.float32;
   return {
     params: ratio(teacher.params, model.params),
-    bytes: { float32: ratio(t, model.bytes.float32), float16: ratio(t, model.bytes.float16), uint8: ratio(t, model.bytes.uint8) },
+    bytes: {
+      float32: ratio(t, model.bytes.float32),
+      float16: ratio(t, model.bytes.float16),
+      uint8: ratio(t, model.bytes.uint8),
+    },
   };
 }
 

@@ -22,6 +22,8 @@ export interface EvaluatedTeacher {
 export interface EvaluatedStudent {
   name: string;
   model: tf.LayersModel;
+  /** Its sizes when known better than `modelSize` (a model loaded from encoded files: those files, `loadExported`). */
+  bytes?: ByteSizes;
 }
 
 export interface EvaluateModelsOptions {
@@ -70,22 +72,32 @@ export async function evaluateModels(options: EvaluateModelsOptions): Promise<Ev
   const { teacher, students, test, batchSize = 256, latency = {} } = options;
   const names = [teacher.name, ...students.map((s) => s.name)];
   const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup !== undefined) throw new UserError(`two models are named \`${dup}\`; give each model of a report its own name`);
+  if (dup !== undefined)
+    throw new UserError(`two models are named \`${dup}\`; give each model of a report its own name`);
   if (test.size === 0) throw new UserError('the test set is empty; evaluate on at least one sample');
   const backend = tf.getBackend();
   const labels = test.labels;
   const numClasses = test.numClasses;
-  const teacherLogits = options.teacherLogits ?? await predictLogits({ predict: teacher.predict, data: test, batchSize });
+  const teacherLogits =
+    options.teacherLogits ?? (await predictLogits({ predict: teacher.predict, data: test, batchSize }));
   if (teacherLogits.length !== test.size * numClasses) {
-    throw new UserError(`teacher logits have ${teacherLogits.length} values, expected ${test.size} × ${numClasses}; ` +
-      'the teacher must output one logit per class of the test set');
+    throw new UserError(
+      `teacher logits have ${teacherLogits.length} values, expected ${test.size} × ${numClasses}; ` +
+        'the teacher must output one logit per class of the test set',
+    );
   }
   // all latencies in one interleaved measurement (see measureLatencies)
   const studentPredicts = students.map((s) => modelPredictFn(s.model));
-  const latencies = (await measureLatencies({
-    predicts: [teacher.predict, ...studentPredicts], inputShape: test.sampleShape, batchSizes: [1, 64], ...latency,
-  })).map(({ stats: [b1, b64] }) => ({
-    median: { batch1: b1!.medianMs, batch64: b64!.medianMs }, p90: { batch1: b1!.p90Ms, batch64: b64!.p90Ms },
+  const latencies = (
+    await measureLatencies({
+      predicts: [teacher.predict, ...studentPredicts],
+      inputShape: test.sampleShape,
+      batchSizes: [1, 64],
+      ...latency,
+    })
+  ).map(({ stats: [b1, b64] }) => ({
+    median: { batch1: b1!.medianMs, batch64: b64!.medianMs },
+    p90: { batch1: b1!.p90Ms, batch64: b64!.p90Ms },
   }));
 
   const tSize = teacher.model !== undefined ? modelSize({ model: teacher.model }) : undefined;
@@ -95,26 +107,45 @@ export async function evaluateModels(options: EvaluateModelsOptions): Promise<Ev
   const tMetrics = classificationMetrics({ logits: teacherLogits, labels, numClasses });
   const compare = (params: number | null, bytes: ByteSizes | null) =>
     tParams !== null && tBytes !== null && params !== null && bytes !== null
-      ? compression({ teacher: { params: tParams, bytes: tBytes }, model: { params, bytes } }) : null;
+      ? compression({ teacher: { params: tParams, bytes: tBytes }, model: { params, bytes } })
+      : null;
   const one: LatencyPair = { batch1: 1, batch64: 1 };
-  const models: ModelEvaluation[] = [{
-    name: teacher.name, role: 'teacher', params: tParams, bytes: tBytes,
-    accuracy: tMetrics.accuracy, agreement: 1, klToTeacher: 0, ece: tMetrics.ece,
-    latencyMs: tLatency.median, latencyP90Ms: tLatency.p90,
-    compression: compare(tParams, tBytes), speedup: one,
-  }];
+  const models: ModelEvaluation[] = [
+    {
+      name: teacher.name,
+      role: 'teacher',
+      params: tParams,
+      bytes: tBytes,
+      accuracy: tMetrics.accuracy,
+      agreement: 1,
+      klToTeacher: 0,
+      ece: tMetrics.ece,
+      latencyMs: tLatency.median,
+      latencyP90Ms: tLatency.p90,
+      compression: compare(tParams, tBytes),
+      speedup: one,
+    },
+  ];
 
   for (const [i, s] of students.entries()) {
     const predict = studentPredicts[i]!;
     const logits = await predictLogits({ predict, data: test, batchSize });
     const m = classificationMetrics({ logits, labels, numClasses, teacherLogits });
     const size = modelSize({ model: s.model });
+    const bytes = s.bytes ?? size.bytes;
     const lat = latencies[i + 1]!;
     models.push({
-      name: s.name, role: 'student', params: size.params, bytes: size.bytes,
-      accuracy: m.accuracy, agreement: m.agreement!, klToTeacher: m.klToTeacher!, ece: m.ece,
-      latencyMs: lat.median, latencyP90Ms: lat.p90,
-      compression: compare(size.params, size.bytes),
+      name: s.name,
+      role: 'student',
+      params: size.params,
+      bytes,
+      accuracy: m.accuracy,
+      agreement: m.agreement!,
+      klToTeacher: m.klToTeacher!,
+      ece: m.ece,
+      latencyMs: lat.median,
+      latencyP90Ms: lat.p90,
+      compression: compare(size.params, bytes),
       speedup: speedup({ teacher: tLatency.median, model: lat.median }),
     });
   }

@@ -62,7 +62,8 @@ export async function measureLatencies(options: LatenciesOptions): Promise<Laten
   if (!batchSizes.length || !batchSizes.every((b) => Number.isInteger(b) && b > 0)) {
     throw new UserError(`latency batchSizes must be whole numbers ≥ 1, got ${JSON.stringify(batchSizes)}`);
   }
-  if (!Number.isInteger(warmup) || warmup < 0) throw new UserError(`latency warmup must be a whole number ≥ 0, got ${warmup}`);
+  if (!Number.isInteger(warmup) || warmup < 0)
+    throw new UserError(`latency warmup must be a whole number ≥ 0, got ${warmup}`);
   if (!Number.isInteger(runs) || runs < 1) throw new UserError(`latency runs must be a whole number ≥ 1, got ${runs}`);
   const backend = tf.getBackend();
   const stats: LatencyStats[][] = predicts.map(() => []);

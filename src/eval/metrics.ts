@@ -30,10 +30,12 @@ export async function predictLogits({ predict, data, batchSize = 256 }: PredictL
     const result = await predict(batch.x);
     try {
       if (result.rank !== 2 || result.shape[0] !== batch.indices.length) {
-        throw new UserError(`predict returned shape [${result.shape.join(', ')}] for a batch of ` +
-          `${batch.indices.length}; it must return logits [batch, classes]`);
+        throw new UserError(
+          `predict returned shape [${result.shape.join(', ')}] for a batch of ` +
+            `${batch.indices.length}; it must return logits [batch, classes]`,
+        );
       }
-      const values = await result.data() as Float32Array;
+      const values = (await result.data()) as Float32Array;
       if (out === undefined) {
         classes = result.shape[1];
         out = new Float32Array(data.size * classes);
@@ -120,7 +122,12 @@ export interface CalibrationBin {
  * conf ∈ ((m−1)/M, m/M], M = `bins` (Guo et al. 2017, "On Calibration of Modern Neural
  * Networks").
  */
-export function calibrationBins({ logits, labels, numClasses, bins = 15 }: LabelledLogitsOptions & { bins?: number }): CalibrationBin[] {
+export function calibrationBins({
+  logits,
+  labels,
+  numClasses,
+  bins = 15,
+}: LabelledLogitsOptions & { bins?: number }): CalibrationBin[] {
   if (!Number.isInteger(bins) || bins < 1) throw new UserError(`ece bins must be a whole number ≥ 1, got ${bins}`);
   const n = rows({ logits, numClasses }, labels.length);
   const count = new Float64Array(bins);
@@ -137,8 +144,11 @@ export function calibrationBins({ logits, labels, numClasses, bins = 15 }: Label
     if (top === labels[i]) hits[m]++;
   }
   return [...count].map((c, m) => ({
-    lower: m / bins, upper: (m + 1) / bins, count: c,
-    confidence: c > 0 ? conf[m]! / c : 0, accuracy: c > 0 ? hits[m]! / c : 0,
+    lower: m / bins,
+    upper: (m + 1) / bins,
+    count: c,
+    confidence: c > 0 ? conf[m]! / c : 0,
+    accuracy: c > 0 ? hits[m]! / c : 0,
   }));
 }
 
@@ -158,15 +168,22 @@ export interface ClassificationMetrics {
 }
 
 /** All classification metrics of one model from its logits (and the teacher's). */
-export function classificationMetrics({ logits, labels, numClasses, teacherLogits }: LabelledLogitsOptions & {
+export function classificationMetrics({
+  logits,
+  labels,
+  numClasses,
+  teacherLogits,
+}: LabelledLogitsOptions & {
   teacherLogits?: Float32Array;
 }): ClassificationMetrics {
   const base = { logits, labels, numClasses };
   const out: ClassificationMetrics = { accuracy: accuracy(base), ece: ece(base) };
   if (teacherLogits !== undefined) {
     if (teacherLogits.length !== logits.length) {
-      throw new UserError(`teacher logits have ${teacherLogits.length} values but the model's have ${logits.length}; ` +
-        'compute both on the same test set with the same number of classes');
+      throw new UserError(
+        `teacher logits have ${teacherLogits.length} values but the model's have ${logits.length}; ` +
+          'compute both on the same test set with the same number of classes',
+      );
     }
     out.agreement = agreement({ logits, teacherLogits, numClasses });
     out.klToTeacher = klToTeacher({ logits, teacherLogits, numClasses });
@@ -176,10 +193,13 @@ export function classificationMetrics({ logits, labels, numClasses, teacherLogit
 
 /** Number of rows, checking the layout against the expected count. */
 function rows({ logits, numClasses }: LogitsOptions, expected: number): number {
-  if (!Number.isInteger(numClasses) || numClasses < 1) throw new UserError(`numClasses must be a whole number ≥ 1, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses < 1)
+    throw new UserError(`numClasses must be a whole number ≥ 1, got ${numClasses}`);
   if (logits.length !== expected * numClasses) {
-    throw new UserError(`logits have ${logits.length} values, expected ${expected} samples × ${numClasses} classes; ` +
-      'check numClasses and that logits and labels come from the same dataset');
+    throw new UserError(
+      `logits have ${logits.length} values, expected ${expected} samples × ${numClasses} classes; ` +
+        'check numClasses and that logits and labels come from the same dataset',
+    );
   }
   return expected;
 }

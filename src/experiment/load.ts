@@ -7,10 +7,20 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
-import { anyKwargs, modelKwargs, optimizerKwargs } from '../config/components.js';
 import { experimentSchema, type ComponentNode, type ExperimentConfig } from '../config/experiment.js';
-import { didYouMean, parseWith } from '../config/issues.js';
-import { applyOverrides, setValue, configError, formatPath, locate, parseConfigSource, sourceData, type ConfigPath, type ConfigSource } from '../config/source.js';
+import { parseWith } from '../config/issues.js';
+import { didYouMean } from '../options.js';
+import {
+  applyOverrides,
+  setValue,
+  configError,
+  formatPath,
+  locate,
+  parseConfigSource,
+  sourceData,
+  type ConfigPath,
+  type ConfigSource,
+} from '../config/source.js';
 import { dataSources } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import { createTerm, knowledge, type KnowledgeTerm } from '../knowledge/index.js';
@@ -60,8 +70,11 @@ export function loadExperiment({ path, text, set = [], values = [] }: LoadExperi
       body = readFileSync(path, 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new UserError(code === 'ENOENT' ? `experiment file ${path} does not exist; see examples/ for runnable ones`
-        : `cannot read experiment file ${path} (${code ?? String(e)})`);
+      throw new UserError(
+        code === 'ENOENT'
+          ? `experiment file ${path} does not exist; see examples/ for runnable ones`
+          : `cannot read experiment file ${path} (${code ?? String(e)})`,
+      );
     }
   }
   const source = parseConfigSource({ text: body, file: path });
@@ -82,9 +95,18 @@ export function loadExperiment({ path, text, set = [], values = [] }: LoadExperi
     }
   };
 
-  const node = <E>(registry: Registry<E>, what: string, path: ConfigPath, n: ComponentNode, schemaOf: (entry: E, key: string) => z.ZodType<Record<string, unknown>>): ComponentNode => {
+  const node = <E>(
+    registry: Registry<E>,
+    what: string,
+    path: ConfigPath,
+    n: ComponentNode,
+    schemaOf: (entry: E, key: string) => z.ZodType<Record<string, unknown>>,
+  ): ComponentNode => {
     if (!registry.has(n.key)) {
-      throw fail([...path, 'key'], `${formatPath([...path, 'key'])}: unknown ${what} \`${n.key}\`${didYouMean(n.key, registry.keys())}; known: ${registry.keys().join(', ')}`);
+      throw fail(
+        [...path, 'key'],
+        `${formatPath([...path, 'key'])}: unknown ${what} \`${n.key}\`${didYouMean(n.key, registry.keys())}; known: ${registry.keys().join(', ')}`,
+      );
     }
     const schema = schemaOf(registry.get(n.key), n.key);
     return { key: n.key, kwargs: parseWith(schema, n.kwargs, { source, base: [...path, 'kwargs'] }) };
@@ -95,22 +117,31 @@ export function loadExperiment({ path, text, set = [], values = [] }: LoadExperi
   const teacher = raw.teacher && node(teacherSources, 'teacher source', ['teacher'], raw.teacher, own);
   const students = raw.students.map((s, i) => ({
     name: s.name,
-    model: node(models, 'model', ['students', i, 'model'], s.model, (_e, key) => modelKwargs[key] ?? anyKwargs),
+    model: node(models, 'model', ['students', i, 'model'], s.model, own),
   }));
   const scheme = node(schemes, 'scheme', ['scheme'], raw.scheme, own);
-  const optimizer = node(optimizers, 'optimizer', ['optimizer'], raw.optimizer, (_e, key) => optimizerKwargs[key] ?? anyKwargs);
-  raw.knowledge.forEach((k, i) => {
-    if (!knowledge.has(k.key)) {
-      throw fail(['knowledge', i, 'key'], `knowledge[${i}].key: unknown knowledge term \`${k.key}\`${didYouMean(k.key, knowledge.keys())}; known: ${knowledge.keys().join(', ')}`);
-    }
-    located(['knowledge', i, 'kwargs'], () => createTerm(k.key, k.kwargs).dispose());
+  const optimizer = node(optimizers, 'optimizer', ['optimizer'], raw.optimizer, own);
+  const terms = raw.knowledge.map((k, i) => {
+    const { key, kwargs } = node(knowledge, 'knowledge term', ['knowledge', i], k, own);
+    // the factory's own checks (beyond the schema), located at the term
+    located(['knowledge', i, 'kwargs'], () => createTerm(key, kwargs).dispose());
+    return { ...k, kwargs };
   });
   const config: ExperimentConfig = {
-    ...raw, data, students, scheme, optimizer, out: resolve(raw.out ?? `runs/${raw.name}`),
+    ...raw,
+    knowledge: terms,
+    data,
+    students,
+    scheme,
+    optimizer,
+    out: resolve(raw.out ?? `runs/${raw.name}`),
     ...(teacher !== undefined && { teacher }),
   };
   return {
-    config, source, fail, located,
+    config,
+    source,
+    fail,
+    located,
     at: (p) => locate(source, p),
     createTerms: () => config.knowledge.map((k) => ({ term: createTerm(k.key, k.kwargs), weight: k.weight })),
   };
@@ -129,4 +160,3 @@ function relocate(source: ConfigSource, path: ConfigPath, error: UserError): Use
   const where = locate(source, precise);
   return new LocatedError(`${where}: ${formatPath(precise)}: ${error.message}`);
 }
-

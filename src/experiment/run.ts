@@ -20,29 +20,33 @@ import { join, relative, resolve } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../backend/index.js';
 import { experimentYaml, type ExperimentConfig } from '../config/experiment.js';
-import { dataSources } from '../data/sources.js';
+import { dataSources, type ExperimentData } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import { evaluateModels, modelPredictFn } from '../eval/evaluate.js';
 import type { ReportModel, RunReport } from '../eval/types.js';
 import { registerFileRouters } from '../io/file-handler.js';
 import { saveEncodedModel } from '../io/quantize.js';
+import { countParams } from '../models/common.js';
 import { buildModel } from '../models/zoo.js';
 import { checkTaps, layerNames } from '../models/taps.js';
 import { writeReport } from '../report/write.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { schemes, type StudentFactory } from '../schemes/index.js';
+import { type Scheme, schemes, type StudentFactory } from '../schemes/index.js';
+import type { ProducedModel, SchemeReference, SchemeResult } from '../schemes/types.js';
 import { createFit, Interrupted, type FitSettings } from '../train/fit.js';
 import type { ProgressMode } from '../train/progress.js';
 import { loadExperiment, type LoadedExperiment } from './load.js';
 import { summarizeReports, writeSummary, type RunSummary } from './summary.js';
-import { teacherSources } from './teacher-sources.js';
+import { type ObtainedTeacher, teacherSources } from './teacher-sources.js';
 
 /** Seed distance between the initializations of a student's variants (`StudentFactory.build(k)`). */
 const VARIANT_SEED_STRIDE = 7919;
 
 export interface RunExperimentOptions {
-  /** The experiment file (not with `resume`). */
+  /** The experiment file (not with `resume`); with `text`, only its name in messages. */
   file?: string;
+  /** The experiment's YAML, when it is not read from `file` (a built-in experiment such as the quickstart). */
+  text?: string;
   /** `path=value` overrides (not with `resume`). */
   set?: string[];
   /** A run folder to continue. */
@@ -68,10 +72,14 @@ export interface RunExperimentResult {
 /** `kd(temperature=4)+ce`-style descriptions of the configured terms. */
 export function describeTerms(knowledge: ExperimentConfig['knowledge']): { short: string; long: string } {
   const short = knowledge.map((k) => k.key).join('+');
-  const long = knowledge.map((k) => {
-    const args = Object.entries(k.kwargs).map(([a, v]) => `${a}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
-    return `${k.weight === 1 ? '' : `${k.weight}·`}${k.key}${args ? `(${args})` : ''}`;
-  }).join(' + ');
+  const long = knowledge
+    .map((k) => {
+      const args = Object.entries(k.kwargs)
+        .map(([a, v]) => `${a}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(', ');
+      return `${k.weight === 1 ? '' : `${k.weight}·`}${k.key}${args ? `(${args})` : ''}`;
+    })
+    .join(' + ');
   return { short, long };
 }
 
@@ -83,25 +91,36 @@ function display(p: string): string {
 function load(o: RunExperimentOptions): { loaded: LoadedExperiment; runDir: string; fresh: boolean } {
   if (o.resume !== undefined) {
     if (o.file !== undefined) throw new UserError('give an experiment file or --resume DIR, not both');
-    if ((o.set ?? []).length > 0) throw new UserError('--set cannot change a resumed run (it continues exactly as it started); start a new run to change settings');
-    if (o.out !== undefined) throw new UserError('--out cannot move a resumed run; it continues in the folder given to --resume');
+    if ((o.set ?? []).length > 0)
+      throw new UserError(
+        '--set cannot change a resumed run (it continues exactly as it started); start a new run to change settings',
+      );
+    if (o.out !== undefined)
+      throw new UserError('--out cannot move a resumed run; it continues in the folder given to --resume');
     const runDir = resolve(o.resume);
     const file = join(runDir, 'experiment.yaml');
-    if (!existsSync(file)) throw new UserError(`${o.resume} is not a run folder (it has no experiment.yaml); give the folder distill run wrote`);
-    const values = o.backend !== undefined ? [{ path: ['backend'], value: o.backend, label: `--backend ${o.backend}` }] : [];
+    if (!existsSync(file))
+      throw new UserError(
+        `${o.resume} is not a run folder (it has no experiment.yaml); give the folder distill run wrote`,
+      );
+    const values =
+      o.backend !== undefined ? [{ path: ['backend'], value: o.backend, label: `--backend ${o.backend}` }] : [];
     return { loaded: loadExperiment({ path: display(file), values }), runDir, fresh: false };
   }
-  if (o.file === undefined) throw new UserError('give an experiment file: distill run EXPERIMENT.yaml (examples/ has runnable ones)');
+  if (o.file === undefined)
+    throw new UserError('give an experiment file: distill run EXPERIMENT.yaml (examples/ has runnable ones)');
   const values = [
     ...(o.backend !== undefined ? [{ path: ['backend'], value: o.backend, label: `--backend ${o.backend}` }] : []),
     ...(o.out !== undefined ? [{ path: ['out'], value: o.out, label: `--out ${o.out}` }] : []),
   ];
-  const loaded = loadExperiment({ path: o.file, set: o.set, values });
+  const loaded = loadExperiment({ path: o.file, text: o.text, set: o.set, values });
   const runDir = loaded.config.out;
   if (existsSync(runDir) && readdirSync(runDir).length > 0) {
-    throw new UserError(existsSync(join(runDir, 'experiment.yaml'))
-      ? `run folder ${display(runDir)} already exists; continue it with distill run --resume ${display(runDir)}, or choose another --out`
-      : `output folder ${display(runDir)} exists and is not empty; choose another --out`);
+    throw new UserError(
+      existsSync(join(runDir, 'experiment.yaml'))
+        ? `run folder ${display(runDir)} already exists; continue it with distill run --resume ${display(runDir)}, or choose another --out`
+        : `output folder ${display(runDir)} exists and is not empty; choose another --out`,
+    );
   }
   return { loaded, runDir, fresh: true };
 }
@@ -116,7 +135,9 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
   // Everything that can fail on the user's input fails here, before anything is written.
   const data = loaded.located(['data'], () => dataSources.get(config.data.key).load(config.data.kwargs as never));
   // `auto` leaves the choice to DISTILL_BACKEND, else the fastest backend that works.
-  const backend = await loaded.located(['backend'], () => useBestBackend({ backend: config.backend === 'auto' ? undefined : config.backend }));
+  const backend = await loaded.located(['backend'], () =>
+    useBestBackend({ backend: config.backend === 'auto' ? undefined : config.backend }),
+  );
   // Said once everything is checked, so a mistake is the only line a user sees.
   const checked = [
     `backend: ${backend.name} (${backend.reason})`,
@@ -125,46 +146,38 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
   const student = (i: number, seed: number): StudentFactory => {
     const s = config.students[i]!;
     return {
-      name: s.name, model: s.model,
-      build: (variant = 0) => loaded.located(['students', i, 'model'], () => buildModel({
-        kind: s.model.key, ...s.model.kwargs, inputShape: data.train.sampleShape, numClasses: data.train.numClasses,
-        seed: seed + 1000 + VARIANT_SEED_STRIDE * variant, name: variant === 0 ? s.name : `${s.name}-${variant}`,
-      })),
+      name: s.name,
+      model: s.model,
+      build: (variant = 0) =>
+        loaded.located(['students', i, 'model'], () =>
+          buildModel({
+            key: s.model.key,
+            kwargs: s.model.kwargs,
+            inputShape: data.train.sampleShape,
+            numClasses: data.train.numClasses,
+            seed: seed + 1000 + VARIANT_SEED_STRIDE * variant,
+            name: variant === 0 ? s.name : `${s.name}-${variant}`,
+          }),
+        ),
     };
   };
   const teacherSource = teacherSources.get(config.teacher.key);
-  const prepared = await loaded.located(['teacher'], () => teacherSource.prepare(config.teacher.kwargs, {
-    data, config, located: (p, fn) => loaded.located(['teacher', 'kwargs', ...p], fn),
-  }));
+  const prepared = await loaded.located(['teacher'], () =>
+    teacherSource.prepare(config.teacher.kwargs, {
+      data,
+      config,
+      located: (p, fn) => loaded.located(['teacher', 'kwargs', ...p], fn),
+    }),
+  );
   const scheme = schemes.get(config.scheme.key);
   if (scheme.needsTeacher && config.teacher.key === 'none') {
-    throw loaded.fail(['teacher', 'key'], `teacher.key: scheme \`${config.scheme.key}\` learns from a frozen teacher; give one (teacher: {key: file, …} or {key: train, …}) or use a scheme that makes its own`);
+    throw loaded.fail(
+      ['teacher', 'key'],
+      `teacher.key: scheme \`${config.scheme.key}\` learns from a frozen teacher; give one (teacher: {key: file, …} or {key: train, …}) or use a scheme that makes its own`,
+    );
   }
   try {
-    // Each term meets each student and the teacher once: layer names, shapes, adapters.
-    const teacherLayers = prepared.tapNames();
-    const teacherShapes = Object.fromEntries(teacherLayers.map((l) => [l.name, l.shape as number[]]));
-    config.students.forEach((s, i) => {
-      const model = student(i, config.seeds[0]!).build();
-      const terms = loaded.createTerms();
-      try {
-        const studentShapes = Object.fromEntries(layerNames(model).map((l) => [l.name, l.shape as number[]]));
-        terms.forEach(({ term }, k) => loaded.located(['knowledge', k, 'kwargs'], () => {
-          checkTaps(model, term.needs.studentTaps ?? [], `student ${s.name}`);
-          for (const tap of term.needs.teacherTaps ?? []) {
-            if (!(tap in teacherShapes)) {
-              const list = teacherLayers.map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');
-              throw new UserError(`the teacher has no layer \`${tap}\`; layers: ${list || '(none: this teacher gives logits only)'}`);
-            }
-          }
-          term.prepare?.({ student: studentShapes, teacher: teacherShapes });
-        }));
-        loaded.located(['knowledge'], () => scheme.check?.(terms, config.scheme.kwargs));
-      } finally {
-        terms.forEach(({ term }) => term.dispose());
-        model.dispose();
-      }
-    });
+    checkTermsMeetModels(loaded, config, student, prepared.tapNames(), scheme.check);
 
     checked.forEach((line) => log(line));
 
@@ -178,24 +191,60 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
     };
     const progress = o.progress ?? 'lines';
     const common: Omit<FitSettings, 'seed' | 'checkpointDir'> = {
-      data, epochs: config.epochs, batchSize: config.batchSize, schedule: config.schedule, earlyStopping: config.earlyStopping,
-      optimizer: { key: config.optimizer.key, ...config.optimizer.kwargs }, beforeWrite, progress, signal: o.signal,
+      data,
+      epochs: config.epochs,
+      batchSize: config.batchSize,
+      schedule: config.schedule,
+      earlyStopping: config.earlyStopping,
+      optimizer: config.optimizer,
+      beforeWrite,
+      progress,
+      signal: o.signal,
     };
     try {
       if (!fresh) log(`resuming ${display(runDir)}`);
       const first = config.seeds[0]!;
       const obtained = await prepared.obtain({
-        fit: createFit({ ...common, seed: first, checkpointDir: join(runDir, 'teacher', 'checkpoints'), jsonFields: { seed: first } }),
-        dir: join(runDir, 'teacher'), beforeWrite, log,
+        fit: createFit({
+          ...common,
+          seed: first,
+          checkpointDir: join(runDir, 'teacher', 'checkpoints'),
+          jsonFields: { seed: first },
+        }),
+        dir: join(runDir, 'teacher'),
+        beforeWrite,
+        log,
       });
       const method = describeTerms(config.knowledge);
       const reports: RunReport[] = [];
       let teacherLogits: Float32Array | undefined;
       const done = new Set<number>();
-      const writeProgress = () => writeFileAtomic(join(runDir, 'progress.json'), `${JSON.stringify({
-        seeds: Object.fromEntries(config.seeds.map((s) => [s, done.has(s) ? 'done' : 'pending'])),
-        complete: done.size === config.seeds.length, updatedAt: new Date().toISOString(),
-      }, null, 2)}\n`);
+      const writeProgress = () =>
+        writeFileAtomic(
+          join(runDir, 'progress.json'),
+          `${JSON.stringify(
+            {
+              seeds: Object.fromEntries(config.seeds.map((s) => [s, done.has(s) ? 'done' : 'pending'])),
+              complete: done.size === config.seeds.length,
+              updatedAt: new Date().toISOString(),
+            },
+            null,
+            2,
+          )}\n`,
+        );
+      const seedContext: SeedContext = {
+        config,
+        loaded,
+        data,
+        scheme,
+        obtained,
+        student,
+        method,
+        common,
+        beforeWrite,
+        log,
+        signal: o.signal,
+      };
       for (const seed of config.seeds) {
         const seedDir = join(runDir, `seed-${seed}`);
         if (existsSync(join(seedDir, 'done.json'))) {
@@ -205,69 +254,14 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
           continue;
         }
         if (o.signal?.aborted) throw new Interrupted(`interrupted before seed ${seed}`);
-        const fit = createFit({
-          ...common, seed, checkpointDir: join(seedDir, 'checkpoints'), jsonFields: { seed },
-          progressPrefix: config.seeds.length > 1 ? `seed ${seed} · ` : '',
-        });
-        const result = await scheme.run({
-          seed, data, teacher: obtained.teacher, students: config.students.map((_, i) => student(i, seed)),
-          createTerms: loaded.createTerms, method, baseline: config.baseline, epochs: config.epochs, kwargs: config.scheme.kwargs, fit, log, signal: o.signal,
-        });
-        const reference = result.reference;
-        // The scheme's own teacher is the teacher column without an external one, else the first student row.
-        const produced = reference?.kind === 'model' ? [reference.produced, ...result.models] : result.models;
-        try {
-          // The teacher column: the experiment's teacher, else the scheme's own (a new one every seed).
-          const column = obtained.evaluated !== undefined
-            ? { evaluated: obtained.evaluated, method: obtained.method, trainSeconds: obtained.trainSeconds, history: obtained.history }
-            : reference?.kind === 'model'
-              ? { evaluated: { name: reference.produced.name, predict: modelPredictFn(reference.produced.model), model: reference.produced.model },
-                method: reference.produced.method, trainSeconds: reference.produced.trainSeconds, history: reference.produced.history }
-              : reference?.kind === 'ensemble' ? { evaluated: reference.evaluated, method: reference.method, trainSeconds: reference.trainSeconds }
-                : undefined;
-          if (column === undefined) throw new UserError(`scheme \`${config.scheme.key}\` made no teacher of its own; give the experiment a teacher (teacher: {key: file, …} or {key: train, …})`);
-          // With an external teacher an ensemble reference has no row of its own (its scheme's table has it).
-          const students = obtained.evaluated !== undefined || reference?.kind !== 'model' ? produced : produced.slice(1);
-          log(`seed ${seed}: evaluating on the test set (accuracy, agreement, KL, ECE, size, latency)…`);
-          const evaluation = await evaluateModels({
-            teacher: column.evaluated, students: students.map((m) => ({ name: m.name, model: m.model })),
-            test: data.test, batchSize: config.evaluation.batchSize, latency: config.evaluation.latency,
-            teacherLogits: obtained.evaluated !== undefined ? teacherLogits : undefined,
-          });
-          if (obtained.evaluated !== undefined) teacherLogits = evaluation.teacherLogits;
-          const [t, ...rest] = evaluation.models;
-          const models: ReportModel[] = [
-            { ...t!, method: column.method, ...(column.trainSeconds !== undefined && { trainSeconds: column.trainSeconds }), ...(column.history !== undefined && { history: column.history }) },
-            ...rest.map((e, i) => {
-              const m = students[i]!;
-              return { ...e, method: m.method, ...(m.baseline && { baseline: true }), trainSeconds: m.trainSeconds, history: m.history };
-            }),
-          ];
-          const report: RunReport = {
-            title: `${config.name}: ${config.scheme.key} distillation on ${data.name} (seed ${seed})`,
-            createdAt: new Date().toISOString(), backend: evaluation.backend,
-            dataset: { name: data.name, train: data.train.size, test: data.test.size },
-            settings: {
-              experiment: config.name, seed, scheme: config.scheme, knowledge: config.knowledge, students: config.students,
-              teacher: obtained.origin, epochs: config.epochs, batchSize: config.batchSize, optimizer: config.optimizer, schedule: config.schedule,
-            },
-            models,
-            ...(result.tables !== undefined && result.tables.length > 0 && { tables: result.tables }),
-          };
-          await beforeWrite();
-          for (const m of produced) {
-            await saveEncodedModel({ model: m.model, encoding: config.export.dtype, path: join(seedDir, 'students', m.id) });
-          }
-          await writeReport({ outDir: seedDir, report });
-          await writeFileAtomic(join(seedDir, 'done.json'), `${JSON.stringify({ seed, finishedAt: new Date().toISOString() })}\n`);
-          reports.push(report);
-          done.add(seed);
-          await writeProgress();
-          log(`seed ${seed}: report ${display(join(seedDir, 'report.md'))}, students in ${display(join(seedDir, 'students'))}/`);
-        } finally {
-          // Models sharing layers (early exits) free only their own, before their network.
-          [...produced].reverse().forEach((m) => (m.dispose ? m.dispose() : (m.model as tf.LayersModel).dispose()));
-        }
+        const run = await runSeed(seedContext, seed, seedDir, teacherLogits);
+        teacherLogits = run.teacherLogits;
+        reports.push(run.report);
+        done.add(seed);
+        await writeProgress();
+        log(
+          `seed ${seed}: report ${display(join(seedDir, 'report.md'))}, students in ${display(join(seedDir, 'students'))}/`,
+        );
       }
       await beforeWrite();
       const summary = summarizeReports({ name: config.name, seeds: config.seeds, reports });
@@ -287,4 +281,250 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
   } finally {
     prepared.dispose();
   }
+}
+
+/** Each term meets each student and the teacher once, before any training: layer names, shapes, adapters. */
+function checkTermsMeetModels(
+  loaded: LoadedExperiment,
+  config: ExperimentConfig,
+  student: (i: number, seed: number) => StudentFactory,
+  teacherLayers: ReadonlyArray<{ name: string; shape: readonly (number | null)[] }>,
+  schemeCheck:
+    | ((terms: ReturnType<LoadedExperiment['createTerms']>, kwargs: Record<string, unknown>) => void)
+    | undefined,
+): void {
+  const teacherShapes = Object.fromEntries(teacherLayers.map((l) => [l.name, l.shape as number[]]));
+  config.students.forEach((s, i) => {
+    const model = student(i, config.seeds[0]!).build();
+    const terms = loaded.createTerms();
+    try {
+      const studentShapes = Object.fromEntries(layerNames(model).map((l) => [l.name, l.shape as number[]]));
+      terms.forEach(({ term }, k) =>
+        loaded.located(['knowledge', k, 'kwargs'], () => {
+          checkTaps(model, term.needs.studentTaps ?? [], `student ${s.name}`);
+          for (const tap of term.needs.teacherTaps ?? []) {
+            if (!(tap in teacherShapes)) {
+              const list = teacherLayers.map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');
+              throw new UserError(
+                `the teacher has no layer \`${tap}\`; layers: ${list || '(none: this teacher gives logits only)'}`,
+              );
+            }
+          }
+          term.prepare?.({ student: studentShapes, teacher: teacherShapes });
+        }),
+      );
+      loaded.located(['knowledge'], () => schemeCheck?.(terms, config.scheme.kwargs));
+    } finally {
+      terms.forEach(({ term }) => term.dispose());
+      model.dispose();
+    }
+  });
+}
+
+/** The report's teacher column: the experiment's teacher, else the scheme's own (a new one every seed). */
+function teacherColumn(obtained: ObtainedTeacher, reference: SchemeReference | undefined, scheme: string) {
+  if (obtained.evaluated !== undefined) {
+    const { evaluated, method, trainSeconds, history } = obtained;
+    return { evaluated, method, trainSeconds, history };
+  }
+  if (reference?.kind === 'model') {
+    const { name, model, method, trainSeconds, history } = reference.produced;
+    return { evaluated: { name, predict: modelPredictFn(model), model }, method, trainSeconds, history };
+  }
+  if (reference?.kind === 'ensemble') {
+    const { evaluated, method, trainSeconds } = reference;
+    return { evaluated, method, trainSeconds, history: undefined };
+  }
+  throw new UserError(
+    `scheme \`${scheme}\` made no teacher of its own; give the experiment a teacher (teacher: {key: file, …} or {key: train, …})`,
+  );
+}
+
+/** One seed's report: the teacher column, then every student row, with the run's settings. */
+function seedReport(r: {
+  config: ExperimentConfig;
+  dataName: string;
+  sizes: [train: number, test: number];
+  seed: number;
+  evaluation: Awaited<ReturnType<typeof evaluateModels>>;
+  column: ReturnType<typeof teacherColumn>;
+  students: ProducedModel[];
+  origin: string;
+  tables: SchemeResult['tables'];
+}): RunReport {
+  const { config, column } = r;
+  const [t, ...rest] = r.evaluation.models;
+  const models: ReportModel[] = [
+    {
+      ...t!,
+      method: column.method,
+      ...(column.trainSeconds !== undefined && { trainSeconds: column.trainSeconds }),
+      ...(column.history !== undefined && { history: column.history }),
+    },
+    ...rest.map((e, i) => {
+      const m = r.students[i]!;
+      return {
+        ...e,
+        method: m.method,
+        ...(m.baseline && { baseline: true }),
+        trainSeconds: m.trainSeconds,
+        history: m.history,
+      };
+    }),
+  ];
+  return {
+    title: `${config.name}: ${config.scheme.key} distillation on ${r.dataName} (seed ${r.seed})`,
+    createdAt: new Date().toISOString(),
+    backend: r.evaluation.backend,
+    dataset: { name: r.dataName, train: r.sizes[0], test: r.sizes[1] },
+    settings: {
+      experiment: config.name,
+      seed: r.seed,
+      scheme: config.scheme,
+      knowledge: config.knowledge,
+      students: config.students,
+      teacher: r.origin,
+      epochs: config.epochs,
+      batchSize: config.batchSize,
+      optimizer: config.optimizer,
+      schedule: config.schedule,
+    },
+    models,
+    ...(r.tables !== undefined && r.tables.length > 0 && { tables: r.tables }),
+  };
+}
+
+/** What every seed of a run shares. */
+interface SeedContext {
+  config: ExperimentConfig;
+  loaded: LoadedExperiment;
+  data: ExperimentData;
+  scheme: Scheme;
+  obtained: ObtainedTeacher;
+  student: (i: number, seed: number) => StudentFactory;
+  method: { short: string; long: string };
+  common: Omit<FitSettings, 'seed' | 'checkpointDir'>;
+  beforeWrite: () => Promise<void>;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * One seed: the scheme trains (checkpointed), teacher and students are evaluated on the test set
+ * (the external teacher's test logits are computed once and reused), the students are exported
+ * and the report and `done.json` written.
+ */
+async function runSeed(
+  c: SeedContext,
+  seed: number,
+  seedDir: string,
+  cachedTeacherLogits?: Float32Array,
+): Promise<{ report: RunReport; teacherLogits?: Float32Array }> {
+  const { config, data, obtained, log } = c;
+  const fit = createFit({
+    ...c.common,
+    seed,
+    checkpointDir: join(seedDir, 'checkpoints'),
+    jsonFields: { seed },
+    progressPrefix: config.seeds.length > 1 ? `seed ${seed} · ` : '',
+    // every phase of the seed (students, baselines); the experiment's teacher trains in its own fit
+    ...(config.quantizationAware !== undefined && { quantizationAware: config.quantizationAware }),
+  });
+  const result = await c.scheme.run({
+    seed,
+    data,
+    teacher: obtained.teacher,
+    ...(teacherParams(obtained) !== undefined && { teacherParams: teacherParams(obtained) }),
+    students: config.students.map((_, i) => c.student(i, seed)),
+    createTerms: c.loaded.createTerms,
+    method: c.method,
+    baseline: config.baseline,
+    epochs: config.epochs,
+    kwargs: config.scheme.kwargs,
+    fit,
+    log,
+    signal: c.signal,
+  });
+  const reference = result.reference;
+  // The scheme's own teacher is the teacher column without an external one, else the first student row.
+  const produced = reference?.kind === 'model' ? [reference.produced, ...result.models] : result.models;
+  // students loaded back from their exported files (`export.evaluate`)
+  const reloaded: tf.LayersModel[] = [];
+  try {
+    const column = teacherColumn(obtained, reference, config.scheme.key);
+    // With an external teacher an ensemble reference has no row of its own (its scheme's table has it).
+    const students = obtained.evaluated !== undefined || reference?.kind !== 'model' ? produced : produced.slice(1);
+    // Exported before the evaluation: the rows of `export.evaluate` are the written files, loaded back.
+    await c.beforeWrite();
+    const written = new Map<string, Awaited<ReturnType<typeof saveEncodedModel>>>();
+    for (const m of produced) {
+      const path = join(seedDir, 'students', m.id);
+      written.set(m.id, await saveEncodedModel({ model: m.model, encoding: config.export.dtype, path }));
+    }
+    // After each student, its exports in the listed encodings (`small (kd) · uint8`): not baselines, no history.
+    const rows: Array<{ m: ProducedModel; bytes?: NonNullable<ReportModel['bytes']> }> = [];
+    if (config.export.evaluate.length > 0) {
+      const { loadExported } = await import('../eval/exported.js');
+      for (const m of students) {
+        rows.push({ m });
+        for (const encoding of config.export.evaluate) {
+          const id = `${m.id}-${encoding}`;
+          if (produced.some((p) => p.id === id))
+            throw new UserError(
+              `the ${encoding} export of \`${m.id}\` would overwrite the student \`${id}\`; rename that student`,
+            );
+          const files =
+            encoding === config.export.dtype
+              ? written.get(m.id)!
+              : await saveEncodedModel({ model: m.model, encoding, path: join(seedDir, 'students', id) });
+          const exported = await loadExported({ files, encoding });
+          reloaded.push(exported.model);
+          const method = `${encoding} export of ${m.method}`;
+          const name = `${m.name} · ${encoding}`;
+          rows.push({
+            m: { id, name, model: exported.model, method, history: [], trainSeconds: m.trainSeconds },
+            bytes: exported.bytes,
+          });
+        }
+      }
+    } else {
+      rows.push(...students.map((m) => ({ m })));
+    }
+    log(`seed ${seed}: evaluating on the test set (accuracy, agreement, KL, ECE, size, latency)…`);
+    const external = obtained.evaluated !== undefined;
+    const evaluation = await evaluateModels({
+      teacher: column.evaluated,
+      students: rows.map(({ m, bytes }) => ({ name: m.name, model: m.model, ...(bytes !== undefined && { bytes }) })),
+      test: data.test,
+      batchSize: config.evaluation.batchSize,
+      latency: config.evaluation.latency,
+      teacherLogits: external ? cachedTeacherLogits : undefined,
+    });
+    const report = seedReport({
+      config,
+      dataName: data.name,
+      sizes: [data.train.size, data.test.size],
+      seed,
+      evaluation,
+      column,
+      students: rows.map(({ m }) => m),
+      origin: obtained.origin,
+      tables: [...(obtained.tables ?? []), ...(result.tables ?? [])],
+    });
+    await writeReport({ outDir: seedDir, report });
+    await writeFileAtomic(
+      join(seedDir, 'done.json'),
+      `${JSON.stringify({ seed, finishedAt: new Date().toISOString() })}\n`,
+    );
+    return { report, teacherLogits: external ? evaluation.teacherLogits : cachedTeacherLogits };
+  } finally {
+    reloaded.forEach((m) => m.dispose());
+    // Models sharing layers (early exits) free only their own, before their network.
+    [...produced].reverse().forEach((m) => (m.dispose ? m.dispose() : (m.model as tf.LayersModel).dispose()));
+  }
+}
+
+function teacherParams(obtained: ObtainedTeacher): number | undefined {
+  const e = obtained.evaluated;
+  return e?.model !== undefined ? countParams(e.model) : e?.params;
 }

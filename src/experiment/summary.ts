@@ -58,17 +58,34 @@ export function stat(values: number[]): Stat {
 }
 
 /** Summarizes one report per seed (same models in each). */
-export function summarizeReports({ name, seeds, reports }: { name: string; seeds: number[]; reports: RunReport[] }): RunSummary {
+export function summarizeReports({
+  name,
+  seeds,
+  reports,
+}: {
+  name: string;
+  seeds: number[];
+  reports: RunReport[];
+}): RunSummary {
   const first = reports[0]!;
   const models: SummaryModel[] = first.models.map((m) => {
     const all = reports.map((r) => r.models.find((x) => x.name === m.name)).filter((x) => x !== undefined);
     const trained = all.map((x) => x.trainSeconds).filter((s): s is number => s !== undefined);
     return {
-      name: m.name, role: m.role, ...(m.method !== undefined && { method: m.method }), ...(m.baseline && { baseline: true }),
-      params: m.params, bytes: m.bytes,
-      accuracy: stat(all.map((x) => x.accuracy)), agreement: stat(all.map((x) => x.agreement)),
-      klToTeacher: stat(all.map((x) => x.klToTeacher)), ece: stat(all.map((x) => x.ece)),
-      latencyMs: { batch1: stat(all.map((x) => x.latencyMs.batch1)), batch64: stat(all.map((x) => x.latencyMs.batch64)) },
+      name: m.name,
+      role: m.role,
+      ...(m.method !== undefined && { method: m.method }),
+      ...(m.baseline && { baseline: true }),
+      params: m.params,
+      bytes: m.bytes,
+      accuracy: stat(all.map((x) => x.accuracy)),
+      agreement: stat(all.map((x) => x.agreement)),
+      klToTeacher: stat(all.map((x) => x.klToTeacher)),
+      ece: stat(all.map((x) => x.ece)),
+      latencyMs: {
+        batch1: stat(all.map((x) => x.latencyMs.batch1)),
+        batch64: stat(all.map((x) => x.latencyMs.batch64)),
+      },
       ...(trained.length > 0 && { trainSeconds: stat(trained) }),
     };
   });
@@ -76,17 +93,37 @@ export function summarizeReports({ name, seeds, reports }: { name: string; seeds
   const students = first.models.filter((m) => m.role === 'student');
   const baselines = students.filter((m) => m.baseline);
   for (const s of students.filter((m) => !m.baseline)) {
-    const b = baselines.find((x) => x.params === s.params && x.name.split(' ')[0] === s.name.split(' ')[0])
-      ?? baselines.find((x) => x.params === s.params);
+    const b =
+      baselines.find((x) => x.params === s.params && x.name.split(' ')[0] === s.name.split(' ')[0]) ??
+      baselines.find((x) => x.params === s.params);
     if (!b) continue;
-    const diff = (key: 'accuracy' | 'agreement' | 'klToTeacher') => stat(reports.map((r) => {
-      const a = r.models.find((x) => x.name === s.name);
-      const c = r.models.find((x) => x.name === b.name);
-      return a && c ? a[key] - c[key] : NaN;
-    }).filter(Number.isFinite));
-    gains.push({ student: s.name, baseline: b.name, accuracy: diff('accuracy'), agreement: diff('agreement'), klToTeacher: diff('klToTeacher') });
+    const diff = (key: 'accuracy' | 'agreement' | 'klToTeacher') =>
+      stat(
+        reports
+          .map((r) => {
+            const a = r.models.find((x) => x.name === s.name);
+            const c = r.models.find((x) => x.name === b.name);
+            return a && c ? a[key] - c[key] : NaN;
+          })
+          .filter(Number.isFinite),
+      );
+    gains.push({
+      student: s.name,
+      baseline: b.name,
+      accuracy: diff('accuracy'),
+      agreement: diff('agreement'),
+      klToTeacher: diff('klToTeacher'),
+    });
   }
-  return { name, createdAt: new Date().toISOString(), backend: first.backend, dataset: first.dataset, seeds, models, gains };
+  return {
+    name,
+    createdAt: new Date().toISOString(),
+    backend: first.backend,
+    dataset: first.dataset,
+    seeds,
+    models,
+    gains,
+  };
 }
 
 const pm = (s: Stat, f: (v: number) => string) => (s.n > 1 ? `${f(s.mean)} ± ${f(s.std)}` : f(s.mean));
@@ -105,27 +142,37 @@ export function renderSummaryMarkdown(s: RunSummary): string {
     '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const m of s.models) {
-    lines.push(`| ${m.name} | ${m.role}${m.baseline ? ' (baseline)' : ''} | ${m.method ?? ''} | ${m.params === null ? '—' : formatInt(m.params)} | ` +
-      `${m.bytes === null ? '—' : formatBytes(m.bytes.float32)} | ${pm(m.accuracy, pct)} | ${pm(m.agreement, pct)} | ` +
-      `${pm(m.klToTeacher, (v) => v.toFixed(4))} | ${pm(m.ece, pct)} | ${pm(m.latencyMs.batch1, (v) => v.toFixed(3))} | ` +
-      `${pm(m.latencyMs.batch64, (v) => v.toFixed(2))} | ${m.trainSeconds ? formatSeconds(m.trainSeconds.mean) : '—'} |`);
+    lines.push(
+      `| ${m.name} | ${m.role}${m.baseline ? ' (baseline)' : ''} | ${m.method ?? ''} | ${m.params === null ? '—' : formatInt(m.params)} | ` +
+        `${m.bytes === null ? '—' : formatBytes(m.bytes.float32)} | ${pm(m.accuracy, pct)} | ${pm(m.agreement, pct)} | ` +
+        `${pm(m.klToTeacher, (v) => v.toFixed(4))} | ${pm(m.ece, pct)} | ${pm(m.latencyMs.batch1, (v) => v.toFixed(3))} | ` +
+        `${pm(m.latencyMs.batch64, (v) => v.toFixed(2))} | ${m.trainSeconds ? formatSeconds(m.trainSeconds.mean) : '—'} |`,
+    );
   }
   if (s.gains.length > 0) {
     lines.push('', '## What distilling bought', '');
     for (const g of s.gains) {
       const spread = (x: Stat, f: (v: number) => string) => (x.n > 1 ? ` ± ${f(x.std)}` : '');
       const method = s.models.find((m) => m.name === g.student)?.method;
-      lines.push(`- ${verdict(method, g.accuracy.mean, g.accuracy.n > 1 ? g.accuracy.std : undefined)}: \`${g.student}\` vs \`${g.baseline}\`: accuracy ${signed(g.accuracy.mean, pct)}${spread(g.accuracy, pct)} pts, ` +
-        `agreement with the teacher ${signed(g.agreement.mean, pct)}${spread(g.agreement, pct)} pts, ` +
-        `KL to teacher ${signed(g.klToTeacher.mean, (v) => v.toFixed(4))}${spread(g.klToTeacher, (v) => v.toFixed(4))} nats` +
-        ` (paired by seed, n = ${g.accuracy.n}).`);
+      lines.push(
+        `- ${verdict(method, g.accuracy.mean, g.accuracy.n > 1 ? g.accuracy.std : undefined)}: \`${g.student}\` vs \`${g.baseline}\`: accuracy ${signed(g.accuracy.mean, pct)}${spread(g.accuracy, pct)} pts, ` +
+          `agreement with the teacher ${signed(g.agreement.mean, pct)}${spread(g.agreement, pct)} pts, ` +
+          `KL to teacher ${signed(g.klToTeacher.mean, (v) => v.toFixed(4))}${spread(g.klToTeacher, (v) => v.toFixed(4))} nats` +
+          ` (paired by seed, n = ${g.accuracy.n}).`,
+      );
     }
   }
   return `${lines.join('\n')}\n`;
 }
 
 /** Writes `summary.json` and `summary.md` into `dir` (atomically). */
-export async function writeSummary({ dir, summary }: { dir: string; summary: RunSummary }): Promise<{ json: string; markdown: string }> {
+export async function writeSummary({
+  dir,
+  summary,
+}: {
+  dir: string;
+  summary: RunSummary;
+}): Promise<{ json: string; markdown: string }> {
   const json = join(dir, 'summary.json');
   const markdown = join(dir, 'summary.md');
   await writeFileAtomic(json, `${JSON.stringify(summary, null, 2)}\n`);

@@ -23,6 +23,18 @@ import type { ConfigPath } from '../config/source.js';
 import type { ExperimentData } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import { modelPredictFn, teacherPredictFn, type EvaluatedTeacher } from '../eval/evaluate.js';
+import { classificationMetrics, predictLogits, type PredictFn } from '../eval/metrics.js';
+import { modelSize } from '../eval/size.js';
+import type { ByteSizes, ReportSection } from '../eval/types.js';
+import { parseOptions } from '../options.js';
+import {
+  combineLogits,
+  ensembleTeacher,
+  normalizedTeacherWeights,
+  sampleWeights,
+  TEACHER_WEIGHTINGS,
+  type TeacherWeighting,
+} from '../teachers/ensemble.js';
 import { fileSystem, registerFileRouters } from '../io/file-handler.js';
 import { createTerm } from '../knowledge/index.js';
 import { buildModel, models } from '../models/zoo.js';
@@ -64,6 +76,8 @@ export interface ObtainedTeacher {
   history?: EpochRecord[];
   /** Where it came from, for the report. */
   origin: string;
+  /** Extra report tables about the teacher (e.g. each member of a multi-teacher). */
+  tables?: ReportSection[];
 }
 
 export interface PreparedTeacher {
@@ -79,7 +93,10 @@ export interface TeacherSource {
   prepare(kwargs: Record<string, unknown>, ctx: TeacherPrepareContext): Promise<PreparedTeacher>;
 }
 
-const path = z.string().min(1).transform((p) => resolve(p));
+const path = z
+  .string()
+  .min(1)
+  .transform((p) => resolve(p));
 
 const fileKwargs = z.strictObject({
   /** model.json (LayersModel or GraphModel, or its folder) or an .onnx file. */
@@ -96,19 +113,31 @@ function layersModelJson(p: string): string | undefined {
   const json = existsSync(p) && statSync(p).isDirectory() ? join(p, 'model.json') : p;
   if (!json.endsWith('.json') || !existsSync(json)) return undefined;
   try {
-    const parsed = JSON.parse(readFileSync(json, 'utf8')) as { format?: string; modelTopology?: { node?: unknown; class_name?: unknown; model_config?: unknown } };
-    const layers = parsed.format === 'layers-model' || (parsed.modelTopology !== undefined && !Array.isArray(parsed.modelTopology.node) &&
-      (parsed.modelTopology.class_name !== undefined || parsed.modelTopology.model_config !== undefined));
+    const parsed = JSON.parse(readFileSync(json, 'utf8')) as {
+      format?: string;
+      modelTopology?: { node?: unknown; class_name?: unknown; model_config?: unknown };
+    };
+    const layers =
+      parsed.format === 'layers-model' ||
+      (parsed.modelTopology !== undefined &&
+        !Array.isArray(parsed.modelTopology.node) &&
+        (parsed.modelTopology.class_name !== undefined || parsed.modelTopology.model_config !== undefined));
     return layers ? json : undefined;
   } catch {
     return undefined;
   }
 }
 
-function checkFits(teacher: { inputShape: readonly number[]; numClasses: number }, data: ExperimentData, p: string): void {
+function checkFits(
+  teacher: { inputShape: readonly number[]; numClasses: number },
+  data: ExperimentData,
+  p: string,
+): void {
   const want = data.train.sampleShape.join(',');
   if (teacher.inputShape.join(',') !== want) {
-    throw new UserError(`teacher ${p} takes inputs of shape [${teacher.inputShape.join(',')}] but the data's samples are [${want}]`);
+    throw new UserError(
+      `teacher ${p} takes inputs of shape [${teacher.inputShape.join(',')}] but the data's samples are [${want}]`,
+    );
   }
   if (teacher.numClasses !== data.train.numClasses) {
     throw new UserError(`teacher ${p} has ${teacher.numClasses} classes but the data has ${data.train.numClasses}`);
@@ -127,21 +156,43 @@ async function prepareFile(raw: Record<string, unknown>, ctx: TeacherPrepareCont
     teacher = layersTeacher({ model });
     await ctx.located(['path'], async () => checkFits(teacher, data, k.path));
   } else {
-    teacher = await ctx.located(['path'], () => loadTeacher({ path: k.path, data: data.train, layout: k.layout, inputName: k.inputName, outputName: k.outputName }));
+    teacher = await ctx.located(['path'], () =>
+      loadTeacher({
+        path: k.path,
+        data: data.train,
+        layout: k.layout,
+        inputName: k.inputName,
+        outputName: k.outputName,
+      }),
+    );
     if (teacher.kind === 'cached') {
       teacher.dispose();
-      throw new UserError('cached logits cannot be evaluated on the test set; give the teacher model as path (model.json or .onnx) and the cache as logits');
+      throw new UserError(
+        'cached logits cannot be evaluated on the test set; give the teacher model as path (model.json or .onnx) and the cache as logits',
+      );
     }
   }
   let training: Teacher = teacher;
   if (k.logits !== undefined) {
-    const cache = await ctx.located(['logits'], () => readTeacherCache({ path: k.logits!, expectedFingerprint: datasetFingerprint(data.train) }));
+    const cache = await ctx.located(['logits'], () =>
+      readTeacherCache({ path: k.logits!, expectedFingerprint: datasetFingerprint(data.train) }),
+    );
     if (cache.numClasses !== data.train.numClasses) {
-      throw new UserError(`cached logits ${k.logits} have ${cache.numClasses} classes but the data has ${data.train.numClasses}`);
+      throw new UserError(
+        `cached logits ${k.logits} have ${cache.numClasses} classes but the data has ${data.train.numClasses}`,
+      );
     }
-    training = new CachedTeacher({ size: cache.size, numClasses: cache.numClasses, inputShape: data.train.sampleShape, logits: cache.logits, source: teacher });
+    training = new CachedTeacher({
+      size: cache.size,
+      numClasses: cache.numClasses,
+      inputShape: data.train.sampleShape,
+      logits: cache.logits,
+      source: teacher,
+    });
   }
-  const evaluated: EvaluatedTeacher = model ? { name: 'teacher', predict: modelPredictFn(model), model } : { name: 'teacher', predict: teacherPredictFn(teacher) };
+  const evaluated: EvaluatedTeacher = model
+    ? { name: 'teacher', predict: modelPredictFn(model), model }
+    : { name: 'teacher', predict: teacherPredictFn(teacher) };
   return {
     tapNames: () => teacher.tapNames(),
     obtain: async () => ({ teacher: training, evaluated, method: 'pre-trained', origin: k.path }),
@@ -154,6 +205,8 @@ const trainKwargs = z.strictObject({
   model: modelNode(models),
   /** Default: the experiment's epochs. */
   epochs: z.int().positive().optional(),
+  /** Seed of the teacher's initial weights, data order and dropout. Default: the run's first seed. */
+  seed: z.int().optional(),
   /** A folder where the trained teacher is kept and reused by runs with the same settings. */
   cache: path.optional(),
 });
@@ -161,11 +214,19 @@ const trainKwargs = z.strictObject({
 async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareContext): Promise<PreparedTeacher> {
   const k = raw as z.output<typeof trainKwargs>;
   const { config, data } = ctx;
-  const seed = config.seeds[0]!;
+  const seed = k.seed ?? config.seeds[0]!;
   const epochs = k.epochs ?? config.epochs;
   const spec = {
-    model: k.model, epochs, seed, data: config.data, batchSize: config.batchSize, optimizer: config.optimizer, schedule: config.schedule,
-    shape: data.train.sampleShape, classes: data.train.numClasses, training: TRAINING_VERSION,
+    model: k.model,
+    epochs,
+    seed,
+    data: config.data,
+    batchSize: config.batchSize,
+    optimizer: config.optimizer,
+    schedule: config.schedule,
+    shape: data.train.sampleShape,
+    classes: data.train.numClasses,
+    training: TRAINING_VERSION,
   };
   const key = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 16);
   const cached = k.cache !== undefined ? join(k.cache, `teacher-${key}`) : undefined;
@@ -176,23 +237,41 @@ async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareCon
     model = await ctx.located(['cache'], () => tf.loadLayersModel(fileSystem(cached)));
     fromCache = true;
   } else {
-    model = await ctx.located(['model'], async () => buildModel({
-      kind: k.model.key, ...k.model.kwargs, inputShape: data.train.sampleShape, numClasses: data.train.numClasses, seed, name: 'teacher',
-    }));
+    model = await ctx.located(['model'], async () =>
+      buildModel({
+        key: k.model.key,
+        kwargs: k.model.kwargs,
+        inputShape: data.train.sampleShape,
+        numClasses: data.train.numClasses,
+        seed,
+        name: 'teacher',
+      }),
+    );
   }
-  const describe = `${k.model.key}(${Object.entries(k.model.kwargs).map(([a, b]) => `${a}=${JSON.stringify(b)}`).join(', ')})`;
+  const describe = `${k.model.key}(${Object.entries(k.model.kwargs)
+    .map(([a, b]) => `${a}=${JSON.stringify(b)}`)
+    .join(', ')})`;
   return {
     tapNames: () => layerNames(model),
     dispose: () => model.dispose(),
     async obtain(run) {
-      const done = { teacher: layersTeacher({ model }), evaluated: { name: 'teacher', predict: modelPredictFn(model), model } };
+      const done = {
+        teacher: layersTeacher({ model }),
+        evaluated: { name: 'teacher', predict: modelPredictFn(model), model },
+      };
       if (fromCache) {
         run.log(`teacher: ${describe} loaded from ${cached}`);
-        return { ...done, method: `labels, ${epochs} epoch${epochs === 1 ? "" : "s"} (cached)`, origin: cached! };
+        return { ...done, method: `labels, ${epochs} epoch${epochs === 1 ? '' : 's'} (cached)`, origin: cached! };
       }
       run.log(`teacher: training ${describe} on the labels for ${epochs} epochs`);
       const terms = [{ term: createTerm('ce'), weight: 1 }];
-      const r = await run.fit({ id: 'teacher', label: 'teacher', learners: [{ name: 'teacher', model, terms }], epochs });
+      const r = await run.fit({
+        id: 'teacher',
+        label: 'teacher',
+        learners: [{ name: 'teacher', model, terms }],
+        epochs,
+        seed,
+      });
       await run.beforeWrite();
       await model.save(fileSystem(run.dir));
       if (cached !== undefined && !existsSync(join(cached, 'model.json'))) {
@@ -202,22 +281,186 @@ async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareCon
         await rename(tmp, cached).catch(async () => rm(tmp, { recursive: true, force: true }));
         run.log(`teacher: kept in ${cached} for later runs`);
       }
-      return { ...done, method: `labels, ${epochs} epoch${epochs === 1 ? "" : "s"}`, trainSeconds: r.seconds, history: r.history['teacher'] ?? [], origin: join(run.dir, 'model.json') };
+      return {
+        ...done,
+        method: `labels, ${epochs} epoch${epochs === 1 ? '' : 's'}`,
+        trainSeconds: r.seconds,
+        history: r.history['teacher'] ?? [],
+        origin: join(run.dir, 'model.json'),
+      };
     },
   };
 }
 
-/** The teacher-source registry: `file`, `train`, `none`. */
+const multiKwargs = z.strictObject({
+  /** The teachers, each a teacher source node: `{ key: train | file, kwargs }`. */
+  teachers: z
+    .array(z.strictObject({ key: z.string().min(1), kwargs: z.record(z.string(), z.unknown()).default({}) }))
+    .min(1),
+  /** How their logits are combined per sample (see src/teachers/ensemble.ts). Default `fixed`. */
+  weighting: z.enum(TEACHER_WEIGHTINGS as [TeacherWeighting, ...TeacherWeighting[]]).default('fixed'),
+  /** `fixed` weights, one per teacher (normalized to sum 1). Default equal. */
+  weights: z.array(z.number().min(0)).optional(),
+});
+
+/**
+ * Several teachers of any source as one (`ensembleTeacher`): each is prepared and obtained as on
+ * its own (a `train` member trains in its own phase `teacher-<i>` and folder `teacher/member-<i>`),
+ * training sees their per-sample weighted logits, and the report's teacher column is the ensemble
+ * on the test set, where labels are not used: `confidence` is evaluated with equal weights there.
+ * A table lists each teacher and the ensemble.
+ */
+async function prepareMulti(raw: Record<string, unknown>, ctx: TeacherPrepareContext): Promise<PreparedTeacher> {
+  const k = raw as z.output<typeof multiKwargs>;
+  const fixed = await ctx.located(['weights'], async () => normalizedTeacherWeights(k.weights, k.teachers.length));
+  if (k.weights !== undefined && k.weighting !== 'fixed') {
+    throw new UserError(`teacher.kwargs.weights are the fixed weighting's; remove them or use weighting: fixed`);
+  }
+  const prepared: PreparedTeacher[] = [];
+  try {
+    for (const [i, member] of k.teachers.entries()) {
+      const at = ['teachers', i] as const;
+      if (member.key === 'none' || member.key === 'multi') {
+        throw new UserError(
+          `teacher.kwargs.teachers[${i}].key: a member is a trained teacher (file or train), not \`${member.key}\``,
+        );
+      }
+      const source = await ctx.located([...at, 'key'], async () => teacherSources.get(member.key));
+      const kwargs = await ctx.located([...at, 'kwargs'], async () =>
+        parseOptions(`teacher \`${member.key}\``, source.kwargs, member.kwargs),
+      );
+      prepared.push(
+        await source.prepare(kwargs, { ...ctx, located: (p, fn) => ctx.located([...at, 'kwargs', ...p], fn) }),
+      );
+    }
+  } catch (e) {
+    for (const p of prepared) p.dispose();
+    throw e;
+  }
+  const { data } = ctx;
+  return {
+    tapNames: () => [],
+    dispose: () => prepared.forEach((p) => p.dispose()),
+    async obtain(run) {
+      const obtained: ObtainedTeacher[] = [];
+      for (const [i, p] of prepared.entries()) {
+        obtained.push(
+          await p.obtain({
+            ...run,
+            dir: join(run.dir, `member-${i + 1}`),
+            fit: (phase) => run.fit({ ...phase, id: `${phase.id}-${i + 1}`, label: `${phase.label} ${i + 1}` }),
+            log: (line) => run.log(line.replace(/^teacher:/, `teacher ${i + 1}:`)),
+          }),
+        );
+      }
+      const members = obtained.map((o, i) => {
+        if (!o.teacher || !o.evaluated) throw new UserError(`teacher.kwargs.teachers[${i}] gave no teacher`);
+        return { teacher: o.teacher, evaluated: o.evaluated, method: o.method };
+      });
+      const training = ensembleTeacher({
+        members: members.map((m) => m.teacher),
+        weighting: k.weighting,
+        weights: fixed,
+        labels: data.train.labels,
+      });
+      // on the test set: no labels, so `confidence` becomes equal weights
+      const testWeighting: TeacherWeighting = k.weighting === 'entropy' ? 'entropy' : 'fixed';
+      const testFixed = k.weighting === 'confidence' ? fixed.map(() => 1 / fixed.length) : fixed;
+      const predict: PredictFn = async (x) => {
+        const logits = await Promise.all(members.map((m) => m.evaluated.predict(x)));
+        const weights = sampleWeights(logits, testWeighting, testFixed);
+        const combined = combineLogits(logits, weights);
+        tf.dispose([...logits, weights]);
+        return combined;
+      };
+      const sizes = members.map((m) => (m.evaluated.model ? modelSize({ model: m.evaluated.model }) : m.evaluated));
+      const total = (f: (s: { params?: number; bytes?: ByteSizes }) => number | undefined) => {
+        const values = sizes.map(f);
+        return values.every((v) => v !== undefined) ? values.reduce((a, b) => a! + b!, 0) : undefined;
+      };
+      const params = total((s) => s.params);
+      const bytes = sizes.every((s) => s.bytes)
+        ? (Object.fromEntries(
+            (['float32', 'float16', 'uint8'] as const).map((d) => [d, sizes.reduce((a, s) => a + s.bytes![d], 0)]),
+          ) as unknown as ByteSizes)
+        : undefined;
+      const evaluated: EvaluatedTeacher = {
+        name: 'teacher ensemble',
+        predict,
+        ...(params !== undefined && { params }),
+        ...(bytes !== undefined && { bytes }),
+      };
+      const method = `${members.length} teachers, ${k.weighting} weights`;
+      const accuracy = async (f: PredictFn) =>
+        classificationMetrics({
+          logits: await predictLogits({ predict: f, data: data.test }),
+          labels: data.test.labels,
+          numClasses: data.test.numClasses,
+        }).accuracy;
+      const rows: Array<{ teacher: string; method: string; params: number | null; accuracy: number; weight: string }> =
+        [];
+      for (const [i, m] of members.entries()) {
+        rows.push({
+          teacher: `teacher ${i + 1}`,
+          method: m.method,
+          params: sizes[i]!.params ?? null,
+          accuracy: await accuracy(m.evaluated.predict),
+          weight: k.weighting === 'fixed' ? fixed[i]!.toFixed(3) : `per sample (${k.weighting})`,
+        });
+      }
+      rows.push({ teacher: 'ensemble', method, params: params ?? null, accuracy: await accuracy(predict), weight: '' });
+      const table: ReportSection = {
+        title: 'Teachers',
+        note:
+          'Each teacher alone and the ensemble that taught, on the test set' +
+          (k.weighting === 'confidence' ? ' (the ensemble row with equal weights: confidence needs the labels)' : ''),
+        columns: ['teacher', 'trained with', 'params', 'accuracy (%)', 'weight'],
+        rows: rows.map((r) => [
+          r.teacher,
+          r.method,
+          r.params === null ? '—' : r.params.toLocaleString('en-US'),
+          (100 * r.accuracy).toFixed(2),
+          r.weight,
+        ]),
+        data: rows.map((r) => ({ ...r })),
+      };
+      const trainSeconds = obtained.reduce((a, o) => a + (o.trainSeconds ?? 0), 0);
+      return {
+        teacher: training,
+        evaluated,
+        method,
+        ...(trainSeconds > 0 && { trainSeconds }),
+        origin: obtained.map((o) => o.origin).join(' + '),
+        tables: [table],
+      };
+    },
+  };
+}
+
+/** The teacher-source registry: `file`, `train`, `multi`, `none`. */
 export const teacherSources = new Registry<TeacherSource>('teacher source')
   .register('none', {
-    describe: 'no external teacher: the scheme makes its own (online and self-distillation); it is the report\'s teacher column',
+    describe:
+      "no external teacher: the scheme makes its own (online and self-distillation); it is the report's teacher column",
     kwargs: z.strictObject({}),
     prepare: async () => ({
       tapNames: () => [],
-      obtain: async () => ({ method: 'none', origin: 'none (the scheme\'s own teacher is the reference)' }),
+      obtain: async () => ({ method: 'none', origin: "none (the scheme's own teacher is the reference)" }),
       dispose: () => {},
     }),
   })
-  .register('file', { describe: 'a trained model.json or .onnx file (and optionally its cached logits)', kwargs: fileKwargs, prepare: prepareFile })
-  .register('train', { describe: 'a zoo model trained on the labels in this run (optionally cached)', kwargs: trainKwargs, prepare: prepareTrain });
-
+  .register('file', {
+    describe: 'a trained model.json or .onnx file (and optionally its cached logits)',
+    kwargs: fileKwargs,
+    prepare: prepareFile,
+  })
+  .register('train', {
+    describe: 'a zoo model trained on the labels in this run (optionally cached)',
+    kwargs: trainKwargs,
+    prepare: prepareTrain,
+  })
+  .register('multi', {
+    describe: 'several teachers (file or train) combined per sample: fixed, confidence or entropy weights',
+    kwargs: multiKwargs,
+    prepare: prepareMulti,
+  });

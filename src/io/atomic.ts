@@ -7,7 +7,10 @@ import { dirname } from 'node:path';
  * in the same folder, fsync, rename over the target, fsync the folder. The temp file never
  * outlives a failure. `content` may be several chunks (written in order).
  */
-export async function writeFileAtomic(file: string, content: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
+export async function writeFileAtomic(
+  file: string,
+  content: string | Uint8Array | readonly Uint8Array[],
+): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     const fh = await open(tmp, 'wx');
@@ -23,5 +26,7 @@ export async function writeFileAtomic(file: string, content: string | Uint8Array
     await rm(tmp, { force: true });
     throw e;
   }
-  await open(dirname(file), 'r').then((d) => d.sync().finally(() => d.close())).catch(() => {});
+  await open(dirname(file), 'r')
+    .then((d) => d.sync().finally(() => d.close()))
+    .catch(() => {});
 }

@@ -38,7 +38,8 @@ export function registerFileRouters(): void {
   g[flag] = true;
   const router = (url: string | string[]) =>
     (typeof url === 'string' && url.startsWith(SCHEME)
-      ? fileSystem(url.slice(SCHEME.length)) : null) as tf.io.IOHandler;
+      ? fileSystem(url.slice(SCHEME.length))
+      : null) as tf.io.IOHandler;
   tf.io.registerSaveRouter(router);
   tf.io.registerLoadRouter(router);
 }
@@ -60,12 +61,29 @@ async function save(path: string, artifacts: tf.io.ModelArtifacts): Promise<tf.i
   const hash = createHash('sha256');
   for (const p of parts) hash.update(p);
   const manifest: tf.io.WeightsManifestConfig = [{ paths: [weightsName], weights: artifacts.weightSpecs ?? [] }];
-  const { modelTopology, format, generatedBy, convertedBy, signature, userDefinedMetadata,
-    modelInitializer, initializerSignature, trainingConfig } = artifacts;
+  const {
+    modelTopology,
+    format,
+    generatedBy,
+    convertedBy,
+    signature,
+    userDefinedMetadata,
+    modelInitializer,
+    initializerSignature,
+    trainingConfig,
+  } = artifacts;
   // Same fields as tfjs-core's getModelJSONForModelArtifacts (not exported by tf.io).
   const modelJSON = {
-    modelTopology, format, generatedBy, convertedBy, weightsManifest: manifest, signature,
-    userDefinedMetadata, modelInitializer, initializerSignature, trainingConfig,
+    modelTopology,
+    format,
+    generatedBy,
+    convertedBy,
+    weightsManifest: manifest,
+    signature,
+    userDefinedMetadata,
+    modelInitializer,
+    initializerSignature,
+    trainingConfig,
     [WEIGHTS_HASH_KEY]: { [weightsName]: hash.digest('hex') },
   };
   try {
@@ -85,9 +103,11 @@ async function load(path: string): Promise<tf.io.ModelArtifacts> {
   try {
     text = await readFile(jsonPath, 'utf8');
   } catch (e) {
-    throw new UserError((e as NodeJS.ErrnoException).code === 'ENOENT'
-      ? `model file ${jsonPath} does not exist; check the path, or save the model there first`
-      : `cannot read model file ${jsonPath}: ${firstLine(e)}`);
+    throw new UserError(
+      (e as NodeJS.ErrnoException).code === 'ENOENT'
+        ? `model file ${jsonPath} does not exist; check the path, or save the model there first`
+        : `cannot read model file ${jsonPath}: ${firstLine(e)}`,
+    );
   }
   let json: tf.io.ModelJSON & Record<string, unknown>;
   try {
@@ -96,7 +116,9 @@ async function load(path: string): Promise<tf.io.ModelArtifacts> {
     throw new UserError(`model file ${jsonPath} is not valid JSON (${firstLine(e)}); save or convert the model again`);
   }
   if (typeof json !== 'object' || json === null || json.modelTopology == null) {
-    throw new UserError(`model file ${jsonPath} has no modelTopology, so it is not a TF.js model.json; point to the model.json written by model.save or tensorflowjs_converter`);
+    throw new UserError(
+      `model file ${jsonPath} has no modelTopology, so it is not a TF.js model.json; point to the model.json written by model.save or tensorflowjs_converter`,
+    );
   }
   const hashes = (json[WEIGHTS_HASH_KEY] ?? {}) as Record<string, string>;
   return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
@@ -106,13 +128,17 @@ async function load(path: string): Promise<tf.io.ModelArtifacts> {
       for (const p of group.paths) {
         const file = resolve(dirname(jsonPath), p);
         const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => {
-          throw new UserError(e.code === 'ENOENT'
-            ? `weights file ${file} (listed in ${jsonPath}) does not exist; copy it beside model.json or save the model again`
-            : `cannot read weights file ${file}: ${firstLine(e)}`);
+          throw new UserError(
+            e.code === 'ENOENT'
+              ? `weights file ${file} (listed in ${jsonPath}) does not exist; copy it beside model.json or save the model again`
+              : `cannot read weights file ${file}: ${firstLine(e)}`,
+          );
         });
         const want = hashes[p];
         if (want !== undefined && createHash('sha256').update(bytes).digest('hex') !== want) {
-          throw new UserError(`weights file ${file} does not match ${jsonPath} (sha256 differs: an interrupted save or files from different saves); save the model again`);
+          throw new UserError(
+            `weights file ${file} does not match ${jsonPath} (sha256 differs: an interrupted save or files from different saves); save the model again`,
+          );
         }
         buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
       }
@@ -121,7 +147,9 @@ async function load(path: string): Promise<tf.io.ModelArtifacts> {
     const have = buffers.reduce((n, b) => n + b.byteLength, 0);
     const need = expectedBytes(specs);
     if (need !== undefined && have !== need) {
-      throw new UserError(`weights of ${jsonPath} have ${have} bytes but its weightsManifest needs ${need}; the weights files are truncated or from another model, save the model again`);
+      throw new UserError(
+        `weights of ${jsonPath} have ${have} bytes but its weightsManifest needs ${need}; the weights files are truncated or from another model, save the model again`,
+      );
     }
     return [specs, buffers.length === 1 ? buffers[0]! : buffers];
   });

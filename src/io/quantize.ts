@@ -41,8 +41,12 @@ export function encodeModelWeights({ model, encoding }: EncodeModelOptions): Enc
 }
 
 /** `encodeModelWeights` for any named tensors (e.g. from `tf.io.decodeWeights`). */
-export function encodeTensors({ tensors, encoding }: {
-  tensors: Array<{ name: string; tensor: tf.Tensor }>; encoding: WeightEncoding;
+export function encodeTensors({
+  tensors,
+  encoding,
+}: {
+  tensors: Array<{ name: string; tensor: tf.Tensor }>;
+  encoding: WeightEncoding;
 }): EncodedWeights {
   checkEncoding(encoding);
   const specs: tf.io.WeightsManifestEntry[] = [];
@@ -55,8 +59,11 @@ export function encodeTensors({ tensors, encoding }: {
     const spec: tf.io.WeightsManifestEntry = { name, shape: [...tensor.shape], dtype };
     const values = tensor.dataSync();
     if (dtype !== 'float32' || encoding === 'float32') {
-      parts.push(dtype === 'bool' ? Uint8Array.from(values as Uint8Array)
-        : new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)));
+      parts.push(
+        dtype === 'bool'
+          ? Uint8Array.from(values as Uint8Array)
+          : new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)),
+      );
     } else if (encoding === 'float16') {
       spec.quantization = { dtype: 'float16' };
       parts.push(new Uint8Array(toFloat16(values as Float32Array).buffer));
@@ -108,12 +115,28 @@ export function savedSizes(artifacts: tf.io.ModelArtifacts, weightsName = 'weigh
   const parts = (Array.isArray(data) ? data : [data]).map((b) => new Uint8Array(b));
   const hash = createHash('sha256');
   for (const p of parts) hash.update(p);
-  const { modelTopology, format, generatedBy, convertedBy, signature, userDefinedMetadata,
-    modelInitializer, initializerSignature, trainingConfig } = artifacts;
+  const {
+    modelTopology,
+    format,
+    generatedBy,
+    convertedBy,
+    signature,
+    userDefinedMetadata,
+    modelInitializer,
+    initializerSignature,
+    trainingConfig,
+  } = artifacts;
   const modelJSON = {
-    modelTopology, format, generatedBy, convertedBy,
+    modelTopology,
+    format,
+    generatedBy,
+    convertedBy,
     weightsManifest: [{ paths: [weightsName], weights: artifacts.weightSpecs ?? [] }],
-    signature, userDefinedMetadata, modelInitializer, initializerSignature, trainingConfig,
+    signature,
+    userDefinedMetadata,
+    modelInitializer,
+    initializerSignature,
+    trainingConfig,
     [WEIGHTS_HASH_KEY]: { [weightsName]: hash.digest('hex') },
   };
   return {
@@ -132,14 +155,19 @@ export interface SaveEncodedModelOptions extends EncodeModelOptions {
  * `tf.loadLayersModel('file://…')` (after `registerFileRouters()`) or a browser loader
  * dequantizes it on load. Returns the paths and byte sizes of the files written.
  */
-export async function saveEncodedModel({ model, encoding, path }: SaveEncodedModelOptions):
-  Promise<{ modelJsonPath: string; weightsPath: string } & SavedSizes> {
+export async function saveEncodedModel({
+  model,
+  encoding,
+  path,
+}: SaveEncodedModelOptions): Promise<{ modelJsonPath: string; weightsPath: string } & SavedSizes> {
   const artifacts = encodeModelArtifacts({ model, encoding });
   await fileSystem(path).save!(artifacts);
   const modelJsonPath = /\.json$/i.test(path) ? resolve(path) : resolve(path, 'model.json');
   const name = basename(modelJsonPath);
-  const weightsPath = resolve(dirname(modelJsonPath),
-    name === 'model.json' ? 'weights.bin' : `${name.replace(/\.json$/i, '')}.weights.bin`);
+  const weightsPath = resolve(
+    dirname(modelJsonPath),
+    name === 'model.json' ? 'weights.bin' : `${name.replace(/\.json$/i, '')}.weights.bin`,
+  );
   const [j, w] = await Promise.all([stat(modelJsonPath), stat(weightsPath)]);
   return { modelJsonPath, weightsPath, modelJson: j.size, weights: w.size };
 }
@@ -163,7 +191,8 @@ export function float16Bits(v: number): number {
   if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0); // Inf / NaN
   const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00; // overflow → Inf
-  if (e <= 0) { // half subnormal (or zero): m · 2⁻²⁴
+  if (e <= 0) {
+    // half subnormal (or zero): m · 2⁻²⁴
     if (e < -10) return sign;
     mant |= 0x800000;
     const shift = 14 - e;
@@ -185,23 +214,34 @@ function toFloat16(values: Float32Array): Uint16Array {
   return out;
 }
 
+/** One tensor's affine uint8 encoding: the manifest's `min` and `scale`, and the codes `q`. */
+export interface Uint8Encoding {
+  q: Uint8Array;
+  min: number;
+  scale: number;
+}
+
 /**
- * Affine uint8 quantization of one tensor: an integer zero point z ∈ [0, 255] and a scale
- * chosen so that [min, min + 255·scale] ⊇ [lo, hi] with min = −z·scale (0 exact).
+ * Affine uint8 quantization of one tensor, the rule of the `uint8` export: an integer zero
+ * point z ∈ [0, 255] and a scale chosen so that [min, min + 255·scale] ⊇ [lo, hi] with
+ * min = −z·scale (0 exact). Quantization-aware training (`src/train/fake-quant.ts`) uses it too.
  */
-function toUint8(values: Float32Array): { q: Uint8Array; min: number; scale: number } {
+export function toUint8(values: Float32Array): Uint8Encoding {
   let lo = 0;
   let hi = 0;
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
-    if (!Number.isFinite(v)) throw new UserError('cannot quantize weights containing NaN or Infinity to uint8; the model diverged, retrain it');
+    if (!Number.isFinite(v))
+      throw new UserError(
+        'cannot quantize weights containing NaN or Infinity to uint8; the model diverged, retrain it',
+      );
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
   let scale = 1;
   let zero = 0;
   if (hi > lo) {
-    zero = Math.round(255 * (-lo) / (hi - lo));
+    zero = Math.round((255 * -lo) / (hi - lo));
     if (lo < 0) zero = Math.max(zero, 1);
     if (hi > 0) zero = Math.min(zero, 254);
     scale = Math.max(lo < 0 ? -lo / zero : 0, hi > 0 ? hi / (255 - zero) : 0);
@@ -212,4 +252,14 @@ function toUint8(values: Float32Array): { q: Uint8Array; min: number; scale: num
     q[i] = Math.min(255, Math.max(0, Math.round((values[i]! - min) / scale)));
   }
   return { q, min, scale };
+}
+
+/**
+ * The float32 values a loader gets back from `toUint8`'s encoding: `q·scale + min` computed
+ * in double precision and rounded to float32, exactly as `tf.io.decodeWeights` (and so
+ * `tf.loadLayersModel`) dequantizes a `uint8` weight.
+ */
+export function fromUint8({ q, min, scale }: Uint8Encoding, out = new Float32Array(q.length)): Float32Array {
+  for (let i = 0; i < q.length; i++) out[i] = q[i]! * scale + min;
+  return out;
 }

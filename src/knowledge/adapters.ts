@@ -9,7 +9,8 @@
  *   H, W differ, then a 1×1 convolution (kernel [1, 1, C_s, C_t] + bias).
  * Resizing shrinks by average pooling when the factor is a whole number (as
  * RepDistiller's adaptive average pooling), otherwise bilinearly. Kernels and biases start
- * U(±1/√fan_in) from `seed`, as the zoo's layers and PyTorch's nn.Linear / nn.Conv2d. Adapters live in the term, never in the
+ * U(±1/√fan_in) from `seed`, as the zoo's layers and PyTorch's nn.Linear / nn.Conv2d. Adapters live in the term,
+ * never in the
  * student model: the exported student carries no adapter weights.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -62,8 +63,17 @@ export function termParamCount(term: KnowledgeTerm): number {
   return paramCount(term.trainableVariables());
 }
 
-/** Kernel and bias variables of a layer with `fanIn` inputs per output, initialized as the zoo's layers (PyTorch's default). */
-function kernelAndBias(kernelShape: number[], units: number, fanIn: number, seed: number, prefix: string): [tf.Variable, tf.Variable] {
+/**
+ * Kernel and bias variables of a layer with `fanIn` inputs per output, initialized as the zoo's layers (PyTorch's
+ * default).
+ */
+function kernelAndBias(
+  kernelShape: number[],
+  units: number,
+  fanIn: number,
+  seed: number,
+  prefix: string,
+): [tf.Variable, tf.Variable] {
   const init = layerInit('pytorch', fanIn, seed);
   return tf.tidy(() => [
     tf.variable(init.kernelInitializer.apply(kernelShape) as tf.Tensor, true, `${prefix}/kernel`),
@@ -71,7 +81,13 @@ function kernelAndBias(kernelShape: number[], units: number, fanIn: number, seed
   ]);
 }
 
-function owned(kind: AdapterKind, from: readonly number[], to: readonly number[], variables: tf.Variable[], apply: (x: tf.Tensor) => tf.Tensor): Adapter {
+function owned(
+  kind: AdapterKind,
+  from: readonly number[],
+  to: readonly number[],
+  variables: tf.Variable[],
+  apply: (x: tf.Tensor) => tf.Tensor,
+): Adapter {
   return { kind, from: [...from], to: [...to], variables, apply, dispose: () => variables.forEach((v) => v.dispose()) };
 }
 
@@ -96,5 +112,7 @@ export function createAdapter({ from, to, seed = 0, name = 'adapter' }: AdapterO
     const conv = (x: tf.Tensor) => tf.add(tf.conv2d(x as tf.Tensor4D, kernel as tf.Tensor4D, 1, 'valid'), b);
     return owned('conv1x1', from, to, [kernel, b], h === ht && w === wt ? conv : (x) => conv(resize(x)));
   }
-  throw new UserError(`cannot adapt a student output [${from.join(',')}] to a teacher output [${to.join(',')}]; tap two vectors or two [H,W,C] feature maps`);
+  throw new UserError(
+    `cannot adapt a student output [${from.join(',')}] to a teacher output [${to.join(',')}]; tap two vectors or two [H,W,C] feature maps`,
+  );
 }

@@ -2,53 +2,94 @@
  * The knowledge-term registry: config key → factory. A config node `{ key, kwargs }`
  * becomes a term through `createTerm(key, kwargs)`; each factory validates its kwargs.
  */
+import type { z } from 'zod';
 import { Registry } from '../registry.js';
 import type { KnowledgeTerm } from './types.js';
-import { crossEntropyTerm, type CeOptions } from './response/ce.js';
-import { kdTerm, type KdOptions } from './response/kd.js';
-import { softCrossEntropyTerm, type SoftCeOptions } from './response/soft-ce.js';
-import { logitsMseTerm, type LogitsMseOptions } from './response/logits-mse.js';
-import { logitsL1Term, type LogitsL1Options } from './response/logits-l1.js';
-import { hardTargetTerm, type HardOptions } from './response/hard.js';
-import { dkdTerm, type DkdOptions } from './response/dkd.js';
-import { fitnetsTerm, type FitnetsOptions, type FitnetsTerm } from './feature/fitnets.js';
-import { atTerm, type AtOptions } from './feature/at.js';
-import { pktTerm, type PktOptions } from './feature/pkt.js';
-import { nstTerm, type NstOptions } from './feature/nst.js';
-import { rkdTerm, type RkdOptions } from './relation/rkd.js';
-import { spTerm, type SpOptions } from './relation/sp.js';
-import { ccTerm, type CcOptions } from './relation/cc.js';
-import { crdTerm, type CrdInputs, type CrdOptions, type CrdTerm } from './relation/crd.js';
+import { ceOptions, crossEntropyTerm, type CeOptions } from './response/ce.js';
+import { kdOptions, kdTerm, type KdOptions } from './response/kd.js';
+import { softCeOptions, softCrossEntropyTerm, type SoftCeOptions } from './response/soft-ce.js';
+import { logitsMseOptions, logitsMseTerm, type LogitsMseOptions } from './response/logits-mse.js';
+import { logitsL1Options, logitsL1Term, type LogitsL1Options } from './response/logits-l1.js';
+import { hardOptions, hardTargetTerm, type HardOptions } from './response/hard.js';
+import { dkdOptions, dkdTerm, type DkdOptions } from './response/dkd.js';
+import { fitnetsOptions, fitnetsTerm, type FitnetsOptions, type FitnetsTerm } from './feature/fitnets.js';
+import { atOptions, atTerm, type AtOptions } from './feature/at.js';
+import { pktOptions, pktTerm, type PktOptions } from './feature/pkt.js';
+import { nstOptions, nstTerm, type NstOptions } from './feature/nst.js';
+import { rkdOptions, rkdTerm, type RkdOptions } from './relation/rkd.js';
+import { spOptions, spTerm, type SpOptions } from './relation/sp.js';
+import { ccOptions, ccTerm, type CcOptions } from './relation/cc.js';
+import { crdOptions, crdTerm, type CrdInputs, type CrdOptions, type CrdTerm } from './relation/crd.js';
 
-/** A factory as the registry sees it: options arrive untyped (from config) and are validated inside. */
-export type AnyTermFactory = (options: Record<string, unknown>) => KnowledgeTerm;
+/**
+ * A registered term: its options schema (the experiment loader validates a config's kwargs with
+ * it, so errors point at the line) and its factory (which validates again when called from code).
+ */
+export interface TermEntry {
+  kwargs: z.ZodType<Record<string, unknown>>;
+  create(options: Record<string, unknown>): KnowledgeTerm;
+}
 
-export const knowledge = new Registry<AnyTermFactory>('knowledge term')
-  .register('ce', (o) => crossEntropyTerm(o as CeOptions))
-  .register('kd', (o) => kdTerm(o as KdOptions))
-  .register('soft-ce', (o) => softCrossEntropyTerm(o as SoftCeOptions))
-  .register('logits-mse', (o) => logitsMseTerm(o as LogitsMseOptions))
-  .register('logits-l1', (o) => logitsL1Term(o as LogitsL1Options))
-  .register('hard', (o) => hardTargetTerm(o as HardOptions))
-  .register('dkd', (o) => dkdTerm(o as DkdOptions))
-  .register('fitnets', (o) => fitnetsTerm(o as FitnetsOptions))
-  .register('at', (o) => atTerm(o as AtOptions))
-  .register('pkt', (o) => pktTerm(o as PktOptions))
-  .register('nst', (o) => nstTerm(o as NstOptions))
-  .register('rkd', (o) => rkdTerm(o as RkdOptions))
-  .register('sp', (o) => spTerm(o as SpOptions))
-  .register('cc', (o) => ccTerm(o as CcOptions))
-  .register('crd', (o) => crdTerm(o as CrdOptions));
+/** A registry entry from a term's options schema and its factory, e.g. `knowledge.register('my', defineTerm(myOptions, myTerm))`. */
+export function defineTerm<S extends z.ZodType<Record<string, unknown>>>(
+  kwargs: S,
+  create: (o: z.input<S>) => KnowledgeTerm,
+): TermEntry {
+  return {
+    kwargs,
+    create: (o) => create(o as z.input<S>),
+  };
+}
+
+export const knowledge = new Registry<TermEntry>('knowledge term')
+  .register('ce', defineTerm(ceOptions, crossEntropyTerm))
+  .register('kd', defineTerm(kdOptions, kdTerm))
+  .register('soft-ce', defineTerm(softCeOptions, softCrossEntropyTerm))
+  .register('logits-mse', defineTerm(logitsMseOptions, logitsMseTerm))
+  .register('logits-l1', defineTerm(logitsL1Options, logitsL1Term))
+  .register('hard', defineTerm(hardOptions, hardTargetTerm))
+  .register('dkd', defineTerm(dkdOptions, dkdTerm))
+  .register('fitnets', defineTerm(fitnetsOptions, fitnetsTerm))
+  .register('at', defineTerm(atOptions, atTerm))
+  .register('pkt', defineTerm(pktOptions, pktTerm))
+  .register('nst', defineTerm(nstOptions, nstTerm))
+  .register('rkd', defineTerm(rkdOptions, rkdTerm))
+  .register('sp', defineTerm(spOptions, spTerm))
+  .register('cc', defineTerm(ccOptions, ccTerm))
+  .register('crd', defineTerm(crdOptions, crdTerm));
 
 /** Builds the term registered under `key`; unknown keys and bad options throw `UserError`. */
 export function createTerm(key: string, options: Record<string, unknown> = {}): KnowledgeTerm {
-  return knowledge.get(key)(options);
+  return knowledge.get(key).create(options);
 }
 
 export type { KnowledgeTerm, TermFactory, TermInputs, TermNeeds, TapShapes } from './types.js';
-export { createAdapter, denseLayer, paramCount, termParamCount, resizeSpatial, type Adapter, type AdapterKind, type AdapterOptions } from './adapters.js';
+export {
+  createAdapter,
+  denseLayer,
+  paramCount,
+  termParamCount,
+  resizeSpatial,
+  type Adapter,
+  type AdapterKind,
+  type AdapterOptions,
+} from './adapters.js';
 export { SIMILARITIES, featureLoss, type Similarity } from './feature/similarity.js';
 export { fitnetsTerm, atTerm, pktTerm, nstTerm, rkdTerm, spTerm, ccTerm, crdTerm };
-export type { FitnetsOptions, FitnetsTerm, AtOptions, PktOptions, NstOptions, RkdOptions, SpOptions, CcOptions, CrdOptions, CrdTerm, CrdInputs };
+export { fitnetsOptions, atOptions, pktOptions, nstOptions, rkdOptions, spOptions, ccOptions, crdOptions };
+export type {
+  FitnetsOptions,
+  FitnetsTerm,
+  AtOptions,
+  PktOptions,
+  NstOptions,
+  RkdOptions,
+  SpOptions,
+  CcOptions,
+  CrdOptions,
+  CrdTerm,
+  CrdInputs,
+};
 export { crossEntropyTerm, kdTerm, softCrossEntropyTerm, logitsMseTerm, logitsL1Term, hardTargetTerm, dkdTerm };
+export { ceOptions, kdOptions, softCeOptions, logitsMseOptions, logitsL1Options, hardOptions, dkdOptions };
 export type { CeOptions, KdOptions, SoftCeOptions, LogitsMseOptions, LogitsL1Options, HardOptions, DkdOptions };

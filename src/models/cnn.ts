@@ -1,16 +1,27 @@
 import * as tf from '@tensorflow/tfjs';
-import { Builder, positiveInt, positiveInts, rate, type ModelOptions } from './common.js';
+import type { z } from 'zod';
+import {
+  Builder,
+  dropoutRate,
+  type ModelContext,
+  modelArgs,
+  modelOptions,
+  positiveInt,
+  positiveInts,
+} from './common.js';
 
-export interface CnnOptions extends ModelOptions {
+/** The options of `cnn` (beside `width` and `init`): names, types, ranges and defaults, defined once. */
+export const cnnOptions = modelOptions.extend({
   /** Filters of each conv block (before the width multiplier). Default `[32, 64]`. */
-  blocks?: number[];
+  blocks: positiveInts.default([32, 64]),
   /** 3×3 convs per block. Default 2. */
-  convsPerBlock?: number;
+  convsPerBlock: positiveInt.default(2),
   /** Units of the hidden dense layer (before the width multiplier). Default 256. */
-  dense?: number;
+  dense: positiveInt.default(256),
   /** Dropout rate after each pooled block and before the logits (0 = none). Default 0.25. */
-  dropout?: number;
-}
+  dropout: dropoutRate.default(0.25),
+});
+export type CnnOptions = ModelContext & z.input<typeof cnnOptions>;
 
 /**
  * Small VGG-style CNN: blocks of [3×3 conv (no bias) → BatchNorm → ReLU] × convsPerBlock,
@@ -32,17 +43,16 @@ export interface CnnOptions extends ModelOptions {
  * - width 0.25: convs 72+576+1,152+2,304, BN 192, fc 784·64+64, logits 650 = 55,186 (15.8× smaller)
  */
 export function cnn(options: CnnOptions): tf.LayersModel {
-  const b = new Builder('cnn', options, true);
-  const blocks = positiveInts('cnn', 'blocks', options.blocks ?? [32, 64]);
-  const convs = positiveInt('cnn', 'convsPerBlock', options.convsPerBlock ?? 2);
-  const dense = positiveInt('cnn', 'dense', options.dense ?? 256);
-  const dropout = rate('cnn', options.dropout ?? 0.25);
+  const { context, o } = modelArgs('cnn', cnnOptions, options);
+  const b = new Builder('cnn', context, o, true);
+  const { blocks, convsPerBlock: convs, dense, dropout } = o;
   const input = b.input();
   let x = input;
   blocks.forEach((filters, k) => {
     const name = `block${k + 1}`;
     for (let i = 1; i <= convs; i++) x = b.convBnRelu(x, `${name}_conv${i}`, b.units(filters));
-    x = tf.layers.maxPooling2d({ name: `${name}_pool`, poolSize: 2, strides: 2, padding: 'same' })
+    x = tf.layers
+      .maxPooling2d({ name: `${name}_pool`, poolSize: 2, strides: 2, padding: 'same' })
       .apply(x) as tf.SymbolicTensor;
     if (dropout > 0) x = tf.layers.dropout({ name: `${name}_drop`, rate: dropout }).apply(x) as tf.SymbolicTensor;
   });

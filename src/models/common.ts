@@ -1,22 +1,53 @@
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { parseOptions } from '../options.js';
 import { fanIn, INIT_SCHEMES, layerInit, type InitScheme, type LayerInit } from './init.js';
 
-/** Options every zoo builder takes. */
-export interface ModelOptions {
+/** What a zoo builder gets from the run (the data and the seed), not from the model's options. */
+export interface ModelContext {
   /** Shape of one example, without the batch dimension, e.g. `[28, 28, 1]`. */
   inputShape: readonly number[];
   /** Number of classes: the width of the `logits` layer. */
   numClasses: number;
-  /** Multiplier on every channel / unit count (not on the logits). Default 1. */
-  width?: number;
   /** Seed for the weight initializers: the same seed gives identical initial weights. */
   seed?: number;
   /** Name of the returned model. Defaults to the builder's kind. */
   name?: string;
-  /** Kernel and bias initialization (see `InitScheme`). Default `pytorch`. */
-  init?: InitScheme;
 }
+
+/** The options every zoo model has; each model's schema extends it (the one definition of its options). */
+export const modelOptions = z.strictObject({
+  /** Multiplier on every channel / unit count (not on the logits). Default 1. */
+  width: z.number().positive().default(1),
+  /** Kernel and bias initialization (see `InitScheme`). Default `pytorch`. */
+  init: z.enum(INIT_SCHEMES as [InitScheme, ...InitScheme[]]).default('pytorch'),
+});
+
+/** A builder's argument: the run's context and the model's options, e.g. `cnn({ inputShape, numClasses, width: 0.25 })`. */
+export type ModelOptions = ModelContext & z.input<typeof modelOptions>;
+
+const CONTEXT_KEYS = ['inputShape', 'numClasses', 'seed', 'name'] as const;
+
+/** Splits a builder's argument into the run's context and its options, validated by the model's schema. */
+export function modelArgs<S extends z.ZodType>(
+  kind: string,
+  schema: S,
+  options: ModelContext & object,
+): { context: ModelContext; o: z.output<S> } {
+  const context: ModelContext = { inputShape: options.inputShape, numClasses: options.numClasses };
+  if (options.seed !== undefined) context.seed = options.seed;
+  if (options.name !== undefined) context.name = options.name;
+  const rest = Object.fromEntries(
+    Object.entries(options).filter(([k]) => !(CONTEXT_KEYS as readonly string[]).includes(k)),
+  );
+  return { context, o: parseOptions(`model \`${kind}\``, schema, rest) };
+}
+
+/** Shared field schemas of the zoo's options. */
+export const positiveInt = z.int().positive();
+export const positiveInts = z.array(positiveInt).min(1);
+export const dropoutRate = z.number().min(0).lt(1);
 
 /**
  * Batch-norm settings of every zoo layer: running statistics move 10 % towards each batch's, as
@@ -32,30 +63,36 @@ export class Builder {
   readonly width: number;
   readonly scheme: InitScheme;
 
-  constructor(readonly kind: string, readonly opts: ModelOptions, imageRank: boolean) {
-    const { inputShape, numClasses, width = 1, seed } = opts;
-    const where = `${kind}:`;
-    if (!Array.isArray(inputShape) || inputShape.length === 0 ||
-        !inputShape.every((d) => Number.isInteger(d) && d > 0)) {
-      throw new UserError(`${where} inputShape must be a list of positive integers, got ${JSON.stringify(inputShape)}; pass e.g. [28, 28, 1]`);
+  constructor(
+    readonly kind: string,
+    readonly opts: ModelContext,
+    common: z.output<typeof modelOptions>,
+    imageRank: boolean,
+  ) {
+    const { inputShape, numClasses, seed } = opts;
+    const where = `model \`${kind}\`:`;
+    if (
+      !Array.isArray(inputShape) ||
+      inputShape.length === 0 ||
+      !inputShape.every((d) => Number.isInteger(d) && d > 0)
+    ) {
+      throw new UserError(
+        `${where} inputShape must be a list of positive integers, got ${JSON.stringify(inputShape)}; pass e.g. [28, 28, 1]`,
+      );
     }
     if (imageRank && inputShape.length !== 3) {
-      throw new UserError(`${where} inputShape must be [height, width, channels], got ${JSON.stringify(inputShape)}; add a channel axis, e.g. [28, 28, 1]`);
+      throw new UserError(
+        `${where} inputShape must be [height, width, channels], got ${JSON.stringify(inputShape)}; add a channel axis, e.g. [28, 28, 1]`,
+      );
     }
     if (!Number.isInteger(numClasses) || numClasses < 1) {
       throw new UserError(`${where} numClasses must be a positive integer, got ${numClasses}`);
     }
-    if (!(typeof width === 'number' && width > 0 && Number.isFinite(width))) {
-      throw new UserError(`${where} width must be a positive number, got ${width}; 1 is the default size`);
-    }
     if (seed !== undefined && !Number.isFinite(seed)) {
       throw new UserError(`${where} seed must be a number, got ${seed}`);
     }
-    if (opts.init !== undefined && !INIT_SCHEMES.includes(opts.init)) {
-      throw new UserError(`${where} init must be one of ${INIT_SCHEMES.join(', ')}, got ${JSON.stringify(opts.init)}`);
-    }
-    this.width = width;
-    this.scheme = opts.init ?? 'pytorch';
+    this.width = common.width;
+    this.scheme = common.init;
   }
 
   /** `n` scaled by the width multiplier, at least 1. */
@@ -82,14 +119,27 @@ export class Builder {
   }
 
   /** Conv (no bias: BN has one) → BatchNorm → ReLU, named `name`, `name_bn`, `name_relu`. */
-  convBnRelu(x: tf.SymbolicTensor, name: string, filters: number, kernelSize = 3,
-    strides = 1, relu = true): tf.SymbolicTensor {
-    let y = tf.layers.conv2d({
-      name, filters, kernelSize, strides, padding: 'same', useBias: false,
-      kernelInitializer: this.init(x, kernelSize).kernelInitializer,
-    }).apply(x) as tf.SymbolicTensor;
+  convBnRelu(
+    x: tf.SymbolicTensor,
+    name: string,
+    filters: number,
+    kernelSize = 3,
+    strides = 1,
+    relu = true,
+  ): tf.SymbolicTensor {
+    let y = tf.layers
+      .conv2d({
+        name,
+        filters,
+        kernelSize,
+        strides,
+        padding: 'same',
+        useBias: false,
+        kernelInitializer: this.init(x, kernelSize).kernelInitializer,
+      })
+      .apply(x) as tf.SymbolicTensor;
     y = tf.layers.batchNormalization({ name: `${name}_bn`, ...BATCH_NORM }).apply(y) as tf.SymbolicTensor;
-    return relu ? tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor : y;
+    return relu ? (tf.layers.reLU({ name: `${name}_relu` }).apply(y) as tf.SymbolicTensor) : y;
   }
 
   /** The linear `logits` head and the model. */
@@ -111,26 +161,4 @@ export function trainableParamCount(model: tf.LayersModel): number {
 
 function sizeOf(weights: { shape: (number | null)[] }[]): number {
   return weights.reduce((n, w) => n + w.shape.reduce<number>((a, d) => a * (d ?? 0), 1), 0);
-}
-
-export function rate(kind: string, value: number): number {
-  if (!(typeof value === 'number' && value >= 0 && value < 1)) {
-    throw new UserError(`${kind}: dropout must be in [0, 1), got ${value}`);
-  }
-  return value;
-}
-
-export function positiveInt(kind: string, field: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new UserError(`${kind}: ${field} must be a positive integer, got ${value}`);
-  }
-  return value;
-}
-
-export function positiveInts(kind: string, field: string, xs: unknown, allowEmpty = false): number[] {
-  if (!Array.isArray(xs) || (!allowEmpty && xs.length === 0) ||
-      !xs.every((n) => Number.isInteger(n) && n > 0)) {
-    throw new UserError(`${kind}: ${field} must be a ${allowEmpty ? '' : 'non-empty '}list of positive integers, got ${JSON.stringify(xs)}`);
-  }
-  return xs as number[];
 }

@@ -1,26 +1,33 @@
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../errors.js';
-import { BATCH_NORM, Builder, positiveInt, type ModelOptions } from './common.js';
+import { z } from 'zod';
+import { BATCH_NORM, Builder, type ModelContext, modelArgs, modelOptions, positiveInt } from './common.js';
 
 /** One depthwise-separable block: output filters (before the width multiplier) and stride. */
-export interface DwsepBlock {
-  filters: number;
+const dwsepBlock = z.strictObject({
+  filters: positiveInt,
   /** Stride of the depthwise conv. Default 1. */
-  stride?: number;
-}
+  stride: positiveInt.default(1),
+});
+export type DwsepBlock = z.input<typeof dwsepBlock>;
 
-export interface DwsepOptions extends ModelOptions {
+/** The options of `dwsep` (beside `width` and `init`): names, types, ranges and defaults, defined once. */
+export const dwsepOptions = modelOptions.extend({
   /** Filters of the stem conv (before the width multiplier). Default 32. */
-  stemFilters?: number;
+  stemFilters: positiveInt.default(32),
   /** Stride of the stem conv: 1 for small images (default), 2 for large ones. */
-  stemStride?: number;
+  stemStride: positiveInt.default(1),
   /** Blocks in order. Default 64/s1, 128/s2, 128/s1, 256/s2. */
-  blocks?: DwsepBlock[];
-}
-
-const DEFAULT_BLOCKS: DwsepBlock[] = [
-  { filters: 64, stride: 1 }, { filters: 128, stride: 2 }, { filters: 128, stride: 1 }, { filters: 256, stride: 2 },
-];
+  blocks: z
+    .array(dwsepBlock)
+    .min(1)
+    .default([
+      { filters: 64, stride: 1 },
+      { filters: 128, stride: 2 },
+      { filters: 128, stride: 1 },
+      { filters: 256, stride: 2 },
+    ]),
+});
+export type DwsepOptions = ModelContext & z.input<typeof dwsepOptions>;
 
 /**
  * MobileNet-style network (Howard et al. 2017): a 3×3 conv stem → BN → ReLU, then
@@ -38,22 +45,24 @@ const DEFAULT_BLOCKS: DwsepBlock[] = [
  * width 0.5 = 19,786; width 0.25 = 6,186.
  */
 export function dwsep(options: DwsepOptions): tf.LayersModel {
-  const b = new Builder('dwsep', options, true);
-  const blocks = options.blocks ?? DEFAULT_BLOCKS;
-  if (!Array.isArray(blocks) || blocks.length === 0) {
-    throw new UserError(`dwsep: blocks must be a non-empty list of { filters, stride? }, got ${JSON.stringify(blocks)}`);
-  }
-  const stemStride = positiveInt('dwsep', 'stemStride', options.stemStride ?? 1);
+  const { context, o } = modelArgs('dwsep', dwsepOptions, options);
+  const b = new Builder('dwsep', context, o, true);
+  const { blocks, stemStride } = o;
   const input = b.input();
-  let x = b.convBnRelu(input, 'conv1', b.units(positiveInt('dwsep', 'stemFilters', options.stemFilters ?? 32)), 3, stemStride);
+  let x = b.convBnRelu(input, 'conv1', b.units(o.stemFilters), 3, stemStride);
   blocks.forEach((block, k) => {
     const name = `block${k + 1}`;
-    const filters = positiveInt('dwsep', `blocks[${k}].filters`, block?.filters);
-    const strides = positiveInt('dwsep', `blocks[${k}].stride`, block?.stride ?? 1);
-    x = tf.layers.depthwiseConv2d({
-      name: `${name}_dw`, kernelSize: 3, strides, padding: 'same', useBias: false,
-      depthwiseInitializer: b.init(x, 3, true).kernelInitializer,
-    }).apply(x) as tf.SymbolicTensor;
+    const { filters, stride: strides } = block;
+    x = tf.layers
+      .depthwiseConv2d({
+        name: `${name}_dw`,
+        kernelSize: 3,
+        strides,
+        padding: 'same',
+        useBias: false,
+        depthwiseInitializer: b.init(x, 3, true).kernelInitializer,
+      })
+      .apply(x) as tf.SymbolicTensor;
     x = tf.layers.batchNormalization({ name: `${name}_dw_bn`, ...BATCH_NORM }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.reLU({ name: `${name}_dw_relu` }).apply(x) as tf.SymbolicTensor;
     x = b.convBnRelu(x, `${name}_pw`, b.units(filters), 1);

@@ -36,7 +36,9 @@ export function layerInit(scheme: InitScheme, fanIn: number, seed?: number): Lay
   return {
     kernelInitializer: tf.initializers.randomUniform({ minval: -limit, maxval: limit, seed }),
     biasInitializer: tf.initializers.randomUniform({
-      minval: -limit, maxval: limit, seed: seed === undefined ? undefined : seed + BIAS_SEED_OFFSET,
+      minval: -limit,
+      maxval: limit,
+      seed: seed === undefined ? undefined : seed + BIAS_SEED_OFFSET,
     }),
   };
 }

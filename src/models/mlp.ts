@@ -1,12 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
-import { Builder, positiveInts, rate, type ModelOptions } from './common.js';
+import { z } from 'zod';
+import { Builder, dropoutRate, type ModelContext, modelArgs, modelOptions, positiveInt } from './common.js';
 
-export interface MlpOptions extends ModelOptions {
+/** The options of `mlp` (beside `width` and `init`): names, types, ranges and defaults, defined once. */
+export const mlpOptions = modelOptions.extend({
   /** Hidden layer sizes before the width multiplier. Default `[256, 128]`; `[]` = linear model. */
-  hidden?: number[];
+  hidden: z.array(positiveInt).default([256, 128]),
   /** Dropout rate after each hidden ReLU (0 = none). Default 0. */
-  dropout?: number;
-}
+  dropout: dropoutRate.default(0),
+});
+export type MlpOptions = ModelContext & z.input<typeof mlpOptions>;
 
 /**
  * Multi-layer perceptron: the input (any shape) is flattened, then Dense → ReLU per hidden
@@ -25,15 +28,16 @@ export interface MlpOptions extends ModelOptions {
  * width 0.25: 784·64+64 + 64·32+32 + 32·10+10 = 52,650.
  */
 export function mlp(options: MlpOptions): tf.LayersModel {
-  const b = new Builder('mlp', options, false);
-  const hidden = positiveInts('mlp', 'hidden', options.hidden ?? [256, 128], true);
-  const dropout = rate('mlp', options.dropout ?? 0);
+  const { context, o } = modelArgs('mlp', mlpOptions, options);
+  const b = new Builder('mlp', context, o, false);
+  const { hidden, dropout } = o;
   const input = b.input();
   const name = hidden.length === 0 ? 'features' : 'flatten';
   const size = options.inputShape.reduce((a, d) => a * d, 1);
   // tf.layers.flatten needs rank ≥ 2 per example; a rank-1 input gets an identity reshape.
-  let x = (options.inputShape.length > 1 ? tf.layers.flatten({ name })
-    : tf.layers.reshape({ name, targetShape: [size] })).apply(input) as tf.SymbolicTensor;
+  let x = (
+    options.inputShape.length > 1 ? tf.layers.flatten({ name }) : tf.layers.reshape({ name, targetShape: [size] })
+  ).apply(input) as tf.SymbolicTensor;
   hidden.forEach((units, k) => {
     const i = k + 1;
     const last = i === hidden.length;

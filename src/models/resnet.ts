@@ -1,14 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
-import { Builder, positiveInt, positiveInts, type ModelOptions } from './common.js';
+import type { z } from 'zod';
+import { Builder, type ModelContext, modelArgs, modelOptions, positiveInt, positiveInts } from './common.js';
 
-export interface ResnetOptions extends ModelOptions {
+/** The options of `resnet` (beside `width` and `init`): names, types, ranges and defaults, defined once. */
+export const resnetOptions = modelOptions.extend({
   /** Filters of each stage (before the width multiplier); the stem uses the first. Default `[16, 32, 64]`. */
-  stages?: number[];
+  stages: positiveInts.default([16, 32, 64]),
   /** Residual blocks per stage. Default 2 (ResNet-14 with the default 3 stages). */
-  blocksPerStage?: number;
+  blocksPerStage: positiveInt.default(2),
   /** Stride of the stem conv: 1 for small images (default), 2 for large ones. */
-  stemStride?: number;
-}
+  stemStride: positiveInt.default(1),
+});
+export type ResnetOptions = ModelContext & z.input<typeof resnetOptions>;
 
 /**
  * Small ResNet (He et al. 2016, CIFAR-style basic blocks): a 3×3 conv stem, then stages of
@@ -28,10 +31,9 @@ export interface ResnetOptions extends ModelOptions {
  * width 0.5 = 44,786; width 0.25 = 11,582.
  */
 export function resnet(options: ResnetOptions): tf.LayersModel {
-  const b = new Builder('resnet', options, true);
-  const stages = positiveInts('resnet', 'stages', options.stages ?? [16, 32, 64]);
-  const perStage = positiveInt('resnet', 'blocksPerStage', options.blocksPerStage ?? 2);
-  const stemStride = positiveInt('resnet', 'stemStride', options.stemStride ?? 1);
+  const { context, o } = modelArgs('resnet', resnetOptions, options);
+  const b = new Builder('resnet', context, o, true);
+  const { stages, blocksPerStage: perStage, stemStride } = o;
   const input = b.input();
   let x = b.convBnRelu(input, 'conv1', b.units(stages[0]!), 3, stemStride);
   let channels = b.units(stages[0]!);
@@ -42,8 +44,8 @@ export function resnet(options: ResnetOptions): tf.LayersModel {
       const strides = si > 0 && k === 0 ? 2 : 1;
       let y = b.convBnRelu(x, `${name}_conv1`, filters, 3, strides);
       y = b.convBnRelu(y, `${name}_conv2`, filters, 3, 1, false);
-      const shortcut = strides === 1 && channels === filters
-        ? x : b.convBnRelu(x, `${name}_shortcut`, filters, 1, strides, false);
+      const shortcut =
+        strides === 1 && channels === filters ? x : b.convBnRelu(x, `${name}_shortcut`, filters, 1, strides, false);
       y = tf.layers.add({ name: `${name}_add` }).apply([y, shortcut]) as tf.SymbolicTensor;
       x = tf.layers.reLU({ name: `${name}_out` }).apply(y) as tf.SymbolicTensor;
       channels = filters;

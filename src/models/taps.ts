@@ -15,7 +15,9 @@ export function checkTaps(model: tf.LayersModel, names: readonly string[], owner
   const known = new Set(model.layers.map((l) => l.name));
   for (const name of names) {
     if (!known.has(name)) {
-      const list = layerNames(model).map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');
+      const list = layerNames(model)
+        .map((l) => `${l.name} [${l.shape.join(',')}]`)
+        .join(', ');
       throw new UserError(`${owner} has no layer \`${name}\`; layers: ${list}`);
     }
   }
@@ -35,7 +37,10 @@ export function tapModel(model: tf.LayersModel, names: readonly string[], owner 
 
 /** Runs a tapped model: the logits and the taps by name. */
 export function applyTapped(
-  tapped: tf.LayersModel, names: readonly string[], x: tf.Tensor, training: boolean,
+  tapped: tf.LayersModel,
+  names: readonly string[],
+  x: tf.Tensor,
+  training: boolean,
 ): { logits: tf.Tensor2D; taps: Record<string, tf.Tensor> } {
   const out = tapped.apply(x, { training });
   if (!Array.isArray(out)) return { logits: out as tf.Tensor2D, taps: {} };

@@ -12,7 +12,9 @@ const codeSpans = (s: string) => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>')
  * parser puts <svg> in the SVG namespace itself), so the page references no URL at all.
  */
 export function inlineSvg(svg: string): string {
-  return svg.replace(/^<\?xml[^>]*>\s*/, '').replace(/\s+xmlns(:\w+)?="[^"]*"/g, '')
+  return svg
+    .replace(/^<\?xml[^>]*>\s*/, '')
+    .replace(/\s+xmlns(:\w+)?="[^"]*"/g, '')
     .replace(/<svg\b/, '<svg role="img"');
 }
 
@@ -36,15 +38,30 @@ pre { background: #f6f6f6; padding: .7rem; overflow-x: auto; font-size: .85rem; 
  */
 export function renderHtml({ report, plots }: { report: RunReport; plots: Plot[] }): string {
   const t = reportTable(report);
-  const head = t.columns.map((c) => `<th class="${c.role}">${esc(c.name)}<span class="method">${esc(c.role)}${c.method !== undefined ? ` · ${esc(c.method)}` : ''}</span></th>`).join('');
-  const body = t.rows.map((r) => `<tr><td class="metric">${esc(r.metric)}</td>${r.cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('\n');
+  const head = t.columns
+    .map(
+      (c) =>
+        `<th class="${c.role}">${esc(c.name)}<span class="method">${esc(c.role)}${c.method !== undefined ? ` · ${esc(c.method)}` : ''}</span></th>`,
+    )
+    .join('');
+  const body = t.rows
+    .map((r) => `<tr><td class="metric">${esc(r.metric)}</td>${r.cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
+    .join('\n');
   const gains = distillationGains(report);
-  const figures = plots.map((p) => `<h2>${esc(p.title)}</h2>\n<figure id="plot-${esc(p.name)}">${inlineSvg(p.svg)}</figure>`).join('\n');
-  const tables = (report.tables ?? []).map((x) => `<h2>${esc(x.title)}</h2>\n${x.note !== undefined ? `<p>${codeSpans(x.note)}</p>\n` : ''}` +
-    `<table>\n<thead><tr>${x.columns.map((c, i) => `<th${i === 0 ? ' class="metric"' : ''}>${esc(c)}</th>`).join('')}</tr></thead>\n<tbody>\n` +
-    `${x.rows.map((r) => `<tr>${r.map((c, i) => `<td${i === 0 ? ' class="metric"' : ''}>${esc(c)}</td>`).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`).join('\n');
+  const figures = plots
+    .map((p) => `<h2>${esc(p.title)}</h2>\n<figure id="plot-${esc(p.name)}">${inlineSvg(p.svg)}</figure>`)
+    .join('\n');
+  const tables = (report.tables ?? [])
+    .map(
+      (x) =>
+        `<h2>${esc(x.title)}</h2>\n${x.note !== undefined ? `<p>${codeSpans(x.note)}</p>\n` : ''}` +
+        `<table>\n<thead><tr>${x.columns.map((c, i) => `<th${i === 0 ? ' class="metric"' : ''}>${esc(c)}</th>`).join('')}</tr></thead>\n<tbody>\n` +
+        `${x.rows.map((r) => `<tr>${r.map((c, i) => `<td${i === 0 ? ' class="metric"' : ''}>${esc(c)}</td>`).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`,
+    )
+    .join('\n');
   const noHistory = report.models.every((m) => !m.history?.length)
-    ? '<p class="notes">No per-epoch history in this run: loss and accuracy curves are not shown.</p>' : '';
+    ? '<p class="notes">No per-epoch history in this run: loss and accuracy curves are not shown.</p>'
+    : '';
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -17,7 +17,9 @@ export function renderMarkdown({ report }: { report: RunReport }): string {
   const t = reportTable(report);
   const lines: string[] = [`# ${report.title}`, ''];
   lines.push(`- created: ${report.createdAt}`);
-  lines.push(`- dataset: ${report.dataset.name} (${report.dataset.train.toLocaleString('en-US')} train, ${report.dataset.test.toLocaleString('en-US')} test)`);
+  lines.push(
+    `- dataset: ${report.dataset.name} (${report.dataset.train.toLocaleString('en-US')} train, ${report.dataset.test.toLocaleString('en-US')} test)`,
+  );
   lines.push(`- backend: ${report.backend}`, '');
   lines.push(`| metric | ${t.columns.map((c) => esc(columnTitle(c))).join(' | ')} |`);
   lines.push(`|---|${t.columns.map(() => '---:').join('|')}|`);
@@ -43,6 +45,6 @@ export function renderMarkdown({ report }: { report: RunReport }): string {
 /** What the table's numbers are (shared with the HTML report). */
 export const NOTES: readonly string[] = [
   'Size: weights file + model.json as written by the file:// handler, per weight encoding (float16 = half floats; uint8 = per-tensor affine quantization, dequantized on load).',
-  'Agreement: share of test samples where the model\'s top-1 class equals the teacher\'s. KL: mean KL(teacher ‖ model) of the softmax at T = 1. ECE: expected calibration error, 15 equal-width confidence bins (Guo et al. 2017).',
+  "Agreement: share of test samples where the model's top-1 class equals the teacher's. KL: mean KL(teacher ‖ model) of the softmax at T = 1. ECE: expected calibration error, 15 equal-width confidence bins (Guo et al. 2017).",
   'Latency: median wall-clock time of one forward pass including reading the result back, all models on the same backend in the same process, measured in alternating rounds (each timed pass right after an untimed one of the same model). Compression and speed-up: teacher ÷ model (size compression relative to the teacher in float32).',
 ];

@@ -50,7 +50,7 @@ const orDash = <T>(v: T | null | undefined, f: (v: T) => string) => (v === null 
 
 /** Rows in the order the report shows them. */
 const ROWS: Array<[string, Cell]> = [
-  ['trained with', (m) => (m.role === 'teacher' ? `${m.method ?? 'pre-trained'} (teacher)` : m.method ?? DASH)],
+  ['trained with', (m) => (m.role === 'teacher' ? `${m.method ?? 'pre-trained'} (teacher)` : (m.method ?? DASH))],
   ['parameters', (m) => orDash(m.params, formatInt)],
   ['size, float32', (m) => orDash(m.bytes, (b) => formatBytes(b.float32))],
   ['size, float16', (m) => orDash(m.bytes, (b) => formatBytes(b.float16))],
@@ -74,7 +74,11 @@ export const TABLE_METRICS: readonly string[] = ROWS.map(([label]) => label);
 
 export function reportTable(report: RunReport): ReportTable {
   return {
-    columns: report.models.map((m) => ({ name: m.name, role: m.role, ...(m.method !== undefined && { method: m.method }) })),
+    columns: report.models.map((m) => ({
+      name: m.name,
+      role: m.role,
+      ...(m.method !== undefined && { method: m.method }),
+    })),
     rows: ROWS.map(([metric, cell]) => ({ metric, cells: report.models.map(cell) })),
   };
 }
@@ -105,16 +109,23 @@ export function distillationGains(report: RunReport): string[] {
   const baselines = students.filter((m) => m.baseline === true);
   if (baselines.length === 0) return [];
   const pts = (a: number, b: number) => `${a >= b ? '+' : '−'}${(Math.abs(a - b) * 100).toFixed(2)} pts`;
-  return students.filter((m) => m.baseline !== true).map((s) => {
-    const base = (name: string) => name.replace(/ \(.*$/, '');
-    const b = baselines.find((x) => x.params === s.params && base(x.name) === base(s.name))
-      ?? baselines.find((x) => x.params === s.params) ?? baselines[0]!;
-    const kl = s.klToTeacher - b.klToTeacher;
-    const same = s.params === b.params ? 'same size' : `${orDash(s.params, formatInt)} vs ${orDash(b.params, formatInt)} params`;
-    return `${verdict(s.method, s.accuracy - b.accuracy)}: \`${s.name}\` vs \`${b.name}\` (labels only, ${same}): ` +
-      `accuracy ${pts(s.accuracy, b.accuracy)} (${formatPercent(s.accuracy)} vs ${formatPercent(b.accuracy)}), ` +
-      `agreement with the teacher ${pts(s.agreement, b.agreement)} (${formatPercent(s.agreement)} vs ${formatPercent(b.agreement)}), ` +
-      `KL to teacher ${kl >= 0 ? '+' : '−'}${Math.abs(kl).toFixed(4)} nats (${s.klToTeacher.toFixed(4)} vs ${b.klToTeacher.toFixed(4)}), ` +
-      `ECE ${pts(s.ece, b.ece)} (${formatPercent(s.ece)} vs ${formatPercent(b.ece)}; lower is better).`;
-  });
+  return students
+    .filter((m) => m.baseline !== true)
+    .map((s) => {
+      const base = (name: string) => name.replace(/ \(.*$/, '');
+      const b =
+        baselines.find((x) => x.params === s.params && base(x.name) === base(s.name)) ??
+        baselines.find((x) => x.params === s.params) ??
+        baselines[0]!;
+      const kl = s.klToTeacher - b.klToTeacher;
+      const same =
+        s.params === b.params ? 'same size' : `${orDash(s.params, formatInt)} vs ${orDash(b.params, formatInt)} params`;
+      return (
+        `${verdict(s.method, s.accuracy - b.accuracy)}: \`${s.name}\` vs \`${b.name}\` (labels only, ${same}): ` +
+        `accuracy ${pts(s.accuracy, b.accuracy)} (${formatPercent(s.accuracy)} vs ${formatPercent(b.accuracy)}), ` +
+        `agreement with the teacher ${pts(s.agreement, b.agreement)} (${formatPercent(s.agreement)} vs ${formatPercent(b.agreement)}), ` +
+        `KL to teacher ${kl >= 0 ? '+' : '−'}${Math.abs(kl).toFixed(4)} nats (${s.klToTeacher.toFixed(4)} vs ${b.klToTeacher.toFixed(4)}), ` +
+        `ECE ${pts(s.ece, b.ece)} (${formatPercent(s.ece)} vs ${formatPercent(b.ece)}; lower is better).`
+      );
+    });
 }

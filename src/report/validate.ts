@@ -39,16 +39,28 @@ export const runReportSchema = z.object({
   dataset: z.object({ name: z.string().min(1), train: z.number().int().min(0), test: z.number().int().min(0) }),
   settings: z.record(z.string(), z.unknown()),
   models: z.array(model).min(1),
-  tables: z.array(z.object({
-    title: z.string().min(1),
-    note: z.string().optional(),
-    columns: z.array(z.string()).min(1),
-    rows: z.array(z.array(z.string())),
-    data: z.array(z.record(z.string(), z.union([z.number(), z.string(), z.null()]))).optional(),
-  }).check((ctx) => {
-    const bad = ctx.value.rows.findIndex((r) => r.length !== ctx.value.columns.length);
-    if (bad >= 0) ctx.issues.push({ code: 'custom', input: ctx.value, path: ['rows', bad], message: `has ${ctx.value.rows[bad]!.length} cells for ${ctx.value.columns.length} columns` });
-  })).optional(),
+  tables: z
+    .array(
+      z
+        .object({
+          title: z.string().min(1),
+          note: z.string().optional(),
+          columns: z.array(z.string()).min(1),
+          rows: z.array(z.array(z.string())),
+          data: z.array(z.record(z.string(), z.union([z.number(), z.string(), z.null()]))).optional(),
+        })
+        .check((ctx) => {
+          const bad = ctx.value.rows.findIndex((r) => r.length !== ctx.value.columns.length);
+          if (bad >= 0)
+            ctx.issues.push({
+              code: 'custom',
+              input: ctx.value,
+              path: ['rows', bad],
+              message: `has ${ctx.value.rows[bad]!.length} cells for ${ctx.value.columns.length} columns`,
+            });
+        }),
+    )
+    .optional(),
 });
 
 /**
@@ -62,18 +74,24 @@ export function validateReport(report: unknown): RunReport {
     const problems = r.error.issues.slice(0, 3).map((i) => {
       const path = `report${i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}`;
       const missing = i.code === 'invalid_type' && /received undefined$/.test(i.message);
-      return missing ? `${path} is missing (expected ${(i as { expected?: string }).expected ?? 'a value'})`
+      return missing
+        ? `${path} is missing (expected ${(i as { expected?: string }).expected ?? 'a value'})`
         : `${path}: ${i.message.replace(/^Invalid input: /, '')}`;
     });
     const more = r.error.issues.length > 3 ? ` (and ${r.error.issues.length - 3} more)` : '';
-    throw new UserError(`invalid run report: ${problems.join('; ')}${more}; fill these in from evaluateModels and the trainer before writing the report`);
+    throw new UserError(
+      `invalid run report: ${problems.join('; ')}${more}; fill these in from evaluateModels and the trainer before writing the report`,
+    );
   }
   const models = r.data.models;
   if (models[0]!.role !== 'teacher' || models.slice(1).some((m) => m.role === 'teacher')) {
-    throw new UserError(`invalid run report: models must list the teacher first and once, got roles ${models.map((m) => m.role).join(', ')}; put the teacher's evaluation first`);
+    throw new UserError(
+      `invalid run report: models must list the teacher first and once, got roles ${models.map((m) => m.role).join(', ')}; put the teacher's evaluation first`,
+    );
   }
   const names = models.map((m) => m.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup !== undefined) throw new UserError(`invalid run report: two models are named \`${dup}\`; give each model its own name`);
+  if (dup !== undefined)
+    throw new UserError(`invalid run report: two models are named \`${dup}\`; give each model its own name`);
   return report as RunReport;
 }

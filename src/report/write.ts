@@ -33,7 +33,10 @@ export async function writeReport({ outDir, report }: WriteReportOptions): Promi
   const dir = resolve(outDir);
   const plots = await renderPlots({ report: valid });
   const written: WrittenReport = {
-    json: join(dir, 'report.json'), markdown: join(dir, 'report.md'), html: join(dir, 'report.html'), plots: {},
+    json: join(dir, 'report.json'),
+    markdown: join(dir, 'report.md'),
+    html: join(dir, 'report.html'),
+    plots: {},
   };
   try {
     await mkdir(join(dir, 'plots'), { recursive: true });
@@ -47,8 +50,9 @@ export async function writeReport({ outDir, report }: WriteReportOptions): Promi
     await writeFileAtomic(written.html, renderHtml({ report: valid, plots }));
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`cannot write the report to ${dir}: ${String(e instanceof Error ? e.message : e).split('\n')[0]}; choose a writable folder`);
+    throw new UserError(
+      `cannot write the report to ${dir}: ${String(e instanceof Error ? e.message : e).split('\n')[0]}; choose a writable folder`,
+    );
   }
   return written;
 }
-

@@ -13,29 +13,16 @@
  * better than its teacher (the paper: DenseNets on CIFAR-100, +1–2 points), with most of
  * the gain in the first generation or two.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { createTerm } from '../knowledge/index.js';
 import { layersTeacher } from '../teachers/layers.js';
-import type { Teacher } from '../teachers/types.js';
+import { ensembleTeacher } from '../teachers/ensemble.js';
 import type { Fit } from '../train/fit.js';
 import type { EpochRecord, Learner, WeightedTerm } from '../train/types.js';
-import { averageLogits, checkSelfTerms, disposeTerms, gain, measure, oneStudent, pct } from './common.js';
+import { checkSelfTerms, disposeTerms, gain, measure, oneStudent, pct } from './common.js';
 import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types.js';
-
-/** A frozen teacher that averages the logits of several models (inference mode). */
-export function ensembleTeacher(models: readonly tf.LayersModel[]): Teacher {
-  if (models.length === 0) throw new UserError('an ensemble teacher needs at least one model');
-  const first = layersTeacher({ model: models[0]! });
-  const weights = models.map(() => 1 / models.length);
-  return {
-    kind: 'ensemble', inputShape: first.inputShape, numClasses: first.numClasses,
-    predict: async (x) => ({ logits: tf.tidy(() => averageLogits(models.map((m) => m.predict(x, { batchSize: x.shape[0] }) as tf.Tensor2D), weights)), taps: {} }),
-    tapNames: () => [],
-    dispose: () => {},
-  };
-}
 
 export interface Generation {
   /** 0 = trained on the labels. */
@@ -51,7 +38,10 @@ export interface BornAgainOptions {
   build: (generation: number) => tf.LayersModel;
   /** N ≥ 1 generations after generation 0. */
   generations: number;
-  /** Fresh terms of one generation, e.g. `() => [{ term: createTerm('kd', { temperature: 1, alpha: 1 }), weight: 1 }]`. */
+  /**
+   * Fresh terms of one generation, e.g. `() => [{ term: createTerm('kd', { temperature: 1, alpha: 1 }), weight: 1
+   * }]`.
+   */
   terms: () => WeightedTerm[];
   /** Learn from the average of all earlier generations instead of the last one. Default false. */
   ensemble?: boolean;
@@ -66,15 +56,27 @@ export interface BornAgainOptions {
 
 /** Trains generation 0 on the labels, then each next one from the last (or all earlier); returns every generation. */
 export async function bornAgain(o: BornAgainOptions): Promise<Generation[]> {
-  if (!Number.isInteger(o.generations) || o.generations < 1) throw new UserError(`generations must be a whole number >= 1 (got ${o.generations})`);
+  if (!Number.isInteger(o.generations) || o.generations < 1)
+    throw new UserError(`generations must be a whole number >= 1 (got ${o.generations})`);
   const done: Generation[] = [];
   for (let g = 0; g <= o.generations; g++) {
     const name = `${o.name} gen ${g}`;
     const model = o.build(g);
     const learners: Learner[] = [{ name, model, terms: g === 0 ? [{ term: createTerm('ce'), weight: 1 }] : o.terms() }];
-    const teacher = g === 0 ? undefined : o.ensemble && g > 1 ? ensembleTeacher(done.map((d) => d.model)) : layersTeacher({ model: done[g - 1]!.model });
+    const teacher =
+      g === 0
+        ? undefined
+        : o.ensemble && g > 1
+          ? ensembleTeacher({ members: done.map((d) => layersTeacher({ model: d.model })) })
+          : layersTeacher({ model: done[g - 1]!.model });
     try {
-      const r = await o.fit({ id: `${o.id ?? 'born-again'}.gen-${g}`, label: g === 0 ? `${name} (labels)` : `${name} (from ${o.ensemble && g > 1 ? `gens 0–${g - 1}` : `gen ${g - 1}`})`, learners, ...(teacher && { teacher }) });
+      const r = await o.fit({
+        id: `${o.id ?? 'born-again'}.gen-${g}`,
+        label:
+          g === 0 ? `${name} (labels)` : `${name} (from ${o.ensemble && g > 1 ? `gens 0–${g - 1}` : `gen ${g - 1}`})`,
+        learners,
+        ...(teacher && { teacher }),
+      });
       const gen = { generation: g, name, model, history: r.history[name] ?? [], seconds: r.seconds };
       done.push(gen);
       await o.onGeneration?.(gen);
@@ -95,11 +97,28 @@ const bornAgainKwargs = z.strictObject({
 async function runBornAgain(ctx: SchemeContext): Promise<SchemeResult> {
   const k = ctx.kwargs as z.output<typeof bornAgainKwargs>;
   const s = oneStudent(ctx, 'born-again');
-  ctx.log(`seed ${ctx.seed}: born-again: ${s.name} gen 0 on the labels, then ${k.generations} generations, each from ${k.ensemble ? 'all earlier ones' : 'the previous one'} (${ctx.method.long})`);
-  const gens = await bornAgain({ build: (g) => s.build(g), generations: k.generations, terms: ctx.createTerms, ensemble: k.ensemble, name: s.name, fit: ctx.fit, id: s.name });
+  ctx.log(
+    `seed ${ctx.seed}: born-again: ${s.name} gen 0 on the labels, then ${k.generations} generations, each from ${k.ensemble ? 'all earlier ones' : 'the previous one'} (${ctx.method.long})`,
+  );
+  const gens = await bornAgain({
+    build: (g) => s.build(g),
+    generations: k.generations,
+    terms: ctx.createTerms,
+    ensemble: k.ensemble,
+    name: s.name,
+    fit: ctx.fit,
+    id: s.name,
+  });
   const produced: ProducedModel[] = gens.map((g) => ({
-    id: `${s.name}.gen-${g.generation}`, name: g.name, model: g.model, history: g.history, trainSeconds: g.seconds,
-    method: g.generation === 0 ? 'labels only (generation 0)' : `from ${k.ensemble && g.generation > 1 ? `generations 0–${g.generation - 1}` : `generation ${g.generation - 1}`}: ${ctx.method.long}`,
+    id: `${s.name}.gen-${g.generation}`,
+    name: g.name,
+    model: g.model,
+    history: g.history,
+    trainSeconds: g.seconds,
+    method:
+      g.generation === 0
+        ? 'labels only (generation 0)'
+        : `from ${k.ensemble && g.generation > 1 ? `generations 0–${g.generation - 1}` : `generation ${g.generation - 1}`}: ${ctx.method.long}`,
     ...(g.generation === 0 && { baseline: true }),
   }));
   const rows: string[][] = [];
@@ -109,19 +128,32 @@ async function runBornAgain(ctx: SchemeContext): Promise<SchemeResult> {
   for (const g of gens) {
     const m = await measure({ model: g.model, data: ctx.data.test, reference: previous });
     first ??= m.accuracy;
-    rows.push([String(g.generation), g.generation === 0 ? 'labels' : k.ensemble && g.generation > 1 ? `gens 0–${g.generation - 1}` : `gen ${g.generation - 1}`, pct(m.accuracy), gain(m.accuracy, g.generation === 0 ? undefined : first), pct(m.agreement)]);
+    rows.push([
+      String(g.generation),
+      g.generation === 0
+        ? 'labels'
+        : k.ensemble && g.generation > 1
+          ? `gens 0–${g.generation - 1}`
+          : `gen ${g.generation - 1}`,
+      pct(m.accuracy),
+      gain(m.accuracy, g.generation === 0 ? undefined : first),
+      pct(m.agreement),
+    ]);
     data.push({ generation: g.generation, accuracy: m.accuracy, agreementWithPrevious: m.agreement ?? null });
     previous = m.logits;
   }
   return {
     models: produced.slice(1),
     reference: { kind: 'model', produced: produced[0]! },
-    tables: [{
-      title: 'Born-again networks: one row per generation',
-      note: 'Same architecture every generation, each freshly initialized; test accuracy, the gain over generation 0 (labels only), and the top-1 agreement with the previous generation.',
-      columns: ['generation', 'teacher', 'accuracy', 'vs gen 0', 'agreement with previous'],
-      rows, data,
-    }],
+    tables: [
+      {
+        title: 'Born-again networks: one row per generation',
+        note: 'Same architecture every generation, each freshly initialized; test accuracy, the gain over generation 0 (labels only), and the top-1 agreement with the previous generation.',
+        columns: ['generation', 'teacher', 'accuracy', 'vs gen 0', 'agreement with previous'],
+        rows,
+        data,
+      },
+    ],
   };
 }
 
@@ -131,7 +163,8 @@ async function runBornAgain(ctx: SchemeContext): Promise<SchemeResult> {
  * generation 0 (labels only).
  */
 export const bornAgainScheme: Scheme = {
-  describe: 'born-again networks: generation g+1 (same architecture) learns from generation g (kwargs: generations, ensemble)',
+  describe:
+    'born-again networks: generation g+1 (same architecture) learns from generation g (kwargs: generations, ensemble)',
   kwargs: bornAgainKwargs as unknown as z.ZodType<Record<string, unknown>>,
   check: (terms) => checkSelfTerms('born-again', terms),
   run: runBornAgain,

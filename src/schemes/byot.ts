@@ -28,11 +28,18 @@ import { checkSelfTerms, detached, disposeTerms, gain, measure, oneStudent, pct 
 import { attachExits, type ExitModel, type ExitSpec } from './exits.js';
 import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types.js';
 
-/** Learner 0 (the deepest) has no teacher; every other learner is taught by learner 0's logits and `featureLayer` tap. */
+/**
+ * Learner 0 (the deepest) has no teacher; every other learner is taught by learner 0's logits and `featureLayer`
+ * tap.
+ */
 export function deepestTeaches(featureLayer: string): TeacherSelector {
-  return ({ learner, logits, taps }) => (learner === 0 ? {} : {
-    logits: detached(logits[0]!), taps: { [featureLayer]: detached(taps[0]![featureLayer]!) },
-  });
+  return ({ learner, logits, taps }) =>
+    learner === 0
+      ? {}
+      : {
+          logits: detached(logits[0]!),
+          taps: { [featureLayer]: detached(taps[0]![featureLayer]!) },
+        };
 }
 
 export interface ByotOptions {
@@ -71,17 +78,37 @@ export async function beYourOwnTeacher(o: ByotOptions): Promise<FitResult & { na
   const learners: Learner[] = [
     { name, model: o.model, terms: ce(), ...(self && { taps: [featureLayer] }) },
     ...o.exits.map((e) => ({
-      name: `${name} ${e.name}`, model: e.model,
-      terms: !self ? ce() : [
-        ...o.terms(),
-        ...(hint > 0 ? [{ term: fitnetsTerm({ student: e.featureLayer, teacher: featureLayer, beta: hint, loss: o.hintLoss ?? 'mse' }), weight: 1 }] : []),
-      ],
+      name: `${name} ${e.name}`,
+      model: e.model,
+      terms: !self
+        ? ce()
+        : [
+            ...o.terms(),
+            ...(hint > 0
+              ? [
+                  {
+                    term: fitnetsTerm({
+                      student: e.featureLayer,
+                      teacher: featureLayer,
+                      beta: hint,
+                      loss: o.hintLoss ?? 'mse',
+                    }),
+                    weight: 1,
+                  },
+                ]
+              : []),
+          ],
     })),
   ];
   try {
     const r = await o.fit({
-      id: o.id ?? 'byot', label: self ? `${name} + ${o.exits.length} exits (byot)` : `${name} + ${o.exits.length} exits (labels)`, learners,
-      ...(self && { selectTeacher: deepestTeaches(featureLayer), teacherTapShapes: { [featureLayer]: o.featureShape } }),
+      id: o.id ?? 'byot',
+      label: self ? `${name} + ${o.exits.length} exits (byot)` : `${name} + ${o.exits.length} exits (labels)`,
+      learners,
+      ...(self && {
+        selectTeacher: deepestTeaches(featureLayer),
+        teacherTapShapes: { [featureLayer]: o.featureShape },
+      }),
       ...(o.epochs !== undefined && { epochs: o.epochs }),
     });
     return { ...r, names: learners.map((l) => l.name) };
@@ -91,7 +118,10 @@ export async function beYourOwnTeacher(o: ByotOptions): Promise<FitResult & { na
 }
 
 const exitSpec = z.strictObject({
-  after: z.string().min(1), channels: z.int().positive().optional(), kernelSize: z.int().positive().optional(), stride: z.int().positive().optional(),
+  after: z.string().min(1),
+  channels: z.int().positive().optional(),
+  kernelSize: z.int().positive().optional(),
+  stride: z.int().positive().optional(),
 });
 const byotKwargs = z.strictObject({
   /** Where the exits go, shallow to deep: `[{after: block1_pool}, …]`. */
@@ -101,7 +131,10 @@ const byotKwargs = z.strictObject({
   hintLoss: z.enum(SIMILARITIES as unknown as [Similarity, ...Similarity[]]).default('mse'),
   /** The network's deepest features layer. */
   featureLayer: z.string().min(1).default('features'),
-  /** With `baseline: true`: the plain network on the labels, the same network with exits each on the labels (deep supervision), or both. */
+  /**
+   * With `baseline: true`: the plain network on the labels, the same network with exits each on the labels (deep
+   * supervision), or both.
+   */
   baselines: z.array(z.enum(['plain', 'deep-supervision'])).default(['plain', 'deep-supervision']),
 });
 
@@ -111,16 +144,41 @@ async function runByot(ctx: SchemeContext): Promise<SchemeResult> {
   const test = ctx.data.test;
   const build = (seed: number) => {
     const net = s.build();
-    return { net, ...attachExits({ model: net, exits: k.exits as ExitSpec[], featureLayer: k.featureLayer, seed: ctx.seed + seed }) };
+    return {
+      net,
+      ...attachExits({ model: net, exits: k.exits as ExitSpec[], featureLayer: k.featureLayer, seed: ctx.seed + seed }),
+    };
   };
   const models: ProducedModel[] = [];
-  const produce = (net: ReturnType<typeof build>, suffix: string, idSuffix: string, method: string, r: { history: Record<string, unknown[]>; seconds: number }, names: string[], baseline: boolean) => {
+  const produce = (
+    net: ReturnType<typeof build>,
+    suffix: string,
+    idSuffix: string,
+    method: string,
+    r: { history: Record<string, unknown[]>; seconds: number },
+    names: string[],
+    baseline: boolean,
+  ) => {
     const list: ProducedModel[] = [
-      { id: `${s.name}${idSuffix}`, name: `${s.name} (${suffix})`, model: net.net, method, history: (r.history[names[0]!] ?? []) as ProducedModel['history'], trainSeconds: r.seconds, ...(baseline && { baseline }) },
+      {
+        id: `${s.name}${idSuffix}`,
+        name: `${s.name} (${suffix})`,
+        model: net.net,
+        method,
+        history: (r.history[names[0]!] ?? []) as ProducedModel['history'],
+        trainSeconds: r.seconds,
+        ...(baseline && { baseline }),
+      },
       ...net.exits.map((e, i) => ({
-        id: `${s.name}${idSuffix}.${e.name}`, name: `${s.name} ${e.name} (${suffix})`, model: e.model, method: `${method}; early exit after ${e.after}`,
+        id: `${s.name}${idSuffix}.${e.name}`,
+        name: `${s.name} ${e.name} (${suffix})`,
+        model: e.model,
+        method: `${method}; early exit after ${e.after}`,
         // Trained in the same phase as the network: its time is the phase's.
-        history: (r.history[names[i + 1]!] ?? []) as ProducedModel['history'], trainSeconds: r.seconds, dispose: e.dispose, ...(baseline && { baseline }),
+        history: (r.history[names[i + 1]!] ?? []) as ProducedModel['history'],
+        trainSeconds: r.seconds,
+        dispose: e.dispose,
+        ...(baseline && { baseline }),
       })),
     ];
     return list;
@@ -132,20 +190,54 @@ async function runByot(ctx: SchemeContext): Promise<SchemeResult> {
   if (plain) {
     const name = `${s.name} (labels)`;
     ctx.log(`seed ${ctx.seed}: ${name}: the plain network on the labels`);
-    const r = await ctx.fit({ id: `${s.name}.labels`, label: name, learners: [{ name, model: plain, terms: [{ term: createTerm('ce'), weight: 1 }] }] });
-    plainModel = { id: `${s.name}.labels`, name, model: plain, method: 'labels only, no exits', baseline: true, history: r.history[name] ?? [], trainSeconds: r.seconds };
+    const r = await ctx.fit({
+      id: `${s.name}.labels`,
+      label: name,
+      learners: [{ name, model: plain, terms: [{ term: createTerm('ce'), weight: 1 }] }],
+    });
+    plainModel = {
+      id: `${s.name}.labels`,
+      name,
+      model: plain,
+      method: 'labels only, no exits',
+      baseline: true,
+      history: r.history[name] ?? [],
+      trainSeconds: r.seconds,
+    };
   }
   let ds: ProducedModel[] = [];
   if (ctx.baseline && k.baselines.includes('deep-supervision')) {
     const twin = build(0);
-    ctx.log(`seed ${ctx.seed}: ${s.name} with ${twin.exits.length} exits, each on the labels (deep supervision, no self-distillation)`);
-    const r = await beYourOwnTeacher({ model: twin.net, exits: twin.exits, featureShape: twin.featureShape, featureLayer: k.featureLayer, terms: () => [], fit: ctx.fit, id: `${s.name}.ds`, name: `${s.name} ds`, mode: 'labels' });
+    ctx.log(
+      `seed ${ctx.seed}: ${s.name} with ${twin.exits.length} exits, each on the labels (deep supervision, no self-distillation)`,
+    );
+    const r = await beYourOwnTeacher({
+      model: twin.net,
+      exits: twin.exits,
+      featureShape: twin.featureShape,
+      featureLayer: k.featureLayer,
+      terms: () => [],
+      fit: ctx.fit,
+      id: `${s.name}.ds`,
+      name: `${s.name} ds`,
+      mode: 'labels',
+    });
     ds = produce(twin, 'deep supervision', '.ds', 'every exit on the labels (deep supervision)', r, r.names, true);
   }
-  ctx.log(`seed ${ctx.seed}: ${s.name} with exits after ${k.exits.map((e) => e.after).join(', ')}: the deepest teaches each exit (${ctx.method.long}${k.hint > 0 ? ` + ${k.hint}·${k.hintLoss} hint` : ''})`);
+  ctx.log(
+    `seed ${ctx.seed}: ${s.name} with exits after ${k.exits.map((e) => e.after).join(', ')}: the deepest teaches each exit (${ctx.method.long}${k.hint > 0 ? ` + ${k.hint}·${k.hintLoss} hint` : ''})`,
+  );
   const r = await beYourOwnTeacher({
-    model: net.net, exits: net.exits, featureShape: net.featureShape, featureLayer: k.featureLayer, terms: ctx.createTerms,
-    hintWeight: k.hint, hintLoss: k.hintLoss, fit: ctx.fit, id: s.name, name: s.name,
+    model: net.net,
+    exits: net.exits,
+    featureShape: net.featureShape,
+    featureLayer: k.featureLayer,
+    terms: ctx.createTerms,
+    hintWeight: k.hint,
+    hintLoss: k.hintLoss,
+    fit: ctx.fit,
+    id: s.name,
+    name: s.name,
   });
   const method = `byot: ${ctx.method.long}${k.hint > 0 ? ` + hint ${k.hint}·${k.hintLoss}(${k.featureLayer})` : ''}`;
   const [deepest, ...exits] = produce(net, 'byot', '', method, r, r.names, false);
@@ -154,25 +246,61 @@ async function runByot(ctx: SchemeContext): Promise<SchemeResult> {
   // The exits table: each classifier of the network beside its counterparts trained without self-distillation.
   const rows: string[][] = [];
   const data: Array<Record<string, number | string | null>> = [];
-  const classifiers = [...net.exits.map((e, i) => ({ label: e.name, after: e.after, own: exits[i]!, ds: ds[i + 1], plain: undefined as ProducedModel | undefined })),
-    { label: 'deepest', after: k.featureLayer, own: deepest!, ds: ds[0], plain: plainModel }];
+  const classifiers = [
+    ...net.exits.map((e, i) => ({
+      label: e.name,
+      after: e.after,
+      own: exits[i]!,
+      ds: ds[i + 1],
+      plain: undefined as ProducedModel | undefined,
+    })),
+    { label: 'deepest', after: k.featureLayer, own: deepest!, ds: ds[0], plain: plainModel },
+  ];
   for (const c of classifiers) {
     const own = await measure({ model: c.own.model, data: test });
     const dsAcc = c.ds ? (await measure({ model: c.ds.model, data: test })).accuracy : undefined;
     const plainAcc = c.plain ? (await measure({ model: c.plain.model, data: test })).accuracy : undefined;
     const params = c.own.model.countParams();
-    rows.push([c.label, c.after, params.toLocaleString('en-US'), pct(own.accuracy), pct(dsAcc), gain(own.accuracy, dsAcc), pct(plainAcc), gain(own.accuracy, plainAcc)]);
-    data.push({ exit: c.label, after: c.after, params, accuracy: own.accuracy, deepSupervisionAccuracy: dsAcc ?? null, plainAccuracy: plainAcc ?? null });
+    rows.push([
+      c.label,
+      c.after,
+      params.toLocaleString('en-US'),
+      pct(own.accuracy),
+      pct(dsAcc),
+      gain(own.accuracy, dsAcc),
+      pct(plainAcc),
+      gain(own.accuracy, plainAcc),
+    ]);
+    data.push({
+      exit: c.label,
+      after: c.after,
+      params,
+      accuracy: own.accuracy,
+      deepSupervisionAccuracy: dsAcc ?? null,
+      plainAccuracy: plainAcc ?? null,
+    });
   }
   return {
     models,
     reference: { kind: 'model', produced: deepest! },
-    tables: [{
-      title: 'Be Your Own Teacher: every exit of the network',
-      note: 'Test accuracy of each early exit and of the deepest classifier (exits: their own rows in the table above, with size and latency), beside the same network with the same exits each trained on the labels (deep supervision) and the plain network on the labels.',
-      columns: ['classifier', 'after', 'params', 'accuracy (byot)', 'deep supervision', 'gain', 'plain network', 'gain'],
-      rows, data,
-    }],
+    tables: [
+      {
+        title: 'Be Your Own Teacher: every exit of the network',
+        note: 'Test accuracy of each early exit and of the deepest classifier (exits: their own rows in the table above, with size and latency), beside the same network with the same exits each trained on the labels (deep supervision) and the plain network on the labels.',
+        columns: [
+          'classifier',
+          'after',
+          'params',
+          'accuracy (byot)',
+          'deep supervision',
+          'gain',
+          'plain network',
+          'gain',
+        ],
+        rows,
+        data,
+      },
+    ],
   };
 }
 
@@ -182,7 +310,8 @@ async function runByot(ctx: SchemeContext): Promise<SchemeResult> {
  * report's teacher column, without an external teacher, is the deepest classifier.
  */
 export const byotScheme: Scheme = {
-  describe: 'Be Your Own Teacher: the deepest classifier teaches early exits attached by layer name (kwargs: exits, hint, hintLoss, featureLayer, baselines)',
+  describe:
+    'Be Your Own Teacher: the deepest classifier teaches early exits attached by layer name (kwargs: exits, hint, hintLoss, featureLayer, baselines)',
   kwargs: byotKwargs as unknown as z.ZodType<Record<string, unknown>>,
   check: (terms) => checkSelfTerms('byot', terms),
   run: runByot,

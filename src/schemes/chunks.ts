@@ -21,7 +21,8 @@ import { UserError } from '../errors.js';
 /** `n` contiguous chunks of `data`, in row order, as a stream (sizes differ by at most one row). */
 export async function* datasetChunks(data: Dataset, n: number): AsyncGenerator<Dataset> {
   if (!Number.isInteger(n) || n < 1) throw new UserError(`chunks must be a whole number >= 1, got ${n}`);
-  if (n > data.size) throw new UserError(`cannot cut ${data.size} training rows into ${n} chunks; use fewer chunks or more data`);
+  if (n > data.size)
+    throw new UserError(`cannot cut ${data.size} training rows into ${n} chunks; use fewer chunks or more data`);
   for (let k = 0; k < n; k++) yield data.slice(Math.round((k * data.size) / n), Math.round(((k + 1) * data.size) / n));
 }
 
@@ -56,7 +57,10 @@ function listChunks(o: WatchChunksOptions): Array<{ key: string; load: () => Dat
       const labels = [`${m[1]}-labels-idx1-ubyte`, `${m[1]}-labels-idx1-ubyte.gz`].find((l) => have.has(l));
       if (labels) found.push({ key: f, load: () => idxChunk(join(o.dir, f), join(o.dir, labels), o) });
     } else if (f.endsWith('.csv')) {
-      found.push({ key: f, load: () => checked(loadCsv({ path: join(o.dir, f), labelColumn: o.labelColumn ?? 'label' }), f, o, true) });
+      found.push({
+        key: f,
+        load: () => checked(loadCsv({ path: join(o.dir, f), labelColumn: o.labelColumn ?? 'label' }), f, o, true),
+      });
     }
   }
   return found.sort((a, b) => natural(a.key, b.key));
@@ -64,34 +68,46 @@ function listChunks(o: WatchChunksOptions): Array<{ key: string; load: () => Dat
 
 function checked(d: Dataset, name: string, o: WatchChunksOptions, csv = false): Dataset {
   if (d.sampleShape.join(',') !== o.sampleShape.join(',')) {
-    throw new UserError(`chunk ${name} has samples of shape [${d.sampleShape.join(',')}] but the experiment's are [${o.sampleShape.join(',')}]`);
+    throw new UserError(
+      `chunk ${name} has samples of shape [${d.sampleShape.join(',')}] but the experiment's are [${o.sampleShape.join(',')}]`,
+    );
   }
   if (!csv) return d;
   // CSV labels become class ids by sorted label text; integer labels must be the class ids themselves.
   const ids = (d.classNames ?? []).map(Number);
   if (!ids.every((v) => Number.isInteger(v) && v >= 0 && v < o.numClasses)) {
-    throw new UserError(`chunk ${name}: labels must be class ids 0..${o.numClasses - 1}, got ${d.classNames?.join(', ')}`);
+    throw new UserError(
+      `chunk ${name}: labels must be class ids 0..${o.numClasses - 1}, got ${d.classNames?.join(', ')}`,
+    );
   }
-  return new Dataset({ features: d.features, labels: d.labels.map((l) => ids[l]!), sampleShape: d.sampleShape, numClasses: o.numClasses });
+  return new Dataset({
+    features: d.features,
+    labels: d.labels.map((l) => ids[l]!),
+    sampleShape: d.sampleShape,
+    numClasses: o.numClasses,
+  });
 }
 
 function idxChunk(images: string, labels: string, o: WatchChunksOptions): Dataset {
   const fix = 'write the chunk again (IDX images [N,H,W] or [N,H,W,C] and labels [N])';
   const x = readIdx(images, { fix });
   const y = readIdx(labels, { fix });
-  if (y.dims.length !== 1 || y.dims[0] !== x.dims[0]) throw new UserError(`${labels}: expected ${x.dims[0]} labels, found [${y.dims.join(', ')}]; ${fix}`);
+  if (y.dims.length !== 1 || y.dims[0] !== x.dims[0])
+    throw new UserError(`${labels}: expected ${x.dims[0]} labels, found [${y.dims.join(', ')}]; ${fix}`);
   const shape = x.dims.length === 3 ? [...x.dims.slice(1), 1] : x.dims.slice(1);
   const scale = x.dtype === 'uint8' ? 1 / 255 : 1;
   const features = Float32Array.from(x.data as ArrayLike<number>, (v) => v * scale);
   const ids = Int32Array.from(y.data as ArrayLike<number>);
   const bad = ids.findIndex((l) => l < 0 || l >= o.numClasses);
-  if (bad >= 0) throw new UserError(`${labels}: label ${ids[bad]} at row ${bad} is outside 0..${o.numClasses - 1}; ${fix}`);
+  if (bad >= 0)
+    throw new UserError(`${labels}: label ${ids[bad]} at row ${bad} is outside 0..${o.numClasses - 1}; ${fix}`);
   return checked(new Dataset({ features, labels: ids, sampleShape: shape, numClasses: o.numClasses }), images, o);
 }
 
 /** Chunks as they appear in a folder (see the module comment); ends on `END`, `maxChunks` or `idleSeconds`. */
 export async function* watchChunks(o: WatchChunksOptions): AsyncGenerator<Dataset> {
-  if (!existsSync(o.dir) || !statSync(o.dir).isDirectory()) throw new UserError(`stream folder ${o.dir} does not exist; create it and write chunk files into it`);
+  if (!existsSync(o.dir) || !statSync(o.dir).isDirectory())
+    throw new UserError(`stream folder ${o.dir} does not exist; create it and write chunk files into it`);
   const seen = new Set<string>();
   let idleSince = Date.now();
   let count = 0;

@@ -21,10 +21,15 @@ import type { SchemeContext, StudentFactory } from './types.js';
 export const detached = constant;
 
 /** Checks ensemble weights against the cohort (k ≥ 1, each ≥ 0, sum > 0) and normalizes them to sum 1. */
-export function normalizeWeights(weights: readonly number[] | undefined, k: number, what = 'ensemble weights'): number[] {
+export function normalizeWeights(
+  weights: readonly number[] | undefined,
+  k: number,
+  what = 'ensemble weights',
+): number[] {
   const w = weights ?? Array.from({ length: k }, () => 1);
   if (w.length !== k) throw new UserError(`${what}: ${w.length} weights for ${k} models; give one weight per model`);
-  if (w.some((v) => !(Number.isFinite(v) && v >= 0))) throw new UserError(`${what} must be numbers >= 0 (got ${JSON.stringify(w)})`);
+  if (w.some((v) => !(Number.isFinite(v) && v >= 0)))
+    throw new UserError(`${what} must be numbers >= 0 (got ${JSON.stringify(w)})`);
   const sum = w.reduce((a, b) => a + b, 0);
   if (sum <= 0) throw new UserError(`${what} must not all be 0`);
   return w.map((v) => v / sum);
@@ -37,11 +42,25 @@ export function averageLogits(logits: readonly tf.Tensor2D[], weights: readonly 
 
 /** A forward pass of several models whose logits are averaged with `weights` (inference mode). */
 export function ensemblePredict(models: readonly tf.LayersModel[], weights: readonly number[]): PredictFn {
-  return (x) => tf.tidy(() => averageLogits(models.map((m) => m.predict(x, { batchSize: x.shape[0] }) as tf.Tensor2D), weights));
+  return (x) =>
+    tf.tidy(() =>
+      averageLogits(
+        models.map((m) => m.predict(x, { batchSize: x.shape[0] }) as tf.Tensor2D),
+        weights,
+      ),
+    );
 }
 
 /** The cohort's ensemble as the report's teacher column: its predictions, its size the sum of its members'. */
-export function ensembleEvaluated({ name, models, weights }: { name: string; models: readonly tf.LayersModel[]; weights: readonly number[] }): EvaluatedTeacher {
+export function ensembleEvaluated({
+  name,
+  models,
+  weights,
+}: {
+  name: string;
+  models: readonly tf.LayersModel[];
+  weights: readonly number[];
+}): EvaluatedTeacher {
   const sizes = models.map((m) => modelSize({ model: m }));
   const bytes: ByteSizes = { float32: 0, float16: 0, uint8: 0 };
   for (const s of sizes) for (const k of Object.keys(bytes) as Array<keyof ByteSizes>) bytes[k] += s.bytes[k];
@@ -49,14 +68,23 @@ export function ensembleEvaluated({ name, models, weights }: { name: string; mod
 }
 
 /** Test logits, accuracy and (optionally) top-1 agreement with reference logits. */
-export async function measure({ predict, model, data, reference }: {
-  predict?: PredictFn; model?: tf.LayersModel; data: Dataset; reference?: Float32Array;
+export async function measure({
+  predict,
+  model,
+  data,
+  reference,
+}: {
+  predict?: PredictFn;
+  model?: tf.LayersModel;
+  data: Dataset;
+  reference?: Float32Array;
 }): Promise<{ logits: Float32Array; accuracy: number; agreement?: number }> {
   const fn = predict ?? modelPredictFn(model!);
   const logits = await predictLogits({ predict: fn, data });
   const numClasses = data.numClasses;
   return {
-    logits, accuracy: accuracy({ logits, labels: data.labels, numClasses }),
+    logits,
+    accuracy: accuracy({ logits, labels: data.labels, numClasses }),
     ...(reference !== undefined && { agreement: agreement({ logits, teacherLogits: reference, numClasses }) }),
   };
 }
@@ -93,17 +121,30 @@ export function simpleFit(o: SimpleFitOptions): Fit {
   const optimizer = { key: 'adam', ...o.optimizer };
   if (o.checkpointDir !== undefined) {
     return createFit({
-      seed: o.seed, data: { name: 'data', train: o.train, validation: o.validation, test: o.validation ?? o.train },
-      epochs: o.epochs, batchSize: o.batchSize, optimizer, schedule: o.schedule ?? 'constant',
-      checkpointDir: o.checkpointDir, progress: o.progress ?? 'quiet',
+      seed: o.seed,
+      data: { name: 'data', train: o.train, validation: o.validation, test: o.validation ?? o.train },
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      optimizer,
+      schedule: o.schedule ?? 'constant',
+      checkpointDir: o.checkpointDir,
+      progress: o.progress ?? 'quiet',
     });
   }
   return async (phase) => {
     const r = await train({
-      learners: phase.learners, teacher: phase.teacher, selectTeacher: phase.selectTeacher,
-      teacherTapShapes: phase.teacherTapShapes, cacheTeacher: phase.cacheTeacher,
-      train: phase.train ?? o.train, validation: phase.validation ?? o.validation,
-      epochs: phase.epochs ?? o.epochs, batchSize: o.batchSize, optimizer, schedule: o.schedule, seed: o.seed,
+      learners: phase.learners,
+      teacher: phase.teacher,
+      selectTeacher: phase.selectTeacher,
+      teacherTapShapes: phase.teacherTapShapes,
+      cacheTeacher: phase.cacheTeacher,
+      train: phase.train ?? o.train,
+      validation: phase.validation ?? o.validation,
+      epochs: phase.epochs ?? o.epochs,
+      batchSize: o.batchSize,
+      optimizer,
+      schedule: o.schedule,
+      seed: o.seed,
       callbacks: phase.callbacks,
     });
     return { history: r.history, seconds: r.seconds, restored: false };
@@ -114,16 +155,24 @@ export function simpleFit(o: SimpleFitOptions): Fit {
 
 /** The experiment's one student (a `UserError` with more). */
 export function oneStudent(ctx: SchemeContext, scheme: string): StudentFactory {
-  if (ctx.students.length !== 1) throw new UserError(`${scheme} distils one network into itself; the experiment lists ${ctx.students.length} students — keep one`);
+  if (ctx.students.length !== 1)
+    throw new UserError(
+      `${scheme} distils one network into itself; the experiment lists ${ctx.students.length} students — keep one`,
+    );
   return ctx.students[0]!;
 }
 
 /** Response terms only: the self-teacher gives logits (and, in byot, the deepest features to the hint). */
 export function checkSelfTerms(scheme: string, terms: readonly WeightedTerm[]): void {
   const tapped = terms.find(({ term }) => (term.needs.teacherTaps ?? []).length > 0);
-  if (tapped) throw new UserError(`\`${tapped.term.key}\` taps a teacher's layers; in ${scheme} the self-teacher gives its logits${scheme === 'byot' ? ' (the feature hint is the scheme\'s own: kwargs hint, hintLoss)' : ''}; use response terms (kd, soft-ce, logits-mse, dkd…)`);
-  if (!terms.some(({ term }) => term.needs.teacher)) throw new UserError(`no term learns from a teacher, so ${scheme} would be plain training; add kd`);
+  if (tapped)
+    throw new UserError(
+      `\`${tapped.term.key}\` taps a teacher's layers; in ${scheme} the self-teacher gives its logits${scheme === 'byot' ? " (the feature hint is the scheme's own: kwargs hint, hintLoss)" : ''}; use response terms (kd, soft-ce, logits-mse, dkd…)`,
+    );
+  if (!terms.some(({ term }) => term.needs.teacher))
+    throw new UserError(`no term learns from a teacher, so ${scheme} would be plain training; add kd`);
 }
 
 /** `+0.42 pts` / `−0.42 pts`: accuracy a over b; `—` when b is unknown. */
-export const gain = (a: number, b: number | undefined): string => (b === undefined ? '—' : `${a >= b ? '+' : '−'}${(Math.abs(a - b) * 100).toFixed(2)} pts`);
+export const gain = (a: number, b: number | undefined): string =>
+  b === undefined ? '—' : `${a >= b ? '+' : '−'}${(Math.abs(a - b) * 100).toFixed(2)} pts`;

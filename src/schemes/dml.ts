@@ -24,7 +24,9 @@ import type { Scheme } from './types.js';
 /** Every other learner teaches learner i, each with weight 1/(k−1), logits detached. */
 export function mutualSelector(): TeacherSelector {
   return ({ learner, logits }) => ({
-    teachers: logits.flatMap((z, j) => (j === learner ? [] : [{ logits: detached(z), weight: 1 / (logits.length - 1) }])),
+    teachers: logits.flatMap((z, j) =>
+      j === learner ? [] : [{ logits: detached(z), weight: 1 / (logits.length - 1) }],
+    ),
   });
 }
 
@@ -45,11 +47,18 @@ export interface DeepMutualLearningOptions {
 
 /** Trains the cohort with mutual learning; returns each peer's history (by name). */
 export async function deepMutualLearning(o: DeepMutualLearningOptions): Promise<FitResult> {
-  if (o.peers.length < 2) throw new UserError(`deep mutual learning needs a cohort of at least 2 peers, got ${o.peers.length}; add students or set peers: 2`);
+  if (o.peers.length < 2)
+    throw new UserError(
+      `deep mutual learning needs a cohort of at least 2 peers, got ${o.peers.length}; add students or set peers: 2`,
+    );
   const learners: Learner[] = o.peers.map((p) => ({ name: p.name, model: p.model, terms: o.terms() }));
   try {
     return await o.fit({
-      id: o.id ?? 'dml', label: o.label ?? 'dml cohort', learners, selectTeacher: mutualSelector(), ...(o.epochs !== undefined && { epochs: o.epochs }),
+      id: o.id ?? 'dml',
+      label: o.label ?? 'dml cohort',
+      learners,
+      selectTeacher: mutualSelector(),
+      ...(o.epochs !== undefined && { epochs: o.epochs }),
     });
   } finally {
     disposeTerms(learners);
@@ -61,8 +70,11 @@ export const dmlScheme: Scheme = {
   describe: 'deep mutual learning: k ≥ 2 peers learn together, each from the others (kwargs: peers)',
   kwargs: z.strictObject({ peers: cohortCount }),
   check: (terms) => checkPeerTerms('dml', terms),
-  run: (ctx) => runCohort(ctx, {
-    scheme: 'dml', count: ctx.kwargs['peers'] as number | undefined, countName: 'peers',
-    learn: (peers) => deepMutualLearning({ terms: ctx.createTerms, fit: ctx.fit, peers }),
-  }),
+  run: (ctx) =>
+    runCohort(ctx, {
+      scheme: 'dml',
+      count: ctx.kwargs['peers'] as number | undefined,
+      countName: 'peers',
+      learn: (peers) => deepMutualLearning({ terms: ctx.createTerms, fit: ctx.fit, peers }),
+    }),
 };

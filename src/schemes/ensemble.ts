@@ -26,7 +26,8 @@ export function ensembleSelector(weights: readonly number[]): TeacherSelector {
   let last: { of: tf.Tensor2D[]; value: tf.Tensor2D } | undefined;
   return ({ logits }) => {
     // One ensemble per step, shared by every learner of the step.
-    if (last?.of !== logits || last.value.isDisposed) last = { of: logits, value: detached(averageLogits(logits, weights)) };
+    if (last?.of !== logits || last.value.isDisposed)
+      last = { of: logits, value: detached(averageLogits(logits, weights)) };
     return { logits: last.value };
   };
 }
@@ -36,7 +37,10 @@ export interface OnlineEnsembleOptions {
   members: CohortMember[];
   /** One weight ≥ 0 per member (normalized to sum 1). Default uniform. */
   weights?: number[];
-  /** Fresh terms for one member, e.g. `() => [{ term: createTerm('kd', { temperature: 3, alpha: 0.5 }), weight: 1 }]`. */
+  /**
+   * Fresh terms for one member, e.g. `() => [{ term: createTerm('kd', { temperature: 3, alpha: 0.5 }), weight: 1
+   * }]`.
+   */
   terms: () => WeightedTerm[];
   fit: Fit;
   /** Phase id. Default `ensemble`. */
@@ -47,12 +51,18 @@ export interface OnlineEnsembleOptions {
 
 /** Trains the members under their online ensemble; returns each member's history and the normalized weights. */
 export async function onlineEnsemble(o: OnlineEnsembleOptions): Promise<FitResult & { weights: number[] }> {
-  if (o.members.length < 2) throw new UserError(`an online ensemble needs at least 2 members, got ${o.members.length}; add students or set members: 2`);
+  if (o.members.length < 2)
+    throw new UserError(
+      `an online ensemble needs at least 2 members, got ${o.members.length}; add students or set members: 2`,
+    );
   const weights = normalizeWeights(o.weights, o.members.length);
   const learners: Learner[] = o.members.map((m) => ({ name: m.name, model: m.model, terms: o.terms() }));
   try {
     const r = await o.fit({
-      id: o.id ?? 'ensemble', label: o.label ?? 'online ensemble', learners, selectTeacher: ensembleSelector(weights),
+      id: o.id ?? 'ensemble',
+      label: o.label ?? 'online ensemble',
+      learners,
+      selectTeacher: ensembleSelector(weights),
       ...(o.epochs !== undefined && { epochs: o.epochs }),
     });
     return { ...r, weights };
@@ -63,11 +73,15 @@ export async function onlineEnsemble(o: OnlineEnsembleOptions): Promise<FitResul
 
 /** The `ensemble` scheme of an experiment: the students (or `members` copies of one) as the cohort; see `cohort.ts`. */
 export const ensembleScheme: Scheme = {
-  describe: 'online ensemble teacher: the cohort\'s weighted average teaches every member (kwargs: members, weights)',
+  describe: "online ensemble teacher: the cohort's weighted average teaches every member (kwargs: members, weights)",
   kwargs: z.strictObject({ members: cohortCount, weights: z.array(z.number().min(0)).min(2).optional() }),
   check: (terms) => checkPeerTerms('ensemble', terms),
-  run: (ctx) => runCohort(ctx, {
-    scheme: 'ensemble', count: ctx.kwargs['members'] as number | undefined, countName: 'members', weights: ctx.kwargs['weights'] as number[] | undefined,
-    learn: (members, weights) => onlineEnsemble({ terms: ctx.createTerms, fit: ctx.fit, members, weights }),
-  }),
+  run: (ctx) =>
+    runCohort(ctx, {
+      scheme: 'ensemble',
+      count: ctx.kwargs['members'] as number | undefined,
+      countName: 'members',
+      weights: ctx.kwargs['weights'] as number[] | undefined,
+      learn: (members, weights) => onlineEnsemble({ terms: ctx.createTerms, fit: ctx.fit, members, weights }),
+    }),
 };

@@ -57,12 +57,19 @@ const positive = (v: number | undefined, what: string, fallback: number) => {
 };
 
 /** Builds one exit model per spec over `model`'s layers; also returns the deepest features' shape. */
-export function attachExits({ model, exits, featureLayer = 'features', seed = 0, init: scheme = 'pytorch' }: AttachExitsOptions): { exits: ExitModel[]; featureShape: number[] } {
+export function attachExits({
+  model,
+  exits,
+  featureLayer = 'features',
+  seed = 0,
+  init: scheme = 'pytorch',
+}: AttachExitsOptions): { exits: ExitModel[]; featureShape: number[] } {
   const names = layerNames(model);
   const list = () => names.map((l) => `${l.name} [${l.shape.join(',')}]`).join(', ');
   const index = new Map(model.layers.map((l, i) => [l.name, i]));
   const deepest = names.find((l) => l.name === featureLayer);
-  if (!deepest) throw new UserError(`the network has no layer \`${featureLayer}\` (its deepest features); layers: ${list()}`);
+  if (!deepest)
+    throw new UserError(`the network has no layer \`${featureLayer}\` (its deepest features); layers: ${list()}`);
   const featureShape = deepest.shape as number[];
   if (exits.length === 0) throw new UserError('give at least one exit: exits: [{after: LAYER}]');
   const classes = model.outputs[0]!.shape[1] as number;
@@ -73,19 +80,37 @@ export function attachExits({ model, exits, featureLayer = 'features', seed = 0,
     const i = k + 1;
     const at = names.find((l) => l.name === spec.after);
     if (!at) throw new UserError(`exits[${k}].after: the network has no layer \`${spec.after}\`; layers: ${list()}`);
-    if (seen.has(spec.after)) throw new UserError(`exits[${k}].after: two exits after \`${spec.after}\`; attach each exit after another layer`);
+    if (seen.has(spec.after))
+      throw new UserError(`exits[${k}].after: two exits after \`${spec.after}\`; attach each exit after another layer`);
     seen.add(spec.after);
-    if (index.get(spec.after)! >= index.get(featureLayer)!) throw new UserError(`exits[${k}].after: \`${spec.after}\` is not before \`${featureLayer}\`; an exit goes after a shallower layer`);
-    const width = positive(spec.channels, 'channels', featureShape.reduce((a, b) => a * b, 1));
+    if (index.get(spec.after)! >= index.get(featureLayer)!)
+      throw new UserError(
+        `exits[${k}].after: \`${spec.after}\` is not before \`${featureLayer}\`; an exit goes after a shallower layer`,
+      );
+    const width = positive(
+      spec.channels,
+      'channels',
+      featureShape.reduce((a, b) => a * b, 1),
+    );
     const own: tf.layers.Layer[] = [];
-    const use = <L extends tf.layers.Layer>(layer: L) => (own.push(layer), layer);
+    const use = <L extends tf.layers.Layer>(layer: L) => {
+      own.push(layer);
+      return layer;
+    };
     let x = model.getLayer(spec.after).output as tf.SymbolicTensor;
     if (at.shape.length === 3) {
       const kernelSize = positive(spec.kernelSize, 'kernelSize', 3);
-      x = use(tf.layers.conv2d({
-        name: `exit${i}_conv`, filters: width, kernelSize, strides: positive(spec.stride, 'stride', 2),
-        padding: 'same', useBias: false, kernelInitializer: init(x, kernelSize).kernelInitializer,
-      })).apply(x) as tf.SymbolicTensor;
+      x = use(
+        tf.layers.conv2d({
+          name: `exit${i}_conv`,
+          filters: width,
+          kernelSize,
+          strides: positive(spec.stride, 'stride', 2),
+          padding: 'same',
+          useBias: false,
+          kernelInitializer: init(x, kernelSize).kernelInitializer,
+        }),
+      ).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.batchNormalization({ name: `exit${i}_bn`, ...BATCH_NORM })).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.reLU({ name: `exit${i}_relu` })).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.globalAveragePooling2d({ name: `exit${i}_features` })).apply(x) as tf.SymbolicTensor;
@@ -93,12 +118,19 @@ export function attachExits({ model, exits, featureLayer = 'features', seed = 0,
       x = use(tf.layers.dense({ name: `exit${i}_fc`, units: width, ...init(x) })).apply(x) as tf.SymbolicTensor;
       x = use(tf.layers.reLU({ name: `exit${i}_features` })).apply(x) as tf.SymbolicTensor;
     } else {
-      throw new UserError(`exits[${k}].after: \`${spec.after}\` outputs [${at.shape.join(',')}]; attach exits after a feature map [H,W,C] or a vector [D]`);
+      throw new UserError(
+        `exits[${k}].after: \`${spec.after}\` outputs [${at.shape.join(',')}]; attach exits after a feature map [H,W,C] or a vector [D]`,
+      );
     }
-    const logits = use(tf.layers.dense({ name: `exit${i}_logits`, units: classes, ...init(x) })).apply(x) as tf.SymbolicTensor;
+    const logits = use(tf.layers.dense({ name: `exit${i}_logits`, units: classes, ...init(x) })).apply(
+      x,
+    ) as tf.SymbolicTensor;
     const exitModel = tf.model({ inputs: model.inputs, outputs: logits, name: `${model.name}_exit${i}` });
     return {
-      name: `exit${i}`, after: spec.after, model: exitModel, featureLayer: `exit${i}_features`,
+      name: `exit${i}`,
+      after: spec.after,
+      model: exitModel,
+      featureLayer: `exit${i}_features`,
       dispose: () => own.forEach((l) => l.dispose()),
     };
   });

@@ -27,7 +27,15 @@ async function offline(ctx: SchemeContext): Promise<SchemeResult> {
       const terms = [{ term: createTerm('ce'), weight: 1 }];
       ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only`);
       const r = await ctx.fit({ id: `${s.name}.labels`, label: name, learners: [{ name, model, terms }] });
-      models.push({ id: `${s.name}.labels`, name, model, method: 'labels only', baseline: true, history: r.history[name] ?? [], trainSeconds: r.seconds });
+      models.push({
+        id: `${s.name}.labels`,
+        name,
+        model,
+        method: 'labels only',
+        baseline: true,
+        history: r.history[name] ?? [],
+        trainSeconds: r.seconds,
+      });
     }
     const name = `${s.name} (${ctx.method.short})`;
     const model = s.build();
@@ -40,11 +48,22 @@ async function offline(ctx: SchemeContext): Promise<SchemeResult> {
       if (hint.length > 0) {
         // FitNets' stage 1: the hint terms alone train the student up to its guided layer.
         const epochs = Math.max(...hint.map(({ term }) => term.hintEpochs ?? Math.max(1, Math.round(ctx.epochs / 4))));
-        const r = await ctx.fit({ id: `${s.name}.hint`, label: `${name} hint stage`, learners: [{ name, model, terms: hint }], teacher: ctx.teacher, epochs });
+        const r = await ctx.fit({
+          id: `${s.name}.hint`,
+          label: `${name} hint stage`,
+          learners: [{ name, model, terms: hint }],
+          teacher: ctx.teacher,
+          epochs,
+        });
         history = r.history[name] ?? [];
         seconds = r.seconds;
       }
-      const r = await ctx.fit({ id: s.name, label: name, learners: [{ name, model, terms: main }], teacher: ctx.teacher });
+      const r = await ctx.fit({
+        id: s.name,
+        label: name,
+        learners: [{ name, model, terms: main }],
+        teacher: ctx.teacher,
+      });
       history = [...history, ...(r.history[name] ?? []).map((e) => ({ ...e, epoch: e.epoch + history.length }))];
       models.push({ id: s.name, name, model, method: ctx.method.long, history, trainSeconds: seconds + r.seconds });
     } finally {
@@ -62,7 +81,9 @@ export const offlineScheme: Scheme = {
   check(terms) {
     const { hint, main } = stages([...terms]);
     if (hint.length > 0 && main.length === 0) {
-      throw new UserError(`\`${hint[0]!.term.key}\` with stage: hint is only the first stage; add the terms of the second stage (e.g. kd or ce), or use stage: joint`);
+      throw new UserError(
+        `\`${hint[0]!.term.key}\` with stage: hint is only the first stage; add the terms of the second stage (e.g. kd or ce), or use stage: joint`,
+      );
     }
   },
   run: offline,

@@ -10,10 +10,14 @@ import { streamingScheme } from './streaming.js';
 import type { Scheme } from './types.js';
 
 export { deepMutualLearning, mutualSelector, type DeepMutualLearningOptions } from './dml.js';
-export { type CohortMember } from './cohort.js';
+export type { CohortMember } from './cohort.js';
 export { onlineEnsemble, ensembleSelector, type OnlineEnsembleOptions } from './ensemble.js';
 export { streamingDistillation, type StreamingOptions, type StreamingResult, type ChunkRecord } from './streaming.js';
 export { datasetChunks, watchChunks, type WatchChunksOptions } from './chunks.js';
 
 /** The online schemes by key. */
-export const onlineSchemes: Record<string, Scheme> = { dml: dmlScheme, ensemble: ensembleScheme, streaming: streamingScheme };
+export const onlineSchemes: Record<string, Scheme> = {
+  dml: dmlScheme,
+  ensemble: ensembleScheme,
+  streaming: streamingScheme,
+};

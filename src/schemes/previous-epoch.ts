@@ -30,7 +30,8 @@ import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types
 /** A loss-free term that carries the snapshot's weights as state, so checkpoints keep and restore them. */
 export function snapshotKeeper(snapshot: tf.LayersModel): KnowledgeTerm & { stateVariables(): tf.Variable[] } {
   return {
-    key: 'snapshot', needs: { teacher: false },
+    key: 'snapshot',
+    needs: { teacher: false },
     compute: () => ({}),
     trainableVariables: () => [],
     stateVariables: () => snapshot.weights.map((w) => w.read() as tf.Variable),
@@ -66,9 +67,10 @@ export interface PreviousEpochResult {
 
 /** `term` from epoch `from` on (before it: no loss), reading the epoch from `epoch()`. */
 function fromEpoch(term: KnowledgeTerm, from: number, epoch: () => number, before = false): KnowledgeTerm {
-  const on = () => (epoch() >= from) !== before;
+  const on = () => epoch() >= from !== before;
   return {
-    key: term.key, needs: term.needs,
+    key: term.key,
+    needs: term.needs,
     ...(term.prepare && { prepare: (shapes) => term.prepare!(shapes) }),
     compute: (inputs) => (on() ? term.compute(inputs) : {}),
     trainableVariables: () => term.trainableVariables(),
@@ -86,32 +88,43 @@ function fromEpoch(term: KnowledgeTerm, from: number, epoch: () => number, befor
 export async function previousEpochTeacher(o: PreviousEpochOptions): Promise<PreviousEpochResult> {
   const warmup = o.warmup ?? 1;
   const every = o.every ?? 1;
-  if (!Number.isInteger(warmup) || warmup < 0) throw new UserError(`warmup must be a whole number >= 0 (got ${warmup})`);
+  if (!Number.isInteger(warmup) || warmup < 0)
+    throw new UserError(`warmup must be a whole number >= 0 (got ${warmup})`);
   if (!Number.isInteger(every) || every < 1) throw new UserError(`every must be a whole number >= 1 (got ${every})`);
-  if (o.epochs <= warmup) throw new UserError(`previous-epoch needs more epochs (${o.epochs}) than warmup epochs (${warmup})`);
-  if (o.snapshot.weights.length !== o.model.weights.length) throw new UserError('the snapshot must have the architecture of the model');
+  if (o.epochs <= warmup)
+    throw new UserError(`previous-epoch needs more epochs (${o.epochs}) than warmup epochs (${warmup})`);
+  if (o.snapshot.weights.length !== o.model.weights.length)
+    throw new UserError('the snapshot must have the architecture of the model');
   let epoch = 0;
   const now = () => epoch;
-  const learners: Learner[] = [{
-    name: o.name, model: o.model,
-    terms: [
-      ...(warmup > 0 ? [{ term: fromEpoch(createTerm('ce'), warmup, now, true), weight: 1 }] : []),
-      ...o.terms().map(({ term, weight }) => ({ term: fromEpoch(term, warmup, now), weight })),
-      { term: snapshotKeeper(o.snapshot), weight: 1 },
-    ],
-  }];
+  const learners: Learner[] = [
+    {
+      name: o.name,
+      model: o.model,
+      terms: [
+        ...(warmup > 0 ? [{ term: fromEpoch(createTerm('ce'), warmup, now, true), weight: 1 }] : []),
+        ...o.terms().map(({ term, weight }) => ({ term: fromEpoch(term, warmup, now), weight })),
+        { term: snapshotKeeper(o.snapshot), weight: 1 },
+      ],
+    },
+  ];
   const snapshot = layersTeacher({ model: o.snapshot });
   // during the warmup nobody reads the snapshot's logits: zeros instead of a forward pass
   const teacher: Teacher = {
     ...snapshot,
-    predict: (x, options) => (epoch < warmup
-      ? Promise.resolve({ logits: tf.zeros([x.shape[0], snapshot.numClasses]) as tf.Tensor2D, taps: {} })
-      : snapshot.predict(x, options)),
+    predict: (x, options) =>
+      epoch < warmup
+        ? Promise.resolve({ logits: tf.zeros([x.shape[0], snapshot.numClasses]) as tf.Tensor2D, taps: {} })
+        : snapshot.predict(x, options),
   };
   const teacherEpochs = Array.from({ length: o.epochs - warmup }, (_, e) => warmup + e - (e % every));
   try {
     const r = await o.fit({
-      id: o.id ?? 'previous-epoch', label: `${o.name} (warmup on labels, then from its snapshot)`, learners, teacher, cacheTeacher: false,
+      id: o.id ?? 'previous-epoch',
+      label: `${o.name} (warmup on labels, then from its snapshot)`,
+      learners,
+      teacher,
+      cacheTeacher: false,
       epochs: o.epochs,
       callbacks: {
         // At the start of the epoch (after a resume has restored the snapshot): refresh when due.
@@ -137,32 +150,86 @@ const previousEpochKwargs = z.strictObject({
 async function runPreviousEpoch(ctx: SchemeContext): Promise<SchemeResult> {
   const k = ctx.kwargs as z.output<typeof previousEpochKwargs>;
   const s = oneStudent(ctx, 'previous-epoch');
-  if (ctx.epochs <= k.warmup) throw new UserError(`previous-epoch needs more epochs (${ctx.epochs}) than warmup epochs (${k.warmup}); raise epochs or lower scheme.kwargs.warmup`);
+  if (ctx.epochs <= k.warmup)
+    throw new UserError(
+      `previous-epoch needs more epochs (${ctx.epochs}) than warmup epochs (${k.warmup}); raise epochs or lower scheme.kwargs.warmup`,
+    );
   const models: ProducedModel[] = [];
   if (ctx.baseline) {
     const name = `${s.name} (labels)`;
     const model = s.build();
     ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only`);
-    const r = await ctx.fit({ id: `${s.name}.labels`, label: name, learners: [{ name, model, terms: [{ term: createTerm('ce'), weight: 1 }] }] });
-    models.push({ id: `${s.name}.labels`, name, model, method: 'labels only', baseline: true, history: r.history[name] ?? [], trainSeconds: r.seconds });
+    const r = await ctx.fit({
+      id: `${s.name}.labels`,
+      label: name,
+      learners: [{ name, model, terms: [{ term: createTerm('ce'), weight: 1 }] }],
+    });
+    models.push({
+      id: `${s.name}.labels`,
+      name,
+      model,
+      method: 'labels only',
+      baseline: true,
+      history: r.history[name] ?? [],
+      trainSeconds: r.seconds,
+    });
   }
   const name = `${s.name} (previous-epoch)`;
   const model = s.build();
   const snapshot = s.build();
-  ctx.log(`seed ${ctx.seed}: ${name}: ${k.warmup} warmup epoch${k.warmup === 1 ? '' : 's'} on the labels, then learns from its snapshot, refreshed every ${k.every} epoch${k.every === 1 ? '' : 's'} (${ctx.method.long})`);
-  const r = await previousEpochTeacher({ model, snapshot, terms: ctx.createTerms, epochs: ctx.epochs, warmup: k.warmup, every: k.every, name, fit: ctx.fit, id: s.name });
+  ctx.log(
+    `seed ${ctx.seed}: ${name}: ${k.warmup} warmup epoch${k.warmup === 1 ? '' : 's'} on the labels, then learns from its snapshot, refreshed every ${k.every} epoch${k.every === 1 ? '' : 's'} (${ctx.method.long})`,
+  );
+  const r = await previousEpochTeacher({
+    model,
+    snapshot,
+    terms: ctx.createTerms,
+    epochs: ctx.epochs,
+    warmup: k.warmup,
+    every: k.every,
+    name,
+    fit: ctx.fit,
+    id: s.name,
+  });
   const last = r.teacherEpochs[r.teacherEpochs.length - 1]!;
-  models.unshift({ id: s.name, name, model, method: `previous-epoch: from its snapshot every ${k.every} epoch${k.every === 1 ? '' : 's'} after ${k.warmup} on the labels: ${ctx.method.long}`, history: r.history, trainSeconds: r.seconds });
+  models.unshift({
+    id: s.name,
+    name,
+    model,
+    method: `previous-epoch: from its snapshot every ${k.every} epoch${k.every === 1 ? '' : 's'} after ${k.warmup} on the labels: ${ctx.method.long}`,
+    history: r.history,
+    trainSeconds: r.seconds,
+  });
   return {
     models,
-    reference: { kind: 'model', produced: { id: `${s.name}.snapshot`, name: `${s.name} (snapshot, epoch ${last})`, model: snapshot, method: `the model after epoch ${last}: the last teacher`, history: [], trainSeconds: 0 } },
-    tables: [{
-      title: 'Previous-epoch teacher: who taught each epoch',
-      note: 'Per training epoch: the epoch whose end state was the teacher (0: none, labels only), and the validation accuracy after the epoch.',
-      columns: ['epoch', 'teacher: model after epoch', 'validation accuracy'],
-      rows: r.history.map((h, i) => [String(h.epoch), i < k.warmup ? '— (labels)' : String(r.teacherEpochs[i - k.warmup]), pct(h.valAccuracy)]),
-      data: r.history.map((h, i) => ({ epoch: h.epoch, teacherEpoch: i < k.warmup ? null : r.teacherEpochs[i - k.warmup]!, valAccuracy: h.valAccuracy ?? null })),
-    }],
+    reference: {
+      kind: 'model',
+      produced: {
+        id: `${s.name}.snapshot`,
+        name: `${s.name} (snapshot, epoch ${last})`,
+        model: snapshot,
+        method: `the model after epoch ${last}: the last teacher`,
+        history: [],
+        trainSeconds: 0,
+      },
+    },
+    tables: [
+      {
+        title: 'Previous-epoch teacher: who taught each epoch',
+        note: 'Per training epoch: the epoch whose end state was the teacher (0: none, labels only), and the validation accuracy after the epoch.',
+        columns: ['epoch', 'teacher: model after epoch', 'validation accuracy'],
+        rows: r.history.map((h, i) => [
+          String(h.epoch),
+          i < k.warmup ? '— (labels)' : String(r.teacherEpochs[i - k.warmup]),
+          pct(h.valAccuracy),
+        ]),
+        data: r.history.map((h, i) => ({
+          epoch: h.epoch,
+          teacherEpoch: i < k.warmup ? null : r.teacherEpochs[i - k.warmup]!,
+          valAccuracy: h.valAccuracy ?? null,
+        })),
+      },
+    ],
   };
 }
 

@@ -17,8 +17,17 @@ import type { Scheme } from './types.js';
 
 export { attachExits, type ExitSpec, type ExitModel, type AttachExitsOptions } from './exits.js';
 export { beYourOwnTeacher, deepestTeaches, type ByotOptions } from './byot.js';
-export { bornAgain, ensembleTeacher, type BornAgainOptions, type Generation } from './born-again.js';
-export { previousEpochTeacher, snapshotKeeper, type PreviousEpochOptions, type PreviousEpochResult } from './previous-epoch.js';
+export { bornAgain, type BornAgainOptions, type Generation } from './born-again.js';
+export {
+  previousEpochTeacher,
+  snapshotKeeper,
+  type PreviousEpochOptions,
+  type PreviousEpochResult,
+} from './previous-epoch.js';
 
 /** The self-distillation schemes by key. */
-export const selfSchemes: Record<string, Scheme> = { byot: byotScheme, 'born-again': bornAgainScheme, 'previous-epoch': previousEpochScheme };
+export const selfSchemes: Record<string, Scheme> = {
+  byot: byotScheme,
+  'born-again': bornAgainScheme,
+  'previous-epoch': previousEpochScheme,
+};

@@ -39,6 +39,8 @@ export interface SchemeContext {
    * teacher returns it as `reference` for the report's teacher column.
    */
   teacher?: Teacher;
+  /** The external teacher's parameter count, when known (a LayersModel, or given by its source). */
+  teacherParams?: number;
   students: StudentFactory[];
   /** Fresh instances of the configured knowledge terms with their weights (dispose them after use). */
   createTerms(): WeightedTerm[];

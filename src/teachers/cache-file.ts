@@ -14,7 +14,9 @@ import { writeFileAtomic } from '../io/atomic.js';
  * |---|---|
  * | 0–7 | magic `TDLOGITS` (ASCII) |
  * | 8–11 | header length H, uint32 little-endian |
- * | 12 … 12+H | header, UTF-8 JSON, space-padded so the body starts at a multiple of 4: `{"format":"tfjs-distill/teacher-logits","version":1,"dtype":"float32","size":…,"numClasses":…,"datasetFingerprint":"…","sha256":"…"}` |
+ * | 12 … 12+H | header, UTF-8 JSON, space-padded so the body starts at a multiple of 4:
+ * `{"format":"tfjs-distill/teacher-logits","version":1,"dtype":"float32","size":…,"numClasses":…,"datasetFingerprint":"…","sha256":"…"}`
+ * |
  * | 12+H … | body: size × numClasses float32 little-endian, row-major (row = dataset row) |
  *
  * `sha256` is the body's. The file is exactly 12 + H + 4·size·numClasses bytes: a shorter
@@ -68,14 +70,26 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const firstLine = (e: unknown) => String(e instanceof Error ? e.message : e).split('\n')[0]!;
 
 /** Writes cached teacher logits atomically; see the format above. */
-export async function writeTeacherCache({ path, logits, numClasses, datasetFingerprint: fingerprint }: WriteTeacherCacheOptions): Promise<void> {
+export async function writeTeacherCache({
+  path,
+  logits,
+  numClasses,
+  datasetFingerprint: fingerprint,
+}: WriteTeacherCacheOptions): Promise<void> {
   if (!Number.isInteger(numClasses) || numClasses < 1 || logits.length % numClasses !== 0) {
-    throw new UserError(`teacher cache: ${logits.length} logits do not split into rows of ${numClasses} classes; give numClasses of the teacher`);
+    throw new UserError(
+      `teacher cache: ${logits.length} logits do not split into rows of ${numClasses} classes; give numClasses of the teacher`,
+    );
   }
   const body = leBytes(logits);
   const header: TeacherCacheHeader = {
-    format: FORMAT, version: VERSION, dtype: 'float32', size: logits.length / numClasses, numClasses,
-    datasetFingerprint: fingerprint, sha256: sha256(body),
+    format: FORMAT,
+    version: VERSION,
+    dtype: 'float32',
+    size: logits.length / numClasses,
+    numClasses,
+    datasetFingerprint: fingerprint,
+    sha256: sha256(body),
   };
   let json = Buffer.from(JSON.stringify(header));
   json = Buffer.concat([json, Buffer.alloc((4 - ((PREFIX + json.length) % 4)) % 4, 0x20)]);
@@ -95,22 +109,34 @@ export async function writeTeacherCache({ path, logits, numClasses, datasetFinge
  * Reads a cache written by `writeTeacherCache`. With `expectedFingerprint` (the current
  * data's `datasetFingerprint`), a cache made for other data is refused.
  */
-export async function readTeacherCache({ path, expectedFingerprint }: { path: string; expectedFingerprint?: string }): Promise<TeacherCache> {
+export async function readTeacherCache({
+  path,
+  expectedFingerprint,
+}: {
+  path: string;
+  expectedFingerprint?: string;
+}): Promise<TeacherCache> {
   const redo = 're-run distill cache-teacher';
   let bytes: Buffer;
   try {
     bytes = await readFile(resolve(path));
   } catch (e) {
-    throw new UserError((e as NodeJS.ErrnoException).code === 'ENOENT'
-      ? `teacher cache ${path} does not exist; run distill cache-teacher to make it`
-      : `cannot read teacher cache ${path}: ${firstLine(e)}`);
+    throw new UserError(
+      (e as NodeJS.ErrnoException).code === 'ENOENT'
+        ? `teacher cache ${path} does not exist; run distill cache-teacher to make it`
+        : `cannot read teacher cache ${path}: ${firstLine(e)}`,
+    );
   }
   if (bytes.length < PREFIX || bytes.toString('ascii', 0, 8) !== TEACHER_CACHE_MAGIC) {
-    throw new UserError(`${path} is not a teacher cache (it does not start with ${TEACHER_CACHE_MAGIC}); point to a file written by distill cache-teacher`);
+    throw new UserError(
+      `${path} is not a teacher cache (it does not start with ${TEACHER_CACHE_MAGIC}); point to a file written by distill cache-teacher`,
+    );
   }
   const headerLength = bytes.readUInt32LE(8);
   if (bytes.length < PREFIX + headerLength) {
-    throw new UserError(`teacher cache ${path} is truncated: ${bytes.length} bytes, its header alone needs ${PREFIX + headerLength}; ${redo}`);
+    throw new UserError(
+      `teacher cache ${path} is truncated: ${bytes.length} bytes, its header alone needs ${PREFIX + headerLength}; ${redo}`,
+    );
   }
   let h: TeacherCacheHeader;
   try {
@@ -119,24 +145,39 @@ export async function readTeacherCache({ path, expectedFingerprint }: { path: st
     throw new UserError(`teacher cache ${path} has a damaged header (${firstLine(e)}); ${redo}`);
   }
   if (h.format !== FORMAT || h.version !== VERSION || h.dtype !== 'float32') {
-    throw new UserError(`teacher cache ${path} is ${h.format} version ${h.version} (${h.dtype}); this tfjs-distill reads ${FORMAT} version ${VERSION} (float32), ${redo}`);
+    throw new UserError(
+      `teacher cache ${path} is ${h.format} version ${h.version} (${h.dtype}); this tfjs-distill reads ${FORMAT} version ${VERSION} (float32), ${redo}`,
+    );
   }
   if (!Number.isInteger(h.size) || h.size < 0 || !Number.isInteger(h.numClasses) || h.numClasses < 1) {
-    throw new UserError(`teacher cache ${path} has a damaged header (size ${h.size}, numClasses ${h.numClasses}); ${redo}`);
+    throw new UserError(
+      `teacher cache ${path} has a damaged header (size ${h.size}, numClasses ${h.numClasses}); ${redo}`,
+    );
   }
   const have = bytes.length - PREFIX - headerLength;
   const need = 4 * h.size * h.numClasses;
   if (have !== need) {
-    throw new UserError(`teacher cache ${path} is ${have < need ? 'truncated' : 'too long'}: ${have} bytes of logits, its header (${h.size} rows × ${h.numClasses} classes) needs ${need}; ${redo}`);
+    throw new UserError(
+      `teacher cache ${path} is ${have < need ? 'truncated' : 'too long'}: ${have} bytes of logits, its header (${h.size} rows × ${h.numClasses} classes) needs ${need}; ${redo}`,
+    );
   }
-  const body = new Uint8Array(bytes.buffer.slice(bytes.byteOffset + PREFIX + headerLength, bytes.byteOffset + bytes.length));
+  const body = new Uint8Array(
+    bytes.buffer.slice(bytes.byteOffset + PREFIX + headerLength, bytes.byteOffset + bytes.length),
+  );
   if (sha256(body) !== h.sha256) {
     throw new UserError(`teacher cache ${path} is corrupted (sha256 of its logits differs from its header); ${redo}`);
   }
   if (expectedFingerprint !== undefined && h.datasetFingerprint !== expectedFingerprint) {
-    throw new UserError(`teacher cache ${path} was made for other data (dataset fingerprint ${h.datasetFingerprint}, this data's is ${expectedFingerprint}); ${redo} on this data`);
+    throw new UserError(
+      `teacher cache ${path} was made for other data (dataset fingerprint ${h.datasetFingerprint}, this data's is ${expectedFingerprint}); ${redo} on this data`,
+    );
   }
-  return { logits: new Float32Array((LE ? body : swap(body)).buffer), numClasses: h.numClasses, size: h.size, datasetFingerprint: h.datasetFingerprint };
+  return {
+    logits: new Float32Array((LE ? body : swap(body)).buffer),
+    numClasses: h.numClasses,
+    size: h.size,
+    datasetFingerprint: h.datasetFingerprint,
+  };
 }
 
 /** Rows whose features go into the fingerprint (evenly spaced, first and last included). */
@@ -150,7 +191,9 @@ const SAMPLED_ROWS = 256;
  */
 export function datasetFingerprint(dataset: Dataset): string {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify({ v: 1, size: dataset.size, sampleShape: dataset.sampleShape, numClasses: dataset.numClasses }));
+  hash.update(
+    JSON.stringify({ v: 1, size: dataset.size, sampleShape: dataset.sampleShape, numClasses: dataset.numClasses }),
+  );
   hash.update(leBytes(dataset.labels));
   const n = Math.min(dataset.size, SAMPLED_ROWS);
   for (let i = 0; i < n; i++) {

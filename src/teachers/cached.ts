@@ -29,7 +29,9 @@ export class CachedTeacher implements Teacher {
 
   constructor({ size, numClasses, inputShape, logits, source }: CachedTeacherOptions) {
     if (logits && logits.length !== size * numClasses) {
-      throw new UserError(`cached teacher logits have ${logits.length} values, expected ${size} rows × ${numClasses} classes; re-run distill cache-teacher for this dataset`);
+      throw new UserError(
+        `cached teacher logits have ${logits.length} values, expected ${size} rows × ${numClasses} classes; re-run distill cache-teacher for this dataset`,
+      );
     }
     this.numClasses = numClasses;
     this.inputShape = inputShape;
@@ -45,12 +47,18 @@ export class CachedTeacher implements Teacher {
   async predict(x: tf.Tensor, options: TeacherPredictOptions = {}): Promise<TeacherOutput> {
     const { indices, taps = [] } = options;
     if (!indices || taps.length > 0) {
-      if (!this.source) throw new UserError('cached teacher logits are looked up by dataset row; this call gave no rows or asked for taps, so give a teacher model too');
+      if (!this.source)
+        throw new UserError(
+          'cached teacher logits are looked up by dataset row; this call gave no rows or asked for taps, so give a teacher model too',
+        );
       return this.source.predict(x, options);
     }
     const missing = indices.some((row) => !this.known[row]);
     if (missing) {
-      if (!this.source) throw new UserError(`cached teacher logits do not cover dataset row ${indices.find((r) => !this.known[r])}; re-run distill cache-teacher on the same data`);
+      if (!this.source)
+        throw new UserError(
+          `cached teacher logits do not cover dataset row ${indices.find((r) => !this.known[r])}; re-run distill cache-teacher on the same data`,
+        );
       const out = await this.source.predict(x, options);
       const values = out.logits.dataSync();
       indices.forEach((row, i) => {
@@ -60,7 +68,9 @@ export class CachedTeacher implements Teacher {
       return out;
     }
     const batch = new Float32Array(indices.length * this.numClasses);
-    indices.forEach((row, i) => batch.set(this.logits.subarray(row * this.numClasses, (row + 1) * this.numClasses), i * this.numClasses));
+    indices.forEach((row, i) =>
+      batch.set(this.logits.subarray(row * this.numClasses, (row + 1) * this.numClasses), i * this.numClasses),
+    );
     return { logits: tf.tensor2d(batch, [indices.length, this.numClasses]), taps: {} };
   }
 

@@ -16,16 +16,21 @@ export interface GraphTeacherOptions {
 
 /** Ops that are not activations worth tapping. */
 const NOT_TAPS = new Set(['Const', 'Placeholder', 'NoOp']);
-const fmt = (s: readonly (number | null | undefined)[]) => `[${s.map((d) => (d == null || d < 0 ? 'N' : d)).join(',')}]`;
-const firstLine = (e: unknown) => String(e instanceof Error ? e.message : e).split('\n')[0]!.trim();
+const fmt = (s: readonly (number | null | undefined)[]) =>
+  `[${s.map((d) => (d == null || d < 0 ? 'N' : d)).join(',')}]`;
+const firstLine = (e: unknown) =>
+  String(e instanceof Error ? e.message : e)
+    .split('\n')[0]!
+    .trim();
 
 /**
  * Node names and ops of a GraphModel. The converter keeps its graph private; this is the
  * one place that reaches into it (tfjs-converter 4.x: `executor.graph.nodes`).
  */
 function graphNodes(model: tf.GraphModel): Array<{ name: string; op: string }> {
-  const nodes = (model as unknown as { executor?: { graph?: { nodes?: Record<string, { op: string }> } } })
-    .executor?.graph?.nodes ?? {};
+  const nodes =
+    (model as unknown as { executor?: { graph?: { nodes?: Record<string, { op: string }> } } }).executor?.graph
+      ?.nodes ?? {};
   return Object.entries(nodes).map(([name, n]) => ({ name, op: n.op }));
 }
 
@@ -38,7 +43,9 @@ function graphNodes(model: tf.GraphModel): Array<{ name: string; op: string }> {
  */
 export function graphTeacher({ model, outputName, inputShape, numClasses }: GraphTeacherOptions): Teacher {
   if (model.inputs.length !== 1) {
-    throw new UserError(`graph teacher takes one input but the model has ${model.inputs.length}: ${model.inputNodes.join(', ')}; export a single-input model`);
+    throw new UserError(
+      `graph teacher takes one input but the model has ${model.inputs.length}: ${model.inputNodes.join(', ')}; export a single-input model`,
+    );
   }
   const nodes = graphNodes(model);
   const known = new Set(nodes.map((n) => n.name));
@@ -46,21 +53,35 @@ export function graphTeacher({ model, outputName, inputShape, numClasses }: Grap
   const check = (name: string, role: string) => {
     if (known.has(name.replace(/:\d+$/, ''))) return;
     const key = name.toLowerCase();
-    const some = [...ops.filter((n) => n.name.toLowerCase().includes(key)), ...ops.filter((n) => !n.name.toLowerCase().includes(key))]
-      .slice(0, 10).map((n) => n.name);
-    throw new UserError(`graph teacher has no node \`${name}\` ${role}; nodes include: ${some.join(', ')}${ops.length > 10 ? ` (${ops.length} in all)` : ''}`);
+    const some = [
+      ...ops.filter((n) => n.name.toLowerCase().includes(key)),
+      ...ops.filter((n) => !n.name.toLowerCase().includes(key)),
+    ]
+      .slice(0, 10)
+      .map((n) => n.name);
+    throw new UserError(
+      `graph teacher has no node \`${name}\` ${role}; nodes include: ${some.join(', ')}${ops.length > 10 ? ` (${ops.length} in all)` : ''}`,
+    );
   };
   const output = outputName ?? model.outputNodes[0]!;
   check(output, 'for the logits');
 
   const input = model.inputs[0]!;
   const modelSample = input.shape?.slice(1);
-  if (inputShape && modelSample && (modelSample.length !== inputShape.length || modelSample.some((d, i) => d >= 0 && d !== inputShape[i]))) {
-    throw new UserError(`graph teacher input \`${input.name}\` takes samples ${fmt(modelSample)} but the data's samples are [${inputShape.join(',')}]; use data shaped for this model or another teacher`);
+  if (
+    inputShape &&
+    modelSample &&
+    (modelSample.length !== inputShape.length || modelSample.some((d, i) => d >= 0 && d !== inputShape[i]))
+  ) {
+    throw new UserError(
+      `graph teacher input \`${input.name}\` takes samples ${fmt(modelSample)} but the data's samples are [${inputShape.join(',')}]; use data shaped for this model or another teacher`,
+    );
   }
   const shape = inputShape ? [...inputShape] : modelSample;
   if (!shape || shape.some((d) => d < 0)) {
-    throw new UserError(`graph teacher input \`${input.name}\` has ${shape ? `dynamic sample dims ${fmt(shape)}` : 'no declared shape'}; pass inputShape (the data's sample shape)`);
+    throw new UserError(
+      `graph teacher input \`${input.name}\` has ${shape ? `dynamic sample dims ${fmt(shape)}` : 'no declared shape'}; pass inputShape (the data's sample shape)`,
+    );
   }
   const dtype = (input.dtype ?? 'float32') as tf.DataType;
 
@@ -70,19 +91,26 @@ export function graphTeacher({ model, outputName, inputShape, numClasses }: Grap
   try {
     const shapeOut = tf.tidy(() => (model.execute(tf.zeros([1, ...shape], dtype), output) as tf.Tensor).shape);
     if (shapeOut.length !== 2) {
-      throw new UserError(`graph teacher node \`${output}\` gives ${fmt([null, ...shapeOut.slice(1)])}, not logits [batch, classes]; pass outputName of the logits node`);
+      throw new UserError(
+        `graph teacher node \`${output}\` gives ${fmt([null, ...shapeOut.slice(1)])}, not logits [batch, classes]; pass outputName of the logits node`,
+      );
     }
     width = shapeOut[1];
   } catch (e) {
     if (e instanceof UserError) throw e;
-    if (!/executeAsync/.test(String(e))) throw new UserError(`graph teacher cannot run on samples [${shape.join(',')}]: ${firstLine(e)}; check inputShape`);
+    if (!/executeAsync/.test(String(e)))
+      throw new UserError(
+        `graph teacher cannot run on samples [${shape.join(',')}]: ${firstLine(e)}; check inputShape`,
+      );
     useAsync = true;
   }
   if (width === undefined && numClasses === undefined) {
     throw new UserError('graph teacher has control flow, so its class count is not probed; pass numClasses');
   }
   if (width !== undefined && numClasses !== undefined && width !== numClasses) {
-    throw new UserError(`graph teacher node \`${output}\` has ${width} classes but the data has ${numClasses}; use a teacher trained on the same classes`);
+    throw new UserError(
+      `graph teacher node \`${output}\` has ${width} classes but the data has ${numClasses}; use a teacher trained on the same classes`,
+    );
   }
   const classes = width ?? numClasses!;
 
@@ -114,9 +142,20 @@ export function graphTeacher({ model, outputName, inputShape, numClasses }: Grap
         let seen: number[][] | undefined;
         try {
           if (!useAsync) {
-            seen = tf.tidy(() => [model.execute(tf.zeros([1, ...shape], dtype), ops.map((n) => n.name))].flat().map((t) => t.shape));
+            seen = tf.tidy(() =>
+              [
+                model.execute(
+                  tf.zeros([1, ...shape], dtype),
+                  ops.map((n) => n.name),
+                ),
+              ]
+                .flat()
+                .map((t) => t.shape),
+            );
           }
-        } catch { /* shapes stay unknown */ }
+        } catch {
+          /* shapes stay unknown */
+        }
         tapShapes = ops.map((n, i) => ({ name: n.name, shape: seen?.[i]?.slice(1) ?? [] }));
       }
       return tapShapes;
@@ -129,7 +168,10 @@ export function graphTeacher({ model, outputName, inputShape, numClasses }: Grap
  * Loads a graph teacher from a tfjs-converter `model.json` (a path, its folder, or a
  * file:// / http(s):// URL); local files go through `fileSystem` (sha256/size checked).
  */
-export async function loadGraphTeacher({ path, ...rest }: { path: string } & Omit<GraphTeacherOptions, 'model'>): Promise<Teacher> {
+export async function loadGraphTeacher({
+  path,
+  ...rest
+}: { path: string } & Omit<GraphTeacherOptions, 'model'>): Promise<Teacher> {
   const local = !/^[a-z]+:\/\//.test(path) || path.startsWith('file://');
   const file = resolve(path.replace(/^file:\/\//, ''));
   let model: tf.GraphModel;
@@ -137,12 +179,16 @@ export async function loadGraphTeacher({ path, ...rest }: { path: string } & Omi
     const artifacts = await fileSystem(file).load!();
     const topology = artifacts.modelTopology as { node?: unknown } | undefined;
     if (artifacts.format === 'layers-model' || !Array.isArray(topology?.node)) {
-      throw new UserError(`${path} is not a graph model (format ${artifacts.format ?? 'unknown'}, no graph nodes); load a LayersModel with loadLayersTeacher, or convert with tensorflowjs_converter --output_format tfjs_graph_model`);
+      throw new UserError(
+        `${path} is not a graph model (format ${artifacts.format ?? 'unknown'}, no graph nodes); load a LayersModel with loadLayersTeacher, or convert with tensorflowjs_converter --output_format tfjs_graph_model`,
+      );
     }
     try {
       model = await tf.loadGraphModel({ load: async () => artifacts });
     } catch (e) {
-      throw new UserError(`cannot load graph model ${path}: ${firstLine(e)}; convert it again with tensorflowjs_converter`);
+      throw new UserError(
+        `cannot load graph model ${path}: ${firstLine(e)}; convert it again with tensorflowjs_converter`,
+      );
     }
   } else {
     model = await tf.loadGraphModel(path);

@@ -10,4 +10,13 @@ export type { Layout, OnnxTeacherOptions } from './onnx.js';
 export { datasetFingerprint, readTeacherCache, TEACHER_CACHE_MAGIC, writeTeacherCache } from './cache-file.js';
 export type { TeacherCache, TeacherCacheHeader, WriteTeacherCacheOptions } from './cache-file.js';
 export { loadTeacher } from './load.js';
+export {
+  ensembleTeacher,
+  sampleWeights,
+  combineLogits,
+  normalizedTeacherWeights,
+  TEACHER_WEIGHTINGS,
+  type EnsembleTeacherOptions,
+  type TeacherWeighting,
+} from './ensemble.js';
 export type { LoadTeacherOptions } from './load.js';

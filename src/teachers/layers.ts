@@ -7,7 +7,7 @@ import type { Teacher, TeacherOutput, TeacherPredictOptions } from './types.js';
 
 /** A TF.js LayersModel as a frozen teacher: inference mode, never trained. */
 export function layersTeacher({ model }: { model: tf.LayersModel }): Teacher {
-  const inputShape = (model.inputs[0]!.shape.slice(1) as number[]);
+  const inputShape = model.inputs[0]!.shape.slice(1) as number[];
   const outShape = model.outputs[0]!.shape;
   if (outShape.length !== 2 || typeof outShape[1] !== 'number') {
     throw new UserError(`teacher output must be logits [batch, classes], got [${outShape.join(',')}]`);
@@ -21,7 +21,10 @@ export function layersTeacher({ model }: { model: tf.LayersModel }): Teacher {
       const names = options.taps ?? [];
       const key = names.join('\u0000');
       let m = tapped.get(key);
-      if (!m) tapped.set(key, (m = tapModel(model, names, 'teacher')));
+      if (!m) {
+        m = tapModel(model, names, 'teacher');
+        tapped.set(key, m);
+      }
       return tf.tidy(() => applyTapped(m!, names, x, false));
     },
     tapNames: () => layerNames(model),

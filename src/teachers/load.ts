@@ -27,7 +27,10 @@ export interface LoadTeacherOptions {
  */
 export async function loadTeacher({ path, data, layout, inputName, outputName }: LoadTeacherOptions): Promise<Teacher> {
   const full = resolve(path);
-  if (!existsSync(full)) throw new UserError(`teacher file ${path} does not exist; give a model.json, an .onnx file or a distill cache-teacher file`);
+  if (!existsSync(full))
+    throw new UserError(
+      `teacher file ${path} does not exist; give a model.json, an .onnx file or a distill cache-teacher file`,
+    );
   const common = { inputShape: [...data.sampleShape], numClasses: data.numClasses };
   if (full.endsWith('.onnx')) return loadOnnxTeacher({ path: full, layout, inputName, outputName, ...common });
   const json = statSync(full).isDirectory() ? join(full, 'model.json') : full;
@@ -46,14 +49,21 @@ export async function loadTeacher({ path, data, layout, inputName, outputName }:
   if (cache.numClasses !== data.numClasses) {
     throw new UserError(`cached teacher ${path} has ${cache.numClasses} classes but the data has ${data.numClasses}`);
   }
-  return new CachedTeacher({ size: cache.size, numClasses: cache.numClasses, inputShape: data.sampleShape, logits: cache.logits });
+  return new CachedTeacher({
+    size: cache.size,
+    numClasses: cache.numClasses,
+    inputShape: data.sampleShape,
+    logits: cache.logits,
+  });
 }
 
 function checked(teacher: Teacher, data: Dataset, path: string): Teacher {
   const want = data.sampleShape.join(',');
   if (teacher.inputShape.join(',') !== want) {
     teacher.dispose();
-    throw new UserError(`teacher ${path} takes inputs of shape [${teacher.inputShape.join(',')}] but the data's samples are [${want}]`);
+    throw new UserError(
+      `teacher ${path} takes inputs of shape [${teacher.inputShape.join(',')}] but the data's samples are [${want}]`,
+    );
   }
   if (teacher.numClasses !== data.numClasses) {
     teacher.dispose();

@@ -38,7 +38,10 @@ const fits = (model: Dims, data: readonly number[]) =>
   model.length === data.length && model.every((d, i) => !fixed(d) || d === data[i]);
 const toNhwc = <T>(s: readonly T[]) => [s[1]!, s[2]!, s[0]!];
 const toNchw = <T>(s: readonly T[]) => [s[2]!, s[0]!, s[1]!];
-const firstLine = (e: unknown) => String(e instanceof Error ? e.message : e).split('\n')[0]!.trim();
+const firstLine = (e: unknown) =>
+  String(e instanceof Error ? e.message : e)
+    .split('\n')[0]!
+    .trim();
 
 /**
  * A frozen ONNX model (e.g. a PyTorch teacher exported with `torch.onnx.export`) run on the
@@ -58,7 +61,9 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
   let session: InferenceSession;
   try {
     session = await ort.InferenceSession.create(file, {
-      executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1,
+      executionProviders: ['cpu'],
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
       // Idle workers sleep instead of spinning: the trainer shares the cores with them.
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
@@ -75,15 +80,23 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
   async function makeTeacher(): Promise<Teacher> {
     const list = (ms: readonly InferenceSession.ValueMetadata[]) =>
       ms.map((m) => `${m.name} ${m.isTensor ? fmt(m.shape) : '(not a tensor)'}`).join(', ');
-    const input = inputName === undefined ? session.inputMetadata[0] : session.inputMetadata.find((m) => m.name === inputName);
-    if (!input) throw new UserError(`${what} has no input \`${inputName}\`; its inputs: ${list(session.inputMetadata)}`);
+    const input =
+      inputName === undefined ? session.inputMetadata[0] : session.inputMetadata.find((m) => m.name === inputName);
+    if (!input)
+      throw new UserError(`${what} has no input \`${inputName}\`; its inputs: ${list(session.inputMetadata)}`);
     if (!input.isTensor || input.type !== 'float32') {
-      throw new UserError(`${what} input \`${input.name}\` is ${input.isTensor ? input.type : 'not a tensor'}, not float32; export the teacher with a float32 input`);
+      throw new UserError(
+        `${what} input \`${input.name}\` is ${input.isTensor ? input.type : 'not a tensor'}, not float32; export the teacher with a float32 input`,
+      );
     }
-    const out = outputName === undefined ? session.outputMetadata[0] : session.outputMetadata.find((m) => m.name === outputName);
-    if (!out) throw new UserError(`${what} has no output \`${outputName}\`; its outputs: ${list(session.outputMetadata)}`);
+    const out =
+      outputName === undefined ? session.outputMetadata[0] : session.outputMetadata.find((m) => m.name === outputName);
+    if (!out)
+      throw new UserError(`${what} has no output \`${outputName}\`; its outputs: ${list(session.outputMetadata)}`);
     if (!out.isTensor || out.shape.length !== 2) {
-      throw new UserError(`${what} output \`${out.name}\` is ${out.isTensor ? fmt(out.shape) : 'not a tensor'}, not logits [batch, classes]; choose outputName among: ${list(session.outputMetadata)}`);
+      throw new UserError(
+        `${what} output \`${out.name}\` is ${out.isTensor ? fmt(out.shape) : 'not a tensor'}, not logits [batch, classes]; choose outputName among: ${list(session.outputMetadata)}`,
+      );
     }
 
     // Where the data (NHWC samples) meets the model's input.
@@ -95,24 +108,39 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
       const nhwcOk = !inputShape || fits(sample, inputShape);
       const nchwOk = !inputShape || (inputShape.length === 3 && fits(sample, toNchw(inputShape)));
       const ch = (d: number | string | undefined) => fixed(d) && d <= 4;
-      nchw = layout ? layout === 'NCHW'
-        : nchwOk && !nhwcOk ? true : nhwcOk && !nchwOk ? false : !(ch(sample[2]) && !ch(sample[0]));
+      nchw = layout
+        ? layout === 'NCHW'
+        : nchwOk && !nhwcOk
+          ? true
+          : nhwcOk && !nchwOk
+            ? false
+            : !(ch(sample[2]) && !ch(sample[0]));
       dataDims = nchw ? toNhwc(sample) : sample;
-    } else if (sample.length === 1 && inputShape?.length === 3 && fixed(sample[0])
-      && sample[0] === inputShape.reduce((a, b) => a * b, 1)) {
+    } else if (
+      sample.length === 1 &&
+      inputShape?.length === 3 &&
+      fixed(sample[0]) &&
+      sample[0] === inputShape.reduce((a, b) => a * b, 1)
+    ) {
       // A flat model input ([N, H·W·C]) fed image samples: flattened in the model's layout.
       if (inputShape[2]! > 1 && !layout) {
-        throw new UserError(`${what} takes flat samples ${fmt(sample)} but the data's samples are [${inputShape.join(',')}] with ${inputShape[2]} channels; pass layout 'NCHW' (PyTorch flatten order) or 'NHWC'`);
+        throw new UserError(
+          `${what} takes flat samples ${fmt(sample)} but the data's samples are [${inputShape.join(',')}] with ${inputShape[2]} channels; pass layout 'NCHW' (PyTorch flatten order) or 'NHWC'`,
+        );
       }
       nchw = layout === 'NCHW' && inputShape[2]! > 1;
       dataDims = inputShape;
     }
     if (inputShape && !fits(dataDims, inputShape)) {
       const seen = nchw && sample.length === 3 ? ` (NCHW, i.e. ${fmt(dataDims)} NHWC)` : '';
-      throw new UserError(`${what} input \`${input.name}\` takes samples ${fmt(sample)}${seen} but the data's samples are [${inputShape.join(',')}]; use data shaped for this model or another teacher`);
+      throw new UserError(
+        `${what} input \`${input.name}\` takes samples ${fmt(sample)}${seen} but the data's samples are [${inputShape.join(',')}]; use data shaped for this model or another teacher`,
+      );
     }
     if (!inputShape && !dataDims.every(fixed)) {
-      throw new UserError(`${what} input \`${input.name}\` has dynamic sample dims ${fmt(sample)}; pass inputShape (the data's sample shape)`);
+      throw new UserError(
+        `${what} input \`${input.name}\` has dynamic sample dims ${fmt(sample)}; pass inputShape (the data's sample shape)`,
+      );
     }
     const shape = inputShape ? [...inputShape] : (dataDims as number[]);
     if (sample.length === 3) feedDims = nchw ? toNchw(shape) : shape;
@@ -128,7 +156,9 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
     const tapList = () => declared.map((m) => `${m.name} ${fmt(tapShape(m))}`).join(', ') || 'none';
     for (const t of taps ?? []) {
       if (!declared.some((m) => m.name === t)) {
-        throw new UserError(`${what} declares no output \`${t}\` to tap; declared outputs besides the logits: ${tapList()}`);
+        throw new UserError(
+          `${what} declares no output \`${t}\` to tap; declared outputs besides the logits: ${tapList()}`,
+        );
       }
     }
     const usable = taps ? declared.filter((m) => taps.includes(m.name)) : declared;
@@ -136,10 +166,14 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
     async function run(x: tf.Tensor, names: string[]): Promise<TeacherOutput> {
       const n = x.shape[0]!;
       if (x.rank !== shape.length + 1 || !fits(shape, x.shape.slice(1))) {
-        throw new UserError(`${what} teacher takes batches [N,${shape.join(',')}] but got ${fmt(x.shape)}; feed the data it was loaded for`);
+        throw new UserError(
+          `${what} teacher takes batches [N,${shape.join(',')}] but got ${fmt(x.shape)}; feed the data it was loaded for`,
+        );
       }
       if (fixedBatch !== undefined && n !== fixedBatch) {
-        throw new UserError(`${what} has a fixed batch size ${fixedBatch} but got a batch of ${n}; export it with a dynamic batch axis (torch.onnx.export dynamic_axes) or use batchSize ${fixedBatch}`);
+        throw new UserError(
+          `${what} has a fixed batch size ${fixedBatch} but got a batch of ${n}; export it with a dynamic batch axis (torch.onnx.export dynamic_axes) or use batchSize ${fixedBatch}`,
+        );
       }
       const feed = tf.tidy(() => {
         const f = x.dtype === 'float32' ? x : x.toFloat();
@@ -148,7 +182,10 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
       let result: InferenceSession.OnnxValueMapType;
       try {
         const data = (await feed.data()) as Float32Array;
-        result = await session.run({ [input!.name]: new ort.Tensor('float32', data, [n, ...(feedDims as number[])]) }, [out!.name, ...names]);
+        result = await session.run({ [input!.name]: new ort.Tensor('float32', data, [n, ...(feedDims as number[])]) }, [
+          out!.name,
+          ...names,
+        ]);
       } finally {
         feed.dispose();
       }
@@ -176,7 +213,9 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
       o.logits.dispose();
     }
     if (numClasses !== undefined && width !== numClasses) {
-      throw new UserError(`${what} output \`${out.name}\` has ${width} classes but the data has ${numClasses}; use a teacher trained on the same classes`);
+      throw new UserError(
+        `${what} output \`${out.name}\` has ${width} classes but the data has ${numClasses}; use a teacher trained on the same classes`,
+      );
     }
     const classes = width;
 
@@ -188,14 +227,18 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
         const names = opts.taps ?? [];
         for (const t of names) {
           if (!usable.some((m) => m.name === t)) {
-            throw new UserError(`ONNX teacher ${options.path} has no tap \`${t}\`; declared outputs usable as taps: ${usable.map((m) => `${m.name} ${fmt(tapShape(m))}`).join(', ') || 'none'}`);
+            throw new UserError(
+              `ONNX teacher ${options.path} has no tap \`${t}\`; declared outputs usable as taps: ${usable.map((m) => `${m.name} ${fmt(tapShape(m))}`).join(', ') || 'none'}`,
+            );
           }
         }
         const o = await run(x, names);
         if (o.logits.rank !== 2 || o.logits.shape[1] !== classes) {
           const got = fmt(o.logits.shape);
           tf.dispose([o.logits, ...Object.values(o.taps)]);
-          throw new UserError(`${what} returned logits ${got}, not [N,${classes}]; export the teacher with a fixed class count`);
+          throw new UserError(
+            `${what} returned logits ${got}, not [N,${classes}]; export the teacher with a fixed class count`,
+          );
         }
         return o;
       },

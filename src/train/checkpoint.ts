@@ -103,8 +103,15 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<TrainingChec
     if (v instanceof tf.Tensor) extra[key] = save(key, v);
   }
   return {
-    epoch: o.epoch, epochs: o.epochs, rngState: o.rngState, history: structuredClone(o.history), seconds: o.seconds,
-    models, terms, optimizer: { weights, extra }, ...(o.meta !== undefined && { meta: o.meta }),
+    epoch: o.epoch,
+    epochs: o.epochs,
+    rngState: o.rngState,
+    history: structuredClone(o.history),
+    seconds: o.seconds,
+    models,
+    terms,
+    optimizer: { weights, extra },
+    ...(o.meta !== undefined && { meta: o.meta }),
   };
 }
 
@@ -121,7 +128,9 @@ interface TensorEntry {
 }
 
 function mismatch(what: string, path: string | undefined): UserError {
-  return new UserError(`checkpoint${path ? ` ${path}` : ''} does not fit this run: ${what}; the experiment changed since it was written — start a new run (another --out)`);
+  return new UserError(
+    `checkpoint${path ? ` ${path}` : ''} does not fit this run: ${what}; the experiment changed since it was written — start a new run (another --out)`,
+  );
 }
 
 /** Puts saved weights back into the learners' models (shapes are checked). */
@@ -129,9 +138,11 @@ export function restoreModels(ckpt: TrainingCheckpoint, learners: readonly Learn
   for (const l of learners) {
     const saved = ckpt.models[l.name];
     if (!saved) throw mismatch(`it has no model \`${l.name}\``, path);
-    if (saved.length !== l.model.weights.length) throw mismatch(`${l.name} has ${saved.length} weights there, ${l.model.weights.length} here`, path);
+    if (saved.length !== l.model.weights.length)
+      throw mismatch(`${l.name} has ${saved.length} weights there, ${l.model.weights.length} here`, path);
     l.model.weights.forEach((w, i) => {
-      if (w.shape.join(',') !== saved[i]!.shape.join(',')) throw mismatch(`weight ${w.originalName} of ${l.name} is [${saved[i]!.shape}] there, [${w.shape}] here`, path);
+      if (w.shape.join(',') !== saved[i]!.shape.join(','))
+        throw mismatch(`weight ${w.originalName} of ${l.name} is [${saved[i]!.shape}] there, [${w.shape}] here`, path);
     });
     const tensors = saved.map(toTensor);
     l.model.setWeights(tensors);
@@ -144,16 +155,23 @@ export function restoreModels(ckpt: TrainingCheckpoint, learners: readonly Learn
  * With `existingOnly`, terms whose variables do not exist yet (made by `prepare`) are
  * skipped: a finished phase restores the state its terms hold from the start (a snapshot).
  */
-export function restoreTermVariables(ckpt: TrainingCheckpoint, learners: readonly Learner[], path?: string, options: { existingOnly?: boolean } = {}): void {
+export function restoreTermVariables(
+  ckpt: TrainingCheckpoint,
+  learners: readonly Learner[],
+  path?: string,
+  options: { existingOnly?: boolean } = {},
+): void {
   for (const l of learners) {
     const saved = ckpt.terms[l.name] ?? [];
     l.terms.forEach(({ term }, i) => {
       const vars = termVariables(term);
       const values = saved[i] ?? [];
       if (options.existingOnly && vars.length === 0) return;
-      if (values.length !== vars.length) throw mismatch(`term ${term.key} of ${l.name} has ${values.length} variables there, ${vars.length} here`, path);
+      if (values.length !== vars.length)
+        throw mismatch(`term ${term.key} of ${l.name} has ${values.length} variables there, ${vars.length} here`, path);
       vars.forEach((v, j) => {
-        if (v.shape.join(',') !== values[j]!.shape.join(',')) throw mismatch(`a variable of term ${term.key} is [${values[j]!.shape}] there, [${v.shape}] here`, path);
+        if (v.shape.join(',') !== values[j]!.shape.join(','))
+          throw mismatch(`a variable of term ${term.key} is [${values[j]!.shape}] there, [${v.shape}] here`, path);
         tf.tidy(() => v.assign(toTensor(values[j]!)));
       });
     });
@@ -183,15 +201,22 @@ export async function writeCheckpoint(path: string, ckpt: TrainingCheckpoint): P
     offset += bytes.byteLength;
   };
   for (const [learner, list] of Object.entries(ckpt.models)) list.forEach((s) => add({ kind: 'model', learner }, s));
-  for (const [learner, terms] of Object.entries(ckpt.terms)) terms.forEach((list, term) => list.forEach((s) => add({ kind: 'term', learner, term }, s)));
+  for (const [learner, terms] of Object.entries(ckpt.terms))
+    terms.forEach((list, term) => list.forEach((s) => add({ kind: 'term', learner, term }, s)));
   ckpt.optimizer.weights.forEach((s) => add({ kind: 'optimizer' }, s));
   for (const s of Object.values(ckpt.optimizer.extra)) add({ kind: 'optimizer-extra' }, s);
   const body = Buffer.concat(parts);
   const header = {
-    format: MAGIC, epoch: ckpt.epoch, epochs: ckpt.epochs, rngState: ckpt.rngState, history: ckpt.history,
-    seconds: ckpt.seconds, meta: ckpt.meta ?? {},
+    format: MAGIC,
+    epoch: ckpt.epoch,
+    epochs: ckpt.epochs,
+    rngState: ckpt.rngState,
+    history: ckpt.history,
+    seconds: ckpt.seconds,
+    meta: ckpt.meta ?? {},
     learners: Object.fromEntries(Object.entries(ckpt.terms).map(([n, t]) => [n, t.length])),
-    tensors: entries, bodySha256: createHash('sha256').update(body).digest('hex'),
+    tensors: entries,
+    bodySha256: createHash('sha256').update(body).digest('hex'),
   };
   const json = Buffer.from(JSON.stringify(header));
   const head = Buffer.alloc(12);
@@ -210,13 +235,19 @@ export async function readCheckpoint(path: string): Promise<TrainingCheckpoint |
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new UserError(`cannot read checkpoint ${path}: ${(e as Error).message.split('\n')[0]}`);
   }
-  const damaged = (why: string) => new UserError(`checkpoint ${path} is damaged (${why}); delete it to restart that training phase from scratch`);
+  const damaged = (why: string) =>
+    new UserError(`checkpoint ${path} is damaged (${why}); delete it to restart that training phase from scratch`);
   if (buf.length < 12 || buf.toString('latin1', 0, 8) !== MAGIC) throw damaged('not a tfjs-distill checkpoint');
   const len = buf.readUInt32LE(8);
   if (12 + len > buf.length) throw damaged('truncated header');
   let header: {
-    epoch: number; epochs: number; rngState: RngState; history: Record<string, EpochRecord[]>; seconds: number;
-    meta: Record<string, unknown>; learners: Record<string, number>;
+    epoch: number;
+    epochs: number;
+    rngState: RngState;
+    history: Record<string, EpochRecord[]>;
+    seconds: number;
+    meta: Record<string, unknown>;
+    learners: Record<string, number>;
     tensors: TensorEntry[];
     bodySha256: string;
   };
@@ -226,22 +257,32 @@ export async function readCheckpoint(path: string): Promise<TrainingCheckpoint |
     throw damaged('bad header');
   }
   const body = buf.subarray(12 + len);
-  if (createHash('sha256').update(body).digest('hex') !== header.bodySha256) throw damaged('sha256 of the tensors differs');
+  if (createHash('sha256').update(body).digest('hex') !== header.bodySha256)
+    throw damaged('sha256 of the tensors differs');
   const ckpt: TrainingCheckpoint = {
-    epoch: header.epoch, epochs: header.epochs, rngState: header.rngState, history: header.history, seconds: header.seconds,
-    models: {}, terms: Object.fromEntries(Object.entries(header.learners).map(([n, k]) => [n, Array.from({ length: k }, () => [])])),
-    optimizer: { weights: [], extra: {} }, meta: header.meta,
+    epoch: header.epoch,
+    epochs: header.epochs,
+    rngState: header.rngState,
+    history: header.history,
+    seconds: header.seconds,
+    models: {},
+    terms: Object.fromEntries(
+      Object.entries(header.learners).map(([n, k]) => [n, Array.from({ length: k }, () => [])]),
+    ),
+    optimizer: { weights: [], extra: {} },
+    meta: header.meta,
   };
   for (const e of header.tensors) {
     const bytes = body.subarray(e.offset, e.offset + e.bytes);
     const copy = new Uint8Array(bytes).buffer;
     const values = e.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
     const s: SavedTensor = { name: e.name, dtype: e.dtype, shape: e.shape, values };
-    if (e.kind === 'model') (ckpt.models[e.learner!] ??= []).push(s);
-    else if (e.kind === 'term') ckpt.terms[e.learner!]![e.term!]!.push(s);
+    if (e.kind === 'model') {
+      ckpt.models[e.learner!] ??= [];
+      ckpt.models[e.learner!]!.push(s);
+    } else if (e.kind === 'term') ckpt.terms[e.learner!]![e.term!]!.push(s);
     else if (e.kind === 'optimizer') ckpt.optimizer.weights.push(s);
     else ckpt.optimizer.extra[e.name] = s;
   }
   return ckpt;
 }
-

@@ -12,12 +12,24 @@ import type { ExperimentData } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import type { Teacher } from '../teachers/types.js';
 import {
-  captureCheckpoint, readCheckpoint, restoreModels, restoreOptimizer, restoreTermVariables, writeCheckpoint,
+  captureCheckpoint,
+  readCheckpoint,
+  restoreModels,
+  restoreOptimizer,
+  restoreTermVariables,
+  writeCheckpoint,
 } from './checkpoint.js';
 import { createOptimizer } from './optimizers.js';
 import { progressCallbacks, type ProgressMode } from './progress.js';
 import { earlyStoppingState, train } from './trainer.js';
-import type { EpochRecord, Learner, OptimizerSpec, TeacherSelector, TrainCallbacks } from './types.js';
+import type {
+  EpochRecord,
+  Learner,
+  OptimizerSpec,
+  QuantizationAware,
+  TeacherSelector,
+  TrainCallbacks,
+} from './types.js';
 
 /** Thrown when the run's signal fired: the training stopped at the end of a batch. */
 export class Interrupted extends UserError {
@@ -37,6 +49,8 @@ export interface FitPhase {
   selectTeacher?: TeacherSelector;
   /** Default: the experiment's epochs. */
   epochs?: number;
+  /** Seed of this phase's data order and dropout; default the fit's (the run's seed). */
+  seed?: number;
   /** More callbacks, called after progress output and checkpointing. */
   callbacks?: TrainCallbacks;
   /** Training rows of this phase (e.g. one chunk of a stream); default the experiment's. */
@@ -66,7 +80,7 @@ export interface FitSettings {
   data: ExperimentData;
   epochs: number;
   batchSize: number;
-  optimizer: OptimizerSpec & Record<string, unknown>;
+  optimizer: OptimizerSpec;
   schedule: 'constant' | 'cosine';
   /** Folder of this seed's checkpoints (`<phase id>.ckpt`). */
   checkpointDir: string;
@@ -80,6 +94,11 @@ export interface FitSettings {
   /** Extra fields of each `--json` line, e.g. `{ seed: 1 }`. */
   jsonFields?: Record<string, unknown>;
   signal?: AbortSignal;
+  /**
+   * Quantization-aware distillation in the last epochs of every phase of this fit (a run gives
+   * it to the students' fit, never to the teacher's): see `QuantizationAware`.
+   */
+  quantizationAware?: QuantizationAware;
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -88,11 +107,21 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export function mergeCallbacks(...sets: Array<TrainCallbacks | undefined>): TrainCallbacks {
   const all = sets.filter((s): s is TrainCallbacks => s !== undefined);
   return {
-    async onTrainBegin() { for (const s of all) await s.onTrainBegin?.(); },
-    async onEpochBegin(e) { for (const s of all) await s.onEpochBegin?.(e); },
-    async onBatchEnd(l) { for (const s of all) await s.onBatchEnd?.(l); },
-    async onEpochEnd(e, r) { for (const s of all) await s.onEpochEnd?.(e, r); },
-    async onTrainEnd(h) { for (const s of all) await s.onTrainEnd?.(h); },
+    async onTrainBegin() {
+      for (const s of all) await s.onTrainBegin?.();
+    },
+    async onEpochBegin(e) {
+      for (const s of all) await s.onEpochBegin?.(e);
+    },
+    async onBatchEnd(l) {
+      for (const s of all) await s.onBatchEnd?.(l);
+    },
+    async onEpochEnd(e, r) {
+      for (const s of all) await s.onEpochEnd?.(e, r);
+    },
+    async onTrainEnd(h) {
+      for (const s of all) await s.onTrainEnd?.(h);
+    },
   };
 }
 
@@ -122,13 +151,18 @@ export function createFit(s: FitSettings): Fit {
     const epochs = phase.epochs ?? s.epochs;
     const ckpt = await readCheckpoint(file);
     if (ckpt && ckpt.epochs !== epochs) {
-      throw new UserError(`checkpoint ${file} is for ${ckpt.epochs} epochs but this run has ${epochs}; the experiment changed since — start a new run (another --out)`);
+      throw new UserError(
+        `checkpoint ${file} is for ${ckpt.epochs} epochs but this run has ${epochs}; the experiment changed since — start a new run (another --out)`,
+      );
     }
     if (ckpt) restoreModels(ckpt, phase.learners, file);
     // early stopping's state is derived from the history, so a stopped phase stays stopped
-    const monitored = (h: Record<string, EpochRecord[]>) => (h[phase.learners[0]!.name] ?? []).map((e) => e.valAccuracy);
+    const monitored = (h: Record<string, EpochRecord[]>) =>
+      (h[phase.learners[0]!.name] ?? []).map((e) => e.valAccuracy);
     const stopping = s.earlyStopping;
-    const stopped = ckpt !== undefined && stopping !== undefined &&
+    const stopped =
+      ckpt !== undefined &&
+      stopping !== undefined &&
       earlyStoppingState(monitored(ckpt.history), stopping.minDelta).sinceBest >= stopping.patience;
     if (ckpt && (ckpt.epoch >= epochs || stopped)) {
       // Finished: weights, and the state terms hold from the start (e.g. a teacher snapshot).
@@ -137,8 +171,9 @@ export function createFit(s: FitSettings): Fit {
     }
 
     const optimizer = createOptimizer(s.optimizer);
-    const rng = ckpt ? Rng.fromState(ckpt.rngState) : new Rng(s.seed);
-    const history: Record<string, EpochRecord[]> = ckpt ? structuredClone(ckpt.history)
+    const rng = ckpt ? Rng.fromState(ckpt.rngState) : new Rng(phase.seed ?? s.seed);
+    const history: Record<string, EpochRecord[]> = ckpt
+      ? structuredClone(ckpt.history)
       : Object.fromEntries(phase.learners.map((l) => [l.name, []]));
     let seconds = ckpt?.seconds ?? 0;
     let epochStart = 0;
@@ -163,25 +198,52 @@ export function createFit(s: FitSettings): Fit {
         if (s.signal?.aborted) throw stop(`in epoch ${epochNow + 1}/${epochs} after batch ${batches}`);
       },
       async onEpochEnd(epoch, records) {
-        for (const [name, r] of Object.entries(records)) (history[name] ??= []).push(r);
+        for (const [name, r] of Object.entries(records)) {
+          history[name] ??= [];
+          history[name].push(r);
+        }
         seconds += (performance.now() - epochStart) / 1000;
         await s.beforeWrite?.();
-        await writeCheckpoint(file, await captureCheckpoint({
-          learners: phase.learners, optimizer, rngState: rng.getState(), epoch: epoch + 1, epochs, history, seconds,
-          meta: { phase: phase.id, label: phase.label, seed: s.seed },
-        }));
+        await writeCheckpoint(
+          file,
+          await captureCheckpoint({
+            learners: phase.learners,
+            optimizer,
+            rngState: rng.getState(),
+            epoch: epoch + 1,
+            epochs,
+            history,
+            seconds,
+            meta: { phase: phase.id, label: phase.label, seed: s.seed },
+          }),
+        );
         if (s.signal?.aborted && epoch + 1 < epochs) throw stop(`after epoch ${epoch + 1}/${epochs}`);
       },
     };
     try {
       await train({
-        learners: phase.learners, teacher: phase.teacher, selectTeacher: phase.selectTeacher,
-        teacherTapShapes: phase.teacherTapShapes, cacheTeacher: phase.cacheTeacher,
-        train: phase.train ?? s.data.train, validation: phase.validation ?? s.data.validation, augment: s.data.augment,
-        epochs, batchSize: s.batchSize, optimizer, schedule: s.schedule, seed: s.seed, rng,
+        learners: phase.learners,
+        teacher: phase.teacher,
+        selectTeacher: phase.selectTeacher,
+        teacherTapShapes: phase.teacherTapShapes,
+        cacheTeacher: phase.cacheTeacher,
+        train: phase.train ?? s.data.train,
+        validation: phase.validation ?? s.data.validation,
+        augment: s.data.augment,
+        epochs,
+        batchSize: s.batchSize,
+        optimizer,
+        schedule: s.schedule,
+        seed: s.seed,
+        rng,
         initialEpoch: ckpt?.epoch ?? 0,
         earlyStopping: stopping && { ...stopping, previous: ckpt ? monitored(ckpt.history) : [] },
-        callbacks: mergeCallbacks(progressFor(s, phase.label, epochs, (phase.train ?? s.data.train).size), own, phase.callbacks),
+        quantizationAware: s.quantizationAware,
+        callbacks: mergeCallbacks(
+          progressFor(s, phase.label, epochs, (phase.train ?? s.data.train).size),
+          own,
+          phase.callbacks,
+        ),
       });
     } finally {
       optimizer.dispose();

@@ -18,7 +18,9 @@ export interface ProgressOptions {
 }
 
 const fmt = (losses: Record<string, number>) =>
-  Object.entries(losses).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+  Object.entries(losses)
+    .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+    .join(' ');
 
 /**
  * Training callbacks that show progress: a bar per epoch (samples/s, ETA, running loss per
@@ -36,16 +38,22 @@ export function progressCallbacks({ mode, label, epochs, samplesPerEpoch }: Prog
       started = performance.now();
       for (const k of Object.keys(running)) delete running[k];
       if (mode !== 'bar') return;
-      bar = new cliProgress.SingleBar({
-        format: `${label} epoch ${epoch + 1}/${epochs} [{bar}] {percentage}% | {speed} samples/s | ETA {eta_formatted} | {losses}`,
-        stream: process.stderr, hideCursor: true, clearOnComplete: false,
-      }, cliProgress.Presets.shades_classic);
+      bar = new cliProgress.SingleBar(
+        {
+          format: `${label} epoch ${epoch + 1}/${epochs} [{bar}] {percentage}% | {speed} samples/s | ETA {eta_formatted} | {losses}`,
+          stream: process.stderr,
+          hideCursor: true,
+          clearOnComplete: false,
+        },
+        cliProgress.Presets.shades_classic,
+      );
       bar.start(samplesPerEpoch, 0, { speed: 0, losses: '' });
     },
     onBatchEnd({ size, losses }) {
       seen += size;
       const first = Object.values(losses)[0] ?? {};
-      for (const [k, v] of Object.entries(first)) running[k] = running[k] === undefined ? v : 0.9 * running[k]! + 0.1 * v;
+      for (const [k, v] of Object.entries(first))
+        running[k] = running[k] === undefined ? v : 0.9 * running[k]! + 0.1 * v;
       const speed = Math.round(seen / ((performance.now() - started) / 1000));
       bar?.update(seen, { speed, losses: fmt(running) });
     },
@@ -58,7 +66,9 @@ export function progressCallbacks({ mode, label, epochs, samplesPerEpoch }: Prog
         }
         const speed = Math.round(seen / r.seconds);
         const val = r.valAccuracy === undefined ? '' : ` val_acc ${(100 * r.valAccuracy).toFixed(2)}%`;
-        process.stderr.write(`${label} epoch ${epoch + 1}/${epochs} ${r.seconds.toFixed(1)}s ${speed} samples/s ${fmt(r.losses)} train_acc ${(100 * (r.trainAccuracy ?? 0)).toFixed(2)}%${val}\n`);
+        process.stderr.write(
+          `${label} epoch ${epoch + 1}/${epochs} ${r.seconds.toFixed(1)}s ${speed} samples/s ${fmt(r.losses)} train_acc ${(100 * (r.trainAccuracy ?? 0)).toFixed(2)}%${val}\n`,
+        );
       }
     },
   };

@@ -3,6 +3,7 @@ import { installLazyInputGradients } from '../backend/lazy-input-gradients.js';
 import { UserError } from '../errors.js';
 import type { Teacher, TeacherOutput } from '../teachers/types.js';
 import { checkTaps, layerNames } from '../models/taps.js';
+import { type QuantGranularity, quantizedWeights, swapInFakeQuantized } from './fake-quant.js';
 import type { Learner, TeacherSelector, TeachingSource } from './types.js';
 
 export interface StepResult {
@@ -32,7 +33,8 @@ export function tapsNeeded(learners: Learner[]): { student: string[][]; teacher:
  */
 function prepareTerms(learners: Learner[], teacher?: Teacher, selected: Record<string, readonly number[]> = {}): void {
   const teacherShapes: Record<string, readonly number[]> = {
-    ...Object.fromEntries((teacher?.tapNames() ?? []).map((t) => [t.name, t.shape as number[]])), ...selected,
+    ...Object.fromEntries((teacher?.tapNames() ?? []).map((t) => [t.name, t.shape as number[]])),
+    ...selected,
   };
   for (const l of learners) {
     const studentShapes = Object.fromEntries(layerNames(l.model).map((t) => [t.name, t.shape as number[]]));
@@ -40,8 +42,12 @@ function prepareTerms(learners: Learner[], teacher?: Teacher, selected: Record<s
       if (!term.prepare) continue;
       for (const name of term.needs.teacherTaps ?? []) {
         if (!(name in teacherShapes)) {
-          const known = Object.entries(teacherShapes).map(([n, sh]) => `${n} [${sh.join(',')}]`).join(', ');
-          throw new UserError(`teacher has no tap \`${name}\` for ${term.key}; taps: ${known || 'none (this teacher gives logits only)'}`);
+          const known = Object.entries(teacherShapes)
+            .map(([n, sh]) => `${n} [${sh.join(',')}]`)
+            .join(', ');
+          throw new UserError(
+            `teacher has no tap \`${name}\` for ${term.key}; taps: ${known || 'none (this teacher gives logits only)'}`,
+          );
         }
       }
       term.prepare({ student: studentShapes, teacher: teacherShapes });
@@ -55,7 +61,10 @@ function prepareTerms(learners: Learner[], teacher?: Teacher, selected: Record<s
  * their outputs, so shared layers run once per step — once the BN statistics move and one
  * dropout mask, as in a PyTorch forward that branches — not once per learner.
  */
-function sharedForward(learners: Learner[], taps: string[][]): (x: tf.Tensor) => Array<{ logits: tf.Tensor2D; taps: Record<string, tf.Tensor> }> {
+function sharedForward(
+  learners: Learner[],
+  taps: string[][],
+): (x: tf.Tensor) => Array<{ logits: tf.Tensor2D; taps: Record<string, tf.Tensor> }> {
   const groups = new Map<tf.SymbolicTensor, number[]>();
   learners.forEach((l, i) => {
     checkTaps(l.model, taps[i]!, `student ${l.name}`);
@@ -66,10 +75,16 @@ function sharedForward(learners: Learner[], taps: string[][]): (x: tf.Tensor) =>
     const outputs: tf.SymbolicTensor[] = [];
     const slot = (t: tf.SymbolicTensor) => (outputs.includes(t) ? outputs.indexOf(t) : outputs.push(t) - 1);
     const places = members.map((i) => ({
-      i, logits: slot(learners[i]!.model.outputs[0]!),
-      taps: taps[i]!.map((name) => [name, slot(learners[i]!.model.getLayer(name).output as tf.SymbolicTensor)] as const),
+      i,
+      logits: slot(learners[i]!.model.outputs[0]!),
+      taps: taps[i]!.map(
+        (name) => [name, slot(learners[i]!.model.getLayer(name).output as tf.SymbolicTensor)] as const,
+      ),
     }));
-    const model = members.length === 1 && taps[members[0]!]!.length === 0 ? learners[members[0]!]!.model : tf.model({ inputs: input, outputs });
+    const model =
+      members.length === 1 && taps[members[0]!]!.length === 0
+        ? learners[members[0]!]!.model
+        : tf.model({ inputs: input, outputs });
     return { model, places };
   });
   return (x) => {
@@ -78,7 +93,10 @@ function sharedForward(learners: Learner[], taps: string[][]): (x: tf.Tensor) =>
       const out = model.apply(x, { training: true });
       const list = (Array.isArray(out) ? out : [out]) as tf.Tensor[];
       for (const p of places) {
-        result[p.i] = { logits: list[p.logits] as tf.Tensor2D, taps: Object.fromEntries(p.taps.map(([name, k]) => [name, list[k]!])) };
+        result[p.i] = {
+          logits: list[p.logits] as tf.Tensor2D,
+          taps: Object.fromEntries(p.taps.map(([name, k]) => [name, list[k]!])),
+        };
       }
     }
     return result;
@@ -91,9 +109,15 @@ export const offlineTeacher: TeacherSelector = ({ teacher }) => ({ logits: teach
  * Builds the one training step every scheme uses: forward every learner, give each term
  * what it needs, sum weight × loss over terms and learners, and update exactly the
  * learners' trainable weights plus the terms' own variables (never a teacher's).
+ * With `fakeQuantize` (quantization-aware distillation, `src/train/fake-quant.ts`) the
+ * forward pass and its gradients see the learners' weights as the uint8 export stores them,
+ * and the gradients update the float weights (straight-through estimator).
  */
 export function createStep(
-  learners: Learner[], optimizer: tf.Optimizer, select: TeacherSelector, teacher?: Teacher,
+  learners: Learner[],
+  optimizer: tf.Optimizer,
+  select: TeacherSelector,
+  teacher?: Teacher,
   teacherTapShapes?: Record<string, readonly number[]>,
 ) {
   installLazyInputGradients();
@@ -107,61 +131,85 @@ export function createStep(
     for (const { term } of l.terms) term.trainableVariables().forEach((v) => variables.add(v));
   }
   const numClasses = learners[0]!.model.outputs[0]!.shape[1] as number;
+  // The learners' own weights (not the terms' adapters: they are not exported).
+  const quantizable = quantizedWeights(learners.map((l) => l.model));
 
-  return (x: tf.Tensor, labels: tf.Tensor1D, teacher?: TeacherOutput, indices?: Int32Array): StepResult => tf.tidy(() => {
-    const recorded: tf.Scalar[][] = learners.map(() => []);
-    const names: string[][] = learners.map(() => []);
-    const correct: tf.Scalar[] = [];
-    const { value, grads } = tf.variableGrads(() => {
-      const outputs = forward(x);
-      const logits = outputs.map((o) => o.logits);
-      let total = tf.scalar(0);
-      const allTaps = outputs.map((o) => o.taps);
-      learners.forEach((learner, i) => {
-        const teaching = select({ learner: i, logits, teacher, taps: allTaps });
-        const single: TeachingSource = { logits: teaching.logits, taps: teaching.taps, weight: 1 };
-        let learnerTotal = tf.scalar(0);
-        for (const { term, weight } of learner.terms) {
-          // A term that needs a teacher is computed once per teacher (several: weighted sum per loss name).
-          const sources = term.needs.teacher && teaching.teachers ? teaching.teachers : [single];
-          if (term.needs.teacher && (sources.length === 0 || sources.some((t) => !t.logits))) {
-            throw new UserError(`knowledge term \`${term.key}\` needs a teacher; give the run a teacher or use the ce term alone`);
-          }
-          const summed: Record<string, tf.Scalar> = {};
-          for (const source of sources) {
-            const losses = term.compute({
-              studentLogits: logits[i]!, teacherLogits: source.logits, labels, numClasses, indices,
-              studentTaps: outputs[i]!.taps, teacherTaps: source.taps,
-            });
-            for (const [name, loss] of Object.entries(losses)) {
-              const part = source.weight === 1 ? loss : loss.mul(source.weight) as tf.Scalar;
-              summed[name] = summed[name] ? summed[name]!.add(part) : part;
+  return (
+    x: tf.Tensor,
+    labels: tf.Tensor1D,
+    teacher?: TeacherOutput,
+    indices?: Int32Array,
+    fakeQuantize?: QuantGranularity,
+  ): StepResult =>
+    tf.tidy(() => {
+      const recorded: tf.Scalar[][] = learners.map(() => []);
+      const names: string[][] = learners.map(() => []);
+      const correct: tf.Scalar[] = [];
+      const restore = fakeQuantize !== undefined ? swapInFakeQuantized(quantizable, fakeQuantize) : undefined;
+      let computed: { value: tf.Scalar; grads: tf.NamedTensorMap };
+      try {
+        computed = tf.variableGrads(() => {
+          const outputs = forward(x);
+          const logits = outputs.map((o) => o.logits);
+          let total = tf.scalar(0);
+          const allTaps = outputs.map((o) => o.taps);
+          learners.forEach((learner, i) => {
+            const teaching = select({ learner: i, logits, teacher, taps: allTaps });
+            const single: TeachingSource = { logits: teaching.logits, taps: teaching.taps, weight: 1 };
+            let learnerTotal = tf.scalar(0);
+            for (const { term, weight } of learner.terms) {
+              // A term that needs a teacher is computed once per teacher (several: weighted sum per loss name).
+              const sources = term.needs.teacher && teaching.teachers ? teaching.teachers : [single];
+              if (term.needs.teacher && (sources.length === 0 || sources.some((t) => !t.logits))) {
+                throw new UserError(
+                  `knowledge term \`${term.key}\` needs a teacher; give the run a teacher or use the ce term alone`,
+                );
+              }
+              const summed: Record<string, tf.Scalar> = {};
+              for (const source of sources) {
+                const losses = term.compute({
+                  studentLogits: logits[i]!,
+                  teacherLogits: source.logits,
+                  labels,
+                  numClasses,
+                  indices,
+                  studentTaps: outputs[i]!.taps,
+                  teacherTaps: source.taps,
+                });
+                for (const [name, loss] of Object.entries(losses)) {
+                  const part = source.weight === 1 ? loss : (loss.mul(source.weight) as tf.Scalar);
+                  summed[name] = summed[name] ? summed[name]!.add(part) : part;
+                }
+              }
+              for (const [name, loss] of Object.entries(summed)) {
+                const weighted = weight === 1 ? loss : (loss.mul(weight) as tf.Scalar);
+                learnerTotal = learnerTotal.add(weighted);
+                names[i]!.push(name);
+                recorded[i]!.push(tf.keep(weighted));
+              }
             }
-          }
-          for (const [name, loss] of Object.entries(summed)) {
-            const weighted = weight === 1 ? loss : loss.mul(weight) as tf.Scalar;
-            learnerTotal = learnerTotal.add(weighted);
-            names[i]!.push(name);
-            recorded[i]!.push(tf.keep(weighted));
-          }
-        }
-        names[i]!.push('loss');
-        recorded[i]!.push(tf.keep(learnerTotal));
-        correct.push(tf.keep(logits[i]!.argMax(1).equal(labels).cast('float32').sum()));
-        total = total.add(learnerTotal);
+            names[i]!.push('loss');
+            recorded[i]!.push(tf.keep(learnerTotal));
+            correct.push(tf.keep(logits[i]!.argMax(1).equal(labels).cast('float32').sum()));
+            total = total.add(learnerTotal);
+          });
+          return total;
+        }, [...variables]);
+      } finally {
+        // the float weights are back before the update: the gradient at q(w) moves w
+        restore?.();
+      }
+      const { value, grads } = computed;
+      optimizer.applyGradients(grads);
+      value.dispose();
+      const flat = tf.stack([...recorded.flat(), ...correct]).dataSync();
+      tf.dispose([...recorded.flat(), ...correct]);
+      let k = 0;
+      const losses = names.map((list) => {
+        const record: Record<string, number> = {};
+        for (const name of list) record[name] = (record[name] ?? 0) + flat[k++]!;
+        return record;
       });
-      return total;
-    }, [...variables]);
-    optimizer.applyGradients(grads);
-    value.dispose();
-    const flat = tf.stack([...recorded.flat(), ...correct]).dataSync();
-    tf.dispose([...recorded.flat(), ...correct]);
-    let k = 0;
-    const losses = names.map((list) => {
-      const record: Record<string, number> = {};
-      for (const name of list) record[name] = (record[name] ?? 0) + flat[k++]!;
-      return record;
+      return { losses, correct: learners.map(() => flat[k++]!) };
     });
-    return { losses, correct: learners.map(() => flat[k++]!) };
-  });
 }

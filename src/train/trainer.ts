@@ -17,7 +17,11 @@ import type { EpochRecord, TrainOptions, TrainResult } from './types.js';
 export const TRAINING_VERSION = 3;
 
 /** Accuracy and mean cross-entropy of a model on a dataset (inference mode). */
-export function evaluateAccuracy(model: tf.LayersModel, data: Dataset, batchSize = 256): { accuracy: number; loss: number } {
+export function evaluateAccuracy(
+  model: tf.LayersModel,
+  data: Dataset,
+  batchSize = 256,
+): { accuracy: number; loss: number } {
   let correct = 0;
   let loss = 0;
   for (const { x, y } of data.batches({ batchSize })) {
@@ -34,21 +38,34 @@ export function evaluateAccuracy(model: tf.LayersModel, data: Dataset, batchSize
 
 function checkOptions(o: TrainOptions): void {
   if (o.learners.length === 0) throw new UserError('training needs at least one student model');
-  if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new UserError(`epochs must be a positive integer, got ${o.epochs}`);
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new UserError(`batchSize must be a positive integer, got ${o.batchSize}`);
+  if (!Number.isInteger(o.epochs) || o.epochs < 1)
+    throw new UserError(`epochs must be a positive integer, got ${o.epochs}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+    throw new UserError(`batchSize must be a positive integer, got ${o.batchSize}`);
+  const qad = o.quantizationAware;
+  if (qad !== undefined && !(Number.isInteger(qad.lastEpochs) && qad.lastEpochs >= 1))
+    throw new UserError(`quantizationAware.lastEpochs must be a positive integer, got ${qad.lastEpochs}`);
+  if (qad?.granularity !== undefined && qad.granularity !== 'tensor' && qad.granularity !== 'channel')
+    throw new UserError(`quantizationAware.granularity must be tensor or channel, got ${qad.granularity}`);
   for (const l of o.learners) {
     const out = l.model.outputs[0]!.shape[1];
     if (out !== o.train.numClasses) {
-      throw new UserError(`student ${l.name} has ${out} outputs but the data has ${o.train.numClasses} classes; build the student with numClasses: ${o.train.numClasses}`);
+      throw new UserError(
+        `student ${l.name} has ${out} outputs but the data has ${o.train.numClasses} classes; build the student with numClasses: ${o.train.numClasses}`,
+      );
     }
     if (l.terms.length === 0) throw new UserError(`student ${l.name} has no loss terms; add at least ce`);
   }
   if (o.teacher && o.teacher.numClasses !== o.train.numClasses) {
-    throw new UserError(`teacher has ${o.teacher.numClasses} classes but the data has ${o.train.numClasses}; use a teacher trained on the same classes`);
+    throw new UserError(
+      `teacher has ${o.teacher.numClasses} classes but the data has ${o.train.numClasses}; use a teacher trained on the same classes`,
+    );
   }
   const shape = o.train.sampleShape.join(',');
   if (o.teacher && o.teacher.inputShape.join(',') !== shape) {
-    throw new UserError(`teacher input shape [${o.teacher.inputShape.join(',')}] differs from the data's sample shape [${shape}]`);
+    throw new UserError(
+      `teacher input shape [${o.teacher.inputShape.join(',')}] differs from the data's sample shape [${shape}]`,
+    );
   }
 }
 
@@ -57,7 +74,10 @@ function checkOptions(o: TrainOptions): void {
  * since it (an epoch counts as better when it beats the best by more than `minDelta`). A
  * resumed run derives it from its history, so the checkpoint needs nothing more.
  */
-export function earlyStoppingState(accuracies: readonly (number | undefined)[], minDelta = 0): { best: number; sinceBest: number } {
+export function earlyStoppingState(
+  accuracies: readonly (number | undefined)[],
+  minDelta = 0,
+): { best: number; sinceBest: number } {
   let best = -Infinity;
   let sinceBest = 0;
   for (const a of accuracies) {
@@ -85,10 +105,27 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const rng = options.rng ?? new Rng(options.seed);
   const teacherTaps = tapsNeeded(learners).teacher;
   let teacher: Teacher | undefined = options.teacher;
-  if (teacher && options.cacheTeacher !== false && !options.augment && teacherTaps.length === 0 && !(teacher instanceof CachedTeacher)) {
-    teacher = new CachedTeacher({ size: data.size, numClasses: teacher.numClasses, inputShape: teacher.inputShape, source: teacher });
+  if (
+    teacher &&
+    options.cacheTeacher !== false &&
+    !options.augment &&
+    teacherTaps.length === 0 &&
+    !(teacher instanceof CachedTeacher)
+  ) {
+    teacher = new CachedTeacher({
+      size: data.size,
+      numClasses: teacher.numClasses,
+      inputShape: teacher.inputShape,
+      source: teacher,
+    });
   }
-  const step = createStep(learners, optimizer, options.selectTeacher ?? offlineTeacher, options.teacher, options.teacherTapShapes);
+  const step = createStep(
+    learners,
+    optimizer,
+    options.selectTeacher ?? offlineTeacher,
+    options.teacher,
+    options.teacherTapShapes,
+  );
   const history: Record<string, EpochRecord[]> = Object.fromEntries(learners.map((l) => [l.name, []]));
   const started = performance.now();
   // the monitored accuracies so far; early stopping's state is derived from them (one rule)
@@ -98,10 +135,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   await callbacks.onTrainBegin?.();
   // cosine decays per step, as PyTorch users schedule it (per epoch, the last epoch kept 2–10 % of the rate)
   const stepsPerEpoch = data.countBatches({ batchSize });
+  const qad = options.quantizationAware;
+  // quantization-aware distillation: the last K epochs (all of them when the phase is shorter)
+  const quantizeFrom = qad !== undefined ? Math.max(0, epochs - qad.lastEpochs) : Infinity;
   for (let epoch = options.initialEpoch ?? 0; epoch < epochs; epoch++) {
     await callbacks.onEpochBegin?.(epoch);
+    const fakeQuantize = epoch >= quantizeFrom ? (qad?.granularity ?? 'tensor') : undefined;
     const epochStart = performance.now();
-    const sums = learners.map(() => ({} as Record<string, number>));
+    const sums = learners.map(() => ({}) as Record<string, number>);
     const correct = learners.map(() => 0);
     let seen = 0;
     let batchIndex = 0;
@@ -109,16 +150,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (options.schedule === 'cosine') {
         setLearningRate(optimizer, cosineRate(baseRate, epoch * stepsPerEpoch + batchIndex, epochs * stepsPerEpoch));
       }
-      const taught = teacher ? await teacher.predict(batch.x, { indices: options.augment ? undefined : batch.indices, taps: teacherTaps }) : undefined;
+      const taught = teacher
+        ? await teacher.predict(batch.x, { indices: options.augment ? undefined : batch.indices, taps: teacherTaps })
+        : undefined;
       const n = batch.indices.length;
-      const result = withSeededMathRandom(rng, () => step(batch.x, batch.y, taught, batch.indices));
+      const result = withSeededMathRandom(rng, () => step(batch.x, batch.y, taught, batch.indices, fakeQuantize));
       if (taught) tf.dispose([taught.logits, ...Object.values(taught.taps)]);
       result.losses.forEach((losses, i) => {
         for (const [name, v] of Object.entries(losses)) sums[i]![name] = (sums[i]![name] ?? 0) + v * n;
         correct[i]! += result.correct[i]!;
       });
       seen += n;
-      await callbacks.onBatchEnd?.({ batch: batchIndex++, size: n, losses: Object.fromEntries(learners.map((l, i) => [l.name, result.losses[i]!])) });
+      await callbacks.onBatchEnd?.({
+        batch: batchIndex++,
+        size: n,
+        losses: Object.fromEntries(learners.map((l, i) => [l.name, result.losses[i]!])),
+      });
     }
     const seconds = (performance.now() - epochStart) / 1000;
     const records: Record<string, EpochRecord> = {};

@@ -3,6 +3,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { Rng } from '../data/rng.js';
 import type { KnowledgeTerm } from '../knowledge/types.js';
 import type { Teacher, TeacherOutput } from '../teachers/types.js';
+import type { QuantGranularity } from './fake-quant.js';
 
 /** A knowledge term and the weight it gets in the learner's total loss. */
 export interface WeightedTerm {
@@ -108,7 +109,10 @@ export interface TrainOptions {
    * restored with setWeights) or a registry node, e.g. `{ key: 'adam', learningRate: 1e-3 }`.
    */
   optimizer?: tf.Optimizer | OptimizerSpec;
-  /** Learning-rate schedule: `cosine` decays every step, from the optimizer's rate towards 0 at the end of the last epoch. Default constant. */
+  /**
+   * Learning-rate schedule: `cosine` decays every step, from the optimizer's rate towards 0 at the end of the last
+   * epoch. Default constant.
+   */
   schedule?: 'constant' | 'cosine';
   seed: number;
   /**
@@ -123,16 +127,37 @@ export interface TrainOptions {
    * `minDelta` for `patience` epochs. `previous`: its accuracies in epochs before
    * `initialEpoch` (a resumed run), so the count goes on where it was.
    */
-  earlyStopping?: { patience: number; minDelta?: number; restoreBest?: boolean; previous?: readonly (number | undefined)[] };
+  earlyStopping?: {
+    patience: number;
+    minDelta?: number;
+    restoreBest?: boolean;
+    previous?: readonly (number | undefined)[];
+  };
   callbacks?: TrainCallbacks;
   /** Epoch to start from (resume); the caller restores weights and optimizer state. */
   initialEpoch?: number;
+  /** Quantization-aware training in the last epochs (see `QuantizationAware`). */
+  quantizationAware?: QuantizationAware;
 }
 
+/**
+ * Quantization-aware distillation (QAD): in the last `lastEpochs` epochs of a phase (all of
+ * them when it has fewer) every step's forward pass and gradients see the learners'
+ * trainable weights fake-quantized to uint8 (`src/train/fake-quant.ts`), and the gradients
+ * update the float weights (straight-through estimator), so the uint8 export keeps the
+ * accuracy the float model reached. Validation after each epoch uses the float weights.
+ */
+export interface QuantizationAware {
+  lastEpochs: number;
+  /** `tensor` (default): what the TF.js uint8 export stores; `channel`: per output channel of each kernel. */
+  granularity?: QuantGranularity;
+}
+
+/** An optimizer as a config names it: a key of the `optimizers` registry and its options. */
 export interface OptimizerSpec {
   key: string;
-  learningRate?: number;
-  momentum?: number;
+  /** e.g. `{ learningRate: 2e-3 }`; see each optimizer's schema in `optimizers.ts`. */
+  kwargs?: Record<string, unknown>;
 }
 
 export interface TrainResult {

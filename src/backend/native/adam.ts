@@ -28,14 +28,36 @@ interface AdamInternals {
 /**
  * One fused update. Each of w, m, v is overwritten in place when the backend says nobody
  * else can observe its storage (see NativeBackend.isExclusive); otherwise the new values go
- * to a fresh (pooled) buffer that the variable is assigned to, as tfjs itself does.
+ * to a fresh (recycled) buffer that the variable is assigned to, as tfjs itself does.
  */
-function fusedUpdate(b: NativeBackend, w: tf.Variable, g: tf.Tensor, m: tf.Variable, v: tf.Variable, a: Record<string, number>): void {
+function fusedUpdate(
+  b: NativeBackend,
+  w: tf.Variable,
+  g: tf.Tensor,
+  m: tf.Variable,
+  v: tf.Variable,
+  a: Record<string, number>,
+): void {
   const n = w.size;
   const targets = [w, m, v].map((t) => (b.isExclusive(t) ? null : b.makeOutputF32(t.shape, n)));
   const [wo, mo, vo] = [w, m, v].map((t, i) => targets[i]?.values ?? b.f32(t));
-  b.addon.adam(b.f32(w), b.f32(g), b.f32(m), b.f32(v), wo, mo, vo,
-    a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2, a.negLr, a.epsilon, a.c1, a.c2);
+  b.addon.adam(
+    b.f32(w),
+    b.f32(g),
+    b.f32(m),
+    b.f32(v),
+    wo,
+    mo,
+    vo,
+    a.beta1,
+    a.oneMinusBeta1,
+    a.beta2,
+    a.oneMinusBeta2,
+    a.negLr,
+    a.epsilon,
+    a.c1,
+    a.c2,
+  );
   const engine = tf.engine();
   [w, m, v].forEach((t, i) => {
     const out = targets[i];
@@ -55,39 +77,50 @@ export function patchAdam(backendName: string, backend: () => NativeBackend): vo
     if (tf.getBackend() !== backendName) return original.call(this, variableGradients);
     const self = this as AdamInternals;
     const isArray = Array.isArray(variableGradients);
-    const varNames = isArray
-      ? (variableGradients as NamedTensor[]).map((v) => v.name)
-      : Object.keys(variableGradients);
+    const varNames = isArray ? (variableGradients as NamedTensor[]).map((v) => v.name) : Object.keys(variableGradients);
     const registered = tf.engine().registeredVariables;
     for (let i = 0; i < varNames.length; i++) {
       const value = registered[varNames[i]];
-      const grad = isArray ? (variableGradients as NamedTensor[])[i].tensor : (variableGradients as tf.NamedTensorMap)[varNames[i]];
+      const grad = isArray
+        ? (variableGradients as NamedTensor[])[i].tensor
+        : (variableGradients as tf.NamedTensorMap)[varNames[i]];
       if (value === undefined || value.dtype !== 'float32' || (grad != null && grad.dtype !== 'float32')) {
         return original.call(this, variableGradients);
       }
     }
     tf.tidy(() => {
-      const accB1 = self.accBeta1.dataSync()[0], accB2 = self.accBeta2.dataSync()[0];
+      const accB1 = self.accBeta1.dataSync()[0],
+        accB2 = self.accBeta2.dataSync()[0];
       const attrs = {
-        beta1: self.beta1, oneMinusBeta1: 1 - self.beta1, beta2: self.beta2, oneMinusBeta2: 1 - self.beta2,
-        negLr: -self.learningRate, epsilon: self.epsilon,
-        c1: Math.fround(1 - accB1), c2: Math.fround(1 - accB2),
+        beta1: self.beta1,
+        oneMinusBeta1: 1 - self.beta1,
+        beta2: self.beta2,
+        oneMinusBeta2: 1 - self.beta2,
+        negLr: -self.learningRate,
+        epsilon: self.epsilon,
+        c1: Math.fround(1 - accB1),
+        c2: Math.fround(1 - accB2),
       };
       varNames.forEach((name, i) => {
         const value = registered[name];
         if (self.accumulatedFirstMoment[i] == null) {
           self.accumulatedFirstMoment[i] = {
-            originalName: `${name}/m`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
+            originalName: `${name}/m`,
+            variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
           };
         }
         if (self.accumulatedSecondMoment[i] == null) {
           self.accumulatedSecondMoment[i] = {
-            originalName: `${name}/v`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
+            originalName: `${name}/v`,
+            variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
           };
         }
-        const gradient = isArray ? (variableGradients as NamedTensor[])[i].tensor : (variableGradients as tf.NamedTensorMap)[name];
+        const gradient = isArray
+          ? (variableGradients as NamedTensor[])[i].tensor
+          : (variableGradients as tf.NamedTensorMap)[name];
         if (gradient == null) return;
-        const m = self.accumulatedFirstMoment[i].variable, v = self.accumulatedSecondMoment[i].variable;
+        const m = self.accumulatedFirstMoment[i].variable,
+          v = self.accumulatedSecondMoment[i].variable;
         fusedUpdate(backend(), value, gradient, m, v, attrs);
       });
       self.accBeta1.assign(tf.mul(self.accBeta1, self.beta1));

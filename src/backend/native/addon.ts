@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AddonOpCodes } from './op-codes.js';
 
 /** Typed view of the functions the C addon exports (see native/src/addon.c). */
 export interface NativeAddon {
@@ -23,55 +24,113 @@ export interface NativeAddon {
   setThreads(n: number): number;
   setSpinMicros(us: number): void;
   setGemmPartsPerThread(n: number): void;
-  /** 0: sgemm split over the addon's pool (default); 1: OpenBLAS's own threads for top-level products */
+  /** 0: sgemm split over the addon's workers (default); 1: OpenBLAS's own threads for top-level products */
   setGemmMode(mode: number): void;
   matmul(
-    a: Float32Array, b: Float32Array, out: Float32Array, batch: number, m: number, n: number, k: number,
-    transA: number, transB: number, strideA: number, strideB: number,
-    bias?: Float32Array | null, act?: number, alpha?: number, prelu?: Float32Array | null,
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: number,
+    transB: number,
+    strideA: number,
+    strideB: number,
+    bias?: Float32Array | null,
+    act?: number,
+    alpha?: number,
+    prelu?: Float32Array | null,
   ): void;
-  blasDirect(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, threads: number, transA?: number, transB?: number): void;
+  blasDirect(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    m: number,
+    n: number,
+    k: number,
+    threads: number,
+    transA?: number,
+    transB?: number,
+  ): void;
+  /** The C op tables by name (native/src/ew.h, common.h); see op-codes.ts. */
+  opCodes(): AddonOpCodes;
   unary(op: number, x: Float32Array, y: Float32Array, alpha?: number, beta?: number): void;
-  binary(
-    op: number, a: Float32Array, b: Float32Array, out: Float32Array,
-    d0: number, d1: number, d2: number, d3: number,
-    as0: number, as1: number, as2: number, as3: number,
-    bs0: number, bs1: number, bs2: number, bs3: number,
-  ): void;
+  /** `geometry`: [d0..d3, a strides d0..d3, b strides d0..d3] of `binaryGeom` (stride 0 = broadcast). */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, geometry: Int32Array): void;
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, r: number, inner: number): void;
   argReduce(isMax: number, x: Float32Array, out: Int32Array, outer: number, r: number, inner: number): void;
   softmax(x: Float32Array, y: Float32Array, rows: number, cols: number): void;
   adam(
-    w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
-    wOut: Float32Array, mOut: Float32Array, vOut: Float32Array,
-    beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number,
-    negLr: number, eps: number, c1: number, c2: number,
+    w: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    wOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    negLr: number,
+    eps: number,
+    c1: number,
+    c2: number,
   ): void;
   addN(out: Float32Array, ...xs: Float32Array[]): void;
   batchNormGrad(
-    x: Float32Array, dy: Float32Array, channels: number, mean: Float32Array, variance: Float32Array,
-    scale: Float32Array | null, eps: number,
-    dx: Float32Array, dMean: Float32Array, dVariance: Float32Array, dScale: Float32Array, dOffset: Float32Array,
+    x: Float32Array,
+    dy: Float32Array,
+    channels: number,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    eps: number,
+    dx: Float32Array,
+    dMean: Float32Array,
+    dVariance: Float32Array,
+    dScale: Float32Array,
+    dOffset: Float32Array,
   ): boolean;
   tile(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, reps: Int32Array): void;
   /** false when x is not rows of `channels` (the caller then uses the cpu kernel) */
   batchNorm(
-    x: Float32Array, y: Float32Array, channels: number, mean: Float32Array, variance: Float32Array,
-    scale: Float32Array | null, offset: Float32Array | null, eps: number,
+    x: Float32Array,
+    y: Float32Array,
+    channels: number,
+    mean: Float32Array,
+    variance: Float32Array,
+    scale: Float32Array | null,
+    offset: Float32Array | null,
+    eps: number,
   ): boolean;
   conv2d(
-    geom: Int32Array, x: Float32Array, w: Float32Array, out: Float32Array,
-    bias?: Float32Array | null, act?: number, alpha?: number, prelu?: Float32Array | null,
+    geom: Int32Array,
+    x: Float32Array,
+    w: Float32Array,
+    out: Float32Array,
+    bias?: Float32Array | null,
+    act?: number,
+    alpha?: number,
+    prelu?: Float32Array | null,
   ): void;
   conv2dBackpropInput(geom: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   conv2dBackpropFilter(geom: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   depthwiseConv2d(
-    geom: Int32Array, x: Float32Array, w: Float32Array, out: Float32Array,
-    bias?: Float32Array | null, act?: number, alpha?: number, prelu?: Float32Array | null,
+    geom: Int32Array,
+    x: Float32Array,
+    w: Float32Array,
+    out: Float32Array,
+    bias?: Float32Array | null,
+    act?: number,
+    alpha?: number,
+    prelu?: Float32Array | null,
   ): void;
   depthwiseBackpropInput(geom: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   depthwiseBackpropFilter(geom: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
-  pool(geom: Int32Array, isMax: number, x: Float32Array, out: Float32Array): void;
+  pool2d(geom: Int32Array, isMax: number, x: Float32Array, out: Float32Array): void;
   maxPoolGrad(geom: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   avgPoolGrad(geom: Int32Array, dy: Float32Array, dx: Float32Array): void;
 }
@@ -100,7 +159,8 @@ export function findAddonPath(): string | null {
  * to leave OpenBLAS's own choice (not AMD, not Linux, or the user set OPENBLAS_CORETYPE).
  */
 function preferredCoreType(): string | null {
-  if (process.env.OPENBLAS_CORETYPE !== undefined || process.platform !== 'linux' || process.arch !== 'x64') return null;
+  if (process.env.OPENBLAS_CORETYPE !== undefined || process.platform !== 'linux' || process.arch !== 'x64')
+    return null;
   try {
     const info = readFileSync('/proc/cpuinfo', 'utf8');
     const head = info.slice(0, info.indexOf('\n\n') > 0 ? info.indexOf('\n\n') : info.length);
@@ -119,11 +179,13 @@ export function loadAddon(): { addon: NativeAddon; path: string } | { reason: st
   if (cached) return cached;
   const path = findAddonPath();
   if (!path) {
-    cached = { reason: 'native addon not built (run `node scripts/build-native.mjs`; needs a C compiler and libopenblas-dev)' };
+    cached = {
+      reason: 'native addon not built (run `node scripts/build-native.mjs`; needs a C compiler and libopenblas-dev)',
+    };
     return cached;
   }
   try {
-    // One OpenBLAS thread: the addon splits sgemm over its own pool (no oversubscription).
+    // One OpenBLAS thread: the addon splits sgemm over its own workers (no oversubscription).
     // OpenBLAS reads this when the library loads; it is unset again so that child
     // processes are not affected.
     const setEnv = process.env.OPENBLAS_NUM_THREADS === undefined;

@@ -1,6 +1,6 @@
 /**
  * The `native` backend: tfjs's CPU backend (same storage, every cpu kernel still works) plus
- * a recycling pool for the Float32Arrays that native kernels allocate. Fresh large typed
+ * a recycler for the Float32Arrays that native kernels allocate. Fresh large typed
  * arrays cost page faults and zeroing (~100 µs for 600 KB); a training step allocates the
  * same sizes every step, so reuse matters once the math itself is fast.
  *
@@ -11,33 +11,38 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon } from './addon.js';
+import type { OpCodes } from './op-codes.js';
 
 type DataId = object;
 type Values = tf.backend_util.BackendValues;
 
-const DEFAULT_POOL_BYTES = 768 * 1024 * 1024;
+const DEFAULT_RECYCLE_BYTES = 768 * 1024 * 1024;
 const MAX_PER_SIZE = 64;
-/** Arrays shorter than this are not pooled (allocation is cheap; tracking would cost more). */
-const MIN_POOLED = 64;
+/** Arrays shorter than this are not recycled (allocation is cheap; tracking would cost more). */
+const MIN_RECYCLED = 64;
 
 export class NativeBackend extends tf.MathBackendCPU {
   readonly addon: NativeAddon;
   private readonly free = new Map<number, Float32Array[]>();
-  private pooledBytes = 0;
-  private readonly maxPoolBytes: number;
+  private recycledBytes = 0;
+  private readonly maxRecycledBytes: number;
   /** buffers allocated by allocF32 → the full-length array to hand out again */
   private readonly owned = new WeakMap<ArrayBufferLike, Float32Array>();
   /** owned buffer → number of live data ids whose values are on it */
   private readonly refs = new WeakMap<ArrayBufferLike, number>();
   private readonly escaped = new WeakSet<ArrayBufferLike>();
-  poolHits = 0;
-  poolMisses = 0;
+  recycleHits = 0;
+  recycleMisses = 0;
 
-  constructor(addon: NativeAddon) {
+  /** The addon's op codes for each tf kernel (op-codes.ts). */
+  readonly ops: OpCodes;
+
+  constructor(addon: NativeAddon, ops: OpCodes) {
     super();
     this.addon = addon;
-    const env = Number(process.env.TFJS_DISTILL_POOL_MB);
-    this.maxPoolBytes = Number.isFinite(env) && env >= 0 ? env * 1024 * 1024 : DEFAULT_POOL_BYTES;
+    this.ops = ops;
+    const env = Number(process.env.TFJS_DISTILL_RECYCLE_MB);
+    this.maxRecycledBytes = Number.isFinite(env) && env >= 0 ? env * 1024 * 1024 : DEFAULT_RECYCLE_BYTES;
   }
 
   /** A Float32Array of exactly n elements with arbitrary contents (kernels overwrite all of it). */
@@ -45,18 +50,21 @@ export class NativeBackend extends tf.MathBackendCPU {
     const list = this.free.get(n);
     if (list !== undefined && list.length > 0) {
       const a = list.pop()!;
-      this.pooledBytes -= a.byteLength;
-      this.poolHits++;
+      this.recycledBytes -= a.byteLength;
+      this.recycleHits++;
       return a;
     }
-    this.poolMisses++;
+    this.recycleMisses++;
     const a = new Float32Array(n);
-    if (n >= MIN_POOLED) this.owned.set(a.buffer, a);
+    if (n >= MIN_RECYCLED) this.owned.set(a.buffer, a);
     return a;
   }
 
-  /** Output tensor info backed by a pooled array. */
-  makeOutputF32(shape: number[], n: number = tf.util.sizeFromShape(shape)): { info: tf.TensorInfo; values: Float32Array } {
+  /** Output tensor info backed by a recycled array. */
+  makeOutputF32(
+    shape: number[],
+    n: number = tf.util.sizeFromShape(shape),
+  ): { info: tf.TensorInfo; values: Float32Array } {
     const values = this.allocF32(n);
     const info = this.makeTensorInfo(shape, 'float32', values);
     return { info, values };
@@ -85,19 +93,19 @@ export class NativeBackend extends tf.MathBackendCPU {
     return this.owned.get(buf) === v && this.refs.get(buf) === 1 && !this.escaped.has(buf);
   }
 
-  // Views (e.g. cpu Slice's subarray) of a pooled buffer count too, however short they are:
+  // Views (e.g. cpu Slice's subarray) of a recycled buffer count too, however short they are:
   // the test is on the buffer's size, not the view's.
   private track(values: Values | undefined): void {
     if (values === undefined || values === null || !ArrayBuffer.isView(values)) return;
     const buf = (values as Float32Array).buffer;
-    if (buf.byteLength < MIN_POOLED * 4 || !this.owned.has(buf)) return;
+    if (buf.byteLength < MIN_RECYCLED * 4 || !this.owned.has(buf)) return;
     this.refs.set(buf, (this.refs.get(buf) ?? 0) + 1);
   }
 
   private release(values: Values | undefined): void {
     if (values === undefined || values === null || !ArrayBuffer.isView(values)) return;
     const buf = (values as Float32Array).buffer;
-    if (buf.byteLength < MIN_POOLED * 4) return;
+    if (buf.byteLength < MIN_RECYCLED * 4) return;
     const full = this.owned.get(buf);
     if (full === undefined) return;
     const n = (this.refs.get(buf) ?? 1) - 1;
@@ -110,7 +118,7 @@ export class NativeBackend extends tf.MathBackendCPU {
       this.owned.delete(buf);
       return;
     }
-    if (this.pooledBytes + full.byteLength > this.maxPoolBytes) return;
+    if (this.recycledBytes + full.byteLength > this.maxRecycledBytes) return;
     let list = this.free.get(full.length);
     if (list === undefined) {
       list = [];
@@ -118,7 +126,7 @@ export class NativeBackend extends tf.MathBackendCPU {
     }
     if (list.length >= MAX_PER_SIZE) return;
     list.push(full);
-    this.pooledBytes += full.byteLength;
+    this.recycledBytes += full.byteLength;
   }
 
   override write(values: Values, shape: number[], dtype: tf.DataType): DataId {
@@ -148,18 +156,18 @@ export class NativeBackend extends tf.MathBackendCPU {
     return removed;
   }
 
-  /** Drops every pooled array (they are garbage collected). */
-  clearPool(): void {
+  /** Drops every recycled array (they are garbage collected). */
+  clearRecycled(): void {
     this.free.clear();
-    this.pooledBytes = 0;
+    this.recycledBytes = 0;
   }
 
-  poolStats(): { pooledBytes: number; hits: number; misses: number } {
-    return { pooledBytes: this.pooledBytes, hits: this.poolHits, misses: this.poolMisses };
+  recyclerStats(): { recycledBytes: number; hits: number; misses: number } {
+    return { recycledBytes: this.recycledBytes, hits: this.recycleHits, misses: this.recycleMisses };
   }
 
   override dispose(): void {
-    this.clearPool();
+    this.clearRecycled();
     super.dispose();
   }
 }

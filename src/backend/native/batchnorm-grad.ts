@@ -20,9 +20,20 @@ export function makeBatchNormGradKernel(backend: NativeBackend): KernelFn {
     const channels = mean.shape[0];
     const dx = backend.makeOutputF32(x.shape);
     const parts = [0, 1, 2, 3].map(() => backend.makeOutputF32(mean.shape, channels));
-    const ok = backend.addon.batchNormGrad(backend.f32(x), backend.f32(dy), channels, backend.f32(mean),
-      backend.f32(variance), scale != null ? backend.f32(scale) : null, eps,
-      dx.values, parts[0].values, parts[1].values, parts[2].values, parts[3].values);
+    const ok = backend.addon.batchNormGrad(
+      backend.f32(x),
+      backend.f32(dy),
+      channels,
+      backend.f32(mean),
+      backend.f32(variance),
+      scale != null ? backend.f32(scale) : null,
+      eps,
+      dx.values,
+      parts[0].values,
+      parts[1].values,
+      parts[2].values,
+      parts[3].values,
+    );
     if (!ok) throw new Error('native batch-norm gradient: x is not rows of channels');
     return [dx.info, ...parts.map((p) => p.info)];
   };
@@ -35,15 +46,25 @@ export function patchBatchNormGradient(backendName: string): void {
   patched = wrapGradient('FusedBatchNorm', backendName, (g, saved, attrs) => {
     const [x, mean, variance, scale] = saved;
     const channels = x?.shape[x.shape.length - 1];
-    const perChannel = (t: tf.Tensor | undefined) => t != null && t.dtype === 'float32' && t.rank === 1 && t.shape[0] === channels;
-    if (x == null || x.rank !== 4 || x.dtype !== 'float32' || g.dtype !== 'float32' ||
-      !tf.util.arraysEqual(g.shape, x.shape) || !perChannel(mean) || !perChannel(variance) || (scale != null && !perChannel(scale))) {
+    const perChannel = (t: tf.Tensor | undefined) =>
+      t != null && t.dtype === 'float32' && t.rank === 1 && t.shape[0] === channels;
+    if (
+      x == null ||
+      x.rank !== 4 ||
+      x.dtype !== 'float32' ||
+      g.dtype !== 'float32' ||
+      !tf.util.arraysEqual(g.shape, x.shape) ||
+      !perChannel(mean) ||
+      !perChannel(variance) ||
+      (scale != null && !perChannel(scale))
+    ) {
       return undefined;
     }
     const inputs: tf.NamedTensorMap = { x, dy: g, mean: mean!, variance: variance! };
     if (scale != null) inputs.scale = scale;
-    const [dx, dMean, dVariance, dScale, dOffset] = tf.engine().runKernel(
-      BN_GRAD_KERNEL, inputs, { varianceEpsilon: Number(attrs.varianceEpsilon ?? 0.001) }) as tf.Tensor[];
+    const [dx, dMean, dVariance, dScale, dOffset] = tf
+      .engine()
+      .runKernel(BN_GRAD_KERNEL, inputs, { varianceEpsilon: Number(attrs.varianceEpsilon ?? 0.001) }) as tf.Tensor[];
     return {
       x: () => tf.reshape(dx!, x.shape),
       mean: () => tf.reshape(dMean!, mean!.shape),

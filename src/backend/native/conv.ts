@@ -1,7 +1,8 @@
 /** Conv2D family (im2col + sgemm), depthwise convolutions and pooling, NHWC only. */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
-import { ACT, geometry, isF32, lastAxisVector, type KernelArgs, type KernelFn } from './util.js';
+import { geometry, isF32, lastAxisVector, type KernelArgs, type KernelFn } from './util.js';
+import { activationCode } from './op-codes.js';
 
 type Attrs = tf.NamedAttrMap & Record<string, unknown>;
 const bu = tf.backend_util;
@@ -22,9 +23,16 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     const { x, filter } = args.inputs;
     const a = args.attrs as Attrs;
     if (!isF32(x, filter) || !dims4(x, filter) || !nhwc(a.dataFormat)) return fallback('Conv2D')(args);
-    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
-      a.strides as number | [number, number], a.dilations as number | [number, number], a.pad as 'same',
-      a.dimRoundingMode as 'floor', false, 'channelsLast');
+    const ci = bu.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      a.strides as number | [number, number],
+      a.dilations as number | [number, number],
+      a.pad as 'same',
+      a.dimRoundingMode as 'floor',
+      false,
+      'channelsLast',
+    );
     const out = backend.makeOutputF32(ci.outShape);
     addon.conv2d(geometry(ci), backend.f32(x), backend.f32(filter), out.values);
     return out.info;
@@ -33,17 +41,37 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
   const fusedConv2D: KernelFn = (args: KernelArgs) => {
     const { x, filter, bias, preluActivationWeights } = args.inputs;
     const a = args.attrs as Attrs;
-    const act = ACT[(a.activation as string | undefined) ?? 'linear'];
-    if (!isF32(x, filter) || !dims4(x, filter) || !nhwc(a.dataFormat) || act === undefined) return fallback('FusedConv2D')(args);
-    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
-      a.strides as number | [number, number], a.dilations as number | [number, number], a.pad as 'same',
-      a.dimRoundingMode as 'floor', false, 'channelsLast');
+    const act = activationCode(backend, (a.activation as string | undefined) ?? 'linear');
+    if (!isF32(x, filter) || !dims4(x, filter) || !nhwc(a.dataFormat) || act === undefined)
+      return fallback('FusedConv2D')(args);
+    const ci = bu.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      a.strides as number | [number, number],
+      a.dilations as number | [number, number],
+      a.pad as 'same',
+      a.dimRoundingMode as 'floor',
+      false,
+      'channelsLast',
+    );
     const biasV = lastAxisVector(backend, bias, ci.outChannels, 4);
-    const preluV = act === ACT.prelu ? lastAxisVector(backend, preluActivationWeights, ci.outChannels, 4) : undefined;
-    if (biasV === null || preluV === null || (act === ACT.prelu && preluV === undefined)) return fallback('FusedConv2D')(args);
+    const preluV =
+      act === backend.ops.activation.prelu
+        ? lastAxisVector(backend, preluActivationWeights, ci.outChannels, 4)
+        : undefined;
+    if (biasV === null || preluV === null || (act === backend.ops.activation.prelu && preluV === undefined))
+      return fallback('FusedConv2D')(args);
     const out = backend.makeOutputF32(ci.outShape);
-    addon.conv2d(geometry(ci), backend.f32(x), backend.f32(filter), out.values, biasV ?? null, act,
-      Number(a.leakyreluAlpha ?? 0.2), preluV ?? null);
+    addon.conv2d(
+      geometry(ci),
+      backend.f32(x),
+      backend.f32(filter),
+      out.values,
+      biasV ?? null,
+      act,
+      Number(a.leakyreluAlpha ?? 0.2),
+      preluV ?? null,
+    );
     return out.info;
   };
 
@@ -54,8 +82,16 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     if (!isF32(dy, filter) || !dims4(dy, filter) || !nhwc(a.dataFormat) || inputShape?.length !== 4) {
       return fallback('Conv2DBackpropInput')(args);
     }
-    const ci = bu.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number],
-      a.strides as number | [number, number], 1, a.pad as 'same', a.dimRoundingMode as 'floor', false, 'channelsLast');
+    const ci = bu.computeConv2DInfo(
+      inputShape,
+      filter.shape as [number, number, number, number],
+      a.strides as number | [number, number],
+      1,
+      a.pad as 'same',
+      a.dimRoundingMode as 'floor',
+      false,
+      'channelsLast',
+    );
     const out = backend.makeOutputF32(ci.inShape);
     addon.conv2dBackpropInput(geometry(ci), backend.f32(dy), backend.f32(filter), out.values);
     return out.info;
@@ -68,8 +104,16 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     if (!isF32(x, dy) || !dims4(x, dy) || !nhwc(a.dataFormat) || filterShape?.length !== 4) {
       return fallback('Conv2DBackpropFilter')(args);
     }
-    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filterShape,
-      a.strides as number | [number, number], 1, a.pad as 'same', a.dimRoundingMode as 'floor', false, 'channelsLast');
+    const ci = bu.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filterShape,
+      a.strides as number | [number, number],
+      1,
+      a.pad as 'same',
+      a.dimRoundingMode as 'floor',
+      false,
+      'channelsLast',
+    );
     const out = backend.makeOutputF32(filterShape);
     addon.conv2dBackpropFilter(geometry(ci), backend.f32(x), backend.f32(dy), out.values);
     return out.info;
@@ -79,9 +123,15 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     const { x, filter } = args.inputs;
     const a = args.attrs as Attrs;
     if (!isF32(x, filter) || !dims4(x, filter)) return fallback('DepthwiseConv2dNative')(args);
-    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
-      a.strides as number | [number, number], (a.dilations ?? 1) as number | [number, number], a.pad as 'same',
-      a.dimRoundingMode as 'floor', true);
+    const ci = bu.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      a.strides as number | [number, number],
+      (a.dilations ?? 1) as number | [number, number],
+      a.pad as 'same',
+      a.dimRoundingMode as 'floor',
+      true,
+    );
     const out = backend.makeOutputF32(ci.outShape);
     addon.depthwiseConv2d(geometry(ci), backend.f32(x), backend.f32(filter), out.values);
     return out.info;
@@ -90,19 +140,37 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
   const fusedDepthwise: KernelFn = (args: KernelArgs) => {
     const { x, filter, bias, preluActivationWeights } = args.inputs;
     const a = args.attrs as Attrs;
-    const act = ACT[(a.activation as string | undefined) ?? 'linear'];
+    const act = activationCode(backend, (a.activation as string | undefined) ?? 'linear');
     if (!isF32(x, filter) || !dims4(x, filter) || !nhwc(a.dataFormat) || act === undefined) {
       return fallback('FusedDepthwiseConv2D')(args);
     }
-    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
-      a.strides as number | [number, number], (a.dilations ?? 1) as number | [number, number], a.pad as 'same',
-      a.dimRoundingMode as 'floor', true);
+    const ci = bu.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      a.strides as number | [number, number],
+      (a.dilations ?? 1) as number | [number, number],
+      a.pad as 'same',
+      a.dimRoundingMode as 'floor',
+      true,
+    );
     const biasV = lastAxisVector(backend, bias, ci.outChannels, 4);
-    const preluV = act === ACT.prelu ? lastAxisVector(backend, preluActivationWeights, ci.outChannels, 4) : undefined;
-    if (biasV === null || preluV === null || (act === ACT.prelu && preluV === undefined)) return fallback('FusedDepthwiseConv2D')(args);
+    const preluV =
+      act === backend.ops.activation.prelu
+        ? lastAxisVector(backend, preluActivationWeights, ci.outChannels, 4)
+        : undefined;
+    if (biasV === null || preluV === null || (act === backend.ops.activation.prelu && preluV === undefined))
+      return fallback('FusedDepthwiseConv2D')(args);
     const out = backend.makeOutputF32(ci.outShape);
-    addon.depthwiseConv2d(geometry(ci), backend.f32(x), backend.f32(filter), out.values, biasV ?? null, act,
-      Number(a.leakyreluAlpha ?? 0.2), preluV ?? null);
+    addon.depthwiseConv2d(
+      geometry(ci),
+      backend.f32(x),
+      backend.f32(filter),
+      out.values,
+      biasV ?? null,
+      act,
+      Number(a.leakyreluAlpha ?? 0.2),
+      preluV ?? null,
+    );
     return out.info;
   };
 
@@ -113,9 +181,15 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     if (!isF32(dy, filter) || !dims4(dy, filter) || inputShape?.length !== 4) {
       return fallback('DepthwiseConv2dNativeBackpropInput')(args);
     }
-    const ci = bu.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number],
-      a.strides as number | [number, number], (a.dilations ?? 1) as number | [number, number], a.pad as 'same',
-      a.dimRoundingMode as 'floor', true);
+    const ci = bu.computeConv2DInfo(
+      inputShape,
+      filter.shape as [number, number, number, number],
+      a.strides as number | [number, number],
+      (a.dilations ?? 1) as number | [number, number],
+      a.pad as 'same',
+      a.dimRoundingMode as 'floor',
+      true,
+    );
     const out = backend.makeOutputF32(ci.inShape);
     addon.depthwiseBackpropInput(geometry(ci), backend.f32(dy), backend.f32(filter), out.values);
     return out.info;
@@ -128,26 +202,40 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     if (!isF32(x, dy) || !dims4(x, dy) || filterShape?.length !== 4) {
       return fallback('DepthwiseConv2dNativeBackpropFilter')(args);
     }
-    const ci = bu.computeConv2DInfo(x.shape as [number, number, number, number], filterShape,
-      a.strides as number | [number, number], (a.dilations ?? 1) as number | [number, number], a.pad as 'same',
-      a.dimRoundingMode as 'floor', true);
+    const ci = bu.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filterShape,
+      a.strides as number | [number, number],
+      (a.dilations ?? 1) as number | [number, number],
+      a.pad as 'same',
+      a.dimRoundingMode as 'floor',
+      true,
+    );
     const out = backend.makeOutputF32(filterShape);
     addon.depthwiseBackpropFilter(geometry(ci), backend.f32(x), backend.f32(dy), out.values);
     return out.info;
   };
 
   const poolInfo = (shape: number[], a: Attrs) =>
-    bu.computePool2DInfo(shape as [number, number, number, number], a.filterSize as number | [number, number],
-      a.strides as number | [number, number], 1, a.pad as 'same', a.dimRoundingMode as 'floor');
+    bu.computePool2DInfo(
+      shape as [number, number, number, number],
+      a.filterSize as number | [number, number],
+      a.strides as number | [number, number],
+      1,
+      a.pad as 'same',
+      a.dimRoundingMode as 'floor',
+    );
 
-  const makePool = (name: string, isMax: number): KernelFn => (args: KernelArgs) => {
-    const { x } = args.inputs;
-    if (!isF32(x) || !dims4(x)) return fallback(name)(args);
-    const ci = poolInfo(x.shape, args.attrs as Attrs);
-    const out = backend.makeOutputF32(ci.outShape);
-    addon.pool(geometry(ci), isMax, backend.f32(x), out.values);
-    return out.info;
-  };
+  const makePool =
+    (name: string, isMax: number): KernelFn =>
+    (args: KernelArgs) => {
+      const { x } = args.inputs;
+      if (!isF32(x) || !dims4(x)) return fallback(name)(args);
+      const ci = poolInfo(x.shape, args.attrs as Attrs);
+      const out = backend.makeOutputF32(ci.outShape);
+      addon.pool2d(geometry(ci), isMax, backend.f32(x), out.values);
+      return out.info;
+    };
 
   const maxPoolGrad: KernelFn = (args: KernelArgs) => {
     const { dy, input } = args.inputs;

@@ -3,16 +3,14 @@ import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
 import { isF32, type KernelArgs, type KernelFn } from './util.js';
 
-/** Unary op codes of native/src/ew.h. */
-const U = {
-  Relu: 0, Relu6: 1, Exp: 2, Log: 3, Neg: 4, Sqrt: 5, Rsqrt: 6, Square: 7, Abs: 8, Sigmoid: 9, Tanh: 10,
-  Step: 11, Reciprocal: 12, Elu: 13, LeakyRelu: 14, Softplus: 15, Log1p: 16, Expm1: 17, ClipByValue: 18,
-} as const;
-const B = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6, Pow: 7 } as const;
-const R = { Sum: 0, Mean: 1, Max: 2, Min: 3, Prod: 4 } as const;
-
-/** Collapsed (≤ 4-d) broadcasting geometry: out dims and per-input strides (0 = broadcast). */
-export interface BinaryGeom { out: number[]; d: number[]; as: number[]; bs: number[] }
+/**
+ * Collapsed (≤ 4-d) broadcasting geometry: the output shape, and for the addon's `binary` the
+ * packed [d0..d3, a strides, b strides] (stride 0 = broadcast).
+ */
+export interface BinaryGeom {
+  out: number[];
+  geometry: Int32Array;
+}
 
 export function binaryGeom(aShape: number[], bShape: number[]): BinaryGeom | null {
   let out: number[];
@@ -33,8 +31,11 @@ export function binaryGeom(aShape: number[], bShape: number[]): BinaryGeom | nul
     }
     return st;
   };
-  const sa = strides(pa), sb = strides(pb);
-  const d: number[] = [], as: number[] = [], bs: number[] = [];
+  const sa = strides(pa),
+    sb = strides(pb);
+  const d: number[] = [],
+    as: number[] = [],
+    bs: number[] = [];
   for (let i = 0; i < rank; i++) {
     if (out[i] === 1) continue;
     const k = d.length - 1;
@@ -54,21 +55,22 @@ export function binaryGeom(aShape: number[], bShape: number[]): BinaryGeom | nul
     as.unshift(0);
     bs.unshift(0);
   }
-  return { out, d, as, bs };
+  return { out, geometry: Int32Array.from([...d, ...as, ...bs]) };
 }
 
 export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, KernelFn>): Record<string, KernelFn> {
   const addon = backend.addon;
   const kernels: Record<string, KernelFn> = {};
 
-  for (const [name, op] of Object.entries(U)) {
+  for (const [name, op] of Object.entries(backend.ops.unary)) {
     const fallback = cpu.get(name);
     if (fallback === undefined) continue;
     kernels[name] = (args: KernelArgs) => {
       const { x } = args.inputs;
       if (x.dtype !== 'float32') return fallback(args);
       const attrs = args.attrs ?? {};
-      let alpha = 0, beta = 0;
+      let alpha = 0,
+        beta = 0;
       if (name === 'Step') alpha = Number(attrs.alpha ?? 0);
       else if (name === 'LeakyRelu') alpha = Number(attrs.alpha ?? 0.2);
       else if (name === 'ClipByValue') {
@@ -82,7 +84,7 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
   }
 
   const geomCache = new Map<string, BinaryGeom | null>();
-  for (const [name, op] of Object.entries(B)) {
+  for (const [name, op] of Object.entries(backend.ops.binary)) {
     const fallback = cpu.get(name);
     if (fallback === undefined) continue;
     kernels[name] = (args: KernelArgs) => {
@@ -97,9 +99,7 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
       }
       if (g === null) return fallback(args);
       const out = backend.makeOutputF32(g.out);
-      const { d, as, bs } = g;
-      addon.binary(op, backend.f32(a), backend.f32(b), out.values,
-        d[0], d[1], d[2], d[3], as[0], as[1], as[2], as[3], bs[0], bs[1], bs[2], bs[3]);
+      addon.binary(op, backend.f32(a), backend.f32(b), out.values, g.geometry);
       return out.info;
     };
   }
@@ -107,7 +107,11 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
   const addNCpu = cpu.get('AddN')!;
   kernels.AddN = (args: KernelArgs) => {
     const ts = Object.values(args.inputs) as tf.TensorInfo[];
-    if (ts.length === 0 || ts.length > 20 || !ts.every((t) => t.dtype === 'float32' && tf.util.arraysEqual(t.shape, ts[0].shape))) {
+    if (
+      ts.length === 0 ||
+      ts.length > 20 ||
+      !ts.every((t) => t.dtype === 'float32' && tf.util.arraysEqual(t.shape, ts[0].shape))
+    ) {
       return addNCpu(args);
     }
     const out = backend.makeOutputF32(ts[0].shape);
@@ -123,13 +127,26 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
       if (!isF32(x, ...params) || x.shape.length === 0) return batchNormCpu(args);
       const channels = x.shape[x.shape.length - 1];
       // every parameter is per channel (last axis) or a scalar; otherwise the cpu kernel
-      if (!params.every((t) => { const n = tf.util.sizeFromShape(t.shape); return n === 1 || (n === channels && t.shape[t.shape.length - 1] === channels); })) {
+      if (
+        !params.every((t) => {
+          const n = tf.util.sizeFromShape(t.shape);
+          return n === 1 || (n === channels && t.shape[t.shape.length - 1] === channels);
+        })
+      ) {
         return batchNormCpu(args);
       }
       const eps = Number(args.attrs?.varianceEpsilon ?? 0.001);
       const out = backend.makeOutputF32(x.shape);
-      const ok = addon.batchNorm(backend.f32(x), out.values, channels, backend.f32(mean), backend.f32(variance),
-        scale != null ? backend.f32(scale) : null, offset != null ? backend.f32(offset) : null, eps);
+      const ok = addon.batchNorm(
+        backend.f32(x),
+        out.values,
+        channels,
+        backend.f32(mean),
+        backend.f32(variance),
+        scale != null ? backend.f32(scale) : null,
+        offset != null ? backend.f32(offset) : null,
+        eps,
+      );
       if (!ok) {
         backend.disposeData(out.info.dataId);
         return batchNormCpu(args);
@@ -145,7 +162,12 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
     kernels.Tile = (args: KernelArgs) => {
       const { x } = args.inputs;
       const reps = (args.attrs?.reps as number[] | undefined) ?? [];
-      if ((x.dtype !== 'float32' && x.dtype !== 'int32') || x.shape.length === 0 || x.shape.length > 16 || reps.length !== x.shape.length) {
+      if (
+        (x.dtype !== 'float32' && x.dtype !== 'int32') ||
+        x.shape.length === 0 ||
+        x.shape.length > 16 ||
+        reps.length !== x.shape.length
+      ) {
         return tileCpu(args);
       }
       const outShape = x.shape.map((d, i) => d * reps[i]);
@@ -182,7 +204,8 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
     const sorted = [...axes].sort((p, q) => p - q);
     for (let i = 1; i < sorted.length; i++) if (sorted[i] !== sorted[i - 1] + 1) return null;
     if (sorted.length === 0) return { outer: tf.util.sizeFromShape(shape), R: 1, inner: 1 };
-    const lo = sorted[0], hi = sorted[sorted.length - 1];
+    const lo = sorted[0],
+      hi = sorted[sorted.length - 1];
     return {
       outer: tf.util.sizeFromShape(shape.slice(0, lo)),
       R: tf.util.sizeFromShape(shape.slice(lo, hi + 1)),
@@ -190,7 +213,7 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
     };
   };
 
-  for (const [name, op] of Object.entries(R)) {
+  for (const [name, op] of Object.entries(backend.ops.reduce)) {
     const fallback = cpu.get(name);
     if (fallback === undefined) continue;
     kernels[name] = (args: KernelArgs) => {
@@ -198,7 +221,7 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
       const attrs = args.attrs ?? {};
       if (x.dtype !== 'float32') return fallback(args);
       const axisAttr = (name === 'Max' ? attrs.reductionIndices : attrs.axis) as number | number[] | undefined;
-      const axes = tf.util.parseAxisParam(axisAttr ?? null as unknown as number[], x.shape);
+      const axes = tf.util.parseAxisParam(axisAttr ?? (null as unknown as number[]), x.shape);
       const view = reduceView(x.shape, axes);
       if (view === null) return fallback(args);
       const [outShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
@@ -209,7 +232,10 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
     };
   }
 
-  for (const [name, isMax] of [['ArgMax', 1], ['ArgMin', 0]] as const) {
+  for (const [name, isMax] of [
+    ['ArgMax', 1],
+    ['ArgMin', 0],
+  ] as const) {
     const fallback = cpu.get(name);
     if (fallback === undefined) continue;
     kernels[name] = (args: KernelArgs) => {

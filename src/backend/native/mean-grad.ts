@@ -11,19 +11,19 @@ import { binaryGeom } from './elementwise.js';
 import { wrapGradient, type KernelArgs, type KernelFn } from './util.js';
 
 export const BROADCAST_DIV_KERNEL = 'TfjsDistillBroadcastDiv';
-const B_DIV = 3;
-
 /** out = broadcast(x → attrs.shape) / attrs.divisor */
 export function makeBroadcastDivKernel(backend: NativeBackend): KernelFn {
   return (args: KernelArgs) => {
     const { x } = args.inputs;
     const shape = args.attrs?.shape as number[];
     const g = binaryGeom(x.shape, shape);
-    if (g === null || !tf.util.arraysEqual(g.out, shape)) throw new Error(`${BROADCAST_DIV_KERNEL}: [${x.shape}] does not broadcast to [${shape}]`);
+    if (g === null || !tf.util.arraysEqual(g.out, shape))
+      throw new Error(`${BROADCAST_DIV_KERNEL}: [${x.shape}] does not broadcast to [${shape}]`);
     const out = backend.makeOutputF32(shape);
     const divisor = Float32Array.of(Number(args.attrs?.divisor));
-    const { d, as } = g;
-    backend.addon.binary(B_DIV, backend.f32(x), divisor, out.values, d[0], d[1], d[2], d[3], as[0], as[1], as[2], as[3], 0, 0, 0, 0);
+    const geometry = g.geometry.slice();
+    geometry.fill(0, 8); // the divisor broadcasts everywhere
+    backend.addon.binary(backend.ops.binary.RealDiv, backend.f32(x), divisor, out.values, geometry);
     return out.info;
   };
 }
@@ -52,11 +52,19 @@ export function patchMeanGradient(backendName: string): void {
     const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
     const reduceSize = tf.util.sizeFromShape(tf.backend_util.computeOutAndReduceShapes(x.shape, axes)[1]);
     const expandedShape = x.shape.slice();
-    axes.forEach((a) => { expandedShape[a] = 1; });
+    axes.forEach((a) => {
+      expandedShape[a] = 1;
+    });
     if (binaryGeom(expandedShape, x.shape) === null) return undefined;
     return {
-      x: () => tf.engine().runKernel(BROADCAST_DIV_KERNEL, { x: tf.reshape(g, expandedShape) },
-        { shape: x.shape, divisor: reduceSize }) as tf.Tensor,
+      x: () =>
+        tf
+          .engine()
+          .runKernel(
+            BROADCAST_DIV_KERNEL,
+            { x: tf.reshape(g, expandedShape) },
+            { shape: x.shape, divisor: reduceSize },
+          ) as tf.Tensor,
     };
   });
 }

@@ -5,11 +5,6 @@ import type { NativeBackend } from './backend.js';
 export type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: object; attrs?: tf.NamedAttrMap };
 export type KernelFn = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
-/** Activation codes of native/src/common.h. */
-export const ACT: Record<string, number> = {
-  linear: 0, relu: 1, relu6: 2, prelu: 3, elu: 4, leakyrelu: 5, sigmoid: 6,
-};
-
 export function isF32(...ts: (tf.TensorInfo | undefined | null)[]): boolean {
   for (const t of ts) if (t != null && t.dtype !== 'float32') return false;
   return true;
@@ -20,7 +15,12 @@ export function isF32(...ts: (tf.TensorInfo | undefined | null)[]): boolean {
  * its size is 1, or it equals `n` with every other dimension 1. Returns its values or null
  * when the shape needs the general broadcasting path.
  */
-export function lastAxisVector(backend: NativeBackend, t: tf.TensorInfo | undefined, n: number, outRank: number): Float32Array | null | undefined {
+export function lastAxisVector(
+  backend: NativeBackend,
+  t: tf.TensorInfo | undefined,
+  n: number,
+  outRank: number,
+): Float32Array | null | undefined {
   if (t == null) return undefined;
   if (t.dtype !== 'float32' || t.shape.length > outRank) return null;
   const size = tf.util.sizeFromShape(t.shape);
@@ -32,9 +32,21 @@ export function lastAxisVector(backend: NativeBackend, t: tf.TensorInfo | undefi
 /** Geometry array (native/src/conv.h) from a tfjs Conv2DInfo. */
 export function geometry(ci: tf.backend_util.Conv2DInfo): Int32Array {
   return Int32Array.of(
-    ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.outHeight, ci.outWidth, ci.outChannels,
-    ci.filterHeight, ci.filterWidth, ci.strideHeight, ci.strideWidth, ci.dilationHeight, ci.dilationWidth,
-    ci.padInfo.top, ci.padInfo.left,
+    ci.batchSize,
+    ci.inHeight,
+    ci.inWidth,
+    ci.inChannels,
+    ci.outHeight,
+    ci.outWidth,
+    ci.outChannels,
+    ci.filterHeight,
+    ci.filterWidth,
+    ci.strideHeight,
+    ci.strideWidth,
+    ci.dilationHeight,
+    ci.dilationWidth,
+    ci.padInfo.top,
+    ci.padInfo.left,
   );
 }
 
@@ -46,8 +58,11 @@ type GradMap = ReturnType<GradConfig['gradFunc']>;
  * backend, `native` computes it; `native` returns undefined for inputs it does not handle,
  * and tfjs's own gradient runs then (and on every other backend). False when tfjs has none.
  */
-export function wrapGradient(kernelName: string, backendName: string,
-  native: (dy: tf.Tensor, saved: tf.Tensor[], attrs: tf.NamedAttrMap) => GradMap | undefined): boolean {
+export function wrapGradient(
+  kernelName: string,
+  backendName: string,
+  native: (dy: tf.Tensor, saved: tf.Tensor[], attrs: tf.NamedAttrMap) => GradMap | undefined,
+): boolean {
   const original = tf.getGradient(kernelName);
   if (original === undefined) return false;
   tf.registerGradient({

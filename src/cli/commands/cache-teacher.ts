@@ -20,11 +20,22 @@ export interface CacheTeacherOptions extends DataOptions {
 export async function cacheTeacher(o: CacheTeacherOptions): Promise<{ rows: number; seconds: number }> {
   const data = selectData(o);
   await useBestBackend({ backend: o.backend });
-  const teacher = await loadTeacher({ path: o.teacher, data, layout: o.layout, inputName: o.inputName, outputName: o.outputName });
+  const teacher = await loadTeacher({
+    path: o.teacher,
+    data,
+    layout: o.layout,
+    inputName: o.inputName,
+    outputName: o.outputName,
+  });
   const started = performance.now();
   try {
     const logits = await predictLogits({ predict: teacherPredictFn(teacher), data, batchSize: o.batchSize ?? 256 });
-    await writeTeacherCache({ path: o.out, logits, numClasses: data.numClasses, datasetFingerprint: datasetFingerprint(data) });
+    await writeTeacherCache({
+      path: o.out,
+      logits,
+      numClasses: data.numClasses,
+      datasetFingerprint: datasetFingerprint(data),
+    });
   } finally {
     teacher.dispose();
   }

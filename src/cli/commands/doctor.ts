@@ -41,7 +41,9 @@ export async function doctor(options: DoctorOptions): Promise<Record<string, unk
     for (const t of info.tried) console.log(`  tried       ${t}`);
     console.log(`cpus          ${info.cpus}`);
     console.log(`fashion-mnist ${info.fashionMnist}`);
-    console.log(`versions      node ${info.versions.node}, tfjs ${info.versions.tfjs}, tfjs-distill ${info.versions['tfjs-distill']}`);
+    console.log(
+      `versions      node ${info.versions.node}, tfjs ${info.versions.tfjs}, tfjs-distill ${info.versions['tfjs-distill']}`,
+    );
   }
   return info;
 }

@@ -41,10 +41,13 @@ export async function evalCommand(path: string, o: EvalCommandOptions): Promise<
   try {
     const shape = (model.inputs[0]!.shape.slice(1) as number[]).join(',');
     if (shape !== data.sampleShape.join(',')) {
-      throw new UserError(`model ${path} takes inputs of shape [${shape}] but the data's samples are [${data.sampleShape.join(',')}]`);
+      throw new UserError(
+        `model ${path} takes inputs of shape [${shape}] but the data's samples are [${data.sampleShape.join(',')}]`,
+      );
     }
     const classes = model.outputs[0]!.shape[1];
-    if (classes !== data.numClasses) throw new UserError(`model ${path} has ${classes} outputs but the data has ${data.numClasses} classes`);
+    if (classes !== data.numClasses)
+      throw new UserError(`model ${path} has ${classes} outputs but the data has ${data.numClasses} classes`);
     const batchSize = o.batchSize ?? 256;
     const predict = modelPredictFn(model);
     const logits = await predictLogits({ predict, data, batchSize });
@@ -59,14 +62,30 @@ export async function evalCommand(path: string, o: EvalCommandOptions): Promise<
     }
     const m = classificationMetrics({ logits, labels: data.labels, numClasses: data.numClasses, teacherLogits });
     const size = modelSize({ model });
-    const lat = await measureLatency({ predict, inputShape: data.sampleShape, batchSizes: [1, 64], runs: o.latencyRuns ?? 20, warmup: Math.min(5, o.latencyRuns ?? 5) });
+    const lat = await measureLatency({
+      predict,
+      inputShape: data.sampleShape,
+      batchSizes: [1, 64],
+      runs: o.latencyRuns ?? 20,
+      warmup: Math.min(5, o.latencyRuns ?? 5),
+    });
     const result: EvalResult = {
-      model: path, backend: backend.name, split, samples: data.size, accuracy: m.accuracy, ece: m.ece,
-      params: size.params, bytes: size.bytes, latencyMs: { batch1: lat.stats[0]!.medianMs, batch64: lat.stats[1]!.medianMs },
+      model: path,
+      backend: backend.name,
+      split,
+      samples: data.size,
+      accuracy: m.accuracy,
+      ece: m.ece,
+      params: size.params,
+      bytes: size.bytes,
+      latencyMs: { batch1: lat.stats[0]!.medianMs, batch64: lat.stats[1]!.medianMs },
       ...(teacherLogits && {
         teacher: {
-          path: o.teacher!, accuracy: classificationMetrics({ logits: teacherLogits, labels: data.labels, numClasses: data.numClasses }).accuracy,
-          agreement: m.agreement!, klToTeacher: m.klToTeacher!,
+          path: o.teacher!,
+          accuracy: classificationMetrics({ logits: teacherLogits, labels: data.labels, numClasses: data.numClasses })
+            .accuracy,
+          agreement: m.agreement!,
+          klToTeacher: m.klToTeacher!,
         },
       }),
     };
@@ -83,7 +102,9 @@ export async function evalCommand(path: string, o: EvalCommandOptions): Promise<
         `latency    ${formatMs(result.latencyMs.batch1)} (batch 1) · ${formatMs(result.latencyMs.batch64)} (batch 64), median on ${backend.name}`,
       ];
       if (result.teacher) {
-        out.push(`teacher    ${result.teacher.path}: accuracy ${formatPercent(result.teacher.accuracy)}; agreement ${formatPercent(result.teacher.agreement)}, KL(teacher ‖ model) ${result.teacher.klToTeacher.toFixed(4)} nats`);
+        out.push(
+          `teacher    ${result.teacher.path}: accuracy ${formatPercent(result.teacher.accuracy)}; agreement ${formatPercent(result.teacher.agreement)}, KL(teacher ‖ model) ${result.teacher.klToTeacher.toFixed(4)} nats`,
+        );
       }
       console.log(out.join('\n'));
     }

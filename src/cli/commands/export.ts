@@ -14,7 +14,10 @@ export interface ExportCommandOptions {
  * `distill export`: a saved LayersModel rewritten with float32, float16 or uint8 weights
  * (TF.js manifest quantization: `tf.loadLayersModel` dequantizes on load, in Node or a browser).
  */
-export async function exportCommand(path: string, o: ExportCommandOptions): Promise<{ modelJsonPath: string; bytes: number }> {
+export async function exportCommand(
+  path: string,
+  o: ExportCommandOptions,
+): Promise<{ modelJsonPath: string; bytes: number }> {
   if (!(WEIGHT_ENCODINGS as readonly string[]).includes(o.dtype)) {
     throw new UserError(`unknown --dtype \`${o.dtype}\`; known: ${WEIGHT_ENCODINGS.join(', ')}`);
   }
@@ -27,7 +30,9 @@ export async function exportCommand(path: string, o: ExportCommandOptions): Prom
   const model = await tf.loadLayersModel(fileSystem(path));
   try {
     const saved = await saveEncodedModel({ model, encoding: o.dtype as WeightEncoding, path: o.out });
-    process.stderr.write(`wrote ${saved.modelJsonPath} (${formatBytes(saved.modelJson)}) and weights.bin (${formatBytes(saved.weights)}), ${o.dtype} weights\n`);
+    process.stderr.write(
+      `wrote ${saved.modelJsonPath} (${formatBytes(saved.modelJson)}) and weights.bin (${formatBytes(saved.weights)}), ${o.dtype} weights\n`,
+    );
     return { modelJsonPath: saved.modelJsonPath, bytes: saved.modelJson + saved.weights };
   } finally {
     model.dispose();

@@ -28,7 +28,13 @@ export async function runCommand(file: string | undefined, o: RunCommandOptions)
   process.on('SIGTERM', onSignal);
   try {
     const result = await runExperiment({
-      file, set: o.set, resume: o.resume, out: o.out, backend: o.backend, progress: o.progress, signal: controller.signal,
+      file,
+      set: o.set,
+      resume: o.resume,
+      out: o.out,
+      backend: o.backend,
+      progress: o.progress,
+      signal: controller.signal,
     });
     if (o.progress !== 'json') process.stdout.write(renderSummaryMarkdown(result.summary));
   } catch (e) {

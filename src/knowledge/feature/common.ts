@@ -1,5 +1,5 @@
 /**
- * Shared pieces of the feature- and relation-based terms: layer-name options, what the
+ * Shared pieces of the feature- and relation-based terms: the default tap names, what the
  * step must tap, reading a tap (the teacher's held constant), L2 normalisation, and the
  * term skeleton. A tap named `logits` is the logits the step already has: no extra tap,
  * and it works with any teacher, a logits cache included.
@@ -9,57 +9,29 @@ import { UserError } from '../../errors.js';
 import { constant } from '../response/common.js';
 import type { KnowledgeTerm, TapShapes, TermInputs } from '../types.js';
 
-export { checkKeys, numberOption, weighted, constant } from '../response/common.js';
-type Options = Record<string, unknown>;
+export { weighted, constant } from '../response/common.js';
 
 /** The tap name meaning "the logits", never an extra tap. */
 export const LOGITS = 'logits';
 /** The zoo's name for the penultimate vector: the default tap of the vector-based terms. */
 export const FEATURES = 'features';
 
-export interface TapPair { student: string; teacher: string }
+export interface TapPair {
+  student: string;
+  teacher: string;
+}
 type Compute = (inputs: TermInputs) => Record<string, tf.Scalar>;
 
-const fail = (key: string, text: string): never => { throw new UserError(`knowledge term \`${key}\`: ${text}`); };
-
-/** A layer-name option; without a fallback it is required and `hint` says what to name. */
-export function layerOption(key: string, o: Options, name: string, fallback?: string, hint = ''): string {
-  const v = o[name] ?? fallback;
-  if (v === undefined) fail(key, `option \`${name}\` is required: ${hint}`);
-  if (typeof v !== 'string' || v === '') fail(key, `option \`${name}\` must be a layer name (got ${JSON.stringify(v)})`);
-  return v as string;
-}
-
-/** One layer name or a list of them (several layer pairs); required, non-empty. */
-export function layerListOption(key: string, o: Options, name: string, hint: string): string[] {
-  const v = o[name];
-  const list = typeof v === 'string' ? [v] : v;
-  if (v === undefined) fail(key, `option \`${name}\` is required: ${hint}`);
-  if (!Array.isArray(list) || list.length === 0 || !list.every((n) => typeof n === 'string' && n !== '')) {
-    fail(key, `option \`${name}\` must be a layer name or a non-empty list of them (got ${JSON.stringify(v)})`);
-  }
-  return list as string[];
-}
-
-/** One of a fixed set of strings. */
-export function enumOption<T extends string>(key: string, o: Options, name: string, allowed: readonly T[], fallback: T): T {
-  const v = o[name] ?? fallback;
-  if (!allowed.includes(v as T)) fail(key, `option \`${name}\` must be one of ${allowed.join(', ')} (got ${JSON.stringify(v)})`);
-  return v as T;
-}
-
-/** A whole number ≥ `min`. */
-export function intOption(key: string, o: Options, name: string, fallback: number, min = 1): number {
-  const v = o[name] ?? fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) fail(key, `option \`${name}\` must be an integer >= ${min} (got ${JSON.stringify(v)})`);
-  return v as number;
-}
+const fail = (key: string, text: string): never => {
+  throw new UserError(`knowledge term \`${key}\`: ${text}`);
+};
 
 /** The shape (without batch) of a tap, from the shapes `prepare` receives. */
 export function tapShape(key: string, shapes: TapShapes, side: 'student' | 'teacher', name: string): number[] {
-  const sh = shapes[side][name] ?? (name === LOGITS ? shapes.student[LOGITS] ?? shapes.teacher[LOGITS] : undefined);
+  const sh = shapes[side][name] ?? (name === LOGITS ? (shapes.student[LOGITS] ?? shapes.teacher[LOGITS]) : undefined);
   if (!sh) fail(key, `the ${side} has no output \`${name}\`; name a layer it has`);
-  if (!sh!.every((d) => Number.isInteger(d) && d > 0)) fail(key, `the ${side}'s \`${name}\` has no fixed shape [${sh!.join(',')}]; tap a layer of fixed size`);
+  if (!sh!.every((d) => Number.isInteger(d) && d > 0))
+    fail(key, `the ${side}'s \`${name}\` has no fixed shape [${sh!.join(',')}]; tap a layer of fixed size`);
   return [...sh!];
 }
 
@@ -67,8 +39,13 @@ export function tapShape(key: string, shapes: TapShapes, side: 'student' | 'teac
 export function readPair(key: string, inputs: TermInputs, pair: TapPair): { s: tf.Tensor; t: tf.Tensor } {
   const s = pair.student === LOGITS ? inputs.studentLogits : inputs.studentTaps?.[pair.student];
   const t = pair.teacher === LOGITS ? inputs.teacherLogits : inputs.teacherTaps?.[pair.teacher];
-  if (!s) fail(key, `the step gave no student output \`${pair.student}\`; list it in the term's needs (train() does this)`);
-  if (!t) fail(key, `needs the teacher's \`${pair.teacher}\` output; use a teacher whose layers can be tapped (a LayersModel or GraphModel), not a logits cache`);
+  if (!s)
+    fail(key, `the step gave no student output \`${pair.student}\`; list it in the term's needs (train() does this)`);
+  if (!t)
+    fail(
+      key,
+      `needs the teacher's \`${pair.teacher}\` output; use a teacher whose layers can be tapped (a LayersModel or GraphModel), not a logits cache`,
+    );
   if (s!.shape[0] !== t!.shape[0]) fail(key, `student batch ${s!.shape[0]} and teacher batch ${t!.shape[0]} differ`);
   return { s: s!, t: constant(t!) };
 }

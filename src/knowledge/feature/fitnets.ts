@@ -19,27 +19,31 @@
  * from; hint stage first when the student trains poorly from scratch.
  * Loss name: `fitnets`.
  */
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import { createAdapter, type Adapter } from '../adapters.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, enumOption, FEATURES, intOption, layerOption, numberOption, readPair, tapShape, tapTerm } from './common.js';
-import { featureLoss, SIMILARITIES, type Similarity } from './similarity.js';
+import { FEATURES, readPair, tapShape, tapTerm } from './common.js';
+import { featureLoss, SIMILARITIES } from './similarity.js';
 
-export interface FitnetsOptions {
+/** The options of `fitnets`: the one definition of their names, types, ranges and defaults. */
+export const fitnetsOptions = z.strictObject({
   /** Student layer whose output is guided. Default `features`. */
-  student?: string;
+  student: z.string().min(1).default(FEATURES),
   /** Teacher layer giving the hint. Default `features`. */
-  teacher?: string;
+  teacher: z.string().min(1).default(FEATURES),
   /** L_F. Default `mse`. */
-  loss?: Similarity;
+  loss: z.enum(SIMILARITIES).default('mse'),
   /** Weight β ≥ 0. Default 100. */
-  beta?: number;
+  beta: z.number().min(0).default(100),
   /** `joint` (default) or `hint` (the first of the paper's two stages; the runner sequences it). */
-  stage?: 'joint' | 'hint';
+  stage: z.enum(['joint', 'hint']).default('joint'),
   /** Epochs of the hint stage, when `stage` is `hint`; unset: the runner decides. */
-  hintEpochs?: number;
+  hintEpochs: z.int().min(1).optional(),
   /** Seed of the adapter's initializer. Default 0. */
-  seed?: number;
-}
+  seed: z.int().min(0).default(0),
+});
+export type FitnetsOptions = z.input<typeof fitnetsOptions>;
 
 export interface FitnetsTerm extends KnowledgeTerm {
   readonly stage: 'joint' | 'hint';
@@ -49,33 +53,42 @@ export interface FitnetsTerm extends KnowledgeTerm {
 }
 
 export function fitnetsTerm(options: FitnetsOptions = {}): FitnetsTerm {
-  const o = options as Record<string, unknown>;
   const key = 'fitnets';
-  checkKeys(key, o, ['student', 'teacher', 'loss', 'beta', 'stage', 'hintEpochs', 'seed']);
-  const pair = { student: layerOption(key, o, 'student', FEATURES), teacher: layerOption(key, o, 'teacher', FEATURES) };
-  const loss = enumOption(key, o, 'loss', SIMILARITIES, 'mse');
-  const beta = numberOption(key, o, 'beta', 100, 'nonNegative');
-  const stage = enumOption(key, o, 'stage', ['joint', 'hint'] as const, 'joint');
-  const hintEpochs = o['hintEpochs'] === undefined ? undefined : intOption(key, o, 'hintEpochs', 1);
-  const seed = intOption(key, o, 'seed', 0, 0);
+  const { student, teacher, loss, beta, stage, hintEpochs, seed } = parseOptions(
+    'knowledge term `fitnets`',
+    fitnetsOptions,
+    options,
+  );
+  const pair = { student, teacher };
   let adapter: Adapter | undefined;
 
-  const term = tapTerm(key, [pair], (inputs) => {
-    const { s, t } = readPair(key, inputs, pair);
-    const from = s.shape.slice(1);
-    if (!adapter && from.join() === t.shape.slice(1).join()) adapter = createAdapter({ from, to: from });
-    if (!adapter) throw new Error(`fitnets: call prepare(shapes) before compute: [${from}] → [${t.shape.slice(1)}] needs an adapter (train() prepares terms)`);
-    return { fitnets: featureLoss(loss, adapter.apply(s), t).mul(beta) };
-  }, {
-    prepare: (shapes) => {
-      const from = tapShape(key, shapes, 'student', pair.student);
-      const to = tapShape(key, shapes, 'teacher', pair.teacher);
-      if (adapter && adapter.from.join() === from.join() && adapter.to.join() === to.join()) return;
-      adapter?.dispose();
-      adapter = createAdapter({ from, to, seed, name: key });
+  const term = tapTerm(
+    key,
+    [pair],
+    (inputs) => {
+      const { s, t } = readPair(key, inputs, pair);
+      const from = s.shape.slice(1);
+      if (!adapter && from.join() === t.shape.slice(1).join()) adapter = createAdapter({ from, to: from });
+      if (!adapter)
+        throw new Error(
+          `fitnets: call prepare(shapes) before compute: [${from}] → [${t.shape.slice(1)}] needs an adapter (train() prepares terms)`,
+        );
+      return { fitnets: featureLoss(loss, adapter.apply(s), t).mul(beta) };
     },
-    variables: () => adapter?.variables ?? [],
-    dispose: () => { adapter?.dispose(); adapter = undefined; },
-  });
+    {
+      prepare: (shapes) => {
+        const from = tapShape(key, shapes, 'student', pair.student);
+        const to = tapShape(key, shapes, 'teacher', pair.teacher);
+        if (adapter && adapter.from.join() === from.join() && adapter.to.join() === to.join()) return;
+        adapter?.dispose();
+        adapter = createAdapter({ from, to, seed, name: key });
+      },
+      variables: () => adapter?.variables ?? [],
+      dispose: () => {
+        adapter?.dispose();
+        adapter = undefined;
+      },
+    },
+  );
   return { ...term, stage, hintEpochs, adapter: () => adapter };
 }

@@ -19,20 +19,22 @@
  * Loss name: `nst`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
 import { checkMaps, matchSpatial } from './at.js';
-import { checkKeys, l2Normalize, layerOption, numberOption, readPair, tapShape, tapTerm } from './common.js';
+import { l2Normalize, readPair, tapShape, tapTerm } from './common.js';
 
-export interface NstOptions {
-  /** Student layer with [H, W, C] output. Required. */
-  student?: string;
+/** The options of `nst`: the one definition of their names, types, ranges and defaults. */
+export const nstOptions = z.strictObject({
+  /** Student layer with [H, W, C] output, e.g. the cnn zoo's `block2_conv2_relu`. Required. */
+  student: z.string().min(1),
   /** Teacher layer with [H, W, C] output. Required. */
-  teacher?: string;
+  teacher: z.string().min(1),
   /** Weight β ≥ 0. Default 50. */
-  beta?: number;
-}
-
-const HINT = 'name a [H,W,C] conv output, e.g. block2_conv2_relu';
+  beta: z.number().min(0).default(50),
+});
+export type NstOptions = z.input<typeof nstOptions>;
 
 /** [B, H, W, C] → [B, C, HW] with every channel's map of unit length. */
 function channels(a: tf.Tensor4D): tf.Tensor3D {
@@ -43,20 +45,29 @@ function channels(a: tf.Tensor4D): tf.Tensor3D {
 /** mean over [B, N, M] of (x_n · y_m)², batch mean included. */
 const poly = (x: tf.Tensor3D, y: tf.Tensor3D) => tf.matMul(x, y, false, true).square().mean();
 
-export function nstTerm(options: NstOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
+export function nstTerm(options: NstOptions): KnowledgeTerm {
   const key = 'nst';
-  checkKeys(key, o, ['student', 'teacher', 'beta']);
-  const pair = { student: layerOption(key, o, 'student', undefined, HINT), teacher: layerOption(key, o, 'teacher', undefined, HINT) };
-  const beta = numberOption(key, o, 'beta', 50, 'nonNegative');
-  return tapTerm(key, [pair], (inputs) => {
-    const { s, t } = readPair(key, inputs, pair);
-    checkMaps(key, pair, s.shape.slice(1), t.shape.slice(1));
-    const [ms, mt] = matchSpatial(s as tf.Tensor4D, t as tf.Tensor4D);
-    const [fs, ft] = [channels(ms), channels(mt)];
-    const mmd = poly(fs, fs).add(poly(ft, ft)).sub(poly(fs, ft).mul(2));
-    return { nst: mmd.mul(beta) as tf.Scalar };
-  }, {
-    prepare: (shapes) => checkMaps(key, pair, tapShape(key, shapes, 'student', pair.student), tapShape(key, shapes, 'teacher', pair.teacher)),
-  });
+  const { student, teacher, beta } = parseOptions('knowledge term `nst`', nstOptions, options);
+  const pair = { student, teacher };
+  return tapTerm(
+    key,
+    [pair],
+    (inputs) => {
+      const { s, t } = readPair(key, inputs, pair);
+      checkMaps(key, pair, s.shape.slice(1), t.shape.slice(1));
+      const [ms, mt] = matchSpatial(s as tf.Tensor4D, t as tf.Tensor4D);
+      const [fs, ft] = [channels(ms), channels(mt)];
+      const mmd = poly(fs, fs).add(poly(ft, ft)).sub(poly(fs, ft).mul(2));
+      return { nst: mmd.mul(beta) as tf.Scalar };
+    },
+    {
+      prepare: (shapes) =>
+        checkMaps(
+          key,
+          pair,
+          tapShape(key, shapes, 'student', pair.student),
+          tapShape(key, shapes, 'teacher', pair.teacher),
+        ),
+    },
+  );
 }

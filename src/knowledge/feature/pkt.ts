@@ -19,17 +19,21 @@
  * Loss name: `pkt`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, FEATURES, flat, l2Normalize, layerOption, numberOption, readPair, tapTerm } from './common.js';
+import { FEATURES, flat, l2Normalize, readPair, tapTerm } from './common.js';
 
-export interface PktOptions {
+/** The options of `pkt`: the one definition of their names, types, ranges and defaults. */
+export const pktOptions = z.strictObject({
   /** Student layer. Default `features`. */
-  student?: string;
+  student: z.string().min(1).default(FEATURES),
   /** Teacher layer. Default `features`. */
-  teacher?: string;
+  teacher: z.string().min(1).default(FEATURES),
   /** Weight β ≥ 0. Default 30000. */
-  beta?: number;
-}
+  beta: z.number().min(0).default(30000),
+});
+export type PktOptions = z.input<typeof pktOptions>;
 
 const EPS = 1e-7;
 
@@ -41,11 +45,9 @@ function conditional(x: tf.Tensor2D): tf.Tensor2D {
 }
 
 export function pktTerm(options: PktOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
   const key = 'pkt';
-  checkKeys(key, o, ['student', 'teacher', 'beta']);
-  const pair = { student: layerOption(key, o, 'student', FEATURES), teacher: layerOption(key, o, 'teacher', FEATURES) };
-  const beta = numberOption(key, o, 'beta', 30000, 'nonNegative');
+  const { student, teacher, beta } = parseOptions('knowledge term `pkt`', pktOptions, options);
+  const pair = { student, teacher };
   return tapTerm(key, [pair], (inputs) => {
     const { s, t } = readPair(key, inputs, pair);
     const ps = conditional(flat(s));

@@ -24,9 +24,20 @@ export function huber(d: tf.Tensor): tf.Tensor {
 /** L_F(s, t) as a scalar; s and t have the same shape. */
 export function featureLoss(kind: Similarity, s: tf.Tensor, t: tf.Tensor): tf.Scalar {
   switch (kind) {
-    case 'mse': return tf.squaredDifference(s, t).mean();
-    case 'l1': return tf.abs(s.sub(t)).mean();
-    case 'smooth-l1': return huber(s.sub(t)).mean();
-    case 'cosine': return tf.sub(1, l2Normalize(flat(s)).mul(l2Normalize(flat(t))).sum(1)).mean();
+    case 'mse':
+      return tf.squaredDifference(s, t).mean();
+    case 'l1':
+      return tf.abs(s.sub(t)).mean();
+    case 'smooth-l1':
+      return huber(s.sub(t)).mean();
+    case 'cosine':
+      return tf
+        .sub(
+          1,
+          l2Normalize(flat(s))
+            .mul(l2Normalize(flat(t)))
+            .sum(1),
+        )
+        .mean();
   }
 }

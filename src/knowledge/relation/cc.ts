@@ -19,21 +19,25 @@
  * Loss name: `cc`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, FEATURES, flat, intOption, l2Normalize, layerOption, numberOption, readPair, tapTerm } from '../feature/common.js';
+import { FEATURES, flat, l2Normalize, readPair, tapTerm } from '../feature/common.js';
 
-export interface CcOptions {
+/** The options of `cc`: the one definition of their names, types, ranges and defaults. */
+export const ccOptions = z.strictObject({
   /** Student layer (or `logits`). Default `features`. */
-  student?: string;
+  student: z.string().min(1).default(FEATURES),
   /** Teacher layer (or `logits`). Default `features`. */
-  teacher?: string;
+  teacher: z.string().min(1).default(FEATURES),
   /** RBF γ > 0. Default 0.4. */
-  gamma?: number;
+  gamma: z.number().positive().default(0.4),
   /** Taylor order P ≥ 1. Default 2. */
-  order?: number;
+  order: z.int().min(1).default(2),
   /** Weight β ≥ 0. Default 1. */
-  beta?: number;
-}
+  beta: z.number().min(0).default(1),
+});
+export type CcOptions = z.input<typeof ccOptions>;
 
 /** C: the Taylor-approximated RBF correlation matrix of a [B, D] batch. */
 export function correlationMatrix(x: tf.Tensor2D, gamma: number, order: number): tf.Tensor2D {
@@ -51,17 +55,15 @@ export function correlationMatrix(x: tf.Tensor2D, gamma: number, order: number):
 }
 
 export function ccTerm(options: CcOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
   const key = 'cc';
-  checkKeys(key, o, ['student', 'teacher', 'gamma', 'order', 'beta']);
-  const pair = { student: layerOption(key, o, 'student', FEATURES), teacher: layerOption(key, o, 'teacher', FEATURES) };
-  const gamma = numberOption(key, o, 'gamma', 0.4, 'positive');
-  const order = intOption(key, o, 'order', 2);
-  const beta = numberOption(key, o, 'beta', 1, 'nonNegative');
+  const { student, teacher, gamma, order, beta } = parseOptions('knowledge term `cc`', ccOptions, options);
+  const pair = { student, teacher };
   return tapTerm(key, [pair], (inputs) => {
     const { s, t } = readPair(key, inputs, pair);
     const b = s.shape[0]!;
-    const diff = tf.squaredDifference(correlationMatrix(flat(t), gamma, order), correlationMatrix(flat(s), gamma, order)).sum();
+    const diff = tf
+      .squaredDifference(correlationMatrix(flat(t), gamma, order), correlationMatrix(flat(s), gamma, order))
+      .sum();
     return { cc: diff.mul(beta / (b * b)) };
   });
 }

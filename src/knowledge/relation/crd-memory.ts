@@ -22,13 +22,22 @@ let created = 0;
 export class ContrastMemory {
   readonly student: tf.Variable;
   readonly teacher: tf.Variable;
-  /** [Z of the student anchor, Z of the teacher anchor], 0 until the first batch sets them (a variable, so checkpoints keep it). */
+  /**
+   * [Z of the student anchor, Z of the teacher anchor], 0 until the first batch sets them (a variable, so
+   * checkpoints keep it).
+   */
   readonly normalizers: tf.Variable;
 
-  constructor(readonly size: number, readonly dim: number, seed = 0) {
+  constructor(
+    readonly size: number,
+    readonly dim: number,
+    seed = 0,
+  ) {
     const n = created++;
-    const bank = (s: number, name: string) => tf.tidy(() =>
-      tf.variable(l2Normalize(tf.randomUniform([size, dim], -1, 1, 'float32', s)), false, `crd_memory_${n}/${name}`));
+    const bank = (s: number, name: string) =>
+      tf.tidy(() =>
+        tf.variable(l2Normalize(tf.randomUniform([size, dim], -1, 1, 'float32', s)), false, `crd_memory_${n}/${name}`),
+      );
     this.student = bank(seed, 'student');
     this.teacher = bank(seed + 1, 'teacher');
     this.normalizers = tf.variable(tf.zeros([2]), false, `crd_memory_${n}/normalizers`);
@@ -48,17 +57,27 @@ export class ContrastMemory {
   /** Σ of both views' NCE losses; `indices` are the batch's dataset rows. Call inside a tidy. */
   loss(vs: tf.Tensor2D, vt: tf.Tensor2D, indices: Int32Array, negatives: number, temperature: number): tf.Scalar {
     const idx = tf.tensor1d(indices, 'int32');
-    const neg = tf.tensor1d(Int32Array.from({ length: negatives }, () => Math.floor(Math.random() * this.size)), 'int32');
+    const neg = tf.tensor1d(
+      Int32Array.from({ length: negatives }, () => Math.floor(Math.random() * this.size)),
+      'int32',
+    );
     const scores = (anchor: tf.Tensor2D, bank: tf.Variable) => {
       const pos = anchor.mul(tf.gather(bank, idx)).sum(1).div(temperature).exp() as tf.Tensor1D;
-      const others = tf.matMul(anchor, tf.gather(bank, neg) as tf.Tensor2D, false, true).div(temperature).exp() as tf.Tensor2D;
+      const others = tf
+        .matMul(anchor, tf.gather(bank, neg) as tf.Tensor2D, false, true)
+        .div(temperature)
+        .exp() as tf.Tensor2D;
       return { pos, others };
     };
     const fromStudent = scores(vs, this.teacher);
     const fromTeacher = scores(vt, this.student);
     let z = this.z;
     if (!z) {
-      const mean = (x: { pos: tf.Tensor1D; others: tf.Tensor2D }) => tf.concat([x.pos.expandDims(1), x.others], 1).mean().dataSync()[0]! * this.size;
+      const mean = (x: { pos: tf.Tensor1D; others: tf.Tensor2D }) =>
+        tf
+          .concat([x.pos.expandDims(1), x.others], 1)
+          .mean()
+          .dataSync()[0]! * this.size;
       z = [mean(fromStudent), mean(fromTeacher)];
       this.normalizers.assign(tf.tensor1d(z));
     }
@@ -75,8 +94,16 @@ export class ContrastMemory {
   /** Momentum update of the batch's rows in both banks (no gradient). Call inside a tidy. */
   update(vs: tf.Tensor2D, vt: tf.Tensor2D, indices: Int32Array, momentum: number): void {
     const idx = tf.tensor1d(indices, 'int32');
-    for (const [bank, v] of [[this.student, vs], [this.teacher, vt]] as const) {
-      const rows = l2Normalize(tf.gather(bank, idx).mul(momentum).add(v.mul(1 - momentum)));
+    for (const [bank, v] of [
+      [this.student, vs],
+      [this.teacher, vt],
+    ] as const) {
+      const rows = l2Normalize(
+        tf
+          .gather(bank, idx)
+          .mul(momentum)
+          .add(v.mul(1 - momentum)),
+      );
       bank.assign(tf.tensorScatterUpdate(bank, idx.expandDims(1), rows));
     }
   }

@@ -18,25 +18,32 @@
  * Loss names: `rkd-distance`, `rkd-angle`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, FEATURES, flat, l2Normalize, layerOption, numberOption, readPair, tapTerm, weighted } from '../feature/common.js';
+import { FEATURES, flat, l2Normalize, readPair, tapTerm, weighted } from '../feature/common.js';
 import { huber } from '../feature/similarity.js';
 
-export interface RkdOptions {
+/** The options of `rkd`: the one definition of their names, types, ranges and defaults. */
+export const rkdOptions = z.strictObject({
   /** Student layer (or `logits`). Default `features`. */
-  student?: string;
+  student: z.string().min(1).default(FEATURES),
   /** Teacher layer (or `logits`). Default `features`. */
-  teacher?: string;
+  teacher: z.string().min(1).default(FEATURES),
   /** w_D ≥ 0. Default 25. */
-  distanceWeight?: number;
+  distanceWeight: z.number().min(0).default(25),
   /** w_A ≥ 0. Default 50. */
-  angleWeight?: number;
-}
+  angleWeight: z.number().min(0).default(50),
+});
+export type RkdOptions = z.input<typeof rkdOptions>;
 
 /** ψ_D: pairwise distances over the mean positive distance; 0 on the diagonal; gradient-safe. */
 export function distancePotential(x: tf.Tensor2D): tf.Tensor2D {
   const sq = x.square().sum(1);
-  const d2 = sq.expandDims(1).add(sq.expandDims(0)).sub(tf.matMul(x, x, false, true).mul(2));
+  const d2 = sq
+    .expandDims(1)
+    .add(sq.expandDims(0))
+    .sub(tf.matMul(x, x, false, true).mul(2));
   const offDiagonal = tf.sub(1, tf.eye(x.shape[0]));
   const d = tf.sqrt(tf.maximum(d2, 1e-12)).mul(offDiagonal);
   const positive = tf.maximum(tf.step(d).sum(), 1); // step: 1 where d > 0, zero gradient
@@ -50,12 +57,10 @@ export function anglePotential(x: tf.Tensor2D): tf.Tensor3D {
 }
 
 export function rkdTerm(options: RkdOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
   const key = 'rkd';
-  checkKeys(key, o, ['student', 'teacher', 'distanceWeight', 'angleWeight']);
-  const pair = { student: layerOption(key, o, 'student', FEATURES), teacher: layerOption(key, o, 'teacher', FEATURES) };
-  const wd = numberOption(key, o, 'distanceWeight', 25, 'nonNegative');
-  const wa = numberOption(key, o, 'angleWeight', 50, 'nonNegative');
+  const o = parseOptions('knowledge term `rkd`', rkdOptions, options);
+  const pair = { student: o.student, teacher: o.teacher };
+  const [wd, wa] = [o.distanceWeight, o.angleWeight];
   return tapTerm(key, [pair], (inputs) => {
     const { s, t } = readPair(key, inputs, pair);
     const [xs, xt] = [flat(s), flat(t)];

@@ -16,17 +16,21 @@
  * Loss name: `sp`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, FEATURES, flat, l2Normalize, layerOption, numberOption, readPair, tapTerm } from '../feature/common.js';
+import { FEATURES, flat, l2Normalize, readPair, tapTerm } from '../feature/common.js';
 
-export interface SpOptions {
+/** The options of `sp`: the one definition of their names, types, ranges and defaults. */
+export const spOptions = z.strictObject({
   /** Student layer (or `logits`). Default `features`. */
-  student?: string;
+  student: z.string().min(1).default(FEATURES),
   /** Teacher layer (or `logits`). Default `features`. */
-  teacher?: string;
+  teacher: z.string().min(1).default(FEATURES),
   /** Weight β ≥ 0. Default 3000. */
-  beta?: number;
-}
+  beta: z.number().min(0).default(3000),
+});
+export type SpOptions = z.input<typeof spOptions>;
 
 /** Ĝ: the row-normalised Gram matrix of a [B, D] batch. */
 export function similarityMatrix(q: tf.Tensor2D): tf.Tensor2D {
@@ -34,11 +38,9 @@ export function similarityMatrix(q: tf.Tensor2D): tf.Tensor2D {
 }
 
 export function spTerm(options: SpOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
   const key = 'sp';
-  checkKeys(key, o, ['student', 'teacher', 'beta']);
-  const pair = { student: layerOption(key, o, 'student', FEATURES), teacher: layerOption(key, o, 'teacher', FEATURES) };
-  const beta = numberOption(key, o, 'beta', 3000, 'nonNegative');
+  const { student, teacher, beta } = parseOptions('knowledge term `sp`', spOptions, options);
+  const pair = { student, teacher };
   return tapTerm(key, [pair], (inputs) => {
     const { s, t } = readPair(key, inputs, pair);
     const b = s.shape[0]!;

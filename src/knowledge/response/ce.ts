@@ -12,17 +12,19 @@
  * so keep ε = 0 on a teacher that was itself trained with smoothing (Müller et al. 2019).
  * Loss name: `ce`.
  */
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, labelCrossEntropy, numberOption, responseTerm } from './common.js';
+import { labelCrossEntropy, responseTerm } from './common.js';
 
-export interface CeOptions {
+/** The options of `ce`: the one definition of their names, types, ranges and defaults. */
+export const ceOptions = z.strictObject({
   /** ε ∈ [0, 1): mass spread uniformly over all K classes. Default 0. */
-  labelSmoothing?: number;
-}
+  labelSmoothing: z.number().min(0).lt(1).default(0),
+});
+export type CeOptions = z.input<typeof ceOptions>;
 
 export function crossEntropyTerm(options: CeOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
-  checkKeys('ce', o, ['labelSmoothing']);
-  const smoothing = numberOption('ce', o, 'labelSmoothing', 0, 'belowOne');
+  const { labelSmoothing: smoothing } = parseOptions('knowledge term `ce`', ceOptions, options);
   return responseTerm('ce', false, (s, y) => ({ ce: labelCrossEntropy(s, y, smoothing) }));
 }

@@ -1,40 +1,11 @@
 /**
- * Shared pieces of the response-based terms: option checks, the term skeleton, and the
- * numerically stable building blocks (log-softmax everywhere, never `log(softmax)`).
+ * Shared pieces of the response-based terms: the term skeleton and the numerically stable
+ * building blocks (log-softmax everywhere, never `log(softmax)`). Each term's options are a
+ * zod schema in its own file, validated with `parseOptions` (`../../options.ts`).
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../errors.js';
 import type { KnowledgeTerm } from '../types.js';
-
-type Options = Record<string, unknown>;
-type Range = 'positive' | 'unit' | 'nonNegative' | 'belowOne';
-const RANGES: Record<Range, [(v: number) => boolean, string]> = {
-  positive: [(v) => v > 0, '> 0'],
-  unit: [(v) => v >= 0 && v <= 1, 'in [0, 1]'],
-  nonNegative: [(v) => v >= 0, '>= 0'],
-  belowOne: [(v) => v >= 0 && v < 1, 'in [0, 1)'],
-};
-
-/** Rejects option names the term does not know, so a typo is never silently ignored. */
-export function checkKeys(key: string, options: Options, known: readonly string[]): void {
-  for (const name of Object.keys(options)) {
-    if (!known.includes(name)) {
-      const list = known.length > 0 ? known.join(', ') : '(none)';
-      throw new UserError(`knowledge term \`${key}\`: unknown option \`${name}\`; known: ${list}`);
-    }
-  }
-}
-
-/** Reads a numeric option (or its default) and checks its range, in one line. */
-export function numberOption(key: string, options: Options, name: string, fallback: number, range: Range): number {
-  const value = options[name] ?? fallback;
-  const [ok, text] = RANGES[range];
-  if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value)) {
-    const got = typeof value === 'number' ? String(value) : JSON.stringify(value);
-    throw new UserError(`knowledge term \`${key}\`: option \`${name}\` must be a number ${text} (got ${got})`);
-  }
-  return value;
-}
 
 /** The value of `x`, seen by autodiff as a constant (tfjs has no `stopGradient`). */
 export function constant<T extends tf.Tensor>(x: T): T {
@@ -71,7 +42,9 @@ export function responseTerm(key: string, needsTeacher: boolean, compute: Comput
           throw new UserError(`knowledge term \`${key}\` needs teacher logits; use it in a scheme that has a teacher`);
         }
         if (t.shape.join() !== s.shape.join()) {
-          throw new UserError(`knowledge term \`${key}\`: teacher logits [${t.shape}] and student logits [${s.shape}] differ; teacher and student must predict the same classes`);
+          throw new UserError(
+            `knowledge term \`${key}\`: teacher logits [${t.shape}] and student logits [${s.shape}] differ; teacher and student must predict the same classes`,
+          );
         }
       }
       return tf.tidy(() => {

@@ -18,30 +18,29 @@
  * Loss names: `tckd`, `nckd`, `ce`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, klDiv, labelCrossEntropy, numberOption, responseTerm, weighted } from './common.js';
+import { klDiv, labelCrossEntropy, responseTerm, weighted } from './common.js';
 
-export interface DkdOptions {
+/** The options of `dkd`: the one definition of their names, types, ranges and defaults. */
+export const dkdOptions = z.strictObject({
   /** Softmax temperature T > 0. Default 4. */
-  temperature?: number;
+  temperature: z.number().positive().default(4),
   /** Weight α ≥ 0 of TCKD (target vs rest). Default 1. */
-  alpha?: number;
+  alpha: z.number().min(0).default(1),
   /** Weight β ≥ 0 of NCKD (among the non-target classes). Default 8. */
-  beta?: number;
+  beta: z.number().min(0).default(8),
   /** Weight ≥ 0 of the label cross-entropy. Default 1. */
-  ceWeight?: number;
-}
+  ceWeight: z.number().min(0).default(1),
+});
+export type DkdOptions = z.input<typeof dkdOptions>;
 
 /** Subtracted from the target logit to drop it from a softmax: exp(−1e9) is exactly 0. */
 const MASKED = 1e9;
 
 export function dkdTerm(options: DkdOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
-  checkKeys('dkd', o, ['temperature', 'alpha', 'beta', 'ceWeight']);
-  const T = numberOption('dkd', o, 'temperature', 4, 'positive');
-  const alpha = numberOption('dkd', o, 'alpha', 1, 'nonNegative');
-  const beta = numberOption('dkd', o, 'beta', 8, 'nonNegative');
-  const ceWeight = numberOption('dkd', o, 'ceWeight', 1, 'nonNegative');
+  const { temperature: T, alpha, beta, ceWeight } = parseOptions('knowledge term `dkd`', dkdOptions, options);
   return responseTerm('dkd', true, (s, y, t) => {
     const target = tf.oneHot(y, s.shape[1]).toFloat();
     const scaled = (z: tf.Tensor2D) => z.div(T) as tf.Tensor2D;

@@ -14,20 +14,24 @@
  * Loss names: `hard`, `ce`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, labelCrossEntropy, numberOption, responseTerm, weighted } from './common.js';
+import { labelCrossEntropy, responseTerm, weighted } from './common.js';
 
-export interface HardOptions {
+/** The options of `hard`: the one definition of their names, types, ranges and defaults. */
+export const hardOptions = z.strictObject({
   /** Weight α ∈ [0, 1] of the teacher-label CE; the true-label CE gets 1 − α. Default 1. */
-  alpha?: number;
-}
+  alpha: z.number().min(0).max(1).default(1),
+});
+export type HardOptions = z.input<typeof hardOptions>;
 
 export function hardTargetTerm(options: HardOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
-  checkKeys('hard', o, ['alpha']);
-  const alpha = numberOption('hard', o, 'alpha', 1, 'unit');
-  return responseTerm('hard', true, (s, y, t) => weighted({
-    hard: [alpha, () => labelCrossEntropy(s, tf.argMax(t, 1) as tf.Tensor1D)],
-    ce: [1 - alpha, () => labelCrossEntropy(s, y)],
-  }));
+  const { alpha } = parseOptions('knowledge term `hard`', hardOptions, options);
+  return responseTerm('hard', true, (s, y, t) =>
+    weighted({
+      hard: [alpha, () => labelCrossEntropy(s, tf.argMax(t, 1) as tf.Tensor1D)],
+      ce: [1 - alpha, () => labelCrossEntropy(s, y)],
+    }),
+  );
 }

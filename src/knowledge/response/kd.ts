@@ -14,23 +14,26 @@
  * and the teacher is weak.
  * Loss names: `kd`, `ce`.
  */
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, klDiv, labelCrossEntropy, logProbs, numberOption, responseTerm, weighted } from './common.js';
+import { klDiv, labelCrossEntropy, logProbs, responseTerm, weighted } from './common.js';
 
-export interface KdOptions {
+/** The options of `kd`: the one definition of their names, types, ranges and defaults. */
+export const kdOptions = z.strictObject({
   /** Softmax temperature T > 0. Default 4. */
-  temperature?: number;
+  temperature: z.number().positive().default(4),
   /** Weight α ∈ [0, 1] of the distillation part; the label CE gets 1 − α. Default 0.9. */
-  alpha?: number;
-}
+  alpha: z.number().min(0).max(1).default(0.9),
+});
+export type KdOptions = z.input<typeof kdOptions>;
 
 export function kdTerm(options: KdOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
-  checkKeys('kd', o, ['temperature', 'alpha']);
-  const T = numberOption('kd', o, 'temperature', 4, 'positive');
-  const alpha = numberOption('kd', o, 'alpha', 0.9, 'unit');
-  return responseTerm('kd', true, (s, y, t) => weighted({
-    kd: [alpha * T * T, () => klDiv(logProbs(t, T), logProbs(s, T))],
-    ce: [1 - alpha, () => labelCrossEntropy(s, y)],
-  }));
+  const { temperature: T, alpha } = parseOptions('knowledge term `kd`', kdOptions, options);
+  return responseTerm('kd', true, (s, y, t) =>
+    weighted({
+      kd: [alpha * T * T, () => klDiv(logProbs(t, T), logProbs(s, T))],
+      ce: [1 - alpha, () => labelCrossEntropy(s, y)],
+    }),
+  );
 }

@@ -10,12 +10,16 @@
  * very confident teacher) and should not dominate the gradient. Pair with `ce` when labels exist.
  * Loss name: `logits-l1`.
  */
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, responseTerm } from './common.js';
+import { responseTerm } from './common.js';
 
-export type LogitsL1Options = Record<string, never>;
+/** The options of `logits-l1`: none (any key is rejected). */
+export const logitsL1Options = z.strictObject({});
+export type LogitsL1Options = z.input<typeof logitsL1Options>;
 
 export function logitsL1Term(options: LogitsL1Options = {}): KnowledgeTerm {
-  checkKeys('logits-l1', options, []);
+  parseOptions('knowledge term `logits-l1`', logitsL1Options, options);
   return responseTerm('logits-l1', true, (s, _y, t) => ({ 'logits-l1': s.sub(t).abs().mean() }));
 }

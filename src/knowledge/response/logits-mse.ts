@@ -13,12 +13,16 @@
  * when labels exist. Sensitive to the logits' scale: very confident teachers give large targets.
  * Loss name: `logits-mse`.
  */
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, responseTerm } from './common.js';
+import { responseTerm } from './common.js';
 
-export type LogitsMseOptions = Record<string, never>;
+/** The options of `logits-mse`: none (any key is rejected). */
+export const logitsMseOptions = z.strictObject({});
+export type LogitsMseOptions = z.input<typeof logitsMseOptions>;
 
 export function logitsMseTerm(options: LogitsMseOptions = {}): KnowledgeTerm {
-  checkKeys('logits-mse', options, []);
+  parseOptions('knowledge term `logits-mse`', logitsMseOptions, options);
   return responseTerm('logits-mse', true, (s, _y, t) => ({ 'logits-mse': s.sub(t).square().mean() }));
 }

@@ -14,23 +14,26 @@
  * distil with a soft-label cross-entropy (e.g. Keras `CategoricalCrossentropy` on soft labels).
  * Loss names: `soft-ce`, `ce`.
  */
+import { z } from 'zod';
+import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { checkKeys, labelCrossEntropy, logProbs, numberOption, responseTerm, softCrossEntropy, weighted } from './common.js';
+import { labelCrossEntropy, logProbs, responseTerm, softCrossEntropy, weighted } from './common.js';
 
-export interface SoftCeOptions {
+/** The options of `soft-ce`: the one definition of their names, types, ranges and defaults. */
+export const softCeOptions = z.strictObject({
   /** Softmax temperature T > 0. Default 4. */
-  temperature?: number;
+  temperature: z.number().positive().default(4),
   /** Weight α ∈ [0, 1] of the soft-target part; the label CE gets 1 − α. Default 1. */
-  alpha?: number;
-}
+  alpha: z.number().min(0).max(1).default(1),
+});
+export type SoftCeOptions = z.input<typeof softCeOptions>;
 
 export function softCrossEntropyTerm(options: SoftCeOptions = {}): KnowledgeTerm {
-  const o = options as Record<string, unknown>;
-  checkKeys('soft-ce', o, ['temperature', 'alpha']);
-  const T = numberOption('soft-ce', o, 'temperature', 4, 'positive');
-  const alpha = numberOption('soft-ce', o, 'alpha', 1, 'unit');
-  return responseTerm('soft-ce', true, (s, y, t) => weighted({
-    'soft-ce': [alpha * T * T, () => softCrossEntropy(logProbs(t, T), logProbs(s, T))],
-    ce: [1 - alpha, () => labelCrossEntropy(s, y)],
-  }));
+  const { temperature: T, alpha } = parseOptions('knowledge term `soft-ce`', softCeOptions, options);
+  return responseTerm('soft-ce', true, (s, y, t) =>
+    weighted({
+      'soft-ce': [alpha * T * T, () => softCrossEntropy(logProbs(t, T), logProbs(s, T))],
+      ce: [1 - alpha, () => labelCrossEntropy(s, y)],
+    }),
+  );
 }

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "pool.h"
+#include "workers.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -15,7 +15,7 @@
 #define MAX_THREADS 64
 
 typedef struct {
-  pool_task_fn fn;
+  workers_task_fn fn;
   void *ctx;
   int64_t ntasks;
 } job_t;
@@ -39,9 +39,9 @@ static struct {
 
 static __thread int tls_in_task = 0;
 
-int pool_in_task(void) { return tls_in_task; }
-int pool_threads(void) { return P.nthreads; }
-void pool_set_spin_us(int us) { P.spin_us = us < 0 ? 0 : us; }
+int workers_in_task(void) { return tls_in_task; }
+int workers_threads(void) { return P.nthreads; }
+void workers_set_spin_us(int us) { P.spin_us = us < 0 ? 0 : us; }
 
 static inline uint64_t now_ns(void) {
   struct timespec ts;
@@ -95,7 +95,7 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-int pool_init(int nthreads) {
+int workers_init(int nthreads) {
   if (nthreads < 1) nthreads = 1;
   if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
   while (P.started < nthreads - 1) {
@@ -112,9 +112,9 @@ int pool_init(int nthreads) {
   return P.nthreads;
 }
 
-void pool_set_threads(int nthreads) { pool_init(nthreads); }
+void workers_set_threads(int nthreads) { workers_init(nthreads); }
 
-void pool_run(pool_task_fn fn, void *ctx, int64_t ntasks) {
+void workers_run(workers_task_fn fn, void *ctx, int64_t ntasks) {
   if (ntasks <= 0) return;
   if (ntasks == 1 || P.nthreads <= 1 || tls_in_task) {
     for (int64_t t = 0; t < ntasks; t++) fn(ctx, t, 0);
@@ -144,7 +144,7 @@ void pool_run(pool_task_fn fn, void *ctx, int64_t ntasks) {
 }
 
 typedef struct {
-  pool_range_fn fn;
+  workers_range_fn fn;
   void *ctx;
   int64_t n, chunk;
 } range_ctx_t;
@@ -156,7 +156,7 @@ static void range_task(void *vctx, int64_t t, int tid) {
   if (b < e) c->fn(c->ctx, b, e, tid);
 }
 
-void pool_for(pool_range_fn fn, void *ctx, int64_t n, int64_t grain) {
+void workers_for(workers_range_fn fn, void *ctx, int64_t n, int64_t grain) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
   /* up to 8 ranges per thread: with dynamic claiming, a worker that is descheduled on a
@@ -168,5 +168,5 @@ void pool_for(pool_range_fn fn, void *ctx, int64_t n, int64_t grain) {
     return;
   }
   range_ctx_t rc = {fn, ctx, n, (n + tasks - 1) / tasks};
-  pool_run(range_task, &rc, tasks);
+  workers_run(range_task, &rc, tasks);
 }

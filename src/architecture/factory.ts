@@ -1,0 +1,320 @@
+/**
+ * The student factory: candidate students derived from a teacher's structure, sized before any
+ * training. The survey's teacher–student architecture section (Gou et al. 2021, "Knowledge
+ * Distillation: A Survey") names the usual students: a simplified, structurally compressed
+ * teacher — fewer layers and fewer channels per layer — or a small network built from efficient
+ * operations. Each derivation here is one of those:
+ *
+ * - **width ×m** (default m = 0.5, 0.25, 0.125 of the teacher's width): every channel and unit
+ *   count scaled; parameters fall ~m² (the input layer and logits ~m). The first thing to try:
+ *   same depth, same receptive field, same feature-map names for feature-based KD.
+ * - **depth**: cnn — fewer convs per block, fewer blocks; resnet — fewer blocks per stage, fewer
+ *   stages; mlp — fewer hidden layers; dwsep — fewer blocks. Cuts latency more than parameters
+ *   (each layer is a sequential step); dropping a cnn block can *grow* the dense layer (its input
+ *   is less pooled), so such candidates are filtered out as not smaller.
+ * - **depthwise-separable** (cnn, resnet → `dwsep`, the teacher's filter progression): every 3×3
+ *   conv after the stem becomes a 3×3 depthwise + 1×1 pointwise conv, ~1/9 + 1/filters of the
+ *   cost (MobileNet, Howard et al. 2017), and global pooling replaces the dense layer. Helps most
+ *   when the convs, not the dense layer, dominate the time.
+ * - **MLP from CNN** (cnn → `mlp`, one hidden layer of the CNN's dense width): no convolutions at
+ *   all; the fastest at batch 1 on small images, at the cost of translation invariance.
+ * - **fit to the budget** (with `paramsMax`): every derivation above the budget (the teacher
+ *   included) again, its width set by `widthForParams` (size-search.ts) to just under it.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+import { countParams } from '../models/common.js';
+import { models } from '../models/zoo.js';
+import { parseOptions } from '../options.js';
+import { zooEquivalent } from './from-layers.js';
+import { paramsOf, type SizeContext, widthForParams, type ZooNode } from './size-search.js';
+
+export interface StudentCandidate {
+  /** A short name, usable as a student's `name` in an experiment, e.g. `cnn-x0.25`, `dwsep`. */
+  name: string;
+  /** The zoo node: the teacher's kwargs with the derivation's changes (validated, and it builds). */
+  node: ZooNode;
+  /** What was changed, e.g. `width ×0.25`, `1 conv per block`, `depthwise-separable`, `MLP from CNN`. */
+  derivation: string;
+  /** All parameters (`countParams`) of the node built for the teacher's input shape and classes. */
+  params: number;
+}
+
+export interface DeriveStudentsOptions {
+  /** A zoo node `{ key, kwargs }`, or any LayersModel (read as its zoo equivalent: `zooEquivalent`). */
+  teacher: ZooNode | tf.LayersModel;
+  /** One example's shape, e.g. `[28, 28, 1]`. Required for a zoo node; a LayersModel's own by default. */
+  inputShape?: readonly number[];
+  /** Classes. Required for a zoo node; a LayersModel's own by default. */
+  numClasses?: number;
+  /** Keep only candidates with at most this many parameters (and add width-fitted ones just under it). */
+  paramsMax?: number;
+  /** Width multipliers relative to the teacher's width, each in (0, 1). Default `[0.5, 0.25, 0.125]`. */
+  widths?: number[];
+}
+
+export const DEFAULT_WIDTHS = [0.5, 0.25, 0.125] as const;
+
+type Kwargs = Record<string, unknown>;
+type Derived = { name: string; node: ZooNode; derivation: string };
+
+/**
+ * Candidate students of `teacher` (see the derivations above), each validated by its zoo schema
+ * and built once to count its parameters; candidates that do not build, are not smaller than the
+ * teacher or exceed `paramsMax` are left out, duplicates (same node) kept once. Sorted by
+ * parameters, smallest first. Nothing is trained: what they are worth is for a distillation run
+ * to tell; their size and latency can be measured now (`distill students`).
+ */
+export function deriveStudents(options: DeriveStudentsOptions): StudentCandidate[] {
+  const { paramsMax, widths = [...DEFAULT_WIDTHS] } = options;
+  if (paramsMax !== undefined && !(paramsMax > 0)) {
+    throw new UserError(`paramsMax must be a positive number, got ${paramsMax}; pass e.g. 200000`);
+  }
+  const badWidth = widths.find((w) => !(w > 0 && w < 1));
+  if (badWidth !== undefined) {
+    throw new UserError(`width multipliers must be in (0, 1), got ${badWidth}; pass e.g. [0.5, 0.25]`);
+  }
+  const { teacher, parsed, context, teacherParams } = resolveTeacher(options);
+  const given = teacher.kwargs;
+  const width = parsed.width as number;
+  const base: Derived = { name: teacher.key, node: teacher, derivation: '' };
+  const structural = structuralDerivations(teacher.key, given, parsed);
+  const derived: Derived[] = [
+    ...widths.map((m) => ({
+      name: `${teacher.key}-x${m}`,
+      node: { key: teacher.key, kwargs: { ...given, width: round(width * m, 4) } },
+      derivation: `width ×${m}`,
+    })),
+    ...structural,
+  ];
+  const out = new Map<string, StudentCandidate>();
+  const keep = (d: Derived, params: number) => {
+    const id = identity(d.node, params);
+    if (params < teacherParams && (paramsMax === undefined || params <= paramsMax) && !out.has(id)) {
+      out.set(id, { ...d, params });
+    }
+  };
+  for (const d of derived) {
+    const params = tryParams(d.node, context);
+    if (params !== undefined) keep(d, params);
+  }
+  if (paramsMax !== undefined) {
+    for (const d of [base, ...structural]) {
+      const params = tryParams(d.node, context);
+      if (params === undefined || params <= paramsMax) continue;
+      const fitted = fitWidth(d.node, paramsMax, context);
+      if (!fitted) continue;
+      const m = round((fitted.node.kwargs.width as number) / width, 3);
+      const label = `width ×${m} (fit to ${paramsMax.toLocaleString('en-US')} params)`;
+      keep(
+        { name: `${d.name}-x${m}`, node: fitted.node, derivation: d === base ? label : `${d.derivation}, ${label}` },
+        fitted.params,
+      );
+    }
+  }
+  return [...out.values()].sort((a, b) => a.params - b.params || a.name.localeCompare(b.name));
+}
+
+/** The teacher as a validated zoo node, the size context and its own parameter count. */
+function resolveTeacher(o: DeriveStudentsOptions): {
+  teacher: ZooNode;
+  parsed: Kwargs;
+  context: SizeContext;
+  teacherParams: number;
+} {
+  const t = o.teacher as unknown;
+  if (isLayersModel(t)) {
+    const eq = zooEquivalent({ model: t });
+    const inputShape = o.inputShape ?? eq.inputShape;
+    const numClasses = o.numClasses ?? eq.numClasses;
+    if (inputShape.join(',') !== eq.inputShape.join(',') || numClasses !== eq.numClasses) {
+      throw new UserError(
+        `teacher model takes [${eq.inputShape.join(',')}] → ${eq.numClasses} classes, not [${inputShape.join(',')}] → ${numClasses}; leave inputShape and numClasses out to use the model's`,
+      );
+    }
+    const parsed = parseOptions(`teacher \`${eq.node.key}\``, models.get(eq.node.key).kwargs, eq.node.kwargs);
+    return { teacher: eq.node, parsed, context: { inputShape, numClasses }, teacherParams: countParams(t) };
+  }
+  if (t === null || typeof t !== 'object' || typeof (t as { key?: unknown }).key !== 'string') {
+    throw new UserError(
+      `teacher must be a zoo node { key, kwargs } (key one of ${models.keys().join(', ')}) or a tf.LayersModel, got ${typeof t === 'object' ? JSON.stringify(t) : String(t)}`,
+    );
+  }
+  const node = t as ZooNode;
+  const parsed = parseOptions(`teacher \`${node.key}\``, models.get(node.key).kwargs, node.kwargs ?? {});
+  if (o.inputShape === undefined || o.numClasses === undefined) {
+    throw new UserError(
+      `a zoo teacher (\`${node.key}\`) needs inputShape and numClasses; pass e.g. inputShape: [28, 28, 1], numClasses: 10`,
+    );
+  }
+  const teacher = { key: node.key, kwargs: { ...(node.kwargs ?? {}) } };
+  const context = { inputShape: o.inputShape, numClasses: o.numClasses };
+  return { teacher, parsed, context, teacherParams: paramsOf(teacher, context) };
+}
+
+function isLayersModel(t: unknown): t is tf.LayersModel {
+  return (
+    t !== null &&
+    typeof t === 'object' &&
+    Array.isArray((t as tf.LayersModel).layers) &&
+    typeof (t as tf.LayersModel).predict === 'function'
+  );
+}
+
+/** The depth, depthwise-separable and MLP derivations of a zoo node (kwargs as given, and parsed). */
+function structuralDerivations(key: string, given: Kwargs, parsed: Kwargs): Derived[] {
+  const at = (name: string, derivation: string, k: string, kwargs: Kwargs): Derived => ({
+    name,
+    derivation,
+    node: { key: k, kwargs },
+  });
+  // The teacher's width and init carry over to nodes of another family.
+  const common: Kwargs = Object.fromEntries(Object.entries(given).filter(([k]) => k === 'width' || k === 'init'));
+  const out: Derived[] = [];
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  if (key === 'cnn') {
+    const blocks = parsed.blocks as number[];
+    const convs = parsed.convsPerBlock as number;
+    for (const n of fewer(convs)) {
+      out.push(at(`cnn-${n}conv`, `${plural(n, 'conv')} per block`, 'cnn', { ...given, convsPerBlock: n }));
+    }
+    for (const n of fewer(blocks.length)) {
+      out.push(
+        at(`cnn-${n}block`, `first ${plural(n, 'block')} of ${blocks.length}`, 'cnn', {
+          ...given,
+          blocks: blocks.slice(0, n),
+        }),
+      );
+    }
+    // The stem stands for the first conv; each later conv is a block, striding where the CNN pooled.
+    // (One block of one conv leaves no block: the schema refuses it, and the candidate is left out.)
+    const dw = blocks.flatMap((filters, b) =>
+      Array.from({ length: convs }, (_, i) => ({ filters, stride: b > 0 && i === 0 ? 2 : 1 })),
+    );
+    out.push(
+      at('dwsep', 'depthwise-separable', 'dwsep', {
+        ...common,
+        stemFilters: blocks[0],
+        stemStride: 1,
+        blocks: dw.slice(1),
+      }),
+    );
+    out.push(
+      at('mlp', 'MLP from CNN', 'mlp', {
+        ...common,
+        hidden: [parsed.dense],
+        ...((parsed.dropout as number) > 0 && { dropout: parsed.dropout }),
+      }),
+    );
+  } else if (key === 'resnet') {
+    const stages = parsed.stages as number[];
+    const perStage = parsed.blocksPerStage as number;
+    for (const n of fewer(perStage)) {
+      out.push(at(`resnet-${n}perstage`, `${plural(n, 'block')} per stage`, 'resnet', { ...given, blocksPerStage: n }));
+    }
+    for (const n of fewer(stages.length)) {
+      out.push(
+        at(`resnet-${n}stage`, `first ${plural(n, 'stage')} of ${stages.length}`, 'resnet', {
+          ...given,
+          stages: stages.slice(0, n),
+        }),
+      );
+    }
+    // Each residual block's two 3×3 convs → two dwsep blocks; the first of a later stage strides.
+    const dw = stages.flatMap((filters, s) =>
+      Array.from({ length: 2 * perStage }, (_, i) => ({ filters, stride: s > 0 && i === 0 ? 2 : 1 })),
+    );
+    out.push(
+      at('dwsep', 'depthwise-separable', 'dwsep', {
+        ...common,
+        stemFilters: stages[0],
+        stemStride: parsed.stemStride,
+        blocks: dw,
+      }),
+    );
+  } else if (key === 'mlp') {
+    const hidden = parsed.hidden as number[];
+    for (const n of fewer(hidden.length)) {
+      out.push(
+        at(`mlp-${n}hidden`, `first ${plural(n, 'hidden layer')} of ${hidden.length}`, 'mlp', {
+          ...given,
+          hidden: hidden.slice(0, n),
+        }),
+      );
+    }
+  } else if (key === 'dwsep') {
+    const blocks = parsed.blocks as unknown[];
+    for (const n of fewer(blocks.length)) {
+      out.push(
+        at(`dwsep-${n}block`, `first ${plural(n, 'block')} of ${blocks.length}`, 'dwsep', {
+          ...given,
+          blocks: blocks.slice(0, n),
+        }),
+      );
+    }
+  }
+  return out;
+}
+
+/** Smaller counts to try for a depth of `n`: n − 1, ⌈n/2⌉ and 1 (distinct, below n). */
+function fewer(n: number): number[] {
+  return [...new Set([n - 1, Math.ceil(n / 2), 1])].filter((k) => k >= 1 && k < n).sort((a, b) => b - a);
+}
+
+/** Parameters of `node`, or undefined when its kwargs fail the schema or it does not build. */
+function tryParams(node: ZooNode, context: SizeContext): number | undefined {
+  const entry = models.has(node.key) ? models.get(node.key) : undefined;
+  if (!entry?.kwargs.safeParse(node.kwargs).success) return undefined;
+  try {
+    return paramsOf(node, context);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `node` at the width whose parameter count is closest to `paramsMax` without exceeding it. */
+function fitWidth(
+  node: ZooNode,
+  paramsMax: number,
+  context: SizeContext,
+): { node: ZooNode; params: number } | undefined {
+  let fit: { node: ZooNode; params: number } | undefined;
+  try {
+    fit = widthForParams(node, paramsMax, context);
+  } catch {
+    return undefined;
+  }
+  // Widths round to whole channels, so the closest count may be just above the budget: step down 1 %.
+  for (let i = 0; i < 50 && fit.params > paramsMax; i++) {
+    const width = round((fit.node.kwargs.width as number) * 0.99, 3);
+    const next = { key: node.key, kwargs: { ...node.kwargs, width } };
+    const params = tryParams(next, context);
+    if (params === undefined) return undefined;
+    fit = { node: next, params };
+  }
+  return fit.params <= paramsMax ? fit : undefined;
+}
+
+/** `x` to `digits` significant digits, as a number. */
+function round(x: number, digits: number): number {
+  return Number(x.toPrecision(digits));
+}
+
+/**
+ * Two nodes are the same student when their validated kwargs (defaults filled in) other than the
+ * width are equal and they have as many parameters: widths that round to the same channels.
+ */
+function identity(node: ZooNode, params: number): string {
+  const { width: _, ...rest } = models.get(node.key).kwargs.parse(node.kwargs);
+  return `${node.key}:${params}:${canonical(rest)}`;
+}
+
+/** JSON with object keys sorted at every level. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const entries = Object.entries(v).sort(([a], [b]) => a.localeCompare(b));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonical(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}

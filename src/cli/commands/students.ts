@@ -1,0 +1,283 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { parse } from 'yaml';
+import { deriveStudents, type StudentCandidate } from '../../architecture/factory.js';
+import { zooEquivalent } from '../../architecture/from-layers.js';
+import type { ZooNode } from '../../architecture/size-search.js';
+import { useBestBackend } from '../../backend/index.js';
+import { UserError } from '../../errors.js';
+import { modelPredictFn } from '../../eval/evaluate.js';
+import { measureLatencies } from '../../eval/latency.js';
+import { modelSize } from '../../eval/size.js';
+import type { ByteSizes } from '../../eval/types.js';
+import { fileSystem, registerFileRouters } from '../../io/file-handler.js';
+import { countParams } from '../../models/common.js';
+import { buildModel, models } from '../../models/zoo.js';
+import { didYouMean } from '../../options.js';
+import { formatBytes, formatInt, formatMs, formatRatio } from '../../report/table.js';
+
+export interface StudentsCommandOptions {
+  /** The zoo teacher's kwargs, a YAML mapping, e.g. `{width: 1, convsPerBlock: 1}`. */
+  kwargs?: string;
+  /** One example's shape (zoo teacher). Default `[28, 28, 1]` (Fashion-MNIST). */
+  inputShape?: number[];
+  /** Classes (zoo teacher). Default 10. */
+  classes?: number;
+  paramsMax?: number;
+  /** Timed passes per batch size. Default 20. */
+  latencyRuns?: number;
+  backend?: string;
+  json?: boolean;
+}
+
+export interface StudentsRow {
+  name: string;
+  /** The zoo node (for a model.json teacher: the zoo node it was read as). */
+  node: ZooNode;
+  derivation: string;
+  params: number;
+  bytes: ByteSizes;
+  /** Median ms of one forward pass. */
+  latencyMs: { batch1: number; batch64: number };
+  /** The teacher's median ÷ this model's. */
+  speedup: { batch1: number; batch64: number };
+}
+
+export interface StudentsResult {
+  backend: string;
+  inputShape: number[];
+  numClasses: number;
+  latencyRuns: number;
+  teacher: StudentsRow & { source: string; notes: string[] };
+  candidates: StudentsRow[];
+}
+
+const DEFAULT_INPUT_SHAPE = [28, 28, 1];
+const DEFAULT_CLASSES = 10;
+
+/**
+ * `distill students TEACHER`: the student candidates of a zoo teacher or a model.json
+ * (`deriveStudents`), each built untrained and measured: parameters, serialized float32 / uint8
+ * bytes and median latency at batch 1 and 64 on the current backend, interleaved with the
+ * teacher's (`measureLatencies`). Prints a Markdown table (teacher first) or, with `json`, one
+ * JSON object.
+ */
+export async function studentsCommand(teacherArg: string, o: StudentsCommandOptions): Promise<StudentsResult> {
+  const isZoo = models.has(teacherArg);
+  if (!isZoo) checkTeacherPath(teacherArg);
+  if (o.paramsMax !== undefined && !(o.paramsMax > 0)) {
+    throw new UserError(`--params-max must be a positive number, got ${o.paramsMax}; pass e.g. --params-max 200000`);
+  }
+  const latencyRuns = o.latencyRuns ?? 20;
+  if (!Number.isInteger(latencyRuns) || latencyRuns < 1) {
+    throw new UserError(`--latency-runs must be a whole number ≥ 1, got ${latencyRuns}`);
+  }
+  if (!isZoo && o.kwargs !== undefined) {
+    throw new UserError(
+      `--kwargs applies to a zoo teacher; ${teacherArg} brings its own layers: drop --kwargs, or name a zoo model (${models.keys().join(', ')})`,
+    );
+  }
+  const backend = await useBestBackend({ backend: o.backend });
+  const built: tf.LayersModel[] = [];
+  try {
+    let teacherModel: tf.LayersModel;
+    let teacherNode: ZooNode;
+    let notes: string[] = [];
+    let inputShape: number[];
+    let numClasses: number;
+    let candidates: StudentCandidate[];
+    if (isZoo) {
+      teacherNode = { key: teacherArg, kwargs: parseKwargs(o.kwargs) };
+      inputShape = o.inputShape ?? DEFAULT_INPUT_SHAPE;
+      numClasses = o.classes ?? DEFAULT_CLASSES;
+      candidates = deriveStudents({ teacher: teacherNode, inputShape, numClasses, paramsMax: o.paramsMax });
+      teacherModel = buildModel({ ...teacherNode, inputShape, numClasses, seed: 0, name: 'teacher' });
+      built.push(teacherModel);
+    } else {
+      teacherModel = await loadLayers(teacherArg);
+      built.push(teacherModel);
+      const eq = zooEquivalent({ model: teacherModel });
+      ({ node: teacherNode, notes, inputShape, numClasses } = eq);
+      if (o.inputShape !== undefined && o.inputShape.join(',') !== inputShape.join(',')) {
+        throw new UserError(
+          `${teacherArg} takes inputs of shape [${inputShape.join(',')}], not --input-shape ${o.inputShape.join(',')}: drop --input-shape (a model.json brings its own)`,
+        );
+      }
+      if (o.classes !== undefined && o.classes !== numClasses) {
+        throw new UserError(
+          `${teacherArg} has ${numClasses} outputs, not --classes ${o.classes}: drop --classes (a model.json brings its own)`,
+        );
+      }
+      candidates = deriveStudents({ teacher: teacherModel, paramsMax: o.paramsMax });
+      const flow = formatFlow(teacherNode.kwargs);
+      process.stderr.write(
+        `teacher read as ${teacherNode.key} ${flow}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`,
+      );
+    }
+    if (candidates.length === 0) {
+      const all = deriveStudents({ teacher: isZoo ? teacherNode : teacherModel, inputShape, numClasses });
+      const smallest = all[0];
+      throw new UserError(
+        smallest
+          ? `no student candidate fits in ${formatInt(o.paramsMax ?? 0)} params, even at the narrowest width; raise --params-max (e.g. to ${smallest.params} for ${smallest.name})`
+          : `no student candidate is smaller than the teacher (${formatInt(countParams(teacherModel))} params); give a larger teacher`,
+      );
+    }
+    const students = candidates.map((c) => {
+      const m = buildModel({ ...c.node, inputShape, numClasses, seed: 0, name: c.name });
+      built.push(m);
+      return m;
+    });
+    process.stderr.write(
+      `backend: ${backend.name}; measuring the teacher and ${candidates.length} untrained candidates (${latencyRuns} timed pass${latencyRuns === 1 ? '' : 'es'} per batch size)\n`,
+    );
+    const sizes = [teacherModel, ...students].map((model) => modelSize({ model }));
+    const latencies = await measureLatencies({
+      predicts: [teacherModel, ...students].map(modelPredictFn),
+      inputShape,
+      batchSizes: [1, 64],
+      runs: latencyRuns,
+      warmup: Math.min(5, latencyRuns),
+    });
+    const ms = latencies.map((l) => ({ batch1: l.stats[0]!.medianMs, batch64: l.stats[1]!.medianMs }));
+    const t = ms[0]!;
+    const row = (i: number, r: { name: string; node: ZooNode; derivation: string }): StudentsRow => ({
+      ...r,
+      params: sizes[i]!.params,
+      bytes: sizes[i]!.bytes,
+      latencyMs: ms[i]!,
+      speedup: { batch1: t.batch1 / ms[i]!.batch1, batch64: t.batch64 / ms[i]!.batch64 },
+    });
+    const result: StudentsResult = {
+      backend: backend.name,
+      inputShape,
+      numClasses,
+      latencyRuns,
+      teacher: {
+        ...row(0, { name: 'teacher', node: teacherNode, derivation: isZoo ? `zoo \`${teacherArg}\`` : teacherArg }),
+        source: isZoo ? 'zoo' : teacherArg,
+        notes,
+      },
+      candidates: candidates.map((c, i) => row(i + 1, c)),
+    };
+    process.stdout.write(o.json ? `${JSON.stringify(result)}\n` : renderStudents(result));
+    return result;
+  } finally {
+    for (const m of built) m.dispose();
+  }
+}
+
+/** The Markdown table (teacher first), a note on how it was measured, and the nodes as experiment students. */
+export function renderStudents(r: StudentsResult): string {
+  const header = [
+    'model',
+    'derivation',
+    'params',
+    'float32',
+    'uint8',
+    'batch 1',
+    'batch 64',
+    'speed-up (1)',
+    'speed-up (64)',
+  ];
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  const rows = [r.teacher, ...r.candidates].map((c) =>
+    line([
+      `\`${c.name}\``,
+      c.derivation,
+      formatInt(c.params),
+      formatBytes(c.bytes.float32),
+      formatBytes(c.bytes.uint8),
+      formatMs(c.latencyMs.batch1),
+      formatMs(c.latencyMs.batch64),
+      formatRatio(c.speedup.batch1),
+      formatRatio(c.speedup.batch64),
+    ]),
+  );
+  return [
+    line(header),
+    line(header.map((_, i) => (i < 2 ? '---' : '---:'))),
+    ...rows,
+    '',
+    `Untrained, on [${r.inputShape.join(',')}] → ${r.numClasses} classes. Sizes: model.json + weights.bin. Latency: median of ${r.latencyRuns} passes per batch size on ${r.backend}, all models interleaved; speed-up = the teacher's median ÷ the model's.`,
+    '',
+    "As an experiment's students:",
+    ...r.candidates.map(
+      (c) => `  - {name: ${c.name}, model: {key: ${c.node.key}, kwargs: ${formatFlow(c.node.kwargs)}}}`,
+    ),
+    '',
+  ].join('\n');
+}
+
+/** A value as YAML flow, e.g. `{width: 0.25, blocks: [32, 64]}`. */
+function formatFlow(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(formatFlow).join(', ')}]`;
+  if (v !== null && typeof v === 'object') {
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${k}: ${formatFlow(x)}`)
+      .join(', ')}}`;
+  }
+  return typeof v === 'string' && !/^[A-Za-z][\w.-]*$/.test(v) ? JSON.stringify(v) : String(v);
+}
+
+function parseKwargs(text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  let value: unknown;
+  try {
+    value = parse(text);
+  } catch (e) {
+    throw new UserError(
+      `--kwargs is not valid YAML (${(e as Error).message.split('\n')[0]}); write a mapping, e.g. --kwargs '{width: 1, convsPerBlock: 1}'`,
+    );
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new UserError(
+      `--kwargs must be a mapping of the model's options, got ${JSON.stringify(value)}; write e.g. --kwargs '{width: 1, convsPerBlock: 1}'`,
+    );
+  }
+  return value as Record<string, unknown>;
+}
+
+/** A TEACHER that is not a zoo key must be an existing model.json (or its folder). */
+function checkTeacherPath(path: string): void {
+  const known = models.keys();
+  if (!existsSync(path)) {
+    const looksLikePath = /[/\\]|\.json$/.test(path);
+    throw new UserError(
+      looksLikePath
+        ? `teacher ${path} does not exist; give the path of a TF.js model.json or a zoo model (${known.join(', ')})`
+        : `unknown teacher \`${path}\`${didYouMean(path, known)}; give a zoo model (${known.join(', ')}) or the path of a TF.js model.json`,
+    );
+  }
+  const json = statSync(path).isDirectory() ? join(path, 'model.json') : path;
+  if (path.endsWith('.onnx')) {
+    throw new UserError(
+      `teacher ${path} is an ONNX model; students are derived from a TF.js LayersModel's layers or a zoo model (${known.join(', ')})`,
+    );
+  }
+  let parsed: { format?: string; modelTopology?: { node?: unknown } };
+  try {
+    parsed = JSON.parse(readFileSync(json, 'utf8')) as typeof parsed;
+  } catch {
+    throw new UserError(`teacher ${json} is not a readable model.json; give a TF.js LayersModel's model.json`);
+  }
+  if (parsed.format === 'graph-model' || Array.isArray(parsed.modelTopology?.node)) {
+    throw new UserError(
+      `teacher ${json} is a TF.js GraphModel, which has no layers to read; give a LayersModel's model.json or a zoo model (${known.join(', ')})`,
+    );
+  }
+}
+
+async function loadLayers(path: string): Promise<tf.LayersModel> {
+  registerFileRouters();
+  try {
+    return await tf.loadLayersModel(fileSystem(resolve(path)));
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(
+      `cannot load ${path} as a TF.js LayersModel (${(e as Error).message.split('\n')[0]}); give a model.json written by model.save or distill train`,
+    );
+  }
+}
