@@ -10,6 +10,7 @@
  *   teacher/                     a teacher trained here: model.json, checkpoints/
  *   seed-<n>/checkpoints/*.ckpt  one per training phase, rewritten every epoch
  *   seed-<n>/students/<id>/      exported students (model.json + weights.bin)
+ *   seed-<n>/students/<id>-<enc>/  the same re-encoded for `export.evaluate` (float16, uint8), evaluated from the files
  *   seed-<n>/report.{json,md,html}, plots/, done.json
  *   summary.json, summary.md     mean ± std over seeds
  *   progress.json                which seeds are done
@@ -23,6 +24,7 @@ import { experimentYaml, type ExperimentConfig } from '../config/experiment.js';
 import { dataSources, type ExperimentData } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import { evaluateModels, modelPredictFn } from '../eval/evaluate.js';
+import { loadExported } from '../eval/exported.js';
 import type { ReportModel, RunReport } from '../eval/types.js';
 import { registerFileRouters } from '../io/file-handler.js';
 import { saveEncodedModel } from '../io/quantize.js';
@@ -410,9 +412,9 @@ interface SeedContext {
 }
 
 /**
- * One seed: the scheme trains (checkpointed), teacher and students are evaluated on the test set
- * (the external teacher's test logits are computed once and reused), the students are exported
- * and the report and `done.json` written.
+ * One seed: the scheme trains (checkpointed), the students are exported (and re-encoded and loaded
+ * back for `export.evaluate`), teacher and students are evaluated on the test set (the external
+ * teacher's test logits are computed once and reused), and the report and `done.json` written.
  */
 async function runSeed(
   c: SeedContext,
@@ -464,7 +466,6 @@ async function runSeed(
     // After each student, its exports in the listed encodings (`small (kd) · uint8`): not baselines, no history.
     const rows: Array<{ m: ProducedModel; bytes?: NonNullable<ReportModel['bytes']> }> = [];
     if (config.export.evaluate.length > 0) {
-      const { loadExported } = await import('../eval/exported.js');
       for (const m of students) {
         rows.push({ m });
         for (const encoding of config.export.evaluate) {

@@ -89,17 +89,23 @@ async function runAssistant(ctx: SchemeContext): Promise<SchemeResult> {
     ctx.log(
       `seed ${ctx.seed}: ${name} (${a.key}, ${countParams(model).toLocaleString('en-US')} params) learns from ${from}`,
     );
-    await distil(`assistant-${i + 1}`, name, model, teacher, `from ${from}: ${ctx.method.long}`);
+    await distil(`assistant-${i + 1}`, name, model, teacher, `${ctx.method.long} from ${from}`);
     teacher = layersTeacher({ model });
     from = name;
   }
   const via = `${s.name} (${ctx.method.short} via ${chain.length === 1 ? 'assistant' : `${chain.length} assistants`})`;
   ctx.log(`seed ${ctx.seed}: ${via} learns from ${from}`);
-  await distil(s.name, via, s.build(), teacher, `from ${from}: ${ctx.method.long}`);
+  await distil(
+    s.name,
+    via,
+    s.build(),
+    teacher,
+    `${ctx.method.long} via ${chain.length === 1 ? 'the assistant' : `${chain.length} assistants`}`,
+  );
   if (k.direct) {
     const direct = `${s.name} (${ctx.method.short}, direct)`;
     ctx.log(`seed ${ctx.seed}: ${direct} learns from the teacher directly`);
-    await distil(`${s.name}.direct`, direct, s.build(), ctx.teacher!, `from the teacher: ${ctx.method.long}`);
+    await distil(`${s.name}.direct`, direct, s.build(), ctx.teacher!, `${ctx.method.long} from the teacher directly`);
   }
   if (ctx.baseline) {
     const name = `${s.name} (labels)`;
