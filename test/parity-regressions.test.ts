@@ -120,6 +120,34 @@ test('cosine schedule decays every step, from the base rate towards 0 at the las
   model.dispose();
 });
 
+test('the cosine schedule decays every step also when train() gets no onBatchEnd callback', async () => {
+  // the batch count once sat inside the callback's arguments, which `onBatchEnd?.(…)` skips
+  // without a callback: the rate then froze within each epoch (per-epoch cosine)
+  const run = async (callbacks: Parameters<typeof train>[0]['callbacks']) => {
+    const model = buildModel({ key: 'mlp', kwargs: { hidden: [8] }, inputShape: [8, 8, 1], numClasses: 4, seed: 1 });
+    const optimizer = tf.train.adam(0.01);
+    await train({
+      learners: [{ name: 'm', model, terms: [{ term: createTerm('ce'), weight: 1 }] }],
+      train: images(40, 1),
+      epochs: 2,
+      batchSize: 16,
+      seed: 1,
+      optimizer,
+      schedule: 'cosine',
+      callbacks,
+    });
+    const last = (optimizer as unknown as { learningRate: number }).learningRate;
+    const weights = model.getWeights().map((w) => Array.from(w.dataSync()));
+    optimizer.dispose();
+    model.dispose();
+    return { last, weights };
+  };
+  const without = await run(undefined);
+  const withCallback = await run({ onBatchEnd: () => {} });
+  assert.ok(Math.abs(without.last - cosineRate(0.01, 5, 6)) < 1e-12, `last step's rate ${without.last}`);
+  assert.deepEqual(without.weights, withCallback.weights);
+});
+
 test('dml: peers teach with the logits of the one training pass (BN statistics move once per step)', async () => {
   const data = images(16, 2);
   const build = (seed: number) =>

@@ -161,8 +161,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         correct[i]! += result.correct[i]!;
       });
       seen += n;
+      // counted outside the callback's arguments: `f?.(…)` does not evaluate them when there is
+      // no callback, and the cosine schedule reads this count (it once froze within each epoch)
+      const index = batchIndex++;
       await callbacks.onBatchEnd?.({
-        batch: batchIndex++,
+        batch: index,
         size: n,
         losses: Object.fromEntries(learners.map((l, i) => [l.name, result.losses[i]!])),
       });
