@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -222,13 +222,27 @@ test('distill students prints a table (teacher first) and valid --json; bad inpu
     '3',
   ];
   const fast = ['--latency-runs', '1', '--backend', 'cpu'];
-  const [table, json, file, unknown, badKwargs] = await Promise.all([
+  // an experiment file's teacher (a zoo node to train) and data (Fashion-MNIST: [28, 28, 1], 10 classes)
+  const experiment = join(dir, 'exp.yaml');
+  writeFileSync(
+    experiment,
+    'name: e\ndata: {key: fashion-mnist, kwargs: {subset: 100}}\nteacher: {key: train, kwargs: {model: {key: mlp, kwargs: {hidden: [64]}}}}\n' +
+      'students: [{name: s, model: {key: mlp, kwargs: {hidden: [8]}}}]\nknowledge: [{key: kd}]\nepochs: 1\n',
+  );
+  const [table, json, file, unknown, badKwargs, fromExperiment] = await Promise.all([
     distill(['students', ...zoo, ...fast]),
     distill(['students', ...zoo, '--params-max', '1500', '--json', ...fast]),
     distill(['students', join(dir, 'teacher'), '--json', ...fast]),
     distill(['students', 'cnnn', ...fast]),
     distill(['students', 'cnn', '--kwargs', '[1, 2]', ...fast]),
+    distill(['students', experiment, '--json', ...fast]),
   ]);
+  assert.equal(fromExperiment.code, 0, fromExperiment.stderr);
+  // mlp [784] → 64 → 10: 784·64 + 64 + 64·10 + 10
+  assert.equal(
+    (JSON.parse(fromExperiment.stdout) as { teacher: { params: number } }).teacher.params,
+    784 * 64 + 64 + 64 * 10 + 10,
+  );
   assert.equal(table.code, 0, table.stderr);
   const lines = table.stdout.split('\n');
   assert.match(lines[0]!, /^\| model \| derivation \| params \| float32 \| uint8 \| batch 1 \| batch 64 \|/);

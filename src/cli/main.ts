@@ -282,7 +282,10 @@ program
   .description(
     'derive student candidates from a teacher (narrower, shallower, depthwise-separable, MLP) and measure them untrained: params, float32/uint8 bytes, latency at batch 1 and 64 vs the teacher',
   )
-  .argument('<teacher>', 'a zoo model (mlp, cnn, resnet, dwsep) or a TF.js LayersModel (model.json or its folder)')
+  .argument(
+    '<teacher>',
+    'a zoo model (mlp, cnn, resnet, dwsep), a TF.js LayersModel (model.json or its folder), or an experiment YAML (its teacher and data)',
+  )
   .option('--kwargs <yaml>', 'the zoo teacher\'s options as a YAML mapping, e.g. "{width: 1, convsPerBlock: 1}"')
   .option('--input-shape <dims>', "zoo teacher: one example's shape (default 28,28,1: Fashion-MNIST)", parseIntegerList)
   .option('--classes <n>', 'zoo teacher: number of classes (default 10)', parseInteger)

@@ -15,6 +15,8 @@ import { fileSystem, registerFileRouters } from '../../io/file-handler.js';
 import { countParams } from '../../models/common.js';
 import { buildModel, models } from '../../models/zoo.js';
 import { didYouMean } from '../../options.js';
+import { dataSources } from '../../data/sources.js';
+import { loadExperiment } from '../../experiment/load.js';
 import { formatBytes, formatInt, formatMs, formatRatio } from '../../report/table.js';
 
 export interface StudentsCommandOptions {
@@ -63,7 +65,10 @@ const DEFAULT_CLASSES = 10;
  * teacher's (`measureLatencies`). Prints a Markdown table (teacher first) or, with `json`, one
  * JSON object.
  */
-export async function studentsCommand(teacherArg: string, o: StudentsCommandOptions): Promise<StudentsResult> {
+export async function studentsCommand(teacherGiven: string, given: StudentsCommandOptions): Promise<StudentsResult> {
+  const { teacherArg, o } = /\.ya?ml$/.test(teacherGiven)
+    ? teacherOfExperiment(teacherGiven, given)
+    : { teacherArg: teacherGiven, o: given };
   const isZoo = models.has(teacherArg);
   if (!isZoo) checkTeacherPath(teacherArg);
   if (o.paramsMax !== undefined && !(o.paramsMax > 0)) {
@@ -280,4 +285,29 @@ async function loadLayers(path: string): Promise<tf.LayersModel> {
       `cannot load ${path} as a TF.js LayersModel (${(e as Error).message.split('\n')[0]}); give a model.json written by model.save or distill train`,
     );
   }
+}
+
+/**
+ * An experiment file's teacher as this command's arguments: a `train` teacher is its zoo node, a
+ * `file` teacher its model.json; input shape and classes come from the experiment's data.
+ */
+function teacherOfExperiment(
+  file: string,
+  o: StudentsCommandOptions,
+): { teacherArg: string; o: StudentsCommandOptions } {
+  if (o.kwargs !== undefined || o.inputShape !== undefined || o.classes !== undefined) {
+    throw new UserError(`${file} names the teacher and the data; drop --kwargs, --input-shape and --classes`);
+  }
+  const { config } = loadExperiment({ path: file });
+  const data = dataSources.get(config.data.key).load(config.data.kwargs as never);
+  const shape = { inputShape: [...data.train.sampleShape], classes: data.train.numClasses };
+  const t = config.teacher;
+  if (t.key === 'train') {
+    const node = t.kwargs['model'] as ZooNode;
+    return { teacherArg: node.key, o: { ...o, ...shape, kwargs: JSON.stringify(node.kwargs ?? {}) } };
+  }
+  if (t.key === 'file') return { teacherArg: String(t.kwargs['path']), o };
+  throw new UserError(
+    `${file}: teacher \`${t.key}\` is not one model; derive students from a train or file teacher (or name a zoo model)`,
+  );
 }
