@@ -43,14 +43,15 @@ test("auto assistant: the student's family sized to √(P_teacher · P_student) 
 function contextFor(
   kwargs: Record<string, unknown>,
   phases: FitPhase[],
-  after?: (phase: FitPhase) => void,
+  after?: (phase: FitPhase, restored: boolean) => void,
+  checkpointDir = mkdtempSync(join(tmpdir(), 'distill-arch-')),
 ): SchemeContext {
   const teacherModel = mlp(9, [32]);
-  const fit = createFit(settings(mkdtempSync(join(tmpdir(), 'distill-arch-')), undefined, { epochs: 1 }));
+  const fit = createFit(settings(checkpointDir, undefined, { epochs: 1 }));
   const recording: Fit = async (phase) => {
     phases.push(phase);
     const r = await fit(phase);
-    after?.(phase);
+    after?.(phase, r.restored ?? false);
     return r;
   };
   return {
@@ -106,6 +107,21 @@ test('TAKD: teacher → assistant 1 → assistant 2 → student, each taught by 
   );
   assert.equal(result.tables?.[0]?.rows.length, 5);
   for (const m of result.models) m.model.dispose();
+});
+
+test('TAKD resumes: a second run over the same checkpoints retrains nothing and gives the same student', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'distill-arch-resume-'));
+  const kwargs = { assistants: [{ key: 'mlp', kwargs: { hidden: [16] } }], direct: false };
+  const restored: boolean[] = [];
+  const first = await assistantScheme.run({ ...contextFor(kwargs, [], undefined, dir), baseline: false });
+  const again = await assistantScheme.run({
+    ...contextFor(kwargs, [], (_p, r) => restored.push(r), dir),
+    baseline: false,
+  });
+  assert.deepEqual(restored, [true, true]); // the assistant and the student come from their checkpoints
+  const weights = (m: tf.LayersModel) => m.getWeights().map((w) => Array.from(w.dataSync()));
+  assert.deepEqual(weights(again.models[1]!.model), weights(first.models[1]!.model));
+  for (const m of [...first.models, ...again.models]) m.model.dispose();
 });
 
 test("residual pair: its logits are the student's plus the assistant's; the assistant learns z_T − z_S", async () => {
