@@ -265,7 +265,7 @@ backend: cpu
     const u8 = row(`${name} · uint8`);
     const f16 = row(`${name} · float16`);
     assert.equal(u8.role, 'student');
-    assert.equal(u8.baseline, undefined, 'a quantized row is not a baseline');
+    assert.equal(u8.baseline, float.baseline, 'a quantized row is a baseline when its float model is one');
     assert.equal(u8.method, `uint8 export of ${float.method}`);
     assert.equal(u8.params, float.params);
     assert.equal(f16.params, float.params);
@@ -292,17 +292,19 @@ backend: cpu
     assert.ok(u8.accuracy > 0.4, `${name} · uint8 accuracy ${u8.accuracy}`);
     assert.equal(u8.history?.length ?? 0, 0, 'no curves of its own');
   }
-  // what distilling bought: still the kd student against the label-only baseline
-  const summaryGain = result.summary.gains.find((g) => g.student === 's (kd)');
-  assert.equal(summaryGain?.baseline, 's (labels)');
-  assert.ok(result.summary.models.filter((m) => m.baseline).length === 1);
+  // what distilling bought: each encoding against the label-only baseline in the same encoding
+  const baselineOf = (student: string) => result.summary.gains.find((g) => g.student === student)?.baseline;
+  assert.equal(baselineOf('s (kd)'), 's (labels)');
+  assert.equal(baselineOf('s (kd) · uint8'), 's (labels) · uint8');
+  assert.equal(baselineOf('s (kd) · float16'), 's (labels) · float16');
+  assert.equal(result.summary.models.filter((m) => m.baseline).length, 3);
   const sentences = distillationGains(report);
   assert.ok(
     sentences.some((s) => s.includes('`s (kd)` vs `s (labels)`')),
     sentences.join('\n'),
   );
   assert.ok(
-    sentences.some((s) => s.startsWith('uint8 export of kd')),
+    sentences.some((s) => s.startsWith('uint8 export of kd') && s.includes('`s (kd) · uint8` vs `s (labels) · uint8`')),
     sentences.join('\n'),
   );
   assert.match(

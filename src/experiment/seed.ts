@@ -156,7 +156,8 @@ export async function runSeed(
       const path = join(seedDir, 'students', m.id);
       written.set(m.id, await saveEncodedModel({ model: m.model, encoding: config.export.dtype, path }));
     }
-    // After each student, its exports in the listed encodings (`small (kd) · uint8`): not baselines, no history.
+    // After each student, its exports in the listed encodings (`small (kd) · uint8`): no history; a
+    // baseline's exports are baselines too, so a uint8 student is judged against the uint8 baseline.
     const rows: Array<{ m: ProducedModel; bytes?: NonNullable<ReportModel['bytes']> }> = [];
     if (config.export.evaluate.length > 0) {
       for (const m of students) {
@@ -176,7 +177,15 @@ export async function runSeed(
           const method = `${encoding} export of ${m.method}`;
           const name = `${m.name} · ${encoding}`;
           rows.push({
-            m: { id, name, model: exported.model, method, history: [], trainSeconds: m.trainSeconds },
+            m: {
+              id,
+              name,
+              model: exported.model,
+              method,
+              history: [],
+              trainSeconds: m.trainSeconds,
+              ...(m.baseline && { baseline: true }),
+            },
             bytes: exported.bytes,
           });
         }

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { ByteSizes, RunReport } from '../eval/types.js';
-import { formatBytes, formatInt, formatSeconds, verdict } from '../report/table.js';
+import { formatBytes, formatInt, formatSeconds, verdict, baselineFor } from '../report/table.js';
 import { writeFileAtomic } from '../io/atomic.js';
 
 /** Mean and sample standard deviation (n − 1; 0 for one value) over seeds. */
@@ -93,9 +93,7 @@ export function summarizeReports({
   const students = first.models.filter((m) => m.role === 'student');
   const baselines = students.filter((m) => m.baseline);
   for (const s of students.filter((m) => !m.baseline)) {
-    const b =
-      baselines.find((x) => x.params === s.params && x.name.split(' ')[0] === s.name.split(' ')[0]) ??
-      baselines.find((x) => x.params === s.params);
+    const b = baselineFor(s, baselines);
     if (!b) continue;
     const diff = (key: 'accuracy' | 'agreement' | 'klToTeacher') =>
       stat(

@@ -98,11 +98,34 @@ export function verdict(method: string | undefined, difference: number, spread?:
     : `${name} cost ${size} against training on the labels alone${within}`;
 }
 
+/** The weight encoding a row was evaluated from (`small (kd) · uint8` → `uint8`), '' for the trained model. */
+function encodingOf(name: string): string {
+  return / · (\w+)$/.exec(name)?.[1] ?? '';
+}
+
+/**
+ * The label-only row a student is compared with: among the baselines, the one with the same
+ * encoding (a uint8 export against the uint8 export of the baseline), the same parameter count
+ * and the same name before ` (`; failing that, the same encoding and count; then the same count.
+ */
+export function baselineFor<M extends { name: string; params: number | null }>(
+  student: M,
+  baselines: readonly M[],
+): M | undefined {
+  const base = (name: string) => name.replace(/ \(.*$/, '');
+  const enc = encodingOf(student.name);
+  const same = (x: M) => x.params === student.params;
+  return (
+    baselines.find((x) => same(x) && encodingOf(x.name) === enc && base(x.name) === base(student.name)) ??
+    baselines.find((x) => same(x) && encodingOf(x.name) === enc) ??
+    baselines.find(same)
+  );
+}
+
 /**
  * One sentence per distilled student saying what distillation bought over the student
- * trained on labels only (the model marked `baseline: true`; when there are several, the
- * one with the same parameter count and the same name before ` (`, else the same count).
- * Empty when there is no baseline or no other student.
+ * trained on labels only (the model marked `baseline: true`, as `baselineFor` picks it; else
+ * the first baseline). Empty when there is no baseline or no other student.
  */
 export function distillationGains(report: RunReport): string[] {
   const students = report.models.filter((m) => m.role === 'student');
@@ -112,11 +135,7 @@ export function distillationGains(report: RunReport): string[] {
   return students
     .filter((m) => m.baseline !== true)
     .map((s) => {
-      const base = (name: string) => name.replace(/ \(.*$/, '');
-      const b =
-        baselines.find((x) => x.params === s.params && base(x.name) === base(s.name)) ??
-        baselines.find((x) => x.params === s.params) ??
-        baselines[0]!;
+      const b = baselineFor(s, baselines) ?? baselines[0]!;
       const kl = s.klToTeacher - b.klToTeacher;
       const same =
         s.params === b.params ? 'same size' : `${orDash(s.params, formatInt)} vs ${orDash(b.params, formatInt)} params`;
