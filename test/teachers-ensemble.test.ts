@@ -90,3 +90,29 @@ test('confidence weighting without row indices is refused with the fix; no tenso
   out.logits.dispose();
   assert.equal(tf.memory().numTensors, before);
 });
+
+test('a multi-teacher config names a bad member in one line, before anything is written', async () => {
+  const { runExperiment } = await import('../src/experiment/run.js');
+  const { mkdtempSync, existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const out = join(mkdtempSync(join(tmpdir(), 'distill-multi-')), 'run');
+  const run = (set: string[]) =>
+    runExperiment({
+      file: 'examples/multi-teacher.yaml',
+      set: ['data.kwargs.subset=200', 'backend=cpu', ...set],
+      out,
+      progress: 'quiet',
+      log: () => {},
+    });
+  await assert.rejects(
+    run(['teacher.kwargs.teachers[1]={key: none}']),
+    /teacher\.kwargs\.teachers\[1\]\.key: a member is a trained teacher \(file or train\), not `none`$/,
+  );
+  await assert.rejects(
+    run(['teacher.kwargs.teachers[0].kwargs.modl=1']),
+    /teacher `train`: unknown option `modl` \(did you mean `model`\?\); known: model, epochs, seed, cache$/,
+  );
+  await assert.rejects(run(['teacher.kwargs.weights=[1]']), /1 given for 2 teachers; give one per teacher$/);
+  assert.equal(existsSync(out), false);
+});

@@ -320,12 +320,12 @@ async function prepareMulti(raw: Record<string, unknown>, ctx: TeacherPrepareCon
   try {
     for (const [i, member] of k.teachers.entries()) {
       const at = ['teachers', i] as const;
-      if (member.key === 'none' || member.key === 'multi') {
-        throw new UserError(
-          `teacher.kwargs.teachers[${i}].key: a member is a trained teacher (file or train), not \`${member.key}\``,
-        );
-      }
-      const source = await ctx.located([...at, 'key'], async () => teacherSources.get(member.key));
+      const source = await ctx.located([...at, 'key'], async () => {
+        if (member.key === 'none' || member.key === 'multi') {
+          throw new UserError(`a member is a trained teacher (file or train), not \`${member.key}\``);
+        }
+        return teacherSources.get(member.key);
+      });
       const kwargs = await ctx.located([...at, 'kwargs'], async () =>
         parseOptions(`teacher \`${member.key}\``, source.kwargs, member.kwargs),
       );
