@@ -143,7 +143,7 @@ export function explain(issue: core.$ZodIssue, value: unknown): string {
 export function parseOptions<S extends z.ZodType>(what: string, schema: S, options: unknown): z.output<S> {
   const result = schema.safeParse(options ?? {});
   if (result.success) return result.data;
-  const issues = [...result.error.issues].sort((a, b) => rank(a) - rank(b));
+  const issues = [...result.error.issues].sort((a, b) => issueRank(a, options) - issueRank(b, options));
   const issue = issues[0]!;
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0]!;
@@ -158,8 +158,11 @@ export function parseOptions<S extends z.ZodType>(what: string, schema: S, optio
   throw new UserError(path === '' ? `${what}: ${text}` : `${what}: option \`${path}\` ${text}`);
 }
 
-/** Unknown keys first (a typo also makes the intended key "missing"), missing keys last. */
-function rank(issue: core.$ZodIssue): number {
+/**
+ * Which issue to tell first: unknown keys (a typo also makes the intended key "missing"), then
+ * wrong values, then missing keys (`data` is what was validated).
+ */
+export function issueRank(issue: core.$ZodIssue, data: unknown): number {
   if (issue.code === 'unrecognized_keys') return 0;
-  return issue.code === 'invalid_type' && issue.message.includes('undefined') ? 2 : 1;
+  return issue.code === 'invalid_type' && valueAt(data, issue.path as OptionPath) === undefined ? 2 : 1;
 }

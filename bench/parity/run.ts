@@ -15,7 +15,6 @@
  * Both sides run at the same time, each with `--threads` threads (default 1: two processes on
  * two cores; these small models gain little from a second thread).
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +33,7 @@ const { values } = parseArgs({
 });
 process.env['TFJS_DISTILL_THREADS'] ??= values.threads;
 const { Rng, loadFashionMnist, runExperiment, useBestBackend } = await import('../../src/index.js');
-const { stepParity, describeStepParity } = await import('./steps.js');
+const { stepParity, describeStepParity, runReference } = await import('./steps.js');
 type StepParityResult = import('./steps.js').StepParityResult;
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -124,30 +123,7 @@ function rowsOf(scheme: string, report: ReportJson, hasTeacher: boolean): Rows {
   return rows;
 }
 
-function runTorch(args: string[]): Promise<{ accuracy: Rows; seconds: number }> {
-  return new Promise((ok, fail) => {
-    const child = spawn(values.python, [join(here, 'reference.py'), ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    child.on('close', (code) => {
-      const line = out.trim().split('\n').at(-1) ?? '';
-      if (code !== 0 || !line.startsWith('{'))
-        fail(
-          new Error(`reference.py ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`),
-        );
-      else ok(JSON.parse(line) as { accuracy: Rows; seconds: number });
-    });
-  });
-}
+const runTorch = (args: string[]) => runReference<{ accuracy: Rows; seconds: number }>(values.python, args);
 
 const stat = (xs: number[]) => {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;

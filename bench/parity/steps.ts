@@ -95,7 +95,7 @@ export async function stepParity(o: StepParityOptions = {}): Promise<StepParityR
     };
     const specPath = join(dir, 'spec.json');
     writeFileSync(specPath, JSON.stringify(spec));
-    const torch = runReference(o.python ?? '/usr/bin/python3', [
+    const torch = runReference<{ losses: number[]; accuracy: number }>(o.python ?? '/usr/bin/python3', [
       '--steps',
       specPath,
       '--threads',
@@ -140,7 +140,8 @@ export async function stepParity(o: StepParityOptions = {}): Promise<StepParityR
   }
 }
 
-function runReference(python: string, args: string[]): Promise<{ losses: number[]; accuracy: number }> {
+/** Runs `reference.py` with `args`; resolves to the JSON object of its last stdout line (progress goes to stderr). */
+export function runReference<T>(python: string, args: string[]): Promise<T> {
   return new Promise((ok, fail) => {
     const child = spawn(python, [join(here, 'reference.py'), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -161,7 +162,7 @@ function runReference(python: string, args: string[]): Promise<{ losses: number[
         fail(
           new Error(`reference.py ${args.join(' ')} exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`),
         );
-      else ok(JSON.parse(line) as { losses: number[]; accuracy: number });
+      else ok(JSON.parse(line) as T);
     });
   });
 }

@@ -4,7 +4,7 @@
  */
 import type { core, z } from 'zod';
 import { UserError } from '../errors.js';
-import { didYouMean, explain, knownKeysAt, valueAt } from '../options.js';
+import { didYouMean, explain, issueRank, knownKeysAt, valueAt } from '../options.js';
 import { formatPath, locate, type ConfigPath, type ConfigSource } from './source.js';
 
 export interface IssueContext {
@@ -40,9 +40,7 @@ export function issueMessage(
     at = locate(ctx.source, path);
   }
   const line = Number(/:(\d+)$/.exec(at)?.[1] ?? Infinity);
-  // An unknown key first (a typo also makes the intended key "missing"), a missing key last.
-  const missing = issue.code === 'invalid_type' && valueAt(ctx.data, issue.path as ConfigPath) === undefined;
-  return { at, line, rank: issue.code === 'unrecognized_keys' ? 0 : missing ? 2 : 1, text };
+  return { at, line, rank: issueRank(issue, ctx.data), text };
 }
 
 /**

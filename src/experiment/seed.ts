@@ -125,11 +125,12 @@ export async function runSeed(
     // every phase of the seed (students, baselines); the experiment's teacher trains in its own fit
     ...(config.quantizationAware !== undefined && { quantizationAware: config.quantizationAware }),
   });
+  const params = teacherParams(obtained);
   const result = await c.scheme.run({
     seed,
     data,
     teacher: obtained.teacher,
-    ...(teacherParams(obtained) !== undefined && { teacherParams: teacherParams(obtained) }),
+    ...(params !== undefined && { teacherParams: params }),
     students: config.students.map((_, i) => c.student(i, seed)),
     createTerms: c.loaded.createTerms,
     method: c.method,

@@ -30,7 +30,7 @@ import { parseOptions } from '../options.js';
 import {
   combineLogits,
   ensembleTeacher,
-  normalizedTeacherWeights,
+  normalizeWeights,
   sampleWeights,
   TEACHER_WEIGHTINGS,
   type TeacherWeighting,
@@ -312,7 +312,9 @@ const multiKwargs = z.strictObject({
  */
 async function prepareMulti(raw: Record<string, unknown>, ctx: TeacherPrepareContext): Promise<PreparedTeacher> {
   const k = raw as z.output<typeof multiKwargs>;
-  const fixed = await ctx.located(['weights'], async () => normalizedTeacherWeights(k.weights, k.teachers.length));
+  const fixed = await ctx.located(['weights'], async () =>
+    normalizeWeights(k.weights, k.teachers.length, 'teacher weights'),
+  );
   if (k.weights !== undefined && k.weighting !== 'fixed') {
     throw new UserError(`teacher.kwargs.weights are the fixed weighting's; remove them or use weighting: fixed`);
   }
@@ -366,19 +368,16 @@ async function prepareMulti(raw: Record<string, unknown>, ctx: TeacherPrepareCon
       // on the test set: no labels, so `confidence` becomes equal weights
       const testWeighting: TeacherWeighting = k.weighting === 'entropy' ? 'entropy' : 'fixed';
       const testFixed = k.weighting === 'confidence' ? fixed.map(() => 1 / fixed.length) : fixed;
+      const combine = (logits: tf.Tensor2D[]) =>
+        tf.tidy(() => combineLogits(logits, sampleWeights(logits, testWeighting, testFixed)));
       const predict: PredictFn = async (x) => {
         const logits = await Promise.all(members.map((m) => m.evaluated.predict(x)));
-        const weights = sampleWeights(logits, testWeighting, testFixed);
-        const combined = combineLogits(logits, weights);
-        tf.dispose([...logits, weights]);
+        const combined = combine(logits);
+        tf.dispose(logits);
         return combined;
       };
       const sizes = members.map((m) => (m.evaluated.model ? modelSize({ model: m.evaluated.model }) : m.evaluated));
-      const total = (f: (s: { params?: number; bytes?: ByteSizes }) => number | undefined) => {
-        const values = sizes.map(f);
-        return values.every((v) => v !== undefined) ? values.reduce((a, b) => a! + b!, 0) : undefined;
-      };
-      const params = total((s) => s.params);
+      const params = sizes.every((s) => s.params !== undefined) ? sizes.reduce((a, s) => a + s.params!, 0) : undefined;
       const bytes = sizes.every((s) => s.bytes)
         ? (Object.fromEntries(
             (['float32', 'float16', 'uint8'] as const).map((d) => [d, sizes.reduce((a, s) => a + s.bytes![d], 0)]),
@@ -391,24 +390,29 @@ async function prepareMulti(raw: Record<string, unknown>, ctx: TeacherPrepareCon
         ...(bytes !== undefined && { bytes }),
       };
       const method = `${members.length} teachers, ${k.weighting} weights`;
-      const accuracy = async (f: PredictFn) =>
-        classificationMetrics({
-          logits: await predictLogits({ predict: f, data: data.test }),
-          labels: data.test.labels,
-          numClasses: data.test.numClasses,
-        }).accuracy;
+      const { labels, numClasses, size } = data.test;
+      const accuracy = (logits: Float32Array) => classificationMetrics({ logits, labels, numClasses }).accuracy;
+      // each teacher's test logits once; the ensemble's combined from them
+      const testLogits: Float32Array[] = [];
+      for (const m of members) testLogits.push(await predictLogits({ predict: m.evaluated.predict, data: data.test }));
+      const ensembleLogits = tf.tidy(
+        () => combine(testLogits.map((l) => tf.tensor2d(l, [size, numClasses]))).dataSync() as Float32Array,
+      );
       const rows: Array<{ teacher: string; method: string; params: number | null; accuracy: number; weight: string }> =
-        [];
-      for (const [i, m] of members.entries()) {
-        rows.push({
+        members.map((m, i) => ({
           teacher: `teacher ${i + 1}`,
           method: m.method,
           params: sizes[i]!.params ?? null,
-          accuracy: await accuracy(m.evaluated.predict),
+          accuracy: accuracy(testLogits[i]!),
           weight: k.weighting === 'fixed' ? fixed[i]!.toFixed(3) : `per sample (${k.weighting})`,
-        });
-      }
-      rows.push({ teacher: 'ensemble', method, params: params ?? null, accuracy: await accuracy(predict), weight: '' });
+        }));
+      rows.push({
+        teacher: 'ensemble',
+        method,
+        params: params ?? null,
+        accuracy: accuracy(ensembleLogits),
+        weight: '',
+      });
       const table: ReportSection = {
         title: 'Teachers',
         note:

@@ -20,12 +20,11 @@ import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { geometricMean, paramsOf, widthForParams, type ZooNode } from '../architecture/size-search.js';
 import { UserError } from '../errors.js';
-import { createTerm } from '../knowledge/index.js';
 import { countParams } from '../models/common.js';
 import { buildModel } from '../models/zoo.js';
 import { layersTeacher } from '../teachers/layers.js';
 import type { Teacher } from '../teachers/types.js';
-import { gain, measure, pct } from './common.js';
+import { gain, labelsBaseline, measure, pct } from './common.js';
 import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types.js';
 
 const node = z.strictObject({ key: z.string().min(1), kwargs: z.record(z.string(), z.unknown()).default({}) });
@@ -107,22 +106,7 @@ async function runAssistant(ctx: SchemeContext): Promise<SchemeResult> {
     ctx.log(`seed ${ctx.seed}: ${direct} learns from the teacher directly`);
     await distil(`${s.name}.direct`, direct, s.build(), ctx.teacher!, `${ctx.method.long} from the teacher directly`);
   }
-  if (ctx.baseline) {
-    const name = `${s.name} (labels)`;
-    ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only`);
-    const model = s.build();
-    const terms = [{ term: createTerm('ce'), weight: 1 }];
-    const r = await ctx.fit({ id: `${s.name}.labels`, label: name, learners: [{ name, model, terms }] });
-    produced.push({
-      id: `${s.name}.labels`,
-      name,
-      model,
-      method: 'labels only',
-      baseline: true,
-      history: r.history[name] ?? [],
-      trainSeconds: r.seconds,
-    });
-  }
+  if (ctx.baseline) produced.push(await labelsBaseline(ctx, s));
   return { models: produced, tables: [await chainTable(ctx, produced, chain.length)] };
 }
 

@@ -12,28 +12,17 @@ import { accuracy, agreement, predictLogits, type PredictFn } from '../eval/metr
 import { modelSize } from '../eval/size.js';
 import type { ByteSizes } from '../eval/types.js';
 import { createFit, type Fit, type FitSettings } from '../train/fit.js';
+import { createTerm } from '../knowledge/index.js';
 import { constant } from '../knowledge/response/common.js';
 import { train } from '../train/trainer.js';
 import type { Learner, OptimizerSpec, WeightedTerm } from '../train/types.js';
-import type { SchemeContext, StudentFactory } from './types.js';
+import type { ProducedModel, SchemeContext, StudentFactory } from './types.js';
 
 /** The value of `x`, a constant for autodiff: a teacher's logits never pass a gradient back. */
 export const detached = constant;
 
-/** Checks ensemble weights against the cohort (k ≥ 1, each ≥ 0, sum > 0) and normalizes them to sum 1. */
-export function normalizeWeights(
-  weights: readonly number[] | undefined,
-  k: number,
-  what = 'ensemble weights',
-): number[] {
-  const w = weights ?? Array.from({ length: k }, () => 1);
-  if (w.length !== k) throw new UserError(`${what}: ${w.length} weights for ${k} models; give one weight per model`);
-  if (w.some((v) => !(Number.isFinite(v) && v >= 0)))
-    throw new UserError(`${what} must be numbers >= 0 (got ${JSON.stringify(w)})`);
-  const sum = w.reduce((a, b) => a + b, 0);
-  if (sum <= 0) throw new UserError(`${what} must not all be 0`);
-  return w.map((v) => v / sum);
-}
+/** One check of ensemble weights for teachers and cohorts alike. */
+export { normalizeWeights } from '../teachers/ensemble.js';
 
 /** Σ_j w_j · z_j: the weighted average of logits (weights summing to 1). */
 export function averageLogits(logits: readonly tf.Tensor2D[], weights: readonly number[]): tf.Tensor2D {
@@ -152,6 +141,24 @@ export function simpleFit(o: SimpleFitOptions): Fit {
 }
 
 // Self-distillation (byot, born-again, previous-epoch): the experiment's one student is the network.
+
+/** The student trained on the labels only (phase `<name>.labels`): the baseline every verdict compares with. */
+export async function labelsBaseline(ctx: SchemeContext, s: StudentFactory): Promise<ProducedModel> {
+  const name = `${s.name} (labels)`;
+  const model = s.build();
+  ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only`);
+  const terms = [{ term: createTerm('ce'), weight: 1 }];
+  const r = await ctx.fit({ id: `${s.name}.labels`, label: name, learners: [{ name, model, terms }] });
+  return {
+    id: `${s.name}.labels`,
+    name,
+    model,
+    method: 'labels only',
+    baseline: true,
+    history: r.history[name] ?? [],
+    trainSeconds: r.seconds,
+  };
+}
 
 /** The experiment's one student (a `UserError` with more). */
 export function oneStudent(ctx: SchemeContext, scheme: string): StudentFactory {

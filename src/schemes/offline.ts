@@ -7,8 +7,8 @@
  */
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import { createTerm } from '../knowledge/index.js';
 import type { EpochRecord, WeightedTerm } from '../train/types.js';
+import { labelsBaseline } from './common.js';
 import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types.js';
 
 /** Terms that ask to run as a first, separate stage (FitNets' hint training: `stage: hint`). */
@@ -21,22 +21,7 @@ function stages(terms: WeightedTerm[]): { hint: WeightedTerm[]; main: WeightedTe
 async function offline(ctx: SchemeContext): Promise<SchemeResult> {
   const models: ProducedModel[] = [];
   for (const s of ctx.students) {
-    if (ctx.baseline) {
-      const name = `${s.name} (labels)`;
-      const model = s.build();
-      const terms = [{ term: createTerm('ce'), weight: 1 }];
-      ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only`);
-      const r = await ctx.fit({ id: `${s.name}.labels`, label: name, learners: [{ name, model, terms }] });
-      models.push({
-        id: `${s.name}.labels`,
-        name,
-        model,
-        method: 'labels only',
-        baseline: true,
-        history: r.history[name] ?? [],
-        trainSeconds: r.seconds,
-      });
-    }
+    if (ctx.baseline) models.push(await labelsBaseline(ctx, s));
     const name = `${s.name} (${ctx.method.short})`;
     const model = s.build();
     const terms = ctx.createTerms();

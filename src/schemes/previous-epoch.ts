@@ -24,7 +24,7 @@ import { layersTeacher } from '../teachers/layers.js';
 import type { Teacher } from '../teachers/types.js';
 import type { Fit } from '../train/fit.js';
 import type { EpochRecord, Learner, WeightedTerm } from '../train/types.js';
-import { checkSelfTerms, disposeTerms, oneStudent, pct } from './common.js';
+import { checkSelfTerms, disposeTerms, labelsBaseline, oneStudent, pct } from './common.js';
 import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types.js';
 
 /** A loss-free term that carries the snapshot's weights as state, so checkpoints keep and restore them. */
@@ -155,25 +155,7 @@ async function runPreviousEpoch(ctx: SchemeContext): Promise<SchemeResult> {
       `previous-epoch needs more epochs (${ctx.epochs}) than warmup epochs (${k.warmup}); raise epochs or lower scheme.kwargs.warmup`,
     );
   const models: ProducedModel[] = [];
-  if (ctx.baseline) {
-    const name = `${s.name} (labels)`;
-    const model = s.build();
-    ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only`);
-    const r = await ctx.fit({
-      id: `${s.name}.labels`,
-      label: name,
-      learners: [{ name, model, terms: [{ term: createTerm('ce'), weight: 1 }] }],
-    });
-    models.push({
-      id: `${s.name}.labels`,
-      name,
-      model,
-      method: 'labels only',
-      baseline: true,
-      history: r.history[name] ?? [],
-      trainSeconds: r.seconds,
-    });
-  }
+  if (ctx.baseline) models.push(await labelsBaseline(ctx, s));
   const name = `${s.name} (previous-epoch)`;
   const model = s.build();
   const snapshot = s.build();

@@ -21,7 +21,7 @@ import { createTerm } from '../knowledge/index.js';
 import { buildModel } from '../models/zoo.js';
 import { countParams } from '../models/common.js';
 import type { Teacher, TeacherOutput, TeacherPredictOptions } from '../teachers/types.js';
-import { measure, pct } from './common.js';
+import { labelsBaseline, measure, pct } from './common.js';
 import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types.js';
 
 const node = z.strictObject({ key: z.string().min(1), kwargs: z.record(z.string(), z.unknown()).default({}) });
@@ -125,22 +125,7 @@ async function runResidual(ctx: SchemeContext): Promise<SchemeResult> {
     dispose: () => assistant.dispose(),
   };
   produced.push(studentRow, pairRow);
-  if (ctx.baseline) {
-    const lname = `${s.name} (labels)`;
-    ctx.log(`seed ${ctx.seed}: ${lname} learns from the labels only`);
-    const model = s.build();
-    const ce = [{ term: createTerm('ce'), weight: 1 }];
-    const lr = await ctx.fit({ id: `${s.name}.labels`, label: lname, learners: [{ name: lname, model, terms: ce }] });
-    produced.push({
-      id: `${s.name}.labels`,
-      name: lname,
-      model,
-      method: 'labels only',
-      baseline: true,
-      history: lr.history[lname] ?? [],
-      trainSeconds: lr.seconds,
-    });
-  }
+  if (ctx.baseline) produced.push(await labelsBaseline(ctx, s));
   const alone = await measure({ model: student, data: ctx.data.test });
   const both = await measure({ model: pair, data: ctx.data.test });
   const rows = [

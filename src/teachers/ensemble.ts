@@ -75,14 +75,21 @@ export function combineLogits(logits: tf.Tensor2D[], weights: tf.Tensor2D): tf.T
   );
 }
 
-/** Checks fixed weights against the members and normalizes them. */
-export function normalizedTeacherWeights(weights: number[] | undefined, k: number): number[] {
-  const w = weights ?? new Array<number>(k).fill(1);
-  if (w.length !== k) throw new UserError(`teacher weights: ${w.length} given for ${k} teachers; give one per teacher`);
-  if (w.some((v) => !(v >= 0)) || w.reduce((a, b) => a + b, 0) <= 0) {
-    throw new UserError(`teacher weights must be ≥ 0 with a positive sum, got [${w.join(', ')}]`);
-  }
+/**
+ * Checks the weights of an ensemble of k models (teachers, cohort members) — one each, ≥ 0,
+ * not all 0; default equal — and normalizes them to sum 1.
+ */
+export function normalizeWeights(
+  weights: readonly number[] | undefined,
+  k: number,
+  what = 'ensemble weights',
+): number[] {
+  const w = weights ?? Array.from({ length: k }, () => 1);
+  if (w.length !== k) throw new UserError(`${what}: ${w.length} weights for ${k} models; give one weight per model`);
+  if (w.some((v) => !(Number.isFinite(v) && v >= 0)))
+    throw new UserError(`${what} must be numbers >= 0 (got ${JSON.stringify(w)})`);
   const sum = w.reduce((a, b) => a + b, 0);
+  if (sum <= 0) throw new UserError(`${what} must not all be 0`);
   return w.map((v) => v / sum);
 }
 
@@ -97,7 +104,7 @@ export function ensembleTeacher(o: EnsembleTeacherOptions): Teacher {
     }
   }
   const weighting = o.weighting ?? 'fixed';
-  const fixed = normalizedTeacherWeights(o.weights, members.length);
+  const fixed = normalizeWeights(o.weights, members.length, 'teacher weights');
   return {
     kind: 'ensemble',
     inputShape: first!.inputShape,

@@ -14,7 +14,7 @@ export {
   ensembleTeacher,
   sampleWeights,
   combineLogits,
-  normalizedTeacherWeights,
+  normalizeWeights,
   TEACHER_WEIGHTINGS,
   type EnsembleTeacherOptions,
   type TeacherWeighting,
