@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +8,7 @@ import { deriveStudents } from '../src/architecture/factory.js';
 import { zooEquivalent } from '../src/architecture/from-layers.js';
 import { fileSystem } from '../src/io/index.js';
 import { buildModel, countParams, models } from '../src/models/index.js';
-import { assertUserError } from './helpers.js';
+import { assertUserError, distillCli } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
@@ -230,12 +229,12 @@ test('distill students prints a table (teacher first) and valid --json; bad inpu
       'students: [{name: s, model: {key: mlp, kwargs: {hidden: [8]}}}]\nknowledge: [{key: kd}]\nepochs: 1\n',
   );
   const [table, json, file, unknown, badKwargs, fromExperiment] = await Promise.all([
-    distill(['students', ...zoo, ...fast]),
-    distill(['students', ...zoo, '--params-max', '1500', '--json', ...fast]),
-    distill(['students', join(dir, 'teacher'), '--json', ...fast]),
-    distill(['students', 'cnnn', ...fast]),
-    distill(['students', 'cnn', '--kwargs', '[1, 2]', ...fast]),
-    distill(['students', experiment, '--json', ...fast]),
+    distillCli(['students', ...zoo, ...fast]),
+    distillCli(['students', ...zoo, '--params-max', '1500', '--json', ...fast]),
+    distillCli(['students', join(dir, 'teacher'), '--json', ...fast]),
+    distillCli(['students', 'cnnn', ...fast]),
+    distillCli(['students', 'cnn', '--kwargs', '[1, 2]', ...fast]),
+    distillCli(['students', experiment, '--json', ...fast]),
   ]);
   assert.equal(fromExperiment.code, 0, fromExperiment.stderr);
   // mlp [784] → 64 → 10: 784·64 + 64 + 64·10 + 10
@@ -298,16 +297,4 @@ function countOf(node: { key: string; kwargs: Record<string, unknown> }): number
   } finally {
     m.dispose();
   }
-}
-
-/** The real `distill` CLI in a child process. */
-function distill(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }

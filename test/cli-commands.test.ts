@@ -1,23 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { fileSystem } from '../src/io/index.js';
-
-/** The real `distill` CLI in a child process. */
-function distill(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+import { distillCli } from './helpers.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
@@ -37,7 +25,7 @@ const data = ['--csv', csv, '--label-column', 'kind', '--backend', 'cpu'];
 
 test('train, eval, export: a model from scratch, measured, exported in three encodings', async () => {
   const [teacher, student, typo] = await Promise.all([
-    distill([
+    distillCli([
       'train',
       ...data,
       '--model',
@@ -52,7 +40,7 @@ test('train, eval, export: a model from scratch, measured, exported in three enc
       join(dir, 'teacher'),
       '--quiet',
     ]),
-    distill([
+    distillCli([
       'train',
       ...data,
       '--model',
@@ -69,7 +57,7 @@ test('train, eval, export: a model from scratch, measured, exported in three enc
       join(dir, 'student'),
       '--json',
     ]),
-    distill(['train', ...data, '--model', 'mlp', '--model-kwargs', '{hiden: [8]}', '--out', join(dir, 'typo')]),
+    distillCli(['train', ...data, '--model', 'mlp', '--model-kwargs', '{hiden: [8]}', '--out', join(dir, 'typo')]),
   ]);
   assert.equal(teacher.code, 0, teacher.stderr);
   assert.match(teacher.stderr, /trained in [\d.]+ s, validation accuracy [\d.]+ %; saved .*teacher\/model\.json\n$/);
@@ -96,11 +84,11 @@ test('train, eval, export: a model from scratch, measured, exported in three enc
 
   const model = join(dir, 'student', 'model.json');
   const [evaluated, f16, u8, badType, missing] = await Promise.all([
-    distill(['eval', model, ...data, '--teacher', join(dir, 'teacher'), '--latency-runs', '2', '--json']),
-    distill(['export', model, '--out', join(dir, 'f16'), '--dtype', 'float16']),
-    distill(['export', join(dir, 'student'), '--out', join(dir, 'u8'), '--dtype', 'uint8']),
-    distill(['export', model, '--out', join(dir, 'i4'), '--dtype', 'int4']),
-    distill(['eval', join(dir, 'nope', 'model.json'), ...data]),
+    distillCli(['eval', model, ...data, '--teacher', join(dir, 'teacher'), '--latency-runs', '2', '--json']),
+    distillCli(['export', model, '--out', join(dir, 'f16'), '--dtype', 'float16']),
+    distillCli(['export', join(dir, 'student'), '--out', join(dir, 'u8'), '--dtype', 'uint8']),
+    distillCli(['export', model, '--out', join(dir, 'i4'), '--dtype', 'int4']),
+    distillCli(['eval', join(dir, 'nope', 'model.json'), ...data]),
   ]);
   assert.equal(evaluated.code, 0, evaluated.stderr);
   const r = JSON.parse(evaluated.stdout) as Record<string, unknown> & {
@@ -146,8 +134,8 @@ test('train, eval, export: a model from scratch, measured, exported in three enc
 test('every command has --help with examples; compare refuses what is not a finished run', async () => {
   const commands = ['run', 'train', 'eval', 'export', 'compare'];
   const [notRun, ...helps] = await Promise.all([
-    distill(['compare', dir, '--out', join(dir, 'cmp')]),
-    ...commands.map((c) => distill([c, '--help'])),
+    distillCli(['compare', dir, '--out', join(dir, 'cmp')]),
+    ...commands.map((c) => distillCli([c, '--help'])),
   ]);
   helps.forEach((h, i) => {
     assert.equal(h.code, 0, commands[i]);

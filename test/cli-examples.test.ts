@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { parse } from 'yaml';
 import { runExperiment } from '../src/experiment/run.js';
 import { fileSystem } from '../src/io/index.js';
+import { SMALL_SLICE, smallTeacher } from './helpers.js';
 
 /**
  * Every examples/*.yaml runs end to end on a tiny slice (1 seed, 1 epoch, a small teacher
@@ -25,31 +26,13 @@ function overrides(file: string): string[] {
     data: { key: string };
     teacher: { key: string };
   };
-  const set = [
-    'seeds=[1]',
-    'epochs=2',
-    'batchSize=32',
-    'evaluation.latency.warmup=0',
-    'evaluation.latency.runs=1',
-    'data.kwargs.subset=960',
-    'data.kwargs.validationFraction=0.1',
-  ];
+  const set = [...SMALL_SLICE];
   if (file !== 'kd.yaml') set.push('baseline=false'); // the baseline path is the same for every method
   if (raw.data.key === 'fashion-mnist') set.push('data.kwargs.testSubset=200');
-  if (raw.teacher.key === 'train') {
-    set.push(
-      'teacher.kwargs.epochs=2',
-      `teacher.kwargs.cache=${join(dir, 'teachers')}`,
-      'teacher.kwargs.model.kwargs.width=0.25',
-    );
-  }
+  if (raw.teacher.key === 'train') set.push(...smallTeacher('teacher.kwargs', join(dir, 'teachers')));
   if (raw.teacher.key === 'multi') {
     (raw.teacher as unknown as { kwargs: { teachers: unknown[] } }).kwargs.teachers.forEach((_, i) =>
-      set.push(
-        `teacher.kwargs.teachers[${i}].kwargs.epochs=2`,
-        `teacher.kwargs.teachers[${i}].kwargs.cache=${join(dir, 'teachers')}`,
-        `teacher.kwargs.teachers[${i}].kwargs.model.kwargs.width=0.25`,
-      ),
+      set.push(...smallTeacher(`teacher.kwargs.teachers[${i}].kwargs`, join(dir, 'teachers'))),
     );
   }
   return set;

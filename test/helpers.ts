@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import type * as tf from '@tensorflow/tfjs';
 import { Dataset } from '../src/data/dataset.js';
@@ -100,4 +101,39 @@ export function nativeTest(unavailable: string | false): (name: string, fn: () =
       });
     else void test(name, { skip: unavailable }, fn);
   };
+}
+
+/**
+ * `--set` overrides that run an example on a small slice: one seed, 2 epochs on 960 Fashion-MNIST
+ * rows (10 % for validation), batch 32, latency timed once. Enough for every model to beat chance.
+ */
+export const SMALL_SLICE: readonly string[] = [
+  'seeds=[1]',
+  'epochs=2',
+  'batchSize=32',
+  'evaluation.latency.warmup=0',
+  'evaluation.latency.runs=1',
+  'data.kwargs.subset=960',
+  'data.kwargs.validationFraction=0.1',
+];
+
+/** Overrides for a `train` teacher node at `path` (e.g. `teacher.kwargs`): 2 epochs, width 0.25, kept in `cache`. */
+export function smallTeacher(path: string, cache: string): string[] {
+  return [`${path}.epochs=2`, `${path}.cache=${cache}`, `${path}.model.kwargs.width=0.25`];
+}
+
+/** The real `distill` CLI in a child process, asynchronously (several can run at once). */
+export function distillCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }

@@ -9,6 +9,7 @@ import type { RunReport } from '../src/eval/types.js';
 import { schemes } from '../src/schemes/index.js';
 import { runExperiment } from '../src/experiment/run.js';
 import { fileSystem } from '../src/io/index.js';
+import { SMALL_SLICE, smallTeacher } from './helpers.js';
 
 /**
  * Every example of an online or self-distillation scheme runs end to end on a tiny slice
@@ -25,21 +26,13 @@ const files = readdirSync('examples')
 /** Per scheme: extra overrides, the report's columns (teacher first), and the scheme table's title start. */
 const expected: Record<string, { set: string[]; models: string[]; table: string; rows: number }> = {
   assistant: {
-    set: [
-      'teacher.kwargs.epochs=2',
-      `teacher.kwargs.cache=${join(dir, 'teachers')}`,
-      'teacher.kwargs.model.kwargs.width=0.25',
-    ],
+    set: smallTeacher('teacher.kwargs', join(dir, 'teachers')),
     models: ['teacher', 'assistant 1', 'tiny (kd via assistant)', 'tiny (kd, direct)', 'tiny (labels)'],
     table: 'Teacher assistants',
     rows: 4,
   },
   residual: {
-    set: [
-      'teacher.kwargs.epochs=2',
-      `teacher.kwargs.cache=${join(dir, 'teachers')}`,
-      'teacher.kwargs.model.kwargs.width=0.25',
-    ],
+    set: smallTeacher('teacher.kwargs', join(dir, 'teachers')),
     models: ['teacher', 'small (kd)', 'small + assistant', 'small (labels)'],
     table: 'Residual assistant',
     rows: 3,
@@ -100,17 +93,7 @@ function runExample(file: string): Promise<string> {
   if (run === undefined) {
     const key = keyOf(file);
     const out = join(dir, key);
-    const set = [
-      'seeds=[1]',
-      'epochs=2',
-      'batchSize=32',
-      'evaluation.latency.warmup=0',
-      'evaluation.latency.runs=1',
-      'data.kwargs.subset=960',
-      'data.kwargs.validationFraction=0.1',
-      'data.kwargs.testSubset=200',
-      ...expected[key]!.set,
-    ];
+    const set = [...SMALL_SLICE, 'data.kwargs.testSubset=200', ...expected[key]!.set];
     run = runExperiment({
       file: join('examples', file),
       set,
@@ -174,13 +157,7 @@ test('a scheme with a teacher of its own still accepts an external one: it is th
   assert.ok(existsSync(join(base, 'seed-1', 'students', 'net', 'model.json')));
   const out = join(dir, 'byot-ref');
   const set = [
-    'seeds=[1]',
-    'epochs=2',
-    'batchSize=32',
-    'evaluation.latency.warmup=0',
-    'evaluation.latency.runs=1',
-    'data.kwargs.subset=960',
-    'data.kwargs.validationFraction=0.1',
+    ...SMALL_SLICE,
     'data.kwargs.testSubset=200',
     'baseline=false',
     `teacher={key: file, kwargs: {path: ${join(base, 'seed-1', 'students', 'net')}}}`,

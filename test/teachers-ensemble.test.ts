@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { ensembleTeacher, normalizedTeacherWeights } from '../src/teachers/ensemble.js';
+import { ensembleTeacher, normalizeWeights } from '../src/teachers/ensemble.js';
 import type { Teacher } from '../src/teachers/types.js';
 import { assertUserError, close } from './helpers.js';
 
@@ -54,9 +54,12 @@ const mix = (w: number[], row: number) => A[row]!.map((a, c) => w[0]! * a + w[1]
 test('fixed weights: the weighted mean of the logits (normalized weights)', async () => {
   const got = await combined('fixed', [3, 1]);
   for (const row of [0, 1]) got[row]!.forEach((v, c) => close(v, mix([0.75, 0.25], row)[c]!, 1e-6));
-  assert.deepEqual(normalizedTeacherWeights(undefined, 4), [0.25, 0.25, 0.25, 0.25]);
-  assertUserError(() => normalizedTeacherWeights([1], 2), /1 given for 2 teachers/);
-  assertUserError(() => normalizedTeacherWeights([0, 0], 2), /positive sum/);
+  assert.deepEqual(normalizeWeights(undefined, 4), [0.25, 0.25, 0.25, 0.25]);
+  assertUserError(
+    () => normalizeWeights([1], 2, 'teacher weights'),
+    /^teacher weights: 1 weights for 2 models; give one weight per model$/,
+  );
+  assertUserError(() => normalizeWeights([0, 0], 2, 'teacher weights'), /^teacher weights must not all be 0$/);
 });
 
 test("confidence weights: ∝ each teacher's probability of the true class, per sample", async () => {
@@ -113,6 +116,9 @@ test('a multi-teacher config names a bad member in one line, before anything is 
     run(['teacher.kwargs.teachers[0].kwargs.modl=1']),
     /teacher `train`: unknown option `modl` \(did you mean `model`\?\); known: model, epochs, seed, cache$/,
   );
-  await assert.rejects(run(['teacher.kwargs.weights=[1]']), /1 given for 2 teachers; give one per teacher$/);
+  await assert.rejects(
+    run(['teacher.kwargs.weights=[1]']),
+    /teacher weights: 1 weights for 2 models; give one weight per model$/,
+  );
   assert.equal(existsSync(out), false);
 });
