@@ -91,7 +91,7 @@ async function byotStep(mode: 'self' | 'labels' | 'plain', hintWeight = 1, terms
     });
   } else {
     const { exits, featureShape } = attachExits({ model: net, exits: [{ after: 'block1_pool' }], seed: 3 });
-    await beYourOwnTeacher({ model: net, exits, featureShape, terms, hintWeight, fit, mode, name: 'net' });
+    await beYourOwnTeacher({ model: net, exits, featureShape, terms, hint: hintWeight, fit, mode, name: 'net' });
     exits.forEach((e) => e.dispose());
   }
   const w = trainable(net);
@@ -307,5 +307,23 @@ test('self schemes through train(): a teacher-less kd term is refused before tra
       seed: 1,
     }),
     /needs a teacher/,
+  );
+});
+
+test('scheme API functions validate their knobs with the experiment schema: same names, one clear line', async () => {
+  const fit = createFit(settings(mkdtempSync(join(tmpdir(), 'knobs-')), undefined, { epochs: 1 }));
+  await assertUserError(
+    bornAgain({ build: () => mlp(1), generations: 0, terms: kd, name: 'm', fit }),
+    /scheme `born-again`: option `generations` must be > 0 \(got 0\)/,
+  );
+  await assertUserError(
+    previousEpochTeacher({ model: mlp(1), snapshot: mlp(1), terms: kd, epochs: 3, every: 1.5, name: 'm', fit }),
+    /scheme `previous-epoch`: option `every` must be a whole number \(got 1\.5\)/,
+  );
+  const net = smallCnn(1);
+  const { exits, featureShape } = attachExits({ model: net, exits: [{ after: 'block1_pool' }], seed: 1 });
+  await assertUserError(
+    beYourOwnTeacher({ model: net, exits, featureShape, terms: kd, hint: -1, fit }),
+    /scheme `byot`: option `hint` must be >= 0 \(got -1\)/,
   );
 });

@@ -15,8 +15,8 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { UserError } from '../errors.js';
 import { createTerm } from '../knowledge/index.js';
+import { parseOptions } from '../options.js';
 import { layersTeacher } from '../teachers/layers.js';
 import { ensembleTeacher } from '../teachers/ensemble.js';
 import type { Fit } from '../train/fit.js';
@@ -33,18 +33,22 @@ export interface Generation {
   seconds: number;
 }
 
-export interface BornAgainOptions {
+/** Born-again's knobs: one schema for the API (`bornAgain`) and the experiment file (`scheme.kwargs`). */
+export const bornAgainKnobs = z.strictObject({
+  /** N generations after generation 0 (which learns from the labels). */
+  generations: z.int().positive().default(3),
+  /** Learn from the average of all earlier generations instead of the last. */
+  ensemble: z.boolean().default(false),
+});
+
+export type BornAgainOptions = z.input<typeof bornAgainKnobs> & {
   /** A new model of the architecture for generation g (each its own initialization). */
   build: (generation: number) => tf.LayersModel;
-  /** N ≥ 1 generations after generation 0. */
-  generations: number;
   /**
    * Fresh terms of one generation, e.g. `() => [{ term: createTerm('kd', { temperature: 1, alpha: 1 }), weight: 1
    * }]`.
    */
   terms: () => WeightedTerm[];
-  /** Learn from the average of all earlier generations instead of the last one. Default false. */
-  ensemble?: boolean;
   /** Display name prefix: `<name> gen <g>`. */
   name: string;
   fit: Fit;
@@ -52,28 +56,30 @@ export interface BornAgainOptions {
   id?: string;
   /** Called after each generation has trained. */
   onGeneration?(g: Generation): void | Promise<void>;
-}
+};
 
 /** Trains generation 0 on the labels, then each next one from the last (or all earlier); returns every generation. */
 export async function bornAgain(o: BornAgainOptions): Promise<Generation[]> {
-  if (!Number.isInteger(o.generations) || o.generations < 1)
-    throw new UserError(`generations must be a whole number >= 1 (got ${o.generations})`);
+  const { generations, ensemble } = parseOptions('scheme `born-again`', bornAgainKnobs, {
+    generations: o.generations,
+    ensemble: o.ensemble,
+  });
   const done: Generation[] = [];
-  for (let g = 0; g <= o.generations; g++) {
+  for (let g = 0; g <= generations; g++) {
     const name = `${o.name} gen ${g}`;
     const model = o.build(g);
     const learners: Learner[] = [{ name, model, terms: g === 0 ? [{ term: createTerm('ce'), weight: 1 }] : o.terms() }];
     const teacher =
       g === 0
         ? undefined
-        : o.ensemble && g > 1
+        : ensemble && g > 1
           ? ensembleTeacher({ members: done.map((d) => layersTeacher({ model: d.model })) })
           : layersTeacher({ model: done[g - 1]!.model });
     try {
       const r = await o.fit({
         id: `${o.id ?? 'born-again'}.gen-${g}`,
         label:
-          g === 0 ? `${name} (labels)` : `${name} (from ${o.ensemble && g > 1 ? `gens 0–${g - 1}` : `gen ${g - 1}`})`,
+          g === 0 ? `${name} (labels)` : `${name} (from ${ensemble && g > 1 ? `gens 0–${g - 1}` : `gen ${g - 1}`})`,
         learners,
         ...(teacher && { teacher }),
       });
@@ -87,15 +93,8 @@ export async function bornAgain(o: BornAgainOptions): Promise<Generation[]> {
   return done;
 }
 
-const bornAgainKwargs = z.strictObject({
-  /** N generations after generation 0 (which learns from the labels). */
-  generations: z.int().positive().default(3),
-  /** Learn from the average of all earlier generations instead of the last. */
-  ensemble: z.boolean().default(false),
-});
-
 async function runBornAgain(ctx: SchemeContext): Promise<SchemeResult> {
-  const k = ctx.kwargs as z.output<typeof bornAgainKwargs>;
+  const k = ctx.kwargs as z.output<typeof bornAgainKnobs>;
   const s = oneStudent(ctx, 'born-again');
   ctx.log(
     `seed ${ctx.seed}: born-again: ${s.name} gen 0 on the labels, then ${k.generations} generations, each from ${k.ensemble ? 'all earlier ones' : 'the previous one'} (${ctx.method.long})`,
@@ -165,7 +164,7 @@ async function runBornAgain(ctx: SchemeContext): Promise<SchemeResult> {
 export const bornAgainScheme: Scheme = {
   describe:
     'born-again networks: generation g+1 (same architecture) learns from generation g (kwargs: generations, ensemble)',
-  kwargs: bornAgainKwargs as unknown as z.ZodType<Record<string, unknown>>,
+  kwargs: bornAgainKnobs as unknown as z.ZodType<Record<string, unknown>>,
   check: (terms) => checkSelfTerms('born-again', terms),
   run: runBornAgain,
 };

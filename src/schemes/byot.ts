@@ -18,10 +18,10 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { UserError } from '../errors.js';
 import { fitnetsTerm } from '../knowledge/feature/fitnets.js';
 import { SIMILARITIES, type Similarity } from '../knowledge/feature/similarity.js';
 import { createTerm } from '../knowledge/index.js';
+import { parseOptions } from '../options.js';
 import type { Fit, FitResult } from '../train/fit.js';
 import type { Learner, TeacherSelector, WeightedTerm } from '../train/types.js';
 import { checkSelfTerms, detached, disposeTerms, gain, measure, oneStudent, pct } from './common.js';
@@ -42,21 +42,25 @@ export function deepestTeaches(featureLayer: string): TeacherSelector {
         };
 }
 
-export interface ByotOptions {
+/** BYOT's knobs: one schema for the API (`beYourOwnTeacher`) and the experiment file (`scheme.kwargs`). */
+export const byotKnobs = z.strictObject({
+  /** Weight λ of the feature hint (0: off). */
+  hint: z.number().min(0).default(1),
+  /** L_F of the hint. */
+  hintLoss: z.enum(SIMILARITIES as unknown as [Similarity, ...Similarity[]]).default('mse'),
+  /** The network's deepest features layer. */
+  featureLayer: z.string().min(1).default('features'),
+});
+
+export type ByotOptions = z.input<typeof byotKnobs> & {
   /** The whole network (its output: the deepest classifier). */
   model: tf.LayersModel;
   /** Its exits (`attachExits`). */
   exits: ExitModel[];
   /** Shape of the deepest features (from `attachExits`). */
   featureShape: readonly number[];
-  /** The network's deepest features layer. Default `features`. */
-  featureLayer?: string;
   /** Fresh terms for one exit, e.g. `() => [{ term: createTerm('kd', { temperature: 3, alpha: 0.3 }), weight: 1 }]`. */
   terms: () => WeightedTerm[];
-  /** Weight λ of the feature hint (0: none). Default 1. */
-  hintWeight?: number;
-  /** L_F of the hint. Default `mse`. */
-  hintLoss?: Similarity;
   /** Learner names: `<name>` for the deepest, `<name> <exit>` for the exits. Default the model's name. */
   name?: string;
   fit: Fit;
@@ -65,13 +69,15 @@ export interface ByotOptions {
   epochs?: number;
   /** `self` (default): BYOT. `labels`: every exit on CE alone, no teacher (deep supervision, the ablation). */
   mode?: 'self' | 'labels';
-}
+};
 
 /** Trains the network and its exits together; histories by learner name (see `name`). */
 export async function beYourOwnTeacher(o: ByotOptions): Promise<FitResult & { names: string[] }> {
-  const featureLayer = o.featureLayer ?? 'features';
-  const hint = o.hintWeight ?? 1;
-  if (!(hint >= 0)) throw new UserError(`byot hint weight must be >= 0 (got ${hint})`);
+  const { hint, hintLoss, featureLayer } = parseOptions('scheme `byot`', byotKnobs, {
+    hint: o.hint,
+    hintLoss: o.hintLoss,
+    featureLayer: o.featureLayer,
+  });
   const name = o.name ?? o.model.name;
   const ce = () => [{ term: createTerm('ce'), weight: 1 }];
   const self = (o.mode ?? 'self') === 'self';
@@ -91,7 +97,7 @@ export async function beYourOwnTeacher(o: ByotOptions): Promise<FitResult & { na
                       student: e.featureLayer,
                       teacher: featureLayer,
                       beta: hint,
-                      loss: o.hintLoss ?? 'mse',
+                      loss: hintLoss,
                     }),
                     weight: 1,
                   },
@@ -123,14 +129,9 @@ const exitSpec = z.strictObject({
   kernelSize: z.int().positive().optional(),
   stride: z.int().positive().optional(),
 });
-const byotKwargs = z.strictObject({
+const byotKwargs = byotKnobs.extend({
   /** Where the exits go, shallow to deep: `[{after: block1_pool}, …]`. */
   exits: z.array(exitSpec).min(1),
-  /** Weight λ of the feature hint (0: off). */
-  hint: z.number().min(0).default(1),
-  hintLoss: z.enum(SIMILARITIES as unknown as [Similarity, ...Similarity[]]).default('mse'),
-  /** The network's deepest features layer. */
-  featureLayer: z.string().min(1).default('features'),
   /**
    * With `baseline: true`: the plain network on the labels, the same network with exits each on the labels (deep
    * supervision), or both.
@@ -233,7 +234,7 @@ async function runByot(ctx: SchemeContext): Promise<SchemeResult> {
     featureShape: net.featureShape,
     featureLayer: k.featureLayer,
     terms: ctx.createTerms,
-    hintWeight: k.hint,
+    hint: k.hint,
     hintLoss: k.hintLoss,
     fit: ctx.fit,
     id: s.name,

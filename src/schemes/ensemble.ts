@@ -15,6 +15,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { parseOptions } from '../options.js';
 import type { Fit, FitResult } from '../train/fit.js';
 import type { Learner, TeacherSelector, WeightedTerm } from '../train/types.js';
 import { checkPeerTerms, cohortCount, runCohort, type CohortMember } from './cohort.js';
@@ -32,11 +33,15 @@ export function ensembleSelector(weights: readonly number[]): TeacherSelector {
   };
 }
 
-export interface OnlineEnsembleOptions {
+/** The online ensemble's knobs: one schema for the API (`onlineEnsemble`) and the experiment file. */
+export const ensembleKnobs = z.strictObject({
+  /** One weight ≥ 0 per member (normalized to sum 1). Default uniform. */
+  weights: z.array(z.number().min(0)).min(2).optional(),
+});
+
+export type OnlineEnsembleOptions = z.input<typeof ensembleKnobs> & {
   /** k ≥ 2 members. */
   members: CohortMember[];
-  /** One weight ≥ 0 per member (normalized to sum 1). Default uniform. */
-  weights?: number[];
   /**
    * Fresh terms for one member, e.g. `() => [{ term: createTerm('kd', { temperature: 3, alpha: 0.5 }), weight: 1
    * }]`.
@@ -47,7 +52,7 @@ export interface OnlineEnsembleOptions {
   id?: string;
   label?: string;
   epochs?: number;
-}
+};
 
 /** Trains the members under their online ensemble; returns each member's history and the normalized weights. */
 export async function onlineEnsemble(o: OnlineEnsembleOptions): Promise<FitResult & { weights: number[] }> {
@@ -55,7 +60,8 @@ export async function onlineEnsemble(o: OnlineEnsembleOptions): Promise<FitResul
     throw new UserError(
       `an online ensemble needs at least 2 members, got ${o.members.length}; add students or set members: 2`,
     );
-  const weights = normalizeWeights(o.weights, o.members.length);
+  const knobs = parseOptions('scheme `ensemble`', ensembleKnobs, { weights: o.weights });
+  const weights = normalizeWeights(knobs.weights, o.members.length);
   const learners: Learner[] = o.members.map((m) => ({ name: m.name, model: m.model, terms: o.terms() }));
   try {
     const r = await o.fit({
@@ -74,7 +80,7 @@ export async function onlineEnsemble(o: OnlineEnsembleOptions): Promise<FitResul
 /** The `ensemble` scheme of an experiment: the students (or `members` copies of one) as the cohort; see `cohort.ts`. */
 export const ensembleScheme: Scheme = {
   describe: "online ensemble teacher: the cohort's weighted average teaches every member (kwargs: members, weights)",
-  kwargs: z.strictObject({ members: cohortCount, weights: z.array(z.number().min(0)).min(2).optional() }),
+  kwargs: ensembleKnobs.extend({ members: cohortCount }),
   check: (terms) => checkPeerTerms('ensemble', terms),
   run: (ctx) =>
     runCohort(ctx, {

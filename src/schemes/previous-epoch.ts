@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { createTerm } from '../knowledge/index.js';
 import type { KnowledgeTerm } from '../knowledge/types.js';
+import { parseOptions } from '../options.js';
 import { layersTeacher } from '../teachers/layers.js';
 import type { Teacher } from '../teachers/types.js';
 import type { Fit } from '../train/fit.js';
@@ -39,7 +40,15 @@ export function snapshotKeeper(snapshot: tf.LayersModel): KnowledgeTerm & { stat
   };
 }
 
-export interface PreviousEpochOptions {
+/** The previous-epoch scheme's knobs: one schema for the API (`previousEpochTeacher`) and the experiment file. */
+export const previousEpochKnobs = z.strictObject({
+  /** Refresh the snapshot every k epochs. */
+  every: z.int().positive().default(1),
+  /** Epochs on the labels before the first snapshot. */
+  warmup: z.int().min(0).default(1),
+});
+
+export type PreviousEpochOptions = z.input<typeof previousEpochKnobs> & {
   /** The model that learns. */
   model: tf.LayersModel;
   /** A model of the same architecture that holds the teacher snapshot (its own weights are overwritten). */
@@ -48,15 +57,11 @@ export interface PreviousEpochOptions {
   terms: () => WeightedTerm[];
   /** All epochs, warmup included. */
   epochs: number;
-  /** Epochs on the labels before the first snapshot. Default 1. */
-  warmup?: number;
-  /** Refresh the snapshot every k epochs. Default 1. */
-  every?: number;
   name: string;
   fit: Fit;
   /** Phase id. Default `previous-epoch`. */
   id?: string;
-}
+};
 
 export interface PreviousEpochResult {
   history: EpochRecord[];
@@ -86,11 +91,10 @@ function fromEpoch(term: KnowledgeTerm, from: number, epoch: () => number, befor
  * whose schedule decays to 0 before the self-distillation starts.
  */
 export async function previousEpochTeacher(o: PreviousEpochOptions): Promise<PreviousEpochResult> {
-  const warmup = o.warmup ?? 1;
-  const every = o.every ?? 1;
-  if (!Number.isInteger(warmup) || warmup < 0)
-    throw new UserError(`warmup must be a whole number >= 0 (got ${warmup})`);
-  if (!Number.isInteger(every) || every < 1) throw new UserError(`every must be a whole number >= 1 (got ${every})`);
+  const { warmup, every } = parseOptions('scheme `previous-epoch`', previousEpochKnobs, {
+    warmup: o.warmup,
+    every: o.every,
+  });
   if (o.epochs <= warmup)
     throw new UserError(`previous-epoch needs more epochs (${o.epochs}) than warmup epochs (${warmup})`);
   if (o.snapshot.weights.length !== o.model.weights.length)
@@ -140,15 +144,8 @@ export async function previousEpochTeacher(o: PreviousEpochOptions): Promise<Pre
   }
 }
 
-const previousEpochKwargs = z.strictObject({
-  /** Refresh the snapshot every k epochs. */
-  every: z.int().positive().default(1),
-  /** Epochs on the labels before the first snapshot. */
-  warmup: z.int().min(0).default(1),
-});
-
 async function runPreviousEpoch(ctx: SchemeContext): Promise<SchemeResult> {
-  const k = ctx.kwargs as z.output<typeof previousEpochKwargs>;
+  const k = ctx.kwargs as z.output<typeof previousEpochKnobs>;
   const s = oneStudent(ctx, 'previous-epoch');
   if (ctx.epochs <= k.warmup)
     throw new UserError(
@@ -222,7 +219,7 @@ async function runPreviousEpoch(ctx: SchemeContext): Promise<SchemeResult> {
  */
 export const previousEpochScheme: Scheme = {
   describe: 'previous-epoch teacher: a snapshot of the model from an earlier epoch teaches it (kwargs: every, warmup)',
-  kwargs: previousEpochKwargs as unknown as z.ZodType<Record<string, unknown>>,
+  kwargs: previousEpochKnobs as unknown as z.ZodType<Record<string, unknown>>,
   check: (terms) => checkSelfTerms('previous-epoch', terms),
   run: runPreviousEpoch,
 };
