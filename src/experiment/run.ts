@@ -56,6 +56,8 @@ export interface RunExperimentOptions {
   /** Aborting stops training at the end of the current batch (the last checkpoint stays). */
   signal?: AbortSignal;
   log?: (line: string) => void;
+  /** After every epoch of every training phase (teacher and students), whatever the progress mode. */
+  onEpoch?: FitSettings['onEpoch'];
 }
 
 export interface RunExperimentResult {
@@ -196,6 +198,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
       beforeWrite,
       progress,
       signal: o.signal,
+      onEpoch: o.onEpoch,
     };
     try {
       if (!fresh) log(`resuming ${display(runDir)}`);

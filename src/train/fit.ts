@@ -94,6 +94,8 @@ export interface FitSettings {
   /** Extra fields of each `--json` line, e.g. `{ seed: 1 }`. */
   jsonFields?: Record<string, unknown>;
   signal?: AbortSignal;
+  /** Called after every epoch of every phase, per learner (whatever the progress mode): a trial reports with it. */
+  onEpoch?: (info: { phase: string; model: string; epochs: number; record: EpochRecord }) => void;
   /**
    * Quantization-aware distillation in the last epochs of every phase of this fit (a run gives
    * it to the students' fit, never to the teacher's): see `QuantizationAware`.
@@ -127,16 +129,27 @@ export function mergeCallbacks(...sets: Array<TrainCallbacks | undefined>): Trai
 
 /** Progress output of one phase: bar / lines (stderr) or one JSON object per epoch (stdout). */
 function progressFor(s: FitSettings, label: string, epochs: number, samplesPerEpoch: number): TrainCallbacks {
+  const report: TrainCallbacks | undefined = s.onEpoch && {
+    onEpochEnd(_epoch, records) {
+      for (const [model, record] of Object.entries(records)) s.onEpoch!({ phase: label, model, epochs, record });
+    },
+  };
   if (s.progress !== 'json') {
-    return progressCallbacks({ mode: s.progress, label: `${s.progressPrefix ?? ''}${label}`, epochs, samplesPerEpoch });
+    const shown = progressCallbacks({
+      mode: s.progress,
+      label: `${s.progressPrefix ?? ''}${label}`,
+      epochs,
+      samplesPerEpoch,
+    });
+    return report ? mergeCallbacks(shown, report) : shown;
   }
-  return {
+  return mergeCallbacks(report, {
     onEpochEnd(_epoch, records) {
       for (const [model, r] of Object.entries(records)) {
         process.stdout.write(`${JSON.stringify({ ...s.jsonFields, phase: label, model, ...r, epochs })}\n`);
       }
     },
-  };
+  });
 }
 
 /**

@@ -1,0 +1,117 @@
+/**
+ * One trial, in this process: its experiment run (or resumed) in its folder under the shared
+ * folder, then `trial.json` written (atomically, last). Executors call it in a child process
+ * (`child.ts`), never in their own: a trial is CPU-bound for minutes and the executor's event
+ * loop must stay free (progress, Ctrl-C, BullMQ's lock renewal).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { UserError } from '../errors.js';
+import type { RunReport } from '../eval/types.js';
+import { runExperiment } from '../experiment/run.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { SHARED, type TrialEvent, type TrialModel, type TrialResult, type TrialSpec } from './types.js';
+
+export const TRIAL_FILE = 'trial.json';
+
+const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._=,+-]*$/;
+
+/** Refuses ids and folders that could leave the shared folder or collide. */
+export function checkSpec(spec: TrialSpec): void {
+  if (!SAFE_ID.test(spec.id)) throw new UserError(`trial id \`${spec.id}\` must be letters, digits and . _ = , + -`);
+  if (spec.dir.startsWith('/') || spec.dir.split('/').some((part) => part === '..' || part === ''))
+    throw new UserError(
+      `trial ${spec.id}: its folder \`${spec.dir}\` must be a relative path inside the shared folder`,
+    );
+  if (!Number.isInteger(spec.threads) || spec.threads < 1)
+    throw new UserError(`trial ${spec.id}: threads must be a whole number >= 1 (got ${spec.threads})`);
+}
+
+/** The result of a trial that has finished (its `trial.json`), else undefined. */
+export function readTrialResult(shared: string, dir: string): TrialResult | undefined {
+  const file = join(resolve(shared), dir, TRIAL_FILE);
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as TrialResult;
+  } catch {
+    throw new UserError(`${file} is not valid JSON; delete it to run that trial again`);
+  }
+}
+
+/** Each model of the run, mean over its seeds: test accuracy, last-epoch validation accuracy, size, latency. */
+export function trialModels(reports: readonly RunReport[]): TrialModel[] {
+  const first = reports[0];
+  if (!first) return [];
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+  return first.models.map((m, i) => {
+    const same = reports.map((r) => r.models[i]!);
+    const vals = same.map((x) => x.history?.at(-1)?.valAccuracy);
+    return {
+      name: m.name,
+      role: m.role,
+      ...(m.method !== undefined && { method: m.method }),
+      ...(m.baseline && { baseline: true }),
+      params: m.params,
+      accuracy: mean(same.map((x) => x.accuracy)),
+      valAccuracy: vals.every((v): v is number => v !== undefined) ? mean(vals) : null,
+      latencyMs: {
+        batch1: mean(same.map((x) => x.latencyMs.batch1)),
+        batch64: mean(same.map((x) => x.latencyMs.batch64)),
+      },
+    };
+  });
+}
+
+export interface RunTrialOptions {
+  /** The shared folder, as this machine sees it. */
+  shared: string;
+  onEvent?: (event: TrialEvent) => void;
+  signal?: AbortSignal;
+}
+
+/** Runs (or resumes, or reads) one trial; see the module comment. */
+export async function runTrial(spec: TrialSpec, o: RunTrialOptions): Promise<TrialResult> {
+  checkSpec(spec);
+  const shared = resolve(o.shared);
+  const worker = `${hostname()}:${process.pid}`;
+  const done = readTrialResult(shared, spec.dir);
+  if (done) return done;
+  const dir = join(shared, spec.dir);
+  const started = performance.now();
+  const resumed = existsSync(join(dir, 'experiment.yaml'));
+  const emit = o.onEvent ?? (() => {});
+  const common = {
+    backend: spec.backend,
+    progress: 'quiet' as const,
+    signal: o.signal,
+    log: (line: string) => emit({ type: 'log', id: spec.id, line }),
+    onEpoch: (e: { phase: string; model: string; epochs: number; record: { epoch: number; valAccuracy?: number } }) =>
+      emit({
+        type: 'epoch',
+        id: spec.id,
+        model: e.phase === e.model ? e.model : `${e.phase}/${e.model}`,
+        epoch: e.record.epoch,
+        epochs: e.epochs,
+        ...(e.record.valAccuracy !== undefined && { valAccuracy: e.record.valAccuracy }),
+      }),
+  };
+  const run = resumed
+    ? await runExperiment({ ...common, resume: dir })
+    : await runExperiment({
+        ...common,
+        file: `${spec.id}.yaml`,
+        text: spec.experiment.replaceAll(SHARED, `${shared}/`),
+        out: dir,
+      });
+  const result: TrialResult = {
+    id: spec.id,
+    dir: spec.dir,
+    seconds: (performance.now() - started) / 1000,
+    resumed,
+    worker,
+    models: trialModels(run.reports),
+  };
+  await writeFileAtomic(join(dir, TRIAL_FILE), `${JSON.stringify(result, null, 2)}\n`);
+  return result;
+}
