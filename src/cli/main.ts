@@ -7,6 +7,7 @@ import { exportCommand, type ExportCommandOptions } from './commands/export.js';
 import { runCommand } from './commands/run.js';
 import { trainCommand, type TrainCommandOptions } from './commands/train.js';
 import { studentsCommand, type StudentsCommandOptions } from './commands/students.js';
+import { sweepCommand, workerCommand, type SweepCommandOptions, type WorkerCommandOptions } from './commands/sweep.js';
 import { dataSources } from '../data/sources.js';
 import { compareRuns } from '../experiment/compare.js';
 import { teacherSources } from '../experiment/teacher-sources.js';
@@ -308,6 +309,77 @@ Examples:
   .action(
     action(async (teacher: string, opts: StudentsCommandOptions) => {
       await studentsCommand(teacher, opts);
+    }),
+  );
+
+/** The options every command that runs trials shares. */
+function withExecutor(c: Command): Command {
+  return c
+    .option(
+      '--executor <kind>',
+      'local (default: child processes here) or bullmq (jobs on Redis, run by distill worker)',
+    )
+    .option('--workers <n>', 'local: trials at once (default: cores ÷ --threads)', parseInteger)
+    .option('--threads <n>', 'native threads per trial (default 1)', parseInteger)
+    .option('--redis <url>', 'bullmq: the Redis URL, e.g. redis://127.0.0.1:6379')
+    .option('--shared <dir>', "where trials' folders live, seen by every worker (default: the output folder)")
+    .option('--queue <name>', 'bullmq: the queue name (default distill-trials)')
+    .option('--verbose', "show every trial's log lines");
+}
+
+withExecutor(
+  program
+    .command('sweep')
+    .description(
+      'run an experiment for every combination of --grid values (or --random N of them) as trials; one compare table',
+    )
+    .argument('[experiment]', 'the experiment file')
+    .option(
+      '--grid <path=[values]>',
+      "values of one config path, repeatable: --grid 'knowledge[0].kwargs.temperature=[1,2,4]'",
+      collect,
+      [],
+    )
+    .option('--random <n>', 'run N random combinations of the grid instead of all', parseInteger)
+    .option('--random-seed <n>', 'seed of --random (default 1)', parseInteger)
+    .option('--set <path=value>', 'override a config value in every trial, repeatable', collect, [])
+    .option('--out <dir>', 'the sweep folder (default runs/sweep)')
+    .option('--resume <dir>', 'run the trials of an interrupted sweep that have no result yet')
+    .option('--backend <name>', 'auto, native, wasm or cpu'),
+)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  $ distill sweep examples/kd.yaml --grid 'knowledge[0].kwargs.temperature=[1,2,4]' --grid 'knowledge[0].kwargs.alpha=[0.5,0.9]' --out runs/sweep-kd
+  $ distill sweep examples/kd.yaml --grid 'epochs=[4,8]' --executor bullmq --redis redis://10.0.0.5:6379 --shared /mnt/distill
+  $ distill sweep --resume runs/sweep-kd`,
+  )
+  .action(
+    action(async (file: string | undefined, opts: SweepCommandOptions) => {
+      await sweepCommand(file, opts);
+    }),
+  );
+
+program
+  .command('worker')
+  .description(
+    'take trials (of distill sweep and distill search --executor bullmq) from a BullMQ queue on Redis and run them',
+  )
+  .requiredOption('--redis <url>', 'the Redis URL, e.g. redis://10.0.0.5:6379')
+  .requiredOption('--shared <dir>', "the shared folder (this machine's path to it)")
+  .option('--queue <name>', 'the queue name (default distill-trials)')
+  .option('--concurrency <n>', 'trials at once on this worker (default 1)', parseInteger)
+  .option('--lock-seconds <s>', "a dead worker's trial is taken over after about this long (default 30)", parseNumber)
+  .addHelpText(
+    'after',
+    `
+Example (on each machine; the shared folder mounted, e.g. over NFS):
+  $ TFJS_DISTILL_THREADS=2 distill worker --redis redis://10.0.0.5:6379 --shared /mnt/distill`,
+  )
+  .action(
+    action(async (opts: WorkerCommandOptions) => {
+      await workerCommand(opts);
     }),
   );
 
