@@ -7,6 +7,7 @@ import { exportCommand, type ExportCommandOptions } from './commands/export.js';
 import { runCommand } from './commands/run.js';
 import { trainCommand, type TrainCommandOptions } from './commands/train.js';
 import { studentsCommand, type StudentsCommandOptions } from './commands/students.js';
+import { searchCommand, type SearchCommandOptions } from './commands/search.js';
 import { sweepCommand, workerCommand, type SweepCommandOptions, type WorkerCommandOptions } from './commands/sweep.js';
 import { dataSources } from '../data/sources.js';
 import { compareRuns } from '../experiment/compare.js';
@@ -358,6 +359,40 @@ Examples:
   .action(
     action(async (file: string | undefined, opts: SweepCommandOptions) => {
       await sweepCommand(file, opts);
+    }),
+  );
+
+withExecutor(
+  program
+    .command('search')
+    .description(
+      "find the most accurate student under a budget: candidates from the teacher's structure, measured, trained with the experiment's knowledge in halving rungs, the finalists beside their label-only baselines; a Pareto front",
+    )
+    .argument('[experiment]', 'the experiment file (its teacher, data, knowledge terms, epochs and seeds)')
+    .option('--max-params <n>', 'at most N parameters', parseNumber)
+    .option('--max-latency-ms <x>', 'at most X ms per forward pass at --latency-batch, on this backend', parseNumber)
+    .option('--latency-batch <n>', 'the batch size of --max-latency-ms: 1 or 64 (default 64)', parseInteger)
+    .option('--max-bytes <b>', 'at most B bytes serialized as --dtype', parseNumber)
+    .option('--dtype <type>', 'float32 or uint8, for --max-bytes (default float32)')
+    .option('--trials <k>', 'at most K candidates enter the first rung (default 8)', parseInteger)
+    .option('--latency-runs <n>', 'timed passes per batch size when measuring candidates (default 20)', parseInteger)
+    .option('--set <path=value>', 'override a config value of the experiment, repeatable', collect, [])
+    .option('--out <dir>', 'the search folder (default runs/search)')
+    .option('--resume <dir>', 'continue an interrupted search (finished trials are kept)')
+    .option('--backend <name>', 'auto, native, wasm or cpu'),
+)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  $ distill quickstart --print-config > qs.yaml
+  $ distill search qs.yaml --max-params 60000 --max-latency-ms 1.5 --latency-batch 64 --out runs/search-qs
+  $ distill search qs.yaml --max-bytes 65536 --dtype uint8 --executor bullmq --redis redis://10.0.0.5:6379 --shared /mnt/distill/s1
+  $ distill search --resume runs/search-qs`,
+  )
+  .action(
+    action(async (file: string | undefined, opts: SearchCommandOptions) => {
+      await searchCommand(file, opts);
     }),
   );
 

@@ -7,16 +7,13 @@ import { zooEquivalent } from '../../architecture/from-layers.js';
 import type { ZooNode } from '../../architecture/size-search.js';
 import { useBestBackend } from '../../backend/index.js';
 import { UserError } from '../../errors.js';
-import { modelPredictFn } from '../../eval/evaluate.js';
-import { measureLatencies } from '../../eval/latency.js';
-import { modelSize } from '../../eval/size.js';
-import type { ByteSizes } from '../../eval/types.js';
 import { fileSystem, registerFileRouters } from '../../io/file-handler.js';
 import { countParams } from '../../models/common.js';
 import { buildModel, models } from '../../models/zoo.js';
 import { didYouMean } from '../../options.js';
 import { dataSources } from '../../data/sources.js';
 import { loadExperiment } from '../../experiment/load.js';
+import { measureCandidates, type MeasuredModel } from '../../search/candidates.js';
 import { formatBytes, formatInt, formatMs, formatRatio } from '../../report/table.js';
 
 export interface StudentsCommandOptions {
@@ -33,18 +30,7 @@ export interface StudentsCommandOptions {
   json?: boolean;
 }
 
-export interface StudentsRow {
-  name: string;
-  /** The zoo node (for a model.json teacher: the zoo node it was read as). */
-  node: ZooNode;
-  derivation: string;
-  params: number;
-  bytes: ByteSizes;
-  /** Median ms of one forward pass. */
-  latencyMs: { batch1: number; batch64: number };
-  /** The teacher's median ÷ this model's. */
-  speedup: { batch1: number; batch64: number };
-}
+export type StudentsRow = MeasuredModel;
 
 export interface StudentsResult {
   backend: string;
@@ -129,42 +115,23 @@ export async function studentsCommand(teacherGiven: string, given: StudentsComma
           : `no student candidate is smaller than the teacher (${formatInt(countParams(teacherModel))} params); give a larger teacher`,
       );
     }
-    const students = candidates.map((c) => {
-      const m = buildModel({ ...c.node, inputShape, numClasses, seed: 0, name: c.name });
-      built.push(m);
-      return m;
-    });
     process.stderr.write(
       `backend: ${backend.name}; measuring the teacher and ${candidates.length} untrained candidates (${latencyRuns} timed pass${latencyRuns === 1 ? '' : 'es'} per batch size)\n`,
     );
-    const sizes = [teacherModel, ...students].map((model) => modelSize({ model }));
-    const latencies = await measureLatencies({
-      predicts: [teacherModel, ...students].map(modelPredictFn),
+    const measured = await measureCandidates({
+      teacher: { model: teacherModel, node: teacherNode, derivation: isZoo ? `zoo \`${teacherArg}\`` : teacherArg },
+      candidates,
       inputShape,
-      batchSizes: [1, 64],
+      numClasses,
       runs: latencyRuns,
-      warmup: Math.min(5, latencyRuns),
-    });
-    const ms = latencies.map((l) => ({ batch1: l.stats[0]!.medianMs, batch64: l.stats[1]!.medianMs }));
-    const t = ms[0]!;
-    const row = (i: number, r: { name: string; node: ZooNode; derivation: string }): StudentsRow => ({
-      ...r,
-      params: sizes[i]!.params,
-      bytes: sizes[i]!.bytes,
-      latencyMs: ms[i]!,
-      speedup: { batch1: t.batch1 / ms[i]!.batch1, batch64: t.batch64 / ms[i]!.batch64 },
     });
     const result: StudentsResult = {
       backend: backend.name,
       inputShape,
       numClasses,
       latencyRuns,
-      teacher: {
-        ...row(0, { name: 'teacher', node: teacherNode, derivation: isZoo ? `zoo \`${teacherArg}\`` : teacherArg }),
-        source: isZoo ? 'zoo' : teacherArg,
-        notes,
-      },
-      candidates: candidates.map((c, i) => row(i + 1, c)),
+      teacher: { ...measured.teacher, source: isZoo ? 'zoo' : teacherArg, notes },
+      candidates: measured.candidates,
     };
     process.stdout.write(o.json ? `${JSON.stringify(result)}\n` : renderStudents(result));
     return result;
