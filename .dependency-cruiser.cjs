@@ -11,6 +11,8 @@
 //   eval/ → report/               measuring models; writing reports
 //   schemes/                      every distillation scheme, its types and the scheme registry
 //   experiment/                   loading an experiment file against the registries; running it
+//   trials/                       one experiment run as a trial; executors (local child processes, BullMQ)
+//   search/                       sweeps and the student search, as lists of trials
 //   index.ts                      the public API (the quickstart is a built-in experiment in experiment/)
 //   cli/                          the `distill` bin (src/cli/main.ts); nothing imports it
 // The rules name the boundaries; no-circular keeps the rest in order.
@@ -70,6 +72,20 @@ module.exports = {
       comment: 'A scheme gets everything through its SchemeContext and Fit (src/schemes/types.ts, src/train/fit.ts); it must not import the runner.',
       from: { path: '^src/schemes/' },
       to: { path: '^src/(experiment|cli)/' },
+    },
+    {
+      name: 'below-trials',
+      severity: 'error',
+      comment: 'trials/ and search/ build on runs; nothing below them imports them.',
+      from: { path: '^src/(knowledge|models|architecture|data|io|backend|teachers|config|train|eval|report|schemes|experiment)/' },
+      to: { path: '^src/(trials|search)/' },
+    },
+    {
+      name: 'trials-below-search',
+      severity: 'error',
+      comment: 'An executor runs any list of trials; what the trials are for (a sweep, a search) is search/.',
+      from: { path: '^src/trials/' },
+      to: { path: '^src/search/' },
     },
     {
       name: 'nothing-imports-cli',

@@ -252,3 +252,16 @@ export type { DeriveStudentsOptions, StudentCandidate } from './architecture/fac
 export { zooEquivalent } from './architecture/from-layers.js';
 export type { ZooEquivalent } from './architecture/from-layers.js';
 export type { ZooNode } from './architecture/size-search.js';
+// Trials, executors, sweeps and the student search (distill search / sweep / worker).
+export { runSearch, paretoFront, rungEpochs, SEARCH_WIDTHS } from './search/search.js';
+export type { SearchOptions } from './search/search.js';
+export type { SearchResult, SearchCandidate, SearchChosen, SearchBudget, SearchRung } from './search/types.js';
+export { runSweep, parseGrid, gridCombinations, randomCombinations } from './search/sweep.js';
+export type { SweepOptions, SweepResult } from './search/sweep.js';
+export { measureCandidates } from './search/candidates.js';
+export type { MeasuredModel } from './search/candidates.js';
+export { localExecutor, defaultWorkers } from './trials/local.js';
+export { bullmqExecutor, startWorker } from './trials/bullmq.js';
+export type { BullmqExecutorOptions, StartWorkerOptions, RunningWorker } from './trials/bullmq.js';
+export { runTrial, readTrialResult } from './trials/run-trial.js';
+export type { Executor, ExecutorRunOptions, TrialSpec, TrialResult, TrialEvent, TrialModel } from './trials/types.js';

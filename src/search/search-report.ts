@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { inlineSvg } from '../report/html.js';
 import { renderSvg, svgToPng } from '../report/plots.js';
 import { formatBytes, formatInt, formatMs } from '../report/table.js';
-import type { SearchCandidate, SearchResult } from './search.js';
+import type { SearchCandidate, SearchResult } from './types.js';
 
 const pct = (v: number | null) => (v === null ? '—' : (v * 100).toFixed(2));
 
@@ -82,6 +82,12 @@ export function renderSearchMarkdown(r: SearchResult): string {
     'Latency: untrained models, median per forward pass on this backend, interleaved with the teacher. Accuracy: the distilled candidate at its last rung (candidates that stopped early trained fewer epochs). The front: not beaten on validation accuracy, latency at the budget batch size and params all at once.',
     '',
     '![accuracy vs latency](search.png)',
+    '',
+    '## Trials',
+    '',
+    line(['trial', 'worker', 'seconds', 'resumed']),
+    line(['---', '---', '---:', '---']),
+    ...r.trials.map((t) => line([t.id, t.worker, t.seconds.toFixed(0), t.resumed ? 'yes' : ''])),
     '',
   ].join('\n');
 }

@@ -35,78 +35,11 @@ import { buildModel } from '../models/zoo.js';
 import type { Executor, ExecutorRunOptions, TrialModel, TrialResult, TrialSpec } from '../trials/types.js';
 import { type MeasuredModel, measureCandidates } from './candidates.js';
 import { writeSearchReport } from './search-report.js';
+import type { SearchBudget, SearchCandidate, SearchChosen, SearchResult, SearchRung } from './types.js';
 import { insideShared, runTrials, trialExperiment } from './trials.js';
 
 /** Widths tried for the teacher's own family (fractions of its width), beyond the factory's default three. */
 export const SEARCH_WIDTHS = [0.5, 0.375, ...DEFAULT_WIDTHS.slice(1, 2), 0.1875, 0.125, 0.0625];
-
-export interface SearchBudget {
-  maxParams?: number;
-  maxLatencyMs?: number;
-  latencyBatch: 1 | 64;
-  maxBytes?: number;
-  dtype: 'float32' | 'uint8';
-}
-
-export interface SearchCandidate {
-  name: string;
-  family: string;
-  derivation: string;
-  node: ZooNode;
-  params: number;
-  bytes: { float32: number; uint8: number };
-  latencyMs: { batch1: number; batch64: number };
-  /** Why it was dropped before training (over which budget), else absent. */
-  dropped?: string;
-  /** Test accuracy of the distilled candidate at its last rung; null when not trained. */
-  accuracy: number | null;
-  /** Validation accuracy at its last rung (what ranks candidates); null when not trained. */
-  valAccuracy: number | null;
-  /** Epochs of its last rung (0: not trained). */
-  epochs: number;
-  onFront: boolean;
-}
-
-export interface SearchRung {
-  epochs: number;
-  candidates: string[];
-  /** Those that went on. */
-  kept: string[];
-}
-
-export interface SearchChosen {
-  name: string;
-  node: ZooNode;
-  accuracy: number;
-  baselineAccuracy: number;
-  /** accuracy − baselineAccuracy (fraction), and what it means. */
-  gain: number;
-  verdict: string;
-  params: number;
-  latencyMs: { batch1: number; batch64: number };
-  /** The final run's folder (report, students), relative to the search folder's shared folder. */
-  dir: string;
-}
-
-export interface SearchResult {
-  name: string;
-  createdAt: string;
-  backend: string;
-  executor: string;
-  budget: SearchBudget & { teacherLatencyMs: { batch1: number; batch64: number } };
-  teacher: {
-    params: number;
-    bytes: { float32: number; uint8: number };
-    latencyMs: { batch1: number; batch64: number };
-  };
-  epochs: number;
-  seeds: number[];
-  candidates: SearchCandidate[];
-  rungs: SearchRung[];
-  chosen: SearchChosen;
-  /** Wall-clock seconds of this invocation (a resumed search counts its own). */
-  seconds: number;
-}
 
 export interface SearchOptions extends Partial<SearchBudget> {
   file?: string;
@@ -174,6 +107,12 @@ export function pickCandidates<C extends { node: ZooNode; params: number }>(feas
 export function rungEpochs(n: number, epochs: number): number[] {
   const rungs = n > 2 ? Math.ceil(Math.log2(n / 2)) : 0;
   return Array.from({ length: rungs }, (_, j) => Math.max(1, Math.round(epochs / 2 ** (rungs - j))));
+}
+
+/** Best first: validation accuracy, then (a tie) the lower latency at the budget's batch size, then fewer params. */
+function rank(batch: 1 | 64): (a: SearchCandidate, b: SearchCandidate) => number {
+  const ms = (c: SearchCandidate) => (batch === 1 ? c.latencyMs.batch1 : c.latencyMs.batch64);
+  return (a, b) => (b.valAccuracy ?? 0) - (a.valAccuracy ?? 0) || ms(a) - ms(b) || a.params - b.params;
 }
 
 /** Whether rung `j` trains at all: a rung with the epochs of the one before would repeat its trainings exactly. */
@@ -354,12 +293,16 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
       ...(plan.trialBackend !== undefined && { backend: plan.trialBackend }),
     };
   };
-  const run = (specs: TrialSpec[], first: boolean) =>
-    runTrials(o.executor, specs, {
+  const trials: SearchResult['trials'] = [];
+  const run = async (specs: TrialSpec[], first: boolean) => {
+    const results = await runTrials(o.executor, specs, {
       onEvent: o.onEvent,
       signal: o.signal,
       teacherFirst: first && loadExperiment({ path: plan.file, set: plan.set }).config.teacher.key === 'train',
     });
+    trials.push(...results.map(({ id, worker, seconds, resumed }) => ({ id, worker, seconds, resumed })));
+    return results;
+  };
   let alive = plan.candidates.filter((c) => !c.dropped).map((c) => byName.get(c.name)!);
   const rungs: SearchRung[] = [];
   const epochsPlan = rungEpochs(alive.length, plan.epochs);
@@ -377,7 +320,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
         Object.assign(alive[i]!, { accuracy: kd.accuracy, valAccuracy: kd.valAccuracy, epochs });
       });
     }
-    const ranked = [...alive].sort((a, b) => (b.valAccuracy ?? 0) - (a.valAccuracy ?? 0));
+    const ranked = [...alive].sort(rank(plan.budget.latencyBatch));
     const kept = ranked.slice(0, Math.max(2, Math.ceil(alive.length / 2)));
     rungs.push({ epochs, candidates: alive.map((c) => c.name), kept: kept.map((c) => c.name) });
     log(
@@ -399,7 +342,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     }),
   );
   rungs.push({ epochs: plan.epochs, candidates: alive.map((c) => c.name), kept: [] });
-  const best = alive.reduce((a, b, i) => ((b.valAccuracy ?? 0) > (a.valAccuracy ?? 0) ? b : a));
+  const best = [...alive].sort(rank(plan.budget.latencyBatch))[0]!;
   const bi = alive.indexOf(best);
   rungs[rungs.length - 1]!.kept = [best.name];
   const { kd, labels } = finalRows[bi]!;
@@ -438,6 +381,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     candidates: all,
     rungs,
     chosen,
+    trials,
     seconds: (performance.now() - started) / 1000,
   };
   await writeSearchReport(dir, result);
