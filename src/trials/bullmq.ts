@@ -216,6 +216,7 @@ export async function startWorker(o: StartWorkerOptions): Promise<RunningWorker>
       await job.updateProgress({ worker: me } satisfies JobProgress);
       try {
         const result = await spawnTrial(spec, shared, {
+          worker: me,
           onEvent: (e) => {
             if (e.type === 'log') void job.log(e.line).catch(() => {});
             else if (e.type === 'epoch')

@@ -10,7 +10,7 @@ import { Interrupted } from '../train/fit.js';
 import { runTrial } from './run-trial.js';
 import type { TrialSpec } from './types.js';
 
-export type ChildRequest = { type: 'run'; spec: TrialSpec; shared: string } | { type: 'abort' };
+export type ChildRequest = { type: 'run'; spec: TrialSpec; shared: string; worker: string } | { type: 'abort' };
 export type ChildMessage =
   | { type: 'event'; event: import('./types.js').TrialEvent }
   | { type: 'result'; result: import('./types.js').TrialResult }
@@ -27,6 +27,7 @@ if (process.send) {
     else
       void runTrial(m.spec, {
         shared: m.shared,
+        worker: m.worker,
         signal: controller.signal,
         onEvent: (event) => void send({ type: 'event', event }),
       })

@@ -40,7 +40,8 @@ export function localExecutor(o: LocalExecutorOptions): Executor {
       options.signal?.addEventListener('abort', onOuterAbort);
       let next = 0;
       let failure: unknown;
-      const lane = async () => {
+      const lane = async (_: unknown, laneIndex: number) => {
+        const worker = `${hostname()} local-${laneIndex + 1}`;
         while (next < specs.length && failure === undefined && !stop.signal.aborted) {
           const i = next++;
           const spec = specs[i]!;
@@ -50,9 +51,9 @@ export function localExecutor(o: LocalExecutorOptions): Executor {
             options.onEvent?.({ type: 'end', id: spec.id, result: earlier, reused: true });
             continue;
           }
-          options.onEvent?.({ type: 'start', id: spec.id, worker: hostname() });
+          options.onEvent?.({ type: 'start', id: spec.id, worker });
           try {
-            results[i] = await spawnTrial(spec, shared, { onEvent: options.onEvent, signal: stop.signal });
+            results[i] = await spawnTrial(spec, shared, { onEvent: options.onEvent, signal: stop.signal, worker });
             options.onEvent?.({ type: 'end', id: spec.id, result: results[i]!, reused: false });
           } catch (e) {
             if (failure === undefined) failure = e;

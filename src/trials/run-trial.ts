@@ -54,7 +54,8 @@ export function trialModels(reports: readonly RunReport[]): TrialModel[] {
       ...(m.baseline && { baseline: true }),
       params: m.params,
       accuracy: mean(same.map((x) => x.accuracy)),
-      valAccuracy: vals.every((v): v is number => v !== undefined) ? mean(vals) : null,
+      // A teacher's history exists only in the run that trained it (not where it was loaded from a cache).
+      valAccuracy: m.role === 'student' && vals.every((v): v is number => v !== undefined) ? mean(vals) : null,
       latencyMs: {
         batch1: mean(same.map((x) => x.latencyMs.batch1)),
         batch64: mean(same.map((x) => x.latencyMs.batch64)),
@@ -66,6 +67,8 @@ export function trialModels(reports: readonly RunReport[]): TrialModel[] {
 export interface RunTrialOptions {
   /** The shared folder, as this machine sees it. */
   shared: string;
+  /** Who runs it, for the result (e.g. a BullMQ worker's `host:pid`). Default this process's `host:pid`. */
+  worker?: string;
   onEvent?: (event: TrialEvent) => void;
   signal?: AbortSignal;
 }
@@ -74,7 +77,7 @@ export interface RunTrialOptions {
 export async function runTrial(spec: TrialSpec, o: RunTrialOptions): Promise<TrialResult> {
   checkSpec(spec);
   const shared = resolve(o.shared);
-  const worker = `${hostname()}:${process.pid}`;
+  const worker = o.worker ?? `${hostname()}:${process.pid}`;
   const done = readTrialResult(shared, spec.dir);
   if (done) return done;
   const dir = join(shared, spec.dir);

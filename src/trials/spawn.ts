@@ -5,6 +5,7 @@
  * one, `Interrupted` after an abort), or a `TrialCrashed` when the process dies without a word.
  */
 import { fork } from 'node:child_process';
+import { hostname } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
@@ -70,6 +71,11 @@ export function spawnTrial(spec: TrialSpec, shared: string, o: ExecutorRunOption
         ),
       ),
     );
-    child.send({ type: 'run', spec, shared } satisfies ChildRequest);
+    child.send({
+      type: 'run',
+      spec,
+      shared,
+      worker: o.worker ?? `${hostname()}:${process.pid}`,
+    } satisfies ChildRequest);
   });
 }

@@ -47,7 +47,7 @@ export interface TrialResult {
   seconds: number;
   /** Whether it continued an earlier attempt's checkpoints. */
   resumed: boolean;
-  /** `host:pid` of the process that finished it. */
+  /** Who finished it: a BullMQ worker's `host:pid`, or `host local-<lane>`. */
   worker: string;
   models: TrialModel[];
 }
@@ -60,6 +60,8 @@ export type TrialEvent =
   | { type: 'end'; id: string; result: TrialResult; reused: boolean };
 
 export interface ExecutorRunOptions {
+  /** Who runs the trials, for their results: a BullMQ worker's `host:pid`, a local lane. */
+  worker?: string;
   onEvent?: (event: TrialEvent) => void;
   /** Aborting stops the trials at the end of their current batch (their checkpoints stay) and rejects with `Interrupted`. */
   signal?: AbortSignal;
