@@ -178,3 +178,25 @@ test('sweep on the local executor: one trial per combination, a compare table, a
   assert.deepEqual(again.results, r.results);
   assert.ok(events.every((e) => e.type === 'end' && e.reused));
 });
+
+test('a sweep or search folder is used by one process at a time; a dead holder on this host is taken over', async () => {
+  const { lockFolder } = await import('../src/io/folder-lock.js');
+  const { writeFileSync } = await import('node:fs');
+  const { hostname } = await import('node:os');
+  const dir = tmp('lock');
+  const release = lockFolder(dir, 'distill sweep');
+  assertUserError(
+    () => lockFolder(dir, 'distill search'),
+    new RegExp(`is in use by distill sweep \\(pid ${process.pid} on `),
+  );
+  release();
+  lockFolder(dir, 'distill search')();
+  // A holder that no longer exists (pid 2^22 + 1 is above Linux's pid_max default).
+  writeFileSync(join(dir, '.lock'), JSON.stringify({ host: hostname(), pid: 4194305, what: 'distill sweep' }));
+  lockFolder(dir, 'distill sweep')();
+  writeFileSync(join(dir, '.lock'), JSON.stringify({ host: 'elsewhere', pid: 1, what: 'distill search' }));
+  assertUserError(
+    () => lockFolder(dir, 'distill sweep'),
+    /in use by distill search \(pid 1 on elsewhere\); .*delete .*\.lock\)$/,
+  );
+});

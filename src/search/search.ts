@@ -31,12 +31,13 @@ import { UserError } from '../errors.js';
 import { loadExperiment } from '../experiment/load.js';
 import { fileSystem, registerFileRouters } from '../io/file-handler.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { lockFolder } from '../io/folder-lock.js';
 import { buildModel } from '../models/zoo.js';
 import type { Executor, ExecutorRunOptions, TrialModel, TrialResult, TrialSpec } from '../trials/types.js';
 import { type MeasuredModel, measureCandidates } from './candidates.js';
 import { writeSearchReport } from './search-report.js';
 import type { SearchBudget, SearchCandidate, SearchChosen, SearchResult, SearchRung } from './types.js';
-import { insideShared, runTrials, trialExperiment } from './trials.js';
+import { displayPath, insideShared, runTrials, trialExperiment } from './trials.js';
 
 /** Widths tried for the teacher's own family (fractions of its width), beyond the factory's default three. */
 export const SEARCH_WIDTHS = [0.5, 0.375, ...DEFAULT_WIDTHS.slice(1, 2), 0.1875, 0.125, 0.0625];
@@ -277,113 +278,119 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     await mkdir(dir, { recursive: true });
     await writeFileAtomic(join(dir, PLAN), `${JSON.stringify(plan, null, 2)}\n`);
   }
-  const shared = o.executor.shared;
-  const byName = new Map(plan.candidates.map((c) => [c.name, { ...c }]));
-  const spec = (c: SearchCandidate, id: string, overrides: string[]): TrialSpec => {
-    const { yaml } = trialExperiment(
-      { file: plan.file, set: plan.set },
-      [`students=${JSON.stringify([{ name: c.name, model: c.node }])}`, ...overrides],
-      shared,
-    );
-    return {
-      id,
-      experiment: yaml,
-      dir: insideShared(shared, join(dir, 'trials', id), 'the search folder'),
-      threads: plan.threads,
-      ...(plan.trialBackend !== undefined && { backend: plan.trialBackend }),
+  const release = lockFolder(dir, 'distill search');
+  try {
+    const shared = o.executor.shared;
+    const byName = new Map(plan.candidates.map((c) => [c.name, { ...c }]));
+    const spec = (c: SearchCandidate, id: string, overrides: string[]): TrialSpec => {
+      const { yaml } = trialExperiment(
+        { file: plan.file, set: plan.set },
+        [`students=${JSON.stringify([{ name: c.name, model: c.node }])}`, ...overrides],
+        shared,
+      );
+      return {
+        id,
+        experiment: yaml,
+        dir: insideShared(shared, join(dir, 'trials', id), 'the search folder'),
+        threads: plan.threads,
+        ...(plan.trialBackend !== undefined && { backend: plan.trialBackend }),
+      };
     };
-  };
-  const trials: SearchResult['trials'] = [];
-  const run = async (specs: TrialSpec[], first: boolean) => {
-    const results = await runTrials(o.executor, specs, {
-      onEvent: o.onEvent,
-      signal: o.signal,
-      teacherFirst: first && loadExperiment({ path: plan.file, set: plan.set }).config.teacher.key === 'train',
-    });
-    trials.push(...results.map(({ id, worker, seconds, resumed }) => ({ id, worker, seconds, resumed })));
-    return results;
-  };
-  let alive = plan.candidates.filter((c) => !c.dropped).map((c) => byName.get(c.name)!);
-  const rungs: SearchRung[] = [];
-  const epochsPlan = rungEpochs(alive.length, plan.epochs);
-  log(
-    `search: ${alive.length} candidates on ${o.executor.describe}; rungs of ${[...epochsPlan, plan.epochs].join(', ')} epochs; folder ${dir}`,
-  );
-  for (const [j, epochs] of epochsPlan.entries()) {
-    const specs = alive.map((c) =>
-      spec(c, `r${j}-${c.name}`, [`epochs=${epochs}`, 'baseline=false', `seeds=[${plan.seeds[0]}]`]),
-    );
-    if (trainsAgain(epochsPlan, j)) {
-      const results = await run(specs, j === 0);
-      results.forEach((r, i) => {
-        const { kd } = studentRows(r);
-        Object.assign(alive[i]!, { accuracy: kd.accuracy, valAccuracy: kd.valAccuracy, epochs });
+    const trials: SearchResult['trials'] = [];
+    const run = async (specs: TrialSpec[], first: boolean) => {
+      const results = await runTrials(o.executor, specs, {
+        onEvent: o.onEvent,
+        signal: o.signal,
+        teacherFirst: first && loadExperiment({ path: plan.file, set: plan.set }).config.teacher.key === 'train',
+        resume: `distill search --resume ${displayPath(dir)}`,
       });
-    }
-    const ranked = [...alive].sort(rank(plan.budget.latencyBatch));
-    const kept = ranked.slice(0, Math.max(2, Math.ceil(alive.length / 2)));
-    rungs.push({ epochs, candidates: alive.map((c) => c.name), kept: kept.map((c) => c.name) });
+      trials.push(...results.map(({ id, worker, seconds, resumed }) => ({ id, worker, seconds, resumed })));
+      return results;
+    };
+    let alive = plan.candidates.filter((c) => !c.dropped).map((c) => byName.get(c.name)!);
+    const rungs: SearchRung[] = [];
+    const epochsPlan = rungEpochs(alive.length, plan.epochs);
     log(
-      `search: rung ${j + 1} (${epochs} epoch${epochs === 1 ? '' : 's'}): ${ranked.map((c) => `${c.name} ${((c.valAccuracy ?? 0) * 100).toFixed(2)}%`).join(', ')}; on: ${kept.map((c) => c.name).join(', ')}`,
+      `search: ${alive.length} candidates on ${o.executor.describe}; rungs of ${[...epochsPlan, plan.epochs].join(', ')} epochs; folder ${dir}`,
     );
-    alive = kept;
-  }
-  // The finalists: full epochs and seeds, each beside its label-only baseline.
-  const finals = await run(
-    alive.map((c) => spec(c, `final-${c.name}`, ['baseline=true'])),
-    epochsPlan.length === 0,
-  );
-  const finalRows = finals.map((r) => studentRows(r));
-  finals.forEach((_, i) =>
-    Object.assign(alive[i]!, {
-      accuracy: finalRows[i]!.kd.accuracy,
-      valAccuracy: finalRows[i]!.kd.valAccuracy,
+    for (const [j, epochs] of epochsPlan.entries()) {
+      const specs = alive.map((c) =>
+        spec(c, `r${j}-${c.name}`, [`epochs=${epochs}`, 'baseline=false', `seeds=[${plan.seeds[0]}]`]),
+      );
+      if (trainsAgain(epochsPlan, j)) {
+        const results = await run(specs, j === 0);
+        results.forEach((r, i) => {
+          const { kd } = studentRows(r);
+          Object.assign(alive[i]!, { accuracy: kd.accuracy, valAccuracy: kd.valAccuracy, epochs });
+        });
+      }
+      const ranked = [...alive].sort(rank(plan.budget.latencyBatch));
+      const kept = ranked.slice(0, Math.max(2, Math.ceil(alive.length / 2)));
+      rungs.push({ epochs, candidates: alive.map((c) => c.name), kept: kept.map((c) => c.name) });
+      log(
+        `search: rung ${j + 1} (${epochs} epoch${epochs === 1 ? '' : 's'}): ${ranked.map((c) => `${c.name} ${((c.valAccuracy ?? 0) * 100).toFixed(2)}%`).join(', ')}; on: ${kept.map((c) => c.name).join(', ')}`,
+      );
+      alive = kept;
+    }
+    // The finalists: full epochs and seeds, each beside its label-only baseline.
+    const finals = await run(
+      alive.map((c) => spec(c, `final-${c.name}`, ['baseline=true'])),
+      epochsPlan.length === 0,
+    );
+    const finalRows = finals.map((r) => studentRows(r));
+    finals.forEach((_, i) =>
+      Object.assign(alive[i]!, {
+        accuracy: finalRows[i]!.kd.accuracy,
+        valAccuracy: finalRows[i]!.kd.valAccuracy,
+        epochs: plan.epochs,
+      }),
+    );
+    rungs.push({ epochs: plan.epochs, candidates: alive.map((c) => c.name), kept: [] });
+    const best = [...alive].sort(rank(plan.budget.latencyBatch))[0]!;
+    const bi = alive.indexOf(best);
+    rungs[rungs.length - 1]!.kept = [best.name];
+    const { kd, labels } = finalRows[bi]!;
+    if (!labels) throw new Error('the final trial has no label-only baseline');
+    const gain = kd.accuracy - labels.accuracy;
+    const name = (kd.method ?? 'distillation').split(/[:(]/)[0]!.trim();
+    const chosen: SearchChosen = {
+      name: best.name,
+      node: best.node,
+      accuracy: kd.accuracy,
+      baselineAccuracy: labels.accuracy,
+      gain,
+      verdict:
+        gain === 0
+          ? `${name} made no difference against the labels alone`
+          : `${name} ${gain > 0 ? 'gained' : 'cost'} ${(Math.abs(gain) * 100).toFixed(2)} pts ${gain > 0 ? 'over' : 'against'} training ${best.name} on the labels alone (test, mean of ${plan.seeds.length} seed${plan.seeds.length === 1 ? '' : 's'})`,
+      params: best.params,
+      latencyMs: best.latencyMs,
+      dir: finals[bi]!.dir,
+    };
+    const all = [...byName.values()];
+    const trained = all.filter((c) => c.valAccuracy !== null);
+    const ms = (c: SearchCandidate) => (plan.budget.latencyBatch === 1 ? c.latencyMs.batch1 : c.latencyMs.batch64);
+    const points = trained.map((c) => ({ c, acc: c.valAccuracy!, ms: ms(c), params: c.params }));
+    const front = paretoFront(points);
+    for (const p of points) p.c.onFront = front.has(p);
+    const result: SearchResult = {
+      name: plan.name,
+      createdAt: new Date().toISOString(),
+      backend: plan.backend,
+      executor: o.executor.describe,
+      budget: plan.budget,
+      teacher: plan.teacher,
       epochs: plan.epochs,
-    }),
-  );
-  rungs.push({ epochs: plan.epochs, candidates: alive.map((c) => c.name), kept: [] });
-  const best = [...alive].sort(rank(plan.budget.latencyBatch))[0]!;
-  const bi = alive.indexOf(best);
-  rungs[rungs.length - 1]!.kept = [best.name];
-  const { kd, labels } = finalRows[bi]!;
-  if (!labels) throw new Error('the final trial has no label-only baseline');
-  const gain = kd.accuracy - labels.accuracy;
-  const name = (kd.method ?? 'distillation').split(/[:(]/)[0]!.trim();
-  const chosen: SearchChosen = {
-    name: best.name,
-    node: best.node,
-    accuracy: kd.accuracy,
-    baselineAccuracy: labels.accuracy,
-    gain,
-    verdict:
-      gain === 0
-        ? `${name} made no difference against the labels alone`
-        : `${name} ${gain > 0 ? 'gained' : 'cost'} ${(Math.abs(gain) * 100).toFixed(2)} pts ${gain > 0 ? 'over' : 'against'} training ${best.name} on the labels alone (test, mean of ${plan.seeds.length} seed${plan.seeds.length === 1 ? '' : 's'})`,
-    params: best.params,
-    latencyMs: best.latencyMs,
-    dir: finals[bi]!.dir,
-  };
-  const all = [...byName.values()];
-  const trained = all.filter((c) => c.valAccuracy !== null);
-  const ms = (c: SearchCandidate) => (plan.budget.latencyBatch === 1 ? c.latencyMs.batch1 : c.latencyMs.batch64);
-  const points = trained.map((c) => ({ c, acc: c.valAccuracy!, ms: ms(c), params: c.params }));
-  const front = paretoFront(points);
-  for (const p of points) p.c.onFront = front.has(p);
-  const result: SearchResult = {
-    name: plan.name,
-    createdAt: new Date().toISOString(),
-    backend: plan.backend,
-    executor: o.executor.describe,
-    budget: plan.budget,
-    teacher: plan.teacher,
-    epochs: plan.epochs,
-    seeds: plan.seeds,
-    candidates: all,
-    rungs,
-    chosen,
-    trials,
-    seconds: (performance.now() - started) / 1000,
-  };
-  await writeSearchReport(dir, result);
-  return result;
+      seeds: plan.seeds,
+      candidates: all,
+      rungs,
+      chosen,
+      trials,
+      seconds: (performance.now() - started) / 1000,
+    };
+    await writeSearchReport(dir, result);
+    return result;
+  } finally {
+    release();
+  }
 }

@@ -15,8 +15,9 @@ import { Rng } from '../data/rng.js';
 import { UserError } from '../errors.js';
 import { compareRuns, type CompareResult } from '../experiment/compare.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { lockFolder } from '../io/folder-lock.js';
 import type { Executor, ExecutorRunOptions, TrialResult, TrialSpec } from '../trials/types.js';
-import { insideShared, runTrials, trialExperiment } from './trials.js';
+import { displayPath, insideShared, runTrials, trialExperiment } from './trials.js';
 
 export interface GridAxis {
   path: string;
@@ -161,14 +162,20 @@ export async function runSweep(o: SweepOptions): Promise<SweepResult> {
     await mkdir(dir, { recursive: true });
     await writeFileAtomic(join(dir, 'sweep.json'), `${JSON.stringify(state, null, 2)}\n`);
   }
-  log(`sweep: ${state.specs.length} trials on ${o.executor.describe}; folder ${dir}`);
-  const results = await runTrials(o.executor, state.specs, {
-    onEvent: o.onEvent,
-    signal: o.signal,
-    teacherFirst: state.teacherFirst,
-  });
-  state = { ...state, results };
-  await writeFileAtomic(join(dir, 'sweep.json'), `${JSON.stringify(state, null, 2)}\n`);
-  const compare = await compareRuns({ runs: results.map((r) => join(o.executor.shared, r.dir)), outDir: dir });
-  return { dir, state, results, compare };
+  const release = lockFolder(dir, 'distill sweep');
+  try {
+    log(`sweep: ${state.specs.length} trials on ${o.executor.describe}; folder ${dir}`);
+    const results = await runTrials(o.executor, state.specs, {
+      onEvent: o.onEvent,
+      signal: o.signal,
+      teacherFirst: state.teacherFirst,
+      resume: `distill sweep --resume ${displayPath(dir)}`,
+    });
+    state = { ...state, results };
+    await writeFileAtomic(join(dir, 'sweep.json'), `${JSON.stringify(state, null, 2)}\n`);
+    const compare = await compareRuns({ runs: results.map((r) => join(o.executor.shared, r.dir)), outDir: dir });
+    return { dir, state, results, compare };
+  } finally {
+    release();
+  }
 }

@@ -7,8 +7,15 @@ import { relative, resolve, sep } from 'node:path';
 import { experimentYaml, type ExperimentConfig } from '../config/experiment.js';
 import { UserError } from '../errors.js';
 import { loadExperiment } from '../experiment/load.js';
+import { Interrupted } from '../train/fit.js';
 import type { Executor, ExecutorRunOptions, TrialResult, TrialSpec } from '../trials/types.js';
 import { SHARED } from '../trials/types.js';
+
+/** A folder as the user would type it: relative to the working directory when inside it. */
+export function displayPath(dir: string): string {
+  const rel = relative(process.cwd(), dir);
+  return rel !== '' && !rel.startsWith('..') ? rel : dir;
+}
 
 /** `dir` relative to `shared`; refuses a folder outside it. */
 export function insideShared(shared: string, dir: string, what: string): string {
@@ -53,9 +60,18 @@ export function trialExperiment(
 export async function runTrials(
   executor: Executor,
   specs: readonly TrialSpec[],
-  o: ExecutorRunOptions & { teacherFirst: boolean },
+  o: ExecutorRunOptions & { teacherFirst: boolean; resume: string },
 ): Promise<TrialResult[]> {
-  if (!o.teacherFirst || specs.length < 2) return executor.run(specs, o);
-  const [first] = await executor.run(specs.slice(0, 1), o);
-  return [first!, ...(await executor.run(specs.slice(1), o))];
+  try {
+    if (!o.teacherFirst || specs.length < 2) return await executor.run(specs, o);
+    const [first] = await executor.run(specs.slice(0, 1), o);
+    return [first!, ...(await executor.run(specs.slice(1), o))];
+  } catch (e) {
+    // The trial's own hint names its run folder; the whole sweep or search is what to resume.
+    if (e instanceof Interrupted)
+      throw new Interrupted(
+        `${e.message.split(';')[0]}; finished trials and checkpoints are kept; resume with: ${o.resume}`,
+      );
+    throw e;
+  }
 }
