@@ -536,6 +536,11 @@ def train_labels(label, models, epochs, data, st, seed):
 # Schemes
 # ---------------------------------------------------------------------------------------
 
+def cache_path(kind, spec):
+    return os.path.join(tempfile.gettempdir(), 'tfjs-distill-parity',
+                        f'{kind}-{hashlib.sha256(spec.encode()).hexdigest()[:16]}.pt')
+
+
 class Run:
     """One case at one seed: its config, data, settings and how its models are built."""
 
@@ -551,6 +556,37 @@ class Run:
     def terms(self):
         return create_terms(self.cfg['knowledge'])
 
+    def training_spec(self):
+        """Everything besides the model, epochs and seed that a training on the labels depends on."""
+        st = self.st
+        return {'rows': self.data.rows_digest, 'lr': st.lr, 'bs': st.batch_size, 'schedule': st.schedule,
+                'init': st.init, 'bn': [st.bn_momentum, st.bn_eps], 'gran': st.lr_granularity, 'eps': st.adam_eps,
+                'torch': torch.__version__}
+
+    def on_labels(self, label, variants):
+        """The student's `variants` trained (jointly, as `train_labels`) on the labels with this run's
+        seed. That training recurs across cases — every offline baseline, born-again's generation 0,
+        previous-epoch's baseline, a cohort's twins — and is deterministic (`fit` seeds everything),
+        so after the first case it is read from a cache beside the teacher's, keyed by all it depends
+        on (thread count included: it changes the float sums)."""
+        models = [self.build(v) for v in variants]
+        spec = json.dumps({'student': self.student, 'variants': list(variants), 'epochs': self.epochs,
+                           'seed': self.seed, 'threads': torch.get_num_threads(), **self.training_spec()},
+                          sort_keys=True)
+        path = cache_path('labels', spec)
+        if not self.args.no_teacher_cache and os.path.exists(path):
+            for m, state in zip(models, torch.load(path)):
+                m.load_state_dict(state)
+            log(f'{label}: the same training as an earlier case, loaded from {path}')
+            return models
+        train_labels(label, models, self.epochs, self.data, self.st, self.seed)
+        if not self.args.no_teacher_cache:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f'{path}.{os.getpid()}.tmp'
+            torch.save([m.state_dict() for m in models], tmp)
+            os.replace(tmp, path)
+        return models
+
     def teacher(self):
         """The teacherOnSubset model trained on the labels (cached on disk between seeds/cases)."""
         tcfg = self.cfg['teacher']
@@ -559,13 +595,8 @@ class Run:
         node, epochs = tcfg['kwargs']['model'], self.cfg['teacher_epochs']
         tseed = self.args.teacher_seed
         model = build_model(node, self.st, tseed)
-        spec = json.dumps({'model': node, 'epochs': epochs, 'seed': tseed, 'rows': self.data.rows_digest,
-                           'lr': self.st.lr, 'bs': self.st.batch_size, 'schedule': self.st.schedule,
-                           'init': self.st.init, 'bn': [self.st.bn_momentum, self.st.bn_eps],
-                           'gran': self.st.lr_granularity, 'eps': self.st.adam_eps, 'torch': torch.__version__},
-                          sort_keys=True)
-        path = os.path.join(tempfile.gettempdir(), 'tfjs-distill-parity',
-                            f'teacher-{hashlib.sha256(spec.encode()).hexdigest()[:16]}.pt')
+        spec = json.dumps({'model': node, 'epochs': epochs, 'seed': tseed, **self.training_spec()}, sort_keys=True)
+        path = cache_path('teacher', spec)
         if not self.args.no_teacher_cache and os.path.exists(path):
             model.load_state_dict(torch.load(path))
             log(f'teacher: loaded from {path}')
@@ -614,8 +645,7 @@ def scheme_offline(run):
     teacher_model = run.teacher()
     acc = {'teacher': test_accuracy(teacher_model, run.data)}
     if run.cfg.get('baseline'):
-        model = run.build()
-        train_labels('labels', model, run.epochs, run.data, run.st, run.seed)
+        [model] = run.on_labels('labels', [0])
         acc['labels'] = test_accuracy(model, run.data)
     model = run.build()
     terms = run.terms()
@@ -649,7 +679,7 @@ def scheme_dml(run):
     peers, twins = cohort(run, k)
     acc = {}
     if run.cfg.get('baseline'):
-        train_labels('each alone (labels)', twins, run.epochs, run.data, run.st, run.seed)
+        twins = run.on_labels('each alone (labels)', list(range(k)))
         acc.update({f'alone-{i + 1}': test_accuracy(m, run.data) for i, m in enumerate(twins)})
     terms = [run.terms() for _ in peers]
 
@@ -672,7 +702,7 @@ def scheme_ensemble(run):
     members, twins = cohort(run, k)
     acc = {}
     if run.cfg.get('baseline'):
-        train_labels('each alone (labels)', twins, run.epochs, run.data, run.st, run.seed)
+        twins = run.on_labels('each alone (labels)', list(range(k)))
         acc.update({f'alone-{i + 1}': test_accuracy(m, run.data) for i, m in enumerate(twins)})
     terms = [run.terms() for _ in members]
 
@@ -696,10 +726,10 @@ def scheme_born_again(run):
     generations, ensemble = kw.get('generations', 3), kw.get('ensemble', False)
     done, acc = [], {}
     for g in range(generations + 1):
-        model = run.build(g)
         if g == 0:
-            train_labels('gen 0 (labels)', model, run.epochs, run.data, run.st, run.seed)
+            [model] = run.on_labels('gen 0 (labels)', [0])
         else:
+            model = run.build(g)
             if ensemble and g > 1:
                 teachers = list(done)
 
@@ -782,8 +812,7 @@ def scheme_previous_epoch(run):
         raise SystemExit(f'reference.py: previous-epoch needs more epochs ({run.epochs}) than warmup ({warmup})')
     acc = {}
     if run.cfg.get('baseline'):
-        model = run.build()
-        train_labels('labels', model, run.epochs, run.data, run.st, run.seed)
+        [model] = run.on_labels('labels', [0])
         acc['labels'] = test_accuracy(model, run.data)
     model, snapshot = run.build(), run.build()
     for p in snapshot.parameters():
@@ -923,7 +952,7 @@ def main():
     p.add_argument('--cases', default=os.path.join(HERE, 'cases.json'))
     p.add_argument('--teacher-seed', type=int, default=None,
                    help="seed of the teacher's init and data order (default: the case's first seed, as tfjs-distill)")
-    p.add_argument('--no-teacher-cache', action='store_true', help='always train the teacher (default: reuse it from $TMPDIR)')
+    p.add_argument('--no-teacher-cache', action='store_true', help='always train the teacher and the label-only runs (default: reuse them from $TMPDIR)')
     p.add_argument('--init', choices=['torch', 'glorot'], default='torch')
     p.add_argument('--bn', choices=['torch', 'tfjs'], default='torch')
     p.add_argument('--lr-granularity', choices=['step', 'epoch'], default='step')
