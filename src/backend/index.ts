@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../errors.js';
 import { registerNativeBackend } from './native.js';
 import { installWasmTrainingKernels } from './wasm-training.js';
@@ -37,7 +36,11 @@ async function tryBackend(name: BackendName): Promise<BackendAttempt> {
       const registered = registerNativeBackend();
       if (!registered.ok) return { name, ok: false, reason: registered.reason };
     }
-    if (name === 'wasm') installWasmTrainingKernels();
+    if (name === 'wasm') {
+      // Imported (and so registered with TF.js) only when asked for: importing this library leaves tf as it was.
+      await import('@tensorflow/tfjs-backend-wasm');
+      installWasmTrainingKernels();
+    }
     const ok = await tf.setBackend(name);
     return ok ? { name, ok, reason: WHAT[name] } : { name, ok, reason: `tf.setBackend('${name}') failed` };
   } catch (error) {
