@@ -9,6 +9,7 @@
 //   config/                       knowledge terms, frozen teachers, the experiment file's format
 //   train/                        the training loop, the Fit contract (createFit), progress output
 //   eval/ → report/               measuring models; writing reports
+//   distiller/                    the Keras-style Distiller (fit on tensors and tf.data) over train()
 //   schemes/                      every distillation scheme, its types and the scheme registry
 //   experiment/                   loading an experiment file against the registries; running it
 //   trials/                       one experiment run as a trial; executors (local child processes, BullMQ)
@@ -77,8 +78,17 @@ module.exports = {
       name: 'below-trials',
       severity: 'error',
       comment: 'trials/ and search/ build on runs; nothing below them imports them.',
-      from: { path: '^src/(knowledge|models|architecture|data|io|backend|teachers|config|train|eval|report|schemes|experiment)/' },
+      from: {
+        path: '^src/(knowledge|models|architecture|data|io|backend|teachers|config|train|eval|report|schemes|experiment)/',
+      },
       to: { path: '^src/(trials|search)/' },
+    },
+    {
+      name: 'distiller-is-an-entry-point',
+      severity: 'error',
+      comment: 'distiller/ is an API over train/; nothing but index.ts (and the CLI) builds on it.',
+      from: { path: '^src/', pathNot: '^src/(distiller|cli)/|^src/index\\.ts$' },
+      to: { path: '^src/distiller/' },
     },
     {
       name: 'trials-below-search',

@@ -265,3 +265,12 @@ export { bullmqExecutor, startWorker } from './trials/bullmq.js';
 export type { BullmqExecutorOptions, StartWorkerOptions, RunningWorker } from './trials/bullmq.js';
 export { runTrial, readTrialResult } from './trials/run-trial.js';
 export type { Executor, ExecutorRunOptions, TrialSpec, TrialResult, TrialEvent, TrialModel } from './trials/types.js';
+// The Keras-style API: fit on tensors or tf.data, tfjs-layers callbacks.
+export { Distiller } from './distiller/distiller.js';
+export type {
+  DistillerOptions,
+  DistillerFitArgs,
+  DistillerFitDatasetArgs,
+  DistillerHistory,
+  KnowledgeNode,
+} from './distiller/distiller.js';

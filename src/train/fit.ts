@@ -115,6 +115,9 @@ export function mergeCallbacks(...sets: Array<TrainCallbacks | undefined>): Trai
     async onEpochBegin(e) {
       for (const s of all) await s.onEpochBegin?.(e);
     },
+    async onBatchBegin(b) {
+      for (const s of all) await s.onBatchBegin?.(b);
+    },
     async onBatchEnd(l) {
       for (const s of all) await s.onBatchEnd?.(l);
     },

@@ -146,7 +146,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const correct = learners.map(() => 0);
     let seen = 0;
     let batchIndex = 0;
-    for (const batch of data.batches({ batchSize, shuffle: true, rng, augment: options.augment })) {
+    for (const batch of data.batches({ batchSize, shuffle: options.shuffle ?? true, rng, augment: options.augment })) {
+      await callbacks.onBatchBegin?.(batchIndex);
       if (options.schedule === 'cosine') {
         setLearningRate(optimizer, cosineRate(baseRate, epoch * stepsPerEpoch + batchIndex, epochs * stepsPerEpoch));
       }
@@ -184,6 +185,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       history[l.name]!.push(record);
     });
     await callbacks.onEpochEnd?.(epoch, records);
+    if (options.stopRequested?.()) {
+      stoppedEarly = true;
+      break;
+    }
     const stop = options.earlyStopping;
     const monitored = records[learners[0]!.name]!.valAccuracy;
     if (stop && monitored !== undefined) {

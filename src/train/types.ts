@@ -45,6 +45,7 @@ export interface BatchLogs {
 export interface TrainCallbacks {
   onTrainBegin?(): void | Promise<void>;
   onEpochBegin?(epoch: number): void | Promise<void>;
+  onBatchBegin?(batch: number): void | Promise<void>;
   onBatchEnd?(logs: BatchLogs): void | Promise<void>;
   onEpochEnd?(epoch: number, records: Record<string, EpochRecord>): void | Promise<void>;
   onTrainEnd?(history: Record<string, EpochRecord[]>): void | Promise<void>;
@@ -134,6 +135,10 @@ export interface TrainOptions {
     previous?: readonly (number | undefined)[];
   };
   callbacks?: TrainCallbacks;
+  /** Asked after every epoch's callbacks; true ends training there (e.g. `tf.callbacks.earlyStopping` set it). */
+  stopRequested?: () => boolean;
+  /** Visit the training rows in a new random order each epoch (default true), or in order. */
+  shuffle?: boolean;
   /** Epoch to start from (resume); the caller restores weights and optimizer state. */
   initialEpoch?: number;
   /** Quantization-aware training in the last epochs (see `QuantizationAware`). */
