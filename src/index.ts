@@ -274,3 +274,5 @@ export type {
   DistillerHistory,
   KnowledgeNode,
 } from './distiller/distiller.js';
+export { exportOnnx, ONNX_OPSET } from './io/onnx-export.js';
+export type { OnnxExportOptions } from './io/onnx-export.js';

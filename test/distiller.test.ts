@@ -66,7 +66,10 @@ test('Distiller: tfjs-layers callbacks, tf.callbacks.earlyStopping, validationSp
     batchSize: 32,
     validationSplit: 0.25,
     callbacks: [
-      { onEpochEnd: async (epoch, logs) => void seen.push({ epoch, logs }), onBatchBegin: async () => void batches++ },
+      {
+        onEpochEnd: async (epoch: number, logs?: tf.Logs) => void seen.push({ epoch, logs }),
+        onBatchBegin: async () => void batches++,
+      },
       // no epoch improves the loss by 10: stops after `patience` epochs
       tf.callbacks.earlyStopping({ monitor: 'loss', minDelta: 10, patience: 1 }),
     ],

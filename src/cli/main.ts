@@ -261,17 +261,20 @@ Examples:
 program
   .command('export')
   .description(
-    'write a saved model with float32, float16 or uint8-quantized weights (TF.js format: tf.loadLayersModel reads it in Node and browsers)',
+    'write a saved model with float32, float16 or uint8-quantized weights (TF.js format: tf.loadLayersModel reads it in Node and browsers), or as ONNX (--format onnx)',
   )
   .argument('<model>', 'model.json (or its folder)')
-  .requiredOption('--out <dir>', 'folder for the exported model.json + weights.bin')
-  .option('--dtype <type>', 'float32, float16 or uint8', 'float32')
+  .requiredOption('--out <path>', 'tfjs: folder for model.json + weights.bin; onnx: the .onnx file')
+  .option('--format <format>', 'tfjs or onnx', 'tfjs')
+  .option('--dtype <type>', 'tfjs: float32, float16 or uint8', 'float32')
+  .option('--layout <layout>', 'onnx: the input layout of image models, nhwc (as TF.js) or nchw', 'nhwc')
   .addHelpText(
     'after',
     `
 Examples:
   $ distill export runs/kd/seed-1/students/small --out web/small --dtype uint8
-  $ distill export teacher/model.json --out teacher-f16 --dtype float16`,
+  $ distill export teacher/model.json --out teacher-f16 --dtype float16
+  $ distill export runs/kd/seed-1/students/small --format onnx --out small.onnx`,
   )
   .action(
     action(async (model: string, opts: ExportCommandOptions) => {

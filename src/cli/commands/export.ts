@@ -2,12 +2,16 @@ import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../errors.js';
 import { fileSystem, registerFileRouters } from '../../io/file-handler.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { exportOnnx, ONNX_OPSET } from '../../io/onnx-export.js';
 import { saveEncodedModel, WEIGHT_ENCODINGS, type WeightEncoding } from '../../io/quantize.js';
 import { formatBytes } from '../../report/table.js';
 
 export interface ExportCommandOptions {
   out: string;
   dtype: string;
+  format?: string;
+  layout?: string;
 }
 
 /**
@@ -18,6 +22,9 @@ export async function exportCommand(
   path: string,
   o: ExportCommandOptions,
 ): Promise<{ modelJsonPath: string; bytes: number }> {
+  const format = o.format ?? 'tfjs';
+  if (format !== 'tfjs' && format !== 'onnx') throw new UserError(`unknown --format \`${format}\`; known: tfjs, onnx`);
+  if (format === 'onnx') return exportOnnxFile(path, o);
   if (!(WEIGHT_ENCODINGS as readonly string[]).includes(o.dtype)) {
     throw new UserError(`unknown --dtype \`${o.dtype}\`; known: ${WEIGHT_ENCODINGS.join(', ')}`);
   }
@@ -34,6 +41,30 @@ export async function exportCommand(
       `wrote ${saved.modelJsonPath} (${formatBytes(saved.modelJson)}) and weights.bin (${formatBytes(saved.weights)}), ${o.dtype} weights\n`,
     );
     return { modelJsonPath: saved.modelJsonPath, bytes: saved.modelJson + saved.weights };
+  } finally {
+    model.dispose();
+  }
+}
+
+async function exportOnnxFile(
+  path: string,
+  o: ExportCommandOptions,
+): Promise<{ modelJsonPath: string; bytes: number }> {
+  const layout = o.layout ?? 'nhwc';
+  if (layout !== 'nhwc' && layout !== 'nchw') throw new UserError(`unknown --layout \`${layout}\`; known: nhwc, nchw`);
+  if (o.dtype !== 'float32')
+    throw new UserError('--dtype applies to the tfjs format; ONNX export writes float32 weights');
+  if (!o.out.endsWith('.onnx'))
+    throw new UserError(`--out ${o.out}: give the .onnx file to write, e.g. --out student.onnx`);
+  tf.enableProdMode();
+  await tf.setBackend('cpu');
+  registerFileRouters();
+  const model = await tf.loadLayersModel(fileSystem(path));
+  try {
+    const bytes = exportOnnx(model, { layout });
+    await writeFileAtomic(o.out, bytes);
+    process.stderr.write(`wrote ${o.out} (${formatBytes(bytes.length)}), ONNX opset ${ONNX_OPSET}, input ${layout}\n`);
+    return { modelJsonPath: o.out, bytes: bytes.length };
   } finally {
     model.dispose();
   }
