@@ -14,6 +14,7 @@
 //   experiment/                   loading an experiment file against the registries; running it
 //   trials/                       one experiment run as a trial; executors (local child processes, BullMQ)
 //   search/                       sweeps and the student search, as lists of trials
+//   board/                        distill board: a local web page over run folders (read-only)
 //   index.ts                      the public API (the quickstart is a built-in experiment in experiment/)
 //   cli/                          the `distill` bin (src/cli/main.ts); nothing imports it
 // The rules name the boundaries; no-circular keeps the rest in order.
@@ -96,6 +97,13 @@ module.exports = {
       comment: 'An executor runs any list of trials; what the trials are for (a sweep, a search) is search/.',
       from: { path: '^src/trials/' },
       to: { path: '^src/search/' },
+    },
+    {
+      name: 'board-is-an-entry-point',
+      severity: 'error',
+      comment: 'board/ (distill board) reads run folders; only the CLI starts it.',
+      from: { path: '^src/', pathNot: '^src/(board|cli)/' },
+      to: { path: '^src/board/' },
     },
     {
       name: 'nothing-imports-cli',

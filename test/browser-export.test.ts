@@ -10,13 +10,13 @@ import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { fileSystem } from '../src/io/index.js';
 import { saveEncodedModel, type WeightEncoding } from '../src/io/quantize.js';
 import { buildModel } from '../src/models/index.js';
+import { CHROMIUM, launchChromium } from './helpers.js';
 
 /**
  * An exported student loads in a real browser (Debian's chromium, driven by playwright-core)
  * with plain `@tensorflow/tfjs` from a local page, and predicts what Node predicts from the
  * same files: float32, float16 and uint8 weights. Everything is served from 127.0.0.1.
  */
-const CHROMIUM = '/usr/bin/chromium';
 const require = createRequire(import.meta.url);
 const TF_JS = join(dirname(require.resolve('@tensorflow/tfjs/package.json')), 'dist', 'tf.min.js');
 const ENCODINGS: WeightEncoding[] = ['float32', 'float16', 'uint8'];
@@ -64,7 +64,6 @@ const argmax = (row: number[]) => row.indexOf(Math.max(...row));
 test('an exported student predicts in chromium exactly as in Node (float32, float16, uint8)', {
   skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} not found (apt-get install chromium)`,
 }, async () => {
-  const { chromium } = await import('playwright-core');
   tf.enableProdMode();
   await tf.setBackend('cpu');
   const dir = mkdtempSync(join(tmpdir(), 'distill-browser-'));
@@ -94,19 +93,7 @@ test('an exported student predicts in chromium exactly as in Node (float32, floa
   }
 
   const { server, base } = await serve(dir);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const offsite: string[] = [];

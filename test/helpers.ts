@@ -193,3 +193,22 @@ export async function startRedis(port?: number): Promise<RedisServer> {
       }),
   };
 }
+
+/** Debian's chromium, as the browser tests drive it (playwright-core): headless, no network of its own. */
+export const CHROMIUM = '/usr/bin/chromium';
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}

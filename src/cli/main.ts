@@ -7,6 +7,7 @@ import { exportCommand, type ExportCommandOptions } from './commands/export.js';
 import { runCommand } from './commands/run.js';
 import { trainCommand, type TrainCommandOptions } from './commands/train.js';
 import { studentsCommand, type StudentsCommandOptions } from './commands/students.js';
+import { startBoard } from '../board/server.js';
 import { searchCommand, type SearchCommandOptions } from './commands/search.js';
 import { sweepCommand, workerCommand, type SweepCommandOptions, type WorkerCommandOptions } from './commands/sweep.js';
 import { dataSources } from '../data/sources.js';
@@ -396,6 +397,22 @@ Examples:
   .action(
     action(async (file: string | undefined, opts: SearchCommandOptions) => {
       await searchCommand(file, opts);
+    }),
+  );
+
+program
+  .command('board')
+  .description(
+    'a local web page (127.0.0.1) over a runs folder: every run and its state, live per-epoch curves, reports, and a comparison of selected runs',
+  )
+  .argument('[dir]', 'the runs folder', 'runs')
+  .option('--port <n>', 'the port (default 8080; 0: any free one)', parseInteger)
+  .addHelpText('after', '\nExample:\n  $ distill board runs --port 8080     # then open http://127.0.0.1:8080/')
+  .action(
+    action(async (dir: string, opts: { port?: number }) => {
+      const board = await startBoard({ dir, port: opts.port });
+      process.stderr.write(`distill board: ${board.url} (runs in ${dir}; Ctrl-C to stop)\n`);
+      await new Promise<void>((done) => process.once('SIGINT', () => void board.close().then(done)));
     }),
   );
 

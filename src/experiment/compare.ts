@@ -119,12 +119,11 @@ export function compareSpec(rows: CompareRow[]): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-/** Reads each run's summary and writes the table and the plot into `outDir`. */
-export async function compareRuns({ runs, outDir }: CompareRunsOptions): Promise<CompareResult> {
-  if (runs.length === 0) throw new UserError('give at least one run folder: distill compare RUN_DIR… --out DIR');
+/** Every model of every finished run (its summary.json), one row each; the runs named apart when names repeat. */
+export function compareRows(runs: readonly string[]): CompareRow[] {
   const summaries = runs.map((r) => ({ dir: resolve(r), summary: readSummary(r) }));
   const names = summaries.map((s) => s.summary.name);
-  const rows: CompareRow[] = summaries.flatMap(({ dir, summary }, i) => {
+  return summaries.flatMap(({ dir, summary }, i) => {
     const run =
       names.indexOf(summary.name) !== i || names.lastIndexOf(summary.name) !== i
         ? `${summary.name} (${basename(dir)})`
@@ -143,6 +142,12 @@ export async function compareRuns({ runs, outDir }: CompareRunsOptions): Promise
       latencyBatch64Ms: m.latencyMs.batch64,
     }));
   });
+}
+
+/** Reads each run's summary and writes the table and the plot into `outDir`. */
+export async function compareRuns({ runs, outDir }: CompareRunsOptions): Promise<CompareResult> {
+  if (runs.length === 0) throw new UserError('give at least one run folder: distill compare RUN_DIR… --out DIR');
+  const rows = compareRows(runs);
   const lines = [
     `# Comparison of ${runs.length} run${runs.length > 1 ? 's' : ''}`,
     '',
@@ -172,7 +177,7 @@ export async function compareRuns({ runs, outDir }: CompareRunsOptions): Promise
     await mkdir(dir, { recursive: true });
     await writeFileAtomic(files.svg, svg);
     await writeFileAtomic(files.png, svgToPng({ svg }));
-    await writeFileAtomic(files.json, `${JSON.stringify({ runs: summaries.map((s) => s.dir), rows }, null, 2)}\n`);
+    await writeFileAtomic(files.json, `${JSON.stringify({ runs: runs.map((r) => resolve(r)), rows }, null, 2)}\n`);
     await writeFileAtomic(files.markdown, markdown);
   } catch (e) {
     throw new UserError(

@@ -14,9 +14,10 @@
  *   seed-<n>/report.{json,md,html}, plots/, done.json
  *   summary.json, summary.md     mean ± std over seeds
  *   progress.json                which seeds are done
+ *   epochs.jsonl                 a line per epoch of every training phase (seed, phase, model, losses, accuracies)
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { useBestBackend } from '../backend/index.js';
 import { experimentYaml, type ExperimentConfig } from '../config/experiment.js';
@@ -34,6 +35,9 @@ import { loadExperiment, type LoadedExperiment } from './load.js';
 import { runSeed, type SeedContext } from './seed.js';
 import { summarizeReports, writeSummary, type RunSummary } from './summary.js';
 import { teacherSources } from './teacher-sources.js';
+
+/** The run folder's per-epoch log (appended as training goes; read by `distill board`). */
+export const EPOCHS_FILE = 'epochs.jsonl';
 
 /** Seed distance between the initializations of a student's variants (`StudentFactory.build(k)`). */
 const VARIANT_SEED_STRIDE = 7919;
@@ -198,7 +202,12 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
       beforeWrite,
       progress,
       signal: o.signal,
-      onEpoch: o.onEpoch,
+      // Every epoch of every phase, one JSON line (`distill board` draws live curves from it).
+      onEpoch: async (info) => {
+        await beforeWrite();
+        await appendFile(join(runDir, EPOCHS_FILE), `${JSON.stringify({ ...info, time: new Date().toISOString() })}\n`);
+        await o.onEpoch?.(info);
+      },
     };
     try {
       if (!fresh) log(`resuming ${display(runDir)}`);

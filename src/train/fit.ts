@@ -75,6 +75,15 @@ export interface FitResult {
 export type Fit = (phase: FitPhase) => Promise<FitResult>;
 
 /** What every phase of a run trains with. */
+/** One epoch of one learner in one phase, as `FitSettings.onEpoch` receives it. */
+export interface EpochInfo {
+  seed: number;
+  phase: string;
+  model: string;
+  epochs: number;
+  record: EpochRecord;
+}
+
 export interface FitSettings {
   seed: number;
   data: ExperimentData;
@@ -95,7 +104,7 @@ export interface FitSettings {
   jsonFields?: Record<string, unknown>;
   signal?: AbortSignal;
   /** Called after every epoch of every phase, per learner (whatever the progress mode): a trial reports with it. */
-  onEpoch?: (info: { phase: string; model: string; epochs: number; record: EpochRecord }) => void;
+  onEpoch?: (info: EpochInfo) => void | Promise<void>;
   /**
    * Quantization-aware distillation in the last epochs of every phase of this fit (a run gives
    * it to the students' fit, never to the teacher's): see `QuantizationAware`.
@@ -133,8 +142,9 @@ export function mergeCallbacks(...sets: Array<TrainCallbacks | undefined>): Trai
 /** Progress output of one phase: bar / lines (stderr) or one JSON object per epoch (stdout). */
 function progressFor(s: FitSettings, label: string, epochs: number, samplesPerEpoch: number): TrainCallbacks {
   const report: TrainCallbacks | undefined = s.onEpoch && {
-    onEpochEnd(_epoch, records) {
-      for (const [model, record] of Object.entries(records)) s.onEpoch!({ phase: label, model, epochs, record });
+    async onEpochEnd(_epoch, records) {
+      for (const [model, record] of Object.entries(records))
+        await s.onEpoch!({ seed: s.seed, phase: label, model, epochs, record });
     },
   };
   if (s.progress !== 'json') {

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import type { RunReport } from '../eval/types.js';
 import { runExperiment } from '../experiment/run.js';
+import type { EpochInfo } from '../train/fit.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { SHARED, type TrialEvent, type TrialModel, type TrialResult, type TrialSpec } from './types.js';
 
@@ -89,7 +90,7 @@ export async function runTrial(spec: TrialSpec, o: RunTrialOptions): Promise<Tri
     progress: 'quiet' as const,
     signal: o.signal,
     log: (line: string) => emit({ type: 'log', id: spec.id, line }),
-    onEpoch: (e: { phase: string; model: string; epochs: number; record: { epoch: number; valAccuracy?: number } }) =>
+    onEpoch: (e: EpochInfo) =>
       emit({
         type: 'epoch',
         id: spec.id,
