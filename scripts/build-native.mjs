@@ -4,6 +4,8 @@
 // wrong, it prints one line saying why and that the wasm backend will be used, and exits 0 —
 // unless DISTILL_REQUIRE_NATIVE=1 (CI), which makes a native backend that is not built (or
 // does not load) exit 1.
+// A prebuilt addon of the package (prebuilds/, scripts/prebuild-native.mjs) that loads makes it a no-op
+// (TFJS_DISTILL_FROM_SOURCE=1 builds anyway).
 // Environment: TFJS_DISTILL_SKIP_NATIVE=1 skips; TFJS_DISTILL_GENERIC=1 builds without AVX2/FMA;
 // CC overrides the C compiler; TFJS_DISTILL_OPENBLAS_INCLUDE / _LIB point at a custom OpenBLAS.
 import { spawnSync } from 'node:child_process';
@@ -56,6 +58,16 @@ function run(cmd, args, opts = {}) {
 function main() {
   if (process.env.TFJS_DISTILL_SKIP_NATIVE) finish(false, 'TFJS_DISTILL_SKIP_NATIVE is set');
   if (process.platform === 'win32') finish(false, 'Windows is not supported by the native addon');
+  // An installed package ships prebuilt addons: when one loads here, there is nothing to build.
+  if (!process.env.TFJS_DISTILL_FROM_SOURCE) {
+    const arch = `${process.platform}-${process.arch}`;
+    for (const name of ['tfjs_distill_native.avx2.node', 'tfjs_distill_native.node']) {
+      const prebuilt = join(root, 'prebuilds', arch, name);
+      if (!existsSync(prebuilt)) continue;
+      const r = run(process.execPath, ['-e', `require(${JSON.stringify(prebuilt)}).info()`]);
+      if (r.status === 0) finish(true, `prebuilt ${join('prebuilds', arch, name)} loads; nothing to build`);
+    }
+  }
   if (!existsSync(join(nativeDir, 'binding.gyp'))) finish(false, 'native/ sources are not in this package');
 
   const cc = process.env.CC || 'cc';

@@ -137,14 +137,34 @@ export interface NativeAddon {
 
 const ADDON_RELATIVE = join('native', 'build', 'Release', 'tfjs_distill_native.node');
 
-/** Where the addon would be: $TFJS_DISTILL_NATIVE_ADDON, else the first `native/build/...` above this file. */
+/** This CPU runs AVX2 and FMA (Linux: /proc/cpuinfo), for the prebuilt AVX2 addon. */
+function hasAvx2Fma(): boolean {
+  if (process.arch !== 'x64' || process.platform !== 'linux') return false;
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    return /\bavx2\b/.test(info) && /\bfma\b/.test(info);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where the addon is: $TFJS_DISTILL_NATIVE_ADDON; else one built here from native/ (tuned to this
+ * CPU) in the first `native/build/...` above this file; else the package's prebuilt one for this
+ * platform (`prebuilds/<platform>-<arch>/`, the AVX2 build when the CPU has AVX2 and FMA).
+ */
 export function findAddonPath(): string | null {
   const fromEnv = process.env.TFJS_DISTILL_NATIVE_ADDON;
   if (fromEnv) return existsSync(fromEnv) ? fromEnv : null;
+  const names = hasAvx2Fma()
+    ? ['tfjs_distill_native.avx2.node', 'tfjs_distill_native.node']
+    : ['tfjs_distill_native.node'];
+  const prebuilt = join('prebuilds', `${process.platform}-${process.arch}`);
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     const candidate = join(dir, ADDON_RELATIVE);
     if (existsSync(candidate)) return candidate;
+    for (const name of names) if (existsSync(join(dir, prebuilt, name))) return join(dir, prebuilt, name);
     const parent = dirname(dir);
     if (parent === dir) break;
     dir = parent;
@@ -180,7 +200,7 @@ export function loadAddon(): { addon: NativeAddon; path: string } | { reason: st
   const path = findAddonPath();
   if (!path) {
     cached = {
-      reason: 'native addon not built (run `node scripts/build-native.mjs`; needs a C compiler and libopenblas-dev)',
+      reason: `no native addon for ${process.platform}-${process.arch} (none prebuilt, none built here); to build one: apt-get install g++ make libopenblas-dev, then node ${join('node_modules', 'tfjs-distill', 'scripts', 'build-native.mjs')} (in this repository: node scripts/build-native.mjs)`,
     };
     return cached;
   }
@@ -205,7 +225,12 @@ export function loadAddon(): { addon: NativeAddon; path: string } | { reason: st
       cached = { addon, path };
     }
   } catch (err) {
-    cached = { reason: `native addon failed to load: ${String((err as Error)?.message ?? err).split('\n')[0]}` };
+    const message = String((err as Error)?.message ?? err).split('\n')[0]!;
+    cached = {
+      reason: /libopenblas/.test(message)
+        ? `native addon ${path} needs OpenBLAS (${message}); install it: apt-get install libopenblas0`
+        : `native addon failed to load: ${message}`,
+    };
   }
   return cached;
 }

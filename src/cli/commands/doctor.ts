@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../../backend/index.js';
+import { nativeBackendInfo } from '../../backend/native.js';
 import { locateFashionMnist } from '../../data/fashion-mnist.js';
 import { UserError } from '../../errors.js';
 
@@ -26,6 +27,10 @@ export async function doctor(options: DoctorOptions): Promise<Record<string, unk
     backend: choice.name,
     why: choice.reason,
     tried: choice.attempts.map((a) => `${a.name}: ${a.ok ? 'ok' : a.reason}`),
+    native: (() => {
+      const n = nativeBackendInfo();
+      return n.available ? { addon: n.addonPath, simd: n.simd, blas: n.blasConfig } : { unavailable: n.reason };
+    })(),
     cpus: os.cpus().length,
     fashionMnist: data,
     versions: {
@@ -39,6 +44,8 @@ export async function doctor(options: DoctorOptions): Promise<Record<string, unk
   } else {
     console.log(`backend       ${info.backend} — ${info.why}`);
     for (const t of info.tried) console.log(`  tried       ${t}`);
+    const n = info.native as { addon?: string; simd?: string; unavailable?: string };
+    console.log(`native addon  ${n.addon ? `${n.addon} (${n.simd})` : n.unavailable}`);
     console.log(`cpus          ${info.cpus}`);
     console.log(`fashion-mnist ${info.fashionMnist}`);
     console.log(
