@@ -234,3 +234,22 @@ test('saving where a folder cannot be made is a one-line UserError; no temp file
   await assertNoTempFiles(blocked);
   model.dispose();
 });
+
+test('a model.json whose weights paths leave its folder (../, absolute, symlink out) is refused before any read', async () => {
+  registerFileRouters();
+  const model = buildModel({ key: 'mlp', kwargs: { hidden: [4] }, inputShape: [3], numClasses: 2, seed: 1 });
+  const dir = join(root, 'hostile', 'model');
+  await model.save(fileSystem(dir));
+  const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+  const secret = join(root, 'hostile', 'secret.bin');
+  await writeFile(secret, new Uint8Array(64));
+  const { symlink } = await import('node:fs/promises');
+  await symlink(secret, join(dir, 'link.bin'));
+  for (const path of ['../secret.bin', secret, 'link.bin']) {
+    json.weightsManifest[0]!.paths = [path];
+    await writeFile(join(dir, 'model.json'), JSON.stringify(json));
+    await assertUserError(tf.loadLayersModel(fileSystem(dir)), [
+      `lists weights at ${JSON.stringify(path)}, outside its folder; refusing to read it`,
+    ]);
+  }
+});

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
+import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
@@ -122,6 +123,19 @@ async function load(path: string): Promise<tf.io.ModelArtifacts> {
   }
   const hashes = (json[WEIGHTS_HASH_KEY] ?? {}) as Record<string, string>;
   return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+    // Every weights path stays inside the model's folder (no `../`, absolute paths or symlinks out),
+    // checked for all of them before any is read: loading a model reads that model only.
+    const folder = realpathSync(dirname(jsonPath));
+    for (const group of manifest) {
+      for (const p of group.paths) {
+        const file = resolve(folder, p);
+        const real = existsSync(file) ? realpathSync(file) : file;
+        if (typeof p !== 'string' || !(real.startsWith(folder + sep) || real === folder))
+          throw new UserError(
+            `model file ${jsonPath} lists weights at ${JSON.stringify(p)}, outside its folder; refusing to read it (a model's weights live beside its model.json)`,
+          );
+      }
+    }
     const specs: tf.io.WeightsManifestEntry[] = [];
     const buffers: ArrayBuffer[] = [];
     for (const group of manifest) {
