@@ -240,7 +240,9 @@ test('a model.json whose weights paths leave its folder (../, absolute, symlink 
   const model = buildModel({ key: 'mlp', kwargs: { hidden: [4] }, inputShape: [3], numClasses: 2, seed: 1 });
   const dir = join(root, 'hostile', 'model');
   await model.save(fileSystem(dir));
-  const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+  const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8')) as {
+    weightsManifest: Array<{ paths: string[] }>;
+  };
   const secret = join(root, 'hostile', 'secret.bin');
   await writeFile(secret, new Uint8Array(64));
   const { symlink } = await import('node:fs/promises');

@@ -134,3 +134,20 @@ test('mismatches fail before training with one line naming both sides', async ()
     /needs a teacher/,
   );
 });
+
+test('a loss that becomes NaN or Infinity stops training at that batch, in one line naming epoch, batch and term', async () => {
+  const student = mlp(3);
+  const tensors = tf.memory().numTensors;
+  await assertUserError(
+    train({
+      learners: [{ name: 'student', model: student, terms: [{ term: createTerm('ce'), weight: 1 }] }],
+      train: data,
+      epochs: 5,
+      batchSize: 16,
+      seed: 1,
+      optimizer: { key: 'adam', kwargs: { learningRate: 1e30 } },
+    }),
+    /^training diverged: loss `(ce|loss)` of student is (NaN|Infinity|-Infinity) in epoch 1, batch \d+; lower the learning rate/,
+  );
+  assert.equal(tf.memory().numTensors, tensors, 'no tensor left behind (optimizer slots included)');
+});

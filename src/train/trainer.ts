@@ -97,6 +97,13 @@ export function earlyStoppingState(
  * batches the data (seeded), asks the teacher outside the tape (awaiting async teachers),
  * runs the shared step, logs each loss term per epoch, validates, and calls back.
  */
+/** A loss that is NaN or ±Infinity: training stops at that batch (the weights are already poisoned). */
+function diverged(learner: string, loss: string, value: number, epoch: number, batch: number): UserError {
+  return new UserError(
+    `training diverged: loss \`${loss}\` of ${learner} is ${value} in epoch ${epoch + 1}, batch ${batch + 1}; lower the learning rate (optimizer.kwargs.learningRate) or the term's weight and start again (checkpoints of earlier epochs are kept)`,
+  );
+}
+
 export async function train(options: TrainOptions): Promise<TrainResult> {
   checkOptions(options);
   const { learners, train: data, validation, epochs, batchSize, callbacks = {} } = options;
@@ -138,72 +145,87 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const qad = options.quantizationAware;
   // quantization-aware distillation: the last K epochs (all of them when the phase is shorter)
   const quantizeFrom = qad !== undefined ? Math.max(0, epochs - qad.lastEpochs) : Infinity;
-  for (let epoch = options.initialEpoch ?? 0; epoch < epochs; epoch++) {
-    await callbacks.onEpochBegin?.(epoch);
-    const fakeQuantize = epoch >= quantizeFrom ? (qad?.granularity ?? 'tensor') : undefined;
-    const epochStart = performance.now();
-    const sums = learners.map(() => ({}) as Record<string, number>);
-    const correct = learners.map(() => 0);
-    let seen = 0;
-    let batchIndex = 0;
-    for (const batch of data.batches({ batchSize, shuffle: options.shuffle ?? true, rng, augment: options.augment })) {
-      await callbacks.onBatchBegin?.(batchIndex);
-      if (options.schedule === 'cosine') {
-        setLearningRate(optimizer, cosineRate(baseRate, epoch * stepsPerEpoch + batchIndex, epochs * stepsPerEpoch));
-      }
-      const taught = teacher
-        ? await teacher.predict(batch.x, { indices: options.augment ? undefined : batch.indices, taps: teacherTaps })
-        : undefined;
-      const n = batch.indices.length;
-      const result = withSeededMathRandom(rng, () => step(batch.x, batch.y, taught, batch.indices, fakeQuantize));
-      if (taught) tf.dispose([taught.logits, ...Object.values(taught.taps)]);
-      result.losses.forEach((losses, i) => {
-        for (const [name, v] of Object.entries(losses)) sums[i]![name] = (sums[i]![name] ?? 0) + v * n;
-        correct[i]! += result.correct[i]!;
-      });
-      seen += n;
-      // counted outside the callback's arguments: `f?.(…)` does not evaluate them when there is
-      // no callback, and the cosine schedule reads this count (it once froze within each epoch)
-      const index = batchIndex++;
-      await callbacks.onBatchEnd?.({
-        batch: index,
-        size: n,
-        losses: Object.fromEntries(learners.map((l, i) => [l.name, result.losses[i]!])),
-      });
-    }
-    const seconds = (performance.now() - epochStart) / 1000;
-    const records: Record<string, EpochRecord> = {};
-    learners.forEach((l, i) => {
-      const losses = Object.fromEntries(Object.entries(sums[i]!).map(([k, v]) => [k, v / seen]));
-      const record: EpochRecord = { epoch: epoch + 1, seconds, losses, trainAccuracy: correct[i]! / seen };
-      if (validation) {
-        const v = evaluateAccuracy(l.model, validation);
-        record.valAccuracy = v.accuracy;
-        record.valLoss = v.loss;
-      }
-      records[l.name] = record;
-      history[l.name]!.push(record);
-    });
-    await callbacks.onEpochEnd?.(epoch, records);
-    if (options.stopRequested?.()) {
-      stoppedEarly = true;
-      break;
-    }
-    const stop = options.earlyStopping;
-    const monitored = records[learners[0]!.name]!.valAccuracy;
-    if (stop && monitored !== undefined) {
-      monitoredSoFar.push(monitored);
-      const { sinceBest } = earlyStoppingState(monitoredSoFar, stop.minDelta);
-      if (sinceBest === 0) {
-        if (stop.restoreBest) {
-          bestWeights?.flat().forEach((t) => t.dispose());
-          bestWeights = learners.map((l) => l.model.getWeights().map((w) => w.clone()));
+  try {
+    for (let epoch = options.initialEpoch ?? 0; epoch < epochs; epoch++) {
+      await callbacks.onEpochBegin?.(epoch);
+      const fakeQuantize = epoch >= quantizeFrom ? (qad?.granularity ?? 'tensor') : undefined;
+      const epochStart = performance.now();
+      const sums = learners.map(() => ({}) as Record<string, number>);
+      const correct = learners.map(() => 0);
+      let seen = 0;
+      let batchIndex = 0;
+      for (const batch of data.batches({
+        batchSize,
+        shuffle: options.shuffle ?? true,
+        rng,
+        augment: options.augment,
+      })) {
+        await callbacks.onBatchBegin?.(batchIndex);
+        if (options.schedule === 'cosine') {
+          setLearningRate(optimizer, cosineRate(baseRate, epoch * stepsPerEpoch + batchIndex, epochs * stepsPerEpoch));
         }
-      } else if (sinceBest >= stop.patience) {
+        const taught = teacher
+          ? await teacher.predict(batch.x, { indices: options.augment ? undefined : batch.indices, taps: teacherTaps })
+          : undefined;
+        const n = batch.indices.length;
+        const result = withSeededMathRandom(rng, () => step(batch.x, batch.y, taught, batch.indices, fakeQuantize));
+        if (taught) tf.dispose([taught.logits, ...Object.values(taught.taps)]);
+        result.losses.forEach((losses, i) => {
+          for (const [name, v] of Object.entries(losses)) {
+            if (!Number.isFinite(v)) throw diverged(learners[i]!.name, name, v, epoch, batchIndex);
+            sums[i]![name] = (sums[i]![name] ?? 0) + v * n;
+          }
+          correct[i]! += result.correct[i]!;
+        });
+        seen += n;
+        // counted outside the callback's arguments: `f?.(…)` does not evaluate them when there is
+        // no callback, and the cosine schedule reads this count (it once froze within each epoch)
+        const index = batchIndex++;
+        await callbacks.onBatchEnd?.({
+          batch: index,
+          size: n,
+          losses: Object.fromEntries(learners.map((l, i) => [l.name, result.losses[i]!])),
+        });
+      }
+      const seconds = (performance.now() - epochStart) / 1000;
+      const records: Record<string, EpochRecord> = {};
+      learners.forEach((l, i) => {
+        const losses = Object.fromEntries(Object.entries(sums[i]!).map(([k, v]) => [k, v / seen]));
+        const record: EpochRecord = { epoch: epoch + 1, seconds, losses, trainAccuracy: correct[i]! / seen };
+        if (validation) {
+          const v = evaluateAccuracy(l.model, validation);
+          record.valAccuracy = v.accuracy;
+          record.valLoss = v.loss;
+        }
+        records[l.name] = record;
+        history[l.name]!.push(record);
+      });
+      await callbacks.onEpochEnd?.(epoch, records);
+      if (options.stopRequested?.()) {
         stoppedEarly = true;
         break;
       }
+      const stop = options.earlyStopping;
+      const monitored = records[learners[0]!.name]!.valAccuracy;
+      if (stop && monitored !== undefined) {
+        monitoredSoFar.push(monitored);
+        const { sinceBest } = earlyStoppingState(monitoredSoFar, stop.minDelta);
+        if (sinceBest === 0) {
+          if (stop.restoreBest) {
+            bestWeights?.flat().forEach((t) => t.dispose());
+            bestWeights = learners.map((l) => l.model.getWeights().map((w) => w.clone()));
+          }
+        } else if (sinceBest >= stop.patience) {
+          stoppedEarly = true;
+          break;
+        }
+      }
     }
+  } catch (e) {
+    // A failed step (a diverged loss, an aborted callback): free what this call made, keep the models.
+    bestWeights?.flat().forEach((t) => t.dispose());
+    if (!isOptimizer(options.optimizer)) optimizer.dispose();
+    throw e;
   }
   if (bestWeights) {
     learners.forEach((l, i) => l.model.setWeights(bestWeights![i]!));
