@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { lockFolder } from '../src/io/folder-lock.js';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -150,6 +151,17 @@ test('SIGKILL mid-epoch, Ctrl-C, --resume: the same final weights as an uninterr
     /distill: interrupted (in epoch \d\/3 after batch \d+|after epoch \d\/3) of small \(kd\); the last checkpoint is kept; resume with: distill run --resume .*\/b\n$/,
   );
   assert.doesNotMatch(interrupted.stderr, /\n\s+at /);
+
+  // One process per run folder: the SIGKILLed run's lock was taken over by the resume; a live holder refuses.
+  assert.equal(existsSync(join(b, '.lock')), false, 'an interrupted run releases its folder');
+  const release = lockFolder(b, 'distill run');
+  const refused = await distill(['run', '--resume', b, '--quiet']);
+  release();
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    new RegExp(`^distill: /.*/b is in use by distill run \\(pid ${process.pid} on .+\\); wait for it or stop it`),
+  );
 
   const [last, full] = await Promise.all([distill(['run', '--resume', b, '--quiet']), whole.done]);
   for (const r of [full, last]) assert.equal(r.code, 0, r.stderr);

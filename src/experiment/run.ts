@@ -28,6 +28,7 @@ import { registerFileRouters } from '../io/file-handler.js';
 import { buildModel } from '../models/zoo.js';
 import { checkTaps, layerNames } from '../models/taps.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { lockFolder } from '../io/folder-lock.js';
 import { schemes, type StudentFactory } from '../schemes/index.js';
 import { createFit, Interrupted, type FitSettings } from '../train/fit.js';
 import type { ProgressMode } from '../train/progress.js';
@@ -60,6 +61,11 @@ export interface RunExperimentOptions {
   /** Aborting stops training at the end of the current batch (the last checkpoint stays). */
   signal?: AbortSignal;
   log?: (line: string) => void;
+  /**
+   * The run folder is locked while it runs (a second run or resume on it is refused with the first's pid);
+   * `takeOver` takes a lock that another process left (a trial given to this worker by its queue).
+   */
+  takeOverLock?: boolean;
   /** After every epoch of every training phase (teacher and students), whatever the progress mode. */
   onEpoch?: FitSettings['onEpoch'];
 }
@@ -129,6 +135,20 @@ function load(o: RunExperimentOptions): { loaded: LoadedExperiment; runDir: stri
 
 /** Runs (or resumes) an experiment; see the module comment for what it writes. */
 export async function runExperiment(o: RunExperimentOptions): Promise<RunExperimentResult> {
+  // A resumed folder is locked before anything else is read; a new one when it is created (beforeWrite).
+  const resumed = o.resume !== undefined ? resolve(o.resume) : undefined;
+  const release =
+    resumed !== undefined && existsSync(join(resumed, 'experiment.yaml'))
+      ? lockFolder(resumed, 'distill run', { takeOver: o.takeOverLock })
+      : undefined;
+  try {
+    return await runUnlocked(o);
+  } finally {
+    release?.();
+  }
+}
+
+async function runUnlocked(o: RunExperimentOptions): Promise<RunExperimentResult> {
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const { loaded, runDir, fresh } = load(o);
   const { config } = loaded;
@@ -178,6 +198,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
       `teacher.key: scheme \`${config.scheme.key}\` learns from a frozen teacher; give one (teacher: {key: file, …} or {key: train, …}) or use a scheme that makes its own`,
     );
   }
+  let unlockRun: (() => void) | undefined;
   try {
     checkTermsMeetModels(loaded, config, student, prepared.tapNames(), scheme.check);
 
@@ -188,6 +209,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
     const beforeWrite = async () => {
       if (created) return;
       await mkdir(runDir, { recursive: true });
+      unlockRun = lockFolder(runDir, 'distill run', { takeOver: o.takeOverLock });
       await writeFileAtomic(join(runDir, 'experiment.yaml'), experimentYaml(config));
       created = true;
     };
@@ -287,6 +309,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<RunExperim
       throw e;
     }
   } finally {
+    unlockRun?.();
     prepared.dispose();
   }
 }

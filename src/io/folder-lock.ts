@@ -19,8 +19,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Takes the folder's lock for `what` (e.g. `distill sweep`); returns its release. */
-export function lockFolder(dir: string, what: string): () => void {
+/**
+ * Takes the folder's lock for `what` (e.g. `distill sweep`); returns its release. `takeOver`: take
+ * it whoever holds it (a caller that knows it is the only one, e.g. a BullMQ worker holding the job).
+ */
+export function lockFolder(dir: string, what: string, o: { takeOver?: boolean } = {}): () => void {
   const file = join(dir, LOCK);
   const me = { host: hostname(), pid: process.pid, what };
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -39,7 +42,7 @@ export function lockFolder(dir: string, what: string): () => void {
       try {
         holder = JSON.parse(readFileSync(file, 'utf8')) as typeof me;
       } catch {}
-      if (holder && holder.host === me.host && !alive(holder.pid)) {
+      if (o.takeOver || (holder && holder.host === me.host && !alive(holder.pid))) {
         unlinkSync(file);
         continue;
       }

@@ -87,6 +87,8 @@ export async function runTrial(spec: TrialSpec, o: RunTrialOptions): Promise<Tri
   const emit = o.onEvent ?? (() => {});
   const common = {
     backend: spec.backend,
+    // Whoever gave this trial to this process (the local pool, a BullMQ job lock) made it the only one on it.
+    takeOverLock: true,
     progress: 'quiet' as const,
     signal: o.signal,
     log: (line: string) => emit({ type: 'log', id: spec.id, line }),
