@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import type { RunReport } from '../eval/types.js';
 import { runExperiment } from '../experiment/run.js';
+import type { RunSummary } from '../experiment/summary.js';
 import type { EpochInfo } from '../train/fit.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { SHARED, type TrialEvent, type TrialModel, type TrialResult, type TrialSpec } from './types.js';
@@ -40,27 +41,23 @@ export function readTrialResult(shared: string, dir: string): TrialResult | unde
   }
 }
 
-/** Each model of the run, mean over its seeds: test accuracy, last-epoch validation accuracy, size, latency. */
-export function trialModels(reports: readonly RunReport[]): TrialModel[] {
-  const first = reports[0];
-  if (!first) return [];
-  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-  return first.models.map((m, i) => {
-    const same = reports.map((r) => r.models[i]!);
-    const vals = same.map((x) => x.history?.at(-1)?.valAccuracy);
+/** Each model of the run from its summary (means over seeds), with the validation accuracy after its last epoch. */
+export function trialModels(summary: RunSummary, reports: readonly RunReport[]): TrialModel[] {
+  return summary.models.map((m) => {
+    const vals = reports.map((r) => r.models.find((x) => x.name === m.name)?.history?.at(-1)?.valAccuracy);
     return {
       name: m.name,
       role: m.role,
       ...(m.method !== undefined && { method: m.method }),
       ...(m.baseline && { baseline: true }),
       params: m.params,
-      accuracy: mean(same.map((x) => x.accuracy)),
+      accuracy: m.accuracy.mean,
       // A teacher's history exists only in the run that trained it (not where it was loaded from a cache).
-      valAccuracy: m.role === 'student' && vals.every((v): v is number => v !== undefined) ? mean(vals) : null,
-      latencyMs: {
-        batch1: mean(same.map((x) => x.latencyMs.batch1)),
-        batch64: mean(same.map((x) => x.latencyMs.batch64)),
-      },
+      valAccuracy:
+        m.role === 'student' && vals.every((v): v is number => v !== undefined)
+          ? vals.reduce((a, b) => a + b, 0) / vals.length
+          : null,
+      latencyMs: { batch1: m.latencyMs.batch1.mean, batch64: m.latencyMs.batch64.mean },
     };
   });
 }
@@ -116,7 +113,7 @@ export async function runTrial(spec: TrialSpec, o: RunTrialOptions): Promise<Tri
     seconds: (performance.now() - started) / 1000,
     resumed,
     worker,
-    models: trialModels(run.reports),
+    models: trialModels(run.summary, run.reports),
   };
   await writeFileAtomic(join(dir, TRIAL_FILE), `${JSON.stringify(result, null, 2)}\n`);
   return result;

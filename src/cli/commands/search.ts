@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { renderSearchMarkdown } from '../../search/search-report.js';
 import { runSearch } from '../../search/search.js';
-import { abortOnSignals, type ExecutorCliOptions, executorFromCli, trialDisplay } from './trials.js';
+import { type ExecutorCliOptions, withTrials } from './trials.js';
 
 export interface SearchCommandOptions extends ExecutorCliOptions {
   set: string[];
@@ -21,11 +21,7 @@ export interface SearchCommandOptions extends ExecutorCliOptions {
 /** `distill search`: see `src/search/search.ts`; prints search.md. */
 export async function searchCommand(file: string | undefined, o: SearchCommandOptions): Promise<void> {
   const dir = resolve(o.resume ?? o.out ?? 'runs/search');
-  const executor = executorFromCli(o, dir);
-  const controller = new AbortController();
-  const release = abortOnSignals(controller);
-  const display = trialDisplay(o.verbose);
-  try {
+  await withTrials(o, dir, async ({ executor, onEvent, signal, done }) => {
     const r = await runSearch({
       file,
       set: o.set,
@@ -41,15 +37,11 @@ export async function searchCommand(file: string | undefined, o: SearchCommandOp
       threads: o.threads,
       backend: o.backend,
       executor,
-      onEvent: display.onEvent,
-      signal: controller.signal,
+      onEvent,
+      signal,
     });
-    display.stop();
+    done();
     process.stdout.write(renderSearchMarkdown(r));
     process.stderr.write(`wrote ${dir}/search.{json,md,html,png}\n`);
-  } finally {
-    display.stop();
-    release();
-    await executor.close();
-  }
+  });
 }

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { runSweep } from '../../search/sweep.js';
 import { startWorker } from '../../trials/bullmq.js';
-import { abortOnSignals, type ExecutorCliOptions, executorFromCli, trialDisplay } from './trials.js';
+import { type ExecutorCliOptions, withTrials } from './trials.js';
 
 export interface SweepCommandOptions extends ExecutorCliOptions {
   set: string[];
@@ -17,11 +17,7 @@ export interface SweepCommandOptions extends ExecutorCliOptions {
 /** `distill sweep`: see `src/search/sweep.ts`; prints the compare table. */
 export async function sweepCommand(file: string | undefined, o: SweepCommandOptions): Promise<void> {
   const dir = resolve(o.resume ?? o.out ?? 'runs/sweep');
-  const executor = executorFromCli(o, dir);
-  const controller = new AbortController();
-  const release = abortOnSignals(controller);
-  const display = trialDisplay(o.verbose);
-  try {
+  await withTrials(o, dir, async ({ executor, onEvent, signal, done }) => {
     const r = await runSweep({
       file,
       set: o.set,
@@ -33,17 +29,13 @@ export async function sweepCommand(file: string | undefined, o: SweepCommandOpti
       threads: o.threads,
       backend: o.backend,
       executor,
-      onEvent: display.onEvent,
-      signal: controller.signal,
+      onEvent,
+      signal,
     });
-    display.stop();
+    done();
     process.stdout.write(r.compare.markdown);
     process.stderr.write(`wrote ${r.compare.files.markdown} and ${r.dir}/sweep.json\n`);
-  } finally {
-    display.stop();
-    release();
-    await executor.close();
-  }
+  });
 }
 
 export interface WorkerCommandOptions {

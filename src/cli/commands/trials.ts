@@ -103,3 +103,30 @@ export function abortOnSignals(controller: AbortController): () => void {
     process.off('SIGTERM', onSignal);
   };
 }
+
+/**
+ * Runs `fn` with the executor of the CLI options, the trial display and Ctrl-C wired to an abort
+ * signal; stops the display, the signal handlers and the executor afterwards, whatever happens.
+ */
+export async function withTrials<T>(
+  o: ExecutorCliOptions & { verbose?: boolean },
+  defaultShared: string,
+  fn: (ctx: {
+    executor: Executor;
+    onEvent: (e: TrialEvent) => void;
+    signal: AbortSignal;
+    done: () => void;
+  }) => Promise<T>,
+): Promise<T> {
+  const executor = executorFromCli(o, defaultShared);
+  const controller = new AbortController();
+  const release = abortOnSignals(controller);
+  const display = trialDisplay(o.verbose);
+  try {
+    return await fn({ executor, onEvent: display.onEvent, signal: controller.signal, done: display.stop });
+  } finally {
+    display.stop();
+    release();
+    await executor.close();
+  }
+}
