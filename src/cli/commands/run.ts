@@ -2,6 +2,7 @@ import { runExperiment } from '../../experiment/run.js';
 import { renderSummaryMarkdown } from '../../experiment/summary.js';
 import { Interrupted } from '../../train/fit.js';
 import type { ProgressMode } from '../../train/progress.js';
+import { abortOnSignals } from './trials.js';
 
 export interface RunCommandOptions {
   set?: string[];
@@ -18,14 +19,7 @@ export interface RunCommandOptions {
  */
 export async function runCommand(file: string | undefined, o: RunCommandOptions): Promise<void> {
   const controller = new AbortController();
-  let signals = 0;
-  const onSignal = () => {
-    if (++signals > 1) process.exit(130);
-    controller.abort();
-    process.stderr.write('\ndistill: stopping at the end of this batch (press Ctrl-C again to quit at once)…\n');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const release = abortOnSignals(controller, 'stopping at the end of this batch');
   try {
     const result = await runExperiment({
       file,
@@ -41,7 +35,6 @@ export async function runCommand(file: string | undefined, o: RunCommandOptions)
     if (e instanceof Interrupted && o.progress === 'bar' && process.stderr.isTTY) process.stderr.write('\x1b[?25h\n');
     throw e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
   }
 }

@@ -88,13 +88,16 @@ export function trialDisplay(verbose = false): { onEvent: (e: TrialEvent) => voi
   };
 }
 
-/** Ctrl-C / SIGTERM abort `controller` once; a second press quits at once. */
-export function abortOnSignals(controller: AbortController): () => void {
+/** Ctrl-C / SIGTERM abort `controller` once (saying `what` stops); a second press quits at once. */
+export function abortOnSignals(
+  controller: AbortController,
+  what = 'stopping the trials at the end of their batch',
+): () => void {
   let signals = 0;
   const onSignal = () => {
     if (++signals > 1) process.exit(130);
     controller.abort();
-    process.stderr.write('\ndistill: stopping the trials at the end of their batch (Ctrl-C again to quit at once)…\n');
+    process.stderr.write(`\ndistill: ${what} (press Ctrl-C again to quit at once)…\n`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
