@@ -12,11 +12,11 @@
  *
  *   npm run parity -- [--quick] [--cases dml,kd] [--seeds 1,2] [--out DIR] [--threads N] [--no-torch]
  *
- * Both sides run at the same time, each with `--threads` threads (default 1: two lanes on two
- * cores; these small models gain little from a second thread): tfjs-distill's cases in this
- * process, PyTorch's (case, seed) runs in child processes; when tfjs-distill is done, its lane
- * takes PyTorch runs too. reference.py reuses a label-only training that an earlier case did
- * (same student, seed, rows and settings) from its cache.
+ * Two lanes on the two cores take jobs from one list — a tfjs-distill case (runExperiment in a
+ * child process, `src/trials/spawn.ts`) or a PyTorch (case, seed) run — each with `--threads`
+ * threads (default 1; these small models gain little from a second thread), the full-data cases
+ * first. reference.py reuses a label-only training that an earlier case did (same student, seed,
+ * rows and settings) from its cache.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -35,7 +35,8 @@ const { values } = parseArgs({
   },
 });
 process.env['TFJS_DISTILL_THREADS'] ??= values.threads;
-const { Rng, loadFashionMnist, runExperiment, useBestBackend } = await import('../../src/index.js');
+const { Rng, loadFashionMnist, useBestBackend } = await import('../../src/index.js');
+const { spawnTrial } = await import('../../src/trials/spawn.js');
 const { stepParity, describeStepParity, runReference } = await import('./steps.js');
 type StepParityResult = import('./steps.js').StepParityResult;
 
@@ -195,54 +196,75 @@ const prepared = cases.map((c) => {
   return { c, exp, seeds, teacher, file, splitFile };
 });
 type TorchRun = { accuracy: Rows; seconds: number };
-const torchJobs = values['no-torch']
-  ? []
-  : prepared.flatMap((p) =>
-      p.seeds.map((seed) => ({
-        key: `${p.c.name}:${seed}`,
-        args: [
-          '--case',
-          p.c.name,
-          '--seed',
-          String(seed),
-          '--split',
-          p.splitFile,
-          '--threads',
-          values.threads,
-          '--teacher-seed',
-          String(p.seeds[0]),
-          ...(quick ? ['--quick'] : []),
-        ],
-      })),
-    );
+type Job = { kind: 'tfjs' | 'torch'; key: string; run: () => Promise<void> };
 const torchDone = new Map<string, TorchRun>();
-let nextTorch = 0;
-const torchLane = async () => {
-  while (nextTorch < torchJobs.length) {
-    const job = torchJobs[nextTorch++]!;
-    torchDone.set(job.key, await runTorch(job.args));
-  }
+const tfjsReports = new Map<string, ReportJson[]>();
+const seconds = { tfjs: 0, torch: 0 };
+// Each tfjs-distill case is a trial: `runExperiment` in a child process of its own (src/trials/),
+// one native thread, its run folder under `out`.
+const tfjsJob = (p: (typeof prepared)[number]): Job => ({
+  kind: 'tfjs',
+  key: p.c.name,
+  run: async () => {
+    const t0 = performance.now();
+    const dir = `${p.c.name}/tfjs`;
+    const spec = {
+      id: `parity-${p.c.name}`,
+      experiment: readFileSync(p.file, 'utf8'),
+      dir,
+      threads: Number(values.threads),
+    };
+    await spawnTrial(spec, out);
+    tfjsReports.set(
+      p.c.name,
+      p.seeds.map(
+        (seed) => JSON.parse(readFileSync(join(out, dir, `seed-${seed}`, 'report.json'), 'utf8')) as ReportJson,
+      ),
+    );
+    const took = (performance.now() - t0) / 1000;
+    seconds.tfjs += took;
+    process.stderr.write(`${p.c.name}: tfjs-distill ${took.toFixed(0)} s\n`);
+  },
+});
+const torchJobs = (p: (typeof prepared)[number]): Job[] =>
+  values['no-torch']
+    ? []
+    : p.seeds.map((seed) => ({
+        kind: 'torch',
+        key: `${p.c.name}:${seed}`,
+        run: async () => {
+          const r = await runTorch([
+            '--case',
+            p.c.name,
+            '--seed',
+            String(seed),
+            '--split',
+            p.splitFile,
+            '--threads',
+            values.threads,
+            '--teacher-seed',
+            String(p.seeds[0]),
+            ...(quick ? ['--quick'] : []),
+          ]);
+          seconds.torch += r.seconds;
+          torchDone.set(`${p.c.name}:${seed}`, r);
+        },
+      }));
+// Two lanes on the two cores take jobs from one list, the longest cases first (full data first).
+const byCost = [...prepared].sort((x, y) => Number(Boolean(y.c.full)) - Number(Boolean(x.c.full)));
+const jobs: Job[] = byCost.flatMap((p) => [tfjsJob(p), ...torchJobs(p)]);
+let next = 0;
+const lane = async () => {
+  while (next < jobs.length) await jobs[next++]!.run();
 };
-const lanes = [torchLane()];
-const tfjsRuns: Array<Awaited<ReturnType<typeof runExperiment>>> = [];
-const tfjsStarted = performance.now();
-for (const p of prepared) {
-  const t0 = performance.now();
-  tfjsRuns.push(await runExperiment({ file: p.file, progress: 'quiet', log: () => {} }));
-  process.stderr.write(`${p.c.name}: tfjs-distill ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
-}
-const tfjsMinutes = (performance.now() - tfjsStarted) / 60000;
-lanes.push(torchLane());
-await Promise.all(lanes);
-const torchSeconds = [...torchDone.values()].reduce((a, r) => a + r.seconds, 0);
+const lanesStarted = performance.now();
+await Promise.all([lane(), lane()]);
 process.stderr.write(
-  `tfjs-distill: ${tfjsMinutes.toFixed(1)} min in all; PyTorch: ${(torchSeconds / 60).toFixed(1)} min of runs (reported by reference.py)\n`,
+  `lanes: ${((performance.now() - lanesStarted) / 60000).toFixed(1)} min; tfjs-distill ${(seconds.tfjs / 60).toFixed(1)} min of runs, PyTorch ${(seconds.torch / 60).toFixed(1)} min (reported by reference.py)\n`,
 );
-prepared.forEach((p, i) => {
+prepared.forEach((p) => {
   const scheme = (p.exp['scheme'] as { key: string }).key;
-  const tfjsRows = (tfjsRuns[i]!.reports as unknown as ReportJson[]).map((r) =>
-    rowsOf(scheme, r, p.teacher.key !== 'none'),
-  );
+  const tfjsRows = (tfjsReports.get(p.c.name) ?? []).map((r) => rowsOf(scheme, r, p.teacher.key !== 'none'));
   const torchRuns = p.seeds.flatMap((seed) => torchDone.get(`${p.c.name}:${seed}`) ?? []);
   const names = [...new Set([...tfjsRows.flatMap(Object.keys), ...torchRuns.flatMap((r) => Object.keys(r.accuracy))])];
   for (const row of names) {
