@@ -56,6 +56,8 @@ export {
   logitsL1Term,
   hardTargetTerm,
   dkdTerm,
+  distTerm,
+  nkdTerm,
   fitnetsTerm,
   atTerm,
   pktTerm,

@@ -6,11 +6,13 @@ import {
   createTerm,
   crossEntropyTerm,
   dkdTerm,
+  distTerm,
   hardTargetTerm,
   kdTerm,
   knowledge,
   logitsL1Term,
   logitsMseTerm,
+  nkdTerm,
   softCrossEntropyTerm,
   type KnowledgeTerm,
 } from '../src/knowledge/index.js';
@@ -221,6 +223,86 @@ describe('soft-ce', () => {
   });
 });
 
+/** Pearson correlation of two vectors (float64). */
+function pearson(a: number[], b: number[]): number {
+  const ma = mean(a);
+  const mb = mean(b);
+  const ca = a.map((v) => v - ma);
+  const cb = b.map((v) => v - mb);
+  const dot = ca.reduce((acc, v, i) => acc + v * cb[i]!, 0);
+  const norm = (x: number[]) => Math.sqrt(x.reduce((acc, v) => acc + v * v, 0));
+  return dot / (norm(ca) * norm(cb) + 1e-8);
+}
+/** DIST by the paper's definitions: inter (rows) and intra (columns) Pearson relations of softmax(z/τ). */
+function distRef(zs: M, zt: M, T: number, beta: number, gamma: number) {
+  const ys = zs.map((z) => softmax(z, T));
+  const yt = zt.map((z) => softmax(z, T));
+  const cols = (m: M) => m[0]!.map((_, k) => m.map((r) => r[k]!));
+  const inter = 1 - mean(ys.map((r, i) => pearson(r, yt[i]!)));
+  const intra = 1 - mean(cols(ys).map((c, k) => pearson(c, cols(yt)[k]!)));
+  return { 'dist-inter': beta * T * T * inter, 'dist-intra': gamma * T * T * intra };
+}
+/** NKD by the paper's definitions: teacher-weighted target log-probability, normalised non-target CE at λ. */
+function nkdRef(zs: M, zt: M, y: number[], T: number, gamma: number) {
+  let target = 0;
+  let non = 0;
+  zs.forEach((z, i) => {
+    const g = y[i]!;
+    target += -softmax(zt[i]!)[g]! * Math.log(softmax(z)[g]!);
+    const rest = (v: number[]) =>
+      softmax(
+        v.filter((_, k) => k !== g),
+        T,
+      );
+    const nt = rest(zt[i]!);
+    const ns = rest(z);
+    non += -nt.reduce((a, p, k) => a + p * Math.log(ns[k]!), 0);
+  });
+  return { 'nkd-target': target / zs.length, 'nkd-non': (gamma * T * T * non) / zs.length };
+}
+
+describe('dist', () => {
+  // Three rows, so the per-class (intra) correlations are over more than two points.
+  const zs3: M = [...ZS, [0.2, 0.9, -0.4]];
+  const zt3: M = [...ZT, [1.5, -0.5, 0.3]];
+  test('value: β·τ²·(1 − mean row ρ) + γ·τ²·(1 − mean column ρ) of softmax(z/τ); gradient by finite differences', () => {
+    assertValues(values(distTerm(), zs3, zt3, [1, 2, 0]), distRef(zs3, zt3, 4, 2, 2));
+    assertValues(
+      values(distTerm({ temperature: 1, beta: 1, gamma: 0.5 }), zs3, zt3, [1, 2, 0]),
+      distRef(zs3, zt3, 1, 1, 0.5),
+    );
+    const f = (z: M) => {
+      const r = distRef(z, zt3, 2, 1, 1);
+      return r['dist-inter'] + r['dist-intra'];
+    };
+    closeM(
+      gradients(distTerm({ temperature: 2, beta: 1, gamma: 1 }), zs3, zt3, [1, 2, 0]).student,
+      finiteDiff(f, zs3),
+      1e-3,
+    );
+    // the same predictions correlate perfectly (float32: 1 − ρ ≈ 1e-6, times β·τ² = 32)
+    assertValues(values(distTerm(), zt3, zt3, [1, 2, 0]), { 'dist-inter': 0, 'dist-intra': 0 }, 1e-4);
+  });
+});
+
+describe('nkd', () => {
+  test('value: −p_t,g·log p_s,g and γ·λ²·CE of the renormalised non-target distributions; gradient by finite differences', () => {
+    assertValues(values(nkdTerm()), nkdRef(ZS, ZT, Y, 1, 1.5));
+    assertValues(values(nkdTerm({ temperature: 3, gamma: 0.5 })), nkdRef(ZS, ZT, Y, 3, 0.5));
+    const f = (z: M) => {
+      const r = nkdRef(z, ZT, Y, 2, 1);
+      return r['nkd-target'] + r['nkd-non'];
+    };
+    const g = gradients(nkdTerm({ temperature: 2, gamma: 1 }));
+    closeM(g.student, finiteDiff(f, ZS), 1e-3);
+    closeM(
+      g.teacher!,
+      rows(() => 0),
+      0,
+    );
+  });
+});
+
 describe('logits regression', () => {
   const diffs = ZS.flatMap((r, i) => r.map((v, k) => v - ZT[i]![k]!));
   test('mse: mean over batch and classes; gradient 2(z_s − z_t)/(B·K)', () => {
@@ -300,7 +382,7 @@ describe('dkd', () => {
 });
 
 /** The response-based keys this file covers (feature and relation terms have their own tests). */
-const RESPONSE_KEYS = ['ce', 'dkd', 'hard', 'kd', 'logits-l1', 'logits-mse', 'soft-ce'];
+const RESPONSE_KEYS = ['ce', 'dist', 'dkd', 'hard', 'kd', 'logits-l1', 'logits-mse', 'nkd', 'soft-ce'];
 
 test('every term stays finite with extreme logits (stable log-softmax)', () => {
   const zs = [

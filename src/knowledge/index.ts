@@ -8,6 +8,8 @@ import type { KnowledgeTerm } from './types.js';
 import { ceOptions, crossEntropyTerm, type CeOptions } from './response/ce.js';
 import { kdOptions, kdTerm, type KdOptions } from './response/kd.js';
 import { softCeOptions, softCrossEntropyTerm, type SoftCeOptions } from './response/soft-ce.js';
+import { distOptions, distTerm, type DistOptions } from './response/dist.js';
+import { nkdOptions, nkdTerm, type NkdOptions } from './response/nkd.js';
 import { logitsMseOptions, logitsMseTerm, type LogitsMseOptions } from './response/logits-mse.js';
 import { logitsL1Options, logitsL1Term, type LogitsL1Options } from './response/logits-l1.js';
 import { hardOptions, hardTargetTerm, type HardOptions } from './response/hard.js';
@@ -49,6 +51,8 @@ export const knowledge = new Registry<TermEntry>('knowledge term')
   .register('logits-l1', defineTerm(logitsL1Options, logitsL1Term))
   .register('hard', defineTerm(hardOptions, hardTargetTerm))
   .register('dkd', defineTerm(dkdOptions, dkdTerm))
+  .register('dist', defineTerm(distOptions, distTerm))
+  .register('nkd', defineTerm(nkdOptions, nkdTerm))
   .register('fitnets', defineTerm(fitnetsOptions, fitnetsTerm))
   .register('at', defineTerm(atOptions, atTerm))
   .register('pkt', defineTerm(pktOptions, pktTerm))
@@ -90,6 +94,36 @@ export type {
   CrdTerm,
   CrdInputs,
 };
-export { crossEntropyTerm, kdTerm, softCrossEntropyTerm, logitsMseTerm, logitsL1Term, hardTargetTerm, dkdTerm };
-export { ceOptions, kdOptions, softCeOptions, logitsMseOptions, logitsL1Options, hardOptions, dkdOptions };
-export type { CeOptions, KdOptions, SoftCeOptions, LogitsMseOptions, LogitsL1Options, HardOptions, DkdOptions };
+export {
+  crossEntropyTerm,
+  kdTerm,
+  softCrossEntropyTerm,
+  logitsMseTerm,
+  logitsL1Term,
+  hardTargetTerm,
+  dkdTerm,
+  distTerm,
+  nkdTerm,
+};
+export {
+  ceOptions,
+  kdOptions,
+  softCeOptions,
+  logitsMseOptions,
+  logitsL1Options,
+  hardOptions,
+  dkdOptions,
+  distOptions,
+  nkdOptions,
+};
+export type {
+  CeOptions,
+  KdOptions,
+  SoftCeOptions,
+  LogitsMseOptions,
+  LogitsL1Options,
+  HardOptions,
+  DkdOptions,
+  DistOptions,
+  NkdOptions,
+};
