@@ -41,7 +41,9 @@ test('a valid experiment is resolved: defaults filled in, paths absolute, YAML r
   assert.equal(config.out, resolve('runs/t'));
   assert.deepEqual(config.data.kwargs, { subset: 100, validationFraction: 0.1, seed: 1 });
   assert.equal(config.teacher.kwargs['path'], resolve('teacher/model.json'));
-  assert.deepEqual(config.knowledge, [{ key: 'kd', weight: 1, kwargs: { temperature: 4, alpha: 0.9 } }]); // alpha: kd's default
+  assert.deepEqual(config.knowledge, [
+    { key: 'kd', weight: 1, kwargs: { temperature: 4, alpha: 0.9, standardize: false } },
+  ]); // alpha, standardize: kd's defaults
   const again = loadExperiment({ path: 'experiment.yaml', text: experimentYaml(config) }).config;
   assert.deepEqual(again, config);
 });
@@ -54,7 +56,7 @@ test('--set overrides values (parsed as YAML) and creates missing keys', () => {
   });
   assert.equal(config.epochs, 3);
   assert.deepEqual(config.seeds, [1, 2]);
-  assert.deepEqual(config.knowledge[0]!.kwargs, { temperature: 4, alpha: 0.5 });
+  assert.deepEqual(config.knowledge[0]!.kwargs, { temperature: 4, alpha: 0.5, standardize: false });
   assert.equal(config.schedule, 'cosine');
   const stopping = loadExperiment({ path: 't.yaml', text: BASE, set: ['earlyStopping={patience: 2}'] }).config
     .earlyStopping;
@@ -76,7 +78,7 @@ test('mistakes name the file, line and path in one line', () => {
     ],
     [
       BASE.replace('temperature: 4', 'temprature: 4'),
-      /^t\.yaml:15: unknown key `temprature` in knowledge\[0\]\.kwargs \(did you mean `temperature`\?\); known: temperature, alpha$/,
+      /^t\.yaml:15: unknown key `temprature` in knowledge\[0\]\.kwargs \(did you mean `temperature`\?\); known: temperature, alpha, standardize$/,
     ],
     [
       BASE.replace('key: kd', 'key: kdd'),

@@ -261,6 +261,41 @@ function nkdRef(zs: M, zt: M, y: number[], T: number, gamma: number) {
   return { 'nkd-target': target / zs.length, 'nkd-non': (gamma * T * T * non) / zs.length };
 }
 
+/** Per-row z-scores (std with n − 1), as logit standardization defines them. */
+const zscores = (m: M): M =>
+  m.map((r) => {
+    const mu = mean(r);
+    const sd = Math.sqrt(r.reduce((a, v) => a + (v - mu) ** 2, 0) / (r.length - 1));
+    return r.map((v) => (v - mu) / sd);
+  });
+
+describe('logit standardization (standardize: true)', () => {
+  test('kd, soft-ce and dkd see z-scored logits before T; the label CE keeps the raw ones; gradients by finite differences', () => {
+    const T = 2;
+    assertValues(values(kdTerm({ temperature: T, alpha: 0.7, standardize: true })), {
+      kd: 0.7 * T * T * klRef(zscores(ZS), zscores(ZT), T),
+      ce: 0.3 * ceRef(ZS, Y),
+    });
+    const hand = dkdRef(zscores(ZS), zscores(ZT), Y, T, 1, 8, 1);
+    assertValues(values(dkdTerm({ temperature: T, standardize: true })), { ...hand, ce: ceRef(ZS, Y) });
+    const soft = values(softCrossEntropyTerm({ temperature: T, standardize: true }))['soft-ce']!;
+    close(
+      soft,
+      values(kdTerm({ temperature: T, alpha: 1, standardize: true })).kd! +
+        T * T * mean(zscores(ZT).map((z) => entropy(softmax(z, T)))),
+    );
+    // the same ranking at another scale and shift: nothing left to distil
+    const scaled = ZT.map((r) => r.map((v) => 3 * v + 1));
+    close(values(kdTerm({ standardize: true, alpha: 1 }), scaled, ZT).kd!, 0, 1e-5);
+    const f = (z: M) => 0.7 * T * T * klRef(zscores(z), zscores(ZT), T);
+    closeM(
+      gradients(kdTerm({ temperature: T, alpha: 1, standardize: true })).student,
+      finiteDiff((z) => f(z) / 0.7, ZS),
+      1e-3,
+    );
+  });
+});
+
 describe('dist', () => {
   // Three rows, so the per-class (intra) correlations are over more than two points.
   const zs3: M = [...ZS, [0.2, 0.9, -0.4]];
@@ -423,7 +458,7 @@ test('options are validated with one-line UserErrors naming the option and range
     ],
     [
       () => createTerm('kd', { temprature: 2 }),
-      'knowledge term `kd`: unknown option `temprature` (did you mean `temperature`?); known: temperature, alpha',
+      'knowledge term `kd`: unknown option `temprature` (did you mean `temperature`?); known: temperature, alpha, standardize',
     ],
     [
       () => createTerm('logits-mse', { scale: 2 }),

@@ -83,6 +83,8 @@ export function describeTerms(knowledge: ExperimentConfig['knowledge']): { short
   const long = knowledge
     .map((k) => {
       const args = Object.entries(k.kwargs)
+        // a switched-off flag (e.g. standardize: false) says nothing about the method
+        .filter(([, v]) => v !== false)
         .map(([a, v]) => `${a}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(', ');
       return `${k.weight === 1 ? '' : `${k.weight}·`}${k.key}${args ? `(${args})` : ''}`;

@@ -4,6 +4,7 @@
  * zod schema in its own file, validated with `parseOptions` (`../../options.ts`).
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { UserError } from '../../errors.js';
 import type { KnowledgeTerm } from '../types.js';
 
@@ -56,6 +57,30 @@ export function responseTerm(key: string, needsTeacher: boolean, compute: Comput
     dispose: () => {},
   };
 }
+
+/**
+ * Logit standardization (Sun, Ren, Li, Wang & Cao, CVPR 2024, "Logit Standardization in Knowledge
+ * Distillation"): each row's logits as z-scores, (z − mean) / std (std with n − 1, as torch.std).
+ * The student then has to match the teacher's relations between classes, not its logit range;
+ * the temperature acts on the z-scores. The `standardize` option of `kd`, `soft-ce` and `dkd`.
+ */
+export function standardized(z: tf.Tensor2D): tf.Tensor2D {
+  const centred = z.sub<tf.Tensor2D>(z.mean(1, true));
+  // + 1e-12 under the root keeps the gradient finite for a row of equal logits
+  const std = centred
+    .square()
+    .sum(1, true)
+    .div(z.shape[1] - 1)
+    .add(1e-12)
+    .sqrt();
+  return centred.div<tf.Tensor2D>(std.add(1e-7));
+}
+
+/** The options every temperature term shares: logit standardization (see `standardized`). */
+export const standardizeOption = {
+  /** Standardize student and teacher logits per row before the temperature (logit standardization). Default false. */
+  standardize: z.boolean().default(false),
+};
 
 /** log softmax(z / T), row-wise. */
 export function logProbs(z: tf.Tensor2D, temperature = 1): tf.Tensor2D {

@@ -15,13 +15,14 @@
  * the first 20 epochs; a term sees no epoch, so schedule the term's weight in the trainer.
  * When it helps: a confident teacher, whose plain-KD NCKD signal is suppressed; the paper
  * reports logit-only results on par with feature methods. β is the knob to tune first.
+ * `standardize: true`: logit standardization before T (DKD + LS in Sun et al. CVPR 2024), as in `kd`.
  * Loss names: `tckd`, `nckd`, `ce`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { klDiv, labelCrossEntropy, responseTerm, weighted } from './common.js';
+import { klDiv, labelCrossEntropy, responseTerm, standardizeOption, standardized, weighted } from './common.js';
 
 /** The options of `dkd`: the one definition of their names, types, ranges and defaults. */
 export const dkdOptions = z.strictObject({
@@ -33,6 +34,7 @@ export const dkdOptions = z.strictObject({
   beta: z.number().min(0).default(8),
   /** Weight ≥ 0 of the label cross-entropy. Default 1. */
   ceWeight: z.number().min(0).default(1),
+  ...standardizeOption,
 });
 export type DkdOptions = z.input<typeof dkdOptions>;
 
@@ -40,10 +42,16 @@ export type DkdOptions = z.input<typeof dkdOptions>;
 const MASKED = 1e9;
 
 export function dkdTerm(options: DkdOptions = {}): KnowledgeTerm {
-  const { temperature: T, alpha, beta, ceWeight } = parseOptions('knowledge term `dkd`', dkdOptions, options);
+  const {
+    temperature: T,
+    alpha,
+    beta,
+    ceWeight,
+    standardize,
+  } = parseOptions('knowledge term `dkd`', dkdOptions, options);
   return responseTerm('dkd', true, (s, y, t) => {
     const target = tf.oneHot(y, s.shape[1]).toFloat();
-    const scaled = (z: tf.Tensor2D) => z.div(T) as tf.Tensor2D;
+    const scaled = (z: tf.Tensor2D) => (standardize ? standardized(z) : z).div(T) as tf.Tensor2D;
     const nonTarget = (z: tf.Tensor2D) => scaled(z).sub(target.mul(MASKED)) as tf.Tensor2D;
     /** log [p_g, 1 − p_g], shape [B, 2]. */
     const logBinary = (z: tf.Tensor2D): tf.Tensor2D => {

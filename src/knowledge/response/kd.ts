@@ -12,12 +12,25 @@
  * When it helps: the default first choice whenever the teacher's logits are available;
  * higher T for more classes / a more confident teacher, lower α when labels are clean
  * and the teacher is weak.
+ * `standardize: true`: both sides' logits as per-row z-scores before T (logit standardization,
+ * Sun et al. CVPR 2024; `standardized` in common.ts): the student need not match the
+ * teacher's logit scale, only its ranking and spacing. The paper pairs it with a larger KD
+ * weight than plain KD uses.
  * Loss names: `kd`, `ce`.
  */
+import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { klDiv, labelCrossEntropy, logProbs, responseTerm, weighted } from './common.js';
+import {
+  klDiv,
+  labelCrossEntropy,
+  logProbs,
+  responseTerm,
+  standardizeOption,
+  standardized,
+  weighted,
+} from './common.js';
 
 /** The options of `kd`: the one definition of their names, types, ranges and defaults. */
 export const kdOptions = z.strictObject({
@@ -25,14 +38,16 @@ export const kdOptions = z.strictObject({
   temperature: z.number().positive().default(4),
   /** Weight α ∈ [0, 1] of the distillation part; the label CE gets 1 − α. Default 0.9. */
   alpha: z.number().min(0).max(1).default(0.9),
+  ...standardizeOption,
 });
 export type KdOptions = z.input<typeof kdOptions>;
 
 export function kdTerm(options: KdOptions = {}): KnowledgeTerm {
-  const { temperature: T, alpha } = parseOptions('knowledge term `kd`', kdOptions, options);
+  const { temperature: T, alpha, standardize } = parseOptions('knowledge term `kd`', kdOptions, options);
+  const soft = (z: tf.Tensor2D) => logProbs(standardize ? standardized(z) : z, T);
   return responseTerm('kd', true, (s, y, t) =>
     weighted({
-      kd: [alpha * T * T, () => klDiv(logProbs(t, T), logProbs(s, T))],
+      kd: [alpha * T * T, () => klDiv(soft(t), soft(s))],
       ce: [1 - alpha, () => labelCrossEntropy(s, y)],
     }),
   );
