@@ -200,6 +200,8 @@ type Job = { kind: 'tfjs' | 'torch'; key: string; run: () => Promise<void> };
 const torchDone = new Map<string, TorchRun>();
 const tfjsReports = new Map<string, ReportJson[]>();
 const seconds = { tfjs: 0, torch: 0 };
+/** Seconds each job took, by `tfjs:<case>` / `torch:<case>:<seed>` (saved with the results: the next run's order). */
+const jobSeconds: Record<string, number> = {};
 // Each tfjs-distill case is a trial: `runExperiment` in a child process of its own (src/trials/),
 // one native thread, its run folder under `out`.
 const tfjsJob = (p: (typeof prepared)[number]): Job => ({
@@ -223,6 +225,7 @@ const tfjsJob = (p: (typeof prepared)[number]): Job => ({
     );
     const took = (performance.now() - t0) / 1000;
     seconds.tfjs += took;
+    jobSeconds[`tfjs:${p.c.name}`] = took;
     process.stderr.write(`${p.c.name}: tfjs-distill ${took.toFixed(0)} s\n`);
   },
 });
@@ -247,12 +250,25 @@ const torchJobs = (p: (typeof prepared)[number]): Job[] =>
             ...(quick ? ['--quick'] : []),
           ]);
           seconds.torch += r.seconds;
+          jobSeconds[`torch:${p.c.name}:${seed}`] = r.seconds;
           torchDone.set(`${p.c.name}:${seed}`, r);
         },
       }));
-// Two lanes on the two cores take jobs from one list, the longest cases first (full data first).
-const byCost = [...prepared].sort((x, y) => Number(Boolean(y.c.full)) - Number(Boolean(x.c.full)));
-const jobs: Job[] = byCost.flatMap((p) => [tfjsJob(p), ...torchJobs(p)]);
+// Two lanes on the two cores take jobs from one list, longest first (as the last full run timed
+// them, bench/parity/last-full.json; without it, the full-data cases first), so that the lanes
+// end together.
+const lastCosts = (() => {
+  try {
+    return (JSON.parse(readFileSync(join(here, 'last-full.json'), 'utf8')) as { jobSeconds?: Record<string, number> })
+      .jobSeconds;
+  } catch {
+    return undefined;
+  }
+})();
+const allJobs: Job[] = prepared.flatMap((p) => [tfjsJob(p), ...torchJobs(p)]);
+const cost = (j: Job) =>
+  lastCosts?.[`${j.kind}:${j.key}`] ?? (prepared.find((p) => j.key.split(':')[0] === p.c.name)?.c.full ? 1e6 : 0);
+const jobs = [...allJobs].sort((a, b) => cost(b) - cost(a));
 let next = 0;
 const lane = async () => {
   while (next < jobs.length) await jobs[next++]!.run();
@@ -314,6 +330,7 @@ const summary = {
   failed,
   minutes,
   quick,
+  jobSeconds,
 };
 writeFileSync(join(out, 'parity.json'), JSON.stringify(summary, null, 2));
 writeFileSync(join(out, 'parity.md'), `${steps ? `${describeStepParity(steps)}\n\n` : ''}${table}\n`);
