@@ -180,9 +180,40 @@ if (!values['no-torch']) {
 // Every case's files first; then two lanes on the two cores: tfjs-distill's cases one after
 // another in this process, and PyTorch's (case, seed) runs in a child process each. PyTorch is
 // the slower side, so once tfjs-distill is done its core takes PyTorch runs too.
+/**
+ * Label-only rows that are another case's training: the same student, data, budget, optimizer and
+ * seeds (an offline baseline is labels-cnn's student; the online ensemble's twins are DML's). Each
+ * side trains them once — tfjs-distill runs the case without its baseline and shows the source
+ * case's rows, reference.py reads its cache — as session 5's full run (every case trained its own)
+ * gave the same numbers to the last digit on both sides.
+ */
+const SHARED_LABELS: Record<string, { from: string; rows: Record<string, string> }> = {
+  kd: { from: 'labels-cnn', rows: { labels: 'student' } },
+  fitnets: { from: 'labels-cnn', rows: { labels: 'student' } },
+  rkd: { from: 'labels-cnn', rows: { labels: 'student' } },
+  'previous-epoch': { from: 'labels-cnn', rows: { labels: 'student' } },
+  ensemble: { from: 'dml', rows: { 'alone-1': 'alone-1', 'alone-2': 'alone-2' } },
+};
+const TRAINING = ['students', 'data', 'epochs', 'optimizer', 'schedule', 'batchSize', 'seeds'] as const;
+const cohortSize = (e: Json) => {
+  const k = ((e['scheme'] as { kwargs?: Json }).kwargs ?? {}) as { peers?: number; members?: number };
+  return k.peers ?? k.members ?? 2;
+};
+const experiments = new Map(cases.map((c) => [c.name, experimentOf(c, quick)]));
+/** The case whose label-only rows this case shows, when they are the same training. */
+function labelsSource(name: string): string | undefined {
+  const share = SHARED_LABELS[name];
+  const own = experiments.get(name);
+  const from = share && experiments.get(share.from);
+  if (!share || !own || !from || own['baseline'] !== true) return undefined;
+  const same = TRAINING.every((k) => JSON.stringify(own[k]) === JSON.stringify(from[k]));
+  return same && cohortSize(own) === cohortSize(from) ? share.from : undefined;
+}
+
 const prepared = cases.map((c) => {
   const exp = experimentOf(c, quick);
   if (values.seeds) exp['seeds'] = values.seeds.split(',').map(Number);
+  const shared = labelsSource(c.name);
   const seeds = exp['seeds'] as number[];
   const teacher = exp['teacher'] as { key: string; kwargs?: Json };
   if (teacher.key === 'train') teacher.kwargs = { ...teacher.kwargs, cache: join(out, 'teacher-cache') };
@@ -190,10 +221,10 @@ const prepared = cases.map((c) => {
   rmSync(join(dir, 'tfjs'), { recursive: true, force: true }); // this runner's own run of the case, from an earlier parity run
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'experiment.json');
-  writeFileSync(file, JSON.stringify({ ...exp, out: join(dir, 'tfjs') }, null, 2));
+  writeFileSync(file, JSON.stringify({ ...exp, ...(shared && { baseline: false }), out: join(dir, 'tfjs') }, null, 2));
   const splitFile = join(dir, 'split.json');
   writeFileSync(splitFile, JSON.stringify(splitOf(exp)));
-  return { c, exp, seeds, teacher, file, splitFile };
+  return { c, exp, seeds, teacher, file, splitFile, shared };
 });
 type TorchRun = { accuracy: Rows; seconds: number };
 type Job = { kind: 'tfjs' | 'torch'; key: string; run: () => Promise<void> };
@@ -278,9 +309,21 @@ await Promise.all([lane(), lane()]);
 process.stderr.write(
   `lanes: ${((performance.now() - lanesStarted) / 60000).toFixed(1)} min; tfjs-distill ${(seconds.tfjs / 60).toFixed(1)} min of runs, PyTorch ${(seconds.torch / 60).toFixed(1)} min (reported by reference.py)\n`,
 );
+const tfjsRowsOf = (p: (typeof prepared)[number]): Rows[] =>
+  (tfjsReports.get(p.c.name) ?? []).map((r) =>
+    rowsOf((p.exp['scheme'] as { key: string }).key, r, p.teacher.key !== 'none'),
+  );
 prepared.forEach((p) => {
-  const scheme = (p.exp['scheme'] as { key: string }).key;
-  const tfjsRows = (tfjsReports.get(p.c.name) ?? []).map((r) => rowsOf(scheme, r, p.teacher.key !== 'none'));
+  const source = p.shared ? tfjsRowsOf(prepared.find((q) => q.c.name === p.shared)!) : [];
+  // the shared rows first, where the case's own baseline rows would be
+  const tfjsRows = tfjsRowsOf(p).map((r, i) => ({
+    ...Object.fromEntries(
+      Object.entries(p.shared ? SHARED_LABELS[p.c.name]!.rows : {}).flatMap(([row, from]) =>
+        source[i]?.[from] === undefined ? [] : [[row, source[i]![from]!]],
+      ),
+    ),
+    ...r,
+  }));
   const torchRuns = p.seeds.flatMap((seed) => torchDone.get(`${p.c.name}:${seed}`) ?? []);
   const names = [...new Set([...tfjsRows.flatMap(Object.keys), ...torchRuns.flatMap((r) => Object.keys(r.accuracy))])];
   for (const row of names) {
