@@ -9,7 +9,8 @@ import { createServer, type Server } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { UserError } from '../errors.js';
-import { compareRows, type CompareRow } from '../experiment/compare.js';
+import { compareRows, type CompareRow, formatStat } from '../experiment/compare.js';
+import { escapeHtml } from '../report/html.js';
 import { renderSvg } from '../report/plots.js';
 import { formatBytes, formatInt } from '../report/table.js';
 import { BOARD_PAGE } from './page.js';
@@ -39,7 +40,7 @@ const TYPES: Record<string, string> = {
   '.jsonl': 'text/plain; charset=utf-8',
 };
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const esc = escapeHtml;
 
 /** Validation accuracy (and training loss) per epoch, one line per seed · phase/learner. */
 export function curveSpec(dir: string): TopLevelSpec {
@@ -104,8 +105,7 @@ function compareSpecLatency(rows: CompareRow[]): TopLevelSpec {
 }
 
 function compareHtml(rows: CompareRow[], svg: string): string {
-  const pm = (s: { mean: number; std: number; n: number }, f: (v: number) => string) =>
-    s.n > 1 ? `${f(s.mean)} ± ${f(s.std)}` : f(s.mean);
+  const pm = formatStat;
   const pct = (v: number) => (v * 100).toFixed(2);
   const head = [
     'run',

@@ -55,7 +55,9 @@ function readSummary(dir: string): RunSummary {
   }
 }
 
-const pm = (s: Stat, f: (v: number) => string) => (s.n > 1 ? `${f(s.mean)} ± ${f(s.std)}` : f(s.mean));
+/** `mean ± std` over seeds (the mean alone for one seed), each formatted by `f`. */
+export const formatStat = (s: Stat, f: (v: number) => string) => (s.n > 1 ? `${f(s.mean)} ± ${f(s.std)}` : f(s.mean));
+const pm = formatStat;
 const pct = (v: number) => (v * 100).toFixed(2);
 
 /** The plot: accuracy (mean, ± std bars) against float32 size, colour per run, shape per role. */

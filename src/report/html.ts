@@ -3,7 +3,10 @@ import { NOTES } from './markdown.js';
 import type { Plot } from './plots.js';
 import { distillationGains, reportTable } from './table.js';
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/** Text as HTML (element content and double-quoted attributes). */
+export const escapeHtml = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const esc = escapeHtml;
 /** Markdown `code` spans of the gains sentences → <code>. */
 const codeSpans = (s: string) => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>');
 

@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../io/atomic.js';
-import { inlineSvg } from '../report/html.js';
+import { escapeHtml, inlineSvg } from '../report/html.js';
 import { renderSvg, svgToPng } from '../report/plots.js';
 import { formatBytes, formatInt, formatMs } from '../report/table.js';
 import type { SearchCandidate, SearchResult } from './types.js';
@@ -156,7 +156,7 @@ export function searchSpec(r: SearchResult): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const esc = escapeHtml;
 
 function renderSearchHtml(r: SearchResult, svg: string): string {
   const c = r.chosen;

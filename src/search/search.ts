@@ -22,7 +22,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { DEFAULT_WIDTHS, deriveStudents } from '../architecture/factory.js';
+import { deriveStudents } from '../architecture/factory.js';
 import type { ZooNode } from '../architecture/size-search.js';
 import { useBestBackend } from '../backend/index.js';
 import type { ExperimentConfig } from '../config/experiment.js';
@@ -40,7 +40,7 @@ import type { SearchBudget, SearchCandidate, SearchChosen, SearchResult, SearchR
 import { displayPath, insideShared, runTrials, trialExperiment } from './trials.js';
 
 /** Widths tried for the teacher's own family (fractions of its width), beyond the factory's default three. */
-export const SEARCH_WIDTHS = [0.5, 0.375, ...DEFAULT_WIDTHS.slice(1, 2), 0.1875, 0.125, 0.0625];
+export const SEARCH_WIDTHS = [0.5, 0.375, 0.25, 0.1875, 0.125, 0.0625];
 
 export interface SearchOptions extends Partial<SearchBudget> {
   file?: string;
@@ -296,12 +296,14 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
         ...(plan.trialBackend !== undefined && { backend: plan.trialBackend }),
       };
     };
+    // The first rung's first trial runs alone when the experiment trains its teacher (it caches it for the rest).
+    const trainsTeacher = loadExperiment({ path: plan.file, set: plan.set }).config.teacher.key === 'train';
     const trials: SearchResult['trials'] = [];
     const run = async (specs: TrialSpec[], first: boolean) => {
       const results = await runTrials(o.executor, specs, {
         onEvent: o.onEvent,
         signal: o.signal,
-        teacherFirst: first && loadExperiment({ path: plan.file, set: plan.set }).config.teacher.key === 'train',
+        teacherFirst: first && trainsTeacher,
         resume: `distill search --resume ${displayPath(dir)}`,
       });
       trials.push(...results.map(({ id, worker, seconds, resumed }) => ({ id, worker, seconds, resumed })));

@@ -38,6 +38,17 @@ function checkUrl(url: string): void {
     throw new UserError(`--redis ${url} is not a Redis URL; write e.g. --redis redis://127.0.0.1:6379`);
 }
 
+/** Connects a lazily connecting client; an unreachable server is one line naming the URL and the fix. */
+async function connect(connection: Redis, url: string): Promise<void> {
+  try {
+    await connection.connect();
+  } catch (e) {
+    throw new UserError(
+      `cannot reach Redis at ${url} (${(e as Error).message.split('\n')[0]}); start it (redis-server --port PORT) or fix --redis`,
+    );
+  }
+}
+
 /** One job per trial folder: the same trial submitted twice (a resumed sweep) is one job. */
 export function jobIdOf(spec: TrialSpec): string {
   return `trial-${createHash('sha1').update(spec.dir).digest('hex').slice(0, 20)}`;
@@ -72,13 +83,7 @@ export function bullmqExecutor(o: BullmqExecutorOptions): Executor {
     );
   const open = async () => {
     if (queue) return queue;
-    try {
-      await connection.connect();
-    } catch (e) {
-      throw new UserError(
-        `cannot reach Redis at ${o.redis} (${(e as Error).message.split('\n')[0]}); start it (redis-server --port PORT) or fix --redis`,
-      );
-    }
+    await connect(connection, o.redis);
     queue = new Queue(name, { connection });
     return queue;
   };
@@ -201,13 +206,7 @@ export async function startWorker(o: StartWorkerOptions): Promise<RunningWorker>
   connection.on('ready', () => {
     reported = false;
   });
-  try {
-    await connection.connect();
-  } catch (e) {
-    throw new UserError(
-      `cannot reach Redis at ${o.redis} (${(e as Error).message.split('\n')[0]}); start it (redis-server --port PORT) or fix --redis`,
-    );
-  }
+  await connect(connection, o.redis);
   const worker = new Worker<JobData, TrialResult>(
     o.queue ?? DEFAULT_QUEUE,
     async (job) => {
