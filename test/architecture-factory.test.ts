@@ -298,3 +298,56 @@ function countOf(node: { key: string; kwargs: Record<string, unknown> }): number
     m.dispose();
   }
 }
+
+test('grid: every family × depth × width, each structure also fitted to the budget', () => {
+  const widths = [0.5, 0.25];
+  const grid = deriveStudents({ teacher: TEACHER, ...SHAPE, widths, grid: true });
+  const structures = [...new Set(grid.map((c) => c.structure))].sort();
+  // cnn: 2 convs × 2 blocks (1 conv, 1 block, both); dwsep: 3 blocks, then 2 and 1; MLP from CNN.
+  assert.deepEqual(structures, [
+    'cnn',
+    'cnn-1block',
+    'cnn-1conv',
+    'cnn-1conv-1block',
+    'dwsep',
+    'dwsep-1block',
+    'dwsep-2block',
+    'mlp',
+  ]);
+  for (const s of structures.filter((x) => x !== 'cnn')) {
+    // Each structure at full width (when smaller than the teacher) and at every multiplier.
+    for (const m of widths)
+      assert.ok(
+        grid.some((c) => c.name === `${s}-x${m}`),
+        `${s}-x${m} missing`,
+      );
+  }
+  const byName = new Map(grid.map((c) => [c.name, c]));
+  assert.deepEqual(byName.get('dwsep-2block-x0.5')!.node, {
+    key: 'dwsep',
+    kwargs: {
+      stemFilters: 8,
+      stemStride: 1,
+      blocks: [
+        { filters: 8, stride: 1 },
+        { filters: 16, stride: 2 },
+      ],
+      width: 0.5,
+    },
+  });
+  assert.equal(byName.get('cnn-1conv-1block-x0.25')!.derivation, '1 conv per block, first 1 block of 2, width ×0.25');
+  for (const c of grid) assert.equal(countOf(c.node), c.params, c.name);
+  // The one-change-at-a-time set is a subset of the grid.
+  for (const c of deriveStudents({ teacher: TEACHER, ...SHAPE, widths })) {
+    assert.ok(
+      grid.some((g) => g.name === c.name && g.params === c.params),
+      `${c.name} missing from the grid`,
+    );
+  }
+  const max = 1500;
+  const fitted = deriveStudents({ teacher: TEACHER, ...SHAPE, widths, grid: true, paramsMax: max });
+  assert.ok(fitted.every((c) => c.params <= max));
+  const fits = fitted.filter((c) => c.derivation.includes('fit to 1,500 params'));
+  assert.ok(fits.length >= 4, `${fits.map((c) => c.name)}`);
+  for (const c of fits) assert.ok(c.params > 1000, `${c.name}: ${c.params} is not close to the budget`);
+});

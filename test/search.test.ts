@@ -42,17 +42,18 @@ test('successive halving: rungs double their epochs up to half the budget; front
   const node = (key: string) => ({ key, kwargs: {} });
   const picked = pickCandidates(
     [
-      { name: 'c1', node: node('cnn'), params: 50 },
-      { name: 'c2', node: node('cnn'), params: 40 },
-      { name: 'c3', node: node('cnn'), params: 30 },
-      { name: 'm1', node: node('mlp'), params: 45 },
+      { name: 'c1', node: node('cnn'), structure: 'cnn', params: 50 },
+      { name: 'c2', node: node('cnn'), structure: 'cnn', params: 40 },
+      { name: 'c3', node: node('cnn'), structure: 'cnn', params: 30 },
+      { name: 'b1', node: node('cnn'), structure: 'cnn-1block', params: 35 },
+      { name: 'm1', node: node('mlp'), structure: 'mlp', params: 45 },
     ],
-    3,
+    4,
   );
   assert.deepEqual(
     picked.map((c) => c.name),
-    ['c1', 'm1', 'c2'],
-    'the largest of each family first',
+    ['c1', 'm1', 'b1', 'c2'],
+    'round-robin over families, then over the structures of each family, the largest of each first',
   );
 });
 
@@ -88,7 +89,7 @@ test('search on the local executor: budget filter, halving, finalists with basel
   assert.deepEqual(json.chosen, r.chosen);
   for (const c of json.candidates) {
     assert.ok(c.params <= 20000 || c.dropped, `${c.name} is within the parameter budget or dropped`);
-    for (const k of ['name', 'family', 'params', 'bytes', 'latencyMs', 'accuracy', 'epochs', 'onFront'])
+    for (const k of ['name', 'family', 'structure', 'params', 'bytes', 'latencyMs', 'accuracy', 'epochs', 'onFront'])
       assert.ok(k in c, `candidate ${c.name} has ${k}`);
     assert.ok(c.bytes.uint8 > 0 && c.bytes.float32 > 0 && c.latencyMs.batch1 > 0 && c.latencyMs.batch64 > 0);
   }
@@ -129,7 +130,16 @@ test('search refuses impossible budgets and missing validation data in one line'
   const executor = localExecutor({ shared: tmp('search-bad'), workers: 1 });
   await assertUserError(
     runSearch({ ...base, set: searchSlice(cache), executor }),
-    'give a budget: --max-params N, --max-latency-ms X or --max-bytes B (any of them)',
+    'give a budget: --max-params N, --max-latency-ms X, --max-latency-fraction F or --max-bytes B (any of them)',
+  );
+  // A fraction of the teacher's latency, resolved to milliseconds once the teacher is timed.
+  await assertUserError(
+    runSearch({ ...base, set: searchSlice(cache), maxLatencyFraction: 1e-6, executor }),
+    /^no candidate meets the budget \(the fastest, .+: latency .+ ms > [\d.e-]+ ms at batch 64\); loosen/,
+  );
+  await assertUserError(
+    runSearch({ ...base, set: searchSlice(cache), maxLatencyFraction: -1, executor }),
+    '--max-latency-fraction must be a positive number (got -1)',
   );
   await assertUserError(
     runSearch({ ...base, set: searchSlice(cache), maxLatencyMs: 0.000001, executor }),

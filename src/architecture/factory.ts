@@ -20,6 +20,11 @@
  *   all; the fastest at batch 1 on small images, at the cost of translation invariance.
  * - **fit to the budget** (with `paramsMax`): every derivation above the budget (the teacher
  *   included) again, its width set by `widthForParams` (size-search.ts) to just under it.
+ *
+ * With `grid: true` the derivations combine (what a student search wants): every family (the
+ * teacher's, depthwise-separable, MLP) × every depth (fewer layers along each depth dimension,
+ * and both at once) × every width multiplier, then each structure fitted to the budget — widened
+ * when it is under it (a depthwise-separable net at the teacher's width is often far below).
  */
 import type * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
@@ -36,6 +41,8 @@ export interface StudentCandidate {
   node: ZooNode;
   /** What was changed, e.g. `width ×0.25`, `1 conv per block`, `depthwise-separable`, `MLP from CNN`. */
   derivation: string;
+  /** The name of its structure regardless of width, e.g. `cnn-1conv` for `cnn-1conv-x0.25`. */
+  structure: string;
   /** All parameters (`countParams`) of the node built for the teacher's input shape and classes. */
   params: number;
 }
@@ -51,12 +58,14 @@ export interface DeriveStudentsOptions {
   paramsMax?: number;
   /** Width multipliers relative to the teacher's width, each in (0, 1). Default `[0.5, 0.25, 0.125]`. */
   widths?: number[];
+  /** Every family × depth × width combination, not one change at a time. Default false. */
+  grid?: boolean;
 }
 
 export const DEFAULT_WIDTHS = [0.5, 0.25, 0.125] as const;
 
 type Kwargs = Record<string, unknown>;
-type Derived = { name: string; node: ZooNode; derivation: string };
+type Derived = { name: string; node: ZooNode; derivation: string; structure: string };
 
 /**
  * Candidate students of `teacher` (see the derivations above), each validated by its zoo schema
@@ -75,18 +84,13 @@ export function deriveStudents(options: DeriveStudentsOptions): StudentCandidate
     throw new UserError(`width multipliers must be in (0, 1), got ${badWidth}; pass e.g. [0.5, 0.25]`);
   }
   const { teacher, parsed, context, teacherParams } = resolveTeacher(options);
-  const given = teacher.kwargs;
-  const width = parsed.width as number;
-  const base: Derived = { name: teacher.key, node: teacher, derivation: '' };
-  const structural = structuralDerivations(teacher.key, given, parsed);
-  const derived: Derived[] = [
-    ...widths.map((m) => ({
-      name: `${teacher.key}-x${m}`,
-      node: { key: teacher.key, kwargs: { ...given, width: round(width * m, 4) } },
-      derivation: `width ×${m}`,
-    })),
-    ...structural,
-  ];
+  const base: Derived = { name: teacher.key, node: teacher, derivation: '', structure: teacher.key };
+  const structures = options.grid
+    ? [base, ...gridStructures(teacher.key, teacher.kwargs, parsed)]
+    : [base, ...structuralDerivations(teacher.key, teacher.kwargs, parsed, false)];
+  const derived: Derived[] = options.grid
+    ? structures.flatMap((s) => [...(s === base ? [] : [s]), ...widths.map((m) => narrowed(s, m))])
+    : [...widths.map((m) => narrowed(base, m)), ...structures.slice(1)];
   const out = new Map<string, StudentCandidate>();
   const keep = (d: Derived, params: number) => {
     const id = identity(d.node, params);
@@ -99,20 +103,58 @@ export function deriveStudents(options: DeriveStudentsOptions): StudentCandidate
     if (params !== undefined) keep(d, params);
   }
   if (paramsMax !== undefined) {
-    for (const d of [base, ...structural]) {
+    for (const d of structures) {
       const params = tryParams(d.node, context);
-      if (params === undefined || params <= paramsMax) continue;
+      // One change at a time only narrows; the grid also widens a structure that is under the budget.
+      if (params === undefined || (params <= paramsMax && !options.grid)) continue;
       const fitted = fitWidth(d.node, paramsMax, context);
       if (!fitted) continue;
-      const m = round((fitted.node.kwargs.width as number) / width, 3);
+      const m = round((fitted.node.kwargs.width as number) / widthOf(d.node), 3);
       const label = `width ×${m} (fit to ${paramsMax.toLocaleString('en-US')} params)`;
       keep(
-        { name: `${d.name}-x${m}`, node: fitted.node, derivation: d === base ? label : `${d.derivation}, ${label}` },
+        {
+          name: `${d.name}-x${m}`,
+          node: fitted.node,
+          derivation: d.derivation ? `${d.derivation}, ${label}` : label,
+          structure: d.structure,
+        },
         fitted.params,
       );
     }
   }
   return [...out.values()].sort((a, b) => a.params - b.params || a.name.localeCompare(b.name));
+}
+
+/** `d` with its width multiplied by `m`. */
+function narrowed(d: Derived, m: number): Derived {
+  return {
+    name: `${d.name}-x${m}`,
+    node: { key: d.node.key, kwargs: { ...d.node.kwargs, width: round(widthOf(d.node) * m, 4) } },
+    derivation: d.derivation ? `${d.derivation}, width ×${m}` : `width ×${m}`,
+    structure: d.structure,
+  };
+}
+
+/** The node's width multiplier (its schema's default when not given). */
+function widthOf(node: ZooNode): number {
+  return models.get(node.key).kwargs.parse(node.kwargs).width as number;
+}
+
+/**
+ * For `grid`, beyond the teacher: its depth combinations, and each other family it converts to
+ * (depthwise-separable, MLP) with that family's depth reductions — all at the teacher's width.
+ */
+function gridStructures(key: string, given: Kwargs, parsed: Kwargs): Derived[] {
+  const own = structuralDerivations(key, given, parsed, true);
+  const converted = own.filter((d) => d.node.key !== key);
+  const deeper = converted.flatMap((c) => {
+    const entry = models.get(c.node.key);
+    const fewer = structuralDerivations(c.node.key, c.node.kwargs, entry.kwargs.parse(c.node.kwargs), true).filter(
+      (d) => d.node.key === c.node.key,
+    );
+    return fewer.map((d) => ({ ...d, derivation: `${c.derivation}, ${d.derivation}` }));
+  });
+  return [...own, ...deeper];
 }
 
 /** The teacher as a validated zoo node, the size context and its own parameter count. */
@@ -161,12 +203,17 @@ function isLayersModel(t: unknown): t is tf.LayersModel {
   );
 }
 
-/** The depth, depthwise-separable and MLP derivations of a zoo node (kwargs as given, and parsed). */
-function structuralDerivations(key: string, given: Kwargs, parsed: Kwargs): Derived[] {
+/**
+ * The depth, depthwise-separable and MLP derivations of a zoo node (kwargs as given, and parsed);
+ * with `combine`, also both depth reductions at once (cnn: fewer convs and blocks; resnet: fewer
+ * blocks per stage and stages).
+ */
+function structuralDerivations(key: string, given: Kwargs, parsed: Kwargs, combine: boolean): Derived[] {
   const at = (name: string, derivation: string, k: string, kwargs: Kwargs): Derived => ({
     name,
     derivation,
     node: { key: k, kwargs },
+    structure: name,
   });
   // The teacher's width and init carry over to nodes of another family.
   const common: Kwargs = Object.fromEntries(Object.entries(given).filter(([k]) => k === 'width' || k === 'init'));
@@ -186,6 +233,21 @@ function structuralDerivations(key: string, given: Kwargs, parsed: Kwargs): Deri
         }),
       );
     }
+    if (combine)
+      for (const c of fewer(convs))
+        for (const n of fewer(blocks.length))
+          out.push(
+            at(
+              `cnn-${c}conv-${n}block`,
+              `${plural(c, 'conv')} per block, first ${plural(n, 'block')} of ${blocks.length}`,
+              'cnn',
+              {
+                ...given,
+                convsPerBlock: c,
+                blocks: blocks.slice(0, n),
+              },
+            ),
+          );
     // The stem stands for the first conv; each later conv is a block, striding where the CNN pooled.
     // (One block of one conv leaves no block: the schema refuses it, and the candidate is left out.)
     const dw = blocks.flatMap((filters, b) =>
@@ -220,6 +282,21 @@ function structuralDerivations(key: string, given: Kwargs, parsed: Kwargs): Deri
         }),
       );
     }
+    if (combine)
+      for (const b of fewer(perStage))
+        for (const n of fewer(stages.length))
+          out.push(
+            at(
+              `resnet-${b}perstage-${n}stage`,
+              `${plural(b, 'block')} per stage, first ${plural(n, 'stage')} of ${stages.length}`,
+              'resnet',
+              {
+                ...given,
+                blocksPerStage: b,
+                stages: stages.slice(0, n),
+              },
+            ),
+          );
     // Each residual block's two 3×3 convs → two dwsep blocks; the first of a later stage strides.
     const dw = stages.flatMap((filters, s) =>
       Array.from({ length: 2 * perStage }, (_, i) => ({ filters, stride: s > 0 && i === 0 ? 2 : 1 })),

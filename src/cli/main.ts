@@ -375,7 +375,12 @@ withExecutor(
     .argument('[experiment]', 'the experiment file (its teacher, data, knowledge terms, epochs and seeds)')
     .option('--max-params <n>', 'at most N parameters', parseNumber)
     .option('--max-latency-ms <x>', 'at most X ms per forward pass at --latency-batch, on this backend', parseNumber)
-    .option('--latency-batch <n>', 'the batch size of --max-latency-ms: 1 or 64 (default 64)', parseInteger)
+    .option(
+      '--max-latency-fraction <f>',
+      "at most F × the teacher's latency at --latency-batch (e.g. 0.2), measured in the same run",
+      parseNumber,
+    )
+    .option('--latency-batch <n>', 'the batch size of the latency budget: 1 or 64 (default 64)', parseInteger)
     .option('--max-bytes <b>', 'at most B bytes serialized as --dtype', parseNumber)
     .option('--dtype <type>', 'float32 or uint8, for --max-bytes (default float32)')
     .option('--trials <k>', 'at most K candidates enter the first rung (default 8)', parseInteger)
@@ -391,6 +396,7 @@ withExecutor(
 Examples:
   $ distill quickstart --print-config > qs.yaml
   $ distill search qs.yaml --max-params 60000 --max-latency-ms 1.5 --latency-batch 64 --out runs/search-qs
+  $ distill search qs.yaml --max-params 60000 --max-latency-fraction 0.2 --out runs/search-qs
   $ distill search qs.yaml --max-bytes 65536 --dtype uint8 --executor bullmq --redis redis://10.0.0.5:6379 --shared /mnt/distill/s1
   $ distill search --resume runs/search-qs`,
   )

@@ -19,6 +19,8 @@ export interface MeasuredModel {
   /** The zoo node (for a model.json teacher: the zoo node it was read as). */
   node: ZooNode;
   derivation: string;
+  /** The structure regardless of width (`StudentCandidate.structure`); the teacher's is `teacher`. */
+  structure: string;
   params: number;
   bytes: ByteSizes;
   /** Median ms of one forward pass. */
@@ -55,17 +57,21 @@ export async function measureCandidates(
     });
     const ms = latencies.map((l) => ({ batch1: l.stats[0]!.medianMs, batch64: l.stats[1]!.medianMs }));
     const t = ms[0]!;
-    const row = (i: number, r: { name: string; node: ZooNode; derivation: string }): MeasuredModel => ({
+    const row = (
+      i: number,
+      r: { name: string; node: ZooNode; derivation: string; structure: string },
+    ): MeasuredModel => ({
       name: r.name,
       node: r.node,
       derivation: r.derivation,
+      structure: r.structure,
       params: sizes[i]!.params,
       bytes: sizes[i]!.bytes,
       latencyMs: ms[i]!,
       speedup: { batch1: t.batch1 / ms[i]!.batch1, batch64: t.batch64 / ms[i]!.batch64 },
     });
     return {
-      teacher: row(0, { name: 'teacher', ...o.teacher }),
+      teacher: row(0, { name: 'teacher', structure: 'teacher', ...o.teacher }),
       candidates: o.candidates.map((c, i) => row(i + 1, c)),
     };
   } finally {

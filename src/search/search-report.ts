@@ -21,7 +21,8 @@ function budgetLine(r: SearchResult): string {
   const b = r.budget;
   const parts = [
     b.maxParams !== undefined && `≤ ${formatInt(b.maxParams)} params`,
-    b.maxLatencyMs !== undefined && `≤ ${b.maxLatencyMs} ms at batch ${b.latencyBatch}`,
+    b.maxLatencyMs !== undefined &&
+      `≤ ${b.maxLatencyMs} ms at batch ${b.latencyBatch}${b.maxLatencyFraction !== undefined ? ` (${b.maxLatencyFraction} × the teacher's)` : ''}`,
     b.maxBytes !== undefined && `≤ ${formatBytes(b.maxBytes)} as ${b.dtype}`,
   ].filter(Boolean);
   const t = b.latencyBatch === 1 ? b.teacherLatencyMs.batch1 : b.teacherLatencyMs.batch64;

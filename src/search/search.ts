@@ -3,10 +3,12 @@
  * teacher's guidance (the seed's closing "adaptive teacher–student architecture"; the product
  * form follows Once-for-All's accuracy-vs-latency fronts and NNI's trial tables).
  *
- * 1. Candidates from the student factory (`deriveStudents`: widths × the teacher's family, fewer
- *    layers, depthwise-separable, MLP, each also fitted to the parameter budget), measured
- *    untrained beside the teacher on this backend (`measureCandidates`); those over any budget
- *    (params, latency at the chosen batch, bytes as float32 or uint8) are dropped before training.
+ * 1. Candidates from the student factory (`deriveStudents` with `grid`: families × depths ×
+ *    widths, each structure also fitted to the parameter budget), measured untrained beside the
+ *    teacher on this backend (`measureCandidates`); those over any budget (params, latency at the
+ *    chosen batch, bytes as float32 or uint8) are dropped before training. A structure whose
+ *    widest feasible width is next to one over the latency budget gets its width bisected to that
+ *    budget (`fitToLatency`). At most `--trials` enter training, spread over families and depths.
  * 2. Successive halving (Jamieson & Talwalkar 2016; η = 2): every candidate trains briefly with
  *    the experiment's knowledge terms; the better half (by validation accuracy — the test set
  *    never chooses) trains again with twice the epochs, until two finalists remain. They train
@@ -35,6 +37,7 @@ import { lockFolder } from '../io/folder-lock.js';
 import { buildModel } from '../models/zoo.js';
 import type { Executor, ExecutorRunOptions, TrialModel, TrialResult, TrialSpec } from '../trials/types.js';
 import { type MeasuredModel, measureCandidates } from './candidates.js';
+import { fitToLatency } from './latency-fit.js';
 import { writeSearchReport } from './search-report.js';
 import type { SearchBudget, SearchCandidate, SearchChosen, SearchResult, SearchRung } from './types.js';
 import { displayPath, insideShared, runTrials, trialExperiment } from './trials.js';
@@ -93,14 +96,31 @@ function overBudget(c: MeasuredModel, b: SearchBudget): string | undefined {
   return over.length > 0 ? over.join(', ') : undefined;
 }
 
-/** Up to `k` of the feasible candidates: round-robin over families, the largest of each first. */
-export function pickCandidates<C extends { node: ZooNode; params: number }>(feasible: readonly C[], k: number): C[] {
-  const byFamily = new Map<string, C[]>();
-  for (const c of [...feasible].sort((a, b) => b.params - a.params))
-    byFamily.set(family(c.node), [...(byFamily.get(family(c.node)) ?? []), c]);
+/**
+ * Up to `k` of the feasible candidates, spread over the grid: round-robin over families and,
+ * within a family, over its structures (depths), each time the largest remaining of that
+ * structure — the widest that fits is the one most likely to be the most accurate of its shape.
+ */
+export function pickCandidates<C extends { node: ZooNode; params: number; structure: string }>(
+  feasible: readonly C[],
+  k: number,
+): C[] {
+  const families = new Map<string, Map<string, C[]>>();
+  for (const c of [...feasible].sort((a, b) => b.params - a.params)) {
+    const structures = families.get(family(c.node)) ?? new Map<string, C[]>();
+    families.set(family(c.node), structures.set(c.structure, [...(structures.get(c.structure) ?? []), c]));
+  }
+  // Each family's candidates in the order its structures take turns.
+  const queues = [...families.values()].map((structures) => {
+    const lists = [...structures.values()];
+    const order: C[] = [];
+    for (let i = 0; order.length < lists.reduce((n, l) => n + l.length, 0); i++)
+      for (const l of lists) if (l[i]) order.push(l[i]!);
+    return order;
+  });
   const out: C[] = [];
   for (let round = 0; out.length < k && out.length < feasible.length; round++)
-    for (const list of byFamily.values()) if (list[round] && out.length < k) out.push(list[round]!);
+    for (const q of queues) if (q[round] && out.length < k) out.push(q[round]!);
   return out;
 }
 
@@ -156,16 +176,25 @@ async function makePlan(o: SearchOptions): Promise<SearchPlan> {
     dtype: o.dtype ?? 'float32',
     ...(o.maxParams !== undefined && { maxParams: o.maxParams }),
     ...(o.maxLatencyMs !== undefined && { maxLatencyMs: o.maxLatencyMs }),
+    ...(o.maxLatencyFraction !== undefined && { maxLatencyFraction: o.maxLatencyFraction }),
     ...(o.maxBytes !== undefined && { maxBytes: o.maxBytes }),
   };
   for (const [flag, v] of [
     ['--max-params', budget.maxParams],
     ['--max-latency-ms', budget.maxLatencyMs],
+    ['--max-latency-fraction', budget.maxLatencyFraction],
     ['--max-bytes', budget.maxBytes],
   ] as const)
     if (v !== undefined && !(v > 0)) throw new UserError(`${flag} must be a positive number (got ${v})`);
-  if (budget.maxParams === undefined && budget.maxLatencyMs === undefined && budget.maxBytes === undefined)
-    throw new UserError('give a budget: --max-params N, --max-latency-ms X or --max-bytes B (any of them)');
+  if (
+    budget.maxParams === undefined &&
+    budget.maxLatencyMs === undefined &&
+    budget.maxLatencyFraction === undefined &&
+    budget.maxBytes === undefined
+  )
+    throw new UserError(
+      'give a budget: --max-params N, --max-latency-ms X, --max-latency-fraction F or --max-bytes B (any of them)',
+    );
   if (![1, 64].includes(budget.latencyBatch))
     throw new UserError(`--latency-batch must be 1 or 64 (got ${budget.latencyBatch})`);
   if (!['float32', 'uint8'].includes(budget.dtype))
@@ -190,26 +219,38 @@ async function makePlan(o: SearchOptions): Promise<SearchPlan> {
       ...(teacher.node && shape),
       ...(budget.maxParams !== undefined && { paramsMax: budget.maxParams }),
       widths: SEARCH_WIDTHS,
+      grid: true,
     });
     if (derived.length === 0)
       throw new UserError(`no student candidate fits in ${budget.maxParams} params; raise --max-params`);
     const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     log(`search: measuring the teacher and ${derived.length} untrained candidates on ${backend.name}`);
+    const teacherToMeasure = {
+      model: teacher.model,
+      node: teacher.node ?? { key: 'file', kwargs: {} },
+      derivation: teacher.derivation,
+    };
     const measured = await measureCandidates({
-      teacher: {
-        model: teacher.model,
-        node: teacher.node ?? { key: 'file', kwargs: {} },
-        derivation: teacher.derivation,
-      },
+      teacher: teacherToMeasure,
       candidates: derived,
       ...shape,
       runs: o.latencyRuns ?? 20,
     });
-    const candidates: SearchCandidate[] = measured.candidates.map((m) => {
+    if (budget.maxLatencyFraction !== undefined) {
+      // The fraction of the teacher's latency, as measured in this very run beside the candidates.
+      const t = measured.teacher.latencyMs[budget.latencyBatch === 1 ? 'batch1' : 'batch64'];
+      const ms = Number((budget.maxLatencyFraction * t).toPrecision(3));
+      budget.maxLatencyMs = Math.min(budget.maxLatencyMs ?? ms, ms);
+      log(
+        `search: latency budget ${budget.maxLatencyMs} ms (${budget.maxLatencyFraction} × the teacher's ${t.toFixed(3)} ms)`,
+      );
+    }
+    const toCandidate = (m: MeasuredModel): SearchCandidate => {
       const dropped = overBudget(m, budget);
       return {
         name: m.name,
         family: family(m.node),
+        structure: m.structure,
         derivation: m.derivation,
         node: m.node,
         params: m.params,
@@ -221,12 +262,29 @@ async function makePlan(o: SearchOptions): Promise<SearchPlan> {
         epochs: 0,
         onFront: false,
       };
-    });
+    };
+    const candidates = measured.candidates.map(toCandidate);
+    if (budget.maxLatencyMs !== undefined) {
+      const fitted = await fitToLatency({
+        candidates,
+        teacher: teacherToMeasure,
+        ...shape,
+        runs: o.latencyRuns ?? 20,
+        maxLatencyMs: budget.maxLatencyMs,
+        overBudget: (m) => overBudget(m, budget),
+      });
+      if (fitted.length > 0)
+        log(
+          `search: fitted to ${budget.maxLatencyMs} ms: ${fitted.map((m) => `${m.name} (${m.params} params)`).join(', ')}`,
+        );
+      candidates.push(...fitted.map(toCandidate));
+      candidates.sort((a, b) => a.params - b.params || a.name.localeCompare(b.name));
+    }
     const feasible = candidates.filter((c) => !c.dropped);
     if (feasible.length === 0) {
       const fastest = [...candidates].sort((a, b) => a.latencyMs.batch64 - b.latencyMs.batch64)[0]!;
       throw new UserError(
-        `no candidate meets the budget (the fastest, ${fastest.name}: ${fastest.dropped}); loosen --max-latency-ms / --max-params / --max-bytes`,
+        `no candidate meets the budget (the fastest, ${fastest.name}: ${fastest.dropped}); loosen --max-latency-ms / --max-latency-fraction / --max-params / --max-bytes`,
       );
     }
     const picked = new Set(pickCandidates(feasible, trials).map((c) => c.name));

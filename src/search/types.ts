@@ -4,7 +4,10 @@ import type { TrialResult } from '../trials/types.js';
 
 export interface SearchBudget {
   maxParams?: number;
+  /** With `maxLatencyFraction`, the smaller of the two (resolved once the teacher is measured). */
   maxLatencyMs?: number;
+  /** At most this fraction of the teacher's latency at `latencyBatch`, measured beside the candidates. */
+  maxLatencyFraction?: number;
   latencyBatch: 1 | 64;
   maxBytes?: number;
   dtype: 'float32' | 'uint8';
@@ -13,6 +16,8 @@ export interface SearchBudget {
 export interface SearchCandidate {
   name: string;
   family: string;
+  /** Its structure regardless of width (family and depth), e.g. `cnn-1block`. */
+  structure: string;
   derivation: string;
   node: ZooNode;
   params: number;

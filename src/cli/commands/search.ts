@@ -7,6 +7,7 @@ export interface SearchCommandOptions extends ExecutorCliOptions {
   set: string[];
   maxParams?: number;
   maxLatencyMs?: number;
+  maxLatencyFraction?: number;
   latencyBatch?: number;
   maxBytes?: number;
   dtype?: string;
@@ -27,6 +28,7 @@ export async function searchCommand(file: string | undefined, o: SearchCommandOp
       set: o.set,
       maxParams: o.maxParams,
       maxLatencyMs: o.maxLatencyMs,
+      maxLatencyFraction: o.maxLatencyFraction,
       latencyBatch: o.latencyBatch as 1 | 64 | undefined,
       maxBytes: o.maxBytes,
       dtype: o.dtype as 'float32' | 'uint8' | undefined,
