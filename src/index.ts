@@ -58,6 +58,7 @@ export {
   dkdTerm,
   distTerm,
   nkdTerm,
+  ctkdTerm,
   fitnetsTerm,
   atTerm,
   pktTerm,

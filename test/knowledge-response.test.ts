@@ -5,6 +5,8 @@ import { assertUserError } from './helpers.js';
 import {
   createTerm,
   crossEntropyTerm,
+  ctkdLambda,
+  ctkdTerm,
   dkdTerm,
   distTerm,
   hardTargetTerm,
@@ -521,3 +523,60 @@ test('no tensor leaks: 5 calls (values and gradients) inside tf.tidy', () => {
   }
   tf.dispose([s, t, labels]);
 });
+
+// ---- ctkd: a learned temperature behind a gradient reversal. ----------------------------------
+test('ctkd: kd at τ = 1 + 20·sigmoid(θ); θ gets −λ × the loss gradient; λ on a cosine ramp', () => {
+  assert.deepEqual(
+    [0, 5, 10, 12].map((e) => Number(ctkdLambda(e, 10, 1).toFixed(6))),
+    [0, 0.5, 1, 1],
+  );
+  const term = ctkdTerm({ alpha: 0.9 });
+  const [theta] = term.trainableVariables();
+  const tau = 1 + 20 / (1 + Math.exp(-1));
+  assertValues(values(term), { kd: 0.9 * tau * tau * klRef(ZS, ZT, tau), ce: 0.1 * ceRef(ZS, Y) }, 1e-4);
+  assert.deepEqual(term.describeState!(), { temperature: Math.fround(tau), lambda: 0 });
+  // The student's gradient is kd's at the same temperature.
+  closeM(gradients(term).student, gradients(kdTerm({ temperature: tau, alpha: 0.9 })).student);
+  const thetaGrad = () =>
+    tf.tidy(() => {
+      const { grads } = tf.variableGrads(() => tf.addN(Object.values(term.compute(inputsOf()))) as tf.Scalar, [theta!]);
+      return grads[theta!.name]!.dataSync()[0]!;
+    });
+  // d(loss)/dθ in float64 from the reference formula (float32 differences are too coarse here)
+  const lossRef = (th: number) => {
+    const t = 1 + 20 / (1 + Math.exp(-th));
+    return 0.9 * t * t * klRef(ZS, ZT, t);
+  };
+  const dLoss = (lossRef(1 + 1e-5) - lossRef(1 - 1e-5)) / 2e-5;
+  assert.ok(Math.abs(dLoss) > 1e-4, `the loss depends on θ (${dLoss})`);
+  for (const epoch of [0, 3, 10]) {
+    term.onEpochBegin!(epoch);
+    const lambda = ctkdLambda(epoch, 10, 1);
+    // float32 autodiff of a small difference of large terms: ~1 % off
+    close(thetaGrad(), -lambda * dLoss, 0.03 * Math.abs(dLoss) + 1e-7, `epoch ${epoch}`);
+  }
+  const extreme = values(
+    term,
+    [
+      [1000, 0, -1000],
+      [-50, 80, 0],
+    ],
+    [
+      [-1000, 0, 1000],
+      [90, -90, 0],
+    ],
+    [2, 0],
+  );
+  assert.ok(Object.values(extreme).every(Number.isFinite), JSON.stringify(extreme));
+  assertUserError(() => ctkdTerm({ rampEpochs: 0 }), 'knowledge term `ctkd`: option `rampEpochs` must be > 0 (got 0)');
+  term.dispose();
+});
+
+function inputsOf() {
+  return {
+    studentLogits: tf.tensor2d(ZS),
+    teacherLogits: tf.tensor2d(ZT),
+    labels: tf.tensor1d(Y, 'int32'),
+    numClasses: 3,
+  };
+}

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../errors.js';
+import { errorLine, UserError } from '../errors.js';
 import { registerNativeBackend } from './native.js';
 import { installWasmTrainingKernels } from './wasm-training.js';
 
@@ -44,7 +44,7 @@ async function tryBackend(name: BackendName): Promise<BackendAttempt> {
     const ok = await tf.setBackend(name);
     return ok ? { name, ok, reason: WHAT[name] } : { name, ok, reason: `tf.setBackend('${name}') failed` };
   } catch (error) {
-    return { name, ok: false, reason: (error as Error).message.split('\n')[0]! };
+    return { name, ok: false, reason: errorLine(error) };
   }
 }
 

@@ -11,6 +11,7 @@
  * `native` is the active backend and falls back to tfjs's own code otherwise. See native/README.md.
  */
 import * as tf from '@tensorflow/tfjs';
+import { errorLine } from '../errors.js';
 import { loadAddon } from './native/addon.js';
 import { type OpCodes, resolveOpCodes } from './native/op-codes.js';
 import { NativeBackend } from './native/backend.js';
@@ -177,7 +178,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
   } catch (err) {
     state = {
       ok: false,
-      reason: `native backend failed to register: ${String((err as Error)?.message ?? err).split('\n')[0]}`,
+      reason: `native backend failed to register: ${errorLine(err)}`,
     };
     return state;
   }

@@ -57,6 +57,11 @@ program
   .option('--subset <n>', 'use only the first N training images', parseInteger)
   .option('--epochs <n>', `student epochs (default ${QUICKSTART_DEFAULTS.epochs})`, parseInteger)
   .option(
+    '--labeled <n>',
+    'keep the labels of only N training images, the rest an unlabeled transfer set (the teacher still learns from all labels)',
+    parseInteger,
+  )
+  .option(
     '--teacher-epochs <n>',
     `teacher epochs when not cached (default ${QUICKSTART_DEFAULTS.teacherEpochs})`,
     parseInteger,
@@ -81,7 +86,7 @@ program
   .option('--print-config', 'print the experiment YAML (with these options) and exit; distill run accepts it')
   .addHelpText(
     'after',
-    '\nExamples:\n  $ distill quickstart\n  $ distill quickstart --subset 6000 --epochs 2 --out /tmp/qs\n  $ distill quickstart --print-config > qs.yaml && distill run qs.yaml --set seeds=[1,2,3]',
+    '\nExamples:\n  $ distill quickstart\n  $ distill quickstart --subset 6000 --epochs 2 --out /tmp/qs\n  $ distill quickstart --labeled 5000 --seeds 1,2\n  $ distill quickstart --print-config > qs.yaml && distill run qs.yaml --set seeds=[1,2,3]',
   )
   .action(
     action(async (opts: Record<string, never>) => {
@@ -91,6 +96,7 @@ program
         cacheDir: opts.cache,
         dataDir: opts.data,
         subset: opts.subset,
+        labeled: opts.labeled,
         epochs: opts.epochs,
         teacherEpochs: opts.teacherEpochs,
         seeds: opts.seeds ?? (opts.seed === undefined ? undefined : [opts.seed]),

@@ -2,10 +2,13 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
 import { Rng } from './rng.js';
 
+/** The label of a row that has none (a transfer-set row: the teacher's outputs are its only target). */
+export const UNLABELED = -1;
+
 export interface DatasetOptions {
   /** Row-major features, `size × prod(sampleShape)` values. */
   features: Float32Array;
-  /** One class id in [0, numClasses) per sample. */
+  /** One class id in [0, numClasses) per sample, or `UNLABELED` (-1). */
   labels: Int32Array;
   /** Shape of one sample, e.g. `[28, 28, 1]` (height, width, channels) or `[D]`. */
   sampleShape: readonly number[];
@@ -74,7 +77,7 @@ export class Dataset {
       );
     }
     if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`Dataset: numClasses ${numClasses}`);
-    const bad = labels.findIndex((l) => l < 0 || l >= numClasses);
+    const bad = labels.findIndex((l) => (l < 0 && l !== UNLABELED) || l >= numClasses);
     if (bad >= 0) throw new Error(`Dataset: label ${labels[bad]} at row ${bad} is outside 0..${numClasses - 1}`);
     if (classNames !== undefined && classNames.length !== numClasses) {
       throw new Error(`Dataset: ${classNames.length} class names for ${numClasses} classes`);
@@ -89,6 +92,55 @@ export class Dataset {
 
   get size(): number {
     return this.labels.length;
+  }
+
+  /** Rows that have a label (all of them unless some are `UNLABELED`). */
+  get labeledSize(): number {
+    let n = 0;
+    for (const l of this.labels) if (l !== UNLABELED) n++;
+    return n;
+  }
+
+  /** The labeled rows (this dataset itself when every row has a label). */
+  labeledOnly(): Dataset {
+    if (this.labeledSize === this.size) return this;
+    const rows: number[] = [];
+    this.labels.forEach((l, i) => l !== UNLABELED && rows.push(i));
+    return this.gather(rows);
+  }
+
+  /**
+   * A copy in which only `keep` rows, drawn at random (seeded) from the labeled ones, keep their
+   * label; every other row becomes `UNLABELED`. Simulates a transfer set with few labels.
+   */
+  keepLabels(keep: number, seed: number): Dataset {
+    const labeled: number[] = [];
+    this.labels.forEach((l, i) => l !== UNLABELED && labeled.push(i));
+    if (!Number.isInteger(keep) || keep < 1 || keep > labeled.length) {
+      throw new UserError(
+        `labeled must be a whole number in 1..${labeled.length} (the labeled training rows), got ${keep}`,
+      );
+    }
+    const kept = new Rng(seed).shuffle(Int32Array.from(labeled)).subarray(0, keep);
+    const labels = new Int32Array(this.size).fill(UNLABELED);
+    for (const r of kept) labels[r] = this.labels[r]!;
+    return this.derive(this.features, labels);
+  }
+
+  /** This dataset's rows followed by `other`'s (same sample shape and classes), copied. */
+  concat(other: Dataset): Dataset {
+    if (other.sampleShape.join() !== this.sampleShape.join() || other.numClasses !== this.numClasses) {
+      throw new UserError(
+        `cannot append samples [${other.sampleShape.join(', ')}] of ${other.numClasses} classes to samples [${this.sampleShape.join(', ')}] of ${this.numClasses}; the files must match`,
+      );
+    }
+    const features = new Float32Array(this.features.length + other.features.length);
+    features.set(this.features);
+    features.set(other.features, this.features.length);
+    const labels = new Int32Array(this.size + other.size);
+    labels.set(this.labels);
+    labels.set(other.labels, this.size);
+    return this.derive(features, labels);
   }
 
   /** Rows [start, end) as a view sharing memory with this dataset. */

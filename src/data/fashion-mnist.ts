@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
-import { Dataset } from './dataset.js';
+import { Dataset, UNLABELED } from './dataset.js';
 import { readIdx, type IdxArray } from './idx.js';
 
 export const FASHION_MNIST_CLASS_NAMES: readonly string[] = [
@@ -169,6 +169,31 @@ function loadSplit(imagesPath: string, labelsPath: string, limit: number | undef
   return new Dataset({
     features,
     labels: classIds,
+    sampleShape: [28, 28, 1],
+    numClasses: 10,
+    classNames: FASHION_MNIST_CLASS_NAMES,
+  });
+}
+
+/**
+ * Unlabeled 28×28 images (a transfer set): an IDX file of uint8 `[N, 28, 28]` (optionally
+ * gzipped), with no labels file; pixels scaled like the labeled images, every label `UNLABELED`.
+ */
+export function loadUnlabeledImages(path: string, limit?: number): Dataset {
+  const fix = 'give an IDX file of uint8 [N, 28, 28] images (as train-images-idx3-ubyte)';
+  const images = readIdx(path, { fix });
+  if (images.dtype !== 'uint8' || images.dims.length !== 3 || images.dims[1] !== 28 || images.dims[2] !== 28) {
+    throw new UserError(
+      `${path}: expected uint8 [N, 28, 28], found ${images.dtype} [${images.dims.join(', ')}]; ${fix}`,
+    );
+  }
+  const n = Math.min(limit ?? Infinity, images.dims[0]!);
+  const pixels = images.data.subarray(0, n * 28 * 28);
+  const features = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i++) features[i] = pixels[i]! / 255;
+  return new Dataset({
+    features,
+    labels: new Int32Array(n).fill(UNLABELED),
     sampleShape: [28, 28, 1],
     numClasses: 10,
     classNames: FASHION_MNIST_CLASS_NAMES,

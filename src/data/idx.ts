@@ -134,7 +134,10 @@ function decodeIdx(bytes: Uint8Array, fail: (problem: string) => UserError): Idx
   for (let i = 0; i < ndim; i++) dims.push(view.getUint32(4 + 4 * i));
   const count = dims.reduce((a, b) => a * b, 1);
   const expected = count * info.itemSize;
-  if (!Number.isSafeInteger(expected)) throw fail(`dimensions [${dims.join(', ')}] are too large`);
+  if (!Number.isSafeInteger(expected)) {
+    const shown = dims.length > 6 ? `${dims.slice(0, 6).join(', ')}, … (${dims.length} in all)` : dims.join(', ');
+    throw fail(`dimensions [${shown}] are too large`);
+  }
   const found = bytes.length - headerSize;
   if (found < expected) throw fail(`truncated: expected ${expected} data bytes, found ${found}`);
   if (found > expected) throw fail(`too long: expected ${expected} data bytes, found ${found}`);

@@ -91,7 +91,8 @@ export interface RunReport {
   /** TF.js backend all latencies were measured on, e.g. `cpu`, `wasm`, `native`. */
   backend: string;
   /** Dataset name and sample counts. */
-  dataset: { name: string; train: number; test: number };
+  /** `labeled`: how many training rows have a label, when not all of them do (a transfer set). */
+  dataset: { name: string; train: number; test: number; labeled?: number };
   settings: Record<string, unknown>;
   /** Teacher first, then students. */
   models: ReportModel[];

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
-import { UserError } from '../errors.js';
+import { errorLine, UserError } from '../errors.js';
 import { renderSvg, svgToPng } from '../report/plots.js';
 import { formatBytes, formatInt } from '../report/table.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -182,9 +182,7 @@ export async function compareRuns({ runs, outDir }: CompareRunsOptions): Promise
     await writeFileAtomic(files.json, `${JSON.stringify({ runs: runs.map((r) => resolve(r)), rows }, null, 2)}\n`);
     await writeFileAtomic(files.markdown, markdown);
   } catch (e) {
-    throw new UserError(
-      `cannot write to ${dir}: ${String((e as Error).message).split('\n')[0]}; choose a writable folder`,
-    );
+    throw new UserError(`cannot write to ${dir}: ${errorLine(e)}; choose a writable folder`);
   }
   return { rows, markdown, files };
 }

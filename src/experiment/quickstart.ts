@@ -21,6 +21,13 @@ export interface QuickstartOptions {
   dataDir?: string;
   /** Use only the first N training images (and N/6 test images). Default: all. */
   subset?: number;
+  /**
+   * Keep the labels of only N training images; the rest are an unlabeled transfer set. The
+   * teacher still learns from every label (a pre-trained teacher), the label-only student from
+   * the N labeled images (for as many steps as the distilled student), the distilled student
+   * from all of them. Default: every image labeled.
+   */
+  labeled?: number;
   /** Student epochs (both students). */
   epochs?: number;
   /** Teacher epochs (when not cached). */
@@ -88,6 +95,7 @@ export function quickstartExperiment(options: QuickstartOptions = {}): Record<st
       kwargs: {
         ...(o.dataDir !== undefined && { dir: resolve(o.dataDir) }),
         ...(o.subset !== undefined && { subset: o.subset }),
+        ...(o.labeled !== undefined && { labeled: o.labeled }),
         validationFraction: 1 / 12,
         seed: o.teacherSeed,
       },

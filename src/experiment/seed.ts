@@ -40,6 +40,8 @@ function seedReport(r: {
   config: ExperimentConfig;
   dataName: string;
   sizes: [train: number, test: number];
+  /** Labeled training rows, when some are unlabeled. */
+  labeled?: number;
   seed: number;
   evaluation: Awaited<ReturnType<typeof evaluateModels>>;
   column: ReturnType<typeof teacherColumn>;
@@ -71,7 +73,12 @@ function seedReport(r: {
     title: `${config.name}: ${config.scheme.key} distillation on ${r.dataName} (seed ${r.seed})`,
     createdAt: new Date().toISOString(),
     backend: r.evaluation.backend,
-    dataset: { name: r.dataName, train: r.sizes[0], test: r.sizes[1] },
+    dataset: {
+      name: r.dataName,
+      train: r.sizes[0],
+      test: r.sizes[1],
+      ...(r.labeled !== undefined && { labeled: r.labeled }),
+    },
     settings: {
       experiment: config.name,
       seed: r.seed,
@@ -208,6 +215,7 @@ export async function runSeed(
       config,
       dataName: data.name,
       sizes: [data.train.size, data.test.size],
+      ...(data.train.labeledSize < data.train.size && { labeled: data.train.labeledSize }),
       seed,
       evaluation,
       column,

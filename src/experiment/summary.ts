@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { ByteSizes, RunReport } from '../eval/types.js';
-import { formatBytes, formatInt, formatSeconds, verdict, baselineFor } from '../report/table.js';
+import { formatBytes, formatInt, formatSeconds, formatTrainRows, verdict, baselineFor } from '../report/table.js';
 import { writeFileAtomic } from '../io/atomic.js';
 
 /** Mean and sample standard deviation (n − 1; 0 for one value) over seeds. */
@@ -133,7 +133,7 @@ export function renderSummaryMarkdown(s: RunSummary): string {
   const lines = [
     `# ${s.name}: summary over ${s.seeds.length} seed${s.seeds.length > 1 ? 's' : ''} (${s.seeds.join(', ')})`,
     '',
-    `${s.dataset.name}: ${formatInt(s.dataset.train)} training / ${formatInt(s.dataset.test)} test samples; backend ${s.backend}. ` +
+    `${s.dataset.name}: ${formatTrainRows(s.dataset, 'training')} / ${formatInt(s.dataset.test)} test samples; backend ${s.backend}. ` +
       (s.seeds.length > 1 ? 'Values are mean ± sample standard deviation over the seeds.' : 'One seed: no spread.'),
     '',
     '| model | role | method | params | size (float32) | accuracy (%) | agreement (%) | KL to teacher | ECE (%) | latency b1 (ms) | latency b64 (ms) | train time |',

@@ -20,7 +20,7 @@ import { z } from 'zod';
 import { modelNode } from '../config/components.js';
 import type { ExperimentConfig } from '../config/experiment.js';
 import type { ConfigPath } from '../config/source.js';
-import type { ExperimentData } from '../data/sources.js';
+import { type ExperimentData, STUDENT_LABEL_OPTIONS } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import { modelPredictFn, teacherPredictFn, type EvaluatedTeacher } from '../eval/evaluate.js';
 import { classificationMetrics, predictLogits, type PredictFn } from '../eval/metrics.js';
@@ -35,7 +35,7 @@ import {
   TEACHER_WEIGHTINGS,
   type TeacherWeighting,
 } from '../teachers/ensemble.js';
-import { fileSystem, registerFileRouters } from '../io/file-handler.js';
+import { fileSystem, loadLayersModelFile, registerFileRouters } from '../io/file-handler.js';
 import { createTerm } from '../knowledge/index.js';
 import { buildModel, models } from '../models/zoo.js';
 import { layerNames } from '../models/taps.js';
@@ -152,7 +152,7 @@ async function prepareFile(raw: Record<string, unknown>, ctx: TeacherPrepareCont
   const layersJson = layersModelJson(k.path);
   if (layersJson !== undefined) {
     registerFileRouters();
-    model = await ctx.located(['path'], () => tf.loadLayersModel(fileSystem(layersJson)));
+    model = await ctx.located(['path'], () => loadLayersModelFile(layersJson));
     teacher = layersTeacher({ model });
     await ctx.located(['path'], async () => checkFits(teacher, data, k.path));
   } else {
@@ -220,7 +220,15 @@ async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareCon
     model: k.model,
     epochs,
     seed,
-    data: config.data,
+    // Which labels a student sees does not change the teacher: it learns from every label there is.
+    data: {
+      key: config.data.key,
+      kwargs: Object.fromEntries(
+        Object.entries(config.data.kwargs).filter(
+          ([name]) => !(STUDENT_LABEL_OPTIONS as readonly string[]).includes(name),
+        ),
+      ),
+    },
     batchSize: config.batchSize,
     optimizer: config.optimizer,
     schedule: config.schedule,
@@ -234,7 +242,7 @@ async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareCon
   let model: tf.LayersModel;
   let fromCache = false;
   if (cached !== undefined && existsSync(join(cached, 'model.json'))) {
-    model = await ctx.located(['cache'], () => tf.loadLayersModel(fileSystem(cached)));
+    model = await ctx.located(['cache'], () => loadLayersModelFile(cached));
     fromCache = true;
   } else {
     model = await ctx.located(['model'], async () =>
@@ -269,6 +277,7 @@ async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareCon
         id: 'teacher',
         label: 'teacher',
         learners: [{ name: 'teacher', model, terms }],
+        train: data.teacherTrain ?? data.train.labeledOnly(),
         epochs,
         seed,
       });
@@ -317,6 +326,11 @@ async function prepareMulti(raw: Record<string, unknown>, ctx: TeacherPrepareCon
   );
   if (k.weights !== undefined && k.weighting !== 'fixed') {
     throw new UserError(`teacher.kwargs.weights are the fixed weighting's; remove them or use weighting: fixed`);
+  }
+  if (k.weighting === 'confidence' && ctx.data.train.labeledSize < ctx.data.train.size) {
+    throw new UserError(
+      'confidence weighting needs every training row labeled, and some are unlabeled; use weighting: entropy or fixed',
+    );
   }
   const prepared: PreparedTeacher[] = [];
   try {

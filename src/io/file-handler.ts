@@ -3,7 +3,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../errors.js';
+import { errorLine, UserError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 
 /** Top-level model.json key holding `{ "<weights file>": "<sha256 hex>" }`; loaders ignore it. */
@@ -29,6 +29,25 @@ export function fileSystem(path: string): tf.io.IOHandler {
     save: (artifacts) => save(path, artifacts),
     load: () => load(path),
   };
+}
+
+/**
+ * `tf.loadLayersModel` from a model.json (or its folder) through `fileSystem`, with every failure
+ * — a damaged or foreign model.json, a topology TF.js cannot build, weights that do not fit — as
+ * one `UserError` naming the file, never a TF.js stack.
+ */
+export async function loadLayersModelFile(path: string): Promise<tf.LayersModel> {
+  try {
+    return await tf.loadLayersModel(fileSystem(path));
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    const why = String((e as Error)?.message ?? e)
+      .split('\n')[0]!
+      .slice(0, 200);
+    throw new UserError(
+      `cannot load the TF.js model ${path}: ${why}; give a model.json written by TF.js (model.save) with its weights files`,
+    );
+  }
 }
 
 /** Registers `fileSystem` for `file://` URLs with tf.io (save + load). Idempotent. */
@@ -92,7 +111,7 @@ async function save(path: string, artifacts: tf.io.ModelArtifacts): Promise<tf.i
     await writeFileAtomic(join(dir, weightsName), Buffer.concat(parts));
     await writeFileAtomic(jsonPath, Buffer.from(JSON.stringify(modelJSON)));
   } catch (e) {
-    throw new UserError(`cannot save model to ${dir}: ${firstLine(e)}; choose a writable folder`);
+    throw new UserError(`cannot save model to ${dir}: ${errorLine(e)}; choose a writable folder`);
   }
   return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
 }
@@ -107,14 +126,14 @@ async function load(path: string): Promise<tf.io.ModelArtifacts> {
     throw new UserError(
       (e as NodeJS.ErrnoException).code === 'ENOENT'
         ? `model file ${jsonPath} does not exist; check the path, or save the model there first`
-        : `cannot read model file ${jsonPath}: ${firstLine(e)}`,
+        : `cannot read model file ${jsonPath}: ${errorLine(e)}`,
     );
   }
   let json: tf.io.ModelJSON & Record<string, unknown>;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new UserError(`model file ${jsonPath} is not valid JSON (${firstLine(e)}); save or convert the model again`);
+    throw new UserError(`model file ${jsonPath} is not valid JSON (${errorLine(e)}); save or convert the model again`);
   }
   if (typeof json !== 'object' || json === null || json.modelTopology == null) {
     throw new UserError(
@@ -145,7 +164,7 @@ async function load(path: string): Promise<tf.io.ModelArtifacts> {
           throw new UserError(
             e.code === 'ENOENT'
               ? `weights file ${file} (listed in ${jsonPath}) does not exist; copy it beside model.json or save the model again`
-              : `cannot read weights file ${file}: ${firstLine(e)}`,
+              : `cannot read weights file ${file}: ${errorLine(e)}`,
           );
         });
         const want = hashes[p];
@@ -180,8 +199,4 @@ function expectedBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined 
     total += per * s.shape.reduce((a, b) => a * b, 1);
   }
   return total;
-}
-
-function firstLine(e: unknown): string {
-  return String(e instanceof Error ? e.message : e).split('\n')[0]!;
 }

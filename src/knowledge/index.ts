@@ -10,6 +10,7 @@ import { kdOptions, kdTerm, type KdOptions } from './response/kd.js';
 import { softCeOptions, softCrossEntropyTerm, type SoftCeOptions } from './response/soft-ce.js';
 import { distOptions, distTerm, type DistOptions } from './response/dist.js';
 import { nkdOptions, nkdTerm, type NkdOptions } from './response/nkd.js';
+import { ctkdLambda, ctkdOptions, ctkdTerm, type CtkdOptions } from './response/ctkd.js';
 import { logitsMseOptions, logitsMseTerm, type LogitsMseOptions } from './response/logits-mse.js';
 import { logitsL1Options, logitsL1Term, type LogitsL1Options } from './response/logits-l1.js';
 import { hardOptions, hardTargetTerm, type HardOptions } from './response/hard.js';
@@ -53,6 +54,7 @@ export const knowledge = new Registry<TermEntry>('knowledge term')
   .register('dkd', defineTerm(dkdOptions, dkdTerm))
   .register('dist', defineTerm(distOptions, distTerm))
   .register('nkd', defineTerm(nkdOptions, nkdTerm))
+  .register('ctkd', defineTerm(ctkdOptions, ctkdTerm))
   .register('fitnets', defineTerm(fitnetsOptions, fitnetsTerm))
   .register('at', defineTerm(atOptions, atTerm))
   .register('pkt', defineTerm(pktOptions, pktTerm))
@@ -104,6 +106,8 @@ export {
   dkdTerm,
   distTerm,
   nkdTerm,
+  ctkdTerm,
+  ctkdLambda,
 };
 export {
   ceOptions,
@@ -115,6 +119,7 @@ export {
   dkdOptions,
   distOptions,
   nkdOptions,
+  ctkdOptions,
 };
 export type {
   CeOptions,
@@ -126,4 +131,5 @@ export type {
   DkdOptions,
   DistOptions,
   NkdOptions,
+  CtkdOptions,
 };

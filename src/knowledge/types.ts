@@ -50,6 +50,10 @@ export interface KnowledgeTerm {
   readonly stage?: 'joint' | 'hint';
   /** Epochs of the `hint` stage; unset: the scheme decides. */
   readonly hintEpochs?: number;
+  /** Called before each epoch (0-based) of the phase, for terms with a schedule (ctkd's λ). */
+  onEpochBegin?(epoch: number): void;
+  /** Numbers the term learns besides the student (ctkd's temperature), logged per epoch. */
+  describeState?(): Record<string, number>;
   dispose(): void;
 }
 

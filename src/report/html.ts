@@ -1,7 +1,7 @@
 import type { RunReport } from '../eval/types.js';
 import { NOTES } from './markdown.js';
 import type { Plot } from './plots.js';
-import { distillationGains, reportTable } from './table.js';
+import { distillationGains, formatTrainRows, reportTable } from './table.js';
 
 /** Text as HTML (element content and double-quoted attributes). */
 export const escapeHtml = (s: string) =>
@@ -75,7 +75,7 @@ export function renderHtml({ report, plots }: { report: RunReport; plots: Plot[]
 </head>
 <body>
 <h1>${esc(report.title)}</h1>
-<ul class="facts"><li>created ${esc(report.createdAt)}</li><li>dataset ${esc(report.dataset.name)} (${report.dataset.train.toLocaleString('en-US')} train, ${report.dataset.test.toLocaleString('en-US')} test)</li><li>backend ${esc(report.backend)}</li></ul>
+<ul class="facts"><li>created ${esc(report.createdAt)}</li><li>dataset ${esc(report.dataset.name)} (${esc(formatTrainRows(report.dataset))}, ${report.dataset.test.toLocaleString('en-US')} test)</li><li>backend ${esc(report.backend)}</li></ul>
 <table>
 <thead><tr><th class="metric">metric</th>${head}</tr></thead>
 <tbody>

@@ -1,5 +1,5 @@
 import type { RunReport } from '../eval/types.js';
-import { distillationGains, reportTable } from './table.js';
+import { distillationGains, formatTrainRows, reportTable } from './table.js';
 
 const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -18,7 +18,7 @@ export function renderMarkdown({ report }: { report: RunReport }): string {
   const lines: string[] = [`# ${report.title}`, ''];
   lines.push(`- created: ${report.createdAt}`);
   lines.push(
-    `- dataset: ${report.dataset.name} (${report.dataset.train.toLocaleString('en-US')} train, ${report.dataset.test.toLocaleString('en-US')} test)`,
+    `- dataset: ${report.dataset.name} (${formatTrainRows(report.dataset)}, ${report.dataset.test.toLocaleString('en-US')} test)`,
   );
   lines.push(`- backend: ${report.backend}`, '');
   lines.push(`| metric | ${t.columns.map((c) => esc(columnTitle(c))).join(' | ')} |`);

@@ -9,6 +9,14 @@ export interface ReportTable {
 
 const DASH = '—';
 
+/** `55,000 train` or, with unlabeled rows, `55,000 train (5,000 labeled, 50,000 unlabeled)`. */
+export function formatTrainRows(d: { train: number; labeled?: number }, word = 'train'): string {
+  const rows = `${formatInt(d.train)} ${word}`;
+  return d.labeled === undefined
+    ? rows
+    : `${rows} (${formatInt(d.labeled)} labeled, ${formatInt(d.train - d.labeled)} unlabeled)`;
+}
+
 export function formatInt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }

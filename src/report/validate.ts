@@ -12,6 +12,7 @@ const epoch = z.object({
   trainAccuracy: num.optional(),
   valAccuracy: num.optional(),
   valLoss: num.optional(),
+  termState: z.record(z.string(), num).optional(),
 });
 const model = z.object({
   name: z.string().min(1),
@@ -36,7 +37,12 @@ export const runReportSchema = z.object({
   title: z.string().min(1),
   createdAt: z.string().min(1),
   backend: z.string().min(1),
-  dataset: z.object({ name: z.string().min(1), train: z.number().int().min(0), test: z.number().int().min(0) }),
+  dataset: z.object({
+    name: z.string().min(1),
+    train: z.number().int().min(0),
+    test: z.number().int().min(0),
+    labeled: z.number().int().min(0).optional(),
+  }),
   settings: z.record(z.string(), z.unknown()),
   models: z.array(model).min(1),
   tables: z

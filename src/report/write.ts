@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { UserError } from '../errors.js';
+import { errorLine, UserError } from '../errors.js';
 import type { RunReport } from '../eval/types.js';
 import { renderHtml } from './html.js';
 import { renderMarkdown } from './markdown.js';
@@ -50,9 +50,7 @@ export async function writeReport({ outDir, report }: WriteReportOptions): Promi
     await writeFileAtomic(written.html, renderHtml({ report: valid, plots }));
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(
-      `cannot write the report to ${dir}: ${String(e instanceof Error ? e.message : e).split('\n')[0]}; choose a writable folder`,
-    );
+    throw new UserError(`cannot write the report to ${dir}: ${errorLine(e)}; choose a writable folder`);
   }
   return written;
 }

@@ -146,9 +146,15 @@ export function simpleFit(o: SimpleFitOptions): Fit {
 export async function labelsBaseline(ctx: SchemeContext, s: StudentFactory): Promise<ProducedModel> {
   const name = `${s.name} (labels)`;
   const model = s.build();
-  ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only`);
   const terms = [{ term: createTerm('ce'), weight: 1 }];
-  const r = await ctx.fit({ id: `${s.name}.labels`, label: name, learners: [{ name, model, terms }] });
+  const rows = labeledRows(ctx);
+  ctx.log(`seed ${ctx.seed}: ${name} learns from the labels only${rows.note}`);
+  const r = await ctx.fit({
+    id: `${s.name}.labels`,
+    label: name,
+    learners: [{ name, model, terms }],
+    ...(rows.train && { train: rows.train, epochs: rows.epochs }),
+  });
   return {
     id: `${s.name}.labels`,
     name,
@@ -157,6 +163,28 @@ export async function labelsBaseline(ctx: SchemeContext, s: StudentFactory): Pro
     baseline: true,
     history: r.history[name] ?? [],
     trainSeconds: r.seconds,
+  };
+}
+
+/**
+ * What a label-only model trains on when some training rows are unlabeled: the labeled rows, for
+ * as many optimizer steps as the experiment's epochs over all rows take (epochs × rows ÷ labeled
+ * rows) — the same training compute as the distilled student's, the usual semi-supervised
+ * baseline. Nothing to change when every row has a label.
+ */
+export function labeledRows(ctx: SchemeContext): { train?: Dataset; epochs?: number; note: string } {
+  const all = ctx.data.train;
+  const labeled = all.labeledSize;
+  if (labeled === all.size) return { note: '' };
+  if (labeled === 0)
+    throw new UserError(
+      'no training row has a label, so there is no label-only baseline; set baseline: false, or give some labeled rows',
+    );
+  const epochs = Math.max(ctx.epochs, Math.round((ctx.epochs * all.size) / labeled));
+  return {
+    train: all.labeledOnly(),
+    epochs,
+    note: ` (${labeled.toLocaleString('en-US')} labeled of ${all.size.toLocaleString('en-US')} rows, ${epochs} epochs: the distilled student's ${ctx.epochs} epochs' steps)`,
   };
 }
 

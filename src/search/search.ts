@@ -23,7 +23,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { deriveStudents } from '../architecture/factory.js';
 import type { ZooNode } from '../architecture/size-search.js';
 import { useBestBackend } from '../backend/index.js';
@@ -31,7 +30,7 @@ import type { ExperimentConfig } from '../config/experiment.js';
 import { dataSources } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import { loadExperiment } from '../experiment/load.js';
-import { fileSystem, registerFileRouters } from '../io/file-handler.js';
+import { loadLayersModelFile, registerFileRouters } from '../io/file-handler.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { lockFolder } from '../io/folder-lock.js';
 import { buildModel } from '../models/zoo.js';
@@ -160,7 +159,7 @@ async function teacherForMeasuring(config: ExperimentConfig, shape: { inputShape
   }
   if (t.key === 'file' && /\.json$|[/\\]$/.test(String(t.kwargs['path'])) === true) {
     registerFileRouters();
-    const model = await tf.loadLayersModel(fileSystem(String(t.kwargs['path'])));
+    const model = await loadLayersModelFile(String(t.kwargs['path']));
     return { node: undefined, model, derivation: String(t.kwargs['path']) };
   }
   throw new UserError(

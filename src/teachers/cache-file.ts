@@ -3,7 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
-import { UserError } from '../errors.js';
+import { errorLine, UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 
 /**
@@ -67,7 +67,6 @@ function swap(bytes: Uint8Array): Uint8Array {
   return bytes;
 }
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-const firstLine = (e: unknown) => String(e instanceof Error ? e.message : e).split('\n')[0]!;
 
 /** Writes cached teacher logits atomically; see the format above. */
 export async function writeTeacherCache({
@@ -101,7 +100,7 @@ export async function writeTeacherCache({
     await mkdir(dirname(file), { recursive: true });
     await writeFileAtomic(file, [prefix, json, body]);
   } catch (e) {
-    throw new UserError(`cannot write teacher cache ${path}: ${firstLine(e)}; choose a writable folder`);
+    throw new UserError(`cannot write teacher cache ${path}: ${errorLine(e)}; choose a writable folder`);
   }
 }
 
@@ -124,7 +123,7 @@ export async function readTeacherCache({
     throw new UserError(
       (e as NodeJS.ErrnoException).code === 'ENOENT'
         ? `teacher cache ${path} does not exist; run distill cache-teacher to make it`
-        : `cannot read teacher cache ${path}: ${firstLine(e)}`,
+        : `cannot read teacher cache ${path}: ${errorLine(e)}`,
     );
   }
   if (bytes.length < PREFIX || bytes.toString('ascii', 0, 8) !== TEACHER_CACHE_MAGIC) {
@@ -142,7 +141,7 @@ export async function readTeacherCache({
   try {
     h = JSON.parse(bytes.toString('utf8', PREFIX, PREFIX + headerLength));
   } catch (e) {
-    throw new UserError(`teacher cache ${path} has a damaged header (${firstLine(e)}); ${redo}`);
+    throw new UserError(`teacher cache ${path} has a damaged header (${errorLine(e)}); ${redo}`);
   }
   if (h.format !== FORMAT || h.version !== VERSION || h.dtype !== 'float32') {
     throw new UserError(

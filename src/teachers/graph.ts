@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { resolve } from 'node:path';
-import { UserError } from '../errors.js';
+import { errorLine, UserError } from '../errors.js';
 import { fileSystem } from '../io/file-handler.js';
 import type { Teacher, TeacherOutput, TeacherPredictOptions } from './types.js';
 
@@ -18,10 +18,6 @@ export interface GraphTeacherOptions {
 const NOT_TAPS = new Set(['Const', 'Placeholder', 'NoOp']);
 const fmt = (s: readonly (number | null | undefined)[]) =>
   `[${s.map((d) => (d == null || d < 0 ? 'N' : d)).join(',')}]`;
-const firstLine = (e: unknown) =>
-  String(e instanceof Error ? e.message : e)
-    .split('\n')[0]!
-    .trim();
 
 /**
  * Node names and ops of a GraphModel. The converter keeps its graph private; this is the
@@ -100,7 +96,7 @@ export function graphTeacher({ model, outputName, inputShape, numClasses }: Grap
     if (e instanceof UserError) throw e;
     if (!/executeAsync/.test(String(e)))
       throw new UserError(
-        `graph teacher cannot run on samples [${shape.join(',')}]: ${firstLine(e)}; check inputShape`,
+        `graph teacher cannot run on samples [${shape.join(',')}]: ${errorLine(e)}; check inputShape`,
       );
     useAsync = true;
   }
@@ -187,7 +183,7 @@ export async function loadGraphTeacher({
       model = await tf.loadGraphModel({ load: async () => artifacts });
     } catch (e) {
       throw new UserError(
-        `cannot load graph model ${path}: ${firstLine(e)}; convert it again with tensorflowjs_converter`,
+        `cannot load graph model ${path}: ${errorLine(e)}; convert it again with tensorflowjs_converter`,
       );
     }
   } else {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
-import { registerFileRouters } from '../io/file-handler.js';
+import { loadLayersModelFile } from '../io/file-handler.js';
 import { applyTapped, layerNames, tapModel } from '../models/taps.js';
 import type { Teacher, TeacherOutput, TeacherPredictOptions } from './types.js';
 
@@ -34,7 +34,6 @@ export function layersTeacher({ model }: { model: tf.LayersModel }): Teacher {
 
 /** Loads a LayersModel teacher from `model.json` (a path or a file:// / http(s):// URL). */
 export async function loadLayersTeacher({ path }: { path: string }): Promise<Teacher> {
-  registerFileRouters();
-  const url = /^[a-z]+:\/\//.test(path) ? path : `file://${resolve(path)}`;
-  return layersTeacher({ model: await tf.loadLayersModel(url) });
+  if (/^[a-z]+:\/\//.test(path)) return layersTeacher({ model: await tf.loadLayersModel(path) });
+  return layersTeacher({ model: await loadLayersModelFile(resolve(path)) });
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
-import { UserError } from '../errors.js';
+import { errorLine, UserError } from '../errors.js';
 import type { Teacher, TeacherOutput, TeacherPredictOptions } from './types.js';
 
 export type Layout = 'NHWC' | 'NCHW';
@@ -38,10 +38,6 @@ const fits = (model: Dims, data: readonly number[]) =>
   model.length === data.length && model.every((d, i) => !fixed(d) || d === data[i]);
 const toNhwc = <T>(s: readonly T[]) => [s[1]!, s[2]!, s[0]!];
 const toNchw = <T>(s: readonly T[]) => [s[2]!, s[0]!, s[1]!];
-const firstLine = (e: unknown) =>
-  String(e instanceof Error ? e.message : e)
-    .split('\n')[0]!
-    .trim();
 
 /**
  * A frozen ONNX model (e.g. a PyTorch teacher exported with `torch.onnx.export`) run on the
@@ -68,7 +64,7 @@ export async function loadOnnxTeacher(options: OnnxTeacherOptions): Promise<Teac
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
   } catch (e) {
-    throw new UserError(`cannot load ${what}: ${firstLine(e)}; give a valid .onnx file`);
+    throw new UserError(`cannot load ${what}: ${errorLine(e)}; give a valid .onnx file`);
   }
   try {
     return await makeTeacher();

@@ -17,7 +17,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { RngState } from '../data/rng.js';
-import { UserError } from '../errors.js';
+import { errorLine, UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { EpochRecord, Learner } from './types.js';
 
@@ -233,7 +233,7 @@ export async function readCheckpoint(path: string): Promise<TrainingCheckpoint |
     buf = await readFile(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UserError(`cannot read checkpoint ${path}: ${(e as Error).message.split('\n')[0]}`);
+    throw new UserError(`cannot read checkpoint ${path}: ${errorLine(e)}`);
   }
   const damaged = (why: string) =>
     new UserError(`checkpoint ${path} is damaged (${why}); delete it to restart that training phase from scratch`);

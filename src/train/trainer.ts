@@ -16,7 +16,7 @@ import type { EpochRecord, TrainOptions, TrainResult } from './types.js';
  */
 export const TRAINING_VERSION = 3;
 
-/** Accuracy and mean cross-entropy of a model on a dataset (inference mode). */
+/** Accuracy and mean cross-entropy of a model on a dataset's labeled rows (inference mode). */
 export function evaluateAccuracy(
   model: tf.LayersModel,
   data: Dataset,
@@ -33,7 +33,8 @@ export function evaluateAccuracy(
     correct += c;
     loss += l;
   }
-  return { accuracy: correct / data.size, loss: loss / data.size };
+  const n = Math.max(1, data.labeledSize);
+  return { accuracy: correct / n, loss: loss / n };
 }
 
 function checkOptions(o: TrainOptions): void {
@@ -147,6 +148,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const quantizeFrom = qad !== undefined ? Math.max(0, epochs - qad.lastEpochs) : Infinity;
   try {
     for (let epoch = options.initialEpoch ?? 0; epoch < epochs; epoch++) {
+      for (const l of learners) for (const { term } of l.terms) term.onEpochBegin?.(epoch);
       await callbacks.onEpochBegin?.(epoch);
       const fakeQuantize = epoch >= quantizeFrom ? (qad?.granularity ?? 'tensor') : undefined;
       const epochStart = performance.now();
@@ -192,6 +194,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       learners.forEach((l, i) => {
         const losses = Object.fromEntries(Object.entries(sums[i]!).map(([k, v]) => [k, v / seen]));
         const record: EpochRecord = { epoch: epoch + 1, seconds, losses, trainAccuracy: correct[i]! / seen };
+        const state = Object.assign({}, ...l.terms.map(({ term }) => term.describeState?.() ?? {}));
+        if (Object.keys(state).length > 0) record.termState = state;
         if (validation) {
           const v = evaluateAccuracy(l.model, validation);
           record.valAccuracy = v.accuracy;

@@ -32,6 +32,8 @@ export interface EpochRecord {
   trainAccuracy?: number;
   valAccuracy?: number;
   valLoss?: number;
+  /** What the terms learn besides the student, at the epoch's end (e.g. ctkd's `temperature`). */
+  termState?: Record<string, number>;
 }
 
 export interface BatchLogs {

@@ -18,7 +18,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { UserError } from '../errors.js';
+import { errorLine, UserError } from '../errors.js';
 import { Interrupted } from '../train/fit.js';
 import { checkSpec, readTrialResult } from './run-trial.js';
 import { spawnTrial } from './spawn.js';
@@ -44,7 +44,7 @@ async function connect(connection: Redis, url: string): Promise<void> {
     await connection.connect();
   } catch (e) {
     throw new UserError(
-      `cannot reach Redis at ${url} (${(e as Error).message.split('\n')[0]}); start it (redis-server --port PORT) or fix --redis`,
+      `cannot reach Redis at ${url} (${errorLine(e)}); start it (redis-server --port PORT) or fix --redis`,
     );
   }
 }
@@ -79,7 +79,7 @@ export function bullmqExecutor(o: BullmqExecutorOptions): Executor {
   let queue: Queue | undefined;
   const lost = (e: unknown) =>
     new UserError(
-      `lost the connection to Redis at ${o.redis} (${(e as Error).message.split('\n')[0]}); finished trials are kept in ${shared} — start Redis (and the workers) again and resume`,
+      `lost the connection to Redis at ${o.redis} (${errorLine(e)}); finished trials are kept in ${shared} — start Redis (and the workers) again and resume`,
     );
   const open = async () => {
     if (queue) return queue;
@@ -200,7 +200,7 @@ export async function startWorker(o: StartWorkerOptions): Promise<RunningWorker>
   const connection = new Redis(o.redis, { maxRetriesPerRequest: null, lazyConnect: true });
   let reported = false;
   connection.on('error', (e) => {
-    if (!reported) log(`worker ${me}: Redis at ${o.redis}: ${e.message.split('\n')[0]} (retrying)`);
+    if (!reported) log(`worker ${me}: Redis at ${o.redis}: ${errorLine(e)} (retrying)`);
     reported = true;
   });
   connection.on('ready', () => {

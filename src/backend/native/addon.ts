@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddonOpCodes } from './op-codes.js';
+import { errorLine } from '../../errors.js';
 
 /** Typed view of the functions the C addon exports (see native/src/addon.c). */
 export interface NativeAddon {
@@ -225,7 +226,7 @@ export function loadAddon(): { addon: NativeAddon; path: string } | { reason: st
       cached = { addon, path };
     }
   } catch (err) {
-    const message = String((err as Error)?.message ?? err).split('\n')[0]!;
+    const message = errorLine(err);
     cached = {
       reason: /libopenblas/.test(message)
         ? `native addon ${path} needs OpenBLAS (${message}); install it: apt-get install libopenblas0`

@@ -1,11 +1,10 @@
-import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../../backend/index.js';
 import { UserError } from '../../errors.js';
 import { modelPredictFn, teacherPredictFn } from '../../eval/evaluate.js';
 import { measureLatency } from '../../eval/latency.js';
 import { classificationMetrics, predictLogits } from '../../eval/metrics.js';
 import { modelSize } from '../../eval/size.js';
-import { fileSystem, registerFileRouters } from '../../io/file-handler.js';
+import { loadLayersModelFile, registerFileRouters } from '../../io/file-handler.js';
 import { formatBytes, formatInt, formatMs, formatPercent } from '../../report/table.js';
 import { loadTeacher } from '../../teachers/load.js';
 import { selectData, type DataOptions } from '../data-options.js';
@@ -37,7 +36,7 @@ export async function evalCommand(path: string, o: EvalCommandOptions): Promise<
   const data = selectData({ ...o, split });
   const backend = await useBestBackend({ backend: o.backend });
   registerFileRouters();
-  const model = await tf.loadLayersModel(fileSystem(path));
+  const model = await loadLayersModelFile(path);
   try {
     const shape = (model.inputs[0]!.shape.slice(1) as number[]).join(',');
     if (shape !== data.sampleShape.join(',')) {

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../../errors.js';
-import { fileSystem, registerFileRouters } from '../../io/file-handler.js';
+import { loadLayersModelFile, registerFileRouters } from '../../io/file-handler.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { exportOnnx, ONNX_OPSET } from '../../io/onnx-export.js';
 import { saveEncodedModel, WEIGHT_ENCODINGS, type WeightEncoding } from '../../io/quantize.js';
@@ -34,7 +34,7 @@ export async function exportCommand(
   if (resolve(path).replace(/\/model\.json$/, '') === resolve(o.out).replace(/\/model\.json$/, '')) {
     throw new UserError(`--out ${o.out} is the model's own folder; export into another folder`);
   }
-  const model = await tf.loadLayersModel(fileSystem(path));
+  const model = await loadLayersModelFile(path);
   try {
     const saved = await saveEncodedModel({ model, encoding: o.dtype as WeightEncoding, path: o.out });
     process.stderr.write(
@@ -59,7 +59,7 @@ async function exportOnnxFile(
   tf.enableProdMode();
   await tf.setBackend('cpu');
   registerFileRouters();
-  const model = await tf.loadLayersModel(fileSystem(path));
+  const model = await loadLayersModelFile(path);
   try {
     const bytes = exportOnnx(model, { layout });
     await writeFileAtomic(o.out, bytes);

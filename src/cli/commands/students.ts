@@ -1,13 +1,13 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { parse } from 'yaml';
 import { deriveStudents, type StudentCandidate } from '../../architecture/factory.js';
 import { zooEquivalent } from '../../architecture/from-layers.js';
 import type { ZooNode } from '../../architecture/size-search.js';
 import { useBestBackend } from '../../backend/index.js';
-import { UserError } from '../../errors.js';
-import { fileSystem, registerFileRouters } from '../../io/file-handler.js';
+import { errorLine, UserError } from '../../errors.js';
+import { loadLayersModelFile, registerFileRouters } from '../../io/file-handler.js';
 import { countParams } from '../../models/common.js';
 import { buildModel, models } from '../../models/zoo.js';
 import { didYouMean } from '../../options.js';
@@ -200,7 +200,7 @@ function parseKwargs(text: string | undefined): Record<string, unknown> {
     value = parse(text);
   } catch (e) {
     throw new UserError(
-      `--kwargs is not valid YAML (${(e as Error).message.split('\n')[0]}); write a mapping, e.g. --kwargs '{width: 1, convsPerBlock: 1}'`,
+      `--kwargs is not valid YAML (${errorLine(e)}); write a mapping, e.g. --kwargs '{width: 1, convsPerBlock: 1}'`,
     );
   }
   if (value === null || value === undefined) return {};
@@ -245,11 +245,11 @@ function checkTeacherPath(path: string): void {
 async function loadLayers(path: string): Promise<tf.LayersModel> {
   registerFileRouters();
   try {
-    return await tf.loadLayersModel(fileSystem(resolve(path)));
+    return await loadLayersModelFile(resolve(path));
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw new UserError(
-      `cannot load ${path} as a TF.js LayersModel (${(e as Error).message.split('\n')[0]}); give a model.json written by model.save or distill train`,
+      `cannot load ${path} as a TF.js LayersModel (${errorLine(e)}); give a model.json written by model.save or distill train`,
     );
   }
 }

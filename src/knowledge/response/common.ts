@@ -97,10 +97,24 @@ export function softCrossEntropy(logP: tf.Tensor2D, logQ: tf.Tensor2D): tf.Scala
   return tf.neg(tf.exp(logP).mul(logQ).sum(1).mean<tf.Scalar>());
 }
 
-/** Cross-entropy of the logits with int32 labels; smoothing ε targets (1−ε)·onehot + ε/K. */
+/**
+ * Cross-entropy of the logits with int32 labels; smoothing ε targets (1−ε)·onehot + ε/K. The mean
+ * runs over the labeled rows only: an unlabeled row (label −1) adds nothing, and a batch with no
+ * labeled row gives 0.
+ */
 export function labelCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, smoothing = 0): tf.Scalar {
   const k = logits.shape[1];
+  const labeled = labels.greaterEqual(0).toFloat();
   let target = tf.oneHot(labels, k).toFloat();
-  if (smoothing > 0) target = target.mul(1 - smoothing).add(smoothing / k);
-  return tf.neg(target.mul(logProbs(logits)).sum(1).mean<tf.Scalar>());
+  if (smoothing > 0) target = target.mul(1 - smoothing).add(labeled.expandDims(1).mul(smoothing / k));
+  const perRow = target.mul(logProbs(logits)).sum(1);
+  return tf.neg(perRow.sum().div<tf.Scalar>(labeled.sum().maximum(1)));
+}
+
+/**
+ * The target class of each row for terms that split it from the rest (DKD, NKD): the label, or
+ * for an unlabeled row (−1) the teacher's top class.
+ */
+export function targetClasses(labels: tf.Tensor1D, teacher: tf.Tensor2D): tf.Tensor1D {
+  return tf.where(labels.greaterEqual(0), labels, tf.argMax(teacher, 1).toInt()) as tf.Tensor1D;
 }

@@ -22,7 +22,15 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { klDiv, labelCrossEntropy, responseTerm, standardizeOption, standardized, weighted } from './common.js';
+import {
+  klDiv,
+  labelCrossEntropy,
+  responseTerm,
+  targetClasses,
+  standardizeOption,
+  standardized,
+  weighted,
+} from './common.js';
 
 /** The options of `dkd`: the one definition of their names, types, ranges and defaults. */
 export const dkdOptions = z.strictObject({
@@ -50,7 +58,7 @@ export function dkdTerm(options: DkdOptions = {}): KnowledgeTerm {
     standardize,
   } = parseOptions('knowledge term `dkd`', dkdOptions, options);
   return responseTerm('dkd', true, (s, y, t) => {
-    const target = tf.oneHot(y, s.shape[1]).toFloat();
+    const target = tf.oneHot(targetClasses(y, t), s.shape[1]).toFloat();
     const scaled = (z: tf.Tensor2D) => (standardize ? standardized(z) : z).div(T) as tf.Tensor2D;
     const nonTarget = (z: tf.Tensor2D) => scaled(z).sub(target.mul(MASKED)) as tf.Tensor2D;
     /** log [p_g, 1 − p_g], shape [B, 2]. */

@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { logProbs, responseTerm, weighted } from './common.js';
+import { logProbs, responseTerm, targetClasses, weighted } from './common.js';
 
 /** The options of `nkd`: the one definition of their names, types, ranges and defaults. */
 export const nkdOptions = z.strictObject({
@@ -36,7 +36,7 @@ const MASKED = 1e9;
 export function nkdTerm(options: NkdOptions = {}): KnowledgeTerm {
   const { temperature: T, gamma } = parseOptions('knowledge term `nkd`', nkdOptions, options);
   return responseTerm('nkd', true, (s, y, t) => {
-    const target = tf.oneHot(y, s.shape[1]).toFloat();
+    const target = tf.oneHot(targetClasses(y, t), s.shape[1]).toFloat();
     const nonTarget = (z: tf.Tensor2D) => z.div(T).sub(target.mul(MASKED)) as tf.Tensor2D;
     return weighted({
       'nkd-target': [1, () => tf.neg(tf.exp(logProbs(t)).mul(logProbs(s)).mul(target).sum(1).mean<tf.Scalar>())],
