@@ -1,35 +1,32 @@
 /**
  * Hostile and corrupt files: random truncations, bit flips and splices of valid files, given to
  * every reader a user points at a file. Each case must end in a correct result or a one-line
- * `UserError` — never another exception (a stack), a hang (each case is bounded) or a crash.
+ * `UserError` — never another exception (a stack), a hang (each case is bounded: the readers run
+ * in a child process, killed when a case takes longer than `CASE_MS`) or a crash.
  * `DISTILL_FUZZ_RUNS` sets the cases per target (`npm run stress` runs many more).
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
-import { loadCsv } from '../src/data/csv.js';
-import { Dataset } from '../src/data/dataset.js';
-import { loadUnlabeledImages } from '../src/data/fashion-mnist.js';
-import { readIdx, writeIdx } from '../src/data/idx.js';
-import { UserError } from '../src/errors.js';
-import { loadExperiment } from '../src/experiment/load.js';
+import { writeIdx } from '../src/data/idx.js';
+import { Rng } from '../src/data/rng.js';
 import { fileSystem, registerFileRouters } from '../src/io/file-handler.js';
 import { exportOnnx } from '../src/io/onnx-export.js';
 import { buildModel } from '../src/models/zoo.js';
-import { readTeacherCache, writeTeacherCache } from '../src/teachers/cache-file.js';
-import { loadTeacher } from '../src/teachers/load.js';
-import { captureCheckpoint, readCheckpoint, writeCheckpoint } from '../src/train/checkpoint.js';
-import { Rng } from '../src/data/rng.js';
+import { writeTeacherCache } from '../src/teachers/cache-file.js';
+import { captureCheckpoint, writeCheckpoint } from '../src/train/checkpoint.js';
 
 tf.enableProdMode();
 await tf.setBackend('cpu');
 
 const RUNS = Number(process.env.DISTILL_FUZZ_RUNS ?? 30);
-/** Each case's limit: a reader that takes longer is taken to hang. */
+/** Each case's limit: a reader that takes longer is taken to hang (and its process killed). */
 const CASE_MS = 10_000;
 const dir = mkdtempSync(join(tmpdir(), 'distill-fuzz-'));
 
@@ -54,41 +51,93 @@ function corrupted(file: Uint8Array): fc.Arbitrary<Uint8Array> {
   );
 }
 
-/** What each reader is allowed to do: succeed, or fail with a one-line `UserError`. */
-async function cleanOutcome(read: () => unknown): Promise<'ok' | 'user-error'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${CASE_MS} ms (a hang)`)), CASE_MS);
-  });
-  try {
-    const r = await Promise.race([Promise.resolve().then(read), timeout]);
-    (r as { dispose?: () => void } | undefined)?.dispose?.();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof UserError && !e.message.includes('\n') && e.message.length <= 400) {
-      if (process.env.DISTILL_FUZZ_VERBOSE) process.stderr.write(`  ${e.message}\n`);
-      return 'user-error';
-    }
-    throw new Error(
-      `not a one-line UserError: ${(e as Error)?.constructor?.name}: ${String((e as Error)?.message ?? e).slice(0, 300)}`,
-    );
-  } finally {
-    clearTimeout(timer);
+interface Answer {
+  id: number;
+  outcome: string;
+  message: string;
+  leaked: number;
+}
+
+/** The child process that runs the readers (test/fixtures/fuzz-reader-host.ts); a new one after a hang. */
+class ReaderHost {
+  private child?: ChildProcess;
+  private next = 1;
+  private waiting = new Map<number, (a: Answer) => void>();
+
+  private async start(): Promise<ChildProcess> {
+    const child = fork(fileURLToPath(new URL('./fixtures/fuzz-reader-host.ts', import.meta.url)), {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    await new Promise<void>((ready, failed) => {
+      child.once('error', failed);
+      child.once('exit', (code) => failed(new Error(`the reader host exited (${code}) before it was ready`)));
+      child.once('message', () => ready());
+    });
+    child.removeAllListeners('exit');
+    child.on('message', (a: Answer) => this.waiting.get(a.id)?.(a));
+    child.on('exit', (code, signal) => {
+      for (const [id, answer] of this.waiting)
+        answer({ id, outcome: `the reader process died (${signal ?? code})`, message: '', leaked: 0 });
+    });
+    this.child = child;
+    return child;
   }
+
+  /** Reads `path` with `reader` in the host; a hang is killed after `CASE_MS`. */
+  async read(reader: string, path: string): Promise<Answer> {
+    const child = this.child ?? (await this.start());
+    const id = this.next++;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<Answer>((answer) => {
+        this.waiting.set(id, answer);
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          this.child = undefined;
+          answer({ id, outcome: `no answer within ${CASE_MS} ms (a hang)`, message: '', leaked: 0 });
+        }, CASE_MS);
+        child.send({ id, reader, path });
+      });
+    } finally {
+      clearTimeout(timer);
+      this.waiting.delete(id);
+    }
+  }
+
+  stop(): void {
+    this.child?.kill();
+  }
+}
+
+const host = new ReaderHost();
+after(() => host.stop());
+
+/** What each reader is allowed to do: succeed, or fail with a one-line `UserError` of bounded length. */
+async function cleanOutcome(reader: string, path: string): Promise<'ok' | 'user-error'> {
+  const a = await host.read(reader, path);
+  if (a.leaked > 0) throw new Error(`${a.leaked} tensors left behind (${a.outcome})`);
+  if (a.outcome === 'ok') return 'ok';
+  if (a.outcome === 'user-error' && !a.message.includes('\n') && a.message.length <= 400) {
+    if (process.env.DISTILL_FUZZ_VERBOSE) process.stderr.write(`  ${a.message}\n`);
+    return 'user-error';
+  }
+  throw new Error(`not a one-line UserError: ${a.outcome}: ${a.message.slice(0, 300)}`);
 }
 
 const outcomes: Record<string, { ok: number; 'user-error': number }> = {};
 
-/** Fuzzes one reader: writes each corrupted file to `file`, then reads it. */
-async function fuzz(target: string, valid: Uint8Array, file: string, read: () => unknown): Promise<void> {
+/** Fuzzes one reader: writes each corrupted file to `file`, then has `reader` read `path`. */
+async function fuzz(target: string, valid: Uint8Array, file: string, reader: string, path = file): Promise<void> {
   const seen = { ok: 0, 'user-error': 0 };
   outcomes[target] = seen;
   writeFileSync(file, valid);
-  assert.equal(await cleanOutcome(read), 'ok', `${target}: the valid file reads`);
+  assert.equal(await cleanOutcome(reader, path), 'ok', `${target}: the valid file reads`);
   await fc.assert(
     fc.asyncProperty(corrupted(valid), async (bytes) => {
       writeFileSync(file, bytes);
-      seen[await cleanOutcome(read)]++;
+      if (process.env.DISTILL_FUZZ_KEEP) writeFileSync(`${process.env.DISTILL_FUZZ_KEEP}/${target}.last`, bytes);
+      seen[await cleanOutcome(reader, path)]++;
     }),
     {
       numRuns: RUNS,
@@ -104,39 +153,30 @@ async function fuzz(target: string, valid: Uint8Array, file: string, read: () =>
     },
   );
   writeFileSync(file, valid);
-  const tensors = tf.memory().numTensors;
-  await cleanOutcome(read);
-  assert.ok(tf.memory().numTensors <= tensors, `${target}: no tensors left behind`);
 }
 
 test('YAML experiment configs', async () => {
   const file = join(dir, 'fuzz.yaml');
   const valid = readFileSync('examples/kd.yaml');
-  await fuzz('config', valid, file, () => loadExperiment({ path: file }));
+  await fuzz('config', valid, file, 'config');
 });
 
 test('IDX files (labels and unlabeled images)', async () => {
   const images = join(dir, 'images-idx3-ubyte');
   writeIdx({ path: images, array: { dtype: 'uint8', dims: [3, 28, 28], data: new Uint8Array(3 * 784).fill(9) } });
-  await fuzz('idx images', readFileSync(images), images, () => loadUnlabeledImages(images));
+  await fuzz('idx images', readFileSync(images), images, 'idx images');
   const labels = join(dir, 'labels-idx1-ubyte');
   writeIdx({ path: labels, array: { dtype: 'int32', dims: [40], data: new Int32Array(40).fill(3) } });
-  await fuzz('idx labels', readFileSync(labels), labels, () => readIdx(labels));
+  await fuzz('idx labels', readFileSync(labels), labels, 'idx labels');
 });
 
 test('CSV files', async () => {
   const file = join(dir, 'fuzz.csv');
   const rows = Array.from({ length: 20 }, (_, i) => `${i * 0.5},${i % 3},${['a', 'b'][i % 2]}`);
   const valid = Buffer.from(`x,y,label\n${rows.join('\n')}\n`);
-  await fuzz('csv', valid, file, () => loadCsv({ path: file, labelColumn: 'label' }));
+  await fuzz('csv', valid, file, 'csv');
 });
 
-const data = new Dataset({
-  features: new Float32Array(4 * 8 * 8),
-  labels: Int32Array.from([0, 1, 2, 0]),
-  sampleShape: [8, 8, 1],
-  numClasses: 3,
-});
 const small = () =>
   buildModel({
     key: 'cnn',
@@ -154,9 +194,8 @@ test('TF.js model.json and weights.bin', async () => {
   model.dispose();
   const json = join(folder, 'model.json');
   const weights = join(folder, 'weights.bin');
-  const read = () => loadTeacher({ path: json, data });
-  await fuzz('model.json', readFileSync(json), json, read);
-  await fuzz('weights.bin', readFileSync(weights), weights, read);
+  await fuzz('model.json', readFileSync(json), json, 'model');
+  await fuzz('weights.bin', readFileSync(weights), weights, 'model', json);
 });
 
 test('ONNX models', async () => {
@@ -164,7 +203,7 @@ test('ONNX models', async () => {
   const valid = exportOnnx(model);
   model.dispose();
   const file = join(dir, 'model.onnx');
-  await fuzz('onnx', valid, file, () => loadTeacher({ path: file, data }));
+  await fuzz('onnx', valid, file, 'model');
 });
 
 test('teacher caches and checkpoints', async () => {
@@ -175,7 +214,7 @@ test('teacher caches and checkpoints', async () => {
     numClasses: 3,
     datasetFingerprint: 'f'.repeat(32),
   });
-  await fuzz('teacher cache', readFileSync(cache), cache, () => readTeacherCache({ path: cache }));
+  await fuzz('teacher cache', readFileSync(cache), cache, 'teacher cache');
 
   const model = small();
   const optimizer = tf.train.adam(1e-3);
@@ -190,7 +229,7 @@ test('teacher caches and checkpoints', async () => {
   });
   const file = join(dir, 'checkpoint.bin');
   await writeCheckpoint(file, ckpt);
-  await fuzz('checkpoint', readFileSync(file), file, () => readCheckpoint(file));
+  await fuzz('checkpoint', readFileSync(file), file, 'checkpoint');
   model.dispose();
   optimizer.dispose();
   process.stderr.write(`fuzz outcomes (${RUNS} cases per target): ${JSON.stringify(outcomes)}\n`);

@@ -4,6 +4,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { errorLine, UserError } from '../errors.js';
+import { z } from 'zod';
 import { writeFileAtomic } from './atomic.js';
 
 /** Top-level model.json key holding `{ "<weights file>": "<sha256 hex>" }`; loaders ignore it. */
@@ -37,15 +38,35 @@ export function fileSystem(path: string): tf.io.IOHandler {
  * one `UserError` naming the file, never a TF.js stack.
  */
 export async function loadLayersModelFile(path: string): Promise<tf.LayersModel> {
+  const artifacts = await load(path);
+  const variables = tf.engine().state.registeredVariables;
+  const before = new Set(Object.keys(variables));
+  let model: tf.LayersModel | undefined;
   try {
-    return await tf.loadLayersModel(fileSystem(path));
+    // What tf.loadLayersModel does, with the decoded weights freed however it ends: it keeps
+    // them when loading fails halfway.
+    model = await tf.models.modelFromJSON({
+      modelTopology: artifacts.modelTopology as tf.io.ModelJSON['modelTopology'],
+    });
+    const built = model;
+    if (artifacts.weightData !== undefined && artifacts.weightSpecs !== undefined) {
+      const data = artifacts.weightData;
+      const specs = artifacts.weightSpecs;
+      const named = tf.tidy(() => tf.io.decodeWeights(data, specs));
+      try {
+        built.loadWeights(named, true);
+      } finally {
+        tf.dispose(Object.values(named));
+      }
+    }
+    return built;
   } catch (e) {
+    model?.dispose();
+    // a model that failed to build keeps the weights of the layers it built, as variables
+    for (const [name, v] of Object.entries(variables)) if (!before.has(name) && !v.isDisposed) v.dispose();
     if (e instanceof UserError) throw e;
-    const why = String((e as Error)?.message ?? e)
-      .split('\n')[0]!
-      .slice(0, 200);
     throw new UserError(
-      `cannot load the TF.js model ${path}: ${why}; give a model.json written by TF.js (model.save) with its weights files`,
+      `cannot load the TF.js model ${path}: ${errorLine(e)}; give a model.json written by TF.js (model.save) with its weights files`,
     );
   }
 }
@@ -62,6 +83,55 @@ export function registerFileRouters(): void {
       : null) as tf.io.IOHandler;
   tf.io.registerSaveRouter(router);
   tf.io.registerLoadRouter(router);
+}
+
+/** The shape of a model.json's `weightsManifest` that the loaders rely on (extra fields allowed). */
+const weightsManifest = z.array(
+  z.object({
+    paths: z.array(z.string()),
+    weights: z.array(
+      z.object({
+        name: z.string(),
+        shape: z.array(z.int().min(0)),
+        dtype: z.enum(['float32', 'int32', 'bool', 'string', 'complex64']),
+      }),
+    ),
+  }),
+);
+
+/**
+ * A functional LayersModel's graph as TF.js saves it: layers in topological order, each taking
+ * its inputs from layers listed before it, and the model's inputs and outputs among its layers.
+ * TF.js does not check this, and a damaged graph (an input from a missing layer) can send its
+ * model builder into an endless loop: refused here, before anything is built.
+ */
+function checkLayerGraph(topology: unknown, jsonPath: string): void {
+  const config =
+    (topology as { config?: unknown } | null)?.config ??
+    (topology as { model_config?: { config?: unknown } })?.model_config?.config;
+  const layers = (config as { layers?: unknown } | undefined)?.layers;
+  if (!Array.isArray(layers)) return;
+  const damaged = (why: string) =>
+    new UserError(`model file ${jsonPath} has a damaged layer graph (${why}); save or convert the model again`);
+  const seen = new Set<string>();
+  const inbound = (node: unknown): string[] =>
+    Array.isArray(node) ? node.flatMap((n) => (typeof n === 'string' ? [n] : inbound(n))) : [];
+  for (const layer of layers as Array<{ name?: unknown; inbound_nodes?: unknown[] }>) {
+    const name = layer?.name;
+    if (typeof name !== 'string') throw damaged('a layer without a name');
+    for (const node of layer.inbound_nodes ?? []) {
+      // an inbound node is [[layerName, nodeIndex, tensorIndex, kwargs], …] (or a dict in newer Keras)
+      const from = Array.isArray(node) ? node.map((n) => (Array.isArray(n) ? n[0] : undefined)) : [];
+      for (const f of from)
+        if (typeof f === 'string' && !seen.has(f))
+          throw damaged(`layer ${name} takes its input from ${f}, which is not an earlier layer`);
+    }
+    seen.add(name);
+  }
+  for (const key of ['input_layers', 'output_layers'] as const) {
+    const list = (config as Record<string, unknown>)[key];
+    for (const f of inbound(list)) if (!seen.has(f)) throw damaged(`${key} names ${f}, which is not a layer`);
+  }
 }
 
 function weightsNameFor(jsonPath: string): string {
@@ -140,6 +210,11 @@ async function load(path: string): Promise<tf.io.ModelArtifacts> {
       `model file ${jsonPath} has no modelTopology, so it is not a TF.js model.json; point to the model.json written by model.save or tensorflowjs_converter`,
     );
   }
+  checkLayerGraph(json.modelTopology, jsonPath);
+  if (json.weightsManifest !== undefined && !weightsManifest.safeParse(json.weightsManifest).success)
+    throw new UserError(
+      `model file ${jsonPath} has a damaged weightsManifest (each group needs paths and weights with a name, a shape of whole numbers and a dtype); save or convert the model again`,
+    );
   const hashes = (json[WEIGHTS_HASH_KEY] ?? {}) as Record<string, string>;
   return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
     // Every weights path stays inside the model's folder (no `../`, absolute paths or symlinks out),

@@ -19,6 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { RngState } from '../data/rng.js';
 import { errorLine, UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { z } from 'zod';
 import type { EpochRecord, Learner } from './types.js';
 
 const MAGIC = 'DSTLCKP1';
@@ -116,16 +117,31 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<TrainingChec
 }
 
 /** Where a tensor's bytes are in the body and what they are. */
-interface TensorEntry {
-  kind: 'model' | 'term' | 'optimizer' | 'optimizer-extra';
-  learner?: string;
-  term?: number;
-  name: string;
-  dtype: 'float32' | 'int32';
-  shape: number[];
-  offset: number;
-  bytes: number;
-}
+const count = z.int().min(0);
+const tensorEntry = z.object({
+  kind: z.enum(['model', 'term', 'optimizer', 'optimizer-extra']),
+  learner: z.string().optional(),
+  term: count.optional(),
+  name: z.string(),
+  dtype: z.enum(['float32', 'int32']),
+  shape: z.array(count),
+  offset: count,
+  bytes: count,
+});
+type TensorEntry = z.infer<typeof tensorEntry>;
+
+/** The header as written (the body's sha256 covers the tensors; this covers the header's shape). */
+const checkpointHeader = z.object({
+  epoch: count,
+  epochs: count,
+  rngState: z.unknown(),
+  history: z.record(z.string(), z.array(z.unknown())),
+  seconds: z.number(),
+  meta: z.record(z.string(), z.unknown()).default({}),
+  learners: z.record(z.string(), count),
+  tensors: z.array(tensorEntry),
+  bodySha256: z.string(),
+});
 
 function mismatch(what: string, path: string | undefined): UserError {
   return new UserError(
@@ -240,30 +256,23 @@ export async function readCheckpoint(path: string): Promise<TrainingCheckpoint |
   if (buf.length < 12 || buf.toString('latin1', 0, 8) !== MAGIC) throw damaged('not a tfjs-distill checkpoint');
   const len = buf.readUInt32LE(8);
   if (12 + len > buf.length) throw damaged('truncated header');
-  let header: {
-    epoch: number;
-    epochs: number;
-    rngState: RngState;
-    history: Record<string, EpochRecord[]>;
-    seconds: number;
-    meta: Record<string, unknown>;
-    learners: Record<string, number>;
-    tensors: TensorEntry[];
-    bodySha256: string;
-  };
+  let parsed: unknown;
   try {
-    header = JSON.parse(buf.toString('utf8', 12, 12 + len));
+    parsed = JSON.parse(buf.toString('utf8', 12, 12 + len));
   } catch {
     throw damaged('bad header');
   }
+  const checked = checkpointHeader.safeParse(parsed);
+  if (!checked.success) throw damaged('header fields');
+  const header = checked.data;
   const body = buf.subarray(12 + len);
   if (createHash('sha256').update(body).digest('hex') !== header.bodySha256)
     throw damaged('sha256 of the tensors differs');
   const ckpt: TrainingCheckpoint = {
     epoch: header.epoch,
     epochs: header.epochs,
-    rngState: header.rngState,
-    history: header.history,
+    rngState: header.rngState as RngState,
+    history: header.history as Record<string, EpochRecord[]>,
     seconds: header.seconds,
     models: {},
     terms: Object.fromEntries(
@@ -273,10 +282,17 @@ export async function readCheckpoint(path: string): Promise<TrainingCheckpoint |
     meta: header.meta,
   };
   for (const e of header.tensors) {
+    const values = e.shape.reduce((a, b) => a * b, 1);
+    const fits =
+      e.offset + e.bytes <= body.length &&
+      e.bytes === values * 4 &&
+      (e.kind !== 'model' || e.learner !== undefined) &&
+      (e.kind !== 'term' || ckpt.terms[e.learner ?? '']?.[e.term ?? -1] !== undefined);
+    if (!fits) throw damaged(`tensor ${e.name} does not fit the file`);
     const bytes = body.subarray(e.offset, e.offset + e.bytes);
     const copy = new Uint8Array(bytes).buffer;
-    const values = e.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
-    const s: SavedTensor = { name: e.name, dtype: e.dtype, shape: e.shape, values };
+    const data = e.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
+    const s: SavedTensor = { name: e.name, dtype: e.dtype, shape: e.shape, values: data };
     if (e.kind === 'model') {
       ckpt.models[e.learner!] ??= [];
       ckpt.models[e.learner!]!.push(s);
