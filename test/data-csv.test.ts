@@ -78,7 +78,7 @@ test('unknown columns, ragged rows, missing labels and missing files are one-lin
   const unlabeled = csvFile('unlabeled.csv', 'a,label\n1,x\n2,\n');
   assertUserError(
     () => loadCsv({ path: unlabeled, labelColumn: 'label' }),
-    `${unlabeled}: line 3, label column "label" is empty; give every row a label`,
+    `${unlabeled}: line 3, label column "label" is empty; give every row a label, or put unlabeled rows in a file of their own (unlabeledPath)`,
   );
   assertUserError(
     () => loadCsv({ path, labelColumn: 'label', header: false }),

@@ -110,7 +110,8 @@ function checkLayerGraph(topology: unknown, jsonPath: string): void {
     (topology as { config?: unknown } | null)?.config ??
     (topology as { model_config?: { config?: unknown } })?.model_config?.config;
   const layers = (config as { layers?: unknown } | undefined)?.layers;
-  if (!Array.isArray(layers)) return;
+  // a Sequential model lists its layers in order, without inbound nodes: nothing to check
+  if (!Array.isArray(layers) || !layers.some((l) => Array.isArray(l?.inbound_nodes))) return;
   const damaged = (why: string) =>
     new UserError(`model file ${jsonPath} has a damaged layer graph (${why}); save or convert the model again`);
   const seen = new Set<string>();
