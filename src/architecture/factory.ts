@@ -218,36 +218,23 @@ function structuralDerivations(key: string, given: Kwargs, parsed: Kwargs, combi
   // The teacher's width and init carry over to nodes of another family.
   const common: Kwargs = Object.fromEntries(Object.entries(given).filter(([k]) => k === 'width' || k === 'init'));
   const out: Derived[] = [];
-  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
   if (key === 'cnn') {
     const blocks = parsed.blocks as number[];
     const convs = parsed.convsPerBlock as number;
-    for (const n of fewer(convs)) {
-      out.push(at(`cnn-${n}conv`, `${plural(n, 'conv')} per block`, 'cnn', { ...given, convsPerBlock: n }));
-    }
-    for (const n of fewer(blocks.length)) {
-      out.push(
-        at(`cnn-${n}block`, `first ${plural(n, 'block')} of ${blocks.length}`, 'cnn', {
-          ...given,
-          blocks: blocks.slice(0, n),
-        }),
-      );
-    }
-    if (combine)
-      for (const c of fewer(convs))
-        for (const n of fewer(blocks.length))
-          out.push(
-            at(
-              `cnn-${c}conv-${n}block`,
-              `${plural(c, 'conv')} per block, first ${plural(n, 'block')} of ${blocks.length}`,
-              'cnn',
-              {
-                ...given,
-                convsPerBlock: c,
-                blocks: blocks.slice(0, n),
-              },
-            ),
-          );
+    out.push(
+      ...depthDerivations(
+        key,
+        given,
+        {
+          option: 'convsPerBlock',
+          n: convs,
+          name: (k) => `${k}conv`,
+          describe: (k) => `${plural(k, 'conv')} per block`,
+        },
+        { option: 'blocks', list: blocks, name: (k) => `${k}block`, word: 'block' },
+        combine,
+      ),
+    );
     // The stem stands for the first conv; each later conv is a block, striding where the CNN pooled.
     // (One block of one conv leaves no block: the schema refuses it, and the candidate is left out.)
     const dw = blocks.flatMap((filters, b) =>
@@ -271,32 +258,20 @@ function structuralDerivations(key: string, given: Kwargs, parsed: Kwargs, combi
   } else if (key === 'resnet') {
     const stages = parsed.stages as number[];
     const perStage = parsed.blocksPerStage as number;
-    for (const n of fewer(perStage)) {
-      out.push(at(`resnet-${n}perstage`, `${plural(n, 'block')} per stage`, 'resnet', { ...given, blocksPerStage: n }));
-    }
-    for (const n of fewer(stages.length)) {
-      out.push(
-        at(`resnet-${n}stage`, `first ${plural(n, 'stage')} of ${stages.length}`, 'resnet', {
-          ...given,
-          stages: stages.slice(0, n),
-        }),
-      );
-    }
-    if (combine)
-      for (const b of fewer(perStage))
-        for (const n of fewer(stages.length))
-          out.push(
-            at(
-              `resnet-${b}perstage-${n}stage`,
-              `${plural(b, 'block')} per stage, first ${plural(n, 'stage')} of ${stages.length}`,
-              'resnet',
-              {
-                ...given,
-                blocksPerStage: b,
-                stages: stages.slice(0, n),
-              },
-            ),
-          );
+    out.push(
+      ...depthDerivations(
+        key,
+        given,
+        {
+          option: 'blocksPerStage',
+          n: perStage,
+          name: (k) => `${k}perstage`,
+          describe: (k) => `${plural(k, 'block')} per stage`,
+        },
+        { option: 'stages', list: stages, name: (k) => `${k}stage`, word: 'stage' },
+        combine,
+      ),
+    );
     // Each residual block's two 3×3 convs → two dwsep blocks; the first of a later stage strides.
     const dw = stages.flatMap((filters, s) =>
       Array.from({ length: 2 * perStage }, (_, i) => ({ filters, stride: s > 0 && i === 0 ? 2 : 1 })),
@@ -331,6 +306,47 @@ function structuralDerivations(key: string, given: Kwargs, parsed: Kwargs, combi
     }
   }
   return out;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * Fewer layers along a family's two depth dimensions — `inner` units per group (convs per block,
+ * blocks per stage) and `outer` groups (the first k blocks or stages) — one at a time and, with
+ * `combine`, both at once.
+ */
+function depthDerivations(
+  key: string,
+  given: Kwargs,
+  inner: { option: string; n: number; name: (k: number) => string; describe: (k: number) => string },
+  outer: { option: string; list: unknown[]; name: (k: number) => string; word: string },
+  combine: boolean,
+): Derived[] {
+  type Part = { name: string; describe: string; kwargs: Kwargs };
+  const inners: Part[] = fewer(inner.n).map((k) => ({
+    name: inner.name(k),
+    describe: inner.describe(k),
+    kwargs: { [inner.option]: k },
+  }));
+  const outers: Part[] = fewer(outer.list.length).map((k) => ({
+    name: outer.name(k),
+    describe: `first ${plural(k, outer.word)} of ${outer.list.length}`,
+    kwargs: { [outer.option]: outer.list.slice(0, k) },
+  }));
+  const combos = [
+    ...inners.map((i) => [i]),
+    ...outers.map((o) => [o]),
+    ...(combine ? inners.flatMap((i) => outers.map((o) => [i, o])) : []),
+  ];
+  return combos.map((parts) => {
+    const name = `${key}-${parts.map((p) => p.name).join('-')}`;
+    return {
+      name,
+      derivation: parts.map((p) => p.describe).join(', '),
+      node: { key, kwargs: { ...given, ...Object.assign({}, ...parts.map((p) => p.kwargs)) } },
+      structure: name,
+    };
+  });
 }
 
 /** Smaller counts to try for a depth of `n`: n − 1, ⌈n/2⌉ and 1 (distinct, below n). */

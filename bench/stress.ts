@@ -1,0 +1,251 @@
+/**
+ * `npm run stress`: the long reliability checks, not in `npm test` (see issue "Reliability and
+ * security suite"). Prints a summary and exits non-zero when any check fails.
+ *
+ * 1. Crash anywhere: `distill run` (2 seeds, a label-only baseline, FitNets' hint stage and kd,
+ *    a teacher trained and cached by the run) is SIGKILLed at random moments (seeded) and resumed
+ *    each time, on each backend given; after every kill every JSON file in the run folder parses,
+ *    every model.json loads and every checkpoint reads (or the run folder has none yet). The final
+ *    weights.bin of every exported model must be byte-identical to an undisturbed run's.
+ * 2. Hostile files: the fuzz test at `--fuzz N` cases per reader (default 5,000).
+ * 3. Soak: 50 epochs of a small model, RSS and tf.memory().numTensors sampled every epoch;
+ *    both flat (within 5 % of epoch 3's, tensors exactly) after epoch 3.
+ *
+ *   npm run stress                       # all, native and wasm, 10 kills each
+ *   npm run stress -- --kills 20 --backends wasm --fuzz 1000 --skip soak
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../src/data/rng.js';
+import { loadLayersModelFile, registerFileRouters } from '../src/io/file-handler.js';
+import { readCheckpoint } from '../src/train/checkpoint.js';
+
+const { values: args } = parseArgs({
+  options: {
+    kills: { type: 'string', default: '10' },
+    backends: { type: 'string', default: 'native,wasm' },
+    fuzz: { type: 'string', default: '5000' },
+    skip: { type: 'string', default: '' },
+    seed: { type: 'string', default: '1' },
+  },
+});
+const skip = new Set(args.skip.split(',').filter(Boolean));
+const results: Array<{ check: string; ok: boolean; detail: string }> = [];
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+const EXPERIMENT = 'examples/fitnets.yaml';
+const SET = [
+  'seeds=[1,2]',
+  'epochs=3',
+  'batchSize=32',
+  'data.kwargs.subset=1200',
+  'data.kwargs.validationFraction=0.1',
+  'teacher.kwargs.epochs=2',
+  'teacher.kwargs.model.kwargs.width=0.5',
+  'knowledge[0].kwargs.hintEpochs=1',
+  'evaluation.latency.warmup=0',
+  'evaluation.latency.runs=1',
+].flatMap((s) => ['--set', s]);
+
+function distill(argv: string[], env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...argv], {
+    env: { ...process.env, TFJS_DISTILL_THREADS: '1', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, stderr })),
+  );
+  return { child, done };
+}
+
+function files(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((f) => join(dir, f))
+    .filter((f) => statSync(f).isFile());
+}
+
+/** Every JSON parses, every model.json loads, every checkpoint reads: nothing half-written. */
+async function checkFolder(dir: string): Promise<{ checked: number; problems: string[] }> {
+  const problems: string[] = [];
+  let checked = 0;
+  for (const f of files(dir)) {
+    if (/\.tmp-\d+|\.partial/.test(f)) continue; // a temp file being written is not the file
+    try {
+      if (f.endsWith('model.json')) {
+        (await loadLayersModelFile(f)).dispose();
+        checked++;
+      } else if (f.endsWith('.json')) {
+        JSON.parse(readFileSync(f, 'utf8'));
+        checked++;
+      } else if (f.endsWith('.ckpt')) {
+        await readCheckpoint(f);
+        checked++;
+      }
+    } catch (e) {
+      problems.push(`${relative(dir, f)}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  return { checked, problems };
+}
+
+const weightsOf = (dir: string) =>
+  Object.fromEntries(
+    files(dir)
+      .filter((f) => f.endsWith('weights.bin') && f.includes(`${'/'}students${'/'}`))
+      .map((f) => [relative(dir, f), createHash('sha256').update(readFileSync(f)).digest('hex')]),
+  );
+
+async function crashAnywhere(backend: string, kills: number, rng: Rng): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), `distill-stress-${backend}-`));
+  const env = { DISTILL_BACKEND: backend };
+  say(`crash: ${backend}: the undisturbed run`);
+  const t0 = performance.now();
+  const whole = await distill(
+    [
+      'run',
+      EXPERIMENT,
+      ...SET,
+      '--set',
+      `teacher.kwargs.cache=${join(root, 'cache-a')}`,
+      '--out',
+      join(root, 'a'),
+      '--quiet',
+    ],
+    env,
+  ).done;
+  const seconds = (performance.now() - t0) / 1000;
+  if (whole.code !== 0) {
+    results.push({
+      check: `crash ${backend}`,
+      ok: false,
+      detail: `the undisturbed run failed: ${whole.stderr.trim().split('\n').at(-1)}`,
+    });
+    return;
+  }
+  const b = join(root, 'b');
+  let first = true;
+  let killed = 0;
+  let checkedFiles = 0;
+  const problems: string[] = [];
+  const moments: string[] = [];
+  for (let attempt = 0; attempt < kills * 3; attempt++) {
+    const argv = first
+      ? ['run', EXPERIMENT, ...SET, '--set', `teacher.kwargs.cache=${join(root, 'cache-b')}`, '--out', b, '--quiet']
+      : ['run', '--resume', b, '--quiet'];
+    const run = distill(argv, env);
+    first = false;
+    if (killed < kills) {
+      // anywhere in the run: the whole run took `seconds`, each resume starts with ~3 s of imports
+      const ms = 1500 + rng.nextFloat() * seconds * 1000 * 0.6;
+      const timer = setTimeout(() => run.child.kill('SIGKILL'), ms);
+      const end = await run.done;
+      clearTimeout(timer);
+      if (end.signal === 'SIGKILL') {
+        killed++;
+        const check = await checkFolder(b);
+        checkedFiles += check.checked;
+        problems.push(...check.problems.map((p) => `after kill ${killed} (${(ms / 1000).toFixed(1)} s): ${p}`));
+        moments.push(`${(ms / 1000).toFixed(1)} s`);
+        continue;
+      }
+      if (end.code !== 0) {
+        problems.push(`a run exited ${end.code}: ${end.stderr.trim().split('\n').at(-1)}`);
+        break;
+      }
+      break; // finished before the kill
+    }
+    const end = await run.done;
+    if (end.code !== 0) problems.push(`the last resume exited ${end.code}: ${end.stderr.trim().split('\n').at(-1)}`);
+    break;
+  }
+  const want = weightsOf(join(root, 'a'));
+  const got = weightsOf(b);
+  const differ = Object.keys(want).filter((k) => want[k] !== got[k]);
+  if (Object.keys(want).length === 0) problems.push('the undisturbed run exported no weights');
+  if (differ.length > 0) problems.push(`weights differ from the undisturbed run: ${differ.join(', ')}`);
+  results.push({
+    check: `crash ${backend}`,
+    ok: problems.length === 0 && killed > 0,
+    detail: `${killed} kills at ${moments.join(', ')}; ${checkedFiles} files checked after the kills; ${Object.keys(want).length} weights files compared${problems.length ? `; ${problems.slice(0, 5).join('; ')}` : ''}`,
+  });
+}
+
+function fuzz(runs: number): void {
+  say(`fuzz: ${runs} cases per reader`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', 'test/fuzz-readers.test.ts'], {
+    env: { ...process.env, DISTILL_FUZZ_RUNS: String(runs) },
+    encoding: 'utf8',
+  });
+  const outcomes = /fuzz outcomes[^\n]*/.exec(r.stderr + r.stdout)?.[0] ?? 'no summary';
+  results.push({ check: 'fuzz', ok: r.status === 0, detail: outcomes });
+}
+
+async function soak(): Promise<void> {
+  say('soak: 50 epochs');
+  const { Distiller } = await import('../src/distiller/distiller.js');
+  const { useBestBackend } = await import('../src/backend/index.js');
+  await useBestBackend({});
+  const data = blobs(2048);
+  const student = tf.sequential({
+    layers: [tf.layers.dense({ inputShape: [16], units: 64, activation: 'relu' }), tf.layers.dense({ units: 4 })],
+  });
+  const teacher = tf.sequential({
+    layers: [tf.layers.dense({ inputShape: [16], units: 128, activation: 'relu' }), tf.layers.dense({ units: 4 })],
+  });
+  const rss: number[] = [];
+  const tensors: number[] = [];
+  const distiller = new Distiller({ teacher, student, knowledge: [{ key: 'kd' }] });
+  await distiller.fit(data.x, data.y, {
+    epochs: 50,
+    batchSize: 64,
+    callbacks: {
+      onEpochEnd: () => {
+        global.gc?.();
+        rss.push(process.memoryUsage().rss);
+        tensors.push(tf.memory().numTensors);
+      },
+    },
+  });
+  const base = rss[2]!;
+  const worst = Math.max(...rss.slice(3).map((r) => Math.abs(r - base) / base));
+  const tensorsFlat = tensors.slice(3).every((n) => n === tensors[2]);
+  const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+  results.push({
+    check: 'soak',
+    ok: worst <= 0.05 && tensorsFlat,
+    detail: `RSS MiB by epoch 1,3,10,20,30,40,50: ${[0, 2, 9, 19, 29, 39, 49].map((i) => mb(rss[i]!)).join(', ')} (max drift after epoch 3 ${(worst * 100).toFixed(1)} %); tensors ${tensors[2]} → ${tensors.at(-1)}`,
+  });
+  tf.dispose([data.x, data.y]);
+}
+
+/** Four Gaussian blobs in 16 dimensions (no files needed). */
+function blobs(n: number): { x: tf.Tensor2D; y: tf.Tensor2D } {
+  const rng = new Rng(7);
+  const x = new Float32Array(n * 16);
+  const y = new Float32Array(n * 4);
+  for (let i = 0; i < n; i++) {
+    const c = i % 4;
+    y[i * 4 + c] = 1;
+    for (let j = 0; j < 16; j++) x[i * 16 + j] = (j % 4 === c ? 2 : 0) + (rng.nextFloat() - 0.5) * 2;
+  }
+  return { x: tf.tensor2d(x, [n, 16]), y: tf.tensor2d(y, [n, 4]) };
+}
+
+registerFileRouters();
+await tf.setBackend('cpu');
+const rng = new Rng(Number(args.seed));
+if (!skip.has('crash')) for (const b of args.backends.split(',')) await crashAnywhere(b, Number(args.kills), rng);
+if (!skip.has('fuzz')) fuzz(Number(args.fuzz));
+if (!skip.has('soak')) await soak();
+for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'} ${r.check}: ${r.detail}\n`);
+process.exitCode = results.every((r) => r.ok) ? 0 : 1;
