@@ -182,6 +182,7 @@ export async function compareRuns({ runs, outDir }: CompareRunsOptions): Promise
     await writeFileAtomic(files.json, `${JSON.stringify({ runs: runs.map((r) => resolve(r)), rows }, null, 2)}\n`);
     await writeFileAtomic(files.markdown, markdown);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(`cannot write to ${dir}: ${errorLine(e)}; choose a writable folder`);
   }
   return { rows, markdown, files };

@@ -182,6 +182,7 @@ async function save(path: string, artifacts: tf.io.ModelArtifacts): Promise<tf.i
     await writeFileAtomic(join(dir, weightsName), Buffer.concat(parts));
     await writeFileAtomic(jsonPath, Buffer.from(JSON.stringify(modelJSON)));
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(`cannot save model to ${dir}: ${errorLine(e)}; choose a writable folder`);
   }
   return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };

@@ -100,6 +100,7 @@ export async function writeTeacherCache({
     await mkdir(dirname(file), { recursive: true });
     await writeFileAtomic(file, [prefix, json, body]);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(`cannot write teacher cache ${path}: ${errorLine(e)}; choose a writable folder`);
   }
 }
