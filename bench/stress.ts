@@ -140,8 +140,8 @@ async function crashAnywhere(backend: string, kills: number, rng: Rng): Promise<
   const moments: string[] = [];
   for (let attempt = 0; attempt < kills * 3; attempt++) {
     const argv = first
-      ? ['run', EXPERIMENT, ...SET, '--set', `teacher.kwargs.cache=${join(root, 'cache-b')}`, '--out', b, '--quiet']
-      : ['run', '--resume', b, '--quiet'];
+      ? ['run', EXPERIMENT, ...SET, '--set', `teacher.kwargs.cache=${join(root, 'cache-b')}`, '--out', b]
+      : ['run', '--resume', b];
     const run = distill(argv, env);
     first = false;
     if (killed < kills) {
@@ -155,7 +155,9 @@ async function crashAnywhere(backend: string, kills: number, rng: Rng): Promise<
         const check = await checkFolder(b);
         checkedFiles += check.checked;
         problems.push(...check.problems.map((p) => `after kill ${killed} (${(ms / 1000).toFixed(1)} s): ${p}`));
-        moments.push(`${(ms / 1000).toFixed(1)} s`);
+        // what the run was doing: its last progress line
+        const last = end.stderr.trim().split('\n').at(-1)?.slice(0, 70) ?? '';
+        moments.push(`${(ms / 1000).toFixed(1)} s (${last})`);
         continue;
       }
       if (end.code !== 0) {
@@ -176,7 +178,63 @@ async function crashAnywhere(backend: string, kills: number, rng: Rng): Promise<
   results.push({
     check: `crash ${backend}`,
     ok: problems.length === 0 && killed > 0,
-    detail: `${killed} kills at ${moments.join(', ')}; ${checkedFiles} files checked after the kills; ${Object.keys(want).length} weights files compared${problems.length ? `; ${problems.slice(0, 5).join('; ')}` : ''}`,
+    detail: `${killed} kills:\n    ${moments.join('\n    ')}\n  ${checkedFiles} files checked after the kills; ${Object.keys(want).length} weights files compared${problems.length ? `; ${problems.slice(0, 5).join('; ')}` : ''}`,
+  });
+}
+
+/**
+ * `distill export` and `distill cache-teacher` killed at random moments: the target is absent or
+ * complete (the exported model loads; the cache reads, its checksum verified).
+ */
+async function killWriters(kills: number, rng: Rng): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'distill-stress-writers-'));
+  const { buildModel } = await import('../src/models/zoo.js');
+  const { fileSystem } = await import('../src/io/file-handler.js');
+  const { readTeacherCache } = await import('../src/teachers/cache-file.js');
+  const model = buildModel({ key: 'cnn', kwargs: { width: 1 }, inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
+  const source = join(root, 'model');
+  await model.save(fileSystem(source));
+  model.dispose();
+  const problems: string[] = [];
+  let finished = 0;
+  let absent = 0;
+  let complete = 0;
+  for (let i = 0; i < kills; i++) {
+    for (const what of ['export', 'cache-teacher'] as const) {
+      const target = join(root, `${what}-${i}${what === 'export' ? '' : '.logits'}`);
+      const argv =
+        what === 'export'
+          ? ['export', source, '--out', target, '--dtype', 'uint8']
+          : ['cache-teacher', '--teacher', join(source, 'model.json'), '--out', target, '--subset', '3000'];
+      const run = distill(argv, { DISTILL_BACKEND: 'wasm' });
+      const ms = 2000 + rng.nextFloat() * 4000;
+      const timer = setTimeout(() => run.child.kill('SIGKILL'), ms);
+      const end = await run.done;
+      clearTimeout(timer);
+      if (end.signal !== 'SIGKILL') finished++;
+      else if (end.code !== null && end.code !== 0) problems.push(`${what} exited ${end.code}`);
+      try {
+        if (!existsSync(target)) absent++;
+        else if (what === 'export') {
+          (await loadLayersModelFile(target)).dispose();
+          complete++;
+        } else {
+          await readTeacherCache({ path: target });
+          complete++;
+        }
+      } catch (e) {
+        problems.push(
+          `${what} killed at ${(ms / 1000).toFixed(1)} s left ${target}: ${(e as Error).message.split('\n')[0]}`,
+        );
+      }
+      const temps = files(root).filter((f) => /\.tmp-/.test(f) && f.startsWith(target));
+      if (temps.length > 0 && end.signal !== 'SIGKILL') problems.push(`${what} left ${temps.length} temp files`);
+    }
+  }
+  results.push({
+    check: 'kill export / cache-teacher',
+    ok: problems.length === 0,
+    detail: `${2 * kills} runs: ${finished} finished before the kill, ${absent} targets absent, ${complete} complete and verified${problems.length ? `; ${problems.slice(0, 5).join('; ')}` : ''}`,
   });
 }
 
@@ -245,6 +303,7 @@ registerFileRouters();
 await tf.setBackend('cpu');
 const rng = new Rng(Number(args.seed));
 if (!skip.has('crash')) for (const b of args.backends.split(',')) await crashAnywhere(b, Number(args.kills), rng);
+if (!skip.has('writers')) await killWriters(Number(args.kills), rng);
 if (!skip.has('fuzz')) fuzz(Number(args.fuzz));
 if (!skip.has('soak')) await soak();
 for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'} ${r.check}: ${r.detail}\n`);

@@ -107,3 +107,20 @@ test('Distiller.fitDataset on a tf.data.Dataset equals fit on the same rows and 
   assert.deepEqual(weightsOf(a), weightsOf(b));
   assert.deepEqual(h1.history['loss'], h2.history['loss']);
 });
+
+test('Distiller with uncompiled tf.sequential models (the usual TF.js student), and earlyStopping on them', async () => {
+  const layers = (units: number) => [
+    tf.layers.dense({ inputShape: [6], units, activation: 'relu' }),
+    tf.layers.dense({ units: 4 }),
+  ];
+  const teacher = tf.sequential({ layers: layers(32) });
+  const student = tf.sequential({ layers: layers(8) });
+  const { xs, ys } = tensors();
+  const history = await new Distiller({ teacher, student }).fit(xs, ys, {
+    epochs: 6,
+    batchSize: 32,
+    callbacks: tf.callbacks.earlyStopping({ monitor: 'loss', minDelta: 10, patience: 1 }),
+  });
+  assert.equal(history.epoch.length, 2, 'earlyStopping stopped the sequential student');
+  assert.ok(Number.isFinite(history.history.loss![1] as number));
+});

@@ -258,6 +258,8 @@ export class Distiller {
       },
       onTrainEnd: () => call('onTrainEnd', {}),
     };
+    // An uncompiled tf.Sequential makes its inner model only when built, and refuses stopTraining until then.
+    if (this.student instanceof tf.Sequential && !this.student.built) this.student.build();
     this.student.stopTraining = false;
     const terms = this.terms();
     try {
