@@ -250,13 +250,13 @@ export type { SimpleFitOptions } from './schemes/common.js';
 export type { Teaching, TeachingSource } from './train/types.js';
 export type { SchemeReference } from './schemes/types.js';
 export type { ReportSection } from './eval/types.js';
-export { deriveStudents, DEFAULT_WIDTHS } from './architecture/factory.js';
+export { deriveStudents, DEFAULT_WIDTHS, GRID_WIDTHS } from './architecture/factory.js';
 export type { DeriveStudentsOptions, StudentCandidate } from './architecture/factory.js';
 export { zooEquivalent } from './architecture/from-layers.js';
 export type { ZooEquivalent } from './architecture/from-layers.js';
 export type { ZooNode } from './architecture/size-search.js';
 // Trials, executors, sweeps and the student search (distill search / sweep / worker).
-export { runSearch, paretoFront, rungEpochs, SEARCH_WIDTHS } from './search/search.js';
+export { runSearch, paretoFront, rungEpochs } from './search/search.js';
 export type { SearchOptions } from './search/search.js';
 export type { SearchResult, SearchCandidate, SearchChosen, SearchBudget, SearchRung } from './search/types.js';
 export { runSweep, parseGrid, gridCombinations, randomCombinations } from './search/sweep.js';

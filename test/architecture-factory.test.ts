@@ -228,14 +228,19 @@ test('distill students prints a table (teacher first) and valid --json; bad inpu
     'name: e\ndata: {key: fashion-mnist, kwargs: {subset: 100}}\nteacher: {key: train, kwargs: {model: {key: mlp, kwargs: {hidden: [64]}}}}\n' +
       'students: [{name: s, model: {key: mlp, kwargs: {hidden: [8]}}}]\nknowledge: [{key: kd}]\nepochs: 1\n',
   );
-  const [table, json, file, unknown, badKwargs, fromExperiment] = await Promise.all([
+  const [table, json, file, unknown, badKwargs, fromExperiment, grid] = await Promise.all([
     distillCli(['students', ...zoo, ...fast]),
     distillCli(['students', ...zoo, '--params-max', '1500', '--json', ...fast]),
     distillCli(['students', join(dir, 'teacher'), '--json', ...fast]),
     distillCli(['students', 'cnnn', ...fast]),
     distillCli(['students', 'cnn', '--kwargs', '[1, 2]', ...fast]),
     distillCli(['students', experiment, '--json', ...fast]),
+    distillCli(['students', ...zoo, '--grid', '--json', ...fast]),
   ]);
+  assert.equal(grid.code, 0, grid.stderr);
+  const names = (JSON.parse(grid.stdout) as { candidates: Array<{ name: string }> }).candidates.map((c) => c.name);
+  for (const n of ['cnn-1conv-1block-x0.5', 'dwsep-2block-x0.25', 'mlp-x0.0625', 'cnn-x0.375'])
+    assert.ok(names.includes(n), `--grid lists ${n}`);
   assert.equal(fromExperiment.code, 0, fromExperiment.stderr);
   // mlp [784] → 64 → 10: 784·64 + 64 + 64·10 + 10
   assert.equal(

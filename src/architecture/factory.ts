@@ -57,13 +57,15 @@ export interface DeriveStudentsOptions {
   numClasses?: number;
   /** Keep only candidates with at most this many parameters (and add width-fitted ones just under it). */
   paramsMax?: number;
-  /** Width multipliers relative to the teacher's width, each in (0, 1). Default `[0.5, 0.25, 0.125]`. */
+  /** Width multipliers relative to the teacher's width, each in (0, 1). Default `DEFAULT_WIDTHS`, with `grid` `GRID_WIDTHS`. */
   widths?: number[];
   /** Every family × depth × width combination, not one change at a time. Default false. */
   grid?: boolean;
 }
 
 export const DEFAULT_WIDTHS = [0.5, 0.25, 0.125] as const;
+/** The widths of `grid` (a student search's): finer steps, down to 1/16 of the teacher's. */
+export const GRID_WIDTHS = [0.5, 0.375, 0.25, 0.1875, 0.125, 0.0625] as const;
 
 type Kwargs = Record<string, unknown>;
 
@@ -75,7 +77,7 @@ type Kwargs = Record<string, unknown>;
  * to tell; their size and latency can be measured now (`distill students`).
  */
 export function deriveStudents(options: DeriveStudentsOptions): StudentCandidate[] {
-  const { paramsMax, widths = [...DEFAULT_WIDTHS] } = options;
+  const { paramsMax, widths = [...(options.grid ? GRID_WIDTHS : DEFAULT_WIDTHS)] } = options;
   if (paramsMax !== undefined && !(paramsMax > 0)) {
     throw new UserError(`paramsMax must be a positive number, got ${paramsMax}; pass e.g. 200000`);
   }

@@ -307,6 +307,10 @@ program
     parseNumber,
   )
   .option('--latency-runs <n>', 'timed passes per batch size (default 20)', parseInteger)
+  .option(
+    '--grid',
+    'every family × depth × width (the candidates distill search starts from), not one change at a time',
+  )
   .option('--backend <name>', 'auto, native, wasm or cpu (env DISTILL_BACKEND)')
   .option('--json', 'one JSON object instead of the table')
   .addHelpText(

@@ -41,9 +41,6 @@ import { writeSearchReport } from './search-report.js';
 import type { SearchBudget, SearchCandidate, SearchChosen, SearchResult, SearchRung } from './types.js';
 import { displayPath, insideShared, runTrials, trialExperiment } from './trials.js';
 
-/** Widths tried for the teacher's own family (fractions of its width), beyond the factory's default three. */
-export const SEARCH_WIDTHS = [0.5, 0.375, 0.25, 0.1875, 0.125, 0.0625];
-
 export interface SearchOptions extends Partial<SearchBudget> {
   file?: string;
   text?: string;
@@ -217,7 +214,6 @@ async function makePlan(o: SearchOptions): Promise<SearchPlan> {
       teacher: teacher.node ?? teacher.model,
       ...(teacher.node && shape),
       ...(budget.maxParams !== undefined && { paramsMax: budget.maxParams }),
-      widths: SEARCH_WIDTHS,
       grid: true,
     });
     if (derived.length === 0)

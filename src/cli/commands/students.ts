@@ -26,6 +26,8 @@ export interface StudentsCommandOptions {
   paramsMax?: number;
   /** Timed passes per batch size. Default 20. */
   latencyRuns?: number;
+  /** Every family × depth × width (what \`distill search\` starts from), not one change at a time. */
+  grid?: boolean;
   backend?: string;
   json?: boolean;
 }
@@ -82,7 +84,13 @@ export async function studentsCommand(teacherGiven: string, given: StudentsComma
       teacherNode = { key: teacherArg, kwargs: parseKwargs(o.kwargs) };
       inputShape = o.inputShape ?? DEFAULT_INPUT_SHAPE;
       numClasses = o.classes ?? DEFAULT_CLASSES;
-      candidates = deriveStudents({ teacher: teacherNode, inputShape, numClasses, paramsMax: o.paramsMax });
+      candidates = deriveStudents({
+        teacher: teacherNode,
+        inputShape,
+        numClasses,
+        paramsMax: o.paramsMax,
+        ...(o.grid && { grid: true }),
+      });
       teacherModel = buildModel({ ...teacherNode, inputShape, numClasses, seed: 0, name: 'teacher' });
       built.push(teacherModel);
     } else {
@@ -100,7 +108,11 @@ export async function studentsCommand(teacherGiven: string, given: StudentsComma
           `${teacherArg} has ${numClasses} outputs, not --classes ${o.classes}: drop --classes (a model.json brings its own)`,
         );
       }
-      candidates = deriveStudents({ teacher: teacherModel, paramsMax: o.paramsMax });
+      candidates = deriveStudents({
+        teacher: teacherModel,
+        paramsMax: o.paramsMax,
+        ...(o.grid && { grid: true }),
+      });
       const flow = formatFlow(teacherNode.kwargs);
       process.stderr.write(
         `teacher read as ${teacherNode.key} ${flow}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}\n`,
