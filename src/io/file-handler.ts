@@ -99,6 +99,9 @@ const weightsManifest = z.array(
   }),
 );
 
+/** The names TF.js accepts for layers and weights (tfjs-layers' `isValidTensorName`). */
+const TENSOR_NAME = /^[A-Za-z0-9][-A-Za-z0-9._/]*$/;
+
 /**
  * A functional LayersModel's graph as TF.js saves it: layers in topological order, each taking
  * its inputs from layers listed before it, and the model's inputs and outputs among its layers.
@@ -110,10 +113,17 @@ function checkLayerGraph(topology: unknown, jsonPath: string): void {
     (topology as { config?: unknown } | null)?.config ??
     (topology as { model_config?: { config?: unknown } })?.model_config?.config;
   const layers = (config as { layers?: unknown } | undefined)?.layers;
-  // a Sequential model lists its layers in order, without inbound nodes: nothing to check
-  if (!Array.isArray(layers) || !layers.some((l) => Array.isArray(l?.inbound_nodes))) return;
+  if (!Array.isArray(layers)) return;
   const damaged = (why: string) =>
     new UserError(`model file ${jsonPath} has a damaged layer graph (${why}); save or convert the model again`);
+  // TF.js names each weight after its layer and fails on a name it cannot use, after it made the tensor
+  for (const layer of layers as Array<{ name?: unknown; config?: { name?: unknown } }>) {
+    for (const name of [layer?.name, layer?.config?.name])
+      if (name !== undefined && (typeof name !== 'string' || !TENSOR_NAME.test(name)))
+        throw damaged(`layer name ${JSON.stringify(name).slice(0, 60)} is not a TF.js name`);
+  }
+  // a Sequential model lists its layers in order, without inbound nodes: nothing more to check
+  if (!layers.some((l) => Array.isArray(l?.inbound_nodes))) return;
   const seen = new Set<string>();
   const inbound = (node: unknown): string[] =>
     Array.isArray(node) ? node.flatMap((n) => (typeof n === 'string' ? [n] : inbound(n))) : [];
