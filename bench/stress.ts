@@ -145,8 +145,9 @@ async function crashAnywhere(backend: string, kills: number, rng: Rng): Promise<
     const run = distill(argv, env);
     first = false;
     if (killed < kills) {
-      // anywhere in the run: the whole run took `seconds`, each resume starts with ~3 s of imports
-      const ms = 1500 + rng.nextFloat() * seconds * 1000 * 0.6;
+      // anywhere in the run: the whole run took `seconds`; each resume starts with ~1.5 s of imports
+      // and goes on from its last checkpoint, so short windows spread the kills over the run
+      const ms = 1500 + rng.nextFloat() * seconds * 1000 * 0.3;
       const timer = setTimeout(() => run.child.kill('SIGKILL'), ms);
       const end = await run.done;
       clearTimeout(timer);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import type { Teacher, TeacherOutput, TeacherPredictOptions } from './types.js';
 
@@ -72,6 +73,23 @@ export class CachedTeacher implements Teacher {
       batch.set(this.logits.subarray(row * this.numClasses, (row + 1) * this.numClasses), i * this.numClasses),
     );
     return { logits: tf.tensor2d(batch, [indices.length, this.numClasses]), taps: {} };
+  }
+
+  /**
+   * Fills every row not cached yet from `source`, in row order and in batches of `batchSize`, so
+   * that a row's logits do not depend on the batch it first appears in. Some backends' kernels
+   * round a row differently beside other rows; filled lazily, a run resumed mid-phase (its cache
+   * empty, its batches in another order) would see other teacher logits than an uninterrupted run.
+   */
+  async fill(data: Dataset, batchSize = 256): Promise<void> {
+    if (!this.source || this.known.every((k) => k === 1)) return;
+    if (data.size !== this.known.length)
+      throw new Error(`CachedTeacher.fill: ${data.size} rows for a cache of ${this.known.length}`);
+    for (const { x, indices } of data.batches({ batchSize })) {
+      if (indices.every((row) => this.known[row])) continue;
+      const out = await this.predict(x, { indices });
+      tf.dispose([out.logits, ...Object.values(out.taps)]);
+    }
   }
 
   tapNames(): Array<{ name: string; shape: readonly (number | null)[] }> {

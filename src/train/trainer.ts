@@ -120,12 +120,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     teacherTaps.length === 0 &&
     !(teacher instanceof CachedTeacher)
   ) {
-    teacher = new CachedTeacher({
+    const cached = new CachedTeacher({
       size: data.size,
       numClasses: teacher.numClasses,
       inputShape: teacher.inputShape,
       source: teacher,
     });
+    // every row up front, in row order: the same logits whether the phase runs whole or resumed
+    await cached.fill(data);
+    teacher = cached;
   }
   const step = createStep(
     learners,
