@@ -149,3 +149,32 @@ test('bullmq: Redis lost mid-sweep is one clear error; resumed once Redis is bac
     /is not a Redis URL; write e\.g\. --redis redis:\/\//,
   );
 });
+
+test('bullmq: a worker refuses jobs that are not trials (a path out of the shared folder, junk) without running anything', async () => {
+  const { Queue, QueueEvents } = await import('bullmq');
+  const redis = await startRedis();
+  servers.push(redis);
+  const shared = tmp('shared-hostile');
+  const worker = startWorker(redis.url, shared);
+  const connection = { host: '127.0.0.1', port: redis.port };
+  const queue = new Queue('distill-trials', { connection });
+  const events = new QueueEvents('distill-trials', { connection });
+  await events.waitUntilReady();
+  const outside = tmp('outside');
+  const hostile = [
+    { spec: { id: 'escape', experiment: 'name: x', dir: `../../${outside}/pwned`, threads: 1 } },
+    { spec: { id: 'abs', experiment: 'name: x', dir: join(outside, 'pwned'), threads: 1 } },
+    { spec: { id: '../id', experiment: 'name: x', dir: 'ok', threads: 1 } },
+    { spec: { id: 'extra', experiment: 'name: x', dir: 'ok', threads: 1, command: 'rm -rf /' } },
+    { nonsense: true },
+  ];
+  for (const [i, data] of hostile.entries()) {
+    const job = await queue.add('trial', data, { jobId: `hostile-${i}`, attempts: 3 });
+    await assert.rejects(job.waitUntilFinished(events, 30_000), /not a trial/);
+  }
+  assert.deepEqual(readdirSync(outside), [], 'nothing written outside the shared folder');
+  assert.deepEqual(readdirSync(shared), [], 'nothing run');
+  assert.match(worker.log, /job hostile-0 refused: not a trial \(dir: a path inside the shared folder\)/);
+  await Promise.all([queue.close(), events.close()]);
+  worker.child.kill('SIGTERM');
+});

@@ -22,7 +22,14 @@ import { errorLine, UserError } from '../errors.js';
 import { Interrupted } from '../train/fit.js';
 import { checkSpec, readTrialResult } from './run-trial.js';
 import { spawnTrial } from './spawn.js';
-import type { Executor, ExecutorRunOptions, TrialEvent, TrialResult, TrialSpec } from './types.js';
+import {
+  type Executor,
+  type ExecutorRunOptions,
+  type TrialEvent,
+  type TrialResult,
+  type TrialSpec,
+  trialSpecMessage,
+} from './types.js';
 
 export const DEFAULT_QUEUE = 'distill-trials';
 const ATTEMPTS = 3;
@@ -210,7 +217,13 @@ export async function startWorker(o: StartWorkerOptions): Promise<RunningWorker>
   const worker = new Worker<JobData, TrialResult>(
     o.queue ?? DEFAULT_QUEUE,
     async (job) => {
-      const { spec } = job.data;
+      const message = trialSpecMessage.safeParse((job.data as Partial<JobData> | undefined)?.spec);
+      if (!message.success) {
+        const why = message.error.issues.map((i) => `${i.path.join('.') || 'spec'}: ${i.message}`).join('; ');
+        log(`worker ${me}: job ${job.id} refused: not a trial (${why.slice(0, 200)})`);
+        throw new UnrecoverableError(`not a trial: ${why.slice(0, 200)}`);
+      }
+      const spec = message.data;
       log(`worker ${me}: trial ${spec.id} (attempt ${job.attemptsMade + 1})`);
       await job.updateProgress({ worker: me } satisfies JobProgress);
       try {

@@ -9,6 +9,9 @@
  *   <shared>/<dir>/trial.json                              the result, written last (a trial is done when it exists)
  */
 
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+
 /** The prefix of paths inside the shared folder in a trial's experiment text; each worker puts its own path there. */
 export const SHARED = '@shared/';
 
@@ -24,6 +27,26 @@ export interface TrialSpec {
   /** Overrides the experiment's backend. */
   backend?: string;
 }
+
+/**
+ * A `TrialSpec` as a worker receives it from the queue: checked before anything runs, since a
+ * queue is shared and anyone who can reach Redis can add a job. Folder-safe ids, the run folder a
+ * relative path that stays inside the shared folder, bounded sizes.
+ */
+export const trialSpecMessage = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._=,+-]{0,199}$/, 'a folder-safe name'),
+  experiment: z.string().min(1).max(1_000_000),
+  dir: z
+    .string()
+    .min(1)
+    .max(500)
+    .refine((d) => !isAbsolute(d) && !d.split(/[/\\]/).includes('..'), 'a path inside the shared folder'),
+  threads: z.int().min(1).max(256),
+  backend: z
+    .string()
+    .regex(/^[a-z]+$/)
+    .optional(),
+});
 
 /** One model of a finished trial, mean over its seeds. */
 export interface TrialModel {
