@@ -55,7 +55,8 @@ test('offline KD trains only the student, logs each term, and caches teacher out
   assert.ok(Math.abs(records[0]!.losses['kd']! + records[0]!.losses['ce']! - records[0]!.losses['loss']!) < 1e-5);
   assert.ok(records[3]!.losses['loss']! < records[0]!.losses['loss']!, 'loss falls');
   assert.ok(records[3]!.valAccuracy! > 0.9, `val accuracy ${records[3]!.valAccuracy}`);
-  assert.equal(teacher.calls, 4, 'each of the 4 batches reaches the teacher once, in epoch 1 only');
+  // every row once, before the first epoch, in row order and batches of 256 (a resumed phase sees the same logits)
+  assert.equal(teacher.calls, 1, 'the teacher sees the 4 batches of rows once, as one batch of 256 or fewer');
   teacherModel.getWeights().forEach((w, i) => assert.deepEqual(w.dataSync(), teacherBefore[i]));
 });
 
