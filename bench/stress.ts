@@ -9,18 +9,29 @@
  *    weights.bin of every exported model must be byte-identical to an undisturbed run's.
  * 2. Hostile files: the fuzz test at `--fuzz N` cases per reader (default 5,000).
  * 3. Soak: 50 epochs of a small model, RSS and tf.memory().numTensors sampled every epoch;
- *    both flat (within 5 % of epoch 3's, tensors exactly) after epoch 3.
+ *    both flat (within 5 % of epoch 3's, tensors exactly) after epoch 3; and a streaming run
+ *    that learns 20 chunks from a watched folder while they appear, its RSS flat from chunk 4 on.
  *
  *   npm run stress                       # all, native and wasm, 10 kills each
  *   npm run stress -- --kills 20 --backends wasm --fuzz 1000 --skip soak
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
+import type { IdxArray } from '../src/data/idx.js';
 import { Rng } from '../src/data/rng.js';
 import { loadLayersModelFile, registerFileRouters } from '../src/io/file-handler.js';
 import { readCheckpoint } from '../src/train/checkpoint.js';
@@ -249,6 +260,91 @@ function fuzz(runs: number): void {
   results.push({ check: 'fuzz', ok: r.status === 0, detail: outcomes });
 }
 
+/**
+ * The streaming soak: `distill run` with the streaming scheme watching a folder, while 20 chunk
+ * files (IDX pairs of 300 Fashion-MNIST rows, written under a temp name and renamed) appear one
+ * every 1.5 s, then END. The run's RSS (/proc/<pid>/status) is read as each chunk is consumed;
+ * the last must be within 5 % of the 4th's, and all 20 chunks must have been learned.
+ */
+async function streamingSoak(): Promise<void> {
+  say('soak: a stream of 20 chunks');
+  const { locateFashionMnist } = await import('../src/data/fashion-mnist.js');
+  const { readIdx, writeIdx } = await import('../src/data/idx.js');
+  const root = mkdtempSync(join(tmpdir(), 'distill-stress-stream-'));
+  const watch = join(root, 'stream');
+  mkdirSync(watch);
+  const experiment = join(root, 'stream.yaml');
+  writeFileSync(
+    experiment,
+    `name: stream-soak
+seeds: [1]
+data: {key: fashion-mnist, kwargs: {subset: 1200, testSubset: 500, validationFraction: 0.1}}
+teacher: {key: none}
+students:
+  - {name: small, model: {key: mlp, kwargs: {hidden: [64]}}}
+knowledge:
+  - {key: kd, kwargs: {temperature: 2, alpha: 0.5}}
+baseline: false
+scheme:
+  key: streaming
+  kwargs:
+    teacher: {key: mlp, kwargs: {hidden: [256]}}
+    watch: {dir: ${watch}, idleSeconds: 120, maxChunks: 20}
+optimizer: {key: adam, kwargs: {learningRate: 0.002}}
+epochs: 1
+batchSize: 64
+evaluation: {latency: {warmup: 0, runs: 1}}
+`,
+  );
+  const { files: fm } = locateFashionMnist();
+  const images = readIdx(fm.trainImages);
+  const labels = readIdx(fm.trainLabels);
+  const run = distill(['run', experiment, '--out', join(root, 'run')], { DISTILL_BACKEND: 'native' });
+  const rssOf = () => {
+    try {
+      const status = readFileSync(`/proc/${run.child.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    } catch {
+      return 0;
+    }
+  };
+  const consumed: number[] = [];
+  let seenChunks = 0;
+  run.child.stderr!.on('data', (d: Buffer) => {
+    for (const m of String(d).matchAll(/chunk (\d+) \(/g)) {
+      seenChunks = Math.max(seenChunks, Number(m[1]));
+      consumed[seenChunks - 1] = rssOf();
+    }
+  });
+  const rows = 300;
+  for (let c = 0; c < 20; c++) {
+    await new Promise((r) => setTimeout(r, 1500));
+    const at = 20_000 + c * rows; // rows the run's own training slice does not use
+    const stem = join(watch, `chunk-${c + 1}`);
+    const parts: Array<[string, IdxArray]> = [
+      ['labels-idx1-ubyte', { dtype: 'uint8', dims: [rows], data: labels.data.slice(at, at + rows) }],
+      [
+        'images-idx3-ubyte',
+        { dtype: 'uint8', dims: [rows, 28, 28], data: images.data.slice(at * 784, (at + rows) * 784) },
+      ],
+    ];
+    for (const [suffix, array] of parts) {
+      writeIdx({ path: join(watch, `.tmp-${c}-${suffix}`), array });
+      renameSync(join(watch, `.tmp-${c}-${suffix}`), `${stem}-${suffix}`);
+    }
+  }
+  writeFileSync(join(watch, 'END'), '');
+  const end = await run.done;
+  const base = consumed[3] ?? 0;
+  const last = consumed[19] ?? 0;
+  const mb = (b: number) => (b / 2 ** 20).toFixed(0);
+  results.push({
+    check: 'stream soak',
+    ok: end.code === 0 && seenChunks === 20 && base > 0 && last <= base * 1.05,
+    detail: `${seenChunks} chunks learned (exit ${end.code}); RSS MiB after chunks 1, 4, 8, 12, 16, 20: ${[0, 3, 7, 11, 15, 19].map((i) => mb(consumed[i] ?? 0)).join(', ')} (chunk 20 vs 4: ${base > 0 ? (((last - base) / base) * 100).toFixed(1) : '?'} %)`,
+  });
+}
+
 /** The soak (bench/soak.ts) in a clean process: RSS within 5 % of epoch 3's, tensors exactly flat. */
 function soak(): void {
   say('soak: 50 epochs');
@@ -283,6 +379,9 @@ const rng = new Rng(Number(args.seed));
 if (!skip.has('crash')) for (const b of args.backends.split(',')) await crashAnywhere(b, Number(args.kills), rng);
 if (!skip.has('writers')) await killWriters(Number(args.kills), rng);
 if (!skip.has('fuzz')) fuzz(Number(args.fuzz));
-if (!skip.has('soak')) soak();
+if (!skip.has('soak')) {
+  soak();
+  await streamingSoak();
+}
 for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'FAIL'} ${r.check}: ${r.detail}\n`);
 process.exitCode = results.every((r) => r.ok) ? 0 : 1;
