@@ -143,23 +143,27 @@ async function crashAnywhere(backend: string, kills: number, rng: Rng): Promise<
     });
     return;
   }
-  const b = join(root, 'b');
-  let first = true;
   let killed = 0;
   let checkedFiles = 0;
+  let rounds = 0;
   const problems: string[] = [];
   const moments: string[] = [];
-  for (let attempt = 0; attempt < kills * 3; attempt++) {
-    const argv = first
-      ? ['run', EXPERIMENT, ...SET, '--set', `teacher.kwargs.cache=${join(root, 'cache-b')}`, '--out', b]
-      : ['run', '--resume', b];
-    const run = distill(argv, env);
-    first = false;
-    if (killed < kills) {
+  const want = weightsOf(join(root, 'a'));
+  if (Object.keys(want).length === 0) problems.push('the undisturbed run exported no weights');
+  // A run that finishes before all its kills is compared, then a fresh one takes the rest.
+  while (killed < kills && problems.length === 0 && rounds < kills) {
+    const b = join(root, `b${++rounds}`);
+    let first = true;
+    for (;;) {
+      const argv = first
+        ? ['run', EXPERIMENT, ...SET, '--set', `teacher.kwargs.cache=${join(root, `cache-b${rounds}`)}`, '--out', b]
+        : ['run', '--resume', b];
+      first = false;
+      const run = distill(argv, env);
       // anywhere in the run: the whole run took `seconds`; each resume starts with ~1.5 s of imports
       // and goes on from its last checkpoint, so short windows spread the kills over the run
       const ms = 1500 + rng.nextFloat() * seconds * 1000 * 0.3;
-      const timer = setTimeout(() => run.child.kill('SIGKILL'), ms);
+      const timer = killed < kills ? setTimeout(() => run.child.kill('SIGKILL'), ms) : undefined;
       const end = await run.done;
       clearTimeout(timer);
       if (end.signal === 'SIGKILL') {
@@ -169,28 +173,26 @@ async function crashAnywhere(backend: string, kills: number, rng: Rng): Promise<
         problems.push(...check.problems.map((p) => `after kill ${killed} (${(ms / 1000).toFixed(1)} s): ${p}`));
         // what the run was doing: its last progress line
         const last = end.stderr.trim().split('\n').at(-1)?.slice(0, 70) ?? '';
-        moments.push(`${(ms / 1000).toFixed(1)} s (${last})`);
+        moments.push(`run ${rounds}, ${(ms / 1000).toFixed(1)} s (${last})`);
         continue;
       }
-      if (end.code !== 0) {
-        problems.push(`a run exited ${end.code}: ${end.stderr.trim().split('\n').at(-1)}`);
-        break;
+      // killed before the run kept anything: nothing to resume, it starts again (as a user would)
+      if (end.code !== 0 && /stopped before it kept anything/.test(end.stderr)) {
+        first = true;
+        continue;
       }
-      break; // finished before the kill
+      if (end.code !== 0) problems.push(`a run exited ${end.code}: ${end.stderr.trim().split('\n').at(-1)}`);
+      break;
     }
-    const end = await run.done;
-    if (end.code !== 0) problems.push(`the last resume exited ${end.code}: ${end.stderr.trim().split('\n').at(-1)}`);
-    break;
+    const got = weightsOf(b);
+    const differ = Object.keys(want).filter((k) => want[k] !== got[k]);
+    if (differ.length > 0)
+      problems.push(`run ${rounds}: weights differ from the undisturbed run: ${differ.join(', ')}`);
   }
-  const want = weightsOf(join(root, 'a'));
-  const got = weightsOf(b);
-  const differ = Object.keys(want).filter((k) => want[k] !== got[k]);
-  if (Object.keys(want).length === 0) problems.push('the undisturbed run exported no weights');
-  if (differ.length > 0) problems.push(`weights differ from the undisturbed run: ${differ.join(', ')}`);
   results.push({
     check: `crash ${backend}`,
-    ok: problems.length === 0 && killed > 0,
-    detail: `${killed} kills:\n    ${moments.join('\n    ')}\n  ${checkedFiles} files checked after the kills; ${Object.keys(want).length} weights files compared${problems.length ? `; ${problems.slice(0, 5).join('; ')}` : ''}`,
+    ok: problems.length === 0 && killed === kills,
+    detail: `${killed} kills in ${rounds} runs:\n    ${moments.join('\n    ')}\n  ${checkedFiles} files checked after the kills; ${Object.keys(want).length} weights files compared per run${problems.length ? `; ${problems.slice(0, 5).join('; ')}` : ''}`,
   });
 }
 

@@ -109,10 +109,15 @@ function load(o: RunExperimentOptions): { loaded: LoadedExperiment; runDir: stri
       throw new UserError('--out cannot move a resumed run; it continues in the folder given to --resume');
     const runDir = resolve(o.resume);
     const file = join(runDir, 'experiment.yaml');
-    if (!existsSync(file))
+    if (!existsSync(file)) {
+      // A run killed as it created its folder leaves it with at most its lock: nothing to resume.
+      const left = existsSync(runDir) ? readdirSync(runDir).filter((f) => f !== '.lock' && !f.includes('.tmp-')) : [];
       throw new UserError(
-        `${o.resume} is not a run folder (it has no experiment.yaml); give the folder distill run wrote`,
+        existsSync(runDir) && left.length === 0
+          ? `${o.resume} has no experiment.yaml: its run stopped before it kept anything; start it again (distill run EXPERIMENT.yaml --out ${o.resume})`
+          : `${o.resume} is not a run folder (it has no experiment.yaml); give the folder distill run wrote`,
       );
+    }
     const values =
       o.backend !== undefined ? [{ path: ['backend'], value: o.backend, label: `--backend ${o.backend}` }] : [];
     return { loaded: loadExperiment({ path: display(file), values }), runDir, fresh: false };
