@@ -153,9 +153,14 @@ export function bullmqExecutor(o: BullmqExecutorOptions): Executor {
             for (const line of logs) options.onEvent?.({ type: 'log', id: spec.id, line });
             const state = await job.getState();
             if (state === 'completed') {
-              results[p.i] = job.returnvalue;
+              // `job` was read before it completed (its returnvalue is still null): read it again,
+              // or the trial's own trial.json; neither there yet, look again at the next poll
+              const result =
+                (await Job.fromId<JobData, TrialResult>(q, p.id))?.returnvalue ?? readTrialResult(shared, spec.dir);
+              if (!result) continue;
+              results[p.i] = result;
               pending.splice(pending.indexOf(p), 1);
-              options.onEvent?.({ type: 'end', id: spec.id, result: job.returnvalue, reused: false });
+              options.onEvent?.({ type: 'end', id: spec.id, result, reused: false });
             } else if (state === 'failed') {
               throw new UserError(`trial ${spec.id} failed on its worker: ${job.failedReason}`);
             }
