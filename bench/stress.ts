@@ -177,7 +177,7 @@ async function crashAnywhere(backend: string, kills: number, rng: Rng): Promise<
         continue;
       }
       // killed before the run kept anything: nothing to resume, it starts again (as a user would)
-      if (end.code !== 0 && /stopped before it kept anything/.test(end.stderr)) {
+      if (end.code !== 0 && /stopped before it kept anything|left nothing to resume/.test(end.stderr)) {
         first = true;
         continue;
       }

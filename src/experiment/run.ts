@@ -113,9 +113,11 @@ function load(o: RunExperimentOptions): { loaded: LoadedExperiment; runDir: stri
       // A run killed as it created its folder leaves it with at most its lock: nothing to resume.
       const left = existsSync(runDir) ? readdirSync(runDir).filter((f) => f !== '.lock' && !f.includes('.tmp-')) : [];
       throw new UserError(
-        existsSync(runDir) && left.length === 0
-          ? `${o.resume} has no experiment.yaml: its run stopped before it kept anything; start it again (distill run EXPERIMENT.yaml --out ${o.resume})`
-          : `${o.resume} is not a run folder (it has no experiment.yaml); give the folder distill run wrote`,
+        !existsSync(runDir)
+          ? `${o.resume} does not exist: a run keeps its folder from its first checkpoint on, so one stopped earlier left nothing to resume; start it again (distill run EXPERIMENT.yaml --out ${o.resume}) or check the path`
+          : left.length === 0
+            ? `${o.resume} has no experiment.yaml: its run stopped before it kept anything; start it again (distill run EXPERIMENT.yaml --out ${o.resume})`
+            : `${o.resume} is not a run folder (it has no experiment.yaml); give the folder distill run wrote`,
       );
     }
     const values =
