@@ -24,6 +24,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -40,6 +41,7 @@ const { values: args } = parseArgs({
   options: {
     kills: { type: 'string', default: '10' },
     backends: { type: 'string', default: 'native,wasm' },
+    'write-backends': { type: 'string', default: 'native' },
     fuzz: { type: 'string', default: '5000' },
     skip: { type: 'string', default: '' },
     seed: { type: 'string', default: '1' },
@@ -193,6 +195,88 @@ async function crashAnywhere(backend: string, kills: number, rng: Rng): Promise<
     check: `crash ${backend}`,
     ok: problems.length === 0 && killed === kills,
     detail: `${killed} kills in ${rounds} runs:\n    ${moments.join('\n    ')}\n  ${checkedFiles} files checked after the kills; ${Object.keys(want).length} weights files compared per run${problems.length ? `; ${problems.slice(0, 5).join('; ')}` : ''}`,
+  });
+}
+
+/**
+ * A kill aimed at every atomic write of a run: the undisturbed run lists its writes
+ * (`DISTILL_TRACE_WRITES`); then for each k a fresh run is SIGKILLed during its k-th write, after
+ * the temp file is synced and before the rename (`DISTILL_FAULT_WRITE=KILL@k`): the teacher
+ * cache's save, the in-run student export, checkpoints, reports. After each kill the run folder
+ * and the teacher cache pass `checkFolder`, the resumed run finishes, and its exported weights
+ * are byte-identical to the undisturbed run's.
+ */
+async function killAtEveryWrite(backend: string): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), `distill-stress-writes-${backend}-`));
+  const env = { DISTILL_BACKEND: backend };
+  const argv = (tag: string) => [
+    'run',
+    EXPERIMENT,
+    ...SET,
+    '--set',
+    `teacher.kwargs.cache=${join(root, `cache-${tag}`)}`,
+    '--out',
+    join(root, tag),
+    '--quiet',
+  ];
+  const traceA = join(root, 'trace-a');
+  const whole = await distill(argv('a'), { ...env, DISTILL_TRACE_WRITES: traceA }).done;
+  const kinds = (f: string) =>
+    relative(root, f)
+      .replace(/^[a-z]+(\d+)?/, 'RUN')
+      .replace(/\d+/g, 'N');
+  if (whole.code !== 0) {
+    results.push({
+      check: `kill at every write ${backend}`,
+      ok: false,
+      detail: `the undisturbed run failed: ${whole.stderr.trim().split('\n').at(-1)}`,
+    });
+    return;
+  }
+  const writes = readFileSync(traceA, 'utf8').trim().split('\n');
+  const want = weightsOf(join(root, 'a'));
+  say(`kill at every write: ${backend}: ${writes.length} writes`);
+  const problems: string[] = [];
+  let checked = 0;
+  let orderDiffers = 0;
+  for (let k = 1; k <= writes.length && problems.length < 5; k++) {
+    const tag = `b${k}`;
+    const trace = join(root, `trace-${tag}`);
+    const killed = await distill(argv(tag), { ...env, DISTILL_TRACE_WRITES: trace, DISTILL_FAULT_WRITE: `KILL@${k}` })
+      .done;
+    const at = `kill at write ${k} (${kinds(writes[k - 1]!)})`;
+    if (killed.signal !== 'SIGKILL') {
+      problems.push(`${at}: the run was not killed (exit ${killed.code}: ${killed.stderr.trim().split('\n').at(-1)})`);
+      continue;
+    }
+    if (kinds(readFileSync(trace, 'utf8').trim().split('\n').at(-1)!) !== kinds(writes[k - 1]!)) orderDiffers++;
+    for (const dir of [join(root, tag), join(root, `cache-${tag}`)]) {
+      const check = await checkFolder(dir);
+      checked += check.checked;
+      problems.push(...check.problems.map((p) => `${at}: ${p}`));
+    }
+    let resume = await distill(['run', '--resume', join(root, tag), '--quiet'], env).done;
+    // killed before the run kept anything: nothing to resume, it starts again (as a user would)
+    if (resume.code !== 0 && /stopped before it kept anything|left nothing to resume/.test(resume.stderr))
+      resume = await distill(argv(tag), env).done;
+    if (resume.code !== 0) {
+      problems.push(`${at}: the resumed run exited ${resume.code}: ${resume.stderr.trim().split('\n').at(-1)}`);
+      continue;
+    }
+    const got = weightsOf(join(root, tag));
+    const differ = Object.keys(want).filter((w) => want[w] !== got[w]);
+    if (differ.length > 0) problems.push(`${at}: weights differ from the undisturbed run: ${differ.join(', ')}`);
+    const temps = files(join(root, tag)).filter((f) => /\.tmp-/.test(f));
+    if (temps.length > 0)
+      problems.push(`${at}: the finished run left temp files: ${temps.map((f) => relative(root, f)).join(', ')}`);
+    rmSync(join(root, tag), { recursive: true, force: true });
+  }
+  const byKind = new Map<string, number>();
+  for (const w of writes) byKind.set(kinds(w), (byKind.get(kinds(w)) ?? 0) + 1);
+  results.push({
+    check: `kill at every write ${backend}`,
+    ok: problems.length === 0,
+    detail: `${writes.length} kills, one at each write of the run (${[...byKind].map(([k, n]) => `${k} ×${n}`).join(', ')}); ${checked} files checked after the kills; ${orderDiffers} kills found the write order changed; ${Object.keys(want).length} weights files compared after each resume${problems.length ? `; ${problems.join('; ')}` : ''}`,
   });
 }
 
@@ -379,6 +463,7 @@ registerFileRouters();
 await tf.setBackend('cpu');
 const rng = new Rng(Number(args.seed));
 if (!skip.has('crash')) for (const b of args.backends.split(',')) await crashAnywhere(b, Number(args.kills), rng);
+if (!skip.has('writes')) for (const b of args['write-backends'].split(',')) await killAtEveryWrite(b);
 if (!skip.has('writers')) await killWriters(Number(args.kills), rng);
 if (!skip.has('fuzz')) fuzz(Number(args.fuzz));
 if (!skip.has('soak')) {

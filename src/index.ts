@@ -40,7 +40,8 @@ export type {
   ResnetOptions,
   DwsepOptions,
 } from './models/index.js';
-export { tapModel, layerNames } from './models/taps.js';
+export { tapModel, layerNames, layersAfter } from './models/taps.js';
+export type { CopiedHead, CopiedLayer } from './models/taps.js';
 
 export { fileSystem, registerFileRouters } from './io/index.js';
 export { saveEncodedModel, encodeModelWeights, encodeModelArtifacts, WEIGHT_ENCODINGS } from './io/quantize.js';
@@ -63,6 +64,7 @@ export {
   atTerm,
   pktTerm,
   nstTerm,
+  simkdTerm,
   rkdTerm,
   spTerm,
   ccTerm,
@@ -88,6 +90,7 @@ export type {
   AtOptions,
   PktOptions,
   NstOptions,
+  SimkdOptions,
   RkdOptions,
   SpOptions,
   CcOptions,

@@ -1,7 +1,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { atTerm, createTerm, fitnetsTerm, nstTerm, pktTerm, type KnowledgeTerm } from '../src/knowledge/index.js';
+import {
+  atTerm,
+  createTerm,
+  fitnetsTerm,
+  nstTerm,
+  pktTerm,
+  simkdTerm,
+  type KnowledgeTerm,
+} from '../src/knowledge/index.js';
 import { assertUserError, close, closeAll, finiteDiff } from './helpers.js';
 
 tf.enableProdMode();
@@ -291,6 +299,22 @@ describe('nst', () => {
   });
 });
 
+// ---- simkd (the student's reshaping: test/knowledge-simkd.test.ts) --------------------------
+describe('simkd', () => {
+  test('β · mean of squares between the projected student and the teacher features, β = 1', () => {
+    const v = vec(5, 5);
+    check(simkdTerm(), v, 'simkd', (s) => mean(s.map((a, i) => (a - v.t[i]!) ** 2)));
+  });
+  test('a by-hand number: [1, 2] against [0, 0] with β = 3 → 3 · (1 + 4) / 2 = 7.5', () => {
+    const tiny = { s: [1, 2], sShape: [1, 2], t: [0, 0], tShape: [1, 2] };
+    close(evaluate(simkdTerm({ beta: 3 }), tiny).losses['simkd']!, 7.5, 1e-6);
+  });
+  test('on feature maps too', () => {
+    const m = maps(2, 3, 2, 3);
+    check(simkdTerm({ student: 'a', teacher: 'b' }), m, 'simkd', (s) => mean(s.map((a, i) => (a - m.t[i]!) ** 2)));
+  });
+});
+
 // ---- Contract --------------------------------------------------------------------------
 test('no tensor leaks in compute and its gradient', () => {
   noLeak(fitnetsTerm(), vec(4, 3));
@@ -298,6 +322,7 @@ test('no tensor leaks in compute and its gradient', () => {
   noLeak(atTerm({ student: 'a', teacher: 'b' }), maps(4, 2, 2, 3));
   noLeak(pktTerm(), vec(4, 3));
   noLeak(nstTerm({ student: 'a', teacher: 'b' }), maps(2, 2, 4, 3));
+  noLeak(simkdTerm(), vec(4, 4));
 });
 
 test('options and shapes are validated with one-line UserErrors', () => {

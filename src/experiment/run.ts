@@ -35,7 +35,7 @@ import type { ProgressMode } from '../train/progress.js';
 import { loadExperiment, type LoadedExperiment } from './load.js';
 import { runSeed, type SeedContext } from './seed.js';
 import { summarizeReports, writeSummary, type RunSummary } from './summary.js';
-import { teacherSources } from './teacher-sources.js';
+import { type PreparedTeacher, teacherSources } from './teacher-sources.js';
 
 /** The run folder's per-epoch log (appended as training goes; read by `distill board`). */
 export const EPOCHS_FILE = 'epochs.jsonl';
@@ -98,6 +98,11 @@ function display(p: string): string {
   return r !== '' && !r.startsWith('..') ? r : p;
 }
 
+/** The files of a run folder other than its lock and the temp files of writes cut short. */
+function keptFiles(runDir: string): string[] {
+  return existsSync(runDir) ? readdirSync(runDir).filter((f) => f !== '.lock' && !f.includes('.tmp-')) : [];
+}
+
 function load(o: RunExperimentOptions): { loaded: LoadedExperiment; runDir: string; fresh: boolean } {
   if (o.resume !== undefined) {
     if (o.file !== undefined) throw new UserError('give an experiment file or --resume DIR, not both');
@@ -111,7 +116,7 @@ function load(o: RunExperimentOptions): { loaded: LoadedExperiment; runDir: stri
     const file = join(runDir, 'experiment.yaml');
     if (!existsSync(file)) {
       // A run killed as it created its folder leaves it with at most its lock: nothing to resume.
-      const left = existsSync(runDir) ? readdirSync(runDir).filter((f) => f !== '.lock' && !f.includes('.tmp-')) : [];
+      const left = keptFiles(runDir);
       throw new UserError(
         !existsSync(runDir)
           ? `${o.resume} does not exist: a run keeps its folder from its first checkpoint on, so one stopped earlier left nothing to resume; start it again (distill run EXPERIMENT.yaml --out ${o.resume}) or check the path`
@@ -132,7 +137,8 @@ function load(o: RunExperimentOptions): { loaded: LoadedExperiment; runDir: stri
   ];
   const loaded = loadExperiment({ path: o.file, text: o.text, set: o.set, values });
   const runDir = loaded.config.out;
-  if (existsSync(runDir) && readdirSync(runDir).length > 0) {
+  // A folder holding only a lock and temp files is what a run killed before it kept anything leaves.
+  if (keptFiles(runDir).length > 0) {
     throw new UserError(
       existsSync(join(runDir, 'experiment.yaml'))
         ? `run folder ${display(runDir)} already exists; continue it with distill run --resume ${display(runDir)}, or choose another --out`
@@ -209,7 +215,7 @@ async function runUnlocked(o: RunExperimentOptions): Promise<RunExperimentResult
   }
   let unlockRun: (() => void) | undefined;
   try {
-    checkTermsMeetModels(loaded, config, student, prepared.tapNames(), scheme.check);
+    checkTermsMeetModels(loaded, config, student, prepared, scheme.check);
 
     checked.forEach((line) => log(line));
 
@@ -328,16 +334,29 @@ function checkTermsMeetModels(
   loaded: LoadedExperiment,
   config: ExperimentConfig,
   student: (i: number, seed: number) => StudentFactory,
-  teacherLayers: ReadonlyArray<{ name: string; shape: readonly (number | null)[] }>,
+  prepared: PreparedTeacher,
   schemeCheck:
     | ((terms: ReturnType<LoadedExperiment['createTerms']>, kwargs: Record<string, unknown>) => void)
     | undefined,
 ): void {
+  const teacherLayers = prepared.tapNames();
   const teacherShapes = Object.fromEntries(teacherLayers.map((l) => [l.name, l.shape as number[]]));
   config.students.forEach((s, i) => {
-    const model = student(i, config.seeds[0]!).build();
+    let model = student(i, config.seeds[0]!).build();
     const terms = loaded.createTerms();
     try {
+      terms.forEach(({ term }, k) => {
+        if (!term.reshapeStudent) return;
+        loaded.located(['knowledge', k, 'key'], () => {
+          if (config.scheme.key !== 'offline')
+            throw new UserError(
+              `knowledge term \`${term.key}\` rebuilds the student around the teacher's classifier, which only the offline scheme does; use scheme: {key: offline}`,
+            );
+        });
+        loaded.located(['knowledge', k, 'kwargs'], () => {
+          model = term.reshapeStudent!(model, prepared.layersAfter?.bind(prepared));
+        });
+      });
       const studentShapes = Object.fromEntries(layerNames(model).map((l) => [l.name, l.shape as number[]]));
       terms.forEach(({ term }, k) =>
         loaded.located(['knowledge', k, 'kwargs'], () => {

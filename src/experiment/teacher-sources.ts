@@ -35,10 +35,11 @@ import {
   TEACHER_WEIGHTINGS,
   type TeacherWeighting,
 } from '../teachers/ensemble.js';
+import { removeStaleTemps, tempTag } from '../io/atomic.js';
 import { fileSystem, loadLayersModelFile, registerFileRouters } from '../io/file-handler.js';
 import { createTerm } from '../knowledge/index.js';
 import { buildModel, models } from '../models/zoo.js';
-import { layerNames } from '../models/taps.js';
+import { type CopiedHead, layerNames, layersAfter } from '../models/taps.js';
 import { Registry } from '../registry.js';
 import { CachedTeacher } from '../teachers/cached.js';
 import { datasetFingerprint, readTeacherCache } from '../teachers/cache-file.js';
@@ -83,6 +84,8 @@ export interface ObtainedTeacher {
 export interface PreparedTeacher {
   /** Layers (or nodes) a term may tap, with their shapes. */
   tapNames(): Array<{ name: string; shape: readonly (number | null)[] }>;
+  /** Copies of the teacher's layers after a tap (TF.js LayersModel teachers), for `simkd`'s check before training. */
+  layersAfter?(tap: string): CopiedHead;
   obtain(ctx: TeacherRunContext): Promise<ObtainedTeacher>;
   dispose(): void;
 }
@@ -195,6 +198,7 @@ async function prepareFile(raw: Record<string, unknown>, ctx: TeacherPrepareCont
     : { name: 'teacher', predict: teacherPredictFn(teacher) };
   return {
     tapNames: () => teacher.tapNames(),
+    ...(teacher.layersAfter && { layersAfter: (tap: string) => teacher.layersAfter!(tap) }),
     obtain: async () => ({ teacher: training, evaluated, method: 'pre-trained', origin: k.path }),
     dispose: () => teacher.dispose(),
   };
@@ -261,6 +265,7 @@ async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareCon
     .join(', ')})`;
   return {
     tapNames: () => layerNames(model),
+    layersAfter: (tap) => layersAfter(model, tap, 'teacher'),
     dispose: () => model.dispose(),
     async obtain(run) {
       const done = {
@@ -284,7 +289,8 @@ async function prepareTrain(raw: Record<string, unknown>, ctx: TeacherPrepareCon
       await run.beforeWrite();
       await model.save(fileSystem(run.dir));
       if (cached !== undefined && !existsSync(join(cached, 'model.json'))) {
-        const tmp = `${cached}.tmp-${process.pid}`;
+        const tmp = `${cached}.tmp-${tempTag()}`;
+        removeStaleTemps(cached);
         await rm(tmp, { recursive: true, force: true });
         await model.save(fileSystem(tmp));
         await rename(tmp, cached).catch(async () => rm(tmp, { recursive: true, force: true }));

@@ -1,7 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, readdirSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { open, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
+import { processAlive } from './folder-lock.js';
 
 /** What a full or failing disk is called, for the one-line error. */
 const DISK_ERRORS: Record<string, string> = {
@@ -13,41 +16,81 @@ const DISK_ERRORS: Record<string, string> = {
 };
 
 /**
- * Fault injection for tests: `DISTILL_FAULT_WRITE=ENOSPC@3` makes this process's 3rd atomic
- * write fail as a full disk would (after its temp file is created). Unset in normal use.
+ * Fault injection for tests, unset in normal use. `DISTILL_FAULT_WRITE=ENOSPC@3` makes this
+ * process's 3rd atomic write fail as a full disk would (after its temp file is created);
+ * `DISTILL_FAULT_WRITE=KILL@3` SIGKILLs the process during its 3rd atomic write, once the
+ * temp file is written and synced but before the rename (the last moment the old file is
+ * what readers see). `DISTILL_TRACE_WRITES=FILE` appends each atomic write's target to FILE,
+ * so that `npm run stress` can aim a kill at every write of a run.
  */
 let writes = 0;
-function injectedFault(): NodeJS.ErrnoException | undefined {
+type Fault = { kill: true } | { kill: false; error: NodeJS.ErrnoException };
+function injectedFault(file: string): Fault | undefined {
+  const trace = process.env.DISTILL_TRACE_WRITES;
+  if (trace) appendFileSync(trace, `${file}\n`);
   const spec = process.env.DISTILL_FAULT_WRITE;
   if (!spec) return undefined;
   const [code, at] = spec.split('@');
   if (++writes !== Number(at ?? 1)) return undefined;
-  return Object.assign(new Error(`${code}: injected fault, write`), { code });
+  if (code === 'KILL') return { kill: true };
+  return { kill: false, error: Object.assign(new Error(`${code}: injected fault, write`), { code }) };
+}
+
+/** This host, in temp names: a pid means something only on the host that wrote it (shared folders). */
+const HOST = createHash('sha256').update(hostname()).digest('hex').slice(0, 6);
+
+/** `<pid>-<host>`: the part of a temp name that says who writes it. */
+export function tempTag(): string {
+  return `${process.pid}-${HOST}`;
+}
+
+/**
+ * Removes the temp files (or folders) of `file`, named `${file}.tmp-${tempTag()}…`, that processes
+ * of this host left when they were killed mid-write. Every target has one writer at a time (run,
+ * sweep and search folders are locked), so a dead writer's temp is garbage.
+ */
+export function removeStaleTemps(file: string): void {
+  const prefix = `${basename(file)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(file));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const [, pid, host] = /^(\d+)-([0-9a-f]{6})(?:-|$)/.exec(name.slice(prefix.length)) ?? [];
+    if (host === HOST && Number(pid) !== process.pid && !processAlive(Number(pid)))
+      rmSync(join(dirname(file), name), { recursive: true, force: true });
+  }
 }
 
 /**
  * Writes a file so that readers see the old content or the new, never a mix: a temp file
  * in the same folder, fsync, rename over the target, fsync the folder. The temp file never
- * outlives a failure. `content` may be several chunks (written in order). A full or failing
+ * outlives a failure, and temps of earlier writers killed mid-write go once the file is
+ * replaced. `content` may be several chunks (written in order). A full or failing
  * disk (ENOSPC, EDQUOT, EIO, EROFS, EFBIG) is a one-line `UserError` naming the file.
  */
 export async function writeFileAtomic(
   file: string,
   content: string | Uint8Array | readonly Uint8Array[],
 ): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = `${file}.tmp-${tempTag()}-${randomBytes(4).toString('hex')}`;
   try {
     const fh = await open(tmp, 'wx');
     try {
-      const fault = injectedFault();
-      if (fault) throw fault;
+      const fault = injectedFault(file);
+      if (fault && !fault.kill) throw fault.error;
       if (Array.isArray(content)) await fh.writev(content as Uint8Array[]);
       else await fh.writeFile(content as string | Uint8Array);
       await fh.sync();
+      if (fault?.kill) process.kill(process.pid, 'SIGKILL');
     } finally {
       await fh.close();
     }
     await rename(tmp, file);
+    removeStaleTemps(file);
   } catch (e) {
     await rm(tmp, { force: true });
     const reason = DISK_ERRORS[(e as NodeJS.ErrnoException).code ?? ''];

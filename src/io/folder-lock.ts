@@ -10,7 +10,8 @@ import { UserError } from '../errors.js';
 
 const LOCK = '.lock';
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid runs on this host. */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -42,7 +43,7 @@ export function lockFolder(dir: string, what: string, o: { takeOver?: boolean } 
       try {
         holder = JSON.parse(readFileSync(file, 'utf8')) as typeof me;
       } catch {}
-      if (o.takeOver || (holder && holder.host === me.host && !alive(holder.pid))) {
+      if (o.takeOver || (holder && holder.host === me.host && !processAlive(holder.pid))) {
         unlinkSync(file);
         continue;
       }

@@ -19,6 +19,7 @@ import { fitnetsOptions, fitnetsTerm, type FitnetsOptions, type FitnetsTerm } fr
 import { atOptions, atTerm, type AtOptions } from './feature/at.js';
 import { pktOptions, pktTerm, type PktOptions } from './feature/pkt.js';
 import { nstOptions, nstTerm, type NstOptions } from './feature/nst.js';
+import { simkdOptions, simkdTerm, type SimkdOptions } from './feature/simkd.js';
 import { rkdOptions, rkdTerm, type RkdOptions } from './relation/rkd.js';
 import { spOptions, spTerm, type SpOptions } from './relation/sp.js';
 import { ccOptions, ccTerm, type CcOptions } from './relation/cc.js';
@@ -59,6 +60,7 @@ export const knowledge = new Registry<TermEntry>('knowledge term')
   .register('at', defineTerm(atOptions, atTerm))
   .register('pkt', defineTerm(pktOptions, pktTerm))
   .register('nst', defineTerm(nstOptions, nstTerm))
+  .register('simkd', defineTerm(simkdOptions, simkdTerm))
   .register('rkd', defineTerm(rkdOptions, rkdTerm))
   .register('sp', defineTerm(spOptions, spTerm))
   .register('cc', defineTerm(ccOptions, ccTerm))
@@ -81,14 +83,25 @@ export {
   type AdapterOptions,
 } from './adapters.js';
 export { SIMILARITIES, featureLoss, type Similarity } from './feature/similarity.js';
-export { fitnetsTerm, atTerm, pktTerm, nstTerm, rkdTerm, spTerm, ccTerm, crdTerm };
-export { fitnetsOptions, atOptions, pktOptions, nstOptions, rkdOptions, spOptions, ccOptions, crdOptions };
+export { fitnetsTerm, atTerm, pktTerm, nstTerm, simkdTerm, rkdTerm, spTerm, ccTerm, crdTerm };
+export {
+  fitnetsOptions,
+  atOptions,
+  pktOptions,
+  nstOptions,
+  simkdOptions,
+  rkdOptions,
+  spOptions,
+  ccOptions,
+  crdOptions,
+};
 export type {
   FitnetsOptions,
   FitnetsTerm,
   AtOptions,
   PktOptions,
   NstOptions,
+  SimkdOptions,
   RkdOptions,
   SpOptions,
   CcOptions,

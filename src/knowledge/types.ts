@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { CopiedHead } from '../models/taps.js';
 
 /** What one training step hands to every knowledge term. Labels are int32 class ids. */
 export interface TermInputs {
@@ -52,6 +53,16 @@ export interface KnowledgeTerm {
   readonly hintEpochs?: number;
   /** Called before each epoch (0-based) of the phase, for terms with a schedule (ctkd's λ). */
   onEpochBegin?(epoch: number): void;
+  /**
+   * For a term whose student ships with more layers than it was built with (simkd: a projector
+   * and the teacher's classifier): the student to train, export and evaluate in place of
+   * `student`, made before training (the offline scheme calls it). `teacherLayersAfter` copies
+   * the teacher's layers after a tap; undefined when the teacher is not a TF.js LayersModel.
+   */
+  reshapeStudent?(
+    student: tf.LayersModel,
+    teacherLayersAfter: ((tap: string) => CopiedHead) | undefined,
+  ): tf.LayersModel;
   /** Numbers the term learns besides the student (ctkd's temperature), logged per epoch. */
   describeState?(): Record<string, number>;
   dispose(): void;

@@ -48,3 +48,41 @@ export function applyTapped(
   names.forEach((name, i) => (taps[name] = out[i + 1] as tf.Tensor));
   return { logits: out[0] as tf.Tensor2D, taps };
 }
+
+/** A fresh copy of one layer (unbuilt) and the weights to give it once built. */
+export interface CopiedLayer {
+  layer: tf.layers.Layer;
+  weights: tf.Tensor[];
+}
+
+/** The layers after a tap, copied, and the tap's output shape (without batch): their input. */
+export interface CopiedHead {
+  inputShape: number[];
+  layers: CopiedLayer[];
+}
+
+/**
+ * Copies of the layers that map the output of layer `tap` to the model's output (the teacher's
+ * classifier after its `features`, for SimKD), in order; they must form a chain. The copies are
+ * unbuilt: apply them in order, then `layer.setWeights(weights)`.
+ */
+export function layersAfter(model: tf.LayersModel, tap: string, owner = 'model'): CopiedHead {
+  checkTaps(model, [tap], owner);
+  const chain: tf.layers.Layer[] = [];
+  let layer = model.outputLayers[0]!;
+  while (layer.name !== tap) {
+    const inbound = layer.inboundNodes.flatMap((n) => n.inboundLayers);
+    if (inbound.length !== 1 || inbound[0]!.getClassName() === 'InputLayer')
+      throw new UserError(
+        `${owner}: the layers after \`${tap}\` are not a single chain to the output (at \`${layer.name}\`); name a layer whose output feeds the classifier alone`,
+      );
+    chain.unshift(layer);
+    layer = inbound[0]!;
+  }
+  const registered = tf.serialization.SerializationMap.getMap().classNameMap;
+  const layers = chain.map((l) => {
+    const [cls, fromConfig] = registered[l.getClassName()]!;
+    return { layer: fromConfig(cls, l.getConfig()) as tf.layers.Layer, weights: l.getWeights() };
+  });
+  return { inputShape: (model.getLayer(tap).output as tf.SymbolicTensor).shape.slice(1) as number[], layers };
+}

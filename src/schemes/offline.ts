@@ -23,8 +23,12 @@ async function offline(ctx: SchemeContext): Promise<SchemeResult> {
   for (const s of ctx.students) {
     if (ctx.baseline) models.push(await labelsBaseline(ctx, s));
     const name = `${s.name} (${ctx.method.short})`;
-    const model = s.build();
     const terms = ctx.createTerms();
+    // simkd's student is trained and shipped with its projector and the teacher's classifier
+    const model = terms.reduce(
+      (m, { term }) => term.reshapeStudent?.(m, ctx.teacher?.layersAfter?.bind(ctx.teacher)) ?? m,
+      s.build(),
+    );
     const { hint, main } = stages(terms);
     ctx.log(`seed ${ctx.seed}: ${name} learns from the teacher: ${ctx.method.long}`);
     try {

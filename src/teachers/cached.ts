@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
+import type { CopiedHead } from '../models/taps.js';
 import type { Teacher, TeacherOutput, TeacherPredictOptions } from './types.js';
 
 export interface CachedTeacherOptions {
@@ -39,6 +40,12 @@ export class CachedTeacher implements Teacher {
     this.logits = logits ?? new Float32Array(size * numClasses);
     this.known = new Uint8Array(size).fill(logits ? 1 : 0);
     this.source = source;
+  }
+
+  /** The source's classifier copies (`simkd`), when the source is a LayersModel. */
+  get layersAfter(): ((tap: string) => CopiedHead) | undefined {
+    const source = this.source;
+    return source?.layersAfter ? (tap) => source.layersAfter!(tap) : undefined;
   }
 
   get cachedRows(): number {

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { loadLayersModelFile } from '../io/file-handler.js';
-import { applyTapped, layerNames, tapModel } from '../models/taps.js';
+import { applyTapped, layerNames, layersAfter, tapModel } from '../models/taps.js';
 import type { Teacher, TeacherOutput, TeacherPredictOptions } from './types.js';
 
 /** A TF.js LayersModel as a frozen teacher: inference mode, never trained. */
@@ -28,6 +28,7 @@ export function layersTeacher({ model }: { model: tf.LayersModel }): Teacher {
       return tf.tidy(() => applyTapped(m!, names, x, false));
     },
     tapNames: () => layerNames(model),
+    layersAfter: (tap) => layersAfter(model, tap, 'teacher'),
     dispose: () => model.dispose(),
   };
 }

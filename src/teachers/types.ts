@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { CopiedHead } from '../models/taps.js';
 
 /** What a teacher returns for one batch. The caller disposes every tensor. */
 export interface TeacherOutput {
@@ -27,5 +28,7 @@ export interface Teacher {
   predict(x: tf.Tensor, options?: TeacherPredictOptions): Promise<TeacherOutput>;
   /** Names that can be tapped, with their shapes (without batch), for error messages. */
   tapNames(): Array<{ name: string; shape: readonly (number | null)[] }>;
+  /** Copies of the layers from layer `tap` to the output (its classifier, reused by `simkd`); TF.js LayersModel teachers only. */
+  layersAfter?(tap: string): CopiedHead;
   dispose(): void;
 }

@@ -1,0 +1,253 @@
+/**
+ * The full-budget method table (docs/benchmarks.md): every registered knowledge term on the
+ * quickstart's teacher and student, full Fashion-MNIST (55k train / 5k validation / 10k test),
+ * 15 epochs with a cosine schedule, seeds 1 and 2, each gain paired by seed with the
+ * label-only student (`labels`: the `ce` term alone, same initial weights and batch order).
+ *
+ * Each method is one trial (an experiment run in a child process, `src/trials/`) in
+ * `--out/<method>/`; a finished trial is reused, so the command continues where it stopped and
+ * methods added to the list later run alone. `--table-only` writes the table from what has
+ * finished.
+ *
+ *   npm run methods -- [--out runs/methods] [--seeds 1,2] [--epochs 15] [--workers 2] [--threads 1]
+ *     [--only kd,dkd] [--table docs/benchmarks.md] [--table-only]
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import type { RunReport } from '../src/eval/types.js';
+import { quickstartExperiment } from '../src/experiment/quickstart.js';
+import { stat } from '../src/experiment/summary.js';
+import { writeFileAtomic } from '../src/io/atomic.js';
+import { runTrials, trialExperiment } from '../src/search/trials.js';
+import { localExecutor } from '../src/trials/local.js';
+
+type Term = { key: string; weight?: number; kwargs?: Record<string, unknown> };
+interface Method {
+  name: string;
+  /** Where the setting comes from. */
+  source: string;
+  knowledge: Term[];
+}
+
+const ce: Term = { key: 'ce' };
+const kd4: Term = { key: 'kd', kwargs: { temperature: 4, alpha: 0.9 } };
+const taps2 = ['block1_conv1_relu', 'block2_conv1_relu'];
+const features = { student: 'features', teacher: 'features' };
+
+/** Every term with its paper's (or example's) setting, `+ ce` where the paper trains with the labels too. */
+export const METHODS: Method[] = [
+  { name: 'labels', source: 'cross-entropy on the labels only', knowledge: [ce] },
+  { name: 'kd', source: 'Hinton et al. 2015; T=4, α=0.9 (mdistiller)', knowledge: [kd4] },
+  {
+    name: 'kd-t2',
+    source: 'the quickstart default, T=2, α=0.7',
+    knowledge: [{ key: 'kd', kwargs: { temperature: 2, alpha: 0.7 } }],
+  },
+  {
+    name: 'kd+ls',
+    source: 'Sun et al. 2024, logit standardization on kd',
+    knowledge: [{ key: 'kd', kwargs: { temperature: 4, alpha: 0.9, standardize: true } }],
+  },
+  {
+    name: 'soft-ce',
+    source: 'soft cross-entropy, T=4, α=0.9',
+    knowledge: [{ key: 'soft-ce', kwargs: { temperature: 4, alpha: 0.9 } }],
+  },
+  {
+    name: 'hard',
+    source: "the teacher's argmax as the label, α=0.5",
+    knowledge: [{ key: 'hard', kwargs: { alpha: 0.5 } }],
+  },
+  { name: 'logits-l1', source: 'L1 on logits (weight 0.5) + ce', knowledge: [{ key: 'logits-l1', weight: 0.5 }, ce] },
+  {
+    name: 'logits-mse',
+    source: 'Ba & Caruana 2014, weight 0.1, + ce',
+    knowledge: [{ key: 'logits-mse', weight: 0.1 }, ce],
+  },
+  {
+    name: 'dkd',
+    source: 'Zhao et al. 2022; T=4, α=1, β=8',
+    knowledge: [{ key: 'dkd', kwargs: { temperature: 4, alpha: 1, beta: 8, ceWeight: 1 } }],
+  },
+  {
+    name: 'dkd+ls',
+    source: 'Sun et al. 2024, logit standardization on dkd',
+    knowledge: [{ key: 'dkd', kwargs: { temperature: 4, alpha: 1, beta: 8, ceWeight: 1, standardize: true } }],
+  },
+  {
+    name: 'dist',
+    source: 'Huang et al. 2022; τ=4, β=γ=2, + ce',
+    knowledge: [{ key: 'dist', kwargs: { temperature: 4, beta: 2, gamma: 2 } }, ce],
+  },
+  {
+    name: 'nkd',
+    source: 'Yang et al. 2023; λ=1, γ=1.5, + ce',
+    knowledge: [{ key: 'nkd', kwargs: { temperature: 1, gamma: 1.5 } }, ce],
+  },
+  {
+    name: 'ctkd',
+    source: 'Li et al. 2023; curriculum over the first 8 epochs',
+    knowledge: [{ key: 'ctkd', kwargs: { rampEpochs: 8 } }],
+  },
+  {
+    name: 'fitnets',
+    source: 'Romero et al. 2015; hint stage (2 epochs), then kd',
+    knowledge: [
+      { key: 'fitnets', kwargs: { student: 'block1_pool', teacher: 'block1_pool', stage: 'hint', hintEpochs: 2 } },
+      kd4,
+    ],
+  },
+  {
+    name: 'at',
+    source: 'Zagoruyko & Komodakis 2017, + ce',
+    knowledge: [{ key: 'at', kwargs: { student: taps2, teacher: taps2 } }, ce],
+  },
+  {
+    name: 'nst',
+    source: 'Huang & Wang 2017, + ce',
+    knowledge: [{ key: 'nst', kwargs: { student: 'block2_conv1_relu', teacher: 'block2_conv1_relu' } }, ce],
+  },
+  { name: 'pkt', source: 'Passalis & Tefas 2018, + ce', knowledge: [{ key: 'pkt', kwargs: features }, ce] },
+  { name: 'sp', source: 'Tung & Mori 2019, + ce', knowledge: [{ key: 'sp', kwargs: features }, ce] },
+  {
+    name: 'cc',
+    source: 'Peng et al. 2019, + ce',
+    knowledge: [{ key: 'cc', kwargs: { ...features, gamma: 0.4, order: 2, beta: 1 } }, ce],
+  },
+  {
+    name: 'rkd',
+    source: 'Park et al. 2019; distance 25, angle 50, + ce',
+    knowledge: [{ key: 'rkd', kwargs: { ...features, distanceWeight: 25, angleWeight: 50 } }, ce],
+  },
+  {
+    name: 'crd',
+    source: 'Tian et al. 2020; in-batch negatives, + ce',
+    knowledge: [{ key: 'crd', kwargs: { ...features, mode: 'batch', featDim: 64, temperature: 0.07 } }, ce],
+  },
+  {
+    name: 'crd+kd',
+    source: "Tian et al. 2020's CRD+KD",
+    knowledge: [{ key: 'crd', kwargs: { ...features, mode: 'batch', featDim: 64, temperature: 0.07 } }, kd4],
+  },
+];
+
+const { values } = parseArgs({
+  options: {
+    out: { type: 'string', default: 'runs/methods' },
+    seeds: { type: 'string', default: '1,2' },
+    epochs: { type: 'string', default: '15' },
+    workers: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '1' },
+    only: { type: 'string' },
+    table: { type: 'string', default: 'docs/benchmarks.md' },
+    'table-only': { type: 'boolean', default: false },
+  },
+});
+const out = resolve(values.out);
+const seeds = values.seeds.split(',').map(Number);
+const epochs = Number(values.epochs);
+const only = values.only?.split(',');
+const unknown = only?.filter((n) => !METHODS.some((m) => m.name === n)) ?? [];
+if (unknown.length > 0) {
+  process.stderr.write(`--only ${unknown.join(',')}: unknown; known: ${METHODS.map((m) => m.name).join(', ')}\n`);
+  process.exit(2);
+}
+const chosen = METHODS.filter((m) => only === undefined || only.includes(m.name) || m.name === 'labels');
+
+const base = { ...quickstartExperiment({ seeds, epochs }), baseline: false, name: 'methods' };
+const baseText = stringify(base);
+const specs = chosen.map((m) => {
+  const { yaml } = trialExperiment(
+    { file: 'methods', text: baseText },
+    [`knowledge=${JSON.stringify(m.knowledge)}`],
+    out,
+  );
+  return { id: m.name, experiment: yaml, dir: m.name, threads: Number(values.threads) };
+});
+
+if (!values['table-only']) {
+  await mkdir(out, { recursive: true });
+  const executor = localExecutor({ workers: Number(values.workers), threads: Number(values.threads), shared: out });
+  process.stderr.write(`methods: ${specs.length} trials on ${executor.describe}; folder ${out}\n`);
+  await runTrials(executor, specs, {
+    teacherFirst: true,
+    resume: 'npm run methods (finished methods are reused)',
+    onEvent: (e) => {
+      if (e.type === 'start') process.stderr.write(`${new Date().toISOString()} start ${e.id}\n`);
+      if (e.type === 'end')
+        process.stderr.write(
+          `${new Date().toISOString()} end ${e.id}${e.reused ? ' (reused)' : ` ${e.result.seconds.toFixed(0)} s`}\n`,
+        );
+    },
+  });
+}
+
+interface Row {
+  method: Method;
+  accuracy: number[];
+  agreement: number[];
+  ece: number[];
+  trainSeconds: number[];
+}
+function readRow(m: Method): Row | undefined {
+  const reports = seeds.map((s) => join(out, m.name, `seed-${s}`, 'report.json'));
+  if (!reports.every((f) => existsSync(f)) || !existsSync(join(out, m.name, 'trial.json'))) return undefined;
+  const students = reports.map(
+    (f) => (JSON.parse(readFileSync(f, 'utf8')) as RunReport).models.find((x) => x.role === 'student')!,
+  );
+  return {
+    method: m,
+    accuracy: students.map((s) => s.accuracy),
+    agreement: students.map((s) => s.agreement),
+    ece: students.map((s) => s.ece),
+    trainSeconds: students.map((s) => s.trainSeconds ?? Number.NaN),
+  };
+}
+
+const rows = METHODS.map(readRow).filter((r): r is Row => r !== undefined);
+const labels = rows.find((r) => r.method.name === 'labels');
+const pct = (v: number[]) => {
+  const s = stat(v.map((x) => x * 100));
+  return `${s.mean.toFixed(2)} ± ${s.std.toFixed(2)}`;
+};
+const gainOf = (r: Row) => (labels ? r.accuracy.map((a, i) => (a - labels.accuracy[i]!) * 100) : []);
+const sorted = [...rows].sort((a, b) => stat(gainOf(b)).mean - stat(gainOf(a)).mean);
+const teacher = existsSync(join(out, 'labels', 'seed-1', 'report.json'))
+  ? (JSON.parse(readFileSync(join(out, 'labels', 'seed-1', 'report.json'), 'utf8')) as RunReport).models.find(
+      (x) => x.role === 'teacher',
+    )
+  : undefined;
+const table = [
+  '| method | setting | test accuracy % | gain over labels (paired) | per seed | agreement % | ECE % | train s |',
+  '|---|---|---:|---:|---|---:|---:|---:|',
+  ...sorted.map((r) => {
+    const g = gainOf(r);
+    const gs = stat(g);
+    return `| ${r.method.name} | ${r.method.source} | ${pct(r.accuracy)} | ${r === labels ? '—' : `${gs.mean >= 0 ? '+' : '−'}${Math.abs(gs.mean).toFixed(2)} ± ${gs.std.toFixed(2)}`} | ${r === labels ? '—' : g.map((x) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`).join(', ')} | ${pct(r.agreement)} | ${pct(r.ece)} | ${stat(r.trainSeconds).mean.toFixed(0)} |`;
+  }),
+];
+const missing = METHODS.filter((m) => !rows.some((r) => r.method === m)).map((m) => m.name);
+const doc = [
+  '# Knowledge terms at full budget',
+  '',
+  `Made by \`npm run methods\` (bench/methods.ts) on ${new Date().toISOString().slice(0, 10)}: the quickstart's teacher`,
+  `(CNN, 824,746 parameters${teacher ? `, ${(teacher.accuracy * 100).toFixed(2)} % test accuracy` : ''}) and student (the same CNN at`,
+  'width 0.25, dropout 0.25, 52,210 parameters); full Fashion-MNIST, 55,000 train / 5,000 validation /',
+  `10,000 test; ${epochs} epochs, Adam 0.002, cosine schedule, batch 64; seeds ${seeds.join(', ')}. Every method trains the`,
+  'same student from the same initial weights in the same batch order as `labels` for the same seed,',
+  'so the gain is paired by seed. Agreement is top-1 agreement with the teacher; ECE 15 bins.',
+  `Train time is per seed, ${values.workers} trials at once with ${values.threads} native thread${values.threads === '1' ? '' : 's'} each on a 2-core machine.`,
+  '',
+  ...table,
+  '',
+  missing.length > 0
+    ? `Not run yet: ${missing.join(', ')} (\`npm run methods\` runs them and keeps the rows above).`
+    : '',
+  '',
+];
+await writeFileAtomic(resolve(values.table), `${doc.join('\n').trimEnd()}\n`);
+process.stdout.write(`${table.join('\n')}\n`);
+process.stderr.write(`wrote ${values.table}\n`);
