@@ -221,9 +221,13 @@ async function killAtEveryWrite(backend: string): Promise<void> {
   ];
   const traceA = join(root, 'trace-a');
   const whole = await distill(argv('a'), { ...env, DISTILL_TRACE_WRITES: traceA }).done;
+  // the run's folder (a, b1, …) and its cache (cache-a, …) by role; temp names and numbers generic
   const kinds = (f: string) =>
     relative(root, f)
-      .replace(/^[a-z]+(\d+)?/, 'RUN')
+      .replace(/^cache-[^/]+/, 'CACHE')
+      .replace(/^[a-z]+\d*\//, 'RUN/')
+      .replace(/\.tmp-[^/]+/, '.tmp')
+      .replace(/-[0-9a-f]{16}/, '-HASH')
       .replace(/\d+/g, 'N');
   if (whole.code !== 0) {
     results.push({

@@ -53,6 +53,43 @@ export function resizeSpatial(x: tf.Tensor4D, h: number, w: number): tf.Tensor4D
   return tf.image.resizeBilinear(x, [h, w]);
 }
 
+/**
+ * PyTorch's `adaptive_avg_pool2d`: [B, H, W, C] → [B, l, l, C], cell (i, j) averaging rows
+ * ⌊iH/l⌋ … ⌈(i+1)H/l⌉ − 1 and the same columns: one average pooling when l divides H and W,
+ * else two batched products with averaging matrices (no transposes, no strided slices: both
+ * are slow in tfjs-cpu).
+ */
+export function adaptiveAvgPool(x: tf.Tensor4D, l: number): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  if (h % l === 0 && w % l === 0) return tf.avgPool(x, [h / l, w / l], [h / l, w / l], 'valid');
+  const averaging = (n: number) => {
+    const m = new Float32Array(l * n);
+    for (let i = 0; i < l; i++) {
+      const [from, to] = [Math.floor((i * n) / l), Math.ceil(((i + 1) * n) / l)];
+      for (let k = from; k < to; k++) m[i * n + k] = 1 / (to - from);
+    }
+    return tf.tensor3d(m, [1, l, n]);
+  };
+  return tf.tidy(() => {
+    const cols = tf.matMul(averaging(w), x.reshape([b * h, w, c])); // [B·H, l, C]
+    const rows = tf.matMul(averaging(h), cols.reshape([b, h, l * c])); // [B, l, l·C]
+    return rows.reshape([b, l, l, c]) as tf.Tensor4D;
+  });
+}
+
+/** A variable initialized as the zoo's layers (PyTorch's default for a layer with `fanIn` inputs per output). */
+export function initVariable(
+  kind: 'kernel' | 'bias',
+  shape: number[],
+  fanIn: number,
+  seed: number,
+  name: string,
+): tf.Variable {
+  const init = layerInit('pytorch', fanIn, seed);
+  const initializer = kind === 'kernel' ? init.kernelInitializer : init.biasInitializer;
+  return tf.tidy(() => tf.variable(initializer.apply(shape) as tf.Tensor, true, `${name}_${created++}/${kind}`));
+}
+
 /** The number of scalars in a list of variables. */
 export function paramCount(variables: readonly tf.Variable[]): number {
   return variables.reduce((n, v) => n + v.size, 0);

@@ -20,6 +20,8 @@ import { atOptions, atTerm, type AtOptions } from './feature/at.js';
 import { pktOptions, pktTerm, type PktOptions } from './feature/pkt.js';
 import { nstOptions, nstTerm, type NstOptions } from './feature/nst.js';
 import { simkdOptions, simkdTerm, type SimkdOptions } from './feature/simkd.js';
+import { mlkdOptions, mlkdTerm, type MlkdOptions } from './response/mlkd.js';
+import { reviewkdOptions, reviewkdTerm, type ReviewkdOptions } from './feature/reviewkd.js';
 import { rkdOptions, rkdTerm, type RkdOptions } from './relation/rkd.js';
 import { spOptions, spTerm, type SpOptions } from './relation/sp.js';
 import { ccOptions, ccTerm, type CcOptions } from './relation/cc.js';
@@ -56,11 +58,13 @@ export const knowledge = new Registry<TermEntry>('knowledge term')
   .register('dist', defineTerm(distOptions, distTerm))
   .register('nkd', defineTerm(nkdOptions, nkdTerm))
   .register('ctkd', defineTerm(ctkdOptions, ctkdTerm))
+  .register('mlkd', defineTerm(mlkdOptions, mlkdTerm))
   .register('fitnets', defineTerm(fitnetsOptions, fitnetsTerm))
   .register('at', defineTerm(atOptions, atTerm))
   .register('pkt', defineTerm(pktOptions, pktTerm))
   .register('nst', defineTerm(nstOptions, nstTerm))
   .register('simkd', defineTerm(simkdOptions, simkdTerm))
+  .register('reviewkd', defineTerm(reviewkdOptions, reviewkdTerm))
   .register('rkd', defineTerm(rkdOptions, rkdTerm))
   .register('sp', defineTerm(spOptions, spTerm))
   .register('cc', defineTerm(ccOptions, ccTerm))
@@ -83,7 +87,7 @@ export {
   type AdapterOptions,
 } from './adapters.js';
 export { SIMILARITIES, featureLoss, type Similarity } from './feature/similarity.js';
-export { fitnetsTerm, atTerm, pktTerm, nstTerm, simkdTerm, rkdTerm, spTerm, ccTerm, crdTerm };
+export { fitnetsTerm, atTerm, pktTerm, nstTerm, simkdTerm, reviewkdTerm, rkdTerm, spTerm, ccTerm, crdTerm };
 export {
   fitnetsOptions,
   atOptions,
@@ -102,6 +106,7 @@ export type {
   PktOptions,
   NstOptions,
   SimkdOptions,
+  ReviewkdOptions,
   RkdOptions,
   SpOptions,
   CcOptions,
@@ -121,6 +126,7 @@ export {
   nkdTerm,
   ctkdTerm,
   ctkdLambda,
+  mlkdTerm,
 };
 export {
   ceOptions,
@@ -133,6 +139,7 @@ export {
   distOptions,
   nkdOptions,
   ctkdOptions,
+  mlkdOptions,
 };
 export type {
   CeOptions,
@@ -145,4 +152,5 @@ export type {
   DistOptions,
   NkdOptions,
   CtkdOptions,
+  MlkdOptions,
 };

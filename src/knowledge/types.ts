@@ -17,6 +17,12 @@ export interface TermInputs {
 /** What a term needs from the step, so the trainer only computes that. */
 export interface TermNeeds {
   teacher: boolean;
+  /**
+   * `weak+strong`: the step's batch is the batch as loaded (the weak view) followed by its strong
+   * view (`src/data/augment.ts`), 2B rows, labels and indices repeated; the teacher runs on both
+   * views, never from a logits cache (mlkd).
+   */
+  views?: 'weak+strong';
   studentTaps?: string[];
   teacherTaps?: string[];
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Dataset } from '../data/dataset.js';
+import { strongView } from '../data/augment.js';
+import type { Batch, Dataset } from '../data/dataset.js';
 import { Rng } from '../data/rng.js';
 import { UserError } from '../errors.js';
 import { CachedTeacher } from '../teachers/cached.js';
@@ -105,6 +106,21 @@ function diverged(learner: string, loss: string, value: number, epoch: number, b
   );
 }
 
+/** The batch followed by its strong view (`src/data/augment.ts`): 2B rows, labels and indices repeated. */
+function withStrongView(batch: Batch, rng: Rng): Batch {
+  const shape = batch.x.shape as [number, number, number, number];
+  if (shape.length !== 4)
+    throw new UserError(
+      `a term that learns from a strong view (mlkd) needs image samples [height, width, channels], got [${shape.slice(1)}]`,
+    );
+  const strong = strongView(batch.x.dataSync() as Float32Array, shape, rng);
+  return tf.tidy(() => ({
+    x: tf.concat([batch.x, tf.tensor(strong, shape)]),
+    y: tf.concat([batch.y, batch.y]) as tf.Tensor1D,
+    indices: Int32Array.from([...batch.indices, ...batch.indices]),
+  }));
+}
+
 export async function train(options: TrainOptions): Promise<TrainResult> {
   checkOptions(options);
   const { learners, train: data, validation, epochs, batchSize, callbacks = {} } = options;
@@ -112,11 +128,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const baseRate = learningRateOf(optimizer);
   const rng = options.rng ?? new Rng(options.seed);
   const teacherTaps = tapsNeeded(learners).teacher;
+  // mlkd: every step on the batch and its strong view; the teacher sees both (no cache)
+  const twoViews = learners.some((l) => l.terms.some(({ term }) => term.needs.views === 'weak+strong'));
   let teacher: Teacher | undefined = options.teacher;
   if (
     teacher &&
     options.cacheTeacher !== false &&
     !options.augment &&
+    !twoViews &&
     teacherTaps.length === 0 &&
     !(teacher instanceof CachedTeacher)
   ) {
@@ -169,12 +188,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         if (options.schedule === 'cosine') {
           setLearningRate(optimizer, cosineRate(baseRate, epoch * stepsPerEpoch + batchIndex, epochs * stepsPerEpoch));
         }
+        const viewed = twoViews ? withStrongView(batch, rng) : batch;
         const taught = teacher
-          ? await teacher.predict(batch.x, { indices: options.augment ? undefined : batch.indices, taps: teacherTaps })
+          ? await teacher.predict(viewed.x, {
+              indices: options.augment || twoViews ? undefined : viewed.indices,
+              taps: teacherTaps,
+            })
           : undefined;
-        const n = batch.indices.length;
-        const result = withSeededMathRandom(rng, () => step(batch.x, batch.y, taught, batch.indices, fakeQuantize));
+        const n = viewed.indices.length;
+        const result = withSeededMathRandom(rng, () => step(viewed.x, viewed.y, taught, viewed.indices, fakeQuantize));
         if (taught) tf.dispose([taught.logits, ...Object.values(taught.taps)]);
+        if (viewed !== batch) tf.dispose([viewed.x, viewed.y]);
         result.losses.forEach((losses, i) => {
           for (const [name, v] of Object.entries(losses)) {
             if (!Number.isFinite(v)) throw diverged(learners[i]!.name, name, v, epoch, batchIndex);
