@@ -9,15 +9,27 @@
  * - KD step: teacher MLP 1200×2 forward + student MLP 800×2 step, T=4, α=0.9, batch 128
  *   (the product's own training step, `createStep`, with the `kd` term);
  * - one offline-KD epoch on Fashion-MNIST (same MLPs) without and with the teacher-output
- *   cache, beside a label-only epoch; RSS and tf.memory().numTensors after each of 3 epochs.
+ *   cache, beside a label-only epoch; RSS and tf.memory().numTensors after each of 3 epochs;
+ * - the quickstart teacher's train step (CNN 825k params, batch 64): no PyTorch twin, judged by
+ *   its share of the machine's sgemm limit;
+ * - achieved GFLOP/s of every train step (FLOPs per sample from the layers, bench/flops.ts) and
+ *   its share of OpenBLAS sgemm called directly (the machine's limit for these shapes);
+ * - inference as a deploying user compares it: the quickstart student's median latency at batch
+ *   1 and 64 on each backend beside onnxruntime-node running the same student (exported with
+ *   `exportOnnx`), predict + read-back against session.run.
+ * `--repeat N` measures everything N times back to back and ends with min / median / max of
+ * every ratio.
  *
- *   npm run bench -- [--backends native,wasm] [--seconds 3] [--no-pytorch] [--no-epochs]
+ *   npm run bench -- [--backends native,wasm] [--seconds 3] [--repeat 3] [--no-pytorch] [--no-epochs]
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
 import { benchCnn, benchMlp } from './models.js';
+import { inferenceFlops, trainFlops } from './flops.js';
+import { exportOnnx } from '../src/io/onnx-export.js';
+import { buildModel } from '../src/models/zoo.js';
 import { loadAddon } from '../src/backend/native/addon.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
 import { createTerm } from '../src/knowledge/index.js';
@@ -34,6 +46,7 @@ const backends = arg('backends', 'native,wasm').split(',');
 const seconds = Number(arg('seconds', '3'));
 const withPytorch = !argv.includes('--no-pytorch');
 const withEpochs = !argv.includes('--no-epochs');
+const repeat = Number(arg('repeat', '1'));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -163,80 +176,227 @@ function pytorch(): Record<string, number> | string {
   return JSON.parse(r.stdout) as Record<string, number>;
 }
 
-const results: Record<string, Record<string, number>> = {};
-let epochFigures: EpochFigures | undefined;
-for (const name of backends) {
-  const choice = await useBestBackend({ backend: name }).catch((e: Error) => e);
-  if (choice instanceof Error) {
-    console.error(`${name}: not available (${choice.message})`);
-    continue;
+/** The quickstart's teacher and student CNNs (src/experiment/quickstart.ts), seeded. */
+const quickstartCnn = (width: number, dropout: number) =>
+  buildModel({
+    key: 'cnn',
+    kwargs: { width, blocks: [32, 64], convsPerBlock: 1, dense: 256, dropout },
+    inputShape: [28, 28, 1],
+    numClasses: 10,
+    seed: 1,
+  });
+
+/** Median ms of `run` over about `seconds` (after warm-up), at least 20 runs. */
+async function latencyMs(run: () => Promise<void> | void): Promise<number> {
+  for (let i = 0; i < 5; i++) await run();
+  const times: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end || times.length < 20) {
+    const t0 = performance.now();
+    await run();
+    times.push(performance.now() - t0);
   }
-  const r: Record<string, number> = {};
-  r['matmulGflops'] = matmulGflops();
-  if (name === 'native') {
-    const direct = openblasDirectGflops();
-    if (direct !== undefined) r['openblasDirectGflops'] = direct;
-  }
-  r['mlpTrain'] = stepRate(benchMlp([784, 1200, 1200, 10]), [784], 128);
-  r['cnnTrain'] = stepRate(benchCnn(), [28, 28, 1], 64);
-  r['kdStep'] = stepRate(benchMlp([784, 800, 800, 10]), [784], 128, benchMlp([784, 1200, 1200, 10]));
-  if (withEpochs && name === backends[0]) {
-    epochFigures = await epochs();
-    r['kdEpoch'] = epochFigures.kdNoCache;
-    r['kdEpochCached'] = epochFigures.kdCached;
-    r['labelOnlyEpoch'] = epochFigures.labelOnly;
-  }
-  results[name] = r;
-  console.error(`${name}: done`);
+  return median(times);
 }
-const torch = withPytorch ? pytorch() : 'skipped (--no-pytorch)';
+
+/** The quickstart student's latency on the current backend, predict + read-back. */
+async function tfjsLatency(model: tf.LayersModel, batch: number): Promise<number> {
+  const x = tf.randomUniform([batch, 28, 28, 1]);
+  const ms = await latencyMs(() => {
+    const y = model.predict(x) as tf.Tensor;
+    y.dataSync();
+    y.dispose();
+  });
+  x.dispose();
+  return ms;
+}
+
+/** The same student in onnxruntime-node (2 threads, as the other rows), session.run per call. */
+async function ortLatency(model: tf.LayersModel): Promise<Record<string, number> | string> {
+  try {
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(exportOnnx(model), {
+      intraOpNumThreads: 2,
+      interOpNumThreads: 1,
+    });
+    const out: Record<string, number> = {};
+    for (const batch of [1, 64]) {
+      const data = Float32Array.from({ length: batch * 784 }, () => Math.random());
+      const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', data, [batch, 28, 28, 1]) };
+      out[`studentLatencyB${batch}`] = await latencyMs(async () => {
+        await session.run(feeds);
+      });
+    }
+    await session.release();
+    return out;
+  } catch (e) {
+    return `onnxruntime-node unavailable: ${(e as Error).message.split('\n')[0]}`;
+  }
+}
+
+const FLOPS = {
+  mlpTrain: trainFlops(benchMlp([784, 1200, 1200, 10])),
+  cnnTrain: trainFlops(benchCnn()),
+  qsTeacherTrain: trainFlops(quickstartCnn(1, 0)),
+  kdStep: trainFlops(benchMlp([784, 800, 800, 10])) + inferenceFlops(benchMlp([784, 1200, 1200, 10])),
+};
+
+interface Measured {
+  results: Record<string, Record<string, number>>;
+  torch: Record<string, number> | string;
+  ort: Record<string, number> | string;
+  epochFigures?: EpochFigures;
+  ratios: Record<string, Record<string, number>>;
+}
+
+async function measure(): Promise<Measured> {
+  const results: Record<string, Record<string, number>> = {};
+  let epochFigures: EpochFigures | undefined;
+  for (const name of backends) {
+    const choice = await useBestBackend({ backend: name }).catch((e: Error) => e);
+    if (choice instanceof Error) {
+      console.error(`${name}: not available (${choice.message})`);
+      continue;
+    }
+    const r: Record<string, number> = {};
+    r['matmulGflops'] = matmulGflops();
+    if (name === 'native') {
+      const direct = openblasDirectGflops();
+      if (direct !== undefined) r['openblasDirectGflops'] = direct;
+    }
+    r['mlpTrain'] = stepRate(benchMlp([784, 1200, 1200, 10]), [784], 128);
+    r['cnnTrain'] = stepRate(benchCnn(), [28, 28, 1], 64);
+    r['qsTeacherTrain'] = stepRate(quickstartCnn(1, 0), [28, 28, 1], 64);
+    r['kdStep'] = stepRate(benchMlp([784, 800, 800, 10]), [784], 128, benchMlp([784, 1200, 1200, 10]));
+    const student = quickstartCnn(0.25, 0.25);
+    r['studentLatencyB1'] = await tfjsLatency(student, 1);
+    r['studentLatencyB64'] = await tfjsLatency(student, 64);
+    student.dispose();
+    if (withEpochs && name === backends[0]) {
+      epochFigures = await epochs();
+      r['kdEpoch'] = epochFigures.kdNoCache;
+      r['kdEpochCached'] = epochFigures.kdCached;
+      r['labelOnlyEpoch'] = epochFigures.labelOnly;
+    }
+    results[name] = r;
+    console.error(`${name}: done`);
+  }
+  const student = quickstartCnn(0.25, 0.25);
+  const ort = await ortLatency(student);
+  student.dispose();
+  const torch = withPytorch ? pytorch() : 'skipped (--no-pytorch)';
+  return { results, torch, ort, ratios: {}, ...(epochFigures && { epochFigures }) };
+}
 
 const cases = [
   'matmulGflops',
   'openblasDirectGflops',
   'mlpTrain',
   'cnnTrain',
+  'qsTeacherTrain',
   'kdStep',
   'kdEpoch',
   'kdEpochCached',
   'labelOnlyEpoch',
 ];
 const fmt = (v: number | undefined) =>
-  v === undefined ? '—' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1);
-const header = [
-  'case (samples/s; GFLOP/s for matmul)',
-  ...Object.keys(results),
-  'pytorch',
-  ...Object.keys(results).map((b) => `${b}/pytorch`),
-];
-console.log(`| ${header.join(' | ')} |`);
-console.log(`|${header.map(() => '---').join('|')}|`);
-const ratios: Record<string, Record<string, number>> = {};
-for (const c of cases) {
-  const t = typeof torch === 'object' ? torch[c] : undefined;
-  const cells = Object.values(results).map((r) => fmt(r[c]));
-  const rs = Object.entries(results).map(([b, r]) => {
-    if (r[c] === undefined || t === undefined) return '—';
-    ratios[b] ??= {};
-    ratios[b][c] = r[c]! / t;
-    return `${(r[c]! / t).toFixed(2)}×`;
-  });
-  if (cells.every((x) => x === '—') && t === undefined) continue;
-  console.log(`| ${c} | ${cells.join(' | ')} | ${fmt(t)} | ${rs.join(' | ')} |`);
-}
-if (typeof torch === 'string') console.log(`\nPyTorch: ${torch}`);
-const native = results['native'];
-if (native?.['matmulGflops'] && native['openblasDirectGflops']) {
+  v === undefined ? '—' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v >= 1 ? v.toFixed(1) : v.toFixed(3);
+
+function print(m: Measured): void {
+  const { results, torch, ort, epochFigures } = m;
+  const header = [
+    'case (samples/s; GFLOP/s for matmul)',
+    ...Object.keys(results),
+    'pytorch',
+    ...Object.keys(results).map((b) => `${b}/pytorch`),
+  ];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  for (const c of cases) {
+    const t = typeof torch === 'object' ? torch[c] : undefined;
+    const cells = Object.values(results).map((r) => fmt(r[c]));
+    const rs = Object.entries(results).map(([b, r]) => {
+      if (r[c] === undefined || t === undefined) return '—';
+      m.ratios[b] ??= {};
+      m.ratios[b][c] = r[c]! / t;
+      return `${(r[c]! / t).toFixed(2)}×`;
+    });
+    if (cells.every((x) => x === '—') && t === undefined) continue;
+    console.log(`| ${c} | ${cells.join(' | ')} | ${fmt(t)} | ${rs.join(' | ')} |`);
+  }
+  if (typeof torch === 'string') console.log(`\nPyTorch: ${torch}`);
+  const limit = results['native']?.['openblasDirectGflops'];
   console.log(
-    `\nnative matmul / OpenBLAS direct: ${((100 * native['matmulGflops']) / native['openblasDirectGflops']).toFixed(1)}%`,
+    `\nachieved GFLOP/s of the train steps (FLOPs per sample: ${Object.entries(FLOPS)
+      .map(([k, f]) => `${k} ${(f / 1e6).toFixed(1)} M`)
+      .join(', ')})${limit ? `, and the share of OpenBLAS sgemm direct (${limit.toFixed(0)} GFLOP/s)` : ''}:`,
+  );
+  for (const [b, r] of Object.entries(results)) {
+    const parts = Object.entries(FLOPS).map(([k, f]) => {
+      const g = ((r[k] ?? 0) * f) / 1e9;
+      if (limit) {
+        m.ratios[b] ??= {};
+        m.ratios[b][`${k}SgemmShare`] = g / limit;
+      }
+      return `${k} ${g.toFixed(1)}${limit ? ` (${((100 * g) / limit).toFixed(0)} %)` : ''}`;
+    });
+    console.log(`- ${b}: ${parts.join(', ')}`);
+  }
+  console.log('\nthe quickstart student (52k params) at inference, median ms per call:');
+  console.log('| backend | batch 1 | batch 64 | × onnxruntime batch 1 | × onnxruntime batch 64 |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const [b, r] of Object.entries(results)) {
+    const vs = (k: string) => (typeof ort === 'object' ? `${(r[k]! / ort[k]!).toFixed(2)}×` : '—');
+    if (typeof ort === 'object')
+      for (const k of ['studentLatencyB1', 'studentLatencyB64']) {
+        m.ratios[b] ??= {};
+        m.ratios[b][`${k}VsOrt`] = r[k]! / ort[k]!;
+      }
+    console.log(
+      `| ${b} | ${fmt(r['studentLatencyB1'])} | ${fmt(r['studentLatencyB64'])} | ${vs('studentLatencyB1')} | ${vs('studentLatencyB64')} |`,
+    );
+  }
+  if (typeof ort === 'object')
+    console.log(
+      `| onnxruntime-node | ${fmt(ort['studentLatencyB1'])} | ${fmt(ort['studentLatencyB64'])} | 1.00× | 1.00× |`,
+    );
+  else console.log(`\n${ort}`);
+  const native = results['native'];
+  if (native?.['matmulGflops'] && native['openblasDirectGflops']) {
+    console.log(
+      `\nnative matmul / OpenBLAS direct: ${((100 * native['matmulGflops']) / native['openblasDirectGflops']).toFixed(1)}%`,
+    );
+  }
+  if (epochFigures) {
+    console.log(
+      `offline-KD epoch with the teacher-output cache costs ${(epochFigures.labelOnly / epochFigures.kdCached).toFixed(2)}× a label-only epoch (without: ${(epochFigures.labelOnly / epochFigures.kdNoCache).toFixed(2)}×)`,
+    );
+    console.log(
+      `RSS after epochs 1-3: ${epochFigures.rssMiB.join(', ')} MiB; tf.memory().numTensors: ${epochFigures.numTensors.join(', ')}`,
+    );
+  }
+  console.log(
+    JSON.stringify({ backends: results, pytorch: torch, onnxruntime: ort, ratios: m.ratios, epochs: epochFigures }),
   );
 }
-if (epochFigures) {
-  console.log(
-    `offline-KD epoch with the teacher-output cache costs ${(epochFigures.labelOnly / epochFigures.kdCached).toFixed(2)}× a label-only epoch (without: ${(epochFigures.labelOnly / epochFigures.kdNoCache).toFixed(2)}×)`,
-  );
-  console.log(
-    `RSS after epochs 1-3: ${epochFigures.rssMiB.join(', ')} MiB; tf.memory().numTensors: ${epochFigures.numTensors.join(', ')}`,
-  );
+
+const runs: Measured[] = [];
+for (let i = 0; i < repeat; i++) {
+  if (repeat > 1) console.log(`\n## run ${i + 1} of ${repeat}\n`);
+  const m = await measure();
+  print(m);
+  runs.push(m);
 }
-console.log(JSON.stringify({ backends: results, pytorch: torch, ratios, epochs: epochFigures }));
+if (repeat > 1) {
+  console.log(`\n## every ratio over the ${repeat} runs: min / median / max\n`);
+  console.log('| backend | ratio | min | median | max |');
+  console.log('|---|---|---:|---:|---:|');
+  for (const [b, first] of Object.entries(runs[0]!.ratios))
+    for (const k of Object.keys(first)) {
+      const vs = runs.map((r) => r.ratios[b]?.[k]).filter((v): v is number => v !== undefined);
+      const sorted = [...vs].sort((x, y) => x - y);
+      console.log(
+        `| ${b} | ${k} | ${sorted[0]!.toFixed(2)} | ${median(vs).toFixed(2)} | ${sorted.at(-1)!.toFixed(2)} |`,
+      );
+    }
+}

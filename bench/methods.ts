@@ -128,6 +128,32 @@ export const METHODS: Method[] = [
     knowledge: [{ key: 'crd', kwargs: { ...features, mode: 'batch', featDim: 64, temperature: 0.07 } }, ce],
   },
   {
+    name: 'mlkd',
+    source: 'Jin et al. 2023; T=4, weak + strong views (no teacher cache)',
+    knowledge: [{ key: 'mlkd', kwargs: { temperature: 4 } }],
+  },
+  {
+    name: 'simkd',
+    source: "Chen et al. 2022; projector (factor 2) + the teacher's classifier, shipped in the student",
+    knowledge: [{ key: 'simkd', kwargs: { factor: 2 } }],
+  },
+  {
+    name: 'reviewkd',
+    source: 'Chen et al. 2021; 3 stages, 64 mid channels, warm-up 1 epoch, + ce',
+    knowledge: [
+      {
+        key: 'reviewkd',
+        kwargs: {
+          student: [...taps2, 'features'],
+          teacher: [...taps2, 'features'],
+          midChannels: 64,
+          warmupEpochs: 1,
+        },
+      },
+      ce,
+    ],
+  },
+  {
     name: 'crd+kd',
     source: "Tian et al. 2020's CRD+KD",
     knowledge: [{ key: 'crd', kwargs: { ...features, mode: 'batch', featDim: 64, temperature: 0.07 } }, kd4],
@@ -191,6 +217,7 @@ interface Row {
   agreement: number[];
   ece: number[];
   trainSeconds: number[];
+  params: number;
 }
 function readRow(m: Method): Row | undefined {
   const reports = seeds.map((s) => join(out, m.name, `seed-${s}`, 'report.json'));
@@ -204,6 +231,7 @@ function readRow(m: Method): Row | undefined {
     agreement: students.map((s) => s.agreement),
     ece: students.map((s) => s.ece),
     trainSeconds: students.map((s) => s.trainSeconds ?? Number.NaN),
+    params: students[0]!.params ?? Number.NaN,
   };
 }
 
@@ -221,12 +249,12 @@ const teacher = existsSync(join(out, 'labels', 'seed-1', 'report.json'))
     )
   : undefined;
 const table = [
-  '| method | setting | test accuracy % | gain over labels (paired) | per seed | agreement % | ECE % | train s |',
-  '|---|---|---:|---:|---|---:|---:|---:|',
+  '| method | setting | student params | test accuracy % | gain over labels (paired) | per seed | agreement % | ECE % | train s |',
+  '|---|---|---:|---:|---:|---|---:|---:|---:|',
   ...sorted.map((r) => {
     const g = gainOf(r);
     const gs = stat(g);
-    return `| ${r.method.name} | ${r.method.source} | ${pct(r.accuracy)} | ${r === labels ? '—' : `${gs.mean >= 0 ? '+' : '−'}${Math.abs(gs.mean).toFixed(2)} ± ${gs.std.toFixed(2)}`} | ${r === labels ? '—' : g.map((x) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`).join(', ')} | ${pct(r.agreement)} | ${pct(r.ece)} | ${stat(r.trainSeconds).mean.toFixed(0)} |`;
+    return `| ${r.method.name} | ${r.method.source} | ${r.params.toLocaleString('en-US')} | ${pct(r.accuracy)} | ${r === labels ? '—' : `${gs.mean >= 0 ? '+' : '−'}${Math.abs(gs.mean).toFixed(2)} ± ${gs.std.toFixed(2)}`} | ${r === labels ? '—' : g.map((x) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(2)}`).join(', ')} | ${pct(r.agreement)} | ${pct(r.ece)} | ${stat(r.trainSeconds).mean.toFixed(0)} |`;
   }),
 ];
 const missing = METHODS.filter((m) => !rows.some((r) => r.method === m)).map((m) => m.name);
