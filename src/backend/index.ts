@@ -1,7 +1,9 @@
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { errorLine, UserError } from '../errors.js';
 import { registerNativeBackend } from './native.js';
 import { installWasmTrainingKernels } from './wasm-training.js';
+import { wasmThreads, withWasmThreads } from './wasm-threads.js';
 
 export type BackendName = 'native' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendName[] = ['native', 'wasm', 'cpu'];
@@ -30,6 +32,12 @@ const WHAT: Record<BackendName, string> = {
   cpu: 'pure JavaScript',
 };
 
+/** Threads of the wasm backend: TFJS_DISTILL_THREADS (as the native one), else every core. */
+function wasmThreadCount(): number {
+  const threads = Number(process.env.TFJS_DISTILL_THREADS);
+  return Number.isInteger(threads) && threads > 0 ? threads : availableParallelism();
+}
+
 async function tryBackend(name: BackendName): Promise<BackendAttempt> {
   try {
     if (name === 'native') {
@@ -38,8 +46,12 @@ async function tryBackend(name: BackendName): Promise<BackendAttempt> {
     }
     if (name === 'wasm') {
       // Imported (and so registered with TF.js) only when asked for: importing this library leaves tf as it was.
-      await import('@tensorflow/tfjs-backend-wasm');
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
       installWasmTrainingKernels();
+      const ok = await withWasmThreads(wasmThreadCount(), wasm.version_wasm, () => tf.setBackend(name));
+      if (ok) return { name, ok, reason: `${WHAT[name]}, ${await wasmThreads()} thread(s)` };
+      // the threaded build failed to start: the single-threaded one
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     }
     const ok = await tf.setBackend(name);
     return ok ? { name, ok, reason: WHAT[name] } : { name, ok, reason: `tf.setBackend('${name}') failed` };
