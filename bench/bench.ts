@@ -74,7 +74,9 @@ function stepRate(model: tf.LayersModel, inputShape: number[], batch: number, te
   const term = teacherModel ? createTerm('kd', { temperature: 4, alpha: 0.9 }) : createTerm('ce');
   const step = createStep([{ name: 's', model, terms: [{ term, weight: 1 }] }], optimizer, offlineTeacher);
   const r = rate(() => {
-    const logits = teacherModel ? tf.tidy(() => teacherModel.predict(x) as tf.Tensor2D) : undefined;
+    // as the product's teacher runs (layersTeacher: one apply over the batch; predict() would
+    // split it into batches of 32)
+    const logits = teacherModel ? tf.tidy(() => teacherModel.apply(x, { training: false }) as tf.Tensor2D) : undefined;
     step(x, y, logits ? { logits, taps: {} } : undefined);
     logits?.dispose();
   }, batch);
