@@ -77,17 +77,25 @@ export function adaptiveAvgPool(x: tf.Tensor4D, l: number): tf.Tensor4D {
   });
 }
 
-/** A variable initialized as the zoo's layers (PyTorch's default for a layer with `fanIn` inputs per output). */
+/** `name` made unique among the variables this module creates (TF.js refuses a repeated name). */
+export function uniqueName(name: string): string {
+  return `${name}_${created++}`;
+}
+
+/**
+ * A variable `${prefix}/${kind}` initialized as the zoo's layers (PyTorch's default for a layer
+ * with `fanIn` inputs per output).
+ */
 export function initVariable(
   kind: 'kernel' | 'bias',
   shape: number[],
   fanIn: number,
   seed: number,
-  name: string,
+  prefix: string,
 ): tf.Variable {
   const init = layerInit('pytorch', fanIn, seed);
   const initializer = kind === 'kernel' ? init.kernelInitializer : init.biasInitializer;
-  return tf.tidy(() => tf.variable(initializer.apply(shape) as tf.Tensor, true, `${name}_${created++}/${kind}`));
+  return tf.tidy(() => tf.variable(initializer.apply(shape) as tf.Tensor, true, `${prefix}/${kind}`));
 }
 
 /** The number of scalars in a list of variables. */
@@ -111,11 +119,7 @@ function kernelAndBias(
   seed: number,
   prefix: string,
 ): [tf.Variable, tf.Variable] {
-  const init = layerInit('pytorch', fanIn, seed);
-  return tf.tidy(() => [
-    tf.variable(init.kernelInitializer.apply(kernelShape) as tf.Tensor, true, `${prefix}/kernel`),
-    tf.variable(init.biasInitializer.apply([units]) as tf.Tensor, true, `${prefix}/bias`),
-  ]);
+  return [initVariable('kernel', kernelShape, fanIn, seed, prefix), initVariable('bias', [units], fanIn, seed, prefix)];
 }
 
 function owned(
@@ -130,7 +134,7 @@ function owned(
 
 /** A dense layer [D_in] → [D_out], x·W + b, whatever the sizes (also CRD's embedding heads). */
 export function denseLayer(inputs: number, units: number, seed = 0, name = 'dense'): Adapter {
-  const id = `${name}_${created++}`;
+  const id = uniqueName(name);
   const [kernel, b] = kernelAndBias([inputs, units], units, inputs, seed, id);
   return owned('dense', [inputs], [units], [kernel, b], (x) => tf.add(tf.matMul(x as tf.Tensor2D, kernel), b));
 }
@@ -139,7 +143,7 @@ export function denseLayer(inputs: number, units: number, seed = 0, name = 'dens
 export function createAdapter({ from, to, seed = 0, name = 'adapter' }: AdapterOptions): Adapter {
   if (same(from, to)) return owned('identity', from, to, [], (x) => x);
   if (from.length === 1 && to.length === 1) return denseLayer(from[0]!, to[0]!, seed, name);
-  const prefix = `${name}_${created++}`;
+  const prefix = uniqueName(name);
   if (from.length === 3 && to.length === 3) {
     const [h, w, cs] = from as [number, number, number];
     const [ht, wt, ct] = to as [number, number, number];

@@ -22,7 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { UserError } from '../../errors.js';
 import { parseOptions } from '../../options.js';
-import { adaptiveAvgPool, initVariable } from '../adapters.js';
+import { adaptiveAvgPool, initVariable, uniqueName } from '../adapters.js';
 import type { KnowledgeTerm } from '../types.js';
 import { readPair, tapShape, tapTerm } from './common.js';
 
@@ -141,16 +141,17 @@ export function reviewkdTerm(options: ReviewkdOptions): KnowledgeTerm {
           const ones = (n: number) => tf.variable(tf.ones([n]));
           const zeros = (n: number) => tf.variable(tf.zeros([n]));
           const vars: Record<string, tf.Variable> = {
-            conv1: initVariable('kernel', [1, 1, cs, m], cs, seed, key),
+            conv1: initVariable('kernel', [1, 1, cs, m], cs, seed, uniqueName(`${key}_conv1`)),
             gamma1: ones(m),
             beta1: zeros(m),
-            conv2: initVariable('kernel', [3, 3, m, ct], 9 * m, seed + 1, key),
+            conv2: initVariable('kernel', [3, 3, m, ct], 9 * m, seed + 1, uniqueName(`${key}_conv2`)),
             gamma2: ones(ct),
             beta2: zeros(ct),
           };
           if (i < pairs.length - 1) {
-            vars.att = initVariable('kernel', [1, 1, 2 * m, 2], 2 * m, seed + 2, key);
-            vars.attBias = initVariable('bias', [2], 2 * m, seed + 2, key);
+            const att = uniqueName(`${key}_att`);
+            vars.att = initVariable('kernel', [1, 1, 2 * m, 2], 2 * m, seed + 2, att);
+            vars.attBias = initVariable('bias', [2], 2 * m, seed + 2, att);
           }
           return { from, to, vars };
         });
