@@ -5,6 +5,7 @@ export { Registry } from './registry.js';
 export { useBestBackend, BACKENDS } from './backend/index.js';
 export type { BackendName, BackendChoice, BackendAttempt, UseBackendOptions } from './backend/index.js';
 export { installWasmTrainingKernels } from './backend/wasm-training.js';
+export { compileInference, type InferencePlan } from './backend/inference-plan.js';
 
 export {
   Dataset,

@@ -10,6 +10,7 @@
 #include "common.h"
 #include "conv.h"
 #include "ew.h"
+#include "plan.h"
 #include "workers.h"
 
 #ifndef TDN_VERSION
@@ -264,11 +265,12 @@ static napi_value js_binary(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
-/* opCodes(): { unary, binary, reduce, activation }, each { NAME: code } from the tables in ew.h / common.h */
+/* opCodes(): { unary, binary, reduce, activation, plan }, each { NAME: code } from the tables in ew.h / common.h / plan.h */
 #define TDN_SET_U(name) set_num(env, t, #name, U_##name);
 #define TDN_SET_B(name) set_num(env, t, #name, B_##name);
 #define TDN_SET_R(name) set_num(env, t, #name, R_##name);
 #define TDN_SET_ACT(name) set_num(env, t, #name, ACT_##name);
+#define TDN_SET_P(name) set_num(env, t, #name, P_##name);
 static napi_value js_op_codes(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value o, t;
@@ -285,6 +287,9 @@ static napi_value js_op_codes(napi_env env, napi_callback_info info) {
   CHECK(napi_create_object(env, &t));
   TDN_ACTIVATIONS(TDN_SET_ACT)
   napi_set_named_property(env, o, "activation", t);
+  CHECK(napi_create_object(env, &t));
+  TDN_PLAN_OPS(TDN_SET_P)
+  napi_set_named_property(env, o, "plan", t);
   return o;
 }
 
@@ -526,6 +531,50 @@ static int default_threads(void) {
   return n > 16 ? 16 : n;
 }
 
+/* runPlan(desc Int32Array, weights Float32Array[], x, out, batch): a whole model's inference */
+#define MAX_PLAN_WEIGHTS 1024
+static napi_value js_run_plan(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 5)) return NULL;
+  size_t words = 0, nx = 0, nout = 0;
+  const int32_t *desc = (const int32_t *)arr(&a, 0, &words);
+  const float *x = f32(&a, 2, &nx);
+  float *out = f32(&a, 3, &nout);
+  int batch = (int)i64(&a, 4);
+  uint32_t nw = 0;
+  if (a.err || !desc || !x || !out || batch < 1 || words % TDN_PLAN_WORDS != 0 ||
+      napi_get_array_length(env, a.argv[1], &nw) != napi_ok || nw > MAX_PLAN_WEIGHTS) {
+    a.err = 1;
+    return done(&a);
+  }
+  const float *weights[MAX_PLAN_WEIGHTS];
+  for (uint32_t i = 0; i < nw; i++) {
+    napi_value v;
+    napi_typedarray_type type;
+    size_t len;
+    void *data;
+    if (napi_get_element(env, a.argv[1], i, &v) != napi_ok ||
+        napi_get_typedarray_info(env, v, &type, &len, &data, NULL, NULL) != napi_ok || type != napi_float32_array) {
+      a.err = 1;
+      return done(&a);
+    }
+    weights[i] = (const float *)data;
+  }
+  int nops = (int)(words / TDN_PLAN_WORDS);
+  if (nops < 1 || (size_t)desc[20] * batch != nx || (size_t)desc[(nops - 1) * TDN_PLAN_WORDS + 21] * batch != nout) {
+    a.err = 1;
+    return done(&a);
+  }
+  int bad;
+  SERIAL(bad = tdn_plan_run(desc, nops, weights, (int)nw, x, out, batch));
+  if (bad) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "tfjs-distill native: inference plan op %d is invalid", bad - 1);
+    napi_throw_error(env, NULL, msg);
+  }
+  return NULL;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
 #if defined(__x86_64__) && defined(__AVX2__)
   __builtin_cpu_init();
@@ -565,6 +614,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("pool2d", js_pool2d),
       FN("maxPoolGrad", js_maxpool_grad),
       FN("avgPoolGrad", js_avgpool_grad),
+      FN("runPlan", js_run_plan),
 #undef FN
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

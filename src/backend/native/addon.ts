@@ -55,7 +55,7 @@ export interface NativeAddon {
     transA?: number,
     transB?: number,
   ): void;
-  /** The C op tables by name (native/src/ew.h, common.h); see op-codes.ts. */
+  /** The C op tables by name (native/src/ew.h, common.h, plan.h); see op-codes.ts. */
   opCodes(): AddonOpCodes;
   unary(op: number, x: Float32Array, y: Float32Array, alpha?: number, beta?: number): void;
   /** `geometry`: [d0..d3, a strides d0..d3, b strides d0..d3] of `binaryGeom` (stride 0 = broadcast). */
@@ -134,6 +134,8 @@ export interface NativeAddon {
   pool2d(geom: Int32Array, isMax: number, x: Float32Array, out: Float32Array): void;
   maxPoolGrad(geom: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   avgPoolGrad(geom: Int32Array, dy: Float32Array, dx: Float32Array): void;
+  /** A whole model's inference: `plan` is ops of 24 words (native/src/plan.h), `weights` the arrays they index. */
+  runPlan(plan: Int32Array, weights: Float32Array[], x: Float32Array, out: Float32Array, batch: number): void;
 }
 
 const ADDON_RELATIVE = join('native', 'build', 'Release', 'tfjs_distill_native.node');

@@ -54,12 +54,25 @@ export const FUSED_ACTIVATIONS = {
   sigmoid: 'SIGMOID',
 } as const;
 
+/** Layer op of an inference plan (src/backend/inference-plan.ts) → C op of `TDN_PLAN_OPS`. */
+export const PLAN_OPS = {
+  conv: 'CONV',
+  depthwise: 'DWCONV',
+  pool: 'POOL',
+  dense: 'DENSE',
+  globalAveragePool: 'GAP',
+  scaleShift: 'SCALE_SHIFT',
+  activation: 'ACT',
+  softmax: 'SOFTMAX',
+} as const;
+
 /** C ops that no tf kernel maps to, on purpose. */
 export const C_ONLY_OPS: Readonly<Record<keyof AddonOpCodes, readonly string[]>> = {
   unary: ['SCALE_SHIFT'],
   binary: [],
   reduce: [],
   activation: [],
+  plan: [],
 };
 
 /** What the addon's `opCodes()` returns: each table's C names and their codes. */
@@ -68,6 +81,7 @@ export interface AddonOpCodes {
   binary: Record<string, number>;
   reduce: Record<string, number>;
   activation: Record<string, number>;
+  plan: Record<string, number>;
 }
 
 type Codes<T> = { readonly [K in keyof T]: number };
@@ -78,9 +92,16 @@ export interface OpCodes {
   binary: Codes<typeof BINARY_KERNELS>;
   reduce: Codes<typeof REDUCE_KERNELS>;
   activation: Codes<typeof FUSED_ACTIVATIONS>;
+  plan: Codes<typeof PLAN_OPS>;
 }
 
-const TABLES = { unary: UNARY_KERNELS, binary: BINARY_KERNELS, reduce: REDUCE_KERNELS, activation: FUSED_ACTIVATIONS };
+const TABLES = {
+  unary: UNARY_KERNELS,
+  binary: BINARY_KERNELS,
+  reduce: REDUCE_KERNELS,
+  activation: FUSED_ACTIVATIONS,
+  plan: PLAN_OPS,
+};
 
 /**
  * Resolves every mapping against the addon's tables. Throws naming each tf kernel whose C op is
