@@ -248,6 +248,31 @@ nativeOnly('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilatio
       ['FusedConv2D'],
     );
   }
+  // narrow layers (8, 16, 32 output channels) take their own product, bias and ReLU fused in
+  for (const [xs, oc] of [
+    [[3, 9, 7, 1], 8],
+    [[2, 6, 5, 8], 16],
+    [[2, 5, 9, 6], 32],
+  ] as const) {
+    const nx = spec([...xs]),
+      nf = spec([3, 3, xs[3], oc]),
+      nb = spec([oc]);
+    for (const activation of ['linear', 'relu', 'relu6'] as const)
+      for (const withBias of [true, false])
+        await check(
+          `narrow fused conv2d ${xs} → ${oc} ${activation}${withBias ? ' + bias' : ''}`,
+          () =>
+            tf.fused.conv2d({
+              x: nx.t() as tf.Tensor4D,
+              filter: nf.t() as tf.Tensor4D,
+              strides: 1,
+              pad: 'same',
+              bias: withBias ? nb.t() : undefined,
+              activation,
+            }),
+          ['FusedConv2D'],
+        );
+  }
 });
 
 nativeOnly('Conv2DBackpropInput / Conv2DBackpropFilter (gradients of conv2d)', async () => {

@@ -146,6 +146,73 @@ static void im2col_kmajor(const conv_geom_t *g, const float *x, float *colT, int
     }
 }
 
+/* out[p][0:OC] = Σ_k col(p, k) · w[k][0:OC] for a narrow layer (OC = 8, 16 or 32): PB pixels
+   share each row of w and keep their PB × OC sums in 8 AVX registers. col(p, k) is at
+   col[p * sp + k * sk] (im2col rows: sp = K, sk = 1; K-major columns: sp = 1, sk = P). For OC
+   this small OpenBLAS spends more on packing both operands than on the product. */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define NARROW_GEMM(OC, PB)                                                                                   \
+  static void narrow_gemm_##OC(int P, int K, const float *restrict col, int64_t sp, int64_t sk,              \
+                               const float *restrict w, float *restrict out, const float *bias, int relu) {   \
+    enum { V = OC / 8 };                                                                                     \
+    __m256 b0[V];                                                                                            \
+    for (int j = 0; j < V; j++) b0[j] = bias ? _mm256_loadu_ps(bias + 8 * j) : _mm256_setzero_ps();         \
+    const __m256 lo = relu ? _mm256_setzero_ps() : _mm256_set1_ps(-INFINITY);                               \
+    int p = 0;                                                                                               \
+    for (; p + PB <= P; p += PB) {                                                                           \
+      __m256 acc[PB][V];                                                                                     \
+      for (int i = 0; i < PB; i++)                                                                           \
+        for (int j = 0; j < V; j++) acc[i][j] = b0[j];                                                       \
+      const float *cp = col + (int64_t)p * sp;                                                               \
+      for (int k = 0; k < K; k++, cp += sk) {                                                                \
+        __m256 wr[V];                                                                                        \
+        for (int j = 0; j < V; j++) wr[j] = _mm256_loadu_ps(w + (size_t)k * OC + 8 * j);                     \
+        for (int i = 0; i < PB; i++) {                                                                       \
+          const __m256 v = _mm256_broadcast_ss(cp + i * sp);                                                 \
+          for (int j = 0; j < V; j++) acc[i][j] = _mm256_fmadd_ps(v, wr[j], acc[i][j]);                      \
+        }                                                                                                    \
+      }                                                                                                      \
+      for (int i = 0; i < PB; i++)                                                                           \
+        for (int j = 0; j < V; j++)                                                                          \
+          _mm256_storeu_ps(out + (size_t)(p + i) * OC + 8 * j, _mm256_max_ps(acc[i][j], lo));               \
+    }                                                                                                        \
+    for (; p < P; p++) {                                                                                     \
+      __m256 acc[V];                                                                                         \
+      for (int j = 0; j < V; j++) acc[j] = b0[j];                                                            \
+      for (int k = 0; k < K; k++) {                                                                          \
+        const __m256 v = _mm256_broadcast_ss(col + (int64_t)p * sp + (int64_t)k * sk);                       \
+        for (int j = 0; j < V; j++)                                                                          \
+          acc[j] = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + (size_t)k * OC + 8 * j), acc[j]);                  \
+      }                                                                                                      \
+      for (int j = 0; j < V; j++) _mm256_storeu_ps(out + (size_t)p * OC + 8 * j, _mm256_max_ps(acc[j], lo)); \
+    }                                                                                                        \
+  }
+NARROW_GEMM(8, 8)
+NARROW_GEMM(16, 4)
+NARROW_GEMM(32, 2)
+
+/* 1 when narrow_gemm served the product, with the conv's bias and activation when they are a
+   per-channel bias and linear or ReLU (2: the epilogue is still to apply) */
+static int narrow_gemm(const conv_ctx_t *c, int P, int K, const float *col, int64_t sp, int64_t sk, float *out) {
+  const int fused = (c->nBias == 0 || c->nBias == c->g->OC) && (c->act == ACT_LINEAR || c->act == ACT_RELU);
+  const float *bias = fused && c->nBias ? c->bias : NULL;
+  const int relu = fused && c->act == ACT_RELU;
+  switch (c->g->OC) {
+    case 8: narrow_gemm_8(P, K, col, sp, sk, c->w, out, bias, relu); break;
+    case 16: narrow_gemm_16(P, K, col, sp, sk, c->w, out, bias, relu); break;
+    case 32: narrow_gemm_32(P, K, col, sp, sk, c->w, out, bias, relu); break;
+    default: return 0;
+  }
+  return fused ? 1 : 2;
+}
+#else
+static int narrow_gemm(const conv_ctx_t *c, int P, int K, const float *col, int64_t sp, int64_t sk, float *out) {
+  (void)c; (void)P; (void)K; (void)col; (void)sp; (void)sk; (void)out;
+  return 0;
+}
+#endif
+
 static void conv_fwd_task(void *vctx, int64_t t, int tid) {
   conv_ctx_t *c = (conv_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
@@ -153,14 +220,17 @@ static void conv_fwd_task(void *vctx, int64_t t, int tid) {
   const int KK = g->FH * g->FW * g->C, rows = (int)(r1 - r0) * g->OW;
   float *col = (float *)tdn_scratch(tid, (size_t)rows * KK * sizeof(float));
   float *o = c->out + (size_t)r0 * g->OW * g->OC;
+  int narrow;
   if (g->C <= KMAJOR_MAX_C) {
     im2col_kmajor(g, c->x, col, r0, r1);
-    tdn_sgemm(1, 0, rows, g->OC, KK, 1.f, col, rows, c->w, g->OC, 0.f, o, g->OC, 1);
+    narrow = narrow_gemm(c, rows, KK, col, 1, rows, o);
+    if (!narrow) tdn_sgemm(1, 0, rows, g->OC, KK, 1.f, col, rows, c->w, g->OC, 0.f, o, g->OC, 1);
   } else {
     im2col_rows(g, c->x, col, r0, r1);
-    tdn_sgemm(0, 0, rows, g->OC, KK, 1.f, col, KK, c->w, g->OC, 0.f, o, g->OC, 1);
+    narrow = narrow_gemm(c, rows, KK, col, KK, 1, o);
+    if (!narrow) tdn_sgemm(0, 0, rows, g->OC, KK, 1.f, col, KK, c->w, g->OC, 0.f, o, g->OC, 1);
   }
-  if (c->nBias || c->act) tdn_epilogue(o, g->OC, 0, rows, g->OC, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
+  if (narrow != 1 && (c->nBias || c->act)) tdn_epilogue(o, g->OC, 0, rows, g->OC, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
 }
 
 typedef struct { float *o; int ldc, N; const conv_ctx_t *c; } epi_ctx_t;

@@ -96,6 +96,12 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
     }
     return;
   }
+  if (M == 1 && !transA) {
+    /* one row (inference at batch 1): OpenBLAS's sgemv streams B once; its sgemm packs B first */
+    if (transB) cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, B, ldb, A, 1, beta, C, 1);
+    else cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, 1, beta, C, 1);
+    return;
+  }
   int T = threaded && !workers_in_task() ? workers_threads() : 1;
   double work = (double)M * N * K;
   /* Very large products (e.g. 1024³): OpenBLAS's own threads share one packing of A and B and
