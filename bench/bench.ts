@@ -16,7 +16,8 @@
  *   its share of OpenBLAS sgemm called directly (the machine's limit for these shapes);
  * - inference as a deploying user compares it: the quickstart student's median latency at batch
  *   1 and 64 on each backend beside onnxruntime-node running the same student (exported with
- *   `exportOnnx`), predict + read-back against session.run.
+ *   `exportOnnx`), predict + read-back against session.run; on native also through
+ *   `compileInference` (the whole model in one addon call).
  * `--repeat N` measures everything N times back to back and ends with min / median / max of
  * every ratio.
  *
@@ -29,6 +30,7 @@ import { useBestBackend } from '../src/backend/index.js';
 import { benchCnn, benchMlp } from './models.js';
 import { inferenceFlops, trainFlops } from './flops.js';
 import { exportOnnx } from '../src/io/onnx-export.js';
+import { compileInference } from '../src/backend/inference-plan.js';
 import { buildModel } from '../src/models/zoo.js';
 import { loadAddon } from '../src/backend/native/addon.js';
 import { loadFashionMnist } from '../src/data/fashion-mnist.js';
@@ -202,10 +204,10 @@ async function latencyMs(run: () => Promise<void> | void): Promise<number> {
 }
 
 /** The quickstart student's latency on the current backend, predict + read-back. */
-async function tfjsLatency(model: tf.LayersModel, batch: number): Promise<number> {
+async function tfjsLatency(predict: (x: tf.Tensor) => tf.Tensor, batch: number): Promise<number> {
   const x = tf.randomUniform([batch, 28, 28, 1]);
   const ms = await latencyMs(() => {
-    const y = model.predict(x) as tf.Tensor;
+    const y = predict(x);
     y.dataSync();
     y.dispose();
   });
@@ -271,8 +273,14 @@ async function measure(): Promise<Measured> {
     r['qsTeacherTrain'] = stepRate(quickstartCnn(1, 0), [28, 28, 1], 64);
     r['kdStep'] = stepRate(benchMlp([784, 800, 800, 10]), [784], 128, benchMlp([784, 1200, 1200, 10]));
     const student = quickstartCnn(0.25, 0.25);
-    r['studentLatencyB1'] = await tfjsLatency(student, 1);
-    r['studentLatencyB64'] = await tfjsLatency(student, 64);
+    const predict = (x: tf.Tensor) => student.predict(x) as tf.Tensor;
+    r['studentLatencyB1'] = await tfjsLatency(predict, 1);
+    r['studentLatencyB64'] = await tfjsLatency(predict, 64);
+    const plan = compileInference(student);
+    if ('predict' in plan) {
+      r['studentPlanLatencyB1'] = await tfjsLatency(plan.predict, 1);
+      r['studentPlanLatencyB64'] = await tfjsLatency(plan.predict, 64);
+    }
     student.dispose();
     if (withEpochs && name === backends[0]) {
       epochFigures = await epochs();
@@ -347,17 +355,21 @@ function print(m: Measured): void {
   console.log('\nthe quickstart student (52k params) at inference, median ms per call:');
   console.log('| backend | batch 1 | batch 64 | × onnxruntime batch 1 | × onnxruntime batch 64 |');
   console.log('|---|---:|---:|---:|---:|');
-  for (const [b, r] of Object.entries(results)) {
-    const vs = (k: string) => (typeof ort === 'object' ? `${(r[k]! / ort[k]!).toFixed(2)}×` : '—');
-    if (typeof ort === 'object')
-      for (const k of ['studentLatencyB1', 'studentLatencyB64']) {
-        m.ratios[b] ??= {};
-        m.ratios[b][`${k}VsOrt`] = r[k]! / ort[k]!;
-      }
-    console.log(
-      `| ${b} | ${fmt(r['studentLatencyB1'])} | ${fmt(r['studentLatencyB64'])} | ${vs('studentLatencyB1')} | ${vs('studentLatencyB64')} |`,
-    );
-  }
+  for (const [b, r] of Object.entries(results))
+    for (const [label, k1, k64] of [
+      [`${b}, model.predict`, 'studentLatencyB1', 'studentLatencyB64'],
+      [`${b}, compileInference`, 'studentPlanLatencyB1', 'studentPlanLatencyB64'],
+    ] as const) {
+      if (r[k1] === undefined) continue;
+      const vs = (k: string) =>
+        typeof ort === 'object' ? `${(r[k]! / ort[k.replace('Plan', '')]!).toFixed(2)}×` : '—';
+      if (typeof ort === 'object')
+        for (const k of [k1, k64]) {
+          m.ratios[b] ??= {};
+          m.ratios[b][`${k}VsOrt`] = r[k]! / ort[k.replace('Plan', '')]!;
+        }
+      console.log(`| ${label} | ${fmt(r[k1])} | ${fmt(r[k64])} | ${vs(k1)} | ${vs(k64)} |`);
+    }
   if (typeof ort === 'object')
     console.log(
       `| onnxruntime-node | ${fmt(ort['studentLatencyB1'])} | ${fmt(ort['studentLatencyB64'])} | 1.00× | 1.00× |`,
