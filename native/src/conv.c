@@ -146,15 +146,16 @@ static void im2col_kmajor(const conv_geom_t *g, const float *x, float *colT, int
     }
 }
 
-/* out[p][0:OC] = Σ_k col(p, k) · w[k][0:OC] for a narrow layer (OC = 8, 16 or 32): PB pixels
-   share each row of w and keep their PB × OC sums in 8 AVX registers. col(p, k) is at
-   col[p * sp + k * sk] (im2col rows: sp = K, sk = 1; K-major columns: sp = 1, sk = P). For OC
-   this small OpenBLAS spends more on packing both operands than on the product. */
+/* Narrow layers (OC = 8, 16 or 32 output channels, e.g. a small student's convs) skip im2col:
+   out[p][0:OC] = Σ_k x[p * sp + koff[k]] · w[k][0:OC] reads a zero-padded copy of the sample
+   directly (koff[k]: offset of tap k = (kh, kw, c)), PB pixels of a row share each row of w and
+   keep their PB × OC sums in 8 AVX registers; bias and ReLU are applied on the way out. For OC
+   this small, OpenBLAS spends more on packing its operands than on the product. */
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-#define NARROW_GEMM(OC, PB)                                                                                   \
-  static void narrow_gemm_##OC(int P, int K, const float *restrict col, int64_t sp, int64_t sk,              \
-                               const float *restrict w, float *restrict out, const float *bias, int relu) {   \
+#define NARROW_ROW(OC, PB)                                                                                    \
+  static void narrow_row_##OC(int P, int K, const float *restrict x, int sp, const int *restrict koff,       \
+                              const float *restrict w, float *restrict out, const float *bias, int relu) {   \
     enum { V = OC / 8 };                                                                                     \
     __m256 b0[V];                                                                                            \
     for (int j = 0; j < V; j++) b0[j] = bias ? _mm256_loadu_ps(bias + 8 * j) : _mm256_setzero_ps();         \
@@ -164,12 +165,13 @@ static void im2col_kmajor(const conv_geom_t *g, const float *x, float *colT, int
       __m256 acc[PB][V];                                                                                     \
       for (int i = 0; i < PB; i++)                                                                           \
         for (int j = 0; j < V; j++) acc[i][j] = b0[j];                                                       \
-      const float *cp = col + (int64_t)p * sp;                                                               \
-      for (int k = 0; k < K; k++, cp += sk) {                                                                \
+      const float *xp = x + (size_t)p * sp;                                                                  \
+      for (int k = 0; k < K; k++) {                                                                          \
+        const float *xk = xp + koff[k];                                                                      \
         __m256 wr[V];                                                                                        \
         for (int j = 0; j < V; j++) wr[j] = _mm256_loadu_ps(w + (size_t)k * OC + 8 * j);                     \
         for (int i = 0; i < PB; i++) {                                                                       \
-          const __m256 v = _mm256_broadcast_ss(cp + i * sp);                                                 \
+          const __m256 v = _mm256_broadcast_ss(xk + i * sp);                                                 \
           for (int j = 0; j < V; j++) acc[i][j] = _mm256_fmadd_ps(v, wr[j], acc[i][j]);                      \
         }                                                                                                    \
       }                                                                                                      \
@@ -181,36 +183,69 @@ static void im2col_kmajor(const conv_geom_t *g, const float *x, float *colT, int
       __m256 acc[V];                                                                                         \
       for (int j = 0; j < V; j++) acc[j] = b0[j];                                                            \
       for (int k = 0; k < K; k++) {                                                                          \
-        const __m256 v = _mm256_broadcast_ss(col + (int64_t)p * sp + (int64_t)k * sk);                       \
+        const __m256 v = _mm256_broadcast_ss(x + (size_t)p * sp + koff[k]);                                  \
         for (int j = 0; j < V; j++)                                                                          \
           acc[j] = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + (size_t)k * OC + 8 * j), acc[j]);                  \
       }                                                                                                      \
       for (int j = 0; j < V; j++) _mm256_storeu_ps(out + (size_t)p * OC + 8 * j, _mm256_max_ps(acc[j], lo)); \
     }                                                                                                        \
   }
-NARROW_GEMM(8, 8)
-NARROW_GEMM(16, 4)
-NARROW_GEMM(32, 2)
+NARROW_ROW(8, 8)
+NARROW_ROW(16, 4)
+NARROW_ROW(32, 2)
+typedef void (*narrow_row_fn)(int, int, const float *, int, const int *, const float *, float *, const float *, int);
+#define NARROW_MAX_K 1024
 
-/* 1 when narrow_gemm served the product, with the conv's bias and activation when they are a
-   per-channel bias and linear or ReLU (2: the epilogue is still to apply) */
-static int narrow_gemm(const conv_ctx_t *c, int P, int K, const float *col, int64_t sp, int64_t sk, float *out) {
-  const int fused = (c->nBias == 0 || c->nBias == c->g->OC) && (c->act == ACT_LINEAR || c->act == ACT_RELU);
-  const float *bias = fused && c->nBias ? c->bias : NULL;
-  const int relu = fused && c->act == ACT_RELU;
-  switch (c->g->OC) {
-    case 8: narrow_gemm_8(P, K, col, sp, sk, c->w, out, bias, relu); break;
-    case 16: narrow_gemm_16(P, K, col, sp, sk, c->w, out, bias, relu); break;
-    case 32: narrow_gemm_32(P, K, col, sp, sk, c->w, out, bias, relu); break;
-    default: return 0;
+static narrow_row_fn narrow_kernel(const conv_geom_t *g) {
+  if (g->FH * g->FW * g->C > NARROW_MAX_K) return NULL;
+  switch (g->OC) {
+    case 8: return narrow_row_8;
+    case 16: return narrow_row_16;
+    case 32: return narrow_row_32;
+    default: return NULL;
   }
-  return fused ? 1 : 2;
+}
+
+/* the padded sample's size: every tap of every output pixel inside it */
+static void padded_dims(const conv_geom_t *g, int *Hp, int *Wp) {
+  *Hp = MAX(g->H + g->PT, (g->OH - 1) * g->SH + (g->FH - 1) * g->DH + 1);
+  *Wp = MAX(g->W + g->PL, (g->OW - 1) * g->SW + (g->FW - 1) * g->DW + 1);
+}
+
+static void conv_narrow_task(void *vctx, int64_t t, int tid) {
+  conv_ctx_t *c = (conv_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C, OC = g->OC, K = g->FH * g->FW * C;
+  const int64_t r0 = t * c->rowsPerTask, r1 = MIN(r0 + c->rowsPerTask, (int64_t)g->B * g->OH);
+  int Hp, Wp;
+  padded_dims(g, &Hp, &Wp);
+  const size_t sample = (size_t)Hp * Wp * C;
+  float *xp = (float *)tdn_scratch(tid, sample * sizeof(float) + NARROW_MAX_K * sizeof(int));
+  int *koff = (int *)(xp + sample);
+  for (int kh = 0, k = 0; kh < g->FH; kh++)
+    for (int kw = 0; kw < g->FW; kw++)
+      for (int ci = 0; ci < C; ci++) koff[k++] = ((kh * g->DH) * Wp + kw * g->DW) * C + ci;
+  const int fused = (c->nBias == 0 || c->nBias == OC) && (c->act == ACT_LINEAR || c->act == ACT_RELU);
+  const narrow_row_fn row = narrow_kernel(g);
+  int padded = -1;
+  for (int64_t r = r0; r < r1; r++) {
+    const int b = (int)(r / g->OH), oh = (int)(r % g->OH);
+    if (b != padded) {
+      memset(xp, 0, sample * sizeof(float));
+      const float *xb = c->x + (size_t)b * g->H * g->W * C;
+      for (int h = 0; h < g->H; h++)
+        memcpy(xp + ((size_t)(h + g->PT) * Wp + g->PL) * C, xb + (size_t)h * g->W * C, sizeof(float) * g->W * C);
+      padded = b;
+    }
+    float *o = c->out + (size_t)r * g->OW * OC;
+    row(g->OW, K, xp + (size_t)oh * g->SH * Wp * C, g->SW * C, koff, c->w, o, fused && c->nBias ? c->bias : NULL,
+        fused && c->act == ACT_RELU);
+    if (!fused) tdn_epilogue(o, OC, 0, g->OW, OC, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
+  }
 }
 #else
-static int narrow_gemm(const conv_ctx_t *c, int P, int K, const float *col, int64_t sp, int64_t sk, float *out) {
-  (void)c; (void)P; (void)K; (void)col; (void)sp; (void)sk; (void)out;
-  return 0;
-}
+static void *narrow_kernel(const conv_geom_t *g) { (void)g; return NULL; }
+static void conv_narrow_task(void *vctx, int64_t t, int tid) { (void)vctx; (void)t; (void)tid; }
 #endif
 
 static void conv_fwd_task(void *vctx, int64_t t, int tid) {
@@ -220,17 +255,14 @@ static void conv_fwd_task(void *vctx, int64_t t, int tid) {
   const int KK = g->FH * g->FW * g->C, rows = (int)(r1 - r0) * g->OW;
   float *col = (float *)tdn_scratch(tid, (size_t)rows * KK * sizeof(float));
   float *o = c->out + (size_t)r0 * g->OW * g->OC;
-  int narrow;
   if (g->C <= KMAJOR_MAX_C) {
     im2col_kmajor(g, c->x, col, r0, r1);
-    narrow = narrow_gemm(c, rows, KK, col, 1, rows, o);
-    if (!narrow) tdn_sgemm(1, 0, rows, g->OC, KK, 1.f, col, rows, c->w, g->OC, 0.f, o, g->OC, 1);
+    tdn_sgemm(1, 0, rows, g->OC, KK, 1.f, col, rows, c->w, g->OC, 0.f, o, g->OC, 1);
   } else {
     im2col_rows(g, c->x, col, r0, r1);
-    narrow = narrow_gemm(c, rows, KK, col, KK, 1, o);
-    if (!narrow) tdn_sgemm(0, 0, rows, g->OC, KK, 1.f, col, KK, c->w, g->OC, 0.f, o, g->OC, 1);
+    tdn_sgemm(0, 0, rows, g->OC, KK, 1.f, col, KK, c->w, g->OC, 0.f, o, g->OC, 1);
   }
-  if (narrow != 1 && (c->nBias || c->act)) tdn_epilogue(o, g->OC, 0, rows, g->OC, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
+  if (c->nBias || c->act) tdn_epilogue(o, g->OC, 0, rows, g->OC, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
 }
 
 typedef struct { float *o; int ldc, N; const conv_ctx_t *c; } epi_ctx_t;
@@ -258,7 +290,7 @@ void tdn_conv2d(const conv_geom_t *g, const float *x, const float *w, float *out
   }
   int ntasks;
   plan_rows(g, &c.rowsPerTask, &ntasks);
-  workers_run(conv_fwd_task, &c, ntasks);
+  workers_run(narrow_kernel(g) ? conv_narrow_task : conv_fwd_task, &c, ntasks);
 }
 
 /* Filter gradients add up many partial products. To give the same sums whichever thread runs
