@@ -25,6 +25,7 @@ import { dataSources } from '../data/sources.js';
 import { UserError } from '../errors.js';
 import type { RunReport } from '../eval/types.js';
 import { registerFileRouters } from '../io/file-handler.js';
+import { reshapeStudent } from '../knowledge/index.js';
 import { buildModel } from '../models/zoo.js';
 import { checkTaps, layerNames } from '../models/taps.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -345,17 +346,14 @@ function checkTermsMeetModels(
     let model = student(i, config.seeds[0]!).build();
     const terms = loaded.createTerms();
     try {
-      terms.forEach(({ term }, k) => {
-        if (!term.reshapeStudent) return;
+      model = reshapeStudent(terms, model, prepared.layersAfter?.bind(prepared), (k, rebuild) => {
         loaded.located(['knowledge', k, 'key'], () => {
           if (config.scheme.key !== 'offline')
             throw new UserError(
-              `knowledge term \`${term.key}\` rebuilds the student around the teacher's classifier, which only the offline scheme does; use scheme: {key: offline}`,
+              `knowledge term \`${terms[k]!.term.key}\` rebuilds the student around the teacher's classifier, which only the offline scheme does; use scheme: {key: offline}`,
             );
         });
-        loaded.located(['knowledge', k, 'kwargs'], () => {
-          model = term.reshapeStudent!(model, prepared.layersAfter?.bind(prepared));
-        });
+        loaded.located(['knowledge', k, 'kwargs'], rebuild);
       });
       const studentShapes = Object.fromEntries(layerNames(model).map((l) => [l.name, l.shape as number[]]));
       terms.forEach(({ term }, k) =>

@@ -2,7 +2,9 @@
  * The knowledge-term registry: config key → factory. A config node `{ key, kwargs }`
  * becomes a term through `createTerm(key, kwargs)`; each factory validates its kwargs.
  */
+import type * as tf from '@tensorflow/tfjs';
 import type { z } from 'zod';
+import type { CopiedHead } from '../models/taps.js';
 import { Registry } from '../registry.js';
 import type { KnowledgeTerm } from './types.js';
 import { ceOptions, crossEntropyTerm, type CeOptions } from './response/ce.js';
@@ -73,6 +75,24 @@ export const knowledge = new Registry<TermEntry>('knowledge term')
 /** Builds the term registered under `key`; unknown keys and bad options throw `UserError`. */
 export function createTerm(key: string, options: Record<string, unknown> = {}): KnowledgeTerm {
   return knowledge.get(key).create(options);
+}
+
+/**
+ * The student as the terms train and ship it: each term that rebuilds it (simkd: a projector and
+ * the teacher's classifier) does so in turn. `each` runs every rebuild (e.g. to locate its errors
+ * in the experiment file).
+ */
+export function reshapeStudent(
+  terms: readonly { term: KnowledgeTerm }[],
+  student: tf.LayersModel,
+  teacherLayersAfter: ((tap: string) => CopiedHead) | undefined,
+  each: (k: number, rebuild: () => void) => void = (_, rebuild) => rebuild(),
+): tf.LayersModel {
+  let model = student;
+  terms.forEach(({ term }, k) => {
+    if (term.reshapeStudent) each(k, () => (model = term.reshapeStudent!(model, teacherLayersAfter)));
+  });
+  return model;
 }
 
 export type { KnowledgeTerm, TermFactory, TermInputs, TermNeeds, TapShapes } from './types.js';

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { reshapeStudent } from '../knowledge/index.js';
 import type { EpochRecord, WeightedTerm } from '../train/types.js';
 import { labelsBaseline } from './common.js';
 import type { ProducedModel, Scheme, SchemeContext, SchemeResult } from './types.js';
@@ -25,10 +26,7 @@ async function offline(ctx: SchemeContext): Promise<SchemeResult> {
     const name = `${s.name} (${ctx.method.short})`;
     const terms = ctx.createTerms();
     // simkd's student is trained and shipped with its projector and the teacher's classifier
-    const model = terms.reduce(
-      (m, { term }) => term.reshapeStudent?.(m, ctx.teacher?.layersAfter?.bind(ctx.teacher)) ?? m,
-      s.build(),
-    );
+    const model = reshapeStudent(terms, s.build(), ctx.teacher?.layersAfter?.bind(ctx.teacher));
     const { hint, main } = stages(terms);
     ctx.log(`seed ${ctx.seed}: ${name} learns from the teacher: ${ctx.method.long}`);
     try {
