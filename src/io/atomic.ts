@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, readdirSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { processAlive } from './folder-lock.js';
 
@@ -44,24 +44,30 @@ export function tempTag(): string {
   return `${process.pid}-${HOST}`;
 }
 
+/** Folders this process has already cleared of dead writers' temps. */
+const cleared = new Set<string>();
+
 /**
- * Removes the temp files (or folders) of `file`, named `${file}.tmp-${tempTag()}…`, that processes
- * of this host left when they were killed mid-write. Every target has one writer at a time (run,
- * sweep and search folders are locked), so a dead writer's temp is garbage.
+ * Removes the temp files (or folders) in `file`'s folder, named `….tmp-${tempTag()}…`, that
+ * processes of this host left when they were killed mid-write. Every target has one writer at a
+ * time (run, sweep and search folders are locked), so a dead writer's temp is garbage. Once per
+ * folder and process: a temp is stale only if its writer died, and writers that die later are
+ * cleared by the next process that writes there (a resumed run).
  */
 export function removeStaleTemps(file: string): void {
-  const prefix = `${basename(file)}.tmp-`;
+  const dir = dirname(file);
+  if (cleared.has(dir)) return;
   let names: string[];
   try {
-    names = readdirSync(dirname(file));
+    names = readdirSync(dir);
   } catch {
     return;
   }
+  cleared.add(dir);
   for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const [, pid, host] = /^(\d+)-([0-9a-f]{6})(?:-|$)/.exec(name.slice(prefix.length)) ?? [];
+    const [, pid, host] = /\.tmp-(\d+)-([0-9a-f]{6})(?:-|$)/.exec(name) ?? [];
     if (host === HOST && Number(pid) !== process.pid && !processAlive(Number(pid)))
-      rmSync(join(dirname(file), name), { recursive: true, force: true });
+      rmSync(join(dir, name), { recursive: true, force: true });
   }
 }
 
