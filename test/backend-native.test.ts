@@ -7,7 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { registerNativeBackend, nativeBackendInfo, nativeFallbackCounts } from '../src/backend/native.js';
+import {
+  registerNativeBackend,
+  nativeBackendInfo,
+  nativeFallbackCounts,
+  softKl as nativeSoftKl,
+} from '../src/backend/native.js';
+import { softKl } from '../src/knowledge/response/common.js';
 import { readFileSync } from 'node:fs';
 import { nativeTest } from './helpers.js';
 import { loadAddon } from '../src/backend/native/addon.js';
@@ -528,6 +534,30 @@ nativeOnly('reductions, arg reductions, softmax', async () => {
       tf.losses.softmaxCrossEntropy(tf.oneHot([1, 2, 3, 4, 5, 6, 7], 10), logits.t()),
     ];
   }, ['Softmax']);
+});
+
+nativeOnly('the kd loss core in one kernel (softKl): value and gradient as the composed tfjs ops', async () => {
+  const cases: [number[], number, number][] = [
+    [[64, 10], 3, 4],
+    [[7, 100], 30, 1],
+    [[1, 3], 1, 2],
+  ];
+  for (const [shape, range, T] of cases) {
+    const s = spec(shape, -range, range),
+      t = spec(shape, -range, range);
+    let fused = false;
+    await check(`softKl [${shape}] T=${T}`, () => {
+      const teacher = t.t() as tf.Tensor2D;
+      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => softKl(x as tf.Tensor2D, teacher, T).mul(3))(s.t());
+      fused ||= tf.getBackend() === 'native';
+      return [value, grad];
+    });
+    assert.ok(fused);
+  }
+  // the composed form runs where the kernel does not: on cpu, softKl is klDiv of log-softmaxes
+  await tf.setBackend('cpu');
+  assert.equal(nativeSoftKl(tf.zeros([2, 3]), tf.zeros([2, 3]), 1), undefined);
+  await tf.setBackend('native');
 });
 
 nativeOnly('Tile (float32 and int32, any rank)', async () => {

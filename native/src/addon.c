@@ -331,6 +331,24 @@ static napi_value js_softmax(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
+/* softKl(s, t, rows, cols, T, loss[1], grad) */
+static napi_value js_soft_kl(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 7)) return NULL;
+  size_t ns = 0, nt = 0, nl = 0, ng = 0;
+  const float *s = f32(&a, 0, &ns), *t = f32(&a, 1, &nt);
+  int64_t rows = i64(&a, 2), cols = i64(&a, 3);
+  float T = (float)f64(&a, 4);
+  float *loss = f32(&a, 5, &nl), *grad = f32(&a, 6, &ng);
+  if (a.err || !s || !t || !loss || !grad || rows < 1 || cols < 1 || !(T > 0.f) || nl < 1 ||
+      ns != (size_t)(rows * cols) || nt != ns || ng != ns) {
+    a.err = 1;
+    return done(&a);
+  }
+  SERIAL(tdn_soft_kl(s, t, rows, cols, T, loss, grad));
+  return done(&a);
+}
+
 /* adam(w, g, m, v, wo, mo, vo, beta1, 1-beta1, beta2, 1-beta2, -lr, eps, c1, c2) */
 static napi_value js_adam(napi_env env, napi_callback_info info) {
   args_t a;
@@ -600,6 +618,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("reduce", js_reduce),
       FN("argReduce", js_argreduce),
       FN("softmax", js_softmax),
+      FN("softKl", js_soft_kl),
       FN("adam", js_adam),
       FN("addN", js_addn),
       FN("batchNorm", js_batchnorm),

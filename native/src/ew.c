@@ -374,6 +374,39 @@ void tdn_softmax(const float *x, float *y, int64_t rows, int64_t cols) {
   workers_for(softmax_rows, &c, rows, grain < 1 ? 1 : grain);
 }
 
+/* ---------------------------------------------------------------- soft KL */
+/* KL(softmax(t/T) ‖ softmax(s/T)) averaged over the rows, and its gradient with respect to s,
+   (softmax(s/T) − softmax(t/T)) / (T · rows), in one pass (the kd loss: logits are rows of a
+   few classes, so this is a handful of small loops in place of ~35 tfjs kernels). Single-threaded:
+   the sum over rows is in row order. */
+void tdn_soft_kl(const float *s, const float *t, int64_t rows, int64_t cols, float T, float *loss, float *grad) {
+  const float inv = 1.f / T, scale = 1.f / (T * (float)rows);
+  double total = 0.0;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *sr = s + r * cols, *tr = t + r * cols;
+    float *gr = grad + r * cols;
+    float ms = -INFINITY, mt = -INFINITY;
+    for (int64_t k = 0; k < cols; k++) {
+      ms = sr[k] * inv > ms ? sr[k] * inv : ms;
+      mt = tr[k] * inv > mt ? tr[k] * inv : mt;
+    }
+    float zs = 0.f, zt = 0.f;
+    for (int64_t k = 0; k < cols; k++) {
+      zs += expf(sr[k] * inv - ms);
+      zt += expf(tr[k] * inv - mt);
+    }
+    const float ls = ms + logf(zs), lt = mt + logf(zt);
+    float kl = 0.f;
+    for (int64_t k = 0; k < cols; k++) {
+      const float logPs = sr[k] * inv - ls, logPt = tr[k] * inv - lt, pt = expf(logPt);
+      kl += pt * (logPt - logPs);
+      gr[k] = (expf(logPs) - pt) * scale;
+    }
+    total += kl;
+  }
+  *loss = (float)(total / (double)rows);
+}
+
 /* ---------------------------------------------------------------- adam */
 typedef struct {
   const float *w, *g, *m, *v;

@@ -21,6 +21,7 @@ import { makeElementwiseKernels } from './native/elementwise.js';
 import { patchAdam } from './native/adam.js';
 import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
 import { BROADCAST_DIV_KERNEL, makeBroadcastDivKernel, patchMeanGradient } from './native/mean-grad.js';
+import { SOFT_KL_KERNEL, makeSoftKlKernel, nativeSoftKl } from './native/soft-kl.js';
 import type { KernelFn } from './native/util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -153,6 +154,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     const own: [string, (b: NativeBackend) => KernelFn][] = [
       [BN_GRAD_KERNEL, makeBatchNormGradKernel],
       [BROADCAST_DIV_KERNEL, makeBroadcastDivKernel],
+      [SOFT_KL_KERNEL, makeSoftKlKernel],
     ];
     for (const [name, make] of own) {
       const byInstance = new WeakMap<NativeBackend, KernelFn>();
@@ -216,4 +218,12 @@ export function setNativeThreads(n: number): number | null {
 /** The live native backend instance, if it has been created (for stats and tests). */
 export function nativeBackendInstance(): NativeBackend | undefined {
   return state?.ok ? state.backend : undefined;
+}
+
+/**
+ * Batch-mean KL(softmax(t/T) ‖ softmax(s/T)) in one native kernel (and one for its gradient in
+ * s) while `native` is the active backend; undefined otherwise (compose it from tfjs ops then).
+ */
+export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number): tf.Scalar | undefined {
+  return state?.ok ? nativeSoftKl(s, t, temperature, NATIVE_BACKEND_NAME) : undefined;
 }

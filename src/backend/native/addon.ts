@@ -63,6 +63,16 @@ export interface NativeAddon {
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, r: number, inner: number): void;
   argReduce(isMax: number, x: Float32Array, out: Int32Array, outer: number, r: number, inner: number): void;
   softmax(x: Float32Array, y: Float32Array, rows: number, cols: number): void;
+  /** Batch-mean KL(softmax(t/T) ‖ softmax(s/T)) into loss[0], its gradient with respect to s into grad. */
+  softKl(
+    s: Float32Array,
+    t: Float32Array,
+    rows: number,
+    cols: number,
+    T: number,
+    loss: Float32Array,
+    grad: Float32Array,
+  ): void;
   adam(
     w: Float32Array,
     g: Float32Array,

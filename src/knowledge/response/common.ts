@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { softKl as nativeSoftKl } from '../../backend/native.js';
 import { UserError } from '../../errors.js';
 import type { KnowledgeTerm } from '../types.js';
 
@@ -90,6 +91,14 @@ export function logProbs(z: tf.Tensor2D, temperature = 1): tf.Tensor2D {
 /** Batch mean of Σ_k p_k (log p_k − log q_k), from log-probabilities (PyTorch `batchmean`). */
 export function klDiv(logP: tf.Tensor2D, logQ: tf.Tensor2D): tf.Scalar {
   return tf.exp(logP).mul(logP.sub(logQ)).sum(1).mean();
+}
+
+/**
+ * Batch mean of KL(softmax(t/T) ‖ softmax(s/T)), the kd loss's core: one native kernel (and one
+ * for its gradient) on the `native` backend, `klDiv` of log-softmaxes elsewhere; t is a constant.
+ */
+export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number): tf.Scalar {
+  return nativeSoftKl(s, t, temperature) ?? klDiv(logProbs(t, temperature), logProbs(s, temperature));
 }
 
 /** Batch mean of −Σ_k p_k log q_k, from log-probabilities. */

@@ -22,15 +22,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import {
-  klDiv,
-  labelCrossEntropy,
-  logProbs,
-  responseTerm,
-  standardizeOption,
-  standardized,
-  weighted,
-} from './common.js';
+import { labelCrossEntropy, responseTerm, softKl, standardizeOption, standardized, weighted } from './common.js';
 
 /** The options of `kd`: the one definition of their names, types, ranges and defaults. */
 export const kdOptions = z.strictObject({
@@ -44,10 +36,10 @@ export type KdOptions = z.input<typeof kdOptions>;
 
 export function kdTerm(options: KdOptions = {}): KnowledgeTerm {
   const { temperature: T, alpha, standardize } = parseOptions('knowledge term `kd`', kdOptions, options);
-  const soft = (z: tf.Tensor2D) => logProbs(standardize ? standardized(z) : z, T);
+  const logits = (z: tf.Tensor2D) => (standardize ? standardized(z) : z);
   return responseTerm('kd', true, (s, y, t) =>
     weighted({
-      kd: [alpha * T * T, () => klDiv(soft(t), soft(s))],
+      kd: [alpha * T * T, () => softKl(logits(s), logits(t), T)],
       ce: [1 - alpha, () => labelCrossEntropy(s, y)],
     }),
   );

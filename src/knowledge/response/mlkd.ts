@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { klDiv, labelCrossEntropy, logProbs, responseTerm } from './common.js';
+import { labelCrossEntropy, responseTerm, softKl } from './common.js';
 
 /** The options of `mlkd`: the one definition of their names, types, ranges and defaults. */
 export const mlkdOptions = z.strictObject({
@@ -62,8 +62,7 @@ export function mlkdTerm(options: MlkdOptions = {}): KnowledgeTerm {
     const pw = tf.softmax(tw);
     const m = shareAtMostMedian(pw.max(1));
     const mc = shareAtMostMedian(pw.sum(0));
-    const kl = (zs: tf.Tensor2D, zt: tf.Tensor2D, tau: number) =>
-      klDiv(logProbs(zt, tau), logProbs(zs, tau)).mul(tau * tau);
+    const kl = (zs: tf.Tensor2D, zt: tf.Tensor2D, tau: number) => softKl(zs, zt, tau).mul(tau * tau);
     const relation = (byClass: boolean, tau: number) => {
       const [ps, pt] = [tf.softmax(sw.div<tf.Tensor2D>(tau)), tf.softmax(tw.div<tf.Tensor2D>(tau))];
       return gram(ps, byClass)
