@@ -13,7 +13,7 @@
  * the teacher (the quickstart's is 4×); give it its own `--out` and `--table`.
  *
  *   npm run methods -- [--out runs/methods] [--seeds 1,2] [--epochs 15] [--workers 2] [--threads 1]
- *     [--width 0.25] [--only kd,dkd] [--table docs/benchmarks.md] [--table-only]
+ *     [--width 0.25] [--dropout 0.25] [--only kd,dkd] [--table docs/benchmarks.md] [--table-only]
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -188,6 +188,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '2' },
     threads: { type: 'string', default: '1' },
     width: { type: 'string', default: '0.25' },
+    dropout: { type: 'string', default: '0.25' },
     only: { type: 'string' },
     table: { type: 'string', default: 'docs/benchmarks.md' },
     'table-only': { type: 'boolean', default: false },
@@ -205,7 +206,12 @@ if (unknown.length > 0) {
 const chosen = METHODS.filter((m) => only === undefined || only.includes(m.name) || m.name === 'labels');
 
 const base = {
-  ...quickstartExperiment({ seeds, epochs, studentWidth: Number(values.width) }),
+  ...quickstartExperiment({
+    seeds,
+    epochs,
+    studentWidth: Number(values.width),
+    studentDropout: Number(values.dropout),
+  }),
   baseline: false,
   name: 'methods',
 };
@@ -283,21 +289,23 @@ const table = [
   }),
 ];
 const missing = METHODS.filter((m) => !rows.some((r) => r.method === m)).map((m) => m.name);
-// The independent check: PyTorch's kd against labels on the same pair (the full parity run's `kd` case).
-const parityFile = resolve('bench/parity/last-full.json');
-const parity = existsSync(parityFile)
-  ? (
-      JSON.parse(readFileSync(parityFile, 'utf8')) as {
-        parity: Array<{ case: string; row: string; tfjsMean: number; torchMean: number }>;
-      }
-    ).parity.filter((r) => r.case === 'kd')
-  : [];
+// The independent check: PyTorch's kd against labels on the same pair (a parity case: `npm run parity`,
+// whose full run is bench/parity/last-full.json; `-- --cases kd-large-gap` alone writes its own file).
+const parityCase = values.width === '0.25' ? 'kd' : values.width === '0.0625' ? 'kd-large-gap' : undefined;
+type ParityRow = { case: string; row: string; tfjsMean: number; torchMean: number };
+const parity =
+  [resolve('bench/parity/last-full.json'), resolve(`bench/parity/${parityCase}.json`)]
+    .filter((f) => parityCase !== undefined && existsSync(f))
+    .map((f) =>
+      (JSON.parse(readFileSync(f, 'utf8')) as { parity: ParityRow[] }).parity.filter((r) => r.case === parityCase),
+    )
+    .find((rows) => rows.length > 0) ?? [];
 const kdRow = (row: string) => parity.find((r) => r.row === row);
 const [pl, ps] = [kdRow('labels'), kdRow('student')];
 const signed = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)}`;
 const parityLine =
   pl && ps
-    ? `The same loss shows in PyTorch: the full parity run's \`kd\` case (bench/parity/last-full.json: this student, 10 epochs on 12,000 rows, kd T=4 α=0.9, 2 seeds) has kd − labels = ${signed((ps.tfjsMean - pl.tfjsMean) * 100)} pts in tfjs-distill and ${signed((ps.torchMean - pl.torchMean) * 100)} pts in an independent PyTorch implementation.`
+    ? `The same comparison in an independent PyTorch implementation (parity case \`${parityCase}\` of bench/parity/cases.json: this student, 10 epochs on 12,000 rows, kd T=4 α=0.9, 2 seeds): kd − labels = ${signed((ps.tfjsMean - pl.tfjsMean) * 100)} pts in tfjs-distill and ${signed((ps.torchMean - pl.torchMean) * 100)} pts in PyTorch.`
     : '';
 /** What the table shows, per student width, written from the measured rows. */
 const READING: Record<string, string[]> = {
@@ -310,13 +318,13 @@ const READING: Record<string, string[]> = {
     'see [the large-gap pair](benchmarks-large-gap.md).',
   ],
 };
-const rerun = `npm run methods -- --width ${values.width} --out ${values.out} --table ${values.table}`;
+const rerun = `npm run methods -- --width ${values.width}${values.dropout === '0.25' ? '' : ` --dropout ${values.dropout}`} --out ${values.out} --table ${values.table}`;
 const doc = [
-  `# Knowledge terms at full budget${values.width === '0.25' ? '' : `, student width ${values.width}`}`,
+  `# Knowledge terms at full budget${values.width === '0.25' ? '' : `, student width ${values.width}`}${values.dropout === '0.25' ? '' : `, dropout ${values.dropout}`}`,
   '',
   `Made by \`${rerun}\` (bench/methods.ts) on ${new Date().toISOString().slice(0, 10)}: the quickstart's teacher`,
   `(CNN, 824,746 parameters${teacher ? `, ${(teacher.accuracy * 100).toFixed(2)} % test accuracy` : ''}) and student (the same CNN at`,
-  `width ${values.width}, dropout 0.25, ${labels ? labels.params.toLocaleString('en-US') : '?'} parameters); full Fashion-MNIST, 55,000 train / 5,000 validation /`,
+  `width ${values.width}, dropout ${values.dropout}, ${labels ? labels.params.toLocaleString('en-US') : '?'} parameters); full Fashion-MNIST, 55,000 train / 5,000 validation /`,
   `10,000 test; ${epochs} epochs, Adam 0.002, cosine schedule, batch 64; seeds ${seeds.join(', ')}. Every method trains the`,
   'same student from the same initial weights in the same batch order as `labels` for the same seed,',
   'so the gain is paired by seed. Agreement is top-1 agreement with the teacher; ECE 15 bins.',
