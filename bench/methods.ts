@@ -291,7 +291,14 @@ const table = [
 const missing = METHODS.filter((m) => !rows.some((r) => r.method === m)).map((m) => m.name);
 // The independent check: PyTorch's kd against labels on the same pair (a parity case: `npm run parity`,
 // whose full run is bench/parity/last-full.json; `-- --cases kd-large-gap` alone writes its own file).
-const parityCase = values.width === '0.25' ? 'kd' : values.width === '0.0625' ? 'kd-large-gap' : undefined;
+const parityCase =
+  values.dropout !== '0.25'
+    ? undefined
+    : values.width === '0.25'
+      ? 'kd'
+      : values.width === '0.0625'
+        ? 'kd-large-gap'
+        : undefined;
 type ParityRow = { case: string; row: string; tfjsMean: number; torchMean: number };
 const parity =
   [resolve('bench/parity/last-full.json'), resolve(`bench/parity/${parityCase}.json`)]
@@ -307,15 +314,46 @@ const parityLine =
   pl && ps
     ? `The same comparison in an independent PyTorch implementation (parity case \`${parityCase}\` of bench/parity/cases.json: this student, 10 epochs on 12,000 rows, kd T=4 α=0.9, 2 seeds): kd − labels = ${signed((ps.tfjsMean - pl.tfjsMean) * 100)} pts in tfjs-distill and ${signed((ps.torchMean - pl.torchMean) * 100)} pts in PyTorch.`
     : '';
-/** What the table shows, per student width, written from the measured rows. */
+/** The paired gain of a row of this table, signed, for the reading below ('?' when not run). */
+const gainText = (name: string) => {
+  const r = rows.find((x) => x.method.name === name);
+  return r ? signed(stat(gainOf(r)).mean) : '?';
+};
+const row = (name: string) => rows.find((x) => x.method.name === name);
+const timesLabels = (name: string) =>
+  row(name) && labels ? (stat(row(name)!.trainSeconds).mean / stat(labels.trainSeconds).mean).toFixed(0) : '?';
+const beyondSpread = rows
+  .filter((r) => r !== labels && stat(gainOf(r)).mean > 0 && stat(gainOf(r)).mean > stat(gainOf(r)).std)
+  .map((r) => `${r.method.name} (${gainText(r.method.name)})`);
+const spreadText =
+  beyondSpread.length === 0
+    ? 'No method beats labels-only by more than its seed spread'
+    : `Beyond their seed spread, only ${beyondSpread.join(', ')} beat labels-only`;
+/** What the table shows, per student width and dropout, written from the measured rows. */
 const READING: Record<string, string[]> = {
-  '0.25': [
+  '0.25/0.25': [
     'The student has dropout. In this table, methods that keep the labels at full weight and add a light teacher signal stay',
     "closest to labels; those that replace most of the label signal with the teacher's (kd at α=0.9, dkd with",
     'β=8, mlkd) lose the most, and logit standardization recovers part of what kd and dkd lose. `kd` and',
-    "`soft-ce` differ by the teacher's entropy, a constant: identical gradients, identical students. A larger",
-    'teacher–student gap (a narrower or shallower student) is where these methods are expected to pay:',
-    'see [the large-gap pair](benchmarks-large-gap.md).',
+    "`soft-ce` differ by the teacher's entropy, a constant: identical gradients, identical students. The two",
+    `combinations of the best methods (\`hard+dist\` ${gainText('hard+dist')}, \`dist+rkd\` ${gainText('dist+rkd')}) add nothing to their parts.`,
+    `reviewkd costs ${timesLabels('reviewkd')}× the labels' train time (its attention fusions run 64-channel convs at full`,
+    'resolution); its seed 2 ran after the native convolution of narrow layers changed (session 8): same',
+    'weights and batches as its paired labels run, different rounding. A larger teacher–student gap:',
+    '[the large-gap table](benchmarks-large-gap.md).',
+  ],
+  '0.0625/0.25': [
+    `The student is ${row('labels') && teacher ? (teacher.params! / row('labels')!.params).toFixed(0) : '?'}× smaller than the teacher. ${spreadText};`,
+    `simkd (${gainText('simkd')}) ships a ${row('simkd') && row('labels') ? (row('simkd')!.params / row('labels')!.params).toFixed(0) : '?'}× larger student (its projector and the teacher's classifier).`,
+    `Methods that put most of the weight on the teacher lose more than at width 0.25: kd ${gainText('kd')}, nkd`,
+    `${gainText('nkd')}, kd+ls ${gainText('kd+ls')}, dkd+ls ${gainText('dkd+ls')}. This student keeps the quickstart student's dropout (0.25,`,
+    'on a 16-unit dense layer): it underfits, and soft targets weaken its signal further. Without dropout',
+    '([its own table](benchmarks-large-gap-dropout0.md), `--dropout 0`) the label-only student is several',
+    'points better and kd stays within a few tenths of it.',
+  ],
+  '0.0625/0': [
+    `Without dropout this student reaches ${row('labels') ? (stat(row('labels')!.accuracy).mean * 100).toFixed(2) : '?'} % on labels alone (with the quickstart's dropout 0.25: see`,
+    `[the large-gap table](benchmarks-large-gap.md)); kd moves it by ${gainText('kd')} and kd-t2 by ${gainText('kd-t2')} pts.`,
   ],
 };
 const rerun = `npm run methods -- --width ${values.width}${values.dropout === '0.25' ? '' : ` --dropout ${values.dropout}`} --out ${values.out} --table ${values.table}`;
@@ -335,7 +373,7 @@ const doc = [
   teacher && labels
     ? `Reading it: the teacher is ${((teacher.accuracy - stat(labels.accuracy).mean) * 100).toFixed(2)} pts above the label-only student at this budget.`
     : '',
-  ...(READING[values.width] ?? []),
+  ...(READING[`${values.width}/${values.dropout}`] ?? []),
   parityLine,
   '',
   missing.length > 0 ? `Not run yet: ${missing.join(', ')} (\`${rerun}\` runs them and keeps the rows above).` : '',
