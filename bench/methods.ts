@@ -244,20 +244,30 @@ if (!values['table-only']) {
 
 interface Row {
   method: Method;
+  /** The seeds of `--seeds` this method has finished (at least 2), in order. */
+  seeds: number[];
   accuracy: number[];
   agreement: number[];
   ece: number[];
   trainSeconds: number[];
   params: number;
 }
+/**
+ * A method's row from the seeds it has: a third seed (run in its own `--out` with `--seeds 3`
+ * and its `seed-3` folder copied in) is added only where the spread of the first two overlapped.
+ */
 function readRow(m: Method): Row | undefined {
-  const reports = seeds.map((s) => join(out, m.name, `seed-${s}`, 'report.json'));
-  if (!reports.every((f) => existsSync(f)) || !existsSync(join(out, m.name, 'trial.json'))) return undefined;
-  const students = reports.map(
-    (f) => (JSON.parse(readFileSync(f, 'utf8')) as RunReport).models.find((x) => x.role === 'student')!,
+  const have = seeds.filter((s) => existsSync(join(out, m.name, `seed-${s}`, 'report.json')));
+  if (have.length < Math.min(2, seeds.length) || !existsSync(join(out, m.name, 'trial.json'))) return undefined;
+  const students = have.map(
+    (s) =>
+      (JSON.parse(readFileSync(join(out, m.name, `seed-${s}`, 'report.json'), 'utf8')) as RunReport).models.find(
+        (x) => x.role === 'student',
+      )!,
   );
   return {
     method: m,
+    seeds: have,
     accuracy: students.map((s) => s.accuracy),
     agreement: students.map((s) => s.agreement),
     ece: students.map((s) => s.ece),
@@ -272,7 +282,14 @@ const pct = (v: number[]) => {
   const s = stat(v.map((x) => x * 100));
   return `${s.mean.toFixed(2)} ± ${s.std.toFixed(2)}`;
 };
-const gainOf = (r: Row) => (labels ? r.accuracy.map((a, i) => (a - labels.accuracy[i]!) * 100) : []);
+/** Gains over labels-only, paired by seed (seeds labels-only lacks are left out). */
+const gainOf = (r: Row) =>
+  labels
+    ? r.seeds.flatMap((s, i) => {
+        const j = labels.seeds.indexOf(s);
+        return j < 0 ? [] : [(r.accuracy[i]! - labels.accuracy[j]!) * 100];
+      })
+    : [];
 const sorted = [...rows].sort((a, b) => stat(gainOf(b)).mean - stat(gainOf(a)).mean);
 const teacher = existsSync(join(out, 'labels', 'seed-1', 'report.json'))
   ? (JSON.parse(readFileSync(join(out, 'labels', 'seed-1', 'report.json'), 'utf8')) as RunReport).models.find(
@@ -356,6 +373,12 @@ const READING: Record<string, string[]> = {
     `[the large-gap table](benchmarks-large-gap.md)); kd moves it by ${gainText('kd')} and kd-t2 by ${gainText('kd-t2')} pts.`,
   ],
 };
+const extraSeeds = seeds.slice(2);
+const withExtra = rows.filter((r) => r.seeds.some((x) => extraSeeds.includes(x))).map((r) => r.method.name);
+const extraSeedsText =
+  withExtra.length > 0
+    ? `Seed ${extraSeeds.join(', ')} ran as \`npm run methods -- --seeds ${extraSeeds.join(',')} --out ${values.out}-s${extraSeeds.join('')} --only ${withExtra.filter((n) => n !== 'labels').join(',')}\`, its seed folders copied into \`${values.out}/<method>/\`, then \`--table-only --seeds ${seeds.join(',')}\`.`
+    : '';
 const rerun = `npm run methods -- --width ${values.width}${values.dropout === '0.25' ? '' : ` --dropout ${values.dropout}`} --out ${values.out} --table ${values.table}`;
 const doc = [
   `# Knowledge terms at full budget${values.width === '0.25' ? '' : `, student width ${values.width}`}${values.dropout === '0.25' ? '' : `, dropout ${values.dropout}`}`,
@@ -363,10 +386,11 @@ const doc = [
   `Made by \`${rerun}\` (bench/methods.ts) on ${new Date().toISOString().slice(0, 10)}: the quickstart's teacher`,
   `(CNN, 824,746 parameters${teacher ? `, ${(teacher.accuracy * 100).toFixed(2)} % test accuracy` : ''}) and student (the same CNN at`,
   `width ${values.width}, dropout ${values.dropout}, ${labels ? labels.params.toLocaleString('en-US') : '?'} parameters); full Fashion-MNIST, 55,000 train / 5,000 validation /`,
-  `10,000 test; ${epochs} epochs, Adam 0.002, cosine schedule, batch 64; seeds ${seeds.join(', ')}. Every method trains the`,
+  `10,000 test; ${epochs} epochs, Adam 0.002, cosine schedule, batch 64; seeds ${seeds.slice(0, 2).join(', ')}${seeds.length > 2 ? ` (and ${seeds.slice(2).join(', ')} where the first two seeds' gains spread across zero; "per seed" lists the gains in seed order)` : ''}. Every method trains the`,
   'same student from the same initial weights in the same batch order as `labels` for the same seed,',
   'so the gain is paired by seed. Agreement is top-1 agreement with the teacher; ECE 15 bins.',
   `Train time is per seed, ${values.workers} trials at once with ${values.threads} native thread${values.threads === '1' ? '' : 's'} each on a 2-core machine.`,
+  ...(extraSeedsText ? [extraSeedsText] : []),
   '',
   ...table,
   '',
