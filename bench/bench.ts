@@ -84,6 +84,9 @@ function stepRate(model: tf.LayersModel, inputShape: number[], batch: number, te
   }, batch);
   tf.dispose([x, y]);
   optimizer.dispose();
+  // each --repeat builds its own models: dispose them, or every repeat adds their weights
+  model.dispose();
+  teacherModel?.dispose();
   return r;
 }
 
@@ -155,6 +158,7 @@ async function epochs(): Promise<EpochFigures> {
     rssMiB.push(Math.round(process.memoryUsage().rss / 2 ** 20));
     numTensors.push(tf.memory().numTensors);
   });
+  teacherModel.dispose();
   // Epoch 1 fills the cache; the later epochs are the cached cost.
   return { labelOnly, kdNoCache, kdCached: median(cached.slice(1)), rssMiB, numTensors };
 }
