@@ -240,23 +240,25 @@ nativeOnly('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilatio
     'Conv2D',
   ]);
   const prelu = spec([4], 0, 0.5);
-  for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu'] as const) {
-    await check(
-      `fused conv2d ${activation}`,
+  type Spec = ReturnType<typeof spec>;
+  const fusedConv = (label: string, xs: Spec, fs: Spec, strides: number, activation: tf.fused.Activation, b?: Spec) =>
+    check(
+      label,
       () =>
         tf.fused.conv2d({
-          x: x.t() as tf.Tensor4D,
-          filter: f.t() as tf.Tensor4D,
-          strides: 2,
+          x: xs.t() as tf.Tensor4D,
+          filter: fs.t() as tf.Tensor4D,
+          strides,
           pad: 'same',
-          bias: bias.t(),
+          bias: b?.t(),
           activation,
           leakyreluAlpha: 0.3,
           preluActivationWeights: activation === 'prelu' ? prelu.t() : undefined,
         }),
       ['FusedConv2D'],
     );
-  }
+  for (const activation of ['linear', 'relu', 'relu6', 'elu', 'sigmoid', 'leakyrelu', 'prelu'] as const)
+    await fusedConv(`fused conv2d ${activation}`, x, f, 2, activation, bias);
   // narrow layers (8, 16, 32 output channels) take their own product, bias and ReLU fused in
   for (const [xs, oc] of [
     [[3, 9, 7, 1], 8],
@@ -268,18 +270,13 @@ nativeOnly('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilatio
       nb = spec([oc]);
     for (const activation of ['linear', 'relu', 'relu6'] as const)
       for (const withBias of [true, false])
-        await check(
+        await fusedConv(
           `narrow fused conv2d ${xs} → ${oc} ${activation}${withBias ? ' + bias' : ''}`,
-          () =>
-            tf.fused.conv2d({
-              x: nx.t() as tf.Tensor4D,
-              filter: nf.t() as tf.Tensor4D,
-              strides: 1,
-              pad: 'same',
-              bias: withBias ? nb.t() : undefined,
-              activation,
-            }),
-          ['FusedConv2D'],
+          nx,
+          nf,
+          1,
+          activation,
+          withBias ? nb : undefined,
         );
   }
 });
