@@ -44,6 +44,21 @@ const convCases: Array<{ x: number[]; f: number[]; stride: number | [number, num
     ],
   },
   { x: [1, 11, 6, 2], f: [2, 4, 2, 3], stride: 3, pad: 'same' },
+  // Ci ≥ 16 and Ci < Co: dW through the input as the filter (conv-gradients.ts)
+  { x: [2, 9, 7, 16], f: [3, 3, 16, 24], stride: 1, pad: 'same' },
+  { x: [3, 8, 8, 16], f: [3, 2, 16, 32], stride: 1, pad: 'valid' },
+  {
+    x: [2, 6, 7, 16],
+    f: [3, 3, 16, 20],
+    stride: 1,
+    pad: [
+      [0, 0],
+      [2, 0],
+      [0, 1],
+      [0, 0],
+    ],
+  },
+  { x: [2, 9, 9, 16], f: [3, 3, 16, 24], stride: 2, pad: 'same' },
 ];
 
 for (const c of convCases) {
@@ -122,6 +137,7 @@ test('matmul with transposed operands matches cpu, plain and fused, batched', as
   const cases: Array<[number[], number[], boolean, boolean]> = [
     [[5, 7], [5, 3], true, false],
     [[7, 5], [3, 5], false, true],
+    [[3, 5], [40, 5], false, true],
     [[5, 7], [3, 5], true, true],
     [[2, 3, 4], [2, 5, 4], false, true],
     [[1, 4], [4, 6], false, false],
@@ -167,4 +183,72 @@ test('gradient kernels leave no tensors or buffers behind', async () => {
   assert.equal(after.numDataBuffers, before.numDataBuffers);
   assert.equal(after.numBytes, before.numBytes);
   tf.dispose([x, f, d]);
+});
+
+test('max-pool gradient matches cpu: windows that tile, overlap, pad, and tie', async () => {
+  const cases: Array<{
+    x: [number, number, number, number];
+    size: [number, number];
+    stride: [number, number];
+    pad: 'same' | 'valid';
+  }> = [
+    { x: [2, 8, 8, 3], size: [2, 2], stride: [2, 2], pad: 'valid' },
+    { x: [2, 9, 7, 5], size: [3, 3], stride: [2, 2], pad: 'same' },
+    { x: [1, 6, 6, 2], size: [3, 2], stride: [1, 1], pad: 'same' },
+    { x: [3, 7, 5, 4], size: [2, 3], stride: [2, 1], pad: 'valid' },
+  ];
+  for (const c of cases) {
+    // values rounded to halves: many windows hold ties, whose gradient goes to the first of them
+    const loss = (x: tf.Tensor) =>
+      tf
+        .maxPool(x as tf.Tensor4D, c.size, c.stride, c.pad)
+        .mul(values(tf.maxPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.stride, c.pad).shape, 2))
+        .sum();
+    const err = await onBoth(() => tf.grad(loss)(values(c.x, 0).mul(2).round().div(2)));
+    assert.ok(err <= 1e-6, `${JSON.stringify(c)}: relative error ${err}`);
+  }
+});
+
+test('transposes (blocked matrix path and the rest) and leading-axis sums match cpu', async () => {
+  const perms: Array<[number[], number[]]> = [
+    [
+      [37, 70],
+      [1, 0],
+    ],
+    [
+      [3, 33, 40],
+      [0, 2, 1],
+    ],
+    [
+      [4, 5, 6, 7],
+      [2, 3, 0, 1],
+    ],
+    [
+      [4, 5, 6, 7],
+      [0, 3, 1, 2],
+    ],
+    [
+      [4, 5, 6, 7],
+      [3, 1, 2, 0],
+    ],
+    [
+      [2, 3, 4],
+      [0, 1, 2],
+    ],
+  ];
+  for (const [shape, perm] of perms) {
+    assert.equal(await onBoth(() => values(shape, 0).transpose(perm)), 0, `${shape} ${perm}`);
+    assert.equal(await onBoth(() => values(shape, 0).toInt().transpose(perm)), 0, `int32 ${shape} ${perm}`);
+  }
+  const sums: Array<[number[], number[], boolean]> = [
+    [[64, 9, 9, 16], [0, 1, 2], false],
+    [[128, 30], [0], true],
+    [[5, 6, 7], [1, 0], false],
+    [[5, 6, 7], [1, 2], false],
+    [[5, 6, 7], [0, 1, 2], false],
+  ];
+  for (const [shape, axes, keepDims] of sums) {
+    const err = await onBoth(() => values(shape, 1).sum(axes, keepDims));
+    assert.ok(err <= 1e-5, `sum ${shape} over ${axes}: relative error ${err}`);
+  }
 });

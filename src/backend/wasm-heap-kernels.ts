@@ -1,0 +1,183 @@
+/**
+ * Training kernels for tfjs-backend-wasm written in JavaScript over the module's heap, where the
+ * stock kernel is slow for the shapes training makes (measured with tfjs-backend-wasm 4.22, 2
+ * threads, on the bench CNN's step):
+ * - MaxPoolGrad: 37 ms for a [64,24,24,64] map (the stock kernel scans every window for every
+ *   input pixel); one pass over the windows is ~4 ms;
+ * - Transpose of a tall or wide matrix, or of the outer and inner axes around kept middle ones
+ *   (after merging axes that stay adjacent): 8.7 ms for [9216,128], 25 ms for [36864,64], 8.8 ms
+ *   for [64,24,24,64] by [3,1,2,0]; blocked, 1.3, 3 and ~2.5 ms (square matrices stay with the
+ *   stock kernel, which is faster there: 0.5 ms for [800,800] against 0.7);
+ * - Sum over leading axes (a bias gradient): the stock kernel transposes them innermost first,
+ *   5.6 ms for [64,24,24,64]; one pass, 2.8 ms;
+ * Inputs are read and the output written through Float32Array views of the heap, taken after
+ * the output is allocated (an allocation may grow the heap and detach earlier views).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type Info = tf.TensorInfo;
+
+/** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): Info;
+  typedArrayFromHeap(info: Info): tf.TypedArray;
+}
+
+function heap(backend: WasmBackend, info: Info): Float32Array {
+  return backend.typedArrayFromHeap(info) as Float32Array;
+}
+
+/**
+ * dx of a max pool: each window's gradient goes to the first position holding the window's
+ * maximum (row-major within the window), as tfjs-backend-cpu and PyTorch route it; windows that
+ * overlap add up. Any filter size, stride and padding (positions outside the input never win).
+ */
+export function maxPoolGrad(backendArg: unknown, dy: Info, x: Info, attrs: tf.MaxPoolGradAttrs): Info {
+  const backend = backendArg as WasmBackend;
+  const info = tf.backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const { batchSize, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
+  const { top, left } = info.padInfo;
+  const out = backend.makeOutput(x.shape, 'float32');
+  const dx = heap(backend, out);
+  const xs = heap(backend, x);
+  const dys = heap(backend, dy);
+  dx.fill(0);
+  const best = new Float32Array(C);
+  const at = new Int32Array(C);
+  for (let b = 0; b < batchSize; b++) {
+    const xBase = b * H * W * C;
+    for (let oh = 0; oh < OH; oh++) {
+      const h0 = Math.max(0, oh * sh - top);
+      const h1 = Math.min(H, oh * sh - top + fh);
+      for (let ow = 0; ow < OW; ow++) {
+        const w0 = Math.max(0, ow * sw - left);
+        const w1 = Math.min(W, ow * sw - left + fw);
+        let first = true;
+        for (let i = h0; i < h1; i++) {
+          for (let j = w0; j < w1; j++) {
+            const p = xBase + (i * W + j) * C;
+            if (first) {
+              for (let c = 0; c < C; c++) {
+                best[c] = xs[p + c]!;
+                at[c] = p + c;
+              }
+              first = false;
+              continue;
+            }
+            for (let c = 0; c < C; c++) {
+              const v = xs[p + c]!;
+              if (v > best[c]!) {
+                best[c] = v;
+                at[c] = p + c;
+              }
+            }
+          }
+        }
+        if (first) continue;
+        const q = ((b * OH + oh) * OW + ow) * C;
+        for (let c = 0; c < C; c++) dx[at[c]!] += dys[q + c]!;
+      }
+    }
+  }
+  return out;
+}
+
+/** A transpose as blocks: [outer, a, mid, c] → [outer, c, mid, a] (mid 1: a matrix transpose). */
+export interface BlockSwap {
+  outer: number;
+  a: number;
+  mid: number;
+  c: number;
+}
+
+/**
+ * `perm` as a BlockSwap when, after the leading axes it keeps in place, it lists two or three
+ * runs of consecutive axes whose order is reversed (e.g. [1,0], [0,2,1], [3,1,2,0]), else undefined.
+ */
+export function asBlockSwap(shape: readonly number[], perm: readonly number[]): BlockSwap | undefined {
+  const size = (from: number, to: number) => shape.slice(from, to).reduce((n, d) => n * d, 1);
+  let k = 0;
+  while (k < perm.length && perm[k] === k) k++;
+  const runs: number[][] = [];
+  for (const axis of perm.slice(k)) {
+    const run = runs.at(-1);
+    if (run && axis === run.at(-1)! + 1) run.push(axis);
+    else runs.push([axis]);
+  }
+  if (runs.length < 2 || runs.length > 3) return undefined;
+  // reversed, the runs must tile k … n−1 in order
+  const tiled = [...runs].reverse().flat();
+  if (!tiled.every((axis, i) => axis === k + i)) return undefined;
+  const first = runs.at(-1)!;
+  const last = runs[0]!;
+  return {
+    outer: size(0, k),
+    a: size(first[0]!, first.at(-1)! + 1),
+    mid: runs.length === 3 ? size(runs[1]![0]!, runs[1]!.at(-1)! + 1) : 1,
+    c: size(last[0]!, last.at(-1)! + 1),
+  };
+}
+
+const TILE = 32;
+
+/**
+ * [outer, a, mid, c] → [outer, c, mid, a] in TILE × TILE blocks of (a, c), each walked along the
+ * longer side's stride so that the short side's accesses stay in a few cache lines.
+ */
+export function blockSwapTranspose(backendArg: unknown, x: Info, outShape: number[], swap: BlockSwap): Info {
+  const backend = backendArg as WasmBackend;
+  const { outer, a: rows, mid, c: cols } = swap;
+  const out = backend.makeOutput(outShape, x.dtype);
+  const dst = backend.typedArrayFromHeap(out);
+  const src = backend.typedArrayFromHeap(x);
+  // element (o, r, m, c): src ((o·rows + r)·mid + m)·cols + c, dst ((o·cols + c)·mid + m)·rows + r
+  const srcRow = mid * cols;
+  const dstRow = mid * rows;
+  for (let o = 0; o < outer; o++) {
+    for (let m = 0; m < mid; m++) {
+      const s0 = o * rows * srcRow + m * cols;
+      const d0 = o * cols * dstRow + m * rows;
+      for (let r0 = 0; r0 < rows; r0 += TILE) {
+        const r1 = Math.min(rows, r0 + TILE);
+        for (let c0 = 0; c0 < cols; c0 += TILE) {
+          const c1 = Math.min(cols, c0 + TILE);
+          if (rows >= cols) {
+            for (let c = c0; c < c1; c++) {
+              const d = d0 + c * dstRow;
+              for (let r = r0; r < r1; r++) dst[d + r] = src[s0 + r * srcRow + c]!;
+            }
+          } else {
+            for (let r = r0; r < r1; r++) {
+              const s = s0 + r * srcRow;
+              for (let c = c0; c < c1; c++) dst[d0 + c * dstRow + r] = src[s + c]!;
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Σ over the leading axes: x as [rows, cols] summed into [cols], written to a tensor of `outShape`. */
+export function sumLeadingAxes(backendArg: unknown, x: Info, rows: number, outShape: number[]): Info {
+  const backend = backendArg as WasmBackend;
+  const out = backend.makeOutput(outShape, 'float32');
+  const acc = heap(backend, out);
+  const src = heap(backend, x);
+  const cols = acc.length;
+  acc.fill(0);
+  for (let r = 0; r < rows; r++) {
+    const s = r * cols;
+    for (let c = 0; c < cols; c++) acc[c] += src[s + c]!;
+  }
+  return out;
+}
