@@ -7,6 +7,7 @@ import { buildModel, models } from '../src/models/index.js';
 import { Rng } from '../src/data/rng.js';
 import { withSeededMathRandom } from '../src/train/seeded-random.js';
 import { nativeTest, relativeError, REQUIRE_NATIVE } from './helpers.js';
+import { installLazyInputGradients } from '../src/backend/lazy-input-gradients.js';
 
 /** Backends that initialise on this machine (wasm with its training kernels, native if built). */
 const available: string[] = [];
@@ -94,6 +95,48 @@ for (const kind of models.keys()) {
     model.dispose();
   });
 }
+
+test(`ReLU-activated Conv2D / Dense layers (fused while training) give the cpu backend's gradients on ${available.filter((b) => b !== 'cpu').join(', ')}`, async () => {
+  installLazyInputGradients();
+  await tf.setBackend('cpu');
+  const init = (seed: number) => ({ kernelInitializer: tf.initializers.glorotUniform({ seed }) });
+  const model = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape, filters: 8, kernelSize: 3, activation: 'relu', ...init(1) }),
+      tf.layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', ...init(2) }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 12, activation: 'relu', ...init(3) }),
+      tf.layers.dense({ units: 5, ...init(4) }),
+    ],
+  });
+  // non-zero biases, so that their gradients and the ReLU masks depend on them
+  model.trainableWeights
+    .filter((w) => w.shape.length === 1)
+    .forEach((w, i) => w.write(tf.randomNormal(w.shape as number[], 0, 0.1, 'float32', 20 + i)));
+  const x = tf.tensor4d(
+    Array.from({ length: batch * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.37)),
+    [batch, ...inputShape] as [number, number, number, number],
+  );
+  const y = tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), 5);
+  const reference = lossAndGrads(model, x, y);
+  const initial = model.getWeights().map((w) => w.clone());
+  for (const backend of available.filter((b) => b !== 'cpu')) {
+    await tf.setBackend(backend);
+    model.setWeights(initial);
+    const actual = lossAndGrads(model, x, y);
+    assert.ok(Math.abs(actual.loss - reference.loss) <= 1e-4 * Math.abs(reference.loss), `${backend} loss`);
+    actual.grads.forEach((g, i) => {
+      const err = relativeError(g, reference.grads[i]!);
+      assert.ok(err <= 1e-4, `${backend} gradient of ${model.trainableWeights[i]!.name}: relative error ${err}`);
+    });
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) lossAndGrads(model, x, y);
+    assert.equal(tf.memory().numTensors, before, `${backend}: tensors grow across steps`);
+  }
+  tf.dispose([x, y, ...initial]);
+  model.dispose();
+});
 
 test('at least the wasm backend is compared (and native under DISTILL_REQUIRE_NATIVE=1)', () => {
   assert.ok(available.includes('wasm'), `available backends: ${available.join(', ')}`);

@@ -381,6 +381,22 @@ static napi_value js_batchnorm(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* biasReluGrad(dy, y, L, dz, dbias) -> false if the shapes are not rows of L */
+static napi_value js_bias_relu_grad(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 5)) return NULL;
+  size_t n, ny, nz, nb;
+  const float *dy = f32(&a, 0, &n), *y = f32(&a, 1, &ny);
+  int64_t L = i64(&a, 2);
+  float *dz = f32(&a, 3, &nz), *db = f32(&a, 4, &nb);
+  if (a.err || !dy || !y || !dz || !db || ny != n || nz != n || (int64_t)nb != L) { a.err = 1; return done(&a); }
+  int ok;
+  SERIAL(ok = tdn_bias_relu_grad(dy, y, (int64_t)n, L, dz, db));
+  napi_value r;
+  napi_get_boolean(env, ok != 0, &r);
+  return r;
+}
+
 /* batchNormGrad(x, dy, L, mean, variance, scale?, eps, dx, dmean, dvar, dscale, doffset) -> bool */
 static napi_value js_bn_grad(napi_env env, napi_callback_info info) {
   args_t a;
@@ -624,6 +640,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("batchNorm", js_batchnorm),
       FN("tile", js_tile),
       FN("batchNormGrad", js_bn_grad),
+      FN("biasReluGrad", js_bias_relu_grad),
       FN("conv2d", js_conv2d),
       FN("conv2dBackpropInput", js_conv2d_bwd_input),
       FN("conv2dBackpropFilter", js_conv2d_bwd_filter),

@@ -598,3 +598,57 @@ int tdn_bn_grad(const float *x, const float *dy, int64_t n, int64_t L, const flo
   free(k);
   return 1;
 }
+
+/* ---------------------------------------------------------------- relu + bias gradient */
+/* The backward of y = relu(z + bias) (a fused conv or matmul, channels last) in one pass over dy:
+ * dz = dy where y > 0 (else 0), dbias = column sums of dz. Replaces Step, Mul and Sum kernels. */
+typedef struct {
+  const float *dy, *y;
+  float *dz;
+  int64_t R, L, chunk;
+  double *part;  /* [ntasks][L] */
+  float *block;  /* [ntasks][L]: float sums over up to 64 rows, then added to part */
+} brg_ctx_t;
+
+static void brg_task(void *vctx, int64_t t, int tid) {
+  (void)tid;
+  brg_ctx_t *c = (brg_ctx_t *)vctx;
+  const int64_t L = c->L, b = t * c->chunk, e = MIN(b + c->chunk, c->R);
+  double *restrict s = c->part + t * L;
+  float *restrict acc = c->block + t * L;
+  for (int64_t j = 0; j < L; j++) s[j] = 0.0;
+  for (int64_t r0 = b; r0 < e; r0 += 64) {
+    const int64_t r1 = MIN(r0 + 64, e);
+    for (int64_t j = 0; j < L; j++) acc[j] = 0.f;
+    for (int64_t r = r0; r < r1; r++) {
+      const float *restrict dy = c->dy + r * L, *restrict y = c->y + r * L;
+      float *restrict dz = c->dz + r * L;
+      for (int64_t j = 0; j < L; j++) {
+        const float g = y[j] > 0.f ? dy[j] : 0.f;
+        dz[j] = g;
+        acc[j] += g;
+      }
+    }
+    for (int64_t j = 0; j < L; j++) s[j] += acc[j];
+  }
+}
+
+int tdn_bias_relu_grad(const float *dy, const float *y, int64_t n, int64_t L, float *dz, float *dbias) {
+  if (L <= 0 || n % L) return 0;
+  const int64_t R = n / L;
+  const int T = workers_threads();
+  int64_t ntasks = R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
+  double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * L));
+  float *block = (float *)malloc(sizeof(float) * (size_t)(ntasks * L));
+  if (!part || !block) { free(part); free(block); return 0; }
+  brg_ctx_t c = {dy, y, dz, R, L, (R + ntasks - 1) / ntasks, part, block};
+  workers_run(brg_task, &c, ntasks);
+  for (int64_t j = 0; j < L; j++) {
+    double sum = 0.0;
+    for (int64_t t = 0; t < ntasks; t++) sum += part[t * L + j];
+    dbias[j] = (float)sum;
+  }
+  free(part);
+  free(block);
+  return 1;
+}

@@ -1,14 +1,18 @@
 /**
- * tfjs-layers runs Conv2D and Dense layers with a linear activation through `tf.fused.conv2d`
- * / `tf.fused.matMul` even while gradients are recorded, and the gradient of those fused ops
- * computes the input's gradient eagerly, whether it is needed or not. For the first layer of a
- * network it never is (nobody trains the images): a wasted backward convolution or matmul on
- * every step, 8% of a small CNN student's step on `native`. While gradients are recorded these
- * two layers here run the unfused ops, whose registered gradients compute only what the tape
- * asks for; same kernels, same values. Inference keeps the fused path. Installed once, for
- * every backend.
+ * How Conv2D and Dense layers run while gradients are recorded. tfjs-layers calls
+ * `tf.fused.conv2d` / `tf.fused.matMul`, which then either run unfused (any activation but linear:
+ * a conv or matmul, a bias Add and a Relu kernel forward; Step, Mul and Sum backward) or fused
+ * with a gradient that computes the input's gradient eagerly, whether it is needed or not. For
+ * the first layer of a network it never is (nobody trains the images): a wasted backward
+ * convolution or matmul on every step, 8% of a small CNN student's step on `native`.
+ * Here, while gradients are recorded, a layer with a linear or ReLU activation runs as one fused
+ * kernel (bias and ReLU in the conv's or matmul's epilogue) whose registered gradient is lazy
+ * per input, and whose ReLU and bias part is one native pass on `native` (bias-relu-grad.ts):
+ * the bench CNN's step 28.8 → ~26 ms. Inference keeps tfjs-layers' own path. Installed once, for
+ * every backend (each runs FusedConv2D and _FusedMatMul).
  */
 import * as tf from '@tensorflow/tfjs';
+import { biasReluGrad } from './native.js';
 
 type LayerInstance = tf.layers.Layer & {
   activation: { getClassName(): string };
@@ -22,11 +26,15 @@ type LayerInstance = tf.layers.Layer & {
   invokeCallHook?(inputs: unknown, kwargs: unknown): void;
 };
 type Call = (this: LayerInstance, inputs: tf.Tensor | tf.Tensor[], kwargs: object) => tf.Tensor | tf.Tensor[];
+type Activation = 'linear' | 'relu';
 
 let installed = false;
 
-function recordingLinear(layer: LayerInstance): boolean {
-  return tf.engine().state.gradientDepth > 0 && layer.activation.getClassName() === 'linear';
+/** The layer's activation when it is one the fused path handles and gradients are recorded. */
+function recordedActivation(layer: LayerInstance): Activation | undefined {
+  if (tf.engine().state.gradientDepth === 0) return undefined;
+  const name = layer.activation.getClassName();
+  return name === 'linear' || name === 'relu' ? name : undefined;
 }
 
 function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
@@ -36,7 +44,7 @@ function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
 
 function patch(
   className: string,
-  unfused: (layer: LayerInstance, x: tf.Tensor, kwargs: object) => tf.Tensor | undefined,
+  fused: (layer: LayerInstance, x: tf.Tensor, activation: Activation, kwargs: object) => tf.Tensor | undefined,
 ): void {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
   const proto = (entry?.[0] as { prototype?: { call?: Call } } | undefined)?.prototype;
@@ -44,34 +52,106 @@ function patch(
   if (!proto || !original) return;
   proto.call = function (this: LayerInstance, inputs, kwargs) {
     const x = single(inputs);
-    if (x === undefined || !recordingLinear(this)) return original.call(this, inputs, kwargs);
-    const y = tf.tidy(() => unfused(this, x, kwargs));
+    const activation = recordedActivation(this);
+    if (x === undefined || activation === undefined) return original.call(this, inputs, kwargs);
+    const y = tf.tidy(() => fused(this, x, activation, kwargs));
     return y ?? original.call(this, inputs, kwargs);
   };
 }
 
-/** Runs linear Conv2D / Dense layers unfused while gradients are recorded (see the file's doc). */
+/** Σ over every axis but the last (a bias's gradient). */
+function sumToLastAxis(t: tf.Tensor): tf.Tensor {
+  return tf.sum(t, [...Array(t.rank - 1).keys()]);
+}
+
+/** dz = ∂loss/∂(conv or matmul + bias) and the bias's gradient, from dy and the layer's output y. */
+function activationGradient(dy: tf.Tensor, y: tf.Tensor, activation: unknown): [tf.Tensor, () => tf.Tensor] {
+  if (activation === 'linear') return [dy, () => sumToLastAxis(dy)];
+  if (activation !== 'relu') throw new Error(`no gradient for a fused ${String(activation)} activation`);
+  const native = biasReluGrad(dy, y);
+  if (native) return [native[0], () => native[1]];
+  const dz = tf.mul(dy, tf.step(y));
+  return [dz, () => sumToLastAxis(dz)];
+}
+
+/** Lazy gradients of the fused kernels as this file runs them (NHWC, no dilation, no transposes). */
+function registerFusedGradients(): void {
+  tf.registerGradient({
+    kernelName: 'FusedConv2D',
+    inputsToSave: ['x', 'filter'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+      const { strides, pad, dataFormat, dimRoundingMode, dilations, activation } =
+        attrs as unknown as tf.FusedConv2DAttrs;
+      if (!tf.backend_util.eitherStridesOrDilationsAreOne(1, dilations) || dataFormat !== 'NHWC') {
+        throw new Error('the FusedConv2D gradient takes NHWC without dilation');
+      }
+      const [dz, dBias] = activationGradient(dy as tf.Tensor, y, activation);
+      const common = { strides, pad, dataFormat, dimRoundingMode };
+      return {
+        x: () =>
+          tf
+            .engine()
+            .runKernel('Conv2DBackpropInput', { dy: dz, filter }, { ...common, inputShape: x.shape }) as tf.Tensor,
+        filter: () =>
+          tf
+            .engine()
+            .runKernel('Conv2DBackpropFilter', { x, dy: dz }, { ...common, filterShape: filter.shape }) as tf.Tensor,
+        bias: dBias,
+      };
+    },
+  });
+  tf.registerGradient({
+    kernelName: '_FusedMatMul',
+    inputsToSave: ['a', 'b'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [a, b, y] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+      const { transposeA, transposeB, activation } = attrs as unknown as tf.BatchMatMulAttrs & { activation: string };
+      if (transposeA || transposeB) throw new Error('the _FusedMatMul gradient takes untransposed operands');
+      const [dz, dBias] = activationGradient(dy as tf.Tensor, y, activation);
+      return {
+        a: () => tf.matMul(dz as tf.Tensor2D, b, false, true),
+        b: () => tf.matMul(a, dz as tf.Tensor2D, true, false),
+        bias: dBias,
+      };
+    },
+  });
+}
+
+/** Runs linear and ReLU Conv2D / Dense layers as fused kernels with lazy gradients while recording. */
 export function installLazyInputGradients(): void {
   if (installed) return;
   installed = true;
-  patch('Conv2D', (layer, x) => {
-    if (layer.rank !== 2 || layer.dataFormat !== 'channelsLast' || x.rank !== 4) return undefined;
+  registerFusedGradients();
+  patch('Conv2D', (layer, x, activation) => {
+    const dilations = layer.dilationRate ?? 1;
+    const undilated = (Array.isArray(dilations) ? dilations : [dilations]).every((d) => d === 1);
+    if (layer.rank !== 2 || layer.dataFormat !== 'channelsLast' || x.rank !== 4 || !undilated) return undefined;
     const pad = layer.padding === 'same' ? 'same' : 'valid';
-    const dilations = (layer.dilationRate ?? 1) as number | [number, number];
-    const y = tf.conv2d(
-      x as tf.Tensor4D,
-      layer.kernel.read() as tf.Tensor4D,
-      layer.strides as [number, number],
-      pad,
-      'NHWC',
-      dilations,
-    );
-    return layer.bias ? tf.add(y, layer.bias.read()) : y;
+    const filter = layer.kernel.read();
+    if (activation === 'linear' && !layer.bias)
+      return tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, layer.strides as [number, number], pad);
+    return tf
+      .engine()
+      .runKernel(
+        'FusedConv2D',
+        { x, filter, ...(layer.bias ? { bias: layer.bias.read() } : {}) },
+        { strides: layer.strides ?? [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1], activation },
+      ) as tf.Tensor;
   });
-  patch('Dense', (layer, x, kwargs) => {
+  patch('Dense', (layer, x, activation, kwargs) => {
     if (x.rank !== 2) return undefined;
     layer.invokeCallHook?.(x, kwargs);
-    const y = tf.matMul(x, layer.kernel.read());
-    return layer.bias ? tf.add(y, layer.bias.read()) : y;
+    const kernel = layer.kernel.read();
+    if (activation === 'linear' && !layer.bias) return tf.matMul(x, kernel);
+    return tf
+      .engine()
+      .runKernel(
+        '_FusedMatMul',
+        { a: x, b: kernel, ...(layer.bias ? { bias: layer.bias.read() } : {}) },
+        { transposeA: false, transposeB: false, activation },
+      ) as tf.Tensor;
   });
 }

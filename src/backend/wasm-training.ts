@@ -50,6 +50,18 @@ export function installWasmTrainingKernels(): void {
     originals[name] = original;
     replace(name, (args) => {
       const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+      const { a: a0, b: b0 } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+      if (name === '_FusedMatMul' && a0.shape.length === 2 && b0.shape.length === 2) {
+        // the stock kernel reads batches of matrices (tf.fused.matMul reshapes before it calls);
+        // lazy-input-gradients.ts calls it with matrices, untransposed
+        const k = calls(args.backend, originals);
+        const a3 = k.reshape(a0, [1, ...a0.shape]);
+        const b3 = k.reshape(b0, [1, ...b0.shape]);
+        const out3 = original({ ...args, inputs: { ...args.inputs, a: a3, b: b3 } }) as tf.TensorInfo;
+        const out = k.reshape(out3, out3.shape.slice(1));
+        k.free(a3, b3, out3);
+        return out;
+      }
       if (!transposeA && !transposeB) return original(args);
       const k = calls(args.backend, originals);
       const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
