@@ -7,12 +7,13 @@
  * convolution or matmul on every step, 8% of a small CNN student's step on `native`.
  * Here, while gradients are recorded, a layer with a linear or ReLU activation runs as one fused
  * kernel (bias and ReLU in the conv's or matmul's epilogue) whose registered gradient is lazy
- * per input, and whose ReLU and bias part is one native pass on `native` (bias-relu-grad.ts):
- * the bench CNN's step 28.8 → ~26 ms. Inference keeps tfjs-layers' own path. Installed once, for
+ * per input, and whose ReLU and bias part is one native pass on `native` (fused-kernels.ts; on
+ * wasm, where a JS pass over the heap is 3× slower than the stock ops, tfjs ops):
+ * the bench CNN step 29.4 → 27.5 ms (2,180 → 2,330 samples/s). Inference keeps tfjs-layers' own path. Installed once, for
  * every backend (each runs FusedConv2D and _FusedMatMul).
  */
 import * as tf from '@tensorflow/tfjs';
-import { biasReluGrad } from './native.js';
+import { BIAS_RELU_GRAD_KERNEL } from './fused-kernels.js';
 
 type LayerInstance = tf.layers.Layer & {
   activation: { getClassName(): string };
@@ -68,8 +69,10 @@ function sumToLastAxis(t: tf.Tensor): tf.Tensor {
 function activationGradient(dy: tf.Tensor, y: tf.Tensor, activation: unknown): [tf.Tensor, () => tf.Tensor] {
   if (activation === 'linear') return [dy, () => sumToLastAxis(dy)];
   if (activation !== 'relu') throw new Error(`no gradient for a fused ${String(activation)} activation`);
-  const native = biasReluGrad(dy, y);
-  if (native) return [native[0], () => native[1]];
+  if (tf.getKernel(BIAS_RELU_GRAD_KERNEL, tf.getBackend()) && dy.dtype === 'float32' && y.size > 0) {
+    const [dz, dBias] = tf.engine().runKernel(BIAS_RELU_GRAD_KERNEL, { dy, y }) as tf.Tensor[];
+    return [dz!, () => dBias!];
+  }
   const dz = tf.mul(dy, tf.step(y));
   return [dz, () => sumToLastAxis(dz)];
 }

@@ -22,7 +22,8 @@ import { patchAdam } from './native/adam.js';
 import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
 import { BROADCAST_DIV_KERNEL, makeBroadcastDivKernel, patchMeanGradient } from './native/mean-grad.js';
 import { SOFT_KL_KERNEL, makeSoftKlKernel, nativeSoftKl } from './native/soft-kl.js';
-import { BIAS_RELU_GRAD_KERNEL, makeBiasReluGradKernel, nativeBiasReluGrad } from './native/bias-relu-grad.js';
+import { makeBiasReluGradKernel } from './native/bias-relu-grad.js';
+import { BIAS_RELU_GRAD_KERNEL } from './fused-kernels.js';
 import type { KernelFn } from './native/util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -228,12 +229,4 @@ export function nativeBackendInstance(): NativeBackend | undefined {
  */
 export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number): tf.Scalar | undefined {
   return state?.ok ? nativeSoftKl(s, t, temperature, NATIVE_BACKEND_NAME) : undefined;
-}
-
-/**
- * The backward of y = relu(z + bias): [dy·[y > 0], its sum over every axis but the last], in one
- * native pass while `native` is the active backend; undefined otherwise.
- */
-export function biasReluGrad(dy: tf.Tensor, y: tf.Tensor): [tf.Tensor, tf.Tensor1D] | undefined {
-  return state?.ok ? nativeBiasReluGrad(dy, y, NATIVE_BACKEND_NAME) : undefined;
 }

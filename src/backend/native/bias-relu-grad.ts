@@ -3,11 +3,8 @@
  * Σ dz over every axis but the last. tfjs computes them as Step, Mul and Sum: three passes over
  * the layer's output, one of them writing a full-size mask.
  */
-import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
 import type { KernelArgs, KernelFn } from './util.js';
-
-export const BIAS_RELU_GRAD_KERNEL = 'TfjsDistillBiasReluGrad';
 
 export function makeBiasReluGradKernel(backend: NativeBackend): KernelFn {
   return (args: KernelArgs) => {
@@ -19,21 +16,4 @@ export function makeBiasReluGradKernel(backend: NativeBackend): KernelFn {
     if (!ok) throw new Error('native bias-relu gradient: dy is not rows of channels');
     return [dz.info, dBias.info];
   };
-}
-
-/** [dz, dBias] through the native kernel; undefined when `native` is not the active backend. */
-export function nativeBiasReluGrad(
-  dy: tf.Tensor,
-  y: tf.Tensor,
-  backendName: string,
-): [tf.Tensor, tf.Tensor1D] | undefined {
-  if (
-    tf.getBackend() !== backendName ||
-    dy.dtype !== 'float32' ||
-    y.dtype !== 'float32' ||
-    !tf.util.arraysEqual(dy.shape, y.shape) ||
-    y.size === 0
-  )
-    return undefined;
-  return tf.engine().runKernel(BIAS_RELU_GRAD_KERNEL, { dy, y }) as [tf.Tensor, tf.Tensor1D];
 }

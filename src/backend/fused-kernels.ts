@@ -1,0 +1,7 @@
+/**
+ * Names of the kernels tfjs-distill adds to the backends that train (no tfjs twin). A caller
+ * runs one when `tf.getKernel(name, tf.getBackend())` is registered, else composes tfjs ops.
+ */
+
+/** inputs {dy, y} (y = relu(z + bias), channels last) → [dz = dy·[y > 0], Σ dz over all but the last axis] */
+export const BIAS_RELU_GRAD_KERNEL = 'TfjsDistillBiasReluGrad';
