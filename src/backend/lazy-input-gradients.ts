@@ -8,9 +8,9 @@
  * Here, while gradients are recorded, a layer with a linear or ReLU activation runs as one fused
  * kernel (bias and ReLU in the conv's or matmul's epilogue) whose registered gradient is lazy
  * per input, and whose ReLU and bias part is one native pass on `native` (fused-kernels.ts; on
- * wasm, where a JS pass over the heap is 3× slower than the stock ops, tfjs ops):
- * the bench CNN step 29.4 → 27.5 ms (2,180 → 2,330 samples/s). Inference keeps tfjs-layers' own path. Installed once, for
- * every backend (each runs FusedConv2D and _FusedMatMul).
+ * wasm, where a JS pass over the heap is 3× slower than the stock ops, tfjs ops): the bench CNN
+ * step 29.4 → 27.5 ms (2,180 → 2,330 samples/s). Inference keeps tfjs-layers' own path.
+ * Installed once, for every backend (each runs FusedConv2D and _FusedMatMul).
  */
 import * as tf from '@tensorflow/tfjs';
 import { BIAS_RELU_GRAD_KERNEL } from './fused-kernels.js';
