@@ -381,6 +381,18 @@ static napi_value js_batchnorm(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* reluGrad(dy, x, dz) */
+static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 3)) return NULL;
+  size_t n, nx, nz;
+  const float *dy = f32(&a, 0, &n), *x = f32(&a, 1, &nx);
+  float *dz = f32(&a, 2, &nz);
+  if (a.err || !dy || !x || !dz || nx != n || nz != n) { a.err = 1; return done(&a); }
+  SERIAL(tdn_relu_grad(dy, x, dz, (int64_t)n));
+  return done(&a);
+}
+
 /* biasReluGrad(dy, y, L, dz, dbias) -> false if the shapes are not rows of L */
 static napi_value js_bias_relu_grad(napi_env env, napi_callback_info info) {
   args_t a;
@@ -641,6 +653,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("tile", js_tile),
       FN("batchNormGrad", js_bn_grad),
       FN("biasReluGrad", js_bias_relu_grad),
+      FN("reluGrad", js_relu_grad),
       FN("conv2d", js_conv2d),
       FN("conv2dBackpropInput", js_conv2d_bwd_input),
       FN("conv2dBackpropFilter", js_conv2d_bwd_filter),

@@ -652,3 +652,20 @@ int tdn_bias_relu_grad(const float *dy, const float *y, int64_t n, int64_t L, fl
   free(block);
   return 1;
 }
+
+/* ---------------------------------------------------------------- relu gradient */
+/* dz = dy where x > 0, else 0 (tfjs: Step, then Mul: two passes and a full-size mask). */
+typedef struct { const float *dy, *x; float *dz; } rg_ctx_t;
+
+static void rg_task(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  rg_ctx_t *c = (rg_ctx_t *)vctx;
+  const float *restrict dy = c->dy, *restrict x = c->x;
+  float *restrict dz = c->dz;
+  for (int64_t i = b; i < e; i++) dz[i] = x[i] > 0.f ? dy[i] : 0.f;
+}
+
+void tdn_relu_grad(const float *dy, const float *x, float *dz, int64_t n) {
+  rg_ctx_t c = {dy, x, dz};
+  workers_for(rg_task, &c, n, EW_GRAIN);
+}

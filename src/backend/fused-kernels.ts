@@ -5,3 +5,6 @@
 
 /** inputs {dy, y} (y = relu(z + bias), channels last) → [dz = dy·[y > 0], Σ dz over all but the last axis] */
 export const BIAS_RELU_GRAD_KERNEL = 'TfjsDistillBiasReluGrad';
+
+/** inputs {dy, x} → dz = dy·[x > 0] (the gradient of relu(x)) */
+export const RELU_GRAD_KERNEL = 'TfjsDistillReluGrad';

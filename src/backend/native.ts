@@ -22,8 +22,8 @@ import { patchAdam } from './native/adam.js';
 import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
 import { BROADCAST_DIV_KERNEL, makeBroadcastDivKernel, patchMeanGradient } from './native/mean-grad.js';
 import { SOFT_KL_KERNEL, makeSoftKlKernel, nativeSoftKl } from './native/soft-kl.js';
-import { makeBiasReluGradKernel } from './native/bias-relu-grad.js';
-import { BIAS_RELU_GRAD_KERNEL } from './fused-kernels.js';
+import { makeBiasReluGradKernel, makeReluGradKernel, patchReluGradient } from './native/relu-grad.js';
+import { BIAS_RELU_GRAD_KERNEL, RELU_GRAD_KERNEL } from './fused-kernels.js';
 import type { KernelFn } from './native/util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -158,6 +158,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       [BROADCAST_DIV_KERNEL, makeBroadcastDivKernel],
       [SOFT_KL_KERNEL, makeSoftKlKernel],
       [BIAS_RELU_GRAD_KERNEL, makeBiasReluGradKernel],
+      [RELU_GRAD_KERNEL, makeReluGradKernel],
     ];
     for (const [name, make] of own) {
       const byInstance = new WeakMap<NativeBackend, KernelFn>();
@@ -178,6 +179,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
     patchAdam(NATIVE_BACKEND_NAME, () => tf.backend() as NativeBackend);
     patchBatchNormGradient(NATIVE_BACKEND_NAME);
     patchMeanGradient(NATIVE_BACKEND_NAME);
+    patchReluGradient(NATIVE_BACKEND_NAME);
     state = { ok: true, kernels: names, path };
     return { ok: true };
   } catch (err) {

@@ -105,6 +105,8 @@ export interface NativeAddon {
     dScale: Float32Array,
     dOffset: Float32Array,
   ): boolean;
+  /** dz = dy where x > 0, else 0 */
+  reluGrad(dy: Float32Array, x: Float32Array, dz: Float32Array): void;
   /** dz = dy where y > 0, dBias = column sums of dz; false when dy is not rows of `channels` */
   biasReluGrad(dy: Float32Array, y: Float32Array, channels: number, dz: Float32Array, dBias: Float32Array): boolean;
   tile(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, reps: Int32Array): void;

@@ -1,0 +1,46 @@
+/**
+ * ReLU backward passes as single native loops. tfjs computes a ReLU's gradient as Step and Mul
+ * (two passes over the activation and a full-size mask tensor), and with a bias before it adds
+ * a Sum: three passes.
+ * - RELU_GRAD_KERNEL: dz = dy·[x > 0], for the Relu op (tf.layers.reLU and activation: 'relu'
+ *   run unfused); the gradient registered for Relu is wrapped once and runs it on `native`.
+ * - BIAS_RELU_GRAD_KERNEL: dz and Σ dz over every axis but the last, for the fused conv / matmul
+ *   of lazy-input-gradients.ts.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { RELU_GRAD_KERNEL } from '../fused-kernels.js';
+import type { NativeBackend } from './backend.js';
+import { wrapGradient, type KernelArgs, type KernelFn } from './util.js';
+
+export function makeReluGradKernel(backend: NativeBackend): KernelFn {
+  return (args: KernelArgs) => {
+    const { dy, x } = args.inputs;
+    const dz = backend.makeOutputF32(x.shape);
+    backend.addon.reluGrad(backend.f32(dy), backend.f32(x), dz.values);
+    return dz.info;
+  };
+}
+
+export function makeBiasReluGradKernel(backend: NativeBackend): KernelFn {
+  return (args: KernelArgs) => {
+    const { dy, y } = args.inputs;
+    const channels = y.shape[y.shape.length - 1]!;
+    const dz = backend.makeOutputF32(y.shape);
+    const dBias = backend.makeOutputF32([channels], channels);
+    const ok = backend.addon.biasReluGrad(backend.f32(dy), backend.f32(y), channels, dz.values, dBias.values);
+    if (!ok) throw new Error('native bias-relu gradient: dy is not rows of channels');
+    return [dz.info, dBias.info];
+  };
+}
+
+let patched = false;
+
+export function patchReluGradient(backendName: string): void {
+  if (patched) return;
+  patched = wrapGradient('Relu', backendName, (dy, saved) => {
+    const [x] = saved;
+    if (x == null || x.dtype !== 'float32' || dy.dtype !== 'float32' || !tf.util.arraysEqual(dy.shape, x.shape))
+      return undefined;
+    return { x: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { dy, x }) as tf.Tensor };
+  });
+}
