@@ -381,6 +381,44 @@ static napi_value js_batchnorm(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* batchNormTrain(x, L, gamma, beta, eps, y, mean, var) -> false if x is not rows of L */
+static napi_value js_bn_train(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 8)) return NULL;
+  size_t n, lg, lb, ny, lm, lv;
+  const float *x = f32(&a, 0, &n);
+  int64_t L = i64(&a, 1);
+  const float *g = f32(&a, 2, &lg), *b = f32(&a, 3, &lb);
+  float eps = (float)f64(&a, 4);
+  float *y = f32(&a, 5, &ny), *m = f32(&a, 6, &lm), *v = f32(&a, 7, &lv);
+  if (a.err || !x || !g || !b || !y || !m || !v || ny != n || (int64_t)lg != L || (int64_t)lb != L ||
+      (int64_t)lm != L || (int64_t)lv != L) { a.err = 1; return done(&a); }
+  int ok;
+  SERIAL(ok = tdn_bn_train(x, (int64_t)n, L, g, b, eps, y, m, v));
+  napi_value r;
+  napi_get_boolean(env, ok != 0, &r);
+  return r;
+}
+
+/* batchNormTrainGrad(x, dy, L, mean, var, gamma, eps, dx, dgamma, dbeta) -> bool */
+static napi_value js_bn_train_grad(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 10)) return NULL;
+  size_t n, ndy, lm, lv, lg, ndx, ldg, ldb;
+  const float *x = f32(&a, 0, &n), *dy = f32(&a, 1, &ndy);
+  int64_t L = i64(&a, 2);
+  const float *m = f32(&a, 3, &lm), *v = f32(&a, 4, &lv), *g = f32(&a, 5, &lg);
+  float eps = (float)f64(&a, 6);
+  float *dx = f32(&a, 7, &ndx), *dg = f32(&a, 8, &ldg), *db = f32(&a, 9, &ldb);
+  if (a.err || !x || !dy || !m || !v || !g || !dx || !dg || !db || ndy != n || ndx != n || (int64_t)lm != L ||
+      (int64_t)lv != L || (int64_t)lg != L || (int64_t)ldg != L || (int64_t)ldb != L) { a.err = 1; return done(&a); }
+  int ok;
+  SERIAL(ok = tdn_bn_train_grad(x, dy, (int64_t)n, L, m, v, g, eps, dx, dg, db));
+  napi_value r;
+  napi_get_boolean(env, ok != 0, &r);
+  return r;
+}
+
 /* reluGrad(dy, x, dz) */
 static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
   args_t a;
@@ -654,6 +692,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("batchNormGrad", js_bn_grad),
       FN("biasReluGrad", js_bias_relu_grad),
       FN("reluGrad", js_relu_grad),
+      FN("batchNormTrain", js_bn_train),
+      FN("batchNormTrainGrad", js_bn_train_grad),
       FN("conv2d", js_conv2d),
       FN("conv2dBackpropInput", js_conv2d_bwd_input),
       FN("conv2dBackpropFilter", js_conv2d_bwd_filter),

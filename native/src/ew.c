@@ -669,3 +669,137 @@ void tdn_relu_grad(const float *dy, const float *x, float *dz, int64_t n) {
   rg_ctx_t c = {dy, x, dz};
   workers_for(rg_task, &c, n, EW_GRAIN);
 }
+
+/* ---------------------------------------------------------------- batch norm in training */
+/* Training-mode batch norm over rows of L channels, as tfjs-layers computes it (tf.moments, then
+ * batchNormalization) but in three passes: the batch mean, the (population) variance about it,
+ * then y = (x - mean) * gamma / sqrt(var + eps) + beta. Sums in double per chunk of rows. */
+typedef struct {
+  const float *x;
+  const float *mean; /* NULL in the first pass */
+  int64_t R, L, chunk;
+  double *part; /* [ntasks][L] */
+} bnm_ctx_t;
+
+static void bnm_task(void *vctx, int64_t t, int tid) {
+  (void)tid;
+  bnm_ctx_t *c = (bnm_ctx_t *)vctx;
+  const int64_t L = c->L, b = t * c->chunk, e = MIN(b + c->chunk, c->R);
+  double *restrict s = c->part + t * L;
+  for (int64_t j = 0; j < L; j++) s[j] = 0.0;
+  for (int64_t r = b; r < e; r++) {
+    const float *restrict x = c->x + r * L;
+    if (c->mean) {
+      const float *restrict m = c->mean;
+      for (int64_t j = 0; j < L; j++) {
+        const double d = (double)(x[j] - m[j]);
+        s[j] += d * d;
+      }
+    } else {
+      for (int64_t j = 0; j < L; j++) s[j] += x[j];
+    }
+  }
+}
+
+typedef struct {
+  const float *x;
+  float *y;
+  const float *mean, *k, *beta; /* k = gamma * rsqrt(var + eps) */
+  int64_t L;
+} bnn_ctx_t;
+
+static void bnn_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  bnn_ctx_t *c = (bnn_ctx_t *)vctx;
+  const int64_t L = c->L;
+  const float *restrict m = c->mean, *restrict k = c->k, *restrict bt = c->beta;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *restrict x = c->x + r * L;
+    float *restrict y = c->y + r * L;
+    for (int64_t j = 0; j < L; j++) y[j] = (x[j] - m[j]) * k[j] + bt[j];
+  }
+}
+
+static int64_t bn_tasks(int64_t R) {
+  const int T = workers_threads();
+  return R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
+}
+
+static void bn_column_sums(bnm_ctx_t *c, int64_t ntasks, float *out, double scale) {
+  workers_run(bnm_task, c, ntasks);
+  for (int64_t j = 0; j < c->L; j++) {
+    double sum = 0.0;
+    for (int64_t t = 0; t < ntasks; t++) sum += c->part[t * c->L + j];
+    out[j] = (float)(sum * scale);
+  }
+}
+
+int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const float *beta, float eps, float *y,
+                 float *mean, float *var) {
+  if (L <= 0 || n % L || n == 0) return 0;
+  const int64_t R = n / L, ntasks = bn_tasks(R);
+  double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * L));
+  float *k = (float *)malloc(sizeof(float) * (size_t)L);
+  if (!part || !k) { free(part); free(k); return 0; }
+  bnm_ctx_t c = {x, NULL, R, L, (R + ntasks - 1) / ntasks, part};
+  bn_column_sums(&c, ntasks, mean, 1.0 / (double)R);
+  c.mean = mean;
+  bn_column_sums(&c, ntasks, var, 1.0 / (double)R);
+  for (int64_t j = 0; j < L; j++) k[j] = gamma[j] / sqrtf(var[j] + eps);
+  bnn_ctx_t nc = {x, y, mean, k, beta, L};
+  int64_t grain = 32768 / L;
+  workers_for(bnn_rows, &nc, R, grain < 1 ? 1 : grain);
+  free(part);
+  free(k);
+  return 1;
+}
+
+/* Its gradient, mean and variance depending on x: with s1 = sum dy and s2 = sum dy (x - mean),
+ * rstd = rsqrt(var + eps): dx = gamma rstd (dy - s1/N - (x - mean) rstd^2 s2/N),
+ * dgamma = rstd s2, dbeta = s1 (sums over the N rows). */
+typedef struct {
+  const float *x, *dy, *mean;
+  const float *a, *b, *c0; /* per channel: dx = a*dy + b*(x - mean) + c0 */
+  float *dx;
+  int64_t L;
+} bntg_ctx_t;
+
+static void bntg_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  bntg_ctx_t *c = (bntg_ctx_t *)vctx;
+  const int64_t L = c->L;
+  const float *restrict m = c->mean, *restrict a = c->a, *restrict b = c->b, *restrict c0 = c->c0;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *restrict x = c->x + r * L, *restrict dy = c->dy + r * L;
+    float *restrict dx = c->dx + r * L;
+    for (int64_t j = 0; j < L; j++) dx[j] = a[j] * dy[j] + b[j] * (x[j] - m[j]) + c0[j];
+  }
+}
+
+int tdn_bn_train_grad(const float *x, const float *dy, int64_t n, int64_t L, const float *mean, const float *var,
+                      const float *gamma, float eps, float *dx, float *dgamma, float *dbeta) {
+  if (L <= 0 || n % L || n == 0) return 0;
+  const int64_t R = n / L, ntasks = bn_tasks(R);
+  double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * 2 * L));
+  float *coef = (float *)malloc(sizeof(float) * (size_t)(3 * L));
+  if (!part || !coef) { free(part); free(coef); return 0; }
+  bng_ctx_t c = {x, dy, mean, NULL, NULL, R, L, (R + ntasks - 1) / ntasks, part};
+  workers_run(bng_sums, &c, ntasks);
+  float *a = coef, *b = coef + L, *c0 = coef + 2 * L;
+  for (int64_t j = 0; j < L; j++) {
+    double s1 = 0.0, s2 = 0.0;
+    for (int64_t t = 0; t < ntasks; t++) { s1 += part[t * 2 * L + j]; s2 += part[t * 2 * L + L + j]; }
+    const double rstd = 1.0 / sqrt((double)var[j] + (double)eps), g = (double)gamma[j], N = (double)R;
+    a[j] = (float)(g * rstd);
+    b[j] = (float)(-g * rstd * rstd * rstd * s2 / N);
+    c0[j] = (float)(-g * rstd * s1 / N);
+    dgamma[j] = (float)(rstd * s2);
+    dbeta[j] = (float)s1;
+  }
+  bntg_ctx_t gc = {x, dy, mean, a, b, c0, dx, L};
+  int64_t grain = 32768 / L;
+  workers_for(bntg_rows, &gc, R, grain < 1 ? 1 : grain);
+  free(part);
+  free(coef);
+  return 1;
+}

@@ -23,7 +23,13 @@ import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from 
 import { BROADCAST_DIV_KERNEL, makeBroadcastDivKernel, patchMeanGradient } from './native/mean-grad.js';
 import { SOFT_KL_KERNEL, makeSoftKlKernel, nativeSoftKl } from './native/soft-kl.js';
 import { makeBiasReluGradKernel, makeReluGradKernel, patchReluGradient } from './native/relu-grad.js';
-import { BIAS_RELU_GRAD_KERNEL, RELU_GRAD_KERNEL } from './fused-kernels.js';
+import {
+  BATCH_NORM_TRAIN_GRAD_KERNEL,
+  BATCH_NORM_TRAIN_KERNEL,
+  BIAS_RELU_GRAD_KERNEL,
+  RELU_GRAD_KERNEL,
+} from './fused-kernels.js';
+import { makeBatchNormTrainGradKernel, makeBatchNormTrainKernel } from './native/batchnorm-train.js';
 import type { KernelFn } from './native/util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -159,6 +165,8 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       [SOFT_KL_KERNEL, makeSoftKlKernel],
       [BIAS_RELU_GRAD_KERNEL, makeBiasReluGradKernel],
       [RELU_GRAD_KERNEL, makeReluGradKernel],
+      [BATCH_NORM_TRAIN_KERNEL, makeBatchNormTrainKernel],
+      [BATCH_NORM_TRAIN_GRAD_KERNEL, makeBatchNormTrainGradKernel],
     ];
     for (const [name, make] of own) {
       const byInstance = new WeakMap<NativeBackend, KernelFn>();

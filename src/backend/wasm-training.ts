@@ -53,7 +53,7 @@ export function installWasmTrainingKernels(): void {
       const { a: a0, b: b0 } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
       if (name === '_FusedMatMul' && a0.shape.length === 2 && b0.shape.length === 2) {
         // the stock kernel reads batches of matrices (tf.fused.matMul reshapes before it calls);
-        // lazy-input-gradients.ts calls it with matrices, untransposed
+        // training-layers.ts calls it with matrices, untransposed
         const k = calls(args.backend, originals);
         const a3 = k.reshape(a0, [1, ...a0.shape]);
         const b3 = k.reshape(b0, [1, ...b0.shape]);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { installLazyInputGradients } from '../backend/lazy-input-gradients.js';
+import { installTrainingLayers } from '../backend/training-layers.js';
 import { UserError } from '../errors.js';
 import type { Teacher, TeacherOutput } from '../teachers/types.js';
 import { checkTaps, layerNames } from '../models/taps.js';
@@ -120,7 +120,7 @@ export function createStep(
   teacher?: Teacher,
   teacherTapShapes?: Record<string, readonly number[]>,
 ) {
-  installLazyInputGradients();
+  installTrainingLayers();
   const taps = tapsNeeded(learners);
   const forward = sharedForward(learners, taps.student);
   prepareTerms(learners, teacher, teacherTapShapes);

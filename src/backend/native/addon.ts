@@ -105,6 +105,30 @@ export interface NativeAddon {
     dScale: Float32Array,
     dOffset: Float32Array,
   ): boolean;
+  /** training-mode batch norm over rows of `channels`: y, and the batch mean and (population) variance */
+  batchNormTrain(
+    x: Float32Array,
+    channels: number,
+    gamma: Float32Array,
+    beta: Float32Array,
+    eps: number,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+  ): boolean;
+  /** its gradient (mean and variance depending on x) */
+  batchNormTrainGrad(
+    x: Float32Array,
+    dy: Float32Array,
+    channels: number,
+    mean: Float32Array,
+    variance: Float32Array,
+    gamma: Float32Array,
+    eps: number,
+    dx: Float32Array,
+    dGamma: Float32Array,
+    dBeta: Float32Array,
+  ): boolean;
   /** dz = dy where x > 0, else 0 */
   reluGrad(dy: Float32Array, x: Float32Array, dz: Float32Array): void;
   /** dz = dy where y > 0, dBias = column sums of dz; false when dy is not rows of `channels` */

@@ -5,7 +5,7 @@
  * - RELU_GRAD_KERNEL: dz = dy·[x > 0], for the Relu op (tf.layers.reLU and activation: 'relu'
  *   run unfused); the gradient registered for Relu is wrapped once and runs it on `native`.
  * - BIAS_RELU_GRAD_KERNEL: dz and Σ dz over every axis but the last, for the fused conv / matmul
- *   of lazy-input-gradients.ts.
+ *   of training-layers.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import { RELU_GRAD_KERNEL } from '../fused-kernels.js';

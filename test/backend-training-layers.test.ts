@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { installLazyInputGradients } from '../src/backend/lazy-input-gradients.js';
+import { installTrainingLayers } from '../src/backend/training-layers.js';
 import { relativeError } from './helpers.js';
 
 tf.enableProdMode();
@@ -73,7 +73,7 @@ test('linear Conv2D / Dense layers train as fused kernels without the input grad
     'unpatched tfjs-layers computes the first layer input gradient',
   );
 
-  installLazyInputGradients();
+  installTrainingLayers();
   let grads: tf.Tensor[] = [];
   const after = await tf.profile(() => {
     const { grads: g } = tf.variableGrads(
@@ -100,7 +100,7 @@ test('linear Conv2D / Dense layers train as fused kernels without the input grad
 });
 
 test('ReLU Conv2D / Dense layers train as one fused kernel each (no Add, Relu, Step), with the same gradients', async () => {
-  installLazyInputGradients();
+  installTrainingLayers();
   const m = model('relu');
   const reference = fusedReference(m, 'relu');
   let grads: tf.Tensor[] = [];
@@ -122,7 +122,7 @@ test('ReLU Conv2D / Dense layers train as one fused kernel each (no Add, Relu, S
 });
 
 test('a Dense layer on rank-3 input keeps tfjs-layers behaviour', () => {
-  installLazyInputGradients();
+  installTrainingLayers();
   const m = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2, 3], units: 2, kernelInitializer: 'ones' })] });
   const out = tf.tidy(() =>
     tf.variableGrads(() => tf.sum(m.apply(tf.ones([1, 2, 3]), { training: true }) as tf.Tensor) as tf.Scalar),

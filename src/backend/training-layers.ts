@@ -1,5 +1,5 @@
 /**
- * How Conv2D and Dense layers run while gradients are recorded. tfjs-layers calls
+ * How Conv2D, Dense and BatchNormalization layers run while gradients are recorded. tfjs-layers calls
  * `tf.fused.conv2d` / `tf.fused.matMul`, which then either run unfused (any activation but linear:
  * a conv or matmul, a bias Add and a Relu kernel forward; Step, Mul and Sum backward) or fused
  * with a gradient that computes the input's gradient eagerly, whether it is needed or not. For
@@ -10,10 +10,12 @@
  * per input, and whose ReLU and bias part is one native pass on `native` (fused-kernels.ts; on
  * wasm, where a JS pass over the heap is 3× slower than the stock ops, tfjs ops): the bench CNN
  * step 29.4 → 27.5 ms (2,180 → 2,330 samples/s). Inference keeps tfjs-layers' own path.
- * Installed once, for every backend (each runs FusedConv2D and _FusedMatMul).
+ * BatchNormalization in training mode, where the backend has the kernels (`native`), runs as one
+ * kernel forward and one backward (native/batchnorm-train.ts) instead of tf.moments, the
+ * normalization and their ~12 gradient kernels. Installed once, for every backend.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BIAS_RELU_GRAD_KERNEL } from './fused-kernels.js';
+import { BATCH_NORM_TRAIN_GRAD_KERNEL, BATCH_NORM_TRAIN_KERNEL, BIAS_RELU_GRAD_KERNEL } from './fused-kernels.js';
 
 type LayerInstance = tf.layers.Layer & {
   activation: { getClassName(): string };
@@ -25,15 +27,22 @@ type LayerInstance = tf.layers.Layer & {
   strides?: number[];
   dilationRate?: number | number[];
   invokeCallHook?(inputs: unknown, kwargs: unknown): void;
+  // BatchNormalization
+  axis?: number;
+  momentum?: number;
+  epsilon?: number;
+  gamma?: tf.LayerVariable | null;
+  beta?: tf.LayerVariable | null;
+  movingMean?: tf.LayerVariable;
+  movingVariance?: tf.LayerVariable;
 };
 type Call = (this: LayerInstance, inputs: tf.Tensor | tf.Tensor[], kwargs: object) => tf.Tensor | tf.Tensor[];
 type Activation = 'linear' | 'relu';
 
 let installed = false;
 
-/** The layer's activation when it is one the fused path handles and gradients are recorded. */
-function recordedActivation(layer: LayerInstance): Activation | undefined {
-  if (tf.engine().state.gradientDepth === 0) return undefined;
+/** The layer's activation when it is one the fused path handles. */
+function fusable(layer: LayerInstance): Activation | undefined {
   const name = layer.activation.getClassName();
   return name === 'linear' || name === 'relu' ? name : undefined;
 }
@@ -45,7 +54,7 @@ function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
 
 function patch(
   className: string,
-  fused: (layer: LayerInstance, x: tf.Tensor, activation: Activation, kwargs: object) => tf.Tensor | undefined,
+  replacement: (layer: LayerInstance, x: tf.Tensor, kwargs: { training?: boolean }) => tf.Tensor | undefined,
 ): void {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
   const proto = (entry?.[0] as { prototype?: { call?: Call } } | undefined)?.prototype;
@@ -53,9 +62,8 @@ function patch(
   if (!proto || !original) return;
   proto.call = function (this: LayerInstance, inputs, kwargs) {
     const x = single(inputs);
-    const activation = recordedActivation(this);
-    if (x === undefined || activation === undefined) return original.call(this, inputs, kwargs);
-    const y = tf.tidy(() => fused(this, x, activation, kwargs));
+    if (x === undefined || tf.engine().state.gradientDepth === 0) return original.call(this, inputs, kwargs);
+    const y = tf.tidy(() => replacement(this, x, kwargs));
     return y ?? original.call(this, inputs, kwargs);
   };
 }
@@ -123,12 +131,15 @@ function registerFusedGradients(): void {
   });
 }
 
-/** Runs linear and ReLU Conv2D / Dense layers as fused kernels with lazy gradients while recording. */
-export function installLazyInputGradients(): void {
+/** Runs Conv2D / Dense (linear, ReLU) and BatchNormalization layers as fused kernels while recording. */
+export function installTrainingLayers(): void {
   if (installed) return;
   installed = true;
   registerFusedGradients();
-  patch('Conv2D', (layer, x, activation) => {
+  registerBatchNormGradient();
+  patch('Conv2D', (layer, x) => {
+    const activation = fusable(layer);
+    if (activation === undefined) return undefined;
     const dilations = layer.dilationRate ?? 1;
     const undilated = (Array.isArray(dilations) ? dilations : [dilations]).every((d) => d === 1);
     if (layer.rank !== 2 || layer.dataFormat !== 'channelsLast' || x.rank !== 4 || !undilated) return undefined;
@@ -144,8 +155,9 @@ export function installLazyInputGradients(): void {
         { strides: layer.strides ?? [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1], activation },
       ) as tf.Tensor;
   });
-  patch('Dense', (layer, x, activation, kwargs) => {
-    if (x.rank !== 2) return undefined;
+  patch('Dense', (layer, x, kwargs) => {
+    const activation = fusable(layer);
+    if (x.rank !== 2 || activation === undefined) return undefined;
     layer.invokeCallHook?.(x, kwargs);
     const kernel = layer.kernel.read();
     if (activation === 'linear' && !layer.bias) return tf.matMul(x, kernel);
@@ -156,5 +168,60 @@ export function installLazyInputGradients(): void {
         { a: x, b: kernel, ...(layer.bias ? { bias: layer.bias.read() } : {}) },
         { transposeA: false, transposeB: false, activation },
       ) as tf.Tensor;
+  });
+  patch('BatchNormalization', (layer, x, kwargs) => {
+    const { gamma, beta, movingMean, movingVariance } = layer;
+    const lastAxis = layer.axis === -1 || layer.axis === x.rank - 1;
+    if (
+      kwargs.training !== true ||
+      !tf.getKernel(BATCH_NORM_TRAIN_KERNEL, tf.getBackend()) ||
+      !lastAxis ||
+      x.rank < 2 ||
+      x.dtype !== 'float32' ||
+      x.size === 0 ||
+      !gamma ||
+      !beta ||
+      !movingMean ||
+      !movingVariance
+    )
+      return undefined;
+    const [y, mean, variance] = tf
+      .engine()
+      .runKernel(
+        BATCH_NORM_TRAIN_KERNEL,
+        { x, gamma: gamma.read(), beta: beta.read() },
+        { epsilon: layer.epsilon! },
+      ) as [tf.Tensor, tf.Tensor1D, tf.Tensor1D];
+    // the moving averages, as tfjs-layers updates them: v ← v − (v − batch value)·(1 − momentum)
+    for (const [variable, value] of [
+      [movingMean, mean],
+      [movingVariance, variance],
+    ] as const) {
+      tf.tidy(() => {
+        const current = variable.read();
+        variable.write(tf.sub(current, tf.mul(tf.sub(current, value), 1 - layer.momentum!)));
+      });
+    }
+    return y;
+  });
+}
+
+function registerBatchNormGradient(): void {
+  tf.registerGradient({
+    kernelName: BATCH_NORM_TRAIN_KERNEL,
+    inputsToSave: ['x', 'gamma'],
+    outputsToSave: [false, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const dy = Array.isArray(dys) ? dys[0] : dys;
+      const [x, gamma, mean, variance] = saved;
+      const [dx, dGamma, dBeta] = tf.engine().runKernel(
+        BATCH_NORM_TRAIN_GRAD_KERNEL,
+        { x: x!, dy: dy!, mean: mean!, variance: variance!, gamma: gamma! },
+        {
+          epsilon: attrs.epsilon as number,
+        },
+      ) as tf.Tensor[];
+      return { x: () => dx!, gamma: () => dGamma!, beta: () => dBeta! };
+    },
   });
 }

@@ -1,0 +1,55 @@
+/**
+ * Training-mode batch norm (tfjs-layers' BatchNormalization with training: true) as two native
+ * kernels. tfjs-layers computes tf.moments (Mean, SquaredDifference, Mean) then batchNormalization,
+ * and differentiates through all of them: ~12 kernels per layer and step over the full activation.
+ * Forward, three passes: the batch mean, the population variance about it (as tf.moments), then
+ *   y = (x − μ)·γ/√(σ² + ε) + β.
+ * Backward, two passes (μ and σ² depending on x), with s1 = Σdy, s2 = Σdy·(x − μ) over the N rows:
+ *   dx = γ·rstd·(dy − s1/N − (x − μ)·rstd²·s2/N),  dγ = rstd·s2,  dβ = s1.
+ */
+import type { NativeBackend } from './backend.js';
+import type { KernelArgs, KernelFn } from './util.js';
+
+export function makeBatchNormTrainKernel(backend: NativeBackend): KernelFn {
+  return (args: KernelArgs) => {
+    const { x, gamma, beta } = args.inputs;
+    const channels = x.shape[x.shape.length - 1]!;
+    const y = backend.makeOutputF32(x.shape);
+    const [mean, variance] = [0, 1].map(() => backend.makeOutputF32([channels], channels));
+    const ok = backend.addon.batchNormTrain(
+      backend.f32(x),
+      channels,
+      backend.f32(gamma),
+      backend.f32(beta),
+      Number(args.attrs?.epsilon),
+      y.values,
+      mean!.values,
+      variance!.values,
+    );
+    if (!ok) throw new Error('native training batch norm: x is not rows of channels');
+    return [y.info, mean!.info, variance!.info];
+  };
+}
+
+export function makeBatchNormTrainGradKernel(backend: NativeBackend): KernelFn {
+  return (args: KernelArgs) => {
+    const { x, dy, mean, variance, gamma } = args.inputs;
+    const channels = x.shape[x.shape.length - 1]!;
+    const dx = backend.makeOutputF32(x.shape);
+    const [dGamma, dBeta] = [0, 1].map(() => backend.makeOutputF32([channels], channels));
+    const ok = backend.addon.batchNormTrainGrad(
+      backend.f32(x),
+      backend.f32(dy),
+      channels,
+      backend.f32(mean),
+      backend.f32(variance),
+      backend.f32(gamma),
+      Number(args.attrs?.epsilon),
+      dx.values,
+      dGamma!.values,
+      dBeta!.values,
+    );
+    if (!ok) throw new Error('native training batch-norm gradient: x is not rows of channels');
+    return [dx.info, dGamma!.info, dBeta!.info];
+  };
+}
