@@ -135,11 +135,15 @@ async function epochs(): Promise<EpochFigures> {
   const teacherModel = benchMlp([784, 1200, 1200, 10]);
   const reshaped = (m: tf.LayersModel) =>
     tf.sequential({ layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), m] });
-  const fresh = () => reshaped(benchMlp([...flat, 800, 800, 10]));
+  // an inner model's weights outlive the outer model's dispose (it holds its own reference)
+  const fresh = () => {
+    const inner = benchMlp([...flat, 800, 800, 10]);
+    return { model: reshaped(inner), inner };
+  };
   const teacherSeq = layersTeacher({ model: reshaped(teacherModel) });
   const cache = new CachedTeacher({ size: data.size, numClasses: 10, inputShape: [28, 28, 1], source: teacherSeq });
   const run = async (teacher: Teacher | undefined, n: number, record?: (e: number) => void) => {
-    const model = fresh();
+    const { model, inner } = fresh();
     const term = teacher ? createTerm('kd', { temperature: 4, alpha: 0.9 }) : createTerm('ce');
     const result = await train({
       learners: [{ name: 's', model, terms: [{ term, weight: 1 }] }],
@@ -152,6 +156,7 @@ async function epochs(): Promise<EpochFigures> {
       callbacks: { onEpochEnd: (e) => record?.(e) },
     });
     model.dispose();
+    inner.dispose();
     return result.history['s']!.map((r) => data.size / r.seconds);
   };
   const kdNoCache = (await run(teacherSeq, 1))[0]!;
