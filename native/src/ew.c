@@ -532,6 +532,13 @@ void tdn_tile(const void *x, void *out, int rank, const int64_t *shape, const in
   tile_rec(0, rank, shape, reps, inBlock, outBlock, (const uint32_t *)x, (uint32_t *)out);
 }
 
+/* Tasks for per-channel sums over R rows: a fixed partition (results depend on the thread count
+ * only), one task when the rows are few. */
+static int64_t bn_tasks(int64_t R) {
+  const int T = workers_threads();
+  return R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
+}
+
 /* ---------------------------------------------------------------- batch-norm gradient */
 /* tfjs's FusedBatchNorm gradient (per-channel parameters, channels last) in two passes:
  * per-channel sums of dy and dy·(x - mean), then dx = dy · scale · rsqrt(var + eps). */
@@ -574,9 +581,7 @@ static void bng_dx(void *vctx, int64_t r0, int64_t r1, int tid) {
 int tdn_bn_grad(const float *x, const float *dy, int64_t n, int64_t L, const float *mean, const float *var,
                 const float *scale, float eps, float *dx, float *dmean, float *dvar, float *dscale, float *doffset) {
   if (L <= 0 || n % L) return 0;
-  const int64_t R = n / L;
-  const int T = workers_threads();
-  int64_t ntasks = R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
+  const int64_t R = n / L, ntasks = bn_tasks(R);
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * 2 * L));
   float *k = (float *)malloc(sizeof(float) * (size_t)L);
   if (!part || !k) { free(part); free(k); return 0; }
@@ -635,9 +640,7 @@ static void brg_task(void *vctx, int64_t t, int tid) {
 
 int tdn_bias_relu_grad(const float *dy, const float *y, int64_t n, int64_t L, float *dz, float *dbias) {
   if (L <= 0 || n % L) return 0;
-  const int64_t R = n / L;
-  const int T = workers_threads();
-  int64_t ntasks = R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
+  const int64_t R = n / L, ntasks = bn_tasks(R);
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * L));
   float *block = (float *)malloc(sizeof(float) * (size_t)(ntasks * L));
   if (!part || !block) { free(part); free(block); return 0; }
@@ -718,11 +721,6 @@ static void bnn_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
     float *restrict y = c->y + r * L;
     for (int64_t j = 0; j < L; j++) y[j] = (x[j] - m[j]) * k[j] + bt[j];
   }
-}
-
-static int64_t bn_tasks(int64_t R) {
-  const int T = workers_threads();
-  return R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
 }
 
 static void bn_column_sums(bnm_ctx_t *c, int64_t ntasks, float *out, double scale) {
