@@ -54,7 +54,11 @@ function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
 
 function patch(
   className: string,
-  replacement: (layer: LayerInstance, x: tf.Tensor, kwargs: { training?: boolean }) => tf.Tensor | undefined,
+  replacement: (
+    layer: LayerInstance,
+    x: tf.Tensor,
+    kwargs: { training?: boolean } | undefined,
+  ) => tf.Tensor | undefined,
 ): void {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
   const proto = (entry?.[0] as { prototype?: { call?: Call } } | undefined)?.prototype;
@@ -173,7 +177,7 @@ export function installTrainingLayers(): void {
     const { gamma, beta, movingMean, movingVariance } = layer;
     const lastAxis = layer.axis === -1 || layer.axis === x.rank - 1;
     if (
-      kwargs.training !== true ||
+      kwargs?.training !== true ||
       !tf.getKernel(BATCH_NORM_TRAIN_KERNEL, tf.getBackend()) ||
       !lastAxis ||
       x.rank < 2 ||
