@@ -539,6 +539,15 @@ static int64_t bn_tasks(int64_t R) {
   return R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
 }
 
+/* out[j] = scale * (sum over the tasks' partial rows part[t][j]), in task order */
+static void combine_parts(const double *part, int64_t ntasks, int64_t L, double scale, float *out) {
+  for (int64_t j = 0; j < L; j++) {
+    double sum = 0.0;
+    for (int64_t t = 0; t < ntasks; t++) sum += part[t * L + j];
+    out[j] = (float)(sum * scale);
+  }
+}
+
 /* ---------------------------------------------------------------- batch-norm gradient */
 /* tfjs's FusedBatchNorm gradient (per-channel parameters, channels last) in two passes:
  * per-channel sums of dy and dy·(x - mean), then dx = dy · scale · rsqrt(var + eps). */
@@ -646,11 +655,7 @@ int tdn_bias_relu_grad(const float *dy, const float *y, int64_t n, int64_t L, fl
   if (!part || !block) { free(part); free(block); return 0; }
   brg_ctx_t c = {dy, y, dz, R, L, (R + ntasks - 1) / ntasks, part, block};
   workers_run(brg_task, &c, ntasks);
-  for (int64_t j = 0; j < L; j++) {
-    double sum = 0.0;
-    for (int64_t t = 0; t < ntasks; t++) sum += part[t * L + j];
-    dbias[j] = (float)sum;
-  }
+  combine_parts(part, ntasks, L, 1.0, dbias);
   free(part);
   free(block);
   return 1;
@@ -675,31 +680,26 @@ void tdn_relu_grad(const float *dy, const float *x, float *dz, int64_t n) {
 
 /* ---------------------------------------------------------------- batch norm in training */
 /* Training-mode batch norm over rows of L channels, as tfjs-layers computes it (tf.moments, then
- * batchNormalization) but in three passes: the batch mean, the (population) variance about it,
- * then y = (x - mean) * gamma / sqrt(var + eps) + beta. Sums in double per chunk of rows. */
+ * batchNormalization) but in three passes: the batch mean (tdn_reduce's column mean), the
+ * (population) variance about it, then y = (x - mean) * gamma / sqrt(var + eps) + beta. */
 typedef struct {
-  const float *x;
-  const float *mean; /* NULL in the first pass */
+  const float *x, *mean;
   int64_t R, L, chunk;
-  double *part; /* [ntasks][L] */
-} bnm_ctx_t;
+  double *part; /* [ntasks][L]: sums of (x - mean)^2 */
+} bnv_ctx_t;
 
-static void bnm_task(void *vctx, int64_t t, int tid) {
+static void bnv_task(void *vctx, int64_t t, int tid) {
   (void)tid;
-  bnm_ctx_t *c = (bnm_ctx_t *)vctx;
+  bnv_ctx_t *c = (bnv_ctx_t *)vctx;
   const int64_t L = c->L, b = t * c->chunk, e = MIN(b + c->chunk, c->R);
   double *restrict s = c->part + t * L;
+  const float *restrict m = c->mean;
   for (int64_t j = 0; j < L; j++) s[j] = 0.0;
   for (int64_t r = b; r < e; r++) {
     const float *restrict x = c->x + r * L;
-    if (c->mean) {
-      const float *restrict m = c->mean;
-      for (int64_t j = 0; j < L; j++) {
-        const double d = (double)(x[j] - m[j]);
-        s[j] += d * d;
-      }
-    } else {
-      for (int64_t j = 0; j < L; j++) s[j] += x[j];
+    for (int64_t j = 0; j < L; j++) {
+      const double d = (double)(x[j] - m[j]);
+      s[j] += d * d;
     }
   }
 }
@@ -723,15 +723,6 @@ static void bnn_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   }
 }
 
-static void bn_column_sums(bnm_ctx_t *c, int64_t ntasks, float *out, double scale) {
-  workers_run(bnm_task, c, ntasks);
-  for (int64_t j = 0; j < c->L; j++) {
-    double sum = 0.0;
-    for (int64_t t = 0; t < ntasks; t++) sum += c->part[t * c->L + j];
-    out[j] = (float)(sum * scale);
-  }
-}
-
 int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const float *beta, float eps, float *y,
                  float *mean, float *var) {
   if (L <= 0 || n % L || n == 0) return 0;
@@ -739,10 +730,10 @@ int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * L));
   float *k = (float *)malloc(sizeof(float) * (size_t)L);
   if (!part || !k) { free(part); free(k); return 0; }
-  bnm_ctx_t c = {x, NULL, R, L, (R + ntasks - 1) / ntasks, part};
-  bn_column_sums(&c, ntasks, mean, 1.0 / (double)R);
-  c.mean = mean;
-  bn_column_sums(&c, ntasks, var, 1.0 / (double)R);
+  tdn_reduce(R_MEAN, x, mean, 1, R, L);
+  bnv_ctx_t c = {x, mean, R, L, (R + ntasks - 1) / ntasks, part};
+  workers_run(bnv_task, &c, ntasks);
+  combine_parts(part, ntasks, L, 1.0 / (double)R, var);
   for (int64_t j = 0; j < L; j++) k[j] = gamma[j] / sqrtf(var[j] + eps);
   bnn_ctx_t nc = {x, y, mean, k, beta, L};
   int64_t grain = 32768 / L;

@@ -3,13 +3,13 @@
  * stock kernel is slow for the shapes training makes (measured with tfjs-backend-wasm 4.22, 2
  * threads, on the bench CNN's step):
  * - MaxPoolGrad: 37 ms for a [64,24,24,64] map (the stock kernel scans every window for every
- *   input pixel); one pass over the windows is ~4 ms;
+ *   input pixel); one pass over the windows is ~12 ms (its comparisons mispredict on real data);
  * - Transpose of a tall or wide matrix, or of the outer and inner axes around kept middle ones
- *   (after merging axes that stay adjacent): 8.7 ms for [9216,128], 25 ms for [36864,64], 8.8 ms
- *   for [64,24,24,64] by [3,1,2,0]; blocked, 1.3, 3 and ~2.5 ms (square matrices stay with the
- *   stock kernel, which is faster there: 0.5 ms for [800,800] against 0.7);
+ *   (after merging axes that stay adjacent): 8.1 ms for [9216,128], 25 ms for [36864,64], 7.3 ms
+ *   for [64,24,24,64] by [3,1,2,0]; blocked, 2.0, 4.1 and 5.5 ms (square matrices and swaps with
+ *   a narrow side stay with the stock kernel, which is as fast or faster there);
  * - Sum over leading axes (a bias gradient): the stock kernel transposes them innermost first,
- *   5.6 ms for [64,24,24,64]; one pass, 2.8 ms;
+ *   5.6 ms for [64,24,24,64]; one pass, ~4 ms.
  * Inputs are read and the output written through Float32Array views of the heap, taken after
  * the output is allocated (an allocation may grow the heap and detach earlier views).
  */
