@@ -6,6 +6,7 @@
  * fails instead under DISTILL_REQUIRE_NATIVE=1.
  */
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import {
   registerNativeBackend,
@@ -16,7 +17,7 @@ import {
 import { softKl } from '../src/knowledge/response/common.js';
 import { readFileSync } from 'node:fs';
 import { nativeTest } from './helpers.js';
-import { loadAddon } from '../src/backend/native/addon.js';
+import { loadAddon, preferredCoreType } from '../src/backend/native/addon.js';
 import { resolveOpCodes } from '../src/backend/native/op-codes.js';
 
 tf.enableProdMode();
@@ -142,6 +143,35 @@ nativeOnly('MatMul / BatchMatMul: shapes, transposes, batch broadcasting', async
     const a = spec(sa),
       b = spec(sb);
     await check(`matMul ${sa} x ${sb} tA=${ta} tB=${tb}`, () => tf.matMul(a.t(), b.t(), ta, tb), ['BatchMatMul']);
+  }
+});
+
+nativeOnly('MatMul through the AVX-512 sgemm and through OpenBLAS: tails, K blocks, row blocks, splits', async () => {
+  const loaded = loadAddon();
+  assert.ok('addon' in loaded);
+  const cases: [number, number, number][] = [
+    [13, 19, 17], // one short panel (12 + 1 rows), masked columns
+    [25, 769, 33], // two K blocks: the second accumulates into C
+    [200, 50, 129], // packed A (N >= 128), more rows than one row block, a 8-row tail
+    [97, 800, 130],
+    [128, 784, 300], // split over the workers
+    [36, 64, 16], // the narrowest N it takes
+  ];
+  const was = loaded.addon.info().sgemm !== 'openblas';
+  const modes = loaded.addon.setAvx512(1) ? [1, 0] : [0];
+  try {
+    for (const mode of modes) {
+      loaded.addon.setAvx512(mode);
+      for (const [m, k, n] of cases) {
+        const a = spec([m, k]),
+          at = spec([k, m]),
+          b = spec([k, n]);
+        await check(`avx512=${mode} ${m}x${k}·${k}x${n}`, () => tf.matMul(a.t(), b.t()), ['BatchMatMul']);
+        await check(`avx512=${mode} (${k}x${m})ᵀ·${k}x${n}`, () => tf.matMul(at.t(), b.t(), true), ['BatchMatMul']);
+      }
+    }
+  } finally {
+    loaded.addon.setAvx512(was ? 1 : 0);
   }
 });
 
@@ -799,3 +829,18 @@ nativeOnly(
     assert.throws(() => resolveOpCodes({ ...table, binary: withoutPow }), /binary Pow → POW is not in the addon/);
   },
 );
+
+test('on AMD CPUs with AVX-512 the loader asks OpenBLAS for its Haswell kernels; elsewhere OpenBLAS decides', () => {
+  if (process.env.OPENBLAS_CORETYPE !== undefined || process.platform !== 'linux' || process.arch !== 'x64') return;
+  const cpu = (vendor: string, flags: string) =>
+    `processor\t: 0\nvendor_id\t: ${vendor}\ncpu family\t: 26\nflags\t\t: fpu sse2 ${flags}\n\nprocessor\t: 1\n`;
+  assert.equal(preferredCoreType(cpu('AuthenticAMD', 'fma avx2 avx512f avx512bw')), 'Haswell');
+  assert.equal(preferredCoreType(cpu('AuthenticAMD', 'fma avx2')), null);
+  assert.equal(preferredCoreType(cpu('GenuineIntel', 'fma avx2 avx512f avx512bw')), null);
+});
+
+nativeOnly('the loaded OpenBLAS runs the kernel set the loader asked for', () => {
+  const wanted = preferredCoreType();
+  if (wanted === null) return; // OpenBLAS's own choice, or the user's OPENBLAS_CORETYPE
+  assert.equal(nativeBackendInfo().blasCore, wanted);
+});

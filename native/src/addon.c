@@ -11,6 +11,7 @@
 #include "conv.h"
 #include "ew.h"
 #include "plan.h"
+#include "sgemm512.h"
 #include "workers.h"
 
 #ifndef TDN_VERSION
@@ -114,6 +115,7 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   set_num(env, o, "blasThreads", openblas_get_num_threads());
   set_str(env, o, "simd", simd_built() ? "avx2+fma" : "generic");
   set_str(env, o, "gemmThreads", tdn_gemm_mode() ? "openblas" : "workers");
+  set_str(env, o, "sgemm", tdn_sgemm512_enabled() ? "avx512+openblas" : "openblas");
   return o;
 }
 
@@ -142,6 +144,19 @@ static napi_value js_set_gemm_mode(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, &a, 1)) return NULL;
   SERIAL(tdn_set_gemm_mode((int)i64(&a, 0)));
   return done(&a);
+}
+
+/* setAvx512(on): the AVX-512 sgemm for products with B not transposed (when the CPU has it);
+ * returns whether it is in use */
+static napi_value js_set_avx512(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 1)) return NULL;
+  int on = (int)i64(&a, 0);
+  if (a.err) return done(&a);
+  SERIAL(tdn_sgemm512_set_enabled(on));
+  napi_value r;
+  napi_get_boolean(env, tdn_sgemm512_enabled(), &r);
+  return r;
 }
 
 static napi_value js_set_spin(napi_env env, napi_callback_info info) {
@@ -676,6 +691,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("setSpinMicros", js_set_spin),
       FN("setGemmPartsPerThread", js_set_gemm_parts),
       FN("setGemmMode", js_set_gemm_mode),
+      FN("setAvx512", js_set_avx512),
       FN("matmul", js_matmul),
       FN("blasDirect", js_blas_direct),
       FN("opCodes", js_op_codes),

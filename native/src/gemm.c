@@ -1,5 +1,6 @@
 #include "common.h"
 #include "workers.h"
+#include "sgemm512.h"
 #include <cblas.h>
 #include <stdlib.h>
 
@@ -58,6 +59,16 @@ typedef struct {
   int64_t chunk;
 } gemm_ctx_t;
 
+/* The addon's AVX-512 kernel where it applies (B not transposed, N wide enough to fill its 32-column
+ * tiles), else OpenBLAS: single-threaded either way */
+static int own_kernel(int transB, int N) { return !transB && N >= 16 && tdn_sgemm512_enabled(); }
+static void sgemm_one(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+  if (own_kernel(transB, N) && tdn_sgemm512(transA, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+              A, lda, B, ldb, beta, C, ldc);
+}
+
 static void gemm_part(void *vctx, int64_t t, int tid) {
   (void)tid;
   gemm_ctx_t *g = (gemm_ctx_t *)vctx;
@@ -68,12 +79,11 @@ static void gemm_part(void *vctx, int64_t t, int tid) {
   int n = (int)(e - b);
   if (g->splitN) {
     const float *Bp = g->transB ? g->B + b * g->ldb : g->B + b;
-    cblas_sgemm(CblasRowMajor, g->transA ? CblasTrans : CblasNoTrans, g->transB ? CblasTrans : CblasNoTrans,
-                g->M, n, g->K, g->alpha, g->A, g->lda, Bp, g->ldb, g->beta, g->C + b, g->ldc);
+    sgemm_one(g->transA, g->transB, g->M, n, g->K, g->alpha, g->A, g->lda, Bp, g->ldb, g->beta, g->C + b, g->ldc);
   } else {
     const float *Ap = g->transA ? g->A + b : g->A + b * g->lda;
-    cblas_sgemm(CblasRowMajor, g->transA ? CblasTrans : CblasNoTrans, g->transB ? CblasTrans : CblasNoTrans,
-                n, g->N, g->K, g->alpha, Ap, g->lda, g->B, g->ldb, g->beta, g->C + b * g->ldc, g->ldc);
+    sgemm_one(g->transA, g->transB, n, g->N, g->K, g->alpha, Ap, g->lda, g->B, g->ldb, g->beta, g->C + b * g->ldc,
+              g->ldc);
   }
 }
 
@@ -106,7 +116,7 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
   double work = (double)M * N * K;
   /* Very large products (e.g. 1024³): OpenBLAS's own threads share one packing of A and B and
      beat our split, which packs A once per part; below this the split's lower overhead wins. */
-  if (T > 1 && work >= 262144.0 && (gemm_mode == 1 || work >= 5e8)) {
+  if (T > 1 && work >= 262144.0 && (gemm_mode == 1 || (work >= 5e8 && !own_kernel(transB, N)))) {
     openblas_set_num_threads(T);
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
                 alpha, A, lda, B, ldb, beta, C, ldc);
@@ -132,8 +142,7 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
       return;
     }
   }
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
-              alpha, A, lda, B, ldb, beta, C, ldc);
+  sgemm_one(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 #define MAX_SLOTS 64

@@ -50,6 +50,8 @@ export interface NativeBackendInfo {
   simd?: string;
   /** who runs sgemm's threads: "workers" (split over the addon's workers) or "openblas" */
   gemmThreads?: string;
+  /** "avx512+openblas": products with B not transposed run the addon's AVX-512 kernel; else "openblas" */
+  sgemm?: string;
   /** kernel names served natively (the rest are the cpu backend's) */
   kernels?: string[];
 }
@@ -215,6 +217,7 @@ export function nativeBackendInfo(): NativeBackendInfo {
       blasCore: i.blasCore,
       simd: i.simd,
       gemmThreads: i.gemmThreads,
+      sgemm: i.sgemm,
       ...(kernels ? { kernels: [...kernels] } : {}),
     };
   } catch (err) {

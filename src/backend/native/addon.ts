@@ -21,12 +21,16 @@ export interface NativeAddon {
     blasThreads: number;
     simd: string;
     gemmThreads: string;
+    /** "avx512+openblas" (the addon's AVX-512 kernel for products with B not transposed) or "openblas" */
+    sgemm: string;
   };
   setThreads(n: number): number;
   setSpinMicros(us: number): void;
   setGemmPartsPerThread(n: number): void;
   /** 0: sgemm split over the addon's workers (default); 1: OpenBLAS's own threads for top-level products */
   setGemmMode(mode: number): void;
+  /** 1: the addon's AVX-512 sgemm where it applies (if the CPU has AVX-512F); returns whether it is on */
+  setAvx512(on: number): boolean;
   matmul(
     a: Float32Array,
     b: Float32Array,
@@ -214,16 +218,19 @@ export function findAddonPath(): string | null {
 }
 
 /**
- * OpenBLAS's DYNAMIC_ARCH picks its AVX-512 (SkylakeX/Cooperlake) kernels on AMD Zen 4; on
- * the 2-vCPU EPYC this project runs on, its Haswell kernels use 5-7% less CPU time for a KD
- * training step (measured with OPENBLAS_CORETYPE). Returns the core type to request, or null
- * to leave OpenBLAS's own choice (not AMD, not Linux, or the user set OPENBLAS_CORETYPE).
+ * The OpenBLAS kernel set to request on AMD CPUs with AVX-512: Haswell's. On Zen 4 its kernels
+ * took 5-7% less CPU time per KD step than the SkylakeX/Cooperlake ones OpenBLAS picks (measured
+ * 2026-11-27); on Zen 5 the AVX-512 ones are 1.5x faster, but older OpenBLAS builds (Debian's
+ * 0.3.21 among them) are reported to compute wrong results or crash there, and the machines this
+ * project runs on set OPENBLAS_CORETYPE=Haswell for that reason. The addon's own AVX-512 sgemm
+ * (native/src/sgemm512.c) takes the products where the width pays. Returns null to leave
+ * OpenBLAS's own choice (not AMD, not Linux x64, no AVX-512, or OPENBLAS_CORETYPE is set).
  */
-function preferredCoreType(): string | null {
+export function preferredCoreType(cpuinfo?: string): string | null {
   if (process.env.OPENBLAS_CORETYPE !== undefined || process.platform !== 'linux' || process.arch !== 'x64')
     return null;
   try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const info = cpuinfo ?? readFileSync('/proc/cpuinfo', 'utf8');
     const head = info.slice(0, info.indexOf('\n\n') > 0 ? info.indexOf('\n\n') : info.length);
     if (!/vendor_id\s*:\s*AuthenticAMD/.test(head)) return null;
     if (!/\bavx512f\b/.test(head) || !/\bavx2\b/.test(head) || !/\bfma\b/.test(head)) return null;

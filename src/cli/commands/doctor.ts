@@ -29,7 +29,9 @@ export async function doctor(options: DoctorOptions): Promise<Record<string, unk
     tried: choice.attempts.map((a) => `${a.name}: ${a.ok ? 'ok' : a.reason}`),
     native: (() => {
       const n = nativeBackendInfo();
-      return n.available ? { addon: n.addonPath, simd: n.simd, blas: n.blasConfig } : { unavailable: n.reason };
+      return n.available
+        ? { addon: n.addonPath, simd: n.simd, sgemm: n.sgemm, blas: n.blasConfig }
+        : { unavailable: n.reason };
     })(),
     cpus: os.cpus().length,
     fashionMnist: data,
@@ -44,8 +46,8 @@ export async function doctor(options: DoctorOptions): Promise<Record<string, unk
   } else {
     console.log(`backend       ${info.backend} — ${info.why}`);
     for (const t of info.tried) console.log(`  tried       ${t}`);
-    const n = info.native as { addon?: string; simd?: string; unavailable?: string };
-    console.log(`native addon  ${n.addon ? `${n.addon} (${n.simd})` : n.unavailable}`);
+    const n = info.native as { addon?: string; simd?: string; sgemm?: string; unavailable?: string };
+    console.log(`native addon  ${n.addon ? `${n.addon} (${n.simd}; sgemm ${n.sgemm})` : n.unavailable}`);
     console.log(`cpus          ${info.cpus}`);
     console.log(`fashion-mnist ${info.fashionMnist}`);
     console.log(

@@ -1,0 +1,180 @@
+/* An AVX-512 sgemm for products whose B operand is not transposed (NN and TN): the ones a
+ * training step makes (x·W forward, xᵀ·dy for weight gradients, im2col·W in convolutions).
+ *
+ * Why: OpenBLAS's Haswell kernels, which the machines this project runs on are set to (older
+ * OpenBLAS builds fail on newer AMD CPUs with their AVX-512 kernels), use half of the FMA width
+ * of an AVX-512 core. This file is single-threaded; tdn_sgemm splits products over the workers.
+ *
+ * Layout: A's rows are packed into panels of MR rows ([k][MR], zero rows past M) per block of
+ * KC columns; B is read in place, NR = 32 columns (two zmm) at a time, the last ones masked. The
+ * kernel keeps an MR×32 tile of C in 24 registers over the whole K block. */
+#include "common.h"
+#include "sgemm512.h"
+#include <stdlib.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define T512 __attribute__((target("avx512f")))
+#ifndef MR
+#define MR 12
+#endif
+#define NR 32
+#ifndef KC
+#define KC 512
+#endif
+#ifndef MC
+#define MC 192
+#endif
+#ifndef PACK_MIN_N
+#define PACK_MIN_N 128
+#endif
+
+static int enabled = -1;
+int tdn_sgemm512_enabled(void) {
+  if (enabled < 0) {
+    const char *off = getenv("TFJS_DISTILL_NO_AVX512");
+    __builtin_cpu_init();
+    enabled = __builtin_cpu_supports("avx512f") && !(off && *off && *off != '0');
+  }
+  return enabled;
+}
+void tdn_sgemm512_set_enabled(int on) { enabled = on && tdn_sgemm512_enabled_by_cpu(); }
+int tdn_sgemm512_enabled_by_cpu(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+
+/* C[mr, nb] = alpha * a·b + beta * C: element (r, k) of a at a[r * rs + k * ks] (a packed panel,
+ * A's own rows or A's own columns), b: kb rows of ldb (nb <= 32 used, by the masks) */
+static inline __attribute__((always_inline)) T512 void kernel(int kb, const float *a, size_t rs, size_t ks,
+                                                              const float *b, int ldb, float *c, int ldc, int mr,
+                                                              __mmask16 m0, __mmask16 m1, float alpha, float beta) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int k = 0; k < kb; k++) {
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+    const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+    b += ldb;
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      const __m512 av = _mm512_set1_ps(a[r * rs]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+    }
+    a += ks;
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++) {
+    if (r >= mr) break;
+    float *cr = c + (size_t)r * ldc;
+    __m512 v0 = _mm512_mul_ps(acc[r][0], va), v1 = _mm512_mul_ps(acc[r][1], va);
+    if (beta != 0.f) {
+      v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
+      v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+    }
+    _mm512_mask_storeu_ps(cr, m0, v0);
+    _mm512_mask_storeu_ps(cr + 16, m1, v1);
+  }
+}
+
+#define KERNEL_ARGS                                                                                        \
+  int kb, const float *a, size_t stride, const float *b, int ldb, float *c, int ldc, int mr, __mmask16 m0, \
+      __mmask16 m1, float alpha, float beta
+#define KERNEL_PASS b, ldb, c, ldc, mr, m0, m1, alpha, beta
+static T512 __attribute__((noinline)) void kernel_packed(KERNEL_ARGS) {
+  (void)stride;
+  kernel(kb, a, 1, MR, KERNEL_PASS);
+}
+static T512 __attribute__((noinline)) void kernel_cols(KERNEL_ARGS) { kernel(kb, a, 1, stride, KERNEL_PASS); }
+static T512 __attribute__((noinline)) void kernel_rows(KERNEL_ARGS) { kernel(kb, a, stride, 1, KERNEL_PASS); }
+
+/* op(A)[i0 .. i0+mb, k0 .. k0+kb] into panels of MR rows, rows past mb zero */
+static void pack_a(int transA, const float *A, int lda, int i0, int mb, int k0, int kb, float *out) {
+  for (int p = 0; p < mb; p += MR) {
+    const int rows = MIN(MR, mb - p);
+    float *o = out + (size_t)p * kb;
+    if (transA) {
+      for (int k = 0; k < kb; k++) {
+        const float *src = A + (size_t)(k0 + k) * lda + i0 + p;
+        float *dst = o + (size_t)k * MR;
+        int r = 0;
+        for (; r < rows; r++) dst[r] = src[r];
+        for (; r < MR; r++) dst[r] = 0.f;
+      }
+    } else {
+      for (int r = 0; r < rows; r++) {
+        const float *src = A + (size_t)(i0 + p + r) * lda + k0;
+        for (int k = 0; k < kb; k++) o[(size_t)k * MR + r] = src[k];
+      }
+      for (int r = rows; r < MR; r++)
+        for (int k = 0; k < kb; k++) o[(size_t)k * MR + r] = 0.f;
+    }
+  }
+}
+
+static __thread float *pack_buf;
+static __thread size_t pack_cap;
+
+static float *pack_space(size_t floats) {
+  if (pack_cap < floats) {
+    free(pack_buf);
+    pack_buf = NULL;
+    pack_cap = 0;
+    if (posix_memalign((void **)&pack_buf, 64, floats * sizeof(float)) != 0) return pack_buf = NULL;
+    pack_cap = floats;
+  }
+  return pack_buf;
+}
+
+/* How A reaches the kernel: packed into panels (NN, when N is wide enough to pay for gathering
+ * A's rows), or read in place: A's rows (NN) or op(A)'s columns (TN: contiguous in i). A short
+ * last panel is always packed (zero rows), so that the kernel reads nothing past A. */
+int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc) {
+  const int nk = (K + KC - 1) / KC;
+  const int kc = (K + nk - 1) / nk;
+  const int mc = MIN(MC, (M + MR - 1) / MR * MR);
+  const int pack = !transA && N >= PACK_MIN_N;
+  float *space = pack_space((size_t)(pack ? mc : MR) * kc);
+  if (!space) return 0;
+  for (int k0 = 0; k0 < K; k0 += kc) {
+    const int kb = MIN(kc, K - k0);
+    const float be = k0 == 0 ? beta : 1.f;
+    for (int i0 = 0; i0 < M; i0 += mc) {
+      const int mb = MIN(mc, M - i0);
+      const int tail = mb % MR, full = mb - tail;
+      if (pack) pack_a(transA, A, lda, i0, mb, k0, kb, space);
+      else if (tail) pack_a(transA, A, lda, i0 + full, tail, k0, kb, space);
+      for (int j0 = 0; j0 < N; j0 += NR) {
+        const int nb = MIN(NR, N - j0);
+        const __mmask16 m0 = (__mmask16)(nb >= 16 ? 0xffff : (1u << nb) - 1);
+        const __mmask16 m1 = (__mmask16)(nb >= 32 ? 0xffff : nb > 16 ? (1u << (nb - 16)) - 1 : 0);
+        const float *bp = B + (size_t)k0 * ldb + j0;
+        float *cp = C + (size_t)i0 * ldc + j0;
+        for (int p = 0; p < mb; p += MR, cp += (size_t)MR * ldc) {
+          const int mr = MIN(MR, mb - p);
+          if (pack || mr < MR)
+            kernel_packed(kb, space + (pack ? (size_t)p * kb : 0), 0, bp, ldb, cp, ldc, mr, m0, m1, alpha, be);
+          else if (transA)
+            kernel_cols(kb, A + (size_t)k0 * lda + i0 + p, lda, bp, ldb, cp, ldc, mr, m0, m1, alpha, be);
+          else
+            kernel_rows(kb, A + (size_t)(i0 + p) * lda + k0, lda, bp, ldb, cp, ldc, mr, m0, m1, alpha, be);
+        }
+      }
+    }
+  }
+  return 1;
+}
+#else
+int tdn_sgemm512_enabled(void) { return 0; }
+int tdn_sgemm512_enabled_by_cpu(void) { return 0; }
+void tdn_sgemm512_set_enabled(int on) { (void)on; }
+int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc) {
+  (void)transA; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb; (void)beta;
+  (void)C; (void)ldc;
+  return 0;
+}
+#endif
