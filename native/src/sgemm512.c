@@ -25,6 +25,9 @@
 #ifndef MC
 #define MC 192
 #endif
+#ifndef PF_ROWS
+#define PF_ROWS 8
+#endif
 #ifndef PACK_MIN_N
 #define PACK_MIN_N 128
 #endif
@@ -55,6 +58,9 @@ static inline __attribute__((always_inline)) T512 void kernel(int kb, const floa
   for (int k = 0; k < kb; k++) {
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
     const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+    /* B's rows are ldb apart: the hardware prefetchers miss them on the first pass (from L3/DRAM) */
+    _mm_prefetch((const char *)(b + PF_ROWS * (size_t)ldb), _MM_HINT_T0);
+    _mm_prefetch((const char *)(b + PF_ROWS * (size_t)ldb + 16), _MM_HINT_T0);
     b += ldb;
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
