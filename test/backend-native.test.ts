@@ -169,6 +169,19 @@ nativeOnly('MatMul through the AVX-512 sgemm and through OpenBLAS: tails, K bloc
         await check(`avx512=${mode} ${m}x${k}·${k}x${n}`, () => tf.matMul(a.t(), b.t()), ['BatchMatMul']);
         await check(`avx512=${mode} (${k}x${m})ᵀ·${k}x${n}`, () => tf.matMul(at.t(), b.t(), true), ['BatchMatMul']);
       }
+      // B transposed: B itself is transposed (N·K small), or A and C are (C = (B·Aᵀ)ᵀ)
+      for (const [m, k, n, ta] of [
+        [2000, 64, 100, false],
+        [128, 800, 300, false],
+        [70, 40, 33, true],
+        [130, 300, 257, true],
+      ] as const) {
+        const a = spec(ta ? [k, m] : [m, k]),
+          b = spec([n, k]);
+        await check(`avx512=${mode} ${m}x${k}·(${n}x${k})ᵀ tA=${ta}`, () => tf.matMul(a.t(), b.t(), ta, true), [
+          'BatchMatMul',
+        ]);
+      }
     }
   } finally {
     loaded.addon.setAvx512(was ? 1 : 0);

@@ -95,6 +95,60 @@ static int gemm_mode = 0;
 void tdn_set_gemm_mode(int mode) { gemm_mode = mode ? 1 : 0; }
 int tdn_gemm_mode(void) { return gemm_mode; }
 
+/* dst[c * ldd + r] = src[r * lds + c], in tiles that stay in L1 */
+static void transpose(const float *src, int lds, int rows, int cols, float *dst, int ldd) {
+  enum { TILE = 32 };
+  for (int r0 = 0; r0 < rows; r0 += TILE)
+    for (int c0 = 0; c0 < cols; c0 += TILE) {
+      const int r1 = MIN(rows, r0 + TILE), c1 = MIN(cols, c0 + TILE);
+      for (int r = r0; r < r1; r++)
+        for (int c = c0; c < c1; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+    }
+}
+
+static __thread float *tbuf[2];
+static __thread size_t tcap[2];
+static float *tspace(int i, size_t floats) {
+  if (tcap[i] < floats) {
+    free(tbuf[i]);
+    tcap[i] = 0;
+    if (posix_memalign((void **)&tbuf[i], 64, floats * sizeof(float)) != 0) return tbuf[i] = NULL;
+    tcap[i] = floats;
+  }
+  return tbuf[i];
+}
+
+void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc, int threaded);
+
+/* op(A)·Bᵀ through the AVX-512 kernel, which wants B untransposed: transpose whichever costs
+ * less, B itself (N·K floats; then op(A)·(Bᵀ)) or A and C (M·(K+N); then C = (B·Aᵀ)ᵀ, for
+ * A untransposed). Returns 0 when it did nothing. */
+static int sgemm_transposed(int transA, int M, int N, int K, float alpha, const float *A, int lda,
+                            const float *B, int ldb, float beta, float *C, int ldc, int threaded) {
+  if ((size_t)N * K <= (size_t)M * (K + N)) {
+    float *bt = tspace(0, (size_t)K * N);
+    if (!bt) return 0;
+    transpose(B, ldb, N, K, bt, N);
+    tdn_sgemm(transA, 0, M, N, K, alpha, A, lda, bt, N, beta, C, ldc, threaded);
+    return 1;
+  }
+  if (transA || M < 16) return 0;
+  float *at = tspace(0, (size_t)K * M), *ct = tspace(1, (size_t)N * M);
+  if (!at || !ct) return 0;
+  transpose(A, lda, M, K, at, M);
+  tdn_sgemm(0, 0, N, M, K, 1.f, B, ldb, at, M, 0.f, ct, M, threaded);
+  for (int i = 0; i < M; i++) {
+    float *c = C + (size_t)i * ldc;
+    const float *t = ct + i;
+    if (beta == 0.f)
+      for (int j = 0; j < N; j++) c[j] = alpha * t[(size_t)j * M];
+    else
+      for (int j = 0; j < N; j++) c[j] = alpha * t[(size_t)j * M] + beta * c[j];
+  }
+  return 1;
+}
+
 void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc, int threaded) {
   if (M <= 0 || N <= 0) return;
@@ -112,6 +166,9 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
     else cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, 1, beta, C, 1);
     return;
   }
+  if (transB && N >= 16 && tdn_sgemm512_enabled() && (double)M * N * K >= 65536.0 &&
+      sgemm_transposed(transA, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threaded))
+    return;
   int T = threaded && !workers_in_task() ? workers_threads() : 1;
   double work = (double)M * N * K;
   /* Very large products (e.g. 1024³): OpenBLAS's own threads share one packing of A and B and

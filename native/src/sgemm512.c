@@ -5,9 +5,9 @@
  * OpenBLAS builds fail on newer AMD CPUs with their AVX-512 kernels), use half of the FMA width
  * of an AVX-512 core. This file is single-threaded; tdn_sgemm splits products over the workers.
  *
- * Layout: A's rows are packed into panels of MR rows ([k][MR], zero rows past M) per block of
- * KC columns; B is read in place, NR = 32 columns (two zmm) at a time, the last ones masked. The
- * kernel keeps an MR×32 tile of C in 24 registers over the whole K block. */
+ * Layout: A and B are read in place, K in blocks of at most KC; B NR = 32 columns (two zmm) at a
+ * time, the last ones masked. The kernel keeps an MR×32 tile of C in 24 registers over a whole
+ * K block. */
 #include "common.h"
 #include "sgemm512.h"
 #include <stdlib.h>
@@ -20,16 +20,10 @@
 #endif
 #define NR 32
 #ifndef KC
-#define KC 512
-#endif
-#ifndef MC
-#define MC 192
+#define KC 768
 #endif
 #ifndef PF_ROWS
 #define PF_ROWS 8
-#endif
-#ifndef PACK_MIN_N
-#define PACK_MIN_N 128
 #endif
 
 static int enabled = -1;
@@ -96,7 +90,7 @@ static T512 __attribute__((noinline)) void kernel_packed(KERNEL_ARGS) {
 static T512 __attribute__((noinline)) void kernel_cols(KERNEL_ARGS) { kernel(kb, a, 1, stride, KERNEL_PASS); }
 static T512 __attribute__((noinline)) void kernel_rows(KERNEL_ARGS) { kernel(kb, a, stride, 1, KERNEL_PASS); }
 
-/* op(A)[i0 .. i0+mb, k0 .. k0+kb] into panels of MR rows, rows past mb zero */
+/* op(A)[i0 .. i0+mb, k0 .. k0+kb] into panels of MR rows ([k][MR]), rows past mb zero */
 static void pack_a(int transA, const float *A, int lda, int i0, int mb, int k0, int kb, float *out) {
   for (int p = 0; p < mb; p += MR) {
     const int rows = MIN(MR, mb - p);
@@ -134,41 +128,31 @@ static float *pack_space(size_t floats) {
   return pack_buf;
 }
 
-/* How A reaches the kernel: packed into panels (NN, when N is wide enough to pay for gathering
- * A's rows), or read in place: A's rows (NN) or op(A)'s columns (TN: contiguous in i). A short
- * last panel is always packed (zero rows), so that the kernel reads nothing past A. */
+/* A is read in place (NN: A's rows; TN: op(A)'s columns, contiguous in i): gathering it into
+ * panels measured no faster, since B's 32 columns give each element of A only two FMAs per load.
+ * A short last panel is packed with zero rows, so that the kernel reads nothing past A. */
 int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc) {
   const int nk = (K + KC - 1) / KC;
   const int kc = (K + nk - 1) / nk;
-  const int mc = MIN(MC, (M + MR - 1) / MR * MR);
-  const int pack = !transA && N >= PACK_MIN_N;
-  float *space = pack_space((size_t)(pack ? mc : MR) * kc);
-  if (!space) return 0;
+  const int tail = M % MR, full = M - tail;
+  float *space = tail ? pack_space((size_t)MR * kc) : NULL;
+  if (tail && !space) return 0;
   for (int k0 = 0; k0 < K; k0 += kc) {
     const int kb = MIN(kc, K - k0);
     const float be = k0 == 0 ? beta : 1.f;
-    for (int i0 = 0; i0 < M; i0 += mc) {
-      const int mb = MIN(mc, M - i0);
-      const int tail = mb % MR, full = mb - tail;
-      if (pack) pack_a(transA, A, lda, i0, mb, k0, kb, space);
-      else if (tail) pack_a(transA, A, lda, i0 + full, tail, k0, kb, space);
-      for (int j0 = 0; j0 < N; j0 += NR) {
-        const int nb = MIN(NR, N - j0);
-        const __mmask16 m0 = (__mmask16)(nb >= 16 ? 0xffff : (1u << nb) - 1);
-        const __mmask16 m1 = (__mmask16)(nb >= 32 ? 0xffff : nb > 16 ? (1u << (nb - 16)) - 1 : 0);
-        const float *bp = B + (size_t)k0 * ldb + j0;
-        float *cp = C + (size_t)i0 * ldc + j0;
-        for (int p = 0; p < mb; p += MR, cp += (size_t)MR * ldc) {
-          const int mr = MIN(MR, mb - p);
-          if (pack || mr < MR)
-            kernel_packed(kb, space + (pack ? (size_t)p * kb : 0), 0, bp, ldb, cp, ldc, mr, m0, m1, alpha, be);
-          else if (transA)
-            kernel_cols(kb, A + (size_t)k0 * lda + i0 + p, lda, bp, ldb, cp, ldc, mr, m0, m1, alpha, be);
-          else
-            kernel_rows(kb, A + (size_t)(i0 + p) * lda + k0, lda, bp, ldb, cp, ldc, mr, m0, m1, alpha, be);
-        }
+    if (tail) pack_a(transA, A, lda, full, tail, k0, kb, space);
+    for (int j0 = 0; j0 < N; j0 += NR) {
+      const int nb = MIN(NR, N - j0);
+      const __mmask16 m0 = (__mmask16)(nb >= 16 ? 0xffff : (1u << nb) - 1);
+      const __mmask16 m1 = (__mmask16)(nb >= 32 ? 0xffff : nb > 16 ? (1u << (nb - 16)) - 1 : 0);
+      const float *bp = B + (size_t)k0 * ldb + j0;
+      for (int i = 0; i < full; i += MR) {
+        float *cp = C + (size_t)i * ldc + j0;
+        if (transA) kernel_cols(kb, A + (size_t)k0 * lda + i, lda, bp, ldb, cp, ldc, MR, m0, m1, alpha, be);
+        else kernel_rows(kb, A + (size_t)i * lda + k0, lda, bp, ldb, cp, ldc, MR, m0, m1, alpha, be);
       }
+      if (tail) kernel_packed(kb, space, 0, bp, ldb, C + (size_t)full * ldc + j0, ldc, tail, m0, m1, alpha, be);
     }
   }
   return 1;
