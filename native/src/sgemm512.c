@@ -44,18 +44,19 @@ int tdn_sgemm512_enabled_by_cpu(void) {
 /* C[mr, nb] = alpha * a·b + beta * C: element (r, k) of a at a[r * rs + k * ks] (a packed panel,
  * A's own rows or A's own columns), b: kb rows of ldb (nb <= 32 used, by the masks) */
 static inline __attribute__((always_inline)) T512 void kernel(int kb, const float *a, size_t rs, size_t ks,
-                                                              const float *b, int ldb, float *c, int ldc, int mr,
-                                                              __mmask16 m0, __mmask16 m1, float alpha, float beta) {
+                                                              const float *b, int ldb, const float *pf, float *c,
+                                                              int ldc, int mr, __mmask16 m0, __mmask16 m1,
+                                                              float alpha, float beta) {
   __m512 acc[MR][2];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int k = 0; k < kb; k++) {
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
     const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
-    /* B's rows are ldb apart: the hardware prefetchers miss them on the first pass (from L3/DRAM) */
-    _mm_prefetch((const char *)(b + PF_ROWS * (size_t)ldb), _MM_HINT_T0);
-    _mm_prefetch((const char *)(b + PF_ROWS * (size_t)ldb + 16), _MM_HINT_T0);
+    _mm_prefetch((const char *)pf, _MM_HINT_T0);
+    _mm_prefetch((const char *)(pf + 16), _MM_HINT_T0);
     b += ldb;
+    pf += ldb;
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
       const __m512 av = _mm512_set1_ps(a[r * rs]);
@@ -79,10 +80,10 @@ static inline __attribute__((always_inline)) T512 void kernel(int kb, const floa
   }
 }
 
-#define KERNEL_ARGS                                                                                        \
-  int kb, const float *a, size_t stride, const float *b, int ldb, float *c, int ldc, int mr, __mmask16 m0, \
-      __mmask16 m1, float alpha, float beta
-#define KERNEL_PASS b, ldb, c, ldc, mr, m0, m1, alpha, beta
+#define KERNEL_ARGS                                                                                      \
+  int kb, const float *a, size_t stride, const float *b, int ldb, const float *pf, float *c, int ldc, int mr, \
+      __mmask16 m0, __mmask16 m1, float alpha, float beta
+#define KERNEL_PASS b, ldb, pf, c, ldc, mr, m0, m1, alpha, beta
 static T512 __attribute__((noinline)) void kernel_packed(KERNEL_ARGS) {
   (void)stride;
   kernel(kb, a, 1, MR, KERNEL_PASS);
@@ -147,12 +148,18 @@ int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, i
       const __mmask16 m0 = (__mmask16)(nb >= 16 ? 0xffff : (1u << nb) - 1);
       const __mmask16 m1 = (__mmask16)(nb >= 32 ? 0xffff : nb > 16 ? (1u << (nb - 16)) - 1 : 0);
       const float *bp = B + (size_t)k0 * ldb + j0;
+      /* B's rows are ldb apart, which the hardware prefetchers do not follow: the first row panel
+         fetches the next column panel's rows (it is then read from L2), the others PF_ROWS ahead */
+      const float *ahead = bp + PF_ROWS * (size_t)ldb, *next = j0 + NR < N ? bp + NR : ahead;
       for (int i = 0; i < full; i += MR) {
         float *cp = C + (size_t)i * ldc + j0;
-        if (transA) kernel_cols(kb, A + (size_t)k0 * lda + i, lda, bp, ldb, cp, ldc, MR, m0, m1, alpha, be);
-        else kernel_rows(kb, A + (size_t)i * lda + k0, lda, bp, ldb, cp, ldc, MR, m0, m1, alpha, be);
+        const float *pf = i == 0 ? next : ahead;
+        if (transA) kernel_cols(kb, A + (size_t)k0 * lda + i, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be);
+        else kernel_rows(kb, A + (size_t)i * lda + k0, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be);
       }
-      if (tail) kernel_packed(kb, space, 0, bp, ldb, C + (size_t)full * ldc + j0, ldc, tail, m0, m1, alpha, be);
+      if (tail)
+        kernel_packed(kb, space, 0, bp, ldb, full == 0 ? next : ahead, C + (size_t)full * ldc + j0, ldc, tail, m0, m1,
+                      alpha, be);
     }
   }
   return 1;
