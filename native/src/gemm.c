@@ -95,15 +95,44 @@ static int gemm_mode = 0;
 void tdn_set_gemm_mode(int mode) { gemm_mode = mode ? 1 : 0; }
 int tdn_gemm_mode(void) { return gemm_mode; }
 
-/* dst[c * ldd + r] = src[r * lds + c], in tiles that stay in L1 */
-static void transpose(const float *src, int lds, int rows, int cols, float *dst, int ldd) {
+/* dst[c * ldd + r] = src[r * lds + c] for rows [r0, r1), in tiles that stay in L1 */
+static void transpose_rows(const float *src, int lds, int r0, int r1, int cols, float *dst, int ldd) {
   enum { TILE = 32 };
-  for (int r0 = 0; r0 < rows; r0 += TILE)
+  for (int rb = r0; rb < r1; rb += TILE)
     for (int c0 = 0; c0 < cols; c0 += TILE) {
-      const int r1 = MIN(rows, r0 + TILE), c1 = MIN(cols, c0 + TILE);
-      for (int r = r0; r < r1; r++)
-        for (int c = c0; c < c1; c++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+      const int re = MIN(r1, rb + TILE), c1 = MIN(cols, c0 + TILE);
+      for (int c = c0; c < c1; c++) /* writes along dst's rows: a row stride of 4 KiB × k aliases */
+        for (int r = rb; r < re; r++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
     }
+}
+
+/* C = alpha * tᵀ + beta * C (t: [N, M]) for C's rows [r0, r1), when bt == NULL; else the
+ * transpose of src into dst */
+typedef struct {
+  const float *src;
+  int lds, cols, ldd;
+  float *dst;
+  float alpha, beta;
+} transpose_ctx_t;
+static void transpose_part(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  const transpose_ctx_t *t = (const transpose_ctx_t *)vctx;
+  if (t->alpha == 1.f && t->beta == 0.f) {
+    transpose_rows(t->src, t->lds, (int)b, (int)e, t->cols, t->dst, t->ldd);
+    return;
+  }
+  for (int64_t i = b; i < e; i++) { /* C's row i from column i of src ([cols, lds]) */
+    float *c = t->dst + i * t->ldd;
+    const float *s = t->src + i;
+    for (int j = 0; j < t->cols; j++)
+      c[j] = t->alpha * s[(size_t)j * t->lds] + (t->beta == 0.f ? 0.f : t->beta * c[j]);
+  }
+}
+/* dst[c * ldd + r] = src[r * lds + c], over the workers when threaded */
+static void transpose(const float *src, int lds, int rows, int cols, float *dst, int ldd, int threaded) {
+  transpose_ctx_t t = {src, lds, cols, ldd, dst, 1.f, 0.f};
+  if (threaded && !workers_in_task() && (size_t)rows * cols >= 65536) workers_for(transpose_part, &t, rows, 32);
+  else transpose_part(&t, 0, rows, 0);
 }
 
 static __thread float *tbuf[2];
@@ -129,22 +158,21 @@ static int sgemm_transposed(int transA, int M, int N, int K, float alpha, const 
   if ((size_t)N * K <= (size_t)M * (K + N)) {
     float *bt = tspace(0, (size_t)K * N);
     if (!bt) return 0;
-    transpose(B, ldb, N, K, bt, N);
+    transpose(B, ldb, N, K, bt, N, threaded);
     tdn_sgemm(transA, 0, M, N, K, alpha, A, lda, bt, N, beta, C, ldc, threaded);
     return 1;
   }
   if (transA || M < 16) return 0;
   float *at = tspace(0, (size_t)K * M), *ct = tspace(1, (size_t)N * M);
   if (!at || !ct) return 0;
-  transpose(A, lda, M, K, at, M);
+  transpose(A, lda, M, K, at, M, threaded);
   tdn_sgemm(0, 0, N, M, K, 1.f, B, ldb, at, M, 0.f, ct, M, threaded);
-  for (int i = 0; i < M; i++) {
-    float *c = C + (size_t)i * ldc;
-    const float *t = ct + i;
-    if (beta == 0.f)
-      for (int j = 0; j < N; j++) c[j] = alpha * t[(size_t)j * M];
-    else
-      for (int j = 0; j < N; j++) c[j] = alpha * t[(size_t)j * M] + beta * c[j];
+  if (alpha == 1.f && beta == 0.f) {
+    transpose(ct, M, N, M, C, ldc, threaded);
+  } else {
+    transpose_ctx_t t = {ct, M, N, ldc, C, alpha, beta};
+    if (threaded && !workers_in_task()) workers_for(transpose_part, &t, M, 16);
+    else transpose_part(&t, 0, M, 0);
   }
   return 1;
 }
