@@ -22,6 +22,9 @@
 #ifndef KC
 #define KC 768
 #endif
+#ifndef A_CHUNK_BYTES
+#define A_CHUNK_BYTES (384 * 1024)
+#endif
 #ifndef PF_ROWS
 #define PF_ROWS 8
 #endif
@@ -143,23 +146,28 @@ int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, i
     const int kb = MIN(kc, K - k0);
     const float be = k0 == 0 ? beta : 1.f;
     if (tail) pack_a(transA, A, lda, full, tail, k0, kb, space);
-    for (int j0 = 0; j0 < N; j0 += NR) {
-      const int nb = MIN(NR, N - j0);
-      const __mmask16 m0 = (__mmask16)(nb >= 16 ? 0xffff : (1u << nb) - 1);
-      const __mmask16 m1 = (__mmask16)(nb >= 32 ? 0xffff : nb > 16 ? (1u << (nb - 16)) - 1 : 0);
-      const float *bp = B + (size_t)k0 * ldb + j0;
-      /* B's rows are ldb apart, which the hardware prefetchers do not follow: the first row panel
-         fetches the next column panel's rows (it is then read from L2), the others PF_ROWS ahead */
-      const float *ahead = bp + PF_ROWS * (size_t)ldb, *next = j0 + NR < N ? bp + NR : ahead;
-      for (int i = 0; i < full; i += MR) {
-        float *cp = C + (size_t)i * ldc + j0;
-        const float *pf = i == 0 ? next : ahead;
-        if (transA) kernel_cols(kb, A + (size_t)k0 * lda + i, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be);
-        else kernel_rows(kb, A + (size_t)i * lda + k0, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be);
+    /* rows in chunks whose K block of A stays in L2 while B's column panels pass over it */
+    const int mc = MAX(MR, (int)(A_CHUNK_BYTES / ((size_t)kb * sizeof(float))) / MR * MR);
+    for (int i0 = 0; i0 < full || (i0 == 0 && tail); i0 += mc) {
+      const int i1 = MIN(full, i0 + mc), last = i1 == full;
+      for (int j0 = 0; j0 < N; j0 += NR) {
+        const int nb = MIN(NR, N - j0);
+        const __mmask16 m0 = (__mmask16)(nb >= 16 ? 0xffff : (1u << nb) - 1);
+        const __mmask16 m1 = (__mmask16)(nb >= 32 ? 0xffff : nb > 16 ? (1u << (nb - 16)) - 1 : 0);
+        const float *bp = B + (size_t)k0 * ldb + j0;
+        /* B's rows are ldb apart, which the hardware prefetchers do not follow: the first row panel
+           fetches the next column panel's rows (it is then read from L2), the others PF_ROWS ahead */
+        const float *ahead = bp + PF_ROWS * (size_t)ldb, *next = j0 + NR < N ? bp + NR : ahead;
+        for (int i = i0; i < i1; i += MR) {
+          float *cp = C + (size_t)i * ldc + j0;
+          const float *pf = i == i0 ? next : ahead;
+          if (transA) kernel_cols(kb, A + (size_t)k0 * lda + i, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be);
+          else kernel_rows(kb, A + (size_t)i * lda + k0, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be);
+        }
+        if (tail && last)
+          kernel_packed(kb, space, 0, bp, ldb, full == i0 ? next : ahead, C + (size_t)full * ldc + j0, ldc, tail, m0,
+                        m1, alpha, be);
       }
-      if (tail)
-        kernel_packed(kb, space, 0, bp, ldb, full == 0 ? next : ahead, C + (size_t)full * ldc + j0, ldc, tail, m0, m1,
-                      alpha, be);
     }
   }
   return 1;
