@@ -14,7 +14,9 @@
  * - the quickstart teacher's train step (CNN 825k params, batch 64): no PyTorch twin, judged by
  *   its share of the machine's sgemm limit;
  * - achieved GFLOP/s of every train step (FLOPs per sample from the layers, bench/flops.ts) and
- *   its share of OpenBLAS sgemm called directly (the machine's limit for these shapes);
+ *   its share of the machine's sgemm limit: the faster of the addon's 1024³ sgemm and OpenBLAS's;
+ * - where the machine sets OPENBLAS_CORETYPE, PyTorch once more with OpenBLAS's own kernel choice
+ *   (the † columns: the reference at its fastest here);
  * - inference as a deploying user compares it: the quickstart student's median latency at batch
  *   1 and 64 on each backend beside onnxruntime-node running the same student (exported with
  *   `exportOnnx`), predict + read-back against session.run; on native also through
@@ -180,11 +182,22 @@ async function epochs(): Promise<EpochFigures> {
   return { labelOnly: median(labelOnly), kdNoCache, kdCached: median(kdCached), rssMiB, numTensors };
 }
 
-function pytorch(): Record<string, number> | string {
+/**
+ * The PyTorch reference, in this process's environment; with `ownBlas`, with OPENBLAS_CORETYPE
+ * and OPENBLAS_L2_SIZE removed for that command alone, so that OpenBLAS picks its own kernels
+ * (machines that set them pin older OpenBLAS builds to the Haswell kernels; PyTorch's Linear
+ * layers then use half of an AVX-512 core's width). Steps only: no epochs.
+ */
+function pytorch(ownBlas = false): Record<string, number> | string {
   const python = '/usr/bin/python3';
   if (!existsSync(python)) return 'no /usr/bin/python3';
   const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return 'PyTorch is not installed (apt-get install python3-torch)';
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
+  if (ownBlas) {
+    delete env['OPENBLAS_CORETYPE'];
+    delete env['OPENBLAS_L2_SIZE'];
+  }
   const r = spawnSync(
     python,
     [
@@ -193,9 +206,9 @@ function pytorch(): Record<string, number> | string {
       '2',
       '--seconds',
       String(seconds),
-      ...(withEpochs ? [] : ['--skip-epochs']),
+      ...(withEpochs && !ownBlas ? [] : ['--skip-epochs']),
     ],
-    { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } },
+    { encoding: 'utf8', env },
   );
   if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').at(-1)}`;
   return JSON.parse(r.stdout) as Record<string, number>;
@@ -269,6 +282,8 @@ const FLOPS = {
 interface Measured {
   results: Record<string, Record<string, number>>;
   torch: Record<string, number> | string;
+  /** PyTorch with OpenBLAS's own kernel choice, when this machine sets OPENBLAS_CORETYPE */
+  torchOwnBlas?: Record<string, number> | string;
   ort: Record<string, number> | string;
   epochFigures?: EpochFigures;
   ratios: Record<string, Record<string, number>>;
@@ -316,7 +331,16 @@ async function measure(): Promise<Measured> {
   const ort = await ortLatency(student);
   student.dispose();
   const torch = withPytorch ? pytorch() : 'skipped (--no-pytorch)';
-  return { results, torch, ort, ratios: {}, ...(epochFigures && { epochFigures }) };
+  const pinned = process.env.OPENBLAS_CORETYPE;
+  const torchOwnBlas = withPytorch && pinned !== undefined ? pytorch(true) : undefined;
+  return {
+    results,
+    torch,
+    ort,
+    ratios: {},
+    ...(torchOwnBlas && { torchOwnBlas }),
+    ...(epochFigures && { epochFigures }),
+  };
 }
 
 const cases = [
@@ -334,33 +358,50 @@ const fmt = (v: number | undefined) =>
   v === undefined ? '—' : v >= 100 ? Math.round(v).toLocaleString('en-US') : v >= 1 ? v.toFixed(1) : v.toFixed(3);
 
 function print(m: Measured): void {
-  const { results, torch, ort, epochFigures } = m;
+  const { results, torch, torchOwnBlas, ort, epochFigures } = m;
+  const own = typeof torchOwnBlas === 'object' ? torchOwnBlas : undefined;
   const header = [
     'case (samples/s; GFLOP/s for matmul)',
     ...Object.keys(results),
     'pytorch',
     ...Object.keys(results).map((b) => `${b}/pytorch`),
+    ...(own ? ['pytorch†', ...Object.keys(results).map((b) => `${b}/pytorch†`)] : []),
   ];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map(() => '---').join('|')}|`);
+  const ratios = (c: string, t: number | undefined, suffix: string) =>
+    Object.entries(results).map(([b, r]) => {
+      if (r[c] === undefined || t === undefined) return '—';
+      m.ratios[b] ??= {};
+      m.ratios[b][`${c}${suffix}`] = r[c]! / t;
+      return `${(r[c]! / t).toFixed(2)}×`;
+    });
   for (const c of cases) {
     const t = typeof torch === 'object' ? torch[c] : undefined;
     const cells = Object.values(results).map((r) => fmt(r[c]));
-    const rs = Object.entries(results).map(([b, r]) => {
-      if (r[c] === undefined || t === undefined) return '—';
-      m.ratios[b] ??= {};
-      m.ratios[b][c] = r[c]! / t;
-      return `${(r[c]! / t).toFixed(2)}×`;
-    });
+    const rs = ratios(c, t, '');
+    const extra = own ? [fmt(own[c]), ...ratios(c, own[c], 'VsTorchOwnBlas')] : [];
     if (cells.every((x) => x === '—') && t === undefined) continue;
-    console.log(`| ${c} | ${cells.join(' | ')} | ${fmt(t)} | ${rs.join(' | ')} |`);
+    console.log(`| ${c} | ${[...cells, fmt(t), ...rs, ...extra].join(' | ')} |`);
   }
   if (typeof torch === 'string') console.log(`\nPyTorch: ${torch}`);
-  const limit = results['native']?.['openblasDirectGflops'];
+  if (torchOwnBlas !== undefined)
+    console.log(
+      `\n† PyTorch with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for its command alone (this machine sets OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}), so that OpenBLAS picks its own kernels${typeof torchOwnBlas === 'string' ? `: ${torchOwnBlas}` : ''}`,
+    );
+  // the machine's sgemm limit: the faster of the addon's sgemm (its AVX-512 kernel where the CPU
+  // has one) and OpenBLAS called directly, both at 1024³
+  const native = results['native'];
+  const limit =
+    native?.['matmulGflops'] !== undefined || native?.['openblasDirectGflops'] !== undefined
+      ? Math.max(native['matmulGflops'] ?? 0, native['openblasDirectGflops'] ?? 0)
+      : undefined;
   console.log(
     `\nachieved GFLOP/s of the train steps (FLOPs per sample: ${Object.entries(FLOPS)
       .map(([k, f]) => `${k} ${(f / 1e6).toFixed(1)} M`)
-      .join(', ')})${limit ? `, and the share of OpenBLAS sgemm direct (${limit.toFixed(0)} GFLOP/s)` : ''}:`,
+      .join(
+        ', ',
+      )})${limit ? `, and the share of the machine's sgemm limit (${limit.toFixed(0)} GFLOP/s: the faster of the addon's 1024³ and OpenBLAS direct)` : ''}:`,
   );
   for (const [b, r] of Object.entries(results)) {
     const parts = Object.entries(FLOPS).map(([k, f]) => {
@@ -396,7 +437,6 @@ function print(m: Measured): void {
       `| onnxruntime-node | ${fmt(ort['studentLatencyB1'])} | ${fmt(ort['studentLatencyB64'])} | 1.00× | 1.00× |`,
     );
   else console.log(`\n${ort}`);
-  const native = results['native'];
   if (native?.['matmulGflops'] && native['openblasDirectGflops']) {
     console.log(
       `\nnative matmul / OpenBLAS direct: ${((100 * native['matmulGflops']) / native['openblasDirectGflops']).toFixed(1)}%`,
@@ -411,7 +451,14 @@ function print(m: Measured): void {
     );
   }
   console.log(
-    JSON.stringify({ backends: results, pytorch: torch, onnxruntime: ort, ratios: m.ratios, epochs: epochFigures }),
+    JSON.stringify({
+      backends: results,
+      pytorch: torch,
+      pytorchOwnBlas: torchOwnBlas,
+      onnxruntime: ort,
+      ratios: m.ratios,
+      epochs: epochFigures,
+    }),
   );
 }
 
