@@ -169,6 +169,14 @@ nativeOnly('MatMul through the AVX-512 sgemm and through OpenBLAS: tails, K bloc
           b = spec([k, n]);
         await check(`avx512=${mode} ${m}x${k}·${k}x${n}`, () => tf.matMul(a.t(), b.t()), ['BatchMatMul']);
         await check(`avx512=${mode} (${k}x${m})ᵀ·${k}x${n}`, () => tf.matMul(at.t(), b.t(), true), ['BatchMatMul']);
+        // bias and ReLU in the kernel's stores, with the last K block
+        const bias = spec([n]);
+        for (const activation of ['relu', 'linear'] as const)
+          await check(
+            `avx512=${mode} ${m}x${k}·${k}x${n} + bias, ${activation}`,
+            () => tf.fused.matMul({ a: a.t(), b: b.t(), bias: bias.t(), activation }),
+            ['_FusedMatMul'],
+          );
       }
       // B transposed: B itself is transposed (N·K small), or A and C are (C = (B·Aᵀ)ᵀ)
       for (const [m, k, n, ta] of [

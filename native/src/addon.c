@@ -215,7 +215,10 @@ static napi_value js_matmul(napi_env env, napi_callback_info info) {
   c.nPrelu = (int)np;
   if (a.err || !c.A || !c.B || !c.C) { a.err = 1; return done(&a); }
   pthread_mutex_lock(&call_mu);
-  if (batch == 1) {
+  if (batch == 1 && (c.nBias == 0 || c.nBias == c.N) && (c.act == ACT_LINEAR || c.act == ACT_RELU)) {
+    tdn_sgemm_bias_relu(c.tA, c.tB, c.M, c.N, c.K, c.A, c.tA ? c.M : c.K, c.B, c.tB ? c.K : c.N, c.C, c.N, 1,
+                        c.nBias ? c.bias : NULL, c.act == ACT_RELU);
+  } else if (batch == 1) {
     tdn_sgemm(c.tA, c.tB, c.M, c.N, c.K, 1.f, c.A, c.tA ? c.M : c.K, c.B, c.tB ? c.K : c.N, 0.f, c.C, c.N, 1);
     if (c.nBias || c.act) {
       mm_epi_t e = {&c, c.C};

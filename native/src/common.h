@@ -18,6 +18,11 @@ enum { TDN_ACTIVATIONS(TDN_ACT_ENUM) ACT_COUNT };
 void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc, int threaded);
 
+/* C[M,N] = op(A) op(B) + bias (per column, or NULL), then ReLU when relu: in the AVX-512 kernel's
+ * stores when it runs the product, else in a pass after it. */
+void tdn_sgemm_bias_relu(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                         float *C, int ldc, int threaded, const float *bias, int relu);
+
 /* Applies bias (per column, length nBias == N, or 1 = scalar, or 0 = none) and an activation
  * to rows [r0, r1) of C [*, N] with leading dim ldc. prelu: per column (nPrelu == N) or scalar. */
 void tdn_epilogue(float *C, int ldc, int r0, int r1, int N, const float *bias, int nBias, int act,

@@ -257,13 +257,16 @@ static void conv_fwd_task(void *vctx, int64_t t, int tid) {
   const int KK = g->FH * g->FW * g->C, rows = (int)(r1 - r0) * g->OW;
   float *col = (float *)tdn_scratch(tid, (size_t)rows * KK * sizeof(float));
   float *o = c->out + (size_t)r0 * g->OW * g->OC;
-  if (g->C <= KMAJOR_MAX_C) {
-    im2col_kmajor(g, c->x, col, r0, r1);
-    tdn_sgemm(1, 0, rows, g->OC, KK, 1.f, col, rows, c->w, g->OC, 0.f, o, g->OC, 1);
-  } else {
-    im2col_rows(g, c->x, col, r0, r1);
-    tdn_sgemm(0, 0, rows, g->OC, KK, 1.f, col, KK, c->w, g->OC, 0.f, o, g->OC, 1);
+  const int kmajor = g->C <= KMAJOR_MAX_C;
+  if (kmajor) im2col_kmajor(g, c->x, col, r0, r1);
+  else im2col_rows(g, c->x, col, r0, r1);
+  const int ldcol = kmajor ? rows : KK;
+  if ((c->nBias == 0 || c->nBias == g->OC) && (c->act == ACT_LINEAR || c->act == ACT_RELU)) {
+    tdn_sgemm_bias_relu(kmajor, 0, rows, g->OC, KK, col, ldcol, c->w, g->OC, o, g->OC, 1, c->nBias ? c->bias : NULL,
+                        c->act == ACT_RELU);
+    return;
   }
+  tdn_sgemm(kmajor, 0, rows, g->OC, KK, 1.f, col, ldcol, c->w, g->OC, 0.f, o, g->OC, 1);
   if (c->nBias || c->act) tdn_epilogue(o, g->OC, 0, rows, g->OC, c->bias, c->nBias, c->act, c->alpha, c->prelu, c->nPrelu);
 }
 

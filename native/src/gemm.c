@@ -57,16 +57,20 @@ typedef struct {
   int lda, ldb, ldc;
   int splitN; /* 1: split columns, 0: split rows */
   int64_t chunk;
+  const float *bias; /* per column of C, or NULL */
+  int relu;
 } gemm_ctx_t;
 
 /* The addon's AVX-512 kernel where it applies (B not transposed, N wide enough to fill its 32-column
- * tiles), else OpenBLAS: single-threaded either way */
+ * tiles), else OpenBLAS: single-threaded either way. bias (per column) and relu, when given, are
+ * applied to the result (in the kernel's stores, else in a pass after OpenBLAS). */
 static int own_kernel(int transB, int N) { return !transB && N >= 16 && tdn_sgemm512_enabled(); }
 static void sgemm_one(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                      const float *B, int ldb, float beta, float *C, int ldc) {
-  if (own_kernel(transB, N) && tdn_sgemm512(transA, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+                      const float *B, int ldb, float beta, float *C, int ldc, const float *bias, int relu) {
+  if (own_kernel(transB, N) && tdn_sgemm512(transA, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu)) return;
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha,
               A, lda, B, ldb, beta, C, ldc);
+  if (bias || relu) tdn_epilogue(C, ldc, 0, M, N, bias, bias ? N : 0, relu ? ACT_RELU : ACT_LINEAR, 0.f, NULL, 0);
 }
 
 static void gemm_part(void *vctx, int64_t t, int tid) {
@@ -79,11 +83,12 @@ static void gemm_part(void *vctx, int64_t t, int tid) {
   int n = (int)(e - b);
   if (g->splitN) {
     const float *Bp = g->transB ? g->B + b * g->ldb : g->B + b;
-    sgemm_one(g->transA, g->transB, g->M, n, g->K, g->alpha, g->A, g->lda, Bp, g->ldb, g->beta, g->C + b, g->ldc);
+    sgemm_one(g->transA, g->transB, g->M, n, g->K, g->alpha, g->A, g->lda, Bp, g->ldb, g->beta, g->C + b, g->ldc,
+              g->bias ? g->bias + b : NULL, g->relu);
   } else {
     const float *Ap = g->transA ? g->A + b : g->A + b * g->lda;
     sgemm_one(g->transA, g->transB, n, g->N, g->K, g->alpha, Ap, g->lda, g->B, g->ldb, g->beta, g->C + b * g->ldc,
-              g->ldc);
+              g->ldc, g->bias, g->relu);
   }
 }
 
@@ -177,8 +182,30 @@ static int sgemm_transposed(int transA, int M, int N, int K, float alpha, const 
   return 1;
 }
 
-void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
-               const float *B, int ldb, float beta, float *C, int ldc, int threaded) {
+typedef struct {
+  float *C;
+  int ldc, N;
+  const float *bias;
+  int relu;
+} epi_ctx_t;
+static void epi_rows(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  const epi_ctx_t *p = (const epi_ctx_t *)vctx;
+  tdn_epilogue(p->C, p->ldc, (int)b, (int)e, p->N, p->bias, p->bias ? p->N : 0, p->relu ? ACT_RELU : ACT_LINEAR, 0.f,
+               NULL, 0);
+}
+
+static void sgemm_impl(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc, int threaded, const float *bias,
+                       int relu) {
+  if ((bias || relu) && (!own_kernel(transB, N) || K <= 0 || (M == 1 && !transA))) {
+    /* a route the AVX-512 kernel does not finish (one row goes to sgemv): the product, then one pass */
+    sgemm_impl(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threaded, NULL, 0);
+    epi_ctx_t e = {C, ldc, N, bias, relu};
+    if (threaded && !workers_in_task()) workers_for(epi_rows, &e, M, 1 + 16384 / N);
+    else epi_rows(&e, 0, M, 0);
+    return;
+  }
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int i = 0; i < M; i++) {
@@ -188,7 +215,7 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
     }
     return;
   }
-  if (M == 1 && !transA) {
+  if (M == 1 && !transA && !bias && !relu) {
     /* one row (inference at batch 1): OpenBLAS's sgemv streams B once; its sgemm packs B first */
     if (transB) cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, B, ldb, A, 1, beta, C, 1);
     else cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, 1, beta, C, 1);
@@ -201,7 +228,7 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
   double work = (double)M * N * K;
   /* Very large products (e.g. 1024³): OpenBLAS's own threads share one packing of A and B and
      beat our split, which packs A once per part; below this the split's lower overhead wins. */
-  if (T > 1 && work >= 262144.0 && (gemm_mode == 1 || (work >= 5e8 && !own_kernel(transB, N)))) {
+  if (T > 1 && work >= 262144.0 && !bias && !relu && (gemm_mode == 1 || (work >= 5e8 && !own_kernel(transB, N)))) {
     openblas_set_num_threads(T);
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
                 alpha, A, lda, B, ldb, beta, C, ldc);
@@ -209,7 +236,7 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
     return;
   }
   if (T > 1 && work >= 262144.0) {
-    gemm_ctx_t g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0, 0};
+    gemm_ctx_t g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0, 0, bias, relu};
     /* split the larger output dimension, in multiples of 16, so that every part is >= 16 */
     int64_t total;
     if (N >= M) { g.splitN = 1; total = N; } else { g.splitN = 0; total = M; }
@@ -227,8 +254,19 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
       return;
     }
   }
-  sgemm_one(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  sgemm_one(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, relu);
 }
+
+void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc, int threaded) {
+  sgemm_impl(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threaded, NULL, 0);
+}
+
+void tdn_sgemm_bias_relu(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                         float *C, int ldc, int threaded, const float *bias, int relu) {
+  sgemm_impl(transA, transB, M, N, K, 1.f, A, lda, B, ldb, 0.f, C, ldc, threaded, bias, relu);
+}
+
 
 #define MAX_SLOTS 64
 static void *slots[2][MAX_SLOTS];

@@ -49,7 +49,7 @@ int tdn_sgemm512_enabled_by_cpu(void) {
 static inline __attribute__((always_inline)) T512 void kernel(int kb, const float *a, size_t rs, size_t ks,
                                                               const float *b, int ldb, const float *pf, float *c,
                                                               int ldc, int mr, __mmask16 m0, __mmask16 m1,
-                                                              float alpha, float beta) {
+                                                              float alpha, float beta, const float *bias, int relu) {
   __m512 acc[MR][2];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -68,7 +68,9 @@ static inline __attribute__((always_inline)) T512 void kernel(int kb, const floa
     }
     a += ks;
   }
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta), zero = _mm512_setzero_ps();
+  const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : zero;
+  const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : zero;
 #pragma GCC unroll 16
   for (int r = 0; r < MR; r++) {
     if (r >= mr) break;
@@ -78,6 +80,14 @@ static inline __attribute__((always_inline)) T512 void kernel(int kb, const floa
       v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
       v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
     }
+    if (bias) {
+      v0 = _mm512_add_ps(v0, bias0);
+      v1 = _mm512_add_ps(v1, bias1);
+    }
+    if (relu) {
+      v0 = _mm512_max_ps(v0, zero);
+      v1 = _mm512_max_ps(v1, zero);
+    }
     _mm512_mask_storeu_ps(cr, m0, v0);
     _mm512_mask_storeu_ps(cr + 16, m1, v1);
   }
@@ -85,8 +95,8 @@ static inline __attribute__((always_inline)) T512 void kernel(int kb, const floa
 
 #define KERNEL_ARGS                                                                                      \
   int kb, const float *a, size_t stride, const float *b, int ldb, const float *pf, float *c, int ldc, int mr, \
-      __mmask16 m0, __mmask16 m1, float alpha, float beta
-#define KERNEL_PASS b, ldb, pf, c, ldc, mr, m0, m1, alpha, beta
+      __mmask16 m0, __mmask16 m1, float alpha, float beta, const float *bias, int relu
+#define KERNEL_PASS b, ldb, pf, c, ldc, mr, m0, m1, alpha, beta, bias, relu
 static T512 __attribute__((noinline)) void kernel_packed(KERNEL_ARGS) {
   (void)stride;
   kernel(kb, a, 1, MR, KERNEL_PASS);
@@ -136,7 +146,7 @@ static float *pack_space(size_t floats) {
  * panels measured no faster, since B's 32 columns give each element of A only two FMAs per load.
  * A short last panel is packed with zero rows, so that the kernel reads nothing past A. */
 int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                 float beta, float *C, int ldc) {
+                 float beta, float *C, int ldc, const float *bias, int relu) {
   const int nk = (K + KC - 1) / KC;
   const int kc = (K + nk - 1) / nk;
   const int tail = M % MR, full = M - tail;
@@ -145,6 +155,7 @@ int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, i
   for (int k0 = 0; k0 < K; k0 += kc) {
     const int kb = MIN(kc, K - k0);
     const float be = k0 == 0 ? beta : 1.f;
+    const int lastK = k0 + kb >= K, rl = lastK && relu; /* the epilogue with the last K block */
     if (tail) pack_a(transA, A, lda, full, tail, k0, kb, space);
     /* rows in chunks whose K block of A stays in L2 while B's column panels pass over it */
     const int mc = MAX(MR, (int)(A_CHUNK_BYTES / ((size_t)kb * sizeof(float))) / MR * MR);
@@ -155,18 +166,19 @@ int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, i
         const __mmask16 m0 = (__mmask16)(nb >= 16 ? 0xffff : (1u << nb) - 1);
         const __mmask16 m1 = (__mmask16)(nb >= 32 ? 0xffff : nb > 16 ? (1u << (nb - 16)) - 1 : 0);
         const float *bp = B + (size_t)k0 * ldb + j0;
+        const float *bj = lastK && bias ? bias + j0 : NULL;
         /* B's rows are ldb apart, which the hardware prefetchers do not follow: the first row panel
            fetches the next column panel's rows (it is then read from L2), the others PF_ROWS ahead */
         const float *ahead = bp + PF_ROWS * (size_t)ldb, *next = j0 + NR < N ? bp + NR : ahead;
         for (int i = i0; i < i1; i += MR) {
           float *cp = C + (size_t)i * ldc + j0;
           const float *pf = i == i0 ? next : ahead;
-          if (transA) kernel_cols(kb, A + (size_t)k0 * lda + i, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be);
-          else kernel_rows(kb, A + (size_t)i * lda + k0, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be);
+          if (transA) kernel_cols(kb, A + (size_t)k0 * lda + i, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be, bj, rl);
+          else kernel_rows(kb, A + (size_t)i * lda + k0, lda, bp, ldb, pf, cp, ldc, MR, m0, m1, alpha, be, bj, rl);
         }
         if (tail && last)
           kernel_packed(kb, space, 0, bp, ldb, full == i0 ? next : ahead, C + (size_t)full * ldc + j0, ldc, tail, m0,
-                        m1, alpha, be);
+                        m1, alpha, be, bj, rl);
       }
     }
   }
@@ -177,7 +189,8 @@ int tdn_sgemm512_enabled(void) { return 0; }
 int tdn_sgemm512_enabled_by_cpu(void) { return 0; }
 void tdn_sgemm512_set_enabled(int on) { (void)on; }
 int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                 float beta, float *C, int ldc) {
+                 float beta, float *C, int ldc, const float *bias, int relu) {
+  (void)bias; (void)relu;
   (void)transA; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda; (void)B; (void)ldb; (void)beta;
   (void)C; (void)ldc;
   return 0;
