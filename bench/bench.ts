@@ -9,8 +9,8 @@
  * - KD step: teacher MLP 1200×2 forward + student MLP 800×2 step, T=4, α=0.9, batch 128
  *   (the product's own training step, `createStep`, with the `kd` term);
  * - offline-KD epochs on Fashion-MNIST (same MLPs) without and with the teacher-output cache,
- *   beside label-only epochs (cached and label-only: the median of 5 one-epoch runs each,
- *   alternating); RSS and tf.memory().numTensors after each epoch of a 3-epoch cached run;
+ *   beside label-only epochs (cached and label-only: the median of 6 one-epoch runs each,
+ *   alternating in ABBA order); RSS and tf.memory().numTensors after each epoch of a 3-epoch cached run;
  * - the quickstart teacher's train step (CNN 825k params, batch 64): no PyTorch twin, judged by
  *   its share of the machine's sgemm limit;
  * - achieved GFLOP/s of every train step (FLOPs per sample from the layers, bench/flops.ts) and
@@ -174,9 +174,12 @@ async function epochs(): Promise<EpochFigures> {
   // a minute apart differ by up to ±10 %, more than the difference measured
   const labelOnly: number[] = [];
   const kdCached: number[] = [];
-  for (let round = 0; round < 5; round++) {
-    labelOnly.push((await run(undefined, 1))[0]!);
+  // in ABBA order, so that whatever the previous run leaves behind (garbage to collect, a warmer or
+  // cooler core) falls on both kinds alike
+  for (let round = 0; round < 6; round++) {
+    if (round % 2 === 0) labelOnly.push((await run(undefined, 1))[0]!);
     kdCached.push((await run(cache, 1))[0]!);
+    if (round % 2 === 1) labelOnly.push((await run(undefined, 1))[0]!);
   }
   teacherModel.dispose();
   return { labelOnly: median(labelOnly), kdNoCache, kdCached: median(kdCached), rssMiB, numTensors };
