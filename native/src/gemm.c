@@ -111,31 +111,19 @@ static void transpose_rows(const float *src, int lds, int r0, int r1, int cols, 
     }
 }
 
-/* C = alpha * tᵀ + beta * C (t: [N, M]) for C's rows [r0, r1), when bt == NULL; else the
- * transpose of src into dst */
 typedef struct {
   const float *src;
   int lds, cols, ldd;
   float *dst;
-  float alpha, beta;
 } transpose_ctx_t;
 static void transpose_part(void *vctx, int64_t b, int64_t e, int tid) {
   (void)tid;
   const transpose_ctx_t *t = (const transpose_ctx_t *)vctx;
-  if (t->alpha == 1.f && t->beta == 0.f) {
-    transpose_rows(t->src, t->lds, (int)b, (int)e, t->cols, t->dst, t->ldd);
-    return;
-  }
-  for (int64_t i = b; i < e; i++) { /* C's row i from column i of src ([cols, lds]) */
-    float *c = t->dst + i * t->ldd;
-    const float *s = t->src + i;
-    for (int j = 0; j < t->cols; j++)
-      c[j] = t->alpha * s[(size_t)j * t->lds] + (t->beta == 0.f ? 0.f : t->beta * c[j]);
-  }
+  transpose_rows(t->src, t->lds, (int)b, (int)e, t->cols, t->dst, t->ldd);
 }
 /* dst[c * ldd + r] = src[r * lds + c], over the workers when threaded */
 static void transpose(const float *src, int lds, int rows, int cols, float *dst, int ldd, int threaded) {
-  transpose_ctx_t t = {src, lds, cols, ldd, dst, 1.f, 0.f};
+  transpose_ctx_t t = {src, lds, cols, ldd, dst};
   if (threaded && !workers_in_task() && (size_t)rows * cols >= 65536) workers_for(transpose_part, &t, rows, 32);
   else transpose_part(&t, 0, rows, 0);
 }
@@ -156,8 +144,8 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
                const float *B, int ldb, float beta, float *C, int ldc, int threaded);
 
 /* op(A)·Bᵀ through the AVX-512 kernel, which wants B untransposed: transpose whichever costs
- * less, B itself (N·K floats; then op(A)·(Bᵀ)) or A and C (M·(K+N); then C = (B·Aᵀ)ᵀ, for
- * A untransposed). Returns 0 when it did nothing. */
+ * less, B itself (N·K floats; then op(A)·(Bᵀ)) or A and C (M·(K+N); then C = (B·Aᵀ)ᵀ, for A
+ * untransposed, alpha 1 and beta 0). Returns 0 when it did nothing. */
 static int sgemm_transposed(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                             const float *B, int ldb, float beta, float *C, int ldc, int threaded) {
   if ((size_t)N * K <= (size_t)M * (K + N)) {
@@ -167,18 +155,12 @@ static int sgemm_transposed(int transA, int M, int N, int K, float alpha, const 
     tdn_sgemm(transA, 0, M, N, K, alpha, A, lda, bt, N, beta, C, ldc, threaded);
     return 1;
   }
-  if (transA || M < 16) return 0;
+  if (transA || M < 16 || alpha != 1.f || beta != 0.f) return 0;
   float *at = tspace(0, (size_t)K * M), *ct = tspace(1, (size_t)N * M);
   if (!at || !ct) return 0;
   transpose(A, lda, M, K, at, M, threaded);
   tdn_sgemm(0, 0, N, M, K, 1.f, B, ldb, at, M, 0.f, ct, M, threaded);
-  if (alpha == 1.f && beta == 0.f) {
-    transpose(ct, M, N, M, C, ldc, threaded);
-  } else {
-    transpose_ctx_t t = {ct, M, N, ldc, C, alpha, beta};
-    if (threaded && !workers_in_task()) workers_for(transpose_part, &t, M, 16);
-    else transpose_part(&t, 0, M, 0);
-  }
+  transpose(ct, M, N, M, C, ldc, threaded);
   return 1;
 }
 
