@@ -128,16 +128,16 @@ static void transpose(const float *src, int lds, int rows, int cols, float *dst,
   else transpose_part(&t, 0, rows, 0);
 }
 
-static __thread float *tbuf[2];
-static __thread size_t tcap[2];
-static float *tspace(int i, size_t floats) {
-  if (tcap[i] < floats) {
-    free(tbuf[i]);
-    tcap[i] = 0;
-    if (posix_memalign((void **)&tbuf[i], 64, floats * sizeof(float)) != 0) return tbuf[i] = NULL;
-    tcap[i] = floats;
+static __thread float *tbuf[TDN_THREAD_BUFFERS];
+static __thread size_t tcap[TDN_THREAD_BUFFERS];
+float *tdn_thread_buffer(int slot, size_t floats) {
+  if (tcap[slot] < floats) {
+    free(tbuf[slot]);
+    tcap[slot] = 0;
+    if (posix_memalign((void **)&tbuf[slot], 64, floats * sizeof(float)) != 0) return tbuf[slot] = NULL;
+    tcap[slot] = floats;
   }
-  return tbuf[i];
+  return tbuf[slot];
 }
 
 void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -149,14 +149,14 @@ void tdn_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
 static int sgemm_transposed(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                             const float *B, int ldb, float beta, float *C, int ldc, int threaded) {
   if ((size_t)N * K <= (size_t)M * (K + N)) {
-    float *bt = tspace(0, (size_t)K * N);
+    float *bt = tdn_thread_buffer(0, (size_t)K * N);
     if (!bt) return 0;
     transpose(B, ldb, N, K, bt, N, threaded);
     tdn_sgemm(transA, 0, M, N, K, alpha, A, lda, bt, N, beta, C, ldc, threaded);
     return 1;
   }
   if (transA || M < 16 || alpha != 1.f || beta != 0.f) return 0;
-  float *at = tspace(0, (size_t)K * M), *ct = tspace(1, (size_t)N * M);
+  float *at = tdn_thread_buffer(0, (size_t)K * M), *ct = tdn_thread_buffer(1, (size_t)N * M);
   if (!at || !ct) return 0;
   transpose(A, lda, M, K, at, M, threaded);
   tdn_sgemm(0, 0, N, M, K, 1.f, B, ldb, at, M, 0.f, ct, M, threaded);

@@ -23,20 +23,19 @@
 #define A_CHUNK_BYTES (384 * 1024)
 #define PF_ROWS 8 /* rows of B ahead for the row panels after the first */
 
-static int enabled = -1;
-int tdn_sgemm512_enabled(void) {
-  if (enabled < 0) {
-    const char *off = getenv("TFJS_DISTILL_NO_AVX512");
-    __builtin_cpu_init();
-    enabled = __builtin_cpu_supports("avx512f") && !(off && *off && *off != '0');
-  }
-  return enabled;
-}
-void tdn_sgemm512_set_enabled(int on) { enabled = on && tdn_sgemm512_enabled_by_cpu(); }
 int tdn_sgemm512_enabled_by_cpu(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f");
 }
+static int enabled = -1;
+int tdn_sgemm512_enabled(void) {
+  if (enabled < 0) {
+    const char *off = getenv("TFJS_DISTILL_NO_AVX512");
+    enabled = tdn_sgemm512_enabled_by_cpu() && !(off && *off && *off != '0');
+  }
+  return enabled;
+}
+void tdn_sgemm512_set_enabled(int on) { enabled = on && tdn_sgemm512_enabled_by_cpu(); }
 
 /* C[mr, nb] = alpha * a·b + beta * C: element (r, k) of a at a[r * rs + k * ks] (a packed panel,
  * A's own rows or A's own columns), b: kb rows of ldb (nb <= 32 used, by the masks) */
@@ -98,59 +97,30 @@ static T512 __attribute__((noinline)) void kernel_packed(KERNEL_ARGS) {
 static T512 __attribute__((noinline)) void kernel_cols(KERNEL_ARGS) { kernel(kb, a, 1, stride, KERNEL_PASS); }
 static T512 __attribute__((noinline)) void kernel_rows(KERNEL_ARGS) { kernel(kb, a, stride, 1, KERNEL_PASS); }
 
-/* op(A)[i0 .. i0+mb, k0 .. k0+kb] into panels of MR rows ([k][MR]), rows past mb zero */
-static void pack_a(int transA, const float *A, int lda, int i0, int mb, int k0, int kb, float *out) {
-  for (int p = 0; p < mb; p += MR) {
-    const int rows = MIN(MR, mb - p);
-    float *o = out + (size_t)p * kb;
-    if (transA) {
-      for (int k = 0; k < kb; k++) {
-        const float *src = A + (size_t)(k0 + k) * lda + i0 + p;
-        float *dst = o + (size_t)k * MR;
-        int r = 0;
-        for (; r < rows; r++) dst[r] = src[r];
-        for (; r < MR; r++) dst[r] = 0.f;
-      }
-    } else {
-      for (int r = 0; r < rows; r++) {
-        const float *src = A + (size_t)(i0 + p + r) * lda + k0;
-        for (int k = 0; k < kb; k++) o[(size_t)k * MR + r] = src[k];
-      }
-      for (int r = rows; r < MR; r++)
-        for (int k = 0; k < kb; k++) o[(size_t)k * MR + r] = 0.f;
-    }
+/* op(A)[i0 .. i0+rows, k0 .. k0+kb] (rows < MR) as one panel [k][MR], the rows past it zero */
+static void pack_tail(int transA, const float *A, int lda, int i0, int rows, int k0, int kb, float *out) {
+  for (int k = 0; k < kb; k++) {
+    float *dst = out + (size_t)k * MR;
+    for (int r = 0; r < MR; r++)
+      dst[r] = r >= rows ? 0.f : transA ? A[(size_t)(k0 + k) * lda + i0 + r] : A[(size_t)(i0 + r) * lda + k0 + k];
   }
-}
-
-static __thread float *pack_buf;
-static __thread size_t pack_cap;
-
-static float *pack_space(size_t floats) {
-  if (pack_cap < floats) {
-    free(pack_buf);
-    pack_buf = NULL;
-    pack_cap = 0;
-    if (posix_memalign((void **)&pack_buf, 64, floats * sizeof(float)) != 0) return pack_buf = NULL;
-    pack_cap = floats;
-  }
-  return pack_buf;
 }
 
 /* A is read in place (NN: A's rows; TN: op(A)'s columns, contiguous in i): gathering it into
  * panels measured no faster, since B's 32 columns give each element of A only two FMAs per load.
- * A short last panel is packed with zero rows, so that the kernel reads nothing past A. */
+ * A short last panel is copied with zero rows, so that the kernel reads nothing past A. */
 int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc, const float *bias, int relu) {
   const int nk = (K + KC - 1) / KC;
   const int kc = (K + nk - 1) / nk;
   const int tail = M % MR, full = M - tail;
-  float *space = tail ? pack_space((size_t)MR * kc) : NULL;
+  float *space = tail ? tdn_thread_buffer(2, (size_t)MR * kc) : NULL;
   if (tail && !space) return 0;
   for (int k0 = 0; k0 < K; k0 += kc) {
     const int kb = MIN(kc, K - k0);
     const float be = k0 == 0 ? beta : 1.f;
     const int lastK = k0 + kb >= K, rl = lastK && relu; /* the epilogue with the last K block */
-    if (tail) pack_a(transA, A, lda, full, tail, k0, kb, space);
+    if (tail) pack_tail(transA, A, lda, full, tail, k0, kb, space);
     /* rows in chunks whose K block of A stays in L2 while B's column panels pass over it */
     const int mc = MAX(MR, (int)(A_CHUNK_BYTES / ((size_t)kb * sizeof(float))) / MR * MR);
     for (int i0 = 0; i0 < full || (i0 == 0 && tail); i0 += mc) {
