@@ -556,11 +556,56 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
     return done(&a);                                                            \
   }
 
-GEOM3(js_conv2d_bwd_input, tdn_conv2d_bwd_input(&g, p1, p2, p3))   /* (geom, dy, w, dx) */
+/* conv2dBackpropInput(geom, dy, w, dx, reluY?, dbias?) -> false when out of memory; reluY: the
+ * input was that ReLU output and dx passes the ReLU too; dbias (C floats): Σ of dx per channel */
+static napi_value js_conv2d_bwd_input(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  conv_geom_t g;
+  if (!geom(&a, 0, &g)) return done(&a);
+  size_t ndy, nw, ndx, ny = 0, nb = 0;
+  const float *dy = f32(&a, 1, &ndy), *w = f32(&a, 2, &nw);
+  float *dx = f32(&a, 3, &ndx);
+  const float *reluY = f32(&a, 4, &ny);
+  float *dbias = f32(&a, 5, &nb);
+  const size_t in = (size_t)g.B * g.H * g.W * g.C;
+  if (a.err || !dy || !w || !dx || ndy != (size_t)g.B * g.OH * g.OW * g.OC ||
+      nw != (size_t)g.FH * g.FW * g.C * g.OC || ndx != in || (reluY && ny != in) || (dbias && (!reluY || nb != (size_t)g.C))) {
+    a.err = 1;
+    return done(&a);
+  }
+  int ok;
+  SERIAL(ok = tdn_conv2d_bwd_input(&g, dy, w, dx, reluY, dbias));
+  napi_value r;
+  napi_get_boolean(env, ok != 0, &r);
+  return r;
+}
 GEOM3(js_conv2d_bwd_filter, tdn_conv2d_bwd_filter(&g, p1, p2, p3)) /* (geom, x, dy, dw) */
 GEOM3(js_dwconv2d_bwd_input, tdn_dwconv2d_bwd_input(&g, p1, p2, p3))
 GEOM3(js_dwconv2d_bwd_filter, tdn_dwconv2d_bwd_filter(&g, p1, p2, p3))
-GEOM3(js_maxpool_grad, tdn_maxpool_grad(&g, p1, p2, p3))           /* (geom, dy, x, dx) */
+/* maxPoolGrad(geom, dy, x, dx, relu?, dbias?) -> false when out of memory; relu: x is a ReLU's output
+ * and dx also passes that ReLU; dbias (C floats): Σ per channel of the dy that passed */
+static napi_value js_maxpool_grad(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 4)) return NULL;
+  conv_geom_t g;
+  if (!geom(&a, 0, &g)) return done(&a);
+  size_t ndy, nx, ndx, nb = 0;
+  const float *dy = f32(&a, 1, &ndy), *x = f32(&a, 2, &nx);
+  float *dx = f32(&a, 3, &ndx);
+  const int relu = a.argc > 4 ? (int)i64(&a, 4) : 0;
+  float *dbias = f32(&a, 5, &nb);
+  const size_t in = (size_t)g.B * g.H * g.W * g.C, out = (size_t)g.B * g.OH * g.OW * g.C;
+  if (a.err || !dy || !x || !dx || ndy != out || nx != in || ndx != in || (dbias && nb != (size_t)g.C)) {
+    a.err = 1;
+    return done(&a);
+  }
+  int ok;
+  SERIAL(ok = tdn_maxpool_grad(&g, dy, x, dx, relu, dbias));
+  napi_value r;
+  napi_get_boolean(env, ok != 0, &r);
+  return r;
+}
 
 typedef struct { float *o; int N; const float *bias, *prelu; int nBias, act, nPrelu; float alpha; } epi_t;
 static void epi_rows(void *vctx, int64_t b, int64_t e, int tid) {

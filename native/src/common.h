@@ -28,6 +28,11 @@ void tdn_sgemm_bias_relu(int transA, int transB, int M, int N, int K, const floa
 void tdn_epilogue(float *C, int ldc, int r0, int r1, int N, const float *bias, int nBias, int act,
                   float alpha, const float *prelu, int nPrelu);
 
+/* Column sums over R rows split in tdn_sum_tasks(R) fixed chunks (each a double partial row), then
+ * out[j] = scale · Σ_t part[t][j] in task order: the same sums whichever thread runs a chunk. */
+int64_t tdn_sum_tasks(int64_t R);
+void tdn_combine_parts(const double *part, int64_t ntasks, int64_t L, double scale, float *out);
+
 void tdn_set_gemm_parts(int partsPerThread);
 void tdn_set_gemm_mode(int mode);
 int tdn_gemm_mode(void);

@@ -2,6 +2,7 @@
 #include "conv.h"
 #include "common.h"
 #include "workers.h"
+#include "ew.h"
 #include <stdlib.h>
 
 /* filter gradients are summed in this many fixed groups (see add_groups) */
@@ -81,6 +82,8 @@ typedef struct {
   int64_t ntasks;       /* filter gradient: row blocks, and the groups they are summed in */
   int groups;
   float *acc[FILTER_GROUPS];
+  const float *reluY;   /* input gradient through a ReLU: its output (see tdn_conv2d_bwd_input) */
+  double *part;         /* and the bias sums per task [tasks][C] */
 } conv_ctx_t;
 
 /* Output rows are numbered across the batch (row r = sample r / OH, row r % OH): in NHWC the
@@ -354,6 +357,27 @@ void tdn_conv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy
   add_groups(dw, c.acc, c.groups, wsize);
 }
 
+/* dx of samples [b0, b1) through the ReLU whose output y is (dx = 0 where y = 0), adding each
+ * channel's Σ of what passed to sums (when not NULL); on hot data, right after col2im */
+static void relu_mask_rows(float *dx, const float *y, size_t n, int C, double *sums) {
+  float acc[512];
+  for (int c0 = 0; c0 < C; c0 += 512) {
+    const int cn = MIN(512, C - c0);
+    for (int k = 0; k < cn; k++) acc[k] = 0.f;
+    for (size_t i = 0; i < n; i += (size_t)C) {
+      float *restrict d = dx + i + c0;
+      const float *restrict yy = y + i + c0;
+      for (int k = 0; k < cn; k++) {
+        const float v = yy[k] > 0.f ? d[k] : 0.f;
+        d[k] = v;
+        acc[k] += v;
+      }
+    }
+    if (sums)
+      for (int k = 0; k < cn; k++) sums[c0 + k] += acc[k];
+  }
+}
+
 /* tasks of whole samples (col2im scatters across rows); several samples per task when small */
 static void conv_bwd_input_task(void *vctx, int64_t t, int tid) {
   conv_ctx_t *c = (conv_ctx_t *)vctx;
@@ -367,21 +391,39 @@ static void conv_bwd_input_task(void *vctx, int64_t t, int tid) {
   float *dxb = c->out + (size_t)b0 * sample;
   memset(dxb, 0, sizeof(float) * (b1 - b0) * sample);
   for (int b = b0; b < b1; b++) col2im(g, dcol + (size_t)(b - b0) * rows * KK, dxb + (size_t)(b - b0) * sample);
+  if (c->reluY) {
+    double *sums = c->part ? c->part + t * g->C : NULL;
+    if (sums) for (int k = 0; k < g->C; k++) sums[k] = 0.0;
+    relu_mask_rows(dxb, c->reluY + (size_t)b0 * sample, (size_t)(b1 - b0) * sample, g->C, sums);
+  }
 }
 
-void tdn_conv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w, float *dx) {
+int tdn_conv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w, float *dx, const float *reluY,
+                         float *dbias) {
   if (is_pointwise(g)) {
     int rows = g->B * g->H * g->W;
     tdn_sgemm(0, 1, rows, g->C, g->OC, 1.f, dy, g->OC, w, g->OC, 0.f, dx, g->C, 1);
-    return;
+    if (!reluY) return 1;
+    float *sums = dbias ? dbias : (float *)malloc(sizeof(float) * (size_t)g->C);
+    const int ok = sums && tdn_bias_relu_grad(dx, reluY, (int64_t)rows * g->C, g->C, dx, sums);
+    if (sums != dbias) free(sums);
+    return ok;
   }
   conv_ctx_t c;
   memset(&c, 0, sizeof c);
-  c.g = g; c.dy = dy; c.w = w; c.out = dx;
+  c.g = g; c.dy = dy; c.w = w; c.out = dx; c.reluY = reluY;
   int rowsPerTask, ntasks;
   plan_rows(g, &rowsPerTask, &ntasks);
   c.samplesPerTask = MAX(1, rowsPerTask / g->OH);
-  workers_run(conv_bwd_input_task, &c, (g->B + c.samplesPerTask - 1) / c.samplesPerTask);
+  const int64_t tasks = (g->B + c.samplesPerTask - 1) / c.samplesPerTask;
+  if (reluY && dbias) {
+    c.part = (double *)malloc(sizeof(double) * (size_t)(tasks * g->C));
+    if (!c.part) return 0;
+  }
+  workers_run(conv_bwd_input_task, &c, tasks);
+  if (c.part) tdn_combine_parts(c.part, tasks, g->C, 1.0, dbias);
+  free(c.part);
+  return 1;
 }
 
 /* ---------------------------------------------------------------- depthwise */
@@ -586,17 +628,32 @@ void tdn_pool2d(const conv_geom_t *g, int isMax, const float *x, float *out) {
   workers_for(pool2d_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
 }
 
-/* scatter per sample: dx zeroed, each window's dy goes to the first maximum (strict >) */
-static void maxpool_grad_samples(void *vctx, int64_t b0, int64_t b1, int tid) {
+/* Max-pool gradients: each window's dy goes to its first maximum (strict >). With relu (x is a
+ * ReLU's output, ≥ 0): a window whose maximum is 0 passes nothing. The chosen position holds the
+ * maximum, so that is the ReLU's own mask there, and dx is already the gradient below the ReLU;
+ * part (if not NULL) gets per task and channel Σ of what passed (a bias's gradient). */
+typedef struct {
+  const conv_geom_t *g;
+  const float *x, *dy;
+  float *dx;
+  int relu;
+  int64_t chunk; /* samples (scatter) or window rows (tiles) per task */
+  double *part;  /* [ntasks][C] or NULL */
+} mpg_ctx_t;
+
+/* scatter per sample, any geometry: dx zeroed, then each window's dy added at its maximum */
+static void maxpool_grad_samples(void *vctx, int64_t t, int tid) {
   (void)tid;
-  pool2d_ctx_t *c = (pool2d_ctx_t *)vctx;
+  mpg_ctx_t *c = (mpg_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
   const int C = g->C;
   int32_t posbuf[512];
   float maxbuf[512];
-  for (int64_t b = b0; b < b1; b++) {
+  double *sums = c->part ? c->part + t * C : NULL;
+  if (sums) for (int k = 0; k < C; k++) sums[k] = 0.0;
+  for (int64_t b = t * c->chunk; b < MIN((t + 1) * c->chunk, g->B); b++) {
     const float *xb = c->x + (size_t)b * g->H * g->W * C;
-    float *dxb = c->out + (size_t)b * g->H * g->W * C;
+    float *dxb = c->dx + (size_t)b * g->H * g->W * C;
     memset(dxb, 0, sizeof(float) * (size_t)g->H * g->W * C);
     for (int oh = 0; oh < g->OH; oh++) {
       for (int ow = 0; ow < g->OW; ow++) {
@@ -619,8 +676,11 @@ static void maxpool_grad_samples(void *vctx, int64_t b0, int64_t b1, int tid) {
               }
             }
           }
-          for (int k = 0; k < cn; k++)
-            if (posbuf[k] >= 0) dxb[(size_t)posbuf[k] * C + c0 + k] += dyp[c0 + k];
+          for (int k = 0; k < cn; k++) {
+            if (posbuf[k] < 0 || (c->relu && !(maxbuf[k] > 0.f))) continue;
+            dxb[(size_t)posbuf[k] * C + c0 + k] += dyp[c0 + k];
+            if (sums) sums[c0 + k] += dyp[c0 + k];
+          }
         }
       }
     }
@@ -630,23 +690,26 @@ static void maxpool_grad_samples(void *vctx, int64_t b0, int64_t b1, int tid) {
 /* Non-overlapping windows (stride == window, no padding, no dilation; the common 2x2/2 case):
  * every dx element belongs to at most one window, so rows of windows are independent and each
  * dx element is written exactly once (no memset, no scattered adds). */
-static void maxpool_grad_tiles(void *vctx, int64_t r0, int64_t r1, int tid) {
+static void maxpool_grad_tiles(void *vctx, int64_t t, int tid) {
   (void)tid;
-  pool2d_ctx_t *c = (pool2d_ctx_t *)vctx;
+  mpg_ctx_t *c = (mpg_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
-  const int C = g->C, FH = g->FH, FW = g->FW, W = g->W;
+  const int C = g->C, FH = g->FH, FW = g->FW, W = g->W, relu = c->relu;
   int32_t pos[512];
-  float best[512];
-  for (int64_t r = r0; r < r1; r++) {
+  float best[512], rowSum[512];
+  double *sums = c->part ? c->part + t * C : NULL;
+  if (sums) for (int k = 0; k < C; k++) sums[k] = 0.0;
+  for (int64_t r = t * c->chunk; r < MIN((t + 1) * c->chunk, (int64_t)g->B * g->OH); r++) {
     const int b = (int)(r / g->OH), oh = (int)(r % g->OH);
     const float *xb = c->x + (size_t)b * g->H * W * C;
-    float *dxb = c->out + (size_t)b * g->H * W * C;
+    float *dxb = c->dx + (size_t)b * g->H * W * C;
     const int ih0 = oh * FH;
-    for (int ow = 0; ow < g->OW; ow++) {
-      const float *dyp = c->dy + (((size_t)b * g->OH + oh) * g->OW + ow) * C;
-      const int iw0 = ow * FW;
-      for (int c0 = 0; c0 < C; c0 += 512) {
-        const int cn = MIN(512, C - c0);
+    for (int c0 = 0; c0 < C; c0 += 512) {
+      const int cn = MIN(512, C - c0);
+      for (int k = 0; k < cn; k++) rowSum[k] = 0.f;
+      for (int ow = 0; ow < g->OW; ow++) {
+        const float *dyp = c->dy + (((size_t)b * g->OH + oh) * g->OW + ow) * C + c0;
+        const int iw0 = ow * FW;
         for (int k = 0; k < cn; k++) { best[k] = -INFINITY; pos[k] = -1; }
         for (int kh = 0; kh < FH; kh++)
           for (int kw = 0; kw < FW; kw++) {
@@ -658,17 +721,22 @@ static void maxpool_grad_tiles(void *vctx, int64_t r0, int64_t r1, int tid) {
               pos[k] = gt ? p : pos[k];
             }
           }
+        if (relu)
+          for (int k = 0; k < cn; k++) pos[k] = best[k] > 0.f ? pos[k] : -1;
+        if (sums)
+          for (int k = 0; k < cn; k++) rowSum[k] += pos[k] >= 0 ? dyp[k] : 0.f;
         for (int kh = 0; kh < FH; kh++)
           for (int kw = 0; kw < FW; kw++) {
             const int p = kh * FW + kw;
             float *d = dxb + ((size_t)(ih0 + kh) * W + iw0 + kw) * C + c0;
-            const float *g0 = dyp + c0;
             for (int k = 0; k < cn; k++) {
-              const float v = g0[k]; /* unconditional load: the select vectorises */
+              const float v = dyp[k]; /* unconditional load: the select vectorises */
               d[k] = pos[k] == p ? v : 0.f;
             }
           }
       }
+      if (sums)
+        for (int k = 0; k < cn; k++) sums[c0 + k] += rowSum[k];
     }
     /* columns right of the last window */
     if (g->OW * FW < W)
@@ -680,15 +748,19 @@ static void maxpool_grad_tiles(void *vctx, int64_t r0, int64_t r1, int tid) {
   }
 }
 
-void tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx) {
-  pool2d_ctx_t c = {g, x, dy, dx, 1};
-  if (g->SH == g->FH && g->SW == g->FW && g->PT == 0 && g->PL == 0 && g->DH == 1 && g->DW == 1 && g->OH > 0 &&
-      g->OH * g->FH <= g->H && g->OW * g->FW <= g->W) {
-    int64_t work = (int64_t)g->W * g->FH * g->C;
-    workers_for(maxpool_grad_tiles, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
-    return;
-  }
-  workers_for(maxpool_grad_samples, &c, g->B, 1);
+int tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx, int relu, float *dbias) {
+  const int tiles = g->SH == g->FH && g->SW == g->FW && g->PT == 0 && g->PL == 0 && g->DH == 1 && g->DW == 1 &&
+                    g->OH > 0 && g->OH * g->FH <= g->H && g->OW * g->FW <= g->W;
+  const int64_t units = tiles ? (int64_t)g->B * g->OH : g->B;
+  const int64_t free_tasks = MIN(units, 4 * (int64_t)workers_threads());
+  const int64_t ntasks = dbias ? tdn_sum_tasks(units) : (free_tasks > 0 ? free_tasks : 1);
+  double *part = dbias ? (double *)malloc(sizeof(double) * (size_t)(ntasks * g->C)) : NULL;
+  if (dbias && !part) return 0;
+  mpg_ctx_t c = {g, x, dy, dx, relu, (units + ntasks - 1) / ntasks, part};
+  workers_run(tiles ? maxpool_grad_tiles : maxpool_grad_samples, &c, ntasks);
+  if (dbias) tdn_combine_parts(part, ntasks, g->C, 1.0, dbias);
+  free(part);
+  return 1;
 }
 
 /* gather form, uniform multiplier 1 / (FH * FW) as tfjs-backend-cpu */

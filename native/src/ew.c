@@ -534,13 +534,13 @@ void tdn_tile(const void *x, void *out, int rank, const int64_t *shape, const in
 
 /* Tasks for per-channel sums over R rows: a fixed partition (results depend on the thread count
  * only), one task when the rows are few. */
-static int64_t bn_tasks(int64_t R) {
+int64_t tdn_sum_tasks(int64_t R) {
   const int T = workers_threads();
   return R >= 64 * T ? MIN(4 * (int64_t)T, 64) : 1;
 }
 
 /* out[j] = scale * (sum over the tasks' partial rows part[t][j]), in task order */
-static void combine_parts(const double *part, int64_t ntasks, int64_t L, double scale, float *out) {
+void tdn_combine_parts(const double *part, int64_t ntasks, int64_t L, double scale, float *out) {
   for (int64_t j = 0; j < L; j++) {
     double sum = 0.0;
     for (int64_t t = 0; t < ntasks; t++) sum += part[t * L + j];
@@ -590,7 +590,7 @@ static void bng_dx(void *vctx, int64_t r0, int64_t r1, int tid) {
 int tdn_bn_grad(const float *x, const float *dy, int64_t n, int64_t L, const float *mean, const float *var,
                 const float *scale, float eps, float *dx, float *dmean, float *dvar, float *dscale, float *doffset) {
   if (L <= 0 || n % L) return 0;
-  const int64_t R = n / L, ntasks = bn_tasks(R);
+  const int64_t R = n / L, ntasks = tdn_sum_tasks(R);
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * 2 * L));
   float *k = (float *)malloc(sizeof(float) * (size_t)L);
   if (!part || !k) { free(part); free(k); return 0; }
@@ -649,13 +649,13 @@ static void brg_task(void *vctx, int64_t t, int tid) {
 
 int tdn_bias_relu_grad(const float *dy, const float *y, int64_t n, int64_t L, float *dz, float *dbias) {
   if (L <= 0 || n % L) return 0;
-  const int64_t R = n / L, ntasks = bn_tasks(R);
+  const int64_t R = n / L, ntasks = tdn_sum_tasks(R);
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * L));
   float *block = (float *)malloc(sizeof(float) * (size_t)(ntasks * L));
   if (!part || !block) { free(part); free(block); return 0; }
   brg_ctx_t c = {dy, y, dz, R, L, (R + ntasks - 1) / ntasks, part, block};
   workers_run(brg_task, &c, ntasks);
-  combine_parts(part, ntasks, L, 1.0, dbias);
+  tdn_combine_parts(part, ntasks, L, 1.0, dbias);
   free(part);
   free(block);
   return 1;
@@ -726,14 +726,14 @@ static void bnn_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
 int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const float *beta, float eps, float *y,
                  float *mean, float *var) {
   if (L <= 0 || n % L || n == 0) return 0;
-  const int64_t R = n / L, ntasks = bn_tasks(R);
+  const int64_t R = n / L, ntasks = tdn_sum_tasks(R);
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * L));
   float *k = (float *)malloc(sizeof(float) * (size_t)L);
   if (!part || !k) { free(part); free(k); return 0; }
   tdn_reduce(R_MEAN, x, mean, 1, R, L);
   bnv_ctx_t c = {x, mean, R, L, (R + ntasks - 1) / ntasks, part};
   workers_run(bnv_task, &c, ntasks);
-  combine_parts(part, ntasks, L, 1.0 / (double)R, var);
+  tdn_combine_parts(part, ntasks, L, 1.0 / (double)R, var);
   for (int64_t j = 0; j < L; j++) k[j] = gamma[j] / sqrtf(var[j] + eps);
   bnn_ctx_t nc = {x, y, mean, k, beta, L};
   int64_t grain = 32768 / L;
@@ -768,7 +768,7 @@ static void bntg_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
 int tdn_bn_train_grad(const float *x, const float *dy, int64_t n, int64_t L, const float *mean, const float *var,
                       const float *gamma, float eps, float *dx, float *dgamma, float *dbeta) {
   if (L <= 0 || n % L || n == 0) return 0;
-  const int64_t R = n / L, ntasks = bn_tasks(R);
+  const int64_t R = n / L, ntasks = tdn_sum_tasks(R);
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * 2 * L));
   float *coef = (float *)malloc(sizeof(float) * (size_t)(3 * L));
   if (!part || !coef) { free(part); free(coef); return 0; }

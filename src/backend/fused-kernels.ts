@@ -16,3 +16,27 @@ export const RELU_GRAD_KERNEL = 'TfjsDistillReluGrad';
 export const BATCH_NORM_TRAIN_KERNEL = 'TfjsDistillBatchNormTrain';
 /** inputs {x, dy, mean, variance, gamma}, attrs {epsilon} → [dx, dGamma, dBeta] */
 export const BATCH_NORM_TRAIN_GRAD_KERNEL = 'TfjsDistillBatchNormTrainGrad';
+
+/**
+ * inputs {dy, input} (input: a ReLU's output), attrs of MaxPoolGrad → dx already passed through
+ * that ReLU (a window whose maximum is 0 passes nothing: the ReLU's mask at the position that gets
+ * the gradient). The backend records dx in `reluMaskedGradients` with the per-channel Σ of what
+ * passed. One pass instead of the max pool's and the ReLU's two full-size backward passes.
+ */
+export const MAX_POOL_RELU_GRAD_KERNEL = 'TfjsDistillMaxPoolReluGrad';
+
+/**
+ * inputs {dy, filter, y} (y: the conv's input, a ReLU's output), attrs of Conv2DBackpropInput →
+ * the input's gradient already passed through that ReLU, recorded in `reluMaskedGradients` like
+ * MAX_POOL_RELU_GRAD_KERNEL's (the mask is applied per sample while its dx is in cache).
+ */
+export const CONV2D_BACKPROP_INPUT_RELU_KERNEL = 'TfjsDistillConv2DBackpropInputRelu';
+
+/** Data ids of tensors a backend knows to be ReLU outputs (Relu, or a conv / matmul fused with relu). */
+export const reluOutputs = new WeakSet<object>();
+/**
+ * Data ids of gradients already passed through the ReLU whose output they are the gradient of,
+ * each with Σ over all but the last axis (the gradient of a bias added before that ReLU). The
+ * ReLU's own backward then passes them unchanged.
+ */
+export const reluMaskedGradients = new WeakMap<object, Float32Array>();

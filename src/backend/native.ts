@@ -16,7 +16,7 @@ import { loadAddon } from './native/addon.js';
 import { type OpCodes, resolveOpCodes } from './native/op-codes.js';
 import { NativeBackend } from './native/backend.js';
 import { makeMatMulKernels } from './native/matmul.js';
-import { makeConvKernels } from './native/conv.js';
+import { makeConvKernels, makeReluPassingKernels } from './native/conv.js';
 import { makeElementwiseKernels } from './native/elementwise.js';
 import { patchAdam } from './native/adam.js';
 import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
@@ -27,6 +27,8 @@ import {
   BATCH_NORM_TRAIN_GRAD_KERNEL,
   BATCH_NORM_TRAIN_KERNEL,
   BIAS_RELU_GRAD_KERNEL,
+  CONV2D_BACKPROP_INPUT_RELU_KERNEL,
+  MAX_POOL_RELU_GRAD_KERNEL,
   RELU_GRAD_KERNEL,
 } from './fused-kernels.js';
 import { makeBatchNormTrainGradKernel, makeBatchNormTrainKernel } from './native/batchnorm-train.js';
@@ -169,6 +171,8 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       [RELU_GRAD_KERNEL, makeReluGradKernel],
       [BATCH_NORM_TRAIN_KERNEL, makeBatchNormTrainKernel],
       [BATCH_NORM_TRAIN_GRAD_KERNEL, makeBatchNormTrainGradKernel],
+      [MAX_POOL_RELU_GRAD_KERNEL, (b) => makeReluPassingKernels(b)[MAX_POOL_RELU_GRAD_KERNEL]!],
+      [CONV2D_BACKPROP_INPUT_RELU_KERNEL, (b) => makeReluPassingKernels(b)[CONV2D_BACKPROP_INPUT_RELU_KERNEL]!],
     ];
     for (const [name, make] of own) {
       const byInstance = new WeakMap<NativeBackend, KernelFn>();

@@ -15,7 +15,14 @@
  * normalization and their ~12 gradient kernels. Installed once, for every backend.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BATCH_NORM_TRAIN_GRAD_KERNEL, BATCH_NORM_TRAIN_KERNEL, BIAS_RELU_GRAD_KERNEL } from './fused-kernels.js';
+import {
+  BATCH_NORM_TRAIN_GRAD_KERNEL,
+  BATCH_NORM_TRAIN_KERNEL,
+  BIAS_RELU_GRAD_KERNEL,
+  CONV2D_BACKPROP_INPUT_RELU_KERNEL,
+  reluMaskedGradients,
+  reluOutputs,
+} from './fused-kernels.js';
 
 type LayerInstance = tf.layers.Layer & {
   activation: { getClassName(): string };
@@ -81,6 +88,8 @@ function sumToLastAxis(t: tf.Tensor): tf.Tensor {
 function activationGradient(dy: tf.Tensor, y: tf.Tensor, activation: unknown): [tf.Tensor, () => tf.Tensor] {
   if (activation === 'linear') return [dy, () => sumToLastAxis(dy)];
   if (activation !== 'relu') throw new Error(`no gradient for a fused ${String(activation)} activation`);
+  const passedBias = reluMaskedGradients.get(dy.dataId);
+  if (passedBias !== undefined && passedBias.length === y.shape[y.rank - 1]) return [dy, () => tf.tensor1d(passedBias)];
   if (tf.getKernel(BIAS_RELU_GRAD_KERNEL, tf.getBackend()) && dy.dtype === 'float32' && y.size > 0) {
     const [dz, dBias] = tf.engine().runKernel(BIAS_RELU_GRAD_KERNEL, { dy, y }) as tf.Tensor[];
     return [dz!, () => dBias!];
@@ -104,11 +113,17 @@ function registerFusedGradients(): void {
       }
       const [dz, dBias] = activationGradient(dy as tf.Tensor, y, activation);
       const common = { strides, pad, dataFormat, dimRoundingMode };
+      // when x is a ReLU's output, its gradient passes that ReLU in the same kernel where the backend can
+      const throughRelu = reluOutputs.has(x.dataId) && tf.getKernel(CONV2D_BACKPROP_INPUT_RELU_KERNEL, tf.getBackend());
       return {
         x: () =>
           tf
             .engine()
-            .runKernel('Conv2DBackpropInput', { dy: dz, filter }, { ...common, inputShape: x.shape }) as tf.Tensor,
+            .runKernel(
+              throughRelu ? CONV2D_BACKPROP_INPUT_RELU_KERNEL : 'Conv2DBackpropInput',
+              { dy: dz, filter, ...(throughRelu ? { y: x } : {}) },
+              { ...common, inputShape: x.shape },
+            ) as tf.Tensor,
         filter: () =>
           tf
             .engine()

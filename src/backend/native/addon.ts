@@ -159,7 +159,15 @@ export interface NativeAddon {
     alpha?: number,
     prelu?: Float32Array | null,
   ): void;
-  conv2dBackpropInput(geom: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  /** reluY: the input was that ReLU output, dx passes the ReLU too; dbias gets Σ dx per channel. False when out of memory. */
+  conv2dBackpropInput(
+    geom: Int32Array,
+    dy: Float32Array,
+    w: Float32Array,
+    dx: Float32Array,
+    reluY?: Float32Array | null,
+    dbias?: Float32Array | null,
+  ): boolean;
   conv2dBackpropFilter(geom: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   depthwiseConv2d(
     geom: Int32Array,
@@ -174,7 +182,15 @@ export interface NativeAddon {
   depthwiseBackpropInput(geom: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   depthwiseBackpropFilter(geom: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   pool2d(geom: Int32Array, isMax: number, x: Float32Array, out: Float32Array): void;
-  maxPoolGrad(geom: Int32Array, dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  /** relu 1: x is a ReLU's output and dx passes that ReLU too; dbias gets Σ of what passed. False when out of memory. */
+  maxPoolGrad(
+    geom: Int32Array,
+    dy: Float32Array,
+    x: Float32Array,
+    dx: Float32Array,
+    relu?: number,
+    dbias?: Float32Array | null,
+  ): boolean;
   avgPoolGrad(geom: Int32Array, dy: Float32Array, dx: Float32Array): void;
   /** A whole model's inference: `plan` is ops of 24 words (native/src/plan.h), `weights` the arrays they index. */
   runPlan(plan: Int32Array, weights: Float32Array[], x: Float32Array, out: Float32Array, batch: number): void;

@@ -3,6 +3,12 @@ import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
 import { geometry, isF32, lastAxisVector, type KernelArgs, type KernelFn } from './util.js';
 import { activationCode } from './op-codes.js';
+import {
+  CONV2D_BACKPROP_INPUT_RELU_KERNEL,
+  MAX_POOL_RELU_GRAD_KERNEL,
+  reluMaskedGradients,
+  reluOutputs,
+} from '../fused-kernels.js';
 
 type Attrs = tf.NamedAttrMap & Record<string, unknown>;
 const bu = tf.backend_util;
@@ -15,7 +21,11 @@ function dims4(...ts: tf.TensorInfo[]): boolean {
   return ts.every((t) => t.shape.length === 4);
 }
 
-export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelFn>): Record<string, KernelFn> {
+/** The tf kernels this file serves, and the kernels of fused-kernels.ts that pass a ReLU's gradient. */
+function convKernels(
+  backend: NativeBackend,
+  cpu: Map<string, KernelFn>,
+): { tf: Record<string, KernelFn>; reluPassing: Record<string, KernelFn> } {
   const addon = backend.addon;
   const fallback = (name: string) => cpu.get(name)!;
 
@@ -72,14 +82,16 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
       Number(a.leakyreluAlpha ?? 0.2),
       preluV ?? null,
     );
+    if (act === backend.ops.activation.relu) reluOutputs.add(out.info.dataId);
     return out.info;
   };
 
   const conv2DBackpropInput: KernelFn = (args: KernelArgs) => {
-    const { dy, filter } = args.inputs;
+    const { dy, filter, y } = args.inputs;
     const a = args.attrs as Attrs;
     const inputShape = a.inputShape as [number, number, number, number];
     if (!isF32(dy, filter) || !dims4(dy, filter) || !nhwc(a.dataFormat) || inputShape?.length !== 4) {
+      if (y) throw new Error(`${CONV2D_BACKPROP_INPUT_RELU_KERNEL} takes float32 NHWC`);
       return fallback('Conv2DBackpropInput')(args);
     }
     const ci = bu.computeConv2DInfo(
@@ -93,7 +105,11 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
       'channelsLast',
     );
     const out = backend.makeOutputF32(ci.inShape);
-    addon.conv2dBackpropInput(geometry(ci), backend.f32(dy), backend.f32(filter), out.values);
+    const dBias = y ? new Float32Array(ci.inChannels) : null;
+    const reluY = y ? backend.f32(y) : null;
+    if (!addon.conv2dBackpropInput(geometry(ci), backend.f32(dy), backend.f32(filter), out.values, reluY, dBias))
+      throw new Error('native conv input gradient: out of memory');
+    if (dBias) reluMaskedGradients.set(out.info.dataId, dBias);
     return out.info;
   };
 
@@ -242,7 +258,20 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
     if (!isF32(dy, input) || !dims4(dy, input)) return fallback('MaxPoolGrad')(args);
     const ci = poolInfo(input.shape, args.attrs as Attrs);
     const out = backend.makeOutputF32(input.shape);
-    addon.maxPoolGrad(geometry(ci), backend.f32(dy), backend.f32(input), out.values);
+    if (!addon.maxPoolGrad(geometry(ci), backend.f32(dy), backend.f32(input), out.values))
+      throw new Error('native max-pool gradient: out of memory');
+    return out.info;
+  };
+
+  const maxPoolReluGrad: KernelFn = (args: KernelArgs) => {
+    const { dy, input } = args.inputs;
+    if (!isF32(dy, input) || !dims4(dy, input)) throw new Error(`${MAX_POOL_RELU_GRAD_KERNEL} takes float32 NHWC`);
+    const ci = poolInfo(input.shape, args.attrs as Attrs);
+    const out = backend.makeOutputF32(input.shape);
+    const dBias = new Float32Array(ci.inChannels);
+    if (!addon.maxPoolGrad(geometry(ci), backend.f32(dy), backend.f32(input), out.values, 1, dBias))
+      throw new Error('native max-pool gradient: out of memory');
+    reluMaskedGradients.set(out.info.dataId, dBias);
     return out.info;
   };
 
@@ -256,17 +285,32 @@ export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelF
   };
 
   return {
-    Conv2D: conv2D,
-    FusedConv2D: fusedConv2D,
-    Conv2DBackpropInput: conv2DBackpropInput,
-    Conv2DBackpropFilter: conv2DBackpropFilter,
-    DepthwiseConv2dNative: depthwise,
-    FusedDepthwiseConv2D: fusedDepthwise,
-    DepthwiseConv2dNativeBackpropInput: depthwiseBackpropInput,
-    DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilter,
-    MaxPool: makePool('MaxPool', 1),
-    AvgPool: makePool('AvgPool', 0),
-    MaxPoolGrad: maxPoolGrad,
-    AvgPoolGrad: avgPoolGrad,
+    tf: {
+      Conv2D: conv2D,
+      FusedConv2D: fusedConv2D,
+      Conv2DBackpropInput: conv2DBackpropInput,
+      Conv2DBackpropFilter: conv2DBackpropFilter,
+      DepthwiseConv2dNative: depthwise,
+      FusedDepthwiseConv2D: fusedDepthwise,
+      DepthwiseConv2dNativeBackpropInput: depthwiseBackpropInput,
+      DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilter,
+      MaxPool: makePool('MaxPool', 1),
+      AvgPool: makePool('AvgPool', 0),
+      MaxPoolGrad: maxPoolGrad,
+      AvgPoolGrad: avgPoolGrad,
+    },
+    reluPassing: {
+      [MAX_POOL_RELU_GRAD_KERNEL]: maxPoolReluGrad,
+      [CONV2D_BACKPROP_INPUT_RELU_KERNEL]: conv2DBackpropInput,
+    },
   };
+}
+
+export function makeConvKernels(backend: NativeBackend, cpu: Map<string, KernelFn>): Record<string, KernelFn> {
+  return convKernels(backend, cpu).tf;
+}
+
+/** MAX_POOL_RELU_GRAD_KERNEL and CONV2D_BACKPROP_INPUT_RELU_KERNEL (float32 NHWC only: no cpu twin). */
+export function makeReluPassingKernels(backend: NativeBackend): Record<string, KernelFn> {
+  return convKernels(backend, new Map()).reluPassing;
 }

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
 import { isF32, type KernelArgs, type KernelFn } from './util.js';
+import { reluOutputs } from '../fused-kernels.js';
 
 /**
  * Collapsed (≤ 4-d) broadcasting geometry: the output shape, and for the addon's `binary` the
@@ -79,6 +80,7 @@ export function makeElementwiseKernels(backend: NativeBackend, cpu: Map<string, 
       }
       const out = backend.makeOutputF32(x.shape);
       addon.unary(op, backend.f32(x), out.values, alpha, beta);
+      if (name === 'Relu') reluOutputs.add(out.info.dataId);
       return out.info;
     };
   }

@@ -8,7 +8,7 @@
  *   of training-layers.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { RELU_GRAD_KERNEL } from '../fused-kernels.js';
+import { MAX_POOL_RELU_GRAD_KERNEL, RELU_GRAD_KERNEL, reluMaskedGradients, reluOutputs } from '../fused-kernels.js';
 import type { NativeBackend } from './backend.js';
 import { wrapGradient, type KernelArgs, type KernelFn } from './util.js';
 
@@ -35,9 +35,21 @@ export function makeBiasReluGradKernel(backend: NativeBackend): KernelFn {
 
 let patched = false;
 
+/**
+ * The Relu gradient through RELU_GRAD_KERNEL, and the MaxPool gradient over a ReLU's output
+ * through MAX_POOL_RELU_GRAD_KERNEL, whose dx the Relu's backward (or a fused relu conv's, in
+ * training-layers.ts) then passes unchanged.
+ */
 export function patchReluGradient(backendName: string): void {
   if (patched) return;
+  wrapGradient('MaxPool', backendName, (dy, saved, attrs) => {
+    const [x] = saved;
+    if (x == null || !reluOutputs.has(x.dataId) || x.dtype !== 'float32' || x.rank !== 4 || dy.dtype !== 'float32')
+      return undefined;
+    return { x: () => tf.engine().runKernel(MAX_POOL_RELU_GRAD_KERNEL, { dy, input: x }, attrs) as tf.Tensor };
+  });
   patched = wrapGradient('Relu', backendName, (dy, saved) => {
+    if (reluMaskedGradients.has(dy.dataId)) return { x: () => dy };
     const [x] = saved;
     if (x == null || x.dtype !== 'float32' || dy.dtype !== 'float32' || !tf.util.arraysEqual(dy.shape, x.shape))
       return undefined;
