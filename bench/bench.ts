@@ -11,10 +11,11 @@
  * - offline-KD epochs on Fashion-MNIST (same MLPs) without and with the teacher-output cache,
  *   beside label-only epochs (cached and label-only: the median of 6 one-epoch runs each,
  *   alternating in ABBA order); RSS and tf.memory().numTensors after each epoch of a 3-epoch cached run;
- * - the quickstart teacher's train step (CNN 825k params, batch 64): no PyTorch twin, judged by
- *   its share of the machine's sgemm limit;
+ * - the quickstart teacher's train step (CNN 825k params with batch norm, batch 64), beside its
+ *   PyTorch twin;
  * - achieved GFLOP/s of every train step (FLOPs per sample from the layers, bench/flops.ts) and
  *   its share of the machine's sgemm limit: the faster of the addon's 1024³ sgemm and OpenBLAS's;
+ *   PyTorch's share of the same limit beside it;
  * - where the machine sets OPENBLAS_CORETYPE, PyTorch once more with OpenBLAS's own kernel choice
  *   (the † columns: the reference at its fastest here);
  * - inference as a deploying user compares it: the quickstart student's median latency at batch
@@ -406,7 +407,13 @@ function print(m: Measured): void {
         ', ',
       )})${limit ? `, and the share of the machine's sgemm limit (${limit.toFixed(0)} GFLOP/s: the faster of the addon's 1024³ and OpenBLAS direct)` : ''}:`,
   );
-  for (const [b, r] of Object.entries(results)) {
+  // the reference's share of the same limit, for the same FLOP counts
+  const sharers: [string, Record<string, number>][] = [
+    ...Object.entries(results),
+    ...(typeof torch === 'object' ? [['pytorch', torch] as [string, Record<string, number>]] : []),
+    ...(own ? [['pytorch†', own] as [string, Record<string, number>]] : []),
+  ];
+  for (const [b, r] of sharers) {
     const parts = Object.entries(FLOPS).map(([k, f]) => {
       const g = ((r[k] ?? 0) * f) / 1e9;
       if (limit) {

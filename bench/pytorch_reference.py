@@ -34,6 +34,16 @@ def cnn():
         nn.Flatten(), nn.Linear(12 * 12 * 64, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
+def quickstart_teacher():
+    # src/experiment/quickstart.ts's teacher (the zoo's `cnn`, blocks [32, 64], dense 256, no
+    # dropout): conv-BN-ReLU-maxpool twice, 'same' 3×3 convs without bias, on 1×28×28.
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1),
+                nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*block(1, 32), *block(32, 64), nn.Flatten(), nn.Linear(7 * 7 * 64, 256), nn.ReLU(),
+                         nn.Linear(256, 10))
+
+
 def timed(step, batch, seconds, warmup=3):
     for _ in range(warmup):
         step()
@@ -135,6 +145,7 @@ def main():
     out['mlpTrain'] = timed(train_step(mlp([784, 1200, 1200, 10]), x, y), 128, args.seconds)
     xc, yc = x[:64], y[:64]
     out['cnnTrain'] = timed(train_step(cnn(), xc, yc), 64, args.seconds)
+    out['qsTeacherTrain'] = timed(train_step(quickstart_teacher(), xc, yc), 64, args.seconds)
     out['kdStep'] = timed(kd_step(mlp([784, 1200, 1200, 10]), mlp([784, 800, 800, 10]), x, y), 128, args.seconds)
     if not args.skip_epochs:
         out['kdEpoch'] = kd_epoch(args.data, 128, with_cache=False)
