@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   registerNativeBackend,
   nativeBackendInfo,
+  nativeBackendInstance,
   nativeFallbackCounts,
   softKl as nativeSoftKl,
 } from '../src/backend/native.js';
@@ -390,7 +391,13 @@ nativeOnly('FusedDepthwiseConv2D: bias and activations', async () => {
 });
 
 nativeOnly('MaxPool / AvgPool and their gradients (incl. ties after relu)', async () => {
-  const cases: { x: number[]; k: [number, number]; s: number | [number, number]; pad: 'same' | 'valid' }[] = [
+  const cases: {
+    x: number[];
+    k: [number, number];
+    s: number | [number, number];
+    pad: 'same' | 'valid';
+    ties?: boolean;
+  }[] = [
     { x: [2, 8, 8, 3], k: [2, 2], s: 2, pad: 'valid' },
     { x: [1, 9, 7, 2], k: [3, 2], s: [2, 1], pad: 'same' },
     { x: [2, 7, 9, 4], k: [3, 3], s: 1, pad: 'same' },
@@ -400,9 +407,11 @@ nativeOnly('MaxPool / AvgPool and their gradients (incl. ties after relu)', asyn
     { x: [1, 6, 6, 600], k: [2, 2], s: 2, pad: 'valid' },
     { x: [2, 8, 6, 8], k: [2, 2], s: 2, pad: 'same' }, // the 2×2 fast path
     { x: [2, 7, 5, 8], k: [2, 2], s: 2, pad: 'same' }, // windows past the edge: the general path
+    { x: [2, 9, 7, 3], k: [2, 2], s: 2, pad: 'valid', ties: true }, // equal maxima: the first one wins
   ];
   for (const c of cases) {
-    const x = spec(c.x);
+    const x = spec(c.x, c.ties ? -2 : -1, c.ties ? 2 : 1);
+    if (c.ties) x.data.forEach((v, i) => (x.data[i] = Math.round(v)));
     for (const kind of ['max', 'avg'] as const) {
       const pool = (t: tf.Tensor) =>
         kind === 'max' ? tf.maxPool(t as tf.Tensor4D, c.k, c.s, c.pad) : tf.avgPool(t as tf.Tensor4D, c.k, c.s, c.pad);
@@ -419,6 +428,30 @@ nativeOnly('MaxPool / AvgPool and their gradients (incl. ties after relu)', asyn
       );
     }
   }
+});
+
+nativeOnly('a 2×2 max pool under a recorded gradient keeps its argmax beside its output while that lives', async () => {
+  await tf.setBackend('native');
+  const backend = nativeBackendInstance()!;
+  const x = tf.tensor(rand(2 * 8 * 8 * 3, 5), [2, 8, 8, 3]) as tf.Tensor4D;
+  const pooled: tf.Tensor[] = [];
+  const pool = (a: tf.Tensor) => {
+    const y = tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid');
+    pooled.push(tf.keep(y));
+    return y.sum();
+  };
+  tf.dispose(tf.grad(pool)(x));
+  const first = pooled[0]!;
+  const argmax = backend.attachedBytes(first.dataId);
+  assert.equal(argmax?.length, first.size);
+  first.dispose();
+  assert.equal(backend.attachedBytes(first.dataId), undefined);
+  tf.dispose(tf.grad(pool)(x));
+  assert.equal(backend.attachedBytes(pooled[1]!.dataId), argmax, 'the array is reused for the next output');
+  // inference: nothing kept
+  const y = tf.maxPool(x, 2, 2, 'valid');
+  assert.equal(backend.attachedBytes(y.dataId), undefined);
+  tf.dispose([x, y, pooled[1]!]);
 });
 
 nativeOnly('unary element-wise kernels', async () => {

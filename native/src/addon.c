@@ -583,8 +583,9 @@ static napi_value js_conv2d_bwd_input(napi_env env, napi_callback_info info) {
 GEOM3(js_conv2d_bwd_filter, tdn_conv2d_bwd_filter(&g, p1, p2, p3)) /* (geom, x, dy, dw) */
 GEOM3(js_dwconv2d_bwd_input, tdn_dwconv2d_bwd_input(&g, p1, p2, p3))
 GEOM3(js_dwconv2d_bwd_filter, tdn_dwconv2d_bwd_filter(&g, p1, p2, p3))
-/* maxPoolGrad(geom, dy, x, dx, relu?, dbias?) -> false when out of memory; relu: x is a ReLU's output
- * and dx also passes that ReLU; dbias (C floats): Σ per channel of the dy that passed */
+/* maxPoolGrad(geom, dy, x, dx, relu?, dbias?, argmax?) -> false when out of memory (or argmax does not
+ * fit the geometry); relu: x is a ReLU's output and dx also passes that ReLU; dbias (C floats): Σ per
+ * channel of the dy that passed; argmax: pool2d's, then x is not read */
 static napi_value js_maxpool_grad(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 4)) return NULL;
@@ -595,13 +596,16 @@ static napi_value js_maxpool_grad(napi_env env, napi_callback_info info) {
   float *dx = f32(&a, 3, &ndx);
   const int relu = a.argc > 4 ? (int)i64(&a, 4) : 0;
   float *dbias = f32(&a, 5, &nb);
+  size_t nam = 0;
+  const uint8_t *am = (const uint8_t *)arr(&a, 6, &nam);
   const size_t in = (size_t)g.B * g.H * g.W * g.C, out = (size_t)g.B * g.OH * g.OW * g.C;
-  if (a.err || !dy || !x || !dx || ndy != out || nx != in || ndx != in || (dbias && nb != (size_t)g.C)) {
+  if (a.err || !dy || !x || !dx || ndy != out || nx != in || ndx != in || (dbias && nb != (size_t)g.C) ||
+      (am && nam != out)) {
     a.err = 1;
     return done(&a);
   }
   int ok;
-  SERIAL(ok = tdn_maxpool_grad(&g, dy, x, dx, relu, dbias));
+  SERIAL(ok = tdn_maxpool_grad(&g, dy, x, dx, relu, dbias, am));
   napi_value r;
   napi_get_boolean(env, ok != 0, &r);
   return r;
@@ -637,18 +641,23 @@ static napi_value js_dwconv2d(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
-/* pool2d(geom, isMax, x, out) */
+/* pool2d(geom, isMax, x, out, argmax?) -> true when argmax (a Uint8Array, one per output) was written */
 static napi_value js_pool2d(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 4)) return NULL;
   conv_geom_t g;
   if (!geom(&a, 0, &g)) return done(&a);
   int isMax = (int)i64(&a, 1);
+  size_t nam = 0;
   const float *x = f32(&a, 2, NULL);
   float *o = f32(&a, 3, NULL);
-  if (a.err || !x || !o) { a.err = 1; return done(&a); }
-  SERIAL(tdn_pool2d(&g, isMax, x, o));
-  return done(&a);
+  uint8_t *am = (uint8_t *)arr(&a, 4, &nam);
+  if (a.err || !x || !o || (am && nam != (size_t)g.B * g.OH * g.OW * g.C)) { a.err = 1; return done(&a); }
+  int written;
+  SERIAL(written = tdn_pool2d(&g, isMax, x, o, am));
+  napi_value r;
+  napi_get_boolean(env, written != 0, &r);
+  return r;
 }
 
 /* avgPoolGrad(geom, dy, dx) */

@@ -11,6 +11,20 @@
 enum { TDN_ACTIVATIONS(TDN_ACT_ENUM) ACT_COUNT };
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* a where on (0 or 1), else b, through their bits; tdn_keep_if: else +0. Stores of `on ? a : b` in a
+ * vectorised loop may become masked stores (vmaskmovps), several times slower on AMD cores than
+ * plain ones; these compile to and/or. */
+static inline float tdn_select(int32_t on, float a, float b) {
+  uint32_t x, y;
+  memcpy(&x, &a, sizeof x);
+  memcpy(&y, &b, sizeof y);
+  const uint32_t m = (uint32_t)-on, r = (x & m) | (y & ~m);
+  float f;
+  memcpy(&f, &r, sizeof f);
+  return f;
+}
+static inline float tdn_keep_if(float v, int32_t on) { return tdn_select(on, v, 0.f); }
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Row-major C[M,N] = alpha * op(A) op(B) + beta * C, split over the workers when large.

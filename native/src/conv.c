@@ -565,6 +565,7 @@ typedef struct {
   const float *x, *dy;
   float *out;
   int isMax;
+  uint8_t *argmax; /* 2×2 max pooling in training: see maxpool2_rows */
 } pool2d_ctx_t;
 
 static void pool2d_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
@@ -598,7 +599,14 @@ static void pool2d_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
 }
 
 /* 2×2 max pooling, stride 2, window inside the image (the usual CNN downsampling): no bounds
-   checks, one pass over channels per window element */
+   checks, one pass over channels per window element. With argmax (training): each output's window
+   position of the first maximum (0..3 in row order), | 0x80 when that maximum is not > 0, so that
+   the backward need not read x again. */
+static int maxpool2_fits(const conv_geom_t *g) {
+  return g->FH == 2 && g->FW == 2 && g->SH == 2 && g->SW == 2 && g->DH == 1 && g->DW == 1 && g->PT == 0 &&
+         g->PL == 0 && 2 * g->OH <= g->H && 2 * g->OW <= g->W;
+}
+
 static void maxpool2_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   (void)tid;
   pool2d_ctx_t *c = (pool2d_ctx_t *)vctx;
@@ -609,6 +617,24 @@ static void maxpool2_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
     int b = (int)(r / g->OH), oh = (int)(r % g->OH);
     const float *restrict x0 = c->x + ((size_t)b * g->H + 2 * oh) * rowIn, *restrict x1 = x0 + rowIn;
     float *restrict o = c->out + (size_t)r * g->OW * C;
+    if (c->argmax) {
+      uint8_t *restrict am = c->argmax + (size_t)r * g->OW * C;
+      for (int ow = 0; ow < g->OW; ow++, o += C, am += C, x0 += 2 * C, x1 += 2 * C)
+        for (int k = 0; k < C; k++) {
+          /* the position as masks and ors: GCC vectorises this, not the equivalent selects */
+          const float a0 = x0[k], a1 = x0[C + k], a2 = x1[k], a3 = x1[C + k];
+          const int32_t g1 = -(int32_t)(a1 > a0);
+          const float m1 = a1 > a0 ? a1 : a0;
+          const int32_t g2 = -(int32_t)(a2 > m1);
+          const float m2 = a2 > m1 ? a2 : m1;
+          const int32_t g3 = -(int32_t)(a3 > m2);
+          const float m = a3 > m2 ? a3 : m2;
+          const int32_t p2 = (g2 & 2) | (~g2 & g1 & 1);
+          o[k] = m;
+          am[k] = (uint8_t)((g3 & 3) | (~g3 & p2) | (-(int32_t)(m <= 0.f) & 0x80));
+        }
+      continue;
+    }
     for (int ow = 0; ow < g->OW; ow++, o += C, x0 += 2 * C, x1 += 2 * C)
       for (int k = 0; k < C; k++) {
         float a = x0[k] > x0[C + k] ? x0[k] : x0[C + k], b2 = x1[k] > x1[C + k] ? x1[k] : x1[C + k];
@@ -617,15 +643,16 @@ static void maxpool2_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   }
 }
 
-void tdn_pool2d(const conv_geom_t *g, int isMax, const float *x, float *out) {
-  pool2d_ctx_t c = {g, x, NULL, out, isMax};
-  if (isMax && g->FH == 2 && g->FW == 2 && g->SH == 2 && g->SW == 2 && g->DH == 1 && g->DW == 1 && g->PT == 0 &&
-      g->PL == 0 && 2 * g->OH <= g->H && 2 * g->OW <= g->W) {
+int tdn_pool2d(const conv_geom_t *g, int isMax, const float *x, float *out, uint8_t *argmax) {
+  pool2d_ctx_t c = {g, x, NULL, out, isMax, NULL};
+  if (isMax && maxpool2_fits(g)) {
+    c.argmax = argmax;
     workers_for(maxpool2_rows, &c, (int64_t)g->B * g->OH, 16384 / ((int64_t)g->OW * g->C * 4) + 1);
-    return;
+    return argmax != NULL;
   }
   int64_t work = (int64_t)g->OW * g->C * g->FH * g->FW;
   workers_for(pool2d_rows, &c, (int64_t)g->B * g->OH, 16384 / (work ? work : 1) + 1);
+  return 0;
 }
 
 /* Max-pool gradients: each window's dy goes to its first maximum (strict >). With relu (x is a
@@ -639,7 +666,61 @@ typedef struct {
   int relu;
   int64_t chunk; /* samples (scatter) or window rows (tiles) per task */
   double *part;  /* [ntasks][C] or NULL */
+  const uint8_t *argmax; /* from the 2×2 forward, or NULL */
 } mpg_ctx_t;
+
+/* one window row of channels: v to the position in am (none when am has a `skip` bit), 0 elsewhere;
+ * rowSum += what was placed. Not inlined: inside the caller GCC does not vectorise it. */
+__attribute__((noinline)) static void scatter2x2(const uint8_t *restrict am, const float *restrict dy, float *restrict e0, float *restrict e1,
+                       float *restrict rowSum, int n, int C, int32_t skip) {
+  for (int k = 0; k < n; k++) {
+    const int32_t a = am[k];
+    const int32_t p = (a & skip) ? 4 : (a & 3);
+    const float v = dy[k];
+    e0[k] = tdn_keep_if(v, p == 0);
+    e0[C + k] = tdn_keep_if(v, p == 1);
+    e1[k] = tdn_keep_if(v, p == 2);
+    e1[C + k] = tdn_keep_if(v, p == 3);
+    rowSum[k] += tdn_keep_if(v, p < 4);
+  }
+}
+
+/* 2×2 windows from the forward's argmax: dx written once per element, x not read */
+static void maxpool2_grad_argmax(void *vctx, int64_t t, int tid) {
+  (void)tid;
+  mpg_ctx_t *c = (mpg_ctx_t *)vctx;
+  const conv_geom_t *g = c->g;
+  const int C = g->C, W = g->W;
+  const int32_t skip = c->relu ? 0x80 : 0;
+  float rowSum[512];
+  double *sums = c->part ? c->part + t * C : NULL;
+  if (sums) for (int k = 0; k < C; k++) sums[k] = 0.0;
+  for (int64_t r = t * c->chunk; r < MIN((t + 1) * c->chunk, (int64_t)g->B * g->OH); r++) {
+    const int b = (int)(r / g->OH), oh = (int)(r % g->OH);
+    float *dxb = c->dx + (size_t)b * g->H * W * C;
+    float *restrict d0 = dxb + (size_t)2 * oh * W * C, *restrict d1 = d0 + (size_t)W * C;
+    const float *restrict dyr = c->dy + (size_t)r * g->OW * C;
+    const uint8_t *restrict amr = c->argmax + (size_t)r * g->OW * C;
+    for (int c0 = 0; c0 < C; c0 += 512) {
+      const int cn = MIN(512, C - c0);
+      for (int k = 0; k < cn; k++) rowSum[k] = 0.f;
+      for (int ow = 0; ow < g->OW; ow++) {
+        const float *restrict dyp = dyr + (size_t)ow * C + c0;
+        const uint8_t *restrict am = amr + (size_t)ow * C + c0;
+        float *restrict e0 = d0 + (size_t)2 * ow * C + c0, *restrict e1 = d1 + (size_t)2 * ow * C + c0;
+        scatter2x2(am, dyp, e0, e1, rowSum, cn, C, skip);
+      }
+      if (sums)
+        for (int k = 0; k < cn; k++) sums[c0 + k] += rowSum[k];
+    }
+    if (2 * g->OW < W) {
+      memset(d0 + (size_t)2 * g->OW * C, 0, sizeof(float) * (size_t)(W - 2 * g->OW) * C);
+      memset(d1 + (size_t)2 * g->OW * C, 0, sizeof(float) * (size_t)(W - 2 * g->OW) * C);
+    }
+    if (oh == g->OH - 1 && 2 * g->OH < g->H)
+      memset(dxb + (size_t)2 * g->OH * W * C, 0, sizeof(float) * (size_t)(g->H - 2 * g->OH) * W * C);
+  }
+}
 
 /* scatter per sample, any geometry: dx zeroed, then each window's dy added at its maximum */
 static void maxpool_grad_samples(void *vctx, int64_t t, int tid) {
@@ -670,9 +751,9 @@ static void maxpool_grad_samples(void *vctx, int64_t t, int tid) {
               const int pos = ih * g->W + iw;
               const float *xp = xb + (size_t)pos * C + c0;
               for (int k = 0; k < cn; k++) {
-                int gt = xp[k] > maxbuf[k];
-                maxbuf[k] = gt ? xp[k] : maxbuf[k];
-                posbuf[k] = gt ? pos : posbuf[k];
+                const int32_t gt = xp[k] > maxbuf[k];
+                maxbuf[k] = tdn_select(gt, xp[k], maxbuf[k]);
+                posbuf[k] = (pos & -gt) | (posbuf[k] & ~-gt);
               }
             }
           }
@@ -716,23 +797,20 @@ static void maxpool_grad_tiles(void *vctx, int64_t t, int tid) {
             const int p = kh * FW + kw;
             const float *xp = xb + ((size_t)(ih0 + kh) * W + iw0 + kw) * C + c0;
             for (int k = 0; k < cn; k++) {
-              const int gt = xp[k] > best[k];
-              best[k] = gt ? xp[k] : best[k];
-              pos[k] = gt ? p : pos[k];
+              const int32_t gt = xp[k] > best[k];
+              best[k] = tdn_select(gt, xp[k], best[k]);
+              pos[k] = (p & -gt) | (pos[k] & ~-gt);
             }
           }
         if (relu)
           for (int k = 0; k < cn; k++) pos[k] = best[k] > 0.f ? pos[k] : -1;
         if (sums)
-          for (int k = 0; k < cn; k++) rowSum[k] += pos[k] >= 0 ? dyp[k] : 0.f;
+          for (int k = 0; k < cn; k++) rowSum[k] += tdn_keep_if(dyp[k], pos[k] >= 0);
         for (int kh = 0; kh < FH; kh++)
           for (int kw = 0; kw < FW; kw++) {
             const int p = kh * FW + kw;
             float *d = dxb + ((size_t)(ih0 + kh) * W + iw0 + kw) * C + c0;
-            for (int k = 0; k < cn; k++) {
-              const float v = dyp[k]; /* unconditional load: the select vectorises */
-              d[k] = pos[k] == p ? v : 0.f;
-            }
+            for (int k = 0; k < cn; k++) d[k] = tdn_keep_if(dyp[k], pos[k] == p);
           }
       }
       if (sums)
@@ -748,7 +826,9 @@ static void maxpool_grad_tiles(void *vctx, int64_t t, int tid) {
   }
 }
 
-int tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx, int relu, float *dbias) {
+int tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx, int relu, float *dbias,
+                     const uint8_t *argmax) {
+  if (argmax && !maxpool2_fits(g)) return 0;
   const int tiles = g->SH == g->FH && g->SW == g->FW && g->PT == 0 && g->PL == 0 && g->DH == 1 && g->DW == 1 &&
                     g->OH > 0 && g->OH * g->FH <= g->H && g->OW * g->FW <= g->W;
   const int64_t units = tiles ? (int64_t)g->B * g->OH : g->B;
@@ -756,8 +836,8 @@ int tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, floa
   const int64_t ntasks = dbias ? tdn_sum_tasks(units) : (free_tasks > 0 ? free_tasks : 1);
   double *part = dbias ? (double *)malloc(sizeof(double) * (size_t)(ntasks * g->C)) : NULL;
   if (dbias && !part) return 0;
-  mpg_ctx_t c = {g, x, dy, dx, relu, (units + ntasks - 1) / ntasks, part};
-  workers_run(tiles ? maxpool_grad_tiles : maxpool_grad_samples, &c, ntasks);
+  mpg_ctx_t c = {g, x, dy, dx, relu, (units + ntasks - 1) / ntasks, part, argmax};
+  workers_run(argmax ? maxpool2_grad_argmax : tiles ? maxpool_grad_tiles : maxpool_grad_samples, &c, ntasks);
   if (dbias) tdn_combine_parts(part, ntasks, g->C, 1.0, dbias);
   free(part);
   return 1;

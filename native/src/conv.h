@@ -17,10 +17,13 @@ void tdn_dwconv2d(const conv_geom_t *g, const float *x, const float *w, float *o
 void tdn_dwconv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w, float *dx);
 void tdn_dwconv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy, float *dw);
 /* pooling: OC == C; FH/FW = window; DH/DW = dilation */
-void tdn_pool2d(const conv_geom_t *g, int isMax, const float *x, float *out);
+/* argmax (or NULL): for 2×2 stride-2 max pooling inside the image, each output's window position
+ * of its first maximum (| 0x80 when it is not > 0), for tdn_maxpool_grad; 1 when written. */
+int tdn_pool2d(const conv_geom_t *g, int isMax, const float *x, float *out, uint8_t *argmax);
 /* dx of max pooling; relu: x is a ReLU's output and dx passes through that ReLU too (windows whose
  * maximum is 0 pass nothing); dbias (C floats, or NULL) = Σ of the dy that passed, per channel.
- * 0 when out of memory. */
-int tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx, int relu, float *dbias);
+ * argmax (or NULL): tdn_pool2d's, then x is not read. 0 when out of memory or argmax does not fit. */
+int tdn_maxpool_grad(const conv_geom_t *g, const float *dy, const float *x, float *dx, int relu, float *dbias,
+                     const uint8_t *argmax);
 void tdn_avgpool_grad(const conv_geom_t *g, const float *dy, float *dx);
 #endif

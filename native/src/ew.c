@@ -638,7 +638,7 @@ static void brg_task(void *vctx, int64_t t, int tid) {
       const float *restrict dy = c->dy + r * L, *restrict y = c->y + r * L;
       float *restrict dz = c->dz + r * L;
       for (int64_t j = 0; j < L; j++) {
-        const float g = y[j] > 0.f ? dy[j] : 0.f;
+        const float g = tdn_keep_if(dy[j], y[j] > 0.f);
         dz[j] = g;
         acc[j] += g;
       }
@@ -670,7 +670,7 @@ static void rg_task(void *vctx, int64_t b, int64_t e, int tid) {
   rg_ctx_t *c = (rg_ctx_t *)vctx;
   const float *restrict dy = c->dy, *restrict x = c->x;
   float *restrict dz = c->dz;
-  for (int64_t i = b; i < e; i++) dz[i] = x[i] > 0.f ? dy[i] : 0.f;
+  for (int64_t i = b; i < e; i++) dz[i] = tdn_keep_if(dy[i], x[i] > 0.f);
 }
 
 void tdn_relu_grad(const float *dy, const float *x, float *dz, int64_t n) {

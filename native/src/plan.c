@@ -68,7 +68,7 @@ int tdn_plan_run(const int32_t *desc, int nops, const float *const *weights, int
         break;
       case P_POOL:
         geom_of(d, batch, &g);
-        tdn_pool2d(&g, d[22], cur, dst);
+        tdn_pool2d(&g, d[22], cur, dst, NULL);
         break;
       case P_DENSE:
         tdn_sgemm(0, 0, batch, d[2], d[1], 1.f, cur, d[1], w, d[2], 0.f, dst, d[2], 1);

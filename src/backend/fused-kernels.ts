@@ -18,7 +18,7 @@ export const BATCH_NORM_TRAIN_KERNEL = 'TfjsDistillBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD_KERNEL = 'TfjsDistillBatchNormTrainGrad';
 
 /**
- * inputs {dy, input} (input: a ReLU's output), attrs of MaxPoolGrad → dx already passed through
+ * inputs {dy, input, output?} (input: a ReLU's output), attrs of MaxPoolGrad → dx already passed through
  * that ReLU (a window whose maximum is 0 passes nothing: the ReLU's mask at the position that gets
  * the gradient). The backend records dx in `reluMaskedGradients` with the per-channel Σ of what
  * passed. One pass instead of the max pool's and the ReLU's two full-size backward passes.

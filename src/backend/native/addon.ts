@@ -181,8 +181,12 @@ export interface NativeAddon {
   ): void;
   depthwiseBackpropInput(geom: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   depthwiseBackpropFilter(geom: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
-  pool2d(geom: Int32Array, isMax: number, x: Float32Array, out: Float32Array): void;
-  /** relu 1: x is a ReLU's output and dx passes that ReLU too; dbias gets Σ of what passed. False when out of memory. */
+  /** argmax (2×2 stride-2 max pooling): each output's window position, for maxPoolGrad; true when written. */
+  pool2d(geom: Int32Array, isMax: number, x: Float32Array, out: Float32Array, argmax?: Uint8Array | null): boolean;
+  /**
+   * relu 1: x is a ReLU's output and dx passes that ReLU too; dbias gets Σ of what passed; argmax:
+   * pool2d's (x is not read then). False when out of memory.
+   */
   maxPoolGrad(
     geom: Int32Array,
     dy: Float32Array,
@@ -190,6 +194,7 @@ export interface NativeAddon {
     dx: Float32Array,
     relu?: number,
     dbias?: Float32Array | null,
+    argmax?: Uint8Array | null,
   ): boolean;
   avgPoolGrad(geom: Int32Array, dy: Float32Array, dx: Float32Array): void;
   /** A whole model's inference: `plan` is ops of 24 words (native/src/plan.h), `weights` the arrays they index. */

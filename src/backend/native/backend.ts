@@ -31,6 +31,9 @@ export class NativeBackend extends tf.MathBackendCPU {
   /** owned buffer → number of live data ids whose values are on it */
   private readonly refs = new WeakMap<ArrayBufferLike, number>();
   private readonly escaped = new WeakSet<ArrayBufferLike>();
+  /** data id → its kernel's side array (attachBytes), and the side arrays free for reuse by size */
+  private readonly attached = new Map<DataId, Uint8Array>();
+  private readonly freeBytes = new Map<number, Uint8Array[]>();
   recycleHits = 0;
   recycleMisses = 0;
 
@@ -152,13 +155,42 @@ export class NativeBackend extends tf.MathBackendCPU {
   override disposeData(dataId: DataId, force = false): boolean {
     const entry = this.data.has(dataId) ? this.data.get(dataId) : undefined;
     const removed = super.disposeData(dataId, force);
-    if (entry !== undefined && !this.data.has(dataId)) this.release(entry.values);
+    if (entry !== undefined && !this.data.has(dataId)) {
+      this.release(entry.values);
+      this.detachBytes(dataId);
+    }
     return removed;
+  }
+
+  /**
+   * A Uint8Array of n bytes (arbitrary contents) that a kernel keeps beside an output it made
+   * (a max pool's argmax for its gradient), found again with `attachedBytes` while that output
+   * lives, and recycled once it is disposed.
+   */
+  attachBytes(dataId: DataId, n: number): Uint8Array {
+    const bytes = this.freeBytes.get(n)?.pop() ?? new Uint8Array(n);
+    this.attached.set(dataId, bytes);
+    return bytes;
+  }
+
+  attachedBytes(dataId: DataId): Uint8Array | undefined {
+    return this.attached.get(dataId);
+  }
+
+  /** Recycles the side array of dataId, if it has one. */
+  detachBytes(dataId: DataId): void {
+    const bytes = this.attached.get(dataId);
+    if (bytes === undefined) return;
+    this.attached.delete(dataId);
+    let list = this.freeBytes.get(bytes.length);
+    if (list === undefined) this.freeBytes.set(bytes.length, (list = []));
+    if (list.length < MAX_PER_SIZE) list.push(bytes);
   }
 
   /** Drops every recycled array (they are garbage collected). */
   clearRecycled(): void {
     this.free.clear();
+    this.freeBytes.clear();
     this.recycledBytes = 0;
   }
 

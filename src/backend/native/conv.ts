@@ -249,32 +249,40 @@ function convKernels(
       if (!isF32(x) || !dims4(x)) return fallback(name)(args);
       const ci = poolInfo(x.shape, args.attrs as Attrs);
       const out = backend.makeOutputF32(ci.outShape);
-      addon.pool2d(geometry(ci), isMax, backend.f32(x), out.values);
+      // while a gradient is recorded, where each window's maximum was (the backward then skips x)
+      const recording = isMax && tf.engine().state.gradientDepth > 0;
+      const argmax = recording ? backend.attachBytes(out.info.dataId, out.values.length) : null;
+      if (!addon.pool2d(geometry(ci), isMax, backend.f32(x), out.values, argmax) && argmax)
+        backend.detachBytes(out.info.dataId); // a geometry without the 2×2 path: nothing written
       return out.info;
     };
+
+  /** MaxPoolGrad ({dy, input, output}), through the input's ReLU when relu is 1 (then with its bias sums). */
+  const maxPoolBackward = (args: KernelArgs, relu: number): { dx: tf.TensorInfo; dBias: Float32Array | null } => {
+    const { dy, input, output } = args.inputs;
+    const ci = poolInfo(input.shape, args.attrs as Attrs);
+    const out = backend.makeOutputF32(input.shape);
+    const dBias = relu ? new Float32Array(ci.inChannels) : null;
+    const argmax = output ? backend.attachedBytes(output.dataId) : undefined;
+    const g = geometry(ci);
+    if (!addon.maxPoolGrad(g, backend.f32(dy), backend.f32(input), out.values, relu, dBias, argmax ?? null))
+      throw new Error('native max-pool gradient: out of memory');
+    return { dx: out.info, dBias };
+  };
 
   const maxPoolGrad: KernelFn = (args: KernelArgs) => {
     const { dy, input } = args.inputs;
     if (!isF32(dy, input) || !dims4(dy, input)) return fallback('MaxPoolGrad')(args);
-    const ci = poolInfo(input.shape, args.attrs as Attrs);
-    const out = backend.makeOutputF32(input.shape);
-    if (!addon.maxPoolGrad(geometry(ci), backend.f32(dy), backend.f32(input), out.values))
-      throw new Error('native max-pool gradient: out of memory');
-    return out.info;
+    return maxPoolBackward(args, 0).dx;
   };
 
   const maxPoolReluGrad: KernelFn = (args: KernelArgs) => {
     const { dy, input } = args.inputs;
     if (!isF32(dy, input) || !dims4(dy, input)) throw new Error(`${MAX_POOL_RELU_GRAD_KERNEL} takes float32 NHWC`);
-    const ci = poolInfo(input.shape, args.attrs as Attrs);
-    const out = backend.makeOutputF32(input.shape);
-    const dBias = new Float32Array(ci.inChannels);
-    if (!addon.maxPoolGrad(geometry(ci), backend.f32(dy), backend.f32(input), out.values, 1, dBias))
-      throw new Error('native max-pool gradient: out of memory');
-    reluMaskedGradients.set(out.info.dataId, dBias);
-    return out.info;
+    const { dx, dBias } = maxPoolBackward(args, 1);
+    reluMaskedGradients.set(dx.dataId, dBias!);
+    return dx;
   };
-
   const avgPoolGrad: KernelFn = (args: KernelArgs) => {
     const { dy, input } = args.inputs;
     if (!isF32(dy, input) || !dims4(dy, input)) return fallback('AvgPoolGrad')(args);

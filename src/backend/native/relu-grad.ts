@@ -43,10 +43,11 @@ let patched = false;
 export function patchReluGradient(backendName: string): void {
   if (patched) return;
   wrapGradient('MaxPool', backendName, (dy, saved, attrs) => {
-    const [x] = saved;
+    const [x, y] = saved;
     if (x == null || !reluOutputs.has(x.dataId) || x.dtype !== 'float32' || x.rank !== 4 || dy.dtype !== 'float32')
       return undefined;
-    return { x: () => tf.engine().runKernel(MAX_POOL_RELU_GRAD_KERNEL, { dy, input: x }, attrs) as tf.Tensor };
+    const inputs = { dy, input: x, ...(y ? { output: y } : {}) };
+    return { x: () => tf.engine().runKernel(MAX_POOL_RELU_GRAD_KERNEL, inputs, attrs) as tf.Tensor };
   });
   patched = wrapGradient('Relu', backendName, (dy, saved) => {
     if (reluMaskedGradients.has(dy.dataId)) return { x: () => dy };
