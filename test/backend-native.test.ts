@@ -20,6 +20,7 @@ import { readFileSync } from 'node:fs';
 import { nativeTest } from './helpers.js';
 import { loadAddon, preferredCoreType } from '../src/backend/native/addon.js';
 import { resolveOpCodes } from '../src/backend/native/op-codes.js';
+import { BATCH_NORM_TRAIN_KERNEL } from '../src/backend/fused-kernels.js';
 
 tf.enableProdMode();
 const reg = registerNativeBackend();
@@ -452,6 +453,42 @@ nativeOnly('a 2×2 max pool under a recorded gradient keeps its argmax beside it
   const y = tf.maxPool(x, 2, 2, 'valid');
   assert.equal(backend.attachedBytes(y.dataId), undefined);
   tf.dispose([x, y, pooled[1]!]);
+});
+
+nativeOnly('training batch norm: batch mean and variance in blocks, exact for data far from zero', async () => {
+  await tf.setBackend('native');
+  // 64×28×28 rows of 8 channels: several L2-sized blocks; an offset of 300 and a spread of 0.01,
+  // where one-pass sums of squares lose every digit of the variance
+  const shape = [64, 28, 28, 8];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = rand(n, 17, -0.01, 0.01).map((v, i) => v + 300 + (i % 8));
+  const x = tf.tensor(data, shape);
+  const gamma = tf.tensor1d(rand(8, 3, 0.5, 1.5));
+  const beta = tf.tensor1d(rand(8, 4));
+  const [y, mean, variance] = tf
+    .engine()
+    .runKernel(BATCH_NORM_TRAIN_KERNEL, { x, gamma, beta }, { epsilon: 1e-5 }) as tf.Tensor[];
+  // in double precision, from the same float32 values
+  const sums = new Float64Array(8),
+    sq = new Float64Array(8);
+  for (let i = 0; i < n; i++) sums[i % 8] += data[i]!;
+  const mu = Array.from(sums, (v) => v / (n / 8));
+  for (let i = 0; i < n; i++) sq[i % 8] += (data[i]! - mu[i % 8]!) ** 2;
+  const v = Array.from(sq, (s) => s / (n / 8));
+  assert.ok(relErr(mu, mean!.dataSync()) < 1e-6, 'mean');
+  assert.ok(relErr(v, variance!.dataSync()) < 1e-3, `variance ${Array.from(variance!.dataSync())} vs ${v}`);
+  const yv = y!.dataSync(),
+    g = gamma.dataSync(),
+    b = beta.dataSync();
+  let worst = 0;
+  for (let i = 0; i < n; i += 997) {
+    const c = i % 8;
+    const want = ((data[i]! - mu[c]!) / Math.sqrt(v[c]! + 1e-5)) * g[c]! + b[c]!;
+    worst = Math.max(worst, Math.abs(yv[i]! - want));
+  }
+  // the mean is held as float32, up to half an ulp of 300 (1.5e-5) off, over a std of 0.0066
+  assert.ok(worst < 5e-3, `normalized values off by ${worst}`);
+  tf.dispose([x, gamma, beta, y!, mean!, variance!]);
 });
 
 nativeOnly('unary element-wise kernels', async () => {

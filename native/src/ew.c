@@ -680,26 +680,52 @@ void tdn_relu_grad(const float *dy, const float *x, float *dz, int64_t n) {
 
 /* ---------------------------------------------------------------- batch norm in training */
 /* Training-mode batch norm over rows of L channels, as tfjs-layers computes it (tf.moments, then
- * batchNormalization) but in three passes: the batch mean (tdn_reduce's column mean), the
- * (population) variance about it, then y = (x - mean) * gamma / sqrt(var + eps) + beta. */
-typedef struct {
-  const float *x, *mean;
-  int64_t R, L, chunk;
-  double *part; /* [ntasks][L]: sums of (x - mean)^2 */
-} bnv_ctx_t;
+ * batchNormalization), in two passes over memory: each task takes a block of rows small enough to
+ * stay in L2, its mean and then its sum of squared deviations from that mean (the second read
+ * hits the cache); the blocks combine exactly (Chan et al.) into the batch mean and (population)
+ * variance; then y = (x - mean) * gamma / sqrt(var + eps) + beta. */
+#define BN_BLOCK_BYTES (256 * 1024)
 
-static void bnv_task(void *vctx, int64_t t, int tid) {
+typedef struct {
+  const float *x;
+  int64_t R, L, chunk;
+  double *part; /* [ntasks][2L]: the block's mean, then its sum of squared deviations */
+} bns_ctx_t;
+
+static void bns_task(void *vctx, int64_t t, int tid) {
   (void)tid;
-  bnv_ctx_t *c = (bnv_ctx_t *)vctx;
+  bns_ctx_t *c = (bns_ctx_t *)vctx;
   const int64_t L = c->L, b = t * c->chunk, e = MIN(b + c->chunk, c->R);
-  double *restrict s = c->part + t * L;
-  const float *restrict m = c->mean;
-  for (int64_t j = 0; j < L; j++) s[j] = 0.0;
-  for (int64_t r = b; r < e; r++) {
-    const float *restrict x = c->x + r * L;
-    for (int64_t j = 0; j < L; j++) {
-      const double d = (double)(x[j] - m[j]);
-      s[j] += d * d;
+  double *restrict mean = c->part + t * 2 * L, *restrict m2 = mean + L;
+  float acc[512], mf[512];
+  for (int64_t j0 = 0; j0 < L; j0 += 512) {
+    const int64_t n = MIN(512, L - j0);
+    for (int64_t j = 0; j < n; j++) mean[j0 + j] = 0.0, m2[j0 + j] = 0.0;
+    /* float sums over 64 rows at a time, added up in double */
+    for (int64_t r0 = b; r0 < e; r0 += 64) {
+      for (int64_t j = 0; j < n; j++) acc[j] = 0.f;
+      for (int64_t r = r0; r < MIN(r0 + 64, e); r++) {
+        const float *restrict x = c->x + r * L + j0;
+        for (int64_t j = 0; j < n; j++) acc[j] += x[j];
+      }
+      for (int64_t j = 0; j < n; j++) mean[j0 + j] += acc[j];
+    }
+    for (int64_t j = 0; j < n; j++) mean[j0 + j] /= (double)(e - b), mf[j] = (float)mean[j0 + j];
+    for (int64_t r0 = b; r0 < e; r0 += 64) {
+      for (int64_t j = 0; j < n; j++) acc[j] = 0.f;
+      for (int64_t r = r0; r < MIN(r0 + 64, e); r++) {
+        const float *restrict x = c->x + r * L + j0;
+        for (int64_t j = 0; j < n; j++) {
+          const float d = x[j] - mf[j];
+          acc[j] += d * d;
+        }
+      }
+      for (int64_t j = 0; j < n; j++) m2[j0 + j] += acc[j];
+    }
+    /* the deviations were taken from the float-rounded mean: correct to the exact block mean */
+    for (int64_t j = 0; j < n; j++) {
+      const double off = mean[j0 + j] - (double)mf[j];
+      m2[j0 + j] -= (double)(e - b) * off * off;
     }
   }
 }
@@ -726,15 +752,30 @@ static void bnn_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
 int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const float *beta, float eps, float *y,
                  float *mean, float *var) {
   if (L <= 0 || n % L || n == 0) return 0;
-  const int64_t R = n / L, ntasks = tdn_sum_tasks(R);
-  double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * L));
+  const int64_t R = n / L;
+  /* blocks of at most BN_BLOCK_BYTES (at least the usual per-thread split): the partition depends
+     on the shape and thread count only, so results do not depend on scheduling */
+  int64_t ntasks = MAX(tdn_sum_tasks(R), (int64_t)((size_t)n * sizeof(float) / BN_BLOCK_BYTES));
+  ntasks = MIN(ntasks, R);
+  const int64_t chunk = (R + ntasks - 1) / ntasks;
+  ntasks = (R + chunk - 1) / chunk;
+  double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * 2 * L));
   float *k = (float *)malloc(sizeof(float) * (size_t)L);
   if (!part || !k) { free(part); free(k); return 0; }
-  tdn_reduce(R_MEAN, x, mean, 1, R, L);
-  bnv_ctx_t c = {x, mean, R, L, (R + ntasks - 1) / ntasks, part};
-  workers_run(bnv_task, &c, ntasks);
-  tdn_combine_parts(part, ntasks, L, 1.0 / (double)R, var);
-  for (int64_t j = 0; j < L; j++) k[j] = gamma[j] / sqrtf(var[j] + eps);
+  bns_ctx_t c = {x, R, L, chunk, part};
+  workers_run(bns_task, &c, ntasks);
+  for (int64_t j = 0; j < L; j++) {
+    double mu = 0.0, m2 = 0.0;
+    for (int64_t t = 0; t < ntasks; t++) mu += part[t * 2 * L + j] * (double)(MIN((t + 1) * chunk, R) - t * chunk);
+    mu /= (double)R;
+    for (int64_t t = 0; t < ntasks; t++) {
+      const double d = part[t * 2 * L + j] - mu;
+      m2 += part[t * 2 * L + L + j] + (double)(MIN((t + 1) * chunk, R) - t * chunk) * d * d;
+    }
+    mean[j] = (float)mu;
+    var[j] = (float)(m2 / (double)R);
+    k[j] = gamma[j] / sqrtf(var[j] + eps);
+  }
   bnn_ctx_t nc = {x, y, mean, k, beta, L};
   int64_t grain = 32768 / L;
   workers_for(bnn_rows, &nc, R, grain < 1 ? 1 : grain);
