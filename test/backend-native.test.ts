@@ -14,8 +14,9 @@ import {
   nativeBackendInstance,
   nativeFallbackCounts,
   softKl as nativeSoftKl,
+  labelCrossEntropy as nativeLabelCe,
 } from '../src/backend/native.js';
-import { softKl } from '../src/knowledge/response/common.js';
+import { labelCrossEntropy, softKl } from '../src/knowledge/response/common.js';
 import { readFileSync } from 'node:fs';
 import { nativeTest } from './helpers.js';
 import { loadAddon, preferredCoreType } from '../src/backend/native/addon.js';
@@ -676,6 +677,37 @@ nativeOnly('the kd loss core in one kernel (softKl): value and gradient as the c
   // the composed form runs where the kernel does not: on cpu, softKl is klDiv of log-softmaxes
   await tf.setBackend('cpu');
   assert.equal(nativeSoftKl(tf.zeros([2, 3]), tf.zeros([2, 3]), 1), undefined);
+  await tf.setBackend('native');
+});
+
+nativeOnly('the label cross-entropy in one kernel: value and gradient as the composed tfjs ops', async () => {
+  // unlabeled rows (−1), a label past the classes (an all-zero one-hot), smoothing, wide logits
+  const cases: { shape: [number, number]; labels: number[]; range: number; smoothing: number }[] = [
+    {
+      shape: [64, 10],
+      labels: Array.from({ length: 64 }, (_, i) => (i % 7 === 3 ? -1 : i % 10)),
+      range: 3,
+      smoothing: 0,
+    },
+    { shape: [7, 100], labels: [5, 99, -1, 0, 12, 100, 40], range: 30, smoothing: 0.1 },
+    { shape: [3, 4], labels: [-1, -1, -1], range: 1, smoothing: 0.2 },
+    { shape: [1, 3], labels: [2], range: 1, smoothing: 0 },
+  ];
+  for (const c of cases) {
+    const s = spec(c.shape, -c.range, c.range);
+    let fused = false;
+    await check(`labelCrossEntropy [${c.shape}] ε=${c.smoothing}`, () => {
+      const labels = tf.tensor1d(c.labels, 'int32');
+      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) =>
+        labelCrossEntropy(x as tf.Tensor2D, labels, c.smoothing).mul(3),
+      )(s.t());
+      fused ||= tf.getBackend() === 'native';
+      return [value, grad];
+    });
+    assert.ok(fused);
+  }
+  await tf.setBackend('cpu');
+  assert.equal(nativeLabelCe(tf.zeros([2, 3]), tf.tensor1d([0, 1], 'int32'), 0), undefined);
   await tf.setBackend('native');
 });
 

@@ -367,6 +367,25 @@ static napi_value js_soft_kl(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
+/* labelCe(s, labels (Int32Array), rows, cols, smoothing, loss[1], grad) */
+static napi_value js_label_ce(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 7)) return NULL;
+  size_t ns = 0, ny = 0, nl = 0, ng = 0;
+  const float *s = f32(&a, 0, &ns);
+  const int32_t *labels = (const int32_t *)arr(&a, 1, &ny);
+  int64_t rows = i64(&a, 2), cols = i64(&a, 3);
+  float smoothing = (float)f64(&a, 4);
+  float *loss = f32(&a, 5, &nl), *grad = f32(&a, 6, &ng);
+  if (a.err || !s || !labels || !loss || !grad || rows < 1 || cols < 1 || !(smoothing >= 0.f) || nl < 1 ||
+      ns != (size_t)(rows * cols) || ny != (size_t)rows || ng != ns) {
+    a.err = 1;
+    return done(&a);
+  }
+  SERIAL(tdn_label_ce(s, labels, rows, cols, smoothing, loss, grad));
+  return done(&a);
+}
+
 /* adam(w, g, m, v, wo, mo, vo, beta1, 1-beta1, beta2, 1-beta2, -lr, eps, c1, c2) */
 static napi_value js_adam(napi_env env, napi_callback_info info) {
   args_t a;
@@ -758,6 +777,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("argReduce", js_argreduce),
       FN("softmax", js_softmax),
       FN("softKl", js_soft_kl),
+      FN("labelCe", js_label_ce),
       FN("adam", js_adam),
       FN("addN", js_addn),
       FN("batchNorm", js_batchnorm),

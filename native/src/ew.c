@@ -407,6 +407,44 @@ void tdn_soft_kl(const float *s, const float *t, int64_t rows, int64_t cols, flo
   *loss = (float)(total / (double)rows);
 }
 
+/* ---------------------------------------------------------------- label cross-entropy */
+/* Cross-entropy of logits with int32 labels, targets (1 − ε)·onehot + ε/K, averaged over the labeled
+   rows (label ≥ 0; a row labeled −1 adds nothing; none labeled gives 0), and its gradient
+   (softmax(s) · Σ target − target) / labeled. A label ≥ K has an all-zero one-hot, as tf.oneHot
+   gives it (its targets then sum to ε, not 1).
+   Single-threaded: the sum over rows is in row order. */
+void tdn_label_ce(const float *s, const int32_t *labels, int64_t rows, int64_t cols, float smoothing, float *loss,
+                  float *grad) {
+  int64_t labeled = 0;
+  for (int64_t r = 0; r < rows; r++) labeled += labels[r] >= 0;
+  const float scale = 1.f / (float)(labeled > 0 ? labeled : 1), uniform = smoothing / (float)cols;
+  double total = 0.0;
+  for (int64_t r = 0; r < rows; r++) {
+    const float *sr = s + r * cols;
+    float *gr = grad + r * cols;
+    const int32_t y = labels[r];
+    if (y < 0) {
+      for (int64_t k = 0; k < cols; k++) gr[k] = 0.f;
+      continue;
+    }
+    float m = -INFINITY;
+    for (int64_t k = 0; k < cols; k++) m = sr[k] > m ? sr[k] : m;
+    float z = 0.f;
+    for (int64_t k = 0; k < cols; k++) z += expf(sr[k] - m);
+    const float lse = m + logf(z);
+    /* the targets' sum: 1, or ε when the label is past the classes */
+    const float mass = (y < cols ? 1.f - smoothing : 0.f) + smoothing;
+    float ce = 0.f;
+    for (int64_t k = 0; k < cols; k++) {
+      const float logP = sr[k] - lse, target = (k == y ? 1.f - smoothing : 0.f) + uniform;
+      ce -= target * logP;
+      gr[k] = (expf(logP) * mass - target) * scale;
+    }
+    total += ce;
+  }
+  *loss = (float)(total * (double)scale);
+}
+
 /* ---------------------------------------------------------------- adam */
 typedef struct {
   const float *w, *g, *m, *v;

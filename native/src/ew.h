@@ -22,6 +22,8 @@ void tdn_binary(int op, const float *a, const float *b, float *o, const int64_t 
 void tdn_reduce(int op, const float *x, float *o, int64_t outer, int64_t R, int64_t inner);
 void tdn_argreduce(int isMax, const float *x, int32_t *o, int64_t outer, int64_t R, int64_t inner);
 void tdn_softmax(const float *x, float *y, int64_t rows, int64_t cols);
+void tdn_label_ce(const float *s, const int32_t *labels, int64_t rows, int64_t cols, float smoothing, float *loss,
+                  float *grad);
 void tdn_soft_kl(const float *s, const float *t, int64_t rows, int64_t cols, float T, float *loss, float *grad);
 void tdn_adam(const float *w, const float *g, const float *m, const float *v, float *wo, float *mo, float *vo,
               int64_t n, float beta1, float ob1, float beta2, float ob2, float neglr, float eps, float c1, float c2);

@@ -22,6 +22,7 @@ import { patchAdam } from './native/adam.js';
 import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
 import { BROADCAST_DIV_KERNEL, makeBroadcastDivKernel, patchMeanGradient } from './native/mean-grad.js';
 import { SOFT_KL_KERNEL, makeSoftKlKernel, nativeSoftKl } from './native/soft-kl.js';
+import { LABEL_CE_KERNEL, makeLabelCeKernel, nativeLabelCe } from './native/label-ce.js';
 import { makeBiasReluGradKernel, makeReluGradKernel, patchReluGradient } from './native/relu-grad.js';
 import {
   BATCH_NORM_TRAIN_GRAD_KERNEL,
@@ -167,6 +168,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       [BN_GRAD_KERNEL, makeBatchNormGradKernel],
       [BROADCAST_DIV_KERNEL, makeBroadcastDivKernel],
       [SOFT_KL_KERNEL, makeSoftKlKernel],
+      [LABEL_CE_KERNEL, makeLabelCeKernel],
       [BIAS_RELU_GRAD_KERNEL, makeBiasReluGradKernel],
       [RELU_GRAD_KERNEL, makeReluGradKernel],
       [BATCH_NORM_TRAIN_KERNEL, makeBatchNormTrainKernel],
@@ -246,4 +248,12 @@ export function nativeBackendInstance(): NativeBackend | undefined {
  */
 export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number): tf.Scalar | undefined {
   return state?.ok ? nativeSoftKl(s, t, temperature, NATIVE_BACKEND_NAME) : undefined;
+}
+
+/**
+ * Cross-entropy of [B, classes] logits with int32 labels (−1: unlabeled), smoothing ε, in one native
+ * kernel (and one for its gradient) while `native` is the active backend; undefined otherwise.
+ */
+export function labelCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, smoothing: number): tf.Scalar | undefined {
+  return state?.ok ? nativeLabelCe(logits, labels, smoothing, NATIVE_BACKEND_NAME) : undefined;
 }

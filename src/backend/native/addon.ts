@@ -77,6 +77,19 @@ export interface NativeAddon {
     loss: Float32Array,
     grad: Float32Array,
   ): void;
+  /**
+   * Cross-entropy of s with int32 labels (targets (1 − smoothing)·onehot + smoothing/cols), the mean
+   * over rows labeled ≥ 0, into loss[0]; its gradient with respect to s into grad.
+   */
+  labelCe(
+    s: Float32Array,
+    labels: Int32Array,
+    rows: number,
+    cols: number,
+    smoothing: number,
+    loss: Float32Array,
+    grad: Float32Array,
+  ): void;
   adam(
     w: Float32Array,
     g: Float32Array,

@@ -81,6 +81,12 @@ export class NativeBackend extends tf.MathBackendCPU {
     return values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>);
   }
 
+  /** The Int32Array of an int32 tensor (no copy, unless its data is not stored as int32). */
+  i32(t: tf.TensorInfo): Int32Array {
+    const values = this.data.get(t.dataId).values;
+    return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
+  }
+
   /**
    * True when `t`'s storage can be overwritten in place without anyone noticing: one tensor
    * refers to its data id, its array was allocated here (not handed in by user code), no

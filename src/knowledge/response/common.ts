@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { softKl as nativeSoftKl } from '../../backend/native.js';
+import { labelCrossEntropy as nativeLabelCe, softKl as nativeSoftKl } from '../../backend/native.js';
 import { UserError } from '../../errors.js';
 import type { KnowledgeTerm } from '../types.js';
 
@@ -112,6 +112,8 @@ export function softCrossEntropy(logP: tf.Tensor2D, logQ: tf.Tensor2D): tf.Scala
  * labeled row gives 0.
  */
 export function labelCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, smoothing = 0): tf.Scalar {
+  const native = nativeLabelCe(logits, labels, smoothing);
+  if (native) return native;
   const k = logits.shape[1];
   const labeled = labels.greaterEqual(0).toFloat();
   let target = tf.oneHot(labels, k).toFloat();
