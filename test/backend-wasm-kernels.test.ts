@@ -44,8 +44,9 @@ const convCases: Array<{ x: number[]; f: number[]; stride: number | [number, num
     ],
   },
   { x: [1, 11, 6, 2], f: [2, 4, 2, 3], stride: 3, pad: 'same' },
-  // Ci ≥ 16 and Ci < Co: dW through the input as the filter (conv-gradients.ts)
+  // stride 1 and Ci < Co: dW through the input as the filter (conv-gradients.ts)
   { x: [2, 9, 7, 16], f: [3, 3, 16, 24], stride: 1, pad: 'same' },
+  { x: [3, 10, 9, 1], f: [3, 3, 1, 8], stride: 1, pad: 'same' },
   { x: [3, 8, 8, 16], f: [3, 2, 16, 32], stride: 1, pad: 'valid' },
   {
     x: [2, 6, 7, 16],
@@ -250,5 +251,77 @@ test('transposes (blocked matrix path and the rest) and leading-axis sums match 
   for (const [shape, axes, keepDims] of sums) {
     const err = await onBoth(() => values(shape, 1).sum(axes, keepDims));
     assert.ok(err <= 1e-5, `sum ${shape} over ${axes}: relative error ${err}`);
+  }
+});
+
+test('Tile by block copies matches cpu: vectors over a batch, every axis repeated, int32 and bool, rank 0', async () => {
+  const cases: [number[], number[]][] = [
+    [
+      [1, 1, 1, 32],
+      [64, 28, 28, 1],
+    ],
+    [
+      [2, 3, 4],
+      [3, 1, 2],
+    ],
+    [[5], [7]],
+    [
+      [3, 1, 2],
+      [1, 4, 1],
+    ],
+    [
+      [2, 2],
+      [1, 1],
+    ],
+    [
+      [0, 3],
+      [2, 2],
+    ],
+  ];
+  for (const [shape, reps] of cases)
+    for (const dtype of ['float32', 'int32', 'bool'] as const) {
+      // bool through a comparison: wasm's Cast to bool keeps the low byte of the float's integer part
+      const input = () =>
+        dtype === 'bool' ? tf.greater(values(shape, 0.3), 0) : tf.cast(tf.mul(values(shape, 0.3), 3), dtype);
+      const err = await onBoth(() => tf.tile(input(), reps));
+      assert.equal(err, 0, `tile ${shape} by ${reps} (${dtype})`);
+    }
+  assert.equal(await onBoth(() => tf.tile(tf.scalar(2.5), [])), 0, 'rank 0');
+});
+
+test('training batch norm as one kernel each way matches the composed tfjs ops on cpu', async () => {
+  const { installTrainingLayers } = await import('../src/backend/training-layers.js');
+  installTrainingLayers();
+  const x = values([4, 5, 6, 8], 0.1);
+  const bn = tf.layers.batchNormalization({ gammaInitializer: 'randomNormal', betaInitializer: 'randomNormal' });
+  bn.build(x.shape);
+  const w = values([4, 5, 6, 8], 0.7);
+  const run = () => {
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(bn.apply(x, { training: true }) as tf.Tensor, w)) as tf.Scalar,
+    );
+    return tf.concat([value.reshape([1]), ...Object.values(grads).map((g) => g.flatten())]);
+  };
+  const weights = bn.getWeights().map((t) => t.clone());
+  await tf.setBackend('wasm');
+  const { kernelNames } = await tf.profile(() => tf.dispose(run()));
+  assert.ok(kernelNames.includes('TfjsDistillBatchNormTrain') && kernelNames.includes('TfjsDistillBatchNormTrainGrad'));
+  bn.setWeights(weights);
+  assert.ok(
+    (await onBoth(() => {
+      bn.setWeights(weights);
+      return run();
+    })) < 1e-4,
+  );
+  tf.dispose(weights);
+});
+
+test('float32 to bool is x ≠ 0, as on cpu (tfjs-backend-wasm truncates: 0.5 → false)', async () => {
+  const x = [0.5, 0, -1, 2, -0.25, 1e-30, Number.NaN];
+  for (const backend of ['cpu', 'wasm']) {
+    await tf.setBackend(backend);
+    const b = tf.cast(tf.tensor1d(x), 'bool');
+    assert.deepEqual(Array.from(b.dataSync()), [1, 0, 1, 1, 1, 1, 1], backend);
+    b.dispose();
   }
 });

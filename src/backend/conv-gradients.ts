@@ -61,8 +61,8 @@ export function conv2dBackpropFilter(k: KernelCalls, x: Info, dy: Info, attrs: t
  * where dyPad is dy as [Co,OH,OW,B] padded by KH−1−top above and KW−1−left on the left. XNNPACK
  * packs the filter operand anew on every call, and the packing grows with the filter's output
  * channels; with Ci < Co the input packs cheaper than dy (bench CNN conv2, Ci 32 → Co 64: 40 ms
- * against 57). Stride 1 only, and Ci ≥ 16 (for one input channel, dy's transpose costs more
- * than the packing saved); undefined where it does not apply.
+ * against 57; the quickstart teacher's first layer, 28×28×1 → 32 at batch 64: 8.7 ms against 15.7).
+ * Stride 1 and Ci < Co only; undefined where it does not apply.
  */
 function filterFromInputAsFilter(
   k: KernelCalls,
@@ -71,7 +71,7 @@ function filterFromInputAsFilter(
   info: tf.backend_util.Conv2DInfo,
   [kh, kw, ci, co]: Shape4,
 ): Info | undefined {
-  if (info.strideHeight !== 1 || info.strideWidth !== 1 || ci < 16 || ci >= co) return undefined;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1 || ci >= co) return undefined;
   const [, h, w] = x.shape as Shape4;
   const { top, left } = info.padInfo;
   const pad: Pad = [

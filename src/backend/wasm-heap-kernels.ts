@@ -18,12 +18,12 @@ import * as tf from '@tensorflow/tfjs';
 type Info = tf.TensorInfo;
 
 /** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
-interface WasmBackend {
+export interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): Info;
   typedArrayFromHeap(info: Info): tf.TypedArray;
 }
 
-function heap(backend: WasmBackend, info: Info): Float32Array {
+export function heap(backend: WasmBackend, info: Info): Float32Array {
   return backend.typedArrayFromHeap(info) as Float32Array;
 }
 
@@ -179,5 +179,47 @@ export function sumLeadingAxes(backendArg: unknown, x: Info, rows: number, outSh
     const s = r * cols;
     for (let c = 0; c < cols; c++) acc[c] += src[s + c]!;
   }
+  return out;
+}
+
+/**
+ * Tile by block copies: each input row once, then each repeat of a finished block as copyWithin
+ * calls that double what is written. The stock kernel computes every output element's source index
+ * (123 ms to tile a [1,1,1,32] vector to [64,28,28,32] in a batch norm's gradient; this: ~1 ms).
+ */
+export function tile(backendArg: unknown, x: Info, reps: readonly number[]): Info {
+  const backend = backendArg as WasmBackend;
+  const rank = x.shape.length;
+  const out = backend.makeOutput(
+    x.shape.map((d, i) => d * reps[i]!),
+    x.dtype,
+  );
+  const o = backend.typedArrayFromHeap(out);
+  const src = backend.typedArrayFromHeap(x);
+  if (rank === 0) {
+    o.set(src);
+    return out;
+  }
+  const inStride = new Array<number>(rank).fill(1);
+  const outStride = new Array<number>(rank).fill(1);
+  for (let d = rank - 2; d >= 0; d--) {
+    inStride[d] = inStride[d + 1]! * x.shape[d + 1]!;
+    outStride[d] = outStride[d + 1]! * x.shape[d + 1]! * reps[d + 1]!;
+  }
+  const repeat = (at: number, length: number, times: number) => {
+    const total = length * times;
+    for (let filled = length; filled < total; ) {
+      const n = Math.min(filled, total - filled);
+      o.copyWithin(at + filled, at, at + n);
+      filled += n;
+    }
+  };
+  const fill = (d: number, from: number, at: number) => {
+    const n = x.shape[d]!;
+    if (d === rank - 1) o.set(src.subarray(from, from + n), at);
+    else for (let i = 0; i < n; i++) fill(d + 1, from + i * inStride[d]!, at + i * outStride[d]!);
+    repeat(at, n * outStride[d]!, reps[d]!);
+  };
+  if (o.length > 0) fill(0, 0, 0);
   return out;
 }

@@ -6,7 +6,9 @@ import {
   depthwiseBackpropFilter,
   depthwiseBackpropInput,
 } from './conv-gradients.js';
-import { asBlockSwap, blockSwapTranspose, maxPoolGrad, sumLeadingAxes } from './wasm-heap-kernels.js';
+import { asBlockSwap, blockSwapTranspose, maxPoolGrad, sumLeadingAxes, tile } from './wasm-heap-kernels.js';
+import { batchNormTrain, batchNormTrainGrad } from './wasm-batch-norm.js';
+import { BATCH_NORM_TRAIN_GRAD_KERNEL, BATCH_NORM_TRAIN_KERNEL } from './fused-kernels.js';
 
 const WASM = 'wasm';
 const callsByBackend = new WeakMap<tf.KernelBackend, KernelCalls>();
@@ -120,6 +122,41 @@ export function installWasmTrainingKernels(): void {
     const rest = x.shape.slice(k);
     const rows = x.shape.slice(0, k).reduce((n, d) => n * d, 1);
     return sumLeadingAxes(args.backend, x, rows, keepDims ? [...axes.map(() => 1), ...rest] : rest);
+  });
+  // training batch norm as one kernel each way (training-layers.ts runs them where registered)
+  replace(BATCH_NORM_TRAIN_KERNEL, ({ inputs, backend, attrs }) =>
+    batchNormTrain(backend, inputs.x!, inputs.gamma!, inputs.beta!, Number(attrs!.epsilon)),
+  );
+  replace(BATCH_NORM_TRAIN_GRAD_KERNEL, ({ inputs, backend, attrs }) =>
+    batchNormTrainGrad(
+      backend,
+      inputs as {
+        x: tf.TensorInfo;
+        dy: tf.TensorInfo;
+        mean: tf.TensorInfo;
+        variance: tf.TensorInfo;
+        gamma: tf.TensorInfo;
+      },
+      Number(attrs!.epsilon),
+    ),
+  );
+  // tfjs-backend-wasm casts float32 to bool by the float's integer part (0.5 → false, 2 → a stored
+  // 2): bool is x ≠ 0, as on cpu
+  const stockCast = tf.getKernel('Cast', WASM)!.kernelFunc;
+  replace('Cast', (args) => {
+    const x = args.inputs.x!;
+    if ((args.attrs as unknown as tf.CastAttrs).dtype !== 'bool' || x.dtype !== 'float32') return stockCast(args);
+    const k = calls(args.backend, originals);
+    const zero = k.run('Fill', [], { shape: [], value: 0, dtype: 'float32' });
+    const out = k.run('NotEqual', { a: x, b: zero });
+    k.free(zero);
+    return out;
+  });
+  const stockTile = tf.getKernel('Tile', WASM)!.kernelFunc;
+  replace('Tile', (args) => {
+    const x = args.inputs.x!;
+    if (x.dtype === 'string') return stockTile(args);
+    return tile(args.backend, x, (args.attrs as unknown as tf.TileAttrs).reps);
   });
   replace('MaxPoolGrad', ({ inputs, backend, attrs }) =>
     maxPoolGrad(backend, inputs.dy!, inputs.input!, attrs as unknown as tf.MaxPoolGradAttrs),

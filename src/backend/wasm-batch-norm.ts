@@ -1,0 +1,85 @@
+/**
+ * Training-mode batch norm for tfjs-backend-wasm as two JavaScript kernels over the module's heap
+ * (BATCH_NORM_TRAIN_KERNEL and its gradient, the contract native/batchnorm-train.ts serves), so
+ * that training-layers.ts runs a BatchNormalization layer as one kernel each way on wasm too.
+ * tfjs-layers' own path is tf.moments, the normalization and ~20 gradient kernels, among them five
+ * Sums and Tiles over the whole activation: 40 ms of a 150 ms step of the quickstart teacher
+ * (two conv-BN-ReLU blocks, batch 64).
+ * Channels last; per-channel sums in double precision, the variance about the mean (two passes).
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { heap, type WasmBackend } from './wasm-heap-kernels.js';
+
+type Info = tf.TensorInfo;
+
+/** [y, batch mean, batch (population) variance] of x (rows of C channels). */
+export function batchNormTrain(backendArg: unknown, x: Info, gamma: Info, beta: Info, epsilon: number): Info[] {
+  const backend = backendArg as WasmBackend;
+  const C = x.shape[x.shape.length - 1]!;
+  const outs = [backend.makeOutput(x.shape, 'float32'), backend.makeOutput([C], 'float32')];
+  outs.push(backend.makeOutput([C], 'float32'));
+  const [y, mean, variance] = outs.map((o) => heap(backend, o)) as [Float32Array, Float32Array, Float32Array];
+  const xs = heap(backend, x);
+  const g = heap(backend, gamma);
+  const b = heap(backend, beta);
+  const rows = xs.length / C;
+  const sum = new Float64Array(C);
+  for (let i = 0; i < xs.length; i += C) for (let c = 0; c < C; c++) sum[c] += xs[i + c]!;
+  const mu = sum.map((s) => s / rows);
+  const sq = new Float64Array(C);
+  for (let i = 0; i < xs.length; i += C)
+    for (let c = 0; c < C; c++) {
+      const d = xs[i + c]! - mu[c]!;
+      sq[c] += d * d;
+    }
+  const k = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    mean[c] = mu[c]!;
+    variance[c] = sq[c]! / rows;
+    k[c] = g[c]! / Math.fround(Math.sqrt(variance[c]! + epsilon));
+  }
+  for (let i = 0; i < xs.length; i += C) for (let c = 0; c < C; c++) y[i + c] = (xs[i + c]! - mean[c]!) * k[c]! + b[c]!;
+  return outs;
+}
+
+/**
+ * [dx, dGamma, dBeta], the mean and variance depending on x: with s1 = Σ dy, s2 = Σ dy·(x − mean)
+ * and rstd = 1/√(var + ε), dx = γ·rstd·(dy − s1/N − (x − mean)·rstd²·s2/N), dγ = rstd·s2, dβ = s1.
+ */
+export function batchNormTrainGrad(
+  backendArg: unknown,
+  inputs: { x: Info; dy: Info; mean: Info; variance: Info; gamma: Info },
+  epsilon: number,
+): Info[] {
+  const backend = backendArg as WasmBackend;
+  const C = inputs.x.shape[inputs.x.shape.length - 1]!;
+  const outs = [backend.makeOutput(inputs.x.shape, 'float32'), backend.makeOutput([C], 'float32')];
+  outs.push(backend.makeOutput([C], 'float32'));
+  const [dx, dGamma, dBeta] = outs.map((o) => heap(backend, o)) as [Float32Array, Float32Array, Float32Array];
+  const [xs, dy, mean, variance, g] = [inputs.x, inputs.dy, inputs.mean, inputs.variance, inputs.gamma].map((t) =>
+    heap(backend, t),
+  ) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const rows = xs.length / C;
+  const s1 = new Float64Array(C);
+  const s2 = new Float64Array(C);
+  for (let i = 0; i < xs.length; i += C)
+    for (let c = 0; c < C; c++) {
+      const d = dy[i + c]!;
+      s1[c] += d;
+      s2[c] += d * (xs[i + c]! - mean[c]!);
+    }
+  const a = new Float32Array(C);
+  const bx = new Float32Array(C);
+  const c0 = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    const rstd = 1 / Math.sqrt(variance[c]! + epsilon);
+    a[c] = g[c]! * rstd;
+    bx[c] = (-g[c]! * rstd * rstd * rstd * s2[c]!) / rows;
+    c0[c] = (-g[c]! * rstd * s1[c]!) / rows;
+    dGamma[c] = rstd * s2[c]!;
+    dBeta[c] = s1[c]!;
+  }
+  for (let i = 0; i < xs.length; i += C)
+    for (let c = 0; c < C; c++) dx[i + c] = a[c]! * dy[i + c]! + bx[c]! * (xs[i + c]! - mean[c]!) + c0[c]!;
+  return outs;
+}
