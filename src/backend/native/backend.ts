@@ -188,8 +188,8 @@ export class NativeBackend extends tf.MathBackendCPU {
     const bytes = this.attached.get(dataId);
     if (bytes === undefined) return;
     this.attached.delete(dataId);
-    let list = this.freeBytes.get(bytes.length);
-    if (list === undefined) this.freeBytes.set(bytes.length, (list = []));
+    const list = this.freeBytes.get(bytes.length) ?? [];
+    this.freeBytes.set(bytes.length, list);
     if (list.length < MAX_PER_SIZE) list.push(bytes);
   }
 
