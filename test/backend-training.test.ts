@@ -47,6 +47,22 @@ function lossAndGrads(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor): { loss
 const batch = 3;
 const inputShape = [20, 20, 3];
 
+/** The batch the comparisons train on: sin-valued 20×20×3 images, labels 0, 3, 4 of 5 (one-hot). */
+function sampleBatch(): { x: tf.Tensor4D; y: tf.Tensor2D } {
+  const x = tf.tensor4d(
+    Array.from({ length: batch * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.37)),
+    [batch, ...inputShape] as [number, number, number, number],
+  );
+  return { x, y: tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), 5) as tf.Tensor2D };
+}
+
+/** Non-zero biases (seeded), so that their gradients and the ReLU masks depend on them. */
+function randomBiases(model: tf.LayersModel, std: number, seed: number): void {
+  model.trainableWeights
+    .filter((w) => w.shape.length === 1)
+    .forEach((w, i) => w.write(tf.randomNormal(w.shape as number[], 0, std, 'float32', seed + i)));
+}
+
 for (const kind of models.keys()) {
   test(`one training step of ${kind} gives the cpu backend's loss and gradients on ${available.filter((b) => b !== 'cpu').join(', ')}`, async () => {
     await tf.setBackend('cpu');
@@ -60,11 +76,7 @@ for (const kind of models.keys()) {
       numClasses: 5,
       seed: 11,
     });
-    const x = tf.tensor4d(
-      Array.from({ length: batch * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.37)),
-      [batch, ...inputShape] as [number, number, number, number],
-    );
-    const y = tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), 5);
+    const { x, y } = sampleBatch();
     const initial = model.getWeights().map((w) => w.clone());
     const reference = lossAndGrads(model, x, y);
     // batch norm's moving mean and variance after the step (the training forward pass updates
@@ -123,15 +135,8 @@ test(`ReLU-activated Conv2D / Dense layers (fused while training) give the cpu b
       tf.layers.dense({ units: 5, ...init(4) }),
     ],
   });
-  // non-zero biases, so that their gradients and the ReLU masks depend on them
-  model.trainableWeights
-    .filter((w) => w.shape.length === 1)
-    .forEach((w, i) => w.write(tf.randomNormal(w.shape as number[], 0, 0.1, 'float32', 20 + i)));
-  const x = tf.tensor4d(
-    Array.from({ length: batch * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.37)),
-    [batch, ...inputShape] as [number, number, number, number],
-  );
-  const y = tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), 5);
+  randomBiases(model, 0.1, 20);
+  const { x, y } = sampleBatch();
   const reference = lossAndGrads(model, x, y);
   const initial = model.getWeights().map((w) => w.clone());
   for (const backend of available.filter((b) => b !== 'cpu')) {
@@ -216,14 +221,8 @@ nativeTest(nativeUnavailable)(
     ];
     const logits = tf.layers.dense({ units: 5, ...init(4) }).apply(tf.layers.concatenate().apply(branches));
     const model = tf.model({ inputs: input, outputs: logits as tf.SymbolicTensor });
-    model.trainableWeights
-      .filter((w) => w.shape.length === 1)
-      .forEach((w, i) => w.write(tf.randomNormal(w.shape as number[], 0, 0.2, 'float32', 30 + i)));
-    const x = tf.tensor4d(
-      Array.from({ length: batch * 20 * 20 * 3 }, (_, i) => Math.sin(i * 0.37)),
-      [batch, ...inputShape] as [number, number, number, number],
-    );
-    const y = tf.oneHot(tf.tensor1d([0, 3, 4], 'int32'), 5);
+    randomBiases(model, 0.2, 30);
+    const { x, y } = sampleBatch();
     const reference = lossAndGrads(model, x, y);
     const initial = model.getWeights().map((w) => w.clone());
     await tf.setBackend('native');
