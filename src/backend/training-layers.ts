@@ -12,7 +12,9 @@
  * step 29.4 → 27.5 ms (2,180 → 2,330 samples/s). Inference keeps tfjs-layers' own path.
  * BatchNormalization in training mode, where the backend has the kernels (`native`), runs as one
  * kernel forward and one backward (native/batchnorm-train.ts) instead of tf.moments, the
- * normalization and their ~12 gradient kernels. Installed once, for every backend.
+ * normalization and their ~12 gradient kernels. A ReLU conv whose output is the next conv's
+ * input gets that input's gradient already through its ReLU where the backend can
+ * (CONV2D_BACKPROP_INPUT_RELU_KERNEL), and so skips its own mask pass. Installed once, for every backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import {

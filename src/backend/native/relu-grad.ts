@@ -6,6 +6,9 @@
  *   run unfused); the gradient registered for Relu is wrapped once and runs it on `native`.
  * - BIAS_RELU_GRAD_KERNEL: dz and Σ dz over every axis but the last, for the fused conv / matmul
  *   of training-layers.ts.
+ * - Where a ReLU's output feeds a max pool (or the next conv), the ReLU's mask is applied inside
+ *   that layer's backward instead (MAX_POOL_RELU_GRAD_KERNEL, CONV2D_BACKPROP_INPUT_RELU_KERNEL):
+ *   one full-size pass fewer; the Relu's or fused conv's own backward then passes the gradient on.
  */
 import * as tf from '@tensorflow/tfjs';
 import { MAX_POOL_RELU_GRAD_KERNEL, RELU_GRAD_KERNEL, reluMaskedGradients, reluOutputs } from '../fused-kernels.js';
