@@ -668,7 +668,10 @@ nativeOnly('the kd loss core in one kernel (softKl): value and gradient as the c
     let fused = false;
     await check(`softKl [${shape}] T=${T}`, () => {
       const teacher = t.t() as tf.Tensor2D;
-      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => softKl(x as tf.Tensor2D, teacher, T).mul(3))(s.t());
+      // a term's weight goes into the kernel (scale): against the composed ops times it on cpu
+      const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => softKl(x as tf.Tensor2D, teacher, T, 1.5).mul(3))(
+        s.t(),
+      );
       fused ||= tf.getBackend() === 'native';
       return [value, grad];
     });
@@ -699,7 +702,7 @@ nativeOnly('the label cross-entropy in one kernel: value and gradient as the com
     await check(`labelCrossEntropy [${c.shape}] ε=${c.smoothing}`, () => {
       const labels = tf.tensor1d(c.labels, 'int32');
       const { value, grad } = tf.valueAndGrad((x: tf.Tensor) =>
-        labelCrossEntropy(x as tf.Tensor2D, labels, c.smoothing).mul(3),
+        labelCrossEntropy(x as tf.Tensor2D, labels, c.smoothing, 0.3).mul(3),
       )(s.t());
       fused ||= tf.getBackend() === 'native';
       return [value, grad];

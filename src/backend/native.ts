@@ -243,17 +243,22 @@ export function nativeBackendInstance(): NativeBackend | undefined {
 }
 
 /**
- * Batch-mean KL(softmax(t/T) ‖ softmax(s/T)) in one native kernel (and one for its gradient in
- * s) while `native` is the active backend; undefined otherwise (compose it from tfjs ops then).
+ * `scale` × batch-mean KL(softmax(t/T) ‖ softmax(s/T)) in one native kernel (and one for its
+ * gradient in s) while `native` is the active backend; undefined otherwise (compose it then).
  */
-export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number): tf.Scalar | undefined {
-  return state?.ok ? nativeSoftKl(s, t, temperature, NATIVE_BACKEND_NAME) : undefined;
+export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number, scale = 1): tf.Scalar | undefined {
+  return state?.ok ? nativeSoftKl(s, t, temperature, NATIVE_BACKEND_NAME, scale) : undefined;
 }
 
 /**
- * Cross-entropy of [B, classes] logits with int32 labels (−1: unlabeled), smoothing ε, in one native
- * kernel (and one for its gradient) while `native` is the active backend; undefined otherwise.
+ * `scale` × the cross-entropy of [B, classes] logits with int32 labels (−1: unlabeled), smoothing ε,
+ * in one native kernel (and one for its gradient) while `native` is active; undefined otherwise.
  */
-export function labelCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, smoothing: number): tf.Scalar | undefined {
-  return state?.ok ? nativeLabelCe(logits, labels, smoothing, NATIVE_BACKEND_NAME) : undefined;
+export function labelCrossEntropy(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  smoothing: number,
+  scale = 1,
+): tf.Scalar | undefined {
+  return state?.ok ? nativeLabelCe(logits, labels, smoothing, NATIVE_BACKEND_NAME, scale) : undefined;
 }

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
 import type { KernelArgs, KernelFn } from './util.js';
+import { scaleInPlace } from './soft-kl.js';
 
 export const LABEL_CE_KERNEL = 'TfjsDistillLabelCe';
 
@@ -18,19 +19,22 @@ export function makeLabelCeKernel(backend: NativeBackend): KernelFn {
     const grad = backend.makeOutputF32(s.shape);
     const smoothing = Number(args.attrs?.smoothing);
     backend.addon.labelCe(backend.f32(s), backend.i32(labels), rows, cols, smoothing, loss.values, grad.values);
+    scaleInPlace(Number(args.attrs?.scale ?? 1), loss.values, grad.values);
     return [loss.info, grad.info];
   };
 }
 
 /**
- * Label cross-entropy of [B, classes] float32 logits through the native kernel, differentiable in
- * the logits. Undefined when the active backend is not `native` or the inputs do not fit.
+ * `scale` × the label cross-entropy of [B, classes] float32 logits through the native kernel,
+ * differentiable in the logits. Undefined when the active backend is not `native` or the inputs
+ * do not fit.
  */
 export function nativeLabelCe(
   logits: tf.Tensor2D,
   labels: tf.Tensor1D,
   smoothing: number,
   backendName: string,
+  scale = 1,
 ): tf.Scalar | undefined {
   if (
     tf.getBackend() !== backendName ||
@@ -44,7 +48,7 @@ export function nativeLabelCe(
     return undefined;
   const ce = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [s, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const [loss, grad] = tf.engine().runKernel(LABEL_CE_KERNEL, { s, labels }, { smoothing }) as tf.Tensor[];
+    const [loss, grad] = tf.engine().runKernel(LABEL_CE_KERNEL, { s, labels }, { smoothing, scale }) as tf.Tensor[];
     save([grad!]);
     return {
       value: loss as tf.Scalar,

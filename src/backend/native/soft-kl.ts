@@ -25,20 +25,30 @@ export function makeSoftKlKernel(backend: NativeBackend): KernelFn {
       loss.values,
       grad.values,
     );
+    scaleInPlace(Number(args.attrs?.scale ?? 1), loss.values, grad.values);
     return [loss.info, grad.info];
   };
 }
 
+/** A loss and its gradient times `scale` (a term's weight: a multiply fewer each way). */
+export function scaleInPlace(scale: number, loss: Float32Array, grad: Float32Array): void {
+  if (scale === 1) return;
+  loss[0] = loss[0]! * scale;
+  for (let i = 0; i < grad.length; i++) grad[i] = grad[i]! * scale;
+}
+
 /**
- * Batch-mean KL(softmax(t/T) ‖ softmax(s/T)) through the native kernel, differentiable in s (t
- * gets no gradient: teachers' and peers' logits are constants). Undefined when the active backend
- * is not `native` or the logits are not float32 [B, classes] of one shape.
+ * `scale` × batch-mean KL(softmax(t/T) ‖ softmax(s/T)) through the native kernel, differentiable
+ * in s (t gets no gradient: teachers' and peers' logits are constants, so t is not an input of the
+ * gradient at all). Undefined when the active backend is not `native` or the logits are not
+ * float32 [B, classes] of one shape.
  */
 export function nativeSoftKl(
   s: tf.Tensor2D,
   t: tf.Tensor2D,
   temperature: number,
   backendName: string,
+  scale = 1,
 ): tf.Scalar | undefined {
   if (
     tf.getBackend() !== backendName ||
@@ -50,13 +60,13 @@ export function nativeSoftKl(
   )
     return undefined;
   const kl = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [sIn, tIn, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const [loss, grad] = tf.engine().runKernel(SOFT_KL_KERNEL, { s: sIn, t: tIn }, { temperature }) as tf.Tensor[];
+    const [sIn, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const [loss, grad] = tf.engine().runKernel(SOFT_KL_KERNEL, { s: sIn, t }, { temperature, scale }) as tf.Tensor[];
     save([grad!]);
     return {
       value: loss as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(saved[0]!, dy), tf.zerosLike(tIn)],
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(saved[0]!, dy)],
     };
   });
-  return kl(s, t) as tf.Scalar;
+  return kl(s) as tf.Scalar;
 }

@@ -94,11 +94,15 @@ export function klDiv(logP: tf.Tensor2D, logQ: tf.Tensor2D): tf.Scalar {
 }
 
 /**
- * Batch mean of KL(softmax(t/T) ‖ softmax(s/T)), the kd loss's core: one native kernel (and one
- * for its gradient) on the `native` backend, `klDiv` of log-softmaxes elsewhere; t is a constant.
+ * `scale` × batch mean of KL(softmax(t/T) ‖ softmax(s/T)), the kd loss's core: one native kernel
+ * (and one for its gradient, the scale inside both) on the `native` backend, `klDiv` of
+ * log-softmaxes elsewhere; t is a constant.
  */
-export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number): tf.Scalar {
-  return nativeSoftKl(s, t, temperature) ?? klDiv(logProbs(t, temperature), logProbs(s, temperature));
+export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number, scale = 1): tf.Scalar {
+  const native = nativeSoftKl(s, t, temperature, scale);
+  if (native) return native;
+  const kl = klDiv(logProbs(t, temperature), logProbs(s, temperature));
+  return scale === 1 ? kl : kl.mul(scale);
 }
 
 /** Batch mean of −Σ_k p_k log q_k, from log-probabilities. */
@@ -107,13 +111,14 @@ export function softCrossEntropy(logP: tf.Tensor2D, logQ: tf.Tensor2D): tf.Scala
 }
 
 /**
- * Cross-entropy of the logits with int32 labels; smoothing ε targets (1−ε)·onehot + ε/K. The mean
- * runs over the labeled rows only: an unlabeled row (label −1) adds nothing, and a batch with no
- * labeled row gives 0.
+ * `scale` × the cross-entropy of the logits with int32 labels; smoothing ε targets (1−ε)·onehot +
+ * ε/K. The mean runs over the labeled rows only: an unlabeled row (label −1) adds nothing, and a
+ * batch with no labeled row gives 0. On `native`, one kernel each way with the scale inside.
  */
-export function labelCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, smoothing = 0): tf.Scalar {
-  const native = nativeLabelCe(logits, labels, smoothing);
+export function labelCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, smoothing = 0, scale = 1): tf.Scalar {
+  const native = nativeLabelCe(logits, labels, smoothing, scale);
   if (native) return native;
+  if (scale !== 1) return labelCrossEntropy(logits, labels, smoothing).mul(scale);
   const k = logits.shape[1];
   const labeled = labels.greaterEqual(0).toFloat();
   let target = tf.oneHot(labels, k).toFloat();

@@ -22,7 +22,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { parseOptions } from '../../options.js';
 import type { KnowledgeTerm } from '../types.js';
-import { labelCrossEntropy, responseTerm, softKl, standardizeOption, standardized, weighted } from './common.js';
+import { labelCrossEntropy, responseTerm, softKl, standardizeOption, standardized } from './common.js';
 
 /** The options of `kd`: the one definition of their names, types, ranges and defaults. */
 export const kdOptions = z.strictObject({
@@ -37,10 +37,11 @@ export type KdOptions = z.input<typeof kdOptions>;
 export function kdTerm(options: KdOptions = {}): KnowledgeTerm {
   const { temperature: T, alpha, standardize } = parseOptions('knowledge term `kd`', kdOptions, options);
   const logits = (z: tf.Tensor2D) => (standardize ? standardized(z) : z);
-  return responseTerm('kd', true, (s, y, t) =>
-    weighted({
-      kd: [alpha * T * T, () => softKl(logits(s), logits(t), T)],
-      ce: [1 - alpha, () => labelCrossEntropy(s, y)],
-    }),
-  );
+  // the weights go into the losses (on native, into their kernels: a multiply fewer each way)
+  return responseTerm('kd', true, (s, y, t) => {
+    const losses: Record<string, tf.Scalar> = {};
+    if (alpha > 0) losses['kd'] = softKl(logits(s), logits(t), T, alpha * T * T);
+    if (alpha < 1) losses['ce'] = labelCrossEntropy(s, y, 0, 1 - alpha);
+    return losses;
+  });
 }
