@@ -316,12 +316,15 @@ test('training batch norm as one kernel each way matches the composed tfjs ops o
   tf.dispose(weights);
 });
 
-test('float32 to bool is x ≠ 0, as on cpu (tfjs-backend-wasm truncates: 0.5 → false)', async () => {
-  const x = [0.5, 0, -1, 2, -0.25, 1e-30, Number.NaN];
+test('float32 and int32 to bool is x ≠ 0, as on cpu (tfjs-backend-wasm keeps the low byte: 0.5, 256 → false)', async () => {
+  const floats = [0.5, 0, -1, 2, -0.25, 1e-30, Number.NaN];
+  const ints = [256, 1, 0, -1, 512];
   for (const backend of ['cpu', 'wasm']) {
     await tf.setBackend(backend);
-    const b = tf.cast(tf.tensor1d(x), 'bool');
-    assert.deepEqual(Array.from(b.dataSync()), [1, 0, 1, 1, 1, 1, 1], backend);
-    b.dispose();
+    const b = tf.cast(tf.tensor1d(floats), 'bool');
+    assert.deepEqual(Array.from(b.dataSync()), [1, 0, 1, 1, 1, 1, 1], `${backend} float32`);
+    const i = tf.cast(tf.tensor1d(ints, 'int32'), 'bool');
+    assert.deepEqual(Array.from(i.dataSync()), [1, 1, 0, 1, 1], `${backend} int32`);
+    tf.dispose([b, i]);
   }
 });

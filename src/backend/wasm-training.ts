@@ -140,14 +140,15 @@ export function installWasmTrainingKernels(): void {
       Number(attrs!.epsilon),
     ),
   );
-  // tfjs-backend-wasm casts float32 to bool by the float's integer part (0.5 → false, 2 → a stored
-  // 2): bool is x ≠ 0, as on cpu
+  // tfjs-backend-wasm casts to bool by the value's low byte (0.5 → false, 256 → false, 2 → a
+  // stored 2): bool is x ≠ 0, as on cpu
   const stockCast = tf.getKernel('Cast', WASM)!.kernelFunc;
   replace('Cast', (args) => {
     const x = args.inputs.x!;
-    if ((args.attrs as unknown as tf.CastAttrs).dtype !== 'bool' || x.dtype !== 'float32') return stockCast(args);
+    const numeric = x.dtype === 'float32' || x.dtype === 'int32';
+    if ((args.attrs as unknown as tf.CastAttrs).dtype !== 'bool' || !numeric) return stockCast(args);
     const k = calls(args.backend, originals);
-    const zero = k.run('Fill', [], { shape: [], value: 0, dtype: 'float32' });
+    const zero = k.run('Fill', [], { shape: [], value: 0, dtype: x.dtype });
     const out = k.run('NotEqual', { a: x, b: zero });
     k.free(zero);
     return out;
