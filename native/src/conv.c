@@ -357,27 +357,6 @@ void tdn_conv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy
   add_groups(dw, c.acc, c.groups, wsize);
 }
 
-/* dx of samples [b0, b1) through the ReLU whose output y is (dx = 0 where y = 0), adding each
- * channel's Σ of what passed to sums (when not NULL); on hot data, right after col2im */
-static void relu_mask_rows(float *dx, const float *y, size_t n, int C, double *sums) {
-  float acc[512];
-  for (int c0 = 0; c0 < C; c0 += 512) {
-    const int cn = MIN(512, C - c0);
-    for (int k = 0; k < cn; k++) acc[k] = 0.f;
-    for (size_t i = 0; i < n; i += (size_t)C) {
-      float *restrict d = dx + i + c0;
-      const float *restrict yy = y + i + c0;
-      for (int k = 0; k < cn; k++) {
-        const float v = yy[k] > 0.f ? d[k] : 0.f;
-        d[k] = v;
-        acc[k] += v;
-      }
-    }
-    if (sums)
-      for (int k = 0; k < cn; k++) sums[c0 + k] += acc[k];
-  }
-}
-
 /* tasks of whole samples (col2im scatters across rows); several samples per task when small */
 static void conv_bwd_input_task(void *vctx, int64_t t, int tid) {
   conv_ctx_t *c = (conv_ctx_t *)vctx;
@@ -394,7 +373,8 @@ static void conv_bwd_input_task(void *vctx, int64_t t, int tid) {
   if (c->reluY) {
     double *sums = c->part ? c->part + t * g->C : NULL;
     if (sums) for (int k = 0; k < g->C; k++) sums[k] = 0.0;
-    relu_mask_rows(dxb, c->reluY + (size_t)b0 * sample, (size_t)(b1 - b0) * sample, g->C, sums);
+    /* on hot data, right after col2im */
+    tdn_relu_mask_sum(dxb, c->reluY + (size_t)b0 * sample, dxb, (int64_t)(b1 - b0) * g->H * g->W, g->C, sums);
   }
 }
 

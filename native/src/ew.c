@@ -659,43 +659,48 @@ typedef struct {
   float *dz;
   int64_t R, L, chunk;
   double *part;  /* [ntasks][L] */
-  float *block;  /* [ntasks][L]: float sums over up to 64 rows, then added to part */
 } brg_ctx_t;
+
+void tdn_relu_mask_sum(const float *dy, const float *y, float *dz, int64_t rows, int64_t L, double *sums) {
+  float acc[512];
+  for (int64_t j0 = 0; j0 < L; j0 += 512) {
+    const int64_t n = MIN(512, L - j0);
+    /* float sums over 64 rows at a time, added up in double */
+    for (int64_t r0 = 0; r0 < rows; r0 += 64) {
+      for (int64_t j = 0; j < n; j++) acc[j] = 0.f;
+      for (int64_t r = r0; r < MIN(r0 + 64, rows); r++) {
+        const float *d = dy + r * L + j0, *yr = y + r * L + j0;
+        float *z = dz + r * L + j0;
+        for (int64_t j = 0; j < n; j++) {
+          const float g = tdn_keep_if(d[j], yr[j] > 0.f);
+          z[j] = g;
+          acc[j] += g;
+        }
+      }
+      if (sums)
+        for (int64_t j = 0; j < n; j++) sums[j0 + j] += acc[j];
+    }
+  }
+}
 
 static void brg_task(void *vctx, int64_t t, int tid) {
   (void)tid;
   brg_ctx_t *c = (brg_ctx_t *)vctx;
   const int64_t L = c->L, b = t * c->chunk, e = MIN(b + c->chunk, c->R);
-  double *restrict s = c->part + t * L;
-  float *restrict acc = c->block + t * L;
+  double *s = c->part + t * L;
   for (int64_t j = 0; j < L; j++) s[j] = 0.0;
-  for (int64_t r0 = b; r0 < e; r0 += 64) {
-    const int64_t r1 = MIN(r0 + 64, e);
-    for (int64_t j = 0; j < L; j++) acc[j] = 0.f;
-    for (int64_t r = r0; r < r1; r++) {
-      const float *restrict dy = c->dy + r * L, *restrict y = c->y + r * L;
-      float *restrict dz = c->dz + r * L;
-      for (int64_t j = 0; j < L; j++) {
-        const float g = tdn_keep_if(dy[j], y[j] > 0.f);
-        dz[j] = g;
-        acc[j] += g;
-      }
-    }
-    for (int64_t j = 0; j < L; j++) s[j] += acc[j];
-  }
+  tdn_relu_mask_sum(c->dy + b * L, c->y + b * L, c->dz + b * L, e - b, L, s);
 }
 
 int tdn_bias_relu_grad(const float *dy, const float *y, int64_t n, int64_t L, float *dz, float *dbias) {
   if (L <= 0 || n % L) return 0;
   const int64_t R = n / L, ntasks = tdn_sum_tasks(R);
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * L));
-  float *block = (float *)malloc(sizeof(float) * (size_t)(ntasks * L));
-  if (!part || !block) { free(part); free(block); return 0; }
-  brg_ctx_t c = {dy, y, dz, R, L, (R + ntasks - 1) / ntasks, part, block};
+  if (!part) return 0;
+  brg_ctx_t c = {dy, y, dz, R, L, (R + ntasks - 1) / ntasks, part};
   workers_run(brg_task, &c, ntasks);
   tdn_combine_parts(part, ntasks, L, 1.0, dbias);
   free(part);
-  free(block);
   return 1;
 }
 

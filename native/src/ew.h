@@ -37,6 +37,9 @@ int tdn_bn_train_grad(const float *x, const float *dy, int64_t n, int64_t L, con
                       const float *gamma, float eps, float *dx, float *dgamma, float *dbeta);
 void tdn_relu_grad(const float *dy, const float *x, float *dz, int64_t n);
 int tdn_bias_relu_grad(const float *dy, const float *y, int64_t n, int64_t L, float *dz, float *dbias);
+/* One thread's part of it: rows of L channels, dz = dy where y > 0 (else 0; dz may be dy), and
+ * sums[j] += Σ dz[·][j] (float over 64 rows at a time, then double), when sums is not NULL. */
+void tdn_relu_mask_sum(const float *dy, const float *y, float *dz, int64_t rows, int64_t L, double *sums);
 int tdn_bn_grad(const float *x, const float *dy, int64_t n, int64_t L, const float *mean, const float *var,
                 const float *scale, float eps, float *dx, float *dmean, float *dvar, float *dscale, float *doffset);
 #endif
