@@ -19,8 +19,8 @@ const BLOCK_ROWS = 64;
 export function batchNormTrain(backendArg: unknown, x: Info, gamma: Info, beta: Info, epsilon: number): Info[] {
   const backend = backendArg as WasmBackend;
   const C = x.shape[x.shape.length - 1]!;
-  const outs = [backend.makeOutput(x.shape, 'float32'), backend.makeOutput([C], 'float32')];
-  outs.push(backend.makeOutput([C], 'float32'));
+  // every output before any heap view: an allocation may grow the heap and detach earlier views
+  const outs = [x.shape, [C], [C]].map((shape) => backend.makeOutput(shape, 'float32'));
   const [y, mean, variance] = outs.map((o) => heap(backend, o)) as [Float32Array, Float32Array, Float32Array];
   const xs = heap(backend, x);
   const g = heap(backend, gamma);
@@ -80,8 +80,7 @@ export function batchNormTrainGrad(
 ): Info[] {
   const backend = backendArg as WasmBackend;
   const C = inputs.x.shape[inputs.x.shape.length - 1]!;
-  const outs = [backend.makeOutput(inputs.x.shape, 'float32'), backend.makeOutput([C], 'float32')];
-  outs.push(backend.makeOutput([C], 'float32'));
+  const outs = [inputs.x.shape, [C], [C]].map((shape) => backend.makeOutput(shape, 'float32'));
   const [dx, dGamma, dBeta] = outs.map((o) => heap(backend, o)) as [Float32Array, Float32Array, Float32Array];
   const [xs, dy, mean, variance, g] = [inputs.x, inputs.dy, inputs.mean, inputs.variance, inputs.gamma].map((t) =>
     heap(backend, t),

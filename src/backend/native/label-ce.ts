@@ -6,8 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
-import type { KernelArgs, KernelFn } from './util.js';
-import { scaleInPlace } from './soft-kl.js';
+import { lossWithKernelGradient, scaleInPlace, type KernelArgs, type KernelFn } from './util.js';
 
 export const LABEL_CE_KERNEL = 'TfjsDistillLabelCe';
 
@@ -46,14 +45,5 @@ export function nativeLabelCe(
     !(smoothing >= 0)
   )
     return undefined;
-  const ce = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [s, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const [loss, grad] = tf.engine().runKernel(LABEL_CE_KERNEL, { s, labels }, { smoothing, scale }) as tf.Tensor[];
-    save([grad!]);
-    return {
-      value: loss as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(saved[0]!, dy)],
-    };
-  });
-  return ce(logits) as tf.Scalar;
+  return lossWithKernelGradient(LABEL_CE_KERNEL, logits, { labels }, { smoothing, scale });
 }

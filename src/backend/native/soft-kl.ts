@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
-import type { KernelArgs, KernelFn } from './util.js';
+import { lossWithKernelGradient, scaleInPlace, type KernelArgs, type KernelFn } from './util.js';
 
 export const SOFT_KL_KERNEL = 'TfjsDistillSoftKl';
 
@@ -28,13 +28,6 @@ export function makeSoftKlKernel(backend: NativeBackend): KernelFn {
     scaleInPlace(Number(args.attrs?.scale ?? 1), loss.values, grad.values);
     return [loss.info, grad.info];
   };
-}
-
-/** A loss and its gradient times `scale` (a term's weight: a multiply fewer each way). */
-export function scaleInPlace(scale: number, loss: Float32Array, grad: Float32Array): void {
-  if (scale === 1) return;
-  loss[0] = loss[0]! * scale;
-  for (let i = 0; i < grad.length; i++) grad[i] = grad[i]! * scale;
 }
 
 /**
@@ -59,14 +52,5 @@ export function nativeSoftKl(
     s.shape[0] === 0
   )
     return undefined;
-  const kl = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [sIn, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const [loss, grad] = tf.engine().runKernel(SOFT_KL_KERNEL, { s: sIn, t }, { temperature, scale }) as tf.Tensor[];
-    save([grad!]);
-    return {
-      value: loss as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(saved[0]!, dy)],
-    };
-  });
-  return kl(s) as tf.Scalar;
+  return lossWithKernelGradient(SOFT_KL_KERNEL, s, { t }, { temperature, scale });
 }
