@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
 import { relativeError } from './helpers.js';
+import { softKlByKernel } from '../src/backend/loss-kernels.js';
+import { labelCrossEntropy, softKl } from '../src/knowledge/response/common.js';
 
 await useBestBackend({ backend: 'wasm' });
 
@@ -327,4 +329,100 @@ test('float32 and int32 to bool is x ≠ 0, as on cpu (tfjs-backend-wasm keeps t
     assert.deepEqual(Array.from(i.dataSync()), [1, 1, 0, 1, 1], `${backend} int32`);
     tf.dispose([b, i]);
   }
+});
+
+test('a dense layer under a recorded gradient ((Wᵀ·xᵀ)ᵀ: no packing of the new W) matches cpu, value and gradients', async () => {
+  // K·N ≥ 65536 and 2M ≤ N: the route wasm-training.ts takes for a layer being trained
+  for (const activation of ['linear', 'relu'] as const) {
+    for (const withBias of [true, false]) {
+      const f = (which: number) => () => {
+        const x = values([8, 300], 0) as tf.Tensor2D;
+        const w = values([300, 256], 1) as tf.Tensor2D;
+        const bias = withBias ? values([256], 2) : undefined;
+        const loss = (xi: tf.Tensor, wi: tf.Tensor) =>
+          tf.fused
+            .matMul({ a: xi as tf.Tensor2D, b: wi as tf.Tensor2D, bias, activation })
+            .mul(values([8, 256], 3))
+            .sum();
+        if (which === 2) return tf.valueAndGrads(loss)([x, w]).value;
+        return tf.grads(loss)([x, w])[which]!;
+      };
+      for (const which of [0, 1, 2]) {
+        const err = await onBoth(f(which));
+        assert.ok(err <= 1e-5, `${activation} bias ${withBias} output ${which}: relative error ${err}`);
+      }
+    }
+  }
+});
+
+test('the loss kernels (soft KL, label cross-entropy) over the heap match the composed ops on cpu', async () => {
+  const cases: { shape: [number, number]; labels: number[]; T: number; smoothing: number }[] = [
+    { shape: [64, 10], labels: Array.from({ length: 64 }, (_, i) => (i % 7 === 3 ? -1 : i % 10)), T: 4, smoothing: 0 },
+    { shape: [7, 100], labels: [5, 99, -1, 0, 12, 100, 40], T: 1, smoothing: 0.1 },
+    { shape: [3, 4], labels: [-1, -1, -1], T: 2, smoothing: 0.2 },
+  ];
+  await tf.setBackend('wasm');
+  assert.ok(softKlByKernel(tf.zeros([2, 3]), tf.zeros([2, 3]), 1), 'the wasm backend has the soft KL kernel');
+  for (const c of cases) {
+    const s = () => values(c.shape, 0).mul(5);
+    const t = () => values(c.shape, 1).mul(5) as tf.Tensor2D;
+    const labels = () => tf.tensor1d(c.labels, 'int32');
+    const kl = (x: tf.Tensor) => softKl(x as tf.Tensor2D, t(), c.T, 1.5).mul(3);
+    const ce = (x: tf.Tensor) => labelCrossEntropy(x as tf.Tensor2D, labels(), c.smoothing, 0.3).mul(3);
+    for (const [name, loss] of [
+      ['softKl', kl],
+      ['labelCrossEntropy', ce],
+    ] as const) {
+      const valueErr = await onBoth(() => loss(s()));
+      const gradErr = await onBoth(() => tf.grad(loss)(s()));
+      assert.ok(valueErr <= 1e-5 && gradErr <= 1e-5, `${name} [${c.shape}]: value ${valueErr}, gradient ${gradErr}`);
+    }
+  }
+});
+
+test('Adam through the fused wasm kernel: the same weights and moments as tfjs Adam on cpu, nothing left behind', async () => {
+  const train = async (backend: string) => {
+    await tf.setBackend(backend);
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({ units: 300, inputShape: [40], activation: 'relu', kernelInitializer: 'glorotUniform' }),
+        tf.layers.dense({ units: 5 }),
+      ],
+    });
+    model.setWeights(model.getWeights().map((w, i) => values(w.shape, i)));
+    const optimizer = tf.train.adam(0.01);
+    const x = values([16, 40], 7);
+    const y = values([16, 5], 8);
+    const step = () =>
+      optimizer.minimize(() => tf.losses.meanSquaredError(y, model.apply(x) as tf.Tensor) as tf.Scalar);
+    step();
+    // a moment shared with another tensor must keep its values: the kernel writes a new one then
+    const moments = optimizer as unknown as Record<
+      'accumulatedFirstMoment' | 'accumulatedSecondMoment',
+      { variable: tf.Tensor }[]
+    >;
+    const moment = tf.clone(moments.accumulatedFirstMoment[0]!.variable);
+    const kept = moment.dataSync().slice();
+    const secondMoment = moments.accumulatedSecondMoment[0]!.variable.dataId;
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) step();
+    assert.equal(tf.memory().numTensors, before, `${backend}: tensors flat across steps`);
+    assert.deepEqual(moment.dataSync(), kept);
+    // the fused kernel updates an unshared moment in place; tfjs's Adam assigns a new tensor
+    assert.equal(moments.accumulatedSecondMoment[0]!.variable.dataId === secondMoment, backend === 'wasm');
+    const weights = [...model.getWeights(), ...(await optimizer.getWeights()).map((w) => w.tensor)].map((w) =>
+      w.dataSync().slice(),
+    );
+    tf.dispose([x, y, moment]);
+    model.dispose();
+    optimizer.dispose();
+    return weights;
+  };
+  const onCpu = await train('cpu');
+  const onWasm = await train('wasm');
+  assert.equal(onWasm.length, onCpu.length);
+  onWasm.forEach((w, i) => {
+    const err = relativeError(w, onCpu[i]!);
+    assert.ok(err <= 1e-4, `weight ${i}: relative error ${err}`);
+  });
 });

@@ -18,11 +18,13 @@ import { NativeBackend } from './native/backend.js';
 import { makeMatMulKernels } from './native/matmul.js';
 import { makeConvKernels, makeReluPassingKernels } from './native/conv.js';
 import { makeElementwiseKernels } from './native/elementwise.js';
-import { patchAdam } from './native/adam.js';
+import { nativeAdamUpdate } from './native/adam.js';
+import { registerFusedAdam } from './fused-adam.js';
 import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
 import { BROADCAST_DIV_KERNEL, makeBroadcastDivKernel, patchMeanGradient } from './native/mean-grad.js';
-import { SOFT_KL_KERNEL, makeSoftKlKernel, nativeSoftKl } from './native/soft-kl.js';
-import { LABEL_CE_KERNEL, makeLabelCeKernel, nativeLabelCe } from './native/label-ce.js';
+import { makeSoftKlKernel } from './native/soft-kl.js';
+import { makeLabelCeKernel } from './native/label-ce.js';
+import { LABEL_CE_KERNEL, SOFT_KL_KERNEL } from './loss-kernels.js';
 import { makeBiasReluGradKernel, makeReluGradKernel, patchReluGradient } from './native/relu-grad.js';
 import {
   BATCH_NORM_TRAIN_GRAD_KERNEL,
@@ -192,7 +194,9 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
         }) as unknown as tf.KernelFunc,
       });
     }
-    patchAdam(NATIVE_BACKEND_NAME, () => tf.backend() as NativeBackend);
+    registerFusedAdam(NATIVE_BACKEND_NAME, (w, g, m, v, step) =>
+      nativeAdamUpdate(tf.backend() as NativeBackend, w, g, m, v, step),
+    );
     patchBatchNormGradient(NATIVE_BACKEND_NAME);
     patchMeanGradient(NATIVE_BACKEND_NAME);
     patchReluGradient(NATIVE_BACKEND_NAME);
@@ -240,25 +244,4 @@ export function setNativeThreads(n: number): number | null {
 /** The live native backend instance, if it has been created (for stats and tests). */
 export function nativeBackendInstance(): NativeBackend | undefined {
   return state?.ok ? state.backend : undefined;
-}
-
-/**
- * `scale` × batch-mean KL(softmax(t/T) ‖ softmax(s/T)) in one native kernel (and one for its
- * gradient in s) while `native` is the active backend; undefined otherwise (compose it then).
- */
-export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number, scale = 1): tf.Scalar | undefined {
-  return state?.ok ? nativeSoftKl(s, t, temperature, NATIVE_BACKEND_NAME, scale) : undefined;
-}
-
-/**
- * `scale` × the cross-entropy of [B, classes] logits with int32 labels (−1: unlabeled), smoothing ε,
- * in one native kernel (and one for its gradient) while `native` is active; undefined otherwise.
- */
-export function labelCrossEntropy(
-  logits: tf.Tensor2D,
-  labels: tf.Tensor1D,
-  smoothing: number,
-  scale = 1,
-): tf.Scalar | undefined {
-  return state?.ok ? nativeLabelCe(logits, labels, smoothing, NATIVE_BACKEND_NAME, scale) : undefined;
 }

@@ -6,9 +6,20 @@ import {
   depthwiseBackpropFilter,
   depthwiseBackpropInput,
 } from './conv-gradients.js';
-import { asBlockSwap, blockSwapTranspose, maxPoolGrad, sumLeadingAxes, tile } from './wasm-heap-kernels.js';
+import {
+  asBlockSwap,
+  blockSwapTranspose,
+  heap,
+  maxPoolGrad,
+  sumLeadingAxes,
+  tile,
+  type WasmBackend,
+} from './wasm-heap-kernels.js';
+import { LABEL_CE_KERNEL, SOFT_KL_KERNEL, labelCeRows, scaleInPlace, softKlRows } from './loss-kernels.js';
 import { batchNormTrain, batchNormTrainGrad } from './wasm-batch-norm.js';
 import { BATCH_NORM_TRAIN_GRAD_KERNEL, BATCH_NORM_TRAIN_KERNEL } from './fused-kernels.js';
+import { registerFusedAdam } from './fused-adam.js';
+import { wasmAdamUpdate, wasmKernelsAvailable } from './wasm-kernels.js';
 
 const WASM = 'wasm';
 const callsByBackend = new WeakMap<tf.KernelBackend, KernelCalls>();
@@ -30,6 +41,47 @@ function lastTwoSwapped(rank: number): number[] {
   return perm;
 }
 
+/**
+ * x·W for a layer being trained, whose W is a new tensor every step: XNNPACK packs its weights
+ * operand (W here) whenever the tensor is new, at 10–17 ns a float, which for a 1200×1200 layer
+ * is more than the product itself. (Wᵀ·xᵀ)ᵀ packs the batch's xᵀ instead and reads Wᵀ, one
+ * transpose of W away. Returns null where the stock route is right: inference (W packed once
+ * and cached), small layers, activations other than linear and ReLU.
+ */
+function freshWeightsProduct(args: Parameters<tf.KernelFunc>[0], k: KernelCalls): tf.TensorInfo | null {
+  const { a, b, bias } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo };
+  const { transposeA, transposeB, activation } = args.attrs as {
+    transposeA: boolean;
+    transposeB: boolean;
+    activation?: string;
+  };
+  const [m, kk] = a.shape as [number, number];
+  const n = b.shape[1]!;
+  const recording = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+  if (!recording || transposeA || transposeB || (activation && activation !== 'linear' && activation !== 'relu'))
+    return null;
+  if (kk * n < 65536 || m * 2 > n) return null;
+  const bT = k.transpose(b, [1, 0]);
+  const aT = k.transpose(a, [1, 0]);
+  const bT3 = k.reshape(bT, [1, n, kk]);
+  const aT3 = k.reshape(aT, [1, kk, m]);
+  const cT3 = k.run('BatchMatMul', { a: bT3, b: aT3 }, { transposeA: false, transposeB: false });
+  const cT = k.reshape(cT3, [n, m]);
+  let c = k.transpose(cT, [1, 0]);
+  k.free(bT, aT, bT3, aT3, cT3, cT);
+  if (bias) {
+    const added = k.run('Add', { a: c, b: bias });
+    k.free(c);
+    c = added;
+  }
+  if (activation === 'relu') {
+    const r = k.run('Relu', { x: c });
+    k.free(c);
+    c = r;
+  }
+  return c;
+}
+
 function replace(kernelName: string, kernelFunc: tf.KernelFunc): void {
   const existing = tf.getKernel(kernelName, WASM);
   if (existing) tf.unregisterKernel(kernelName, WASM);
@@ -46,6 +98,7 @@ function replace(kernelName: string, kernelFunc: tf.KernelFunc): void {
 export function installWasmTrainingKernels(): void {
   if (installed) return;
   installed = true;
+  registerFusedAdam(WASM, wasmAdamUpdate, () => wasmKernelsAvailable(tf.backend()));
   const originals: Record<string, tf.KernelFunc> = {};
   for (const name of ['BatchMatMul', '_FusedMatMul']) {
     const original = tf.getKernel(name, WASM)!.kernelFunc;
@@ -57,6 +110,8 @@ export function installWasmTrainingKernels(): void {
         // the stock kernel reads batches of matrices (tf.fused.matMul reshapes before it calls);
         // training-layers.ts calls it with matrices, untransposed
         const k = calls(args.backend, originals);
+        const fresh = freshWeightsProduct(args, k);
+        if (fresh) return fresh;
         const a3 = k.reshape(a0, [1, ...a0.shape]);
         const b3 = k.reshape(b0, [1, ...b0.shape]);
         const out3 = original({ ...args, inputs: { ...args.inputs, a: a3, b: b3 } }) as tf.TensorInfo;
@@ -158,6 +213,31 @@ export function installWasmTrainingKernels(): void {
     const x = args.inputs.x!;
     if (x.dtype === 'string') return stockTile(args);
     return tile(args.backend, x, (args.attrs as unknown as tf.TileAttrs).reps);
+  });
+  // the loss kernels (loss-kernels.ts) over the heap: a [B, classes] tensor's few thousand values
+  // cost less than the dispatch of the ~35 stock kernels they replace
+  replace(SOFT_KL_KERNEL, ({ inputs, backend: b, attrs }) => {
+    const backend = b as WasmBackend;
+    const { s, t } = inputs as { s: tf.TensorInfo; t: tf.TensorInfo };
+    const [rows, cols] = s.shape as [number, number];
+    const loss = backend.makeOutput([], 'float32');
+    const grad = backend.makeOutput(s.shape, 'float32');
+    const [lossValues, gradValues] = [heap(backend, loss), heap(backend, grad)];
+    softKlRows(heap(backend, s), heap(backend, t), rows, cols, Number(attrs!.temperature), lossValues, gradValues);
+    scaleInPlace(Number(attrs!.scale ?? 1), lossValues, gradValues);
+    return [loss, grad];
+  });
+  replace(LABEL_CE_KERNEL, ({ inputs, backend: b, attrs }) => {
+    const backend = b as WasmBackend;
+    const { s, labels } = inputs as { s: tf.TensorInfo; labels: tf.TensorInfo };
+    const [rows, cols] = s.shape as [number, number];
+    const loss = backend.makeOutput([], 'float32');
+    const grad = backend.makeOutput(s.shape, 'float32');
+    const [lossValues, gradValues] = [heap(backend, loss), heap(backend, grad)];
+    const labelValues = backend.typedArrayFromHeap(labels) as Int32Array;
+    labelCeRows(heap(backend, s), labelValues, rows, cols, Number(attrs!.smoothing), lossValues, gradValues);
+    scaleInPlace(Number(attrs!.scale ?? 1), lossValues, gradValues);
+    return [loss, grad];
   });
   replace('MaxPoolGrad', ({ inputs, backend, attrs }) =>
     maxPoolGrad(backend, inputs.dy!, inputs.input!, attrs as unknown as tf.MaxPoolGradAttrs),

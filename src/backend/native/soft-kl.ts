@@ -1,14 +1,7 @@
-/**
- * The kd loss's core, KL(softmax(t/T) ‖ softmax(s/T)) averaged over the batch, as one native
- * kernel that also returns its gradient with respect to s: (softmax(s/T) − softmax(t/T)) / (T·B).
- * Composed from tfjs ops it is ~15 kernels forward and ~20 backward on a [B, classes] tensor,
- * each a few µs of engine overhead for almost no arithmetic: 4-6 % of a cached offline-KD epoch.
- */
-import * as tf from '@tensorflow/tfjs';
+/** The native `TfjsDistillSoftKl` (src/backend/loss-kernels.ts): tdn_soft_kl in the addon. */
 import type { NativeBackend } from './backend.js';
-import { lossWithKernelGradient, scaleInPlace, type KernelArgs, type KernelFn } from './util.js';
-
-export const SOFT_KL_KERNEL = 'TfjsDistillSoftKl';
+import { scaleInPlace } from '../loss-kernels.js';
+import type { KernelArgs, KernelFn } from './util.js';
 
 export function makeSoftKlKernel(backend: NativeBackend): KernelFn {
   return (args: KernelArgs) => {
@@ -28,29 +21,4 @@ export function makeSoftKlKernel(backend: NativeBackend): KernelFn {
     scaleInPlace(Number(args.attrs?.scale ?? 1), loss.values, grad.values);
     return [loss.info, grad.info];
   };
-}
-
-/**
- * `scale` × batch-mean KL(softmax(t/T) ‖ softmax(s/T)) through the native kernel, differentiable
- * in s (t gets no gradient: teachers' and peers' logits are constants, so t is not an input of the
- * gradient at all). Undefined when the active backend is not `native` or the logits are not
- * float32 [B, classes] of one shape.
- */
-export function nativeSoftKl(
-  s: tf.Tensor2D,
-  t: tf.Tensor2D,
-  temperature: number,
-  backendName: string,
-  scale = 1,
-): tf.Scalar | undefined {
-  if (
-    tf.getBackend() !== backendName ||
-    s.rank !== 2 ||
-    s.dtype !== 'float32' ||
-    t.dtype !== 'float32' ||
-    !tf.util.arraysEqual(s.shape, t.shape) ||
-    s.shape[0] === 0
-  )
-    return undefined;
-  return lossWithKernelGradient(SOFT_KL_KERNEL, s, { t }, { temperature, scale });
 }

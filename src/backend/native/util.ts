@@ -75,32 +75,3 @@ export function wrapGradient(
   });
   return true;
 }
-
-/** A loss kernel's outputs, the loss and its gradient, times `scale` (a term's weight: a multiply fewer each way). */
-export function scaleInPlace(scale: number, loss: Float32Array, grad: Float32Array): void {
-  if (scale === 1) return;
-  loss[0] = loss[0]! * scale;
-  for (let i = 0; i < grad.length; i++) grad[i] = grad[i]! * scale;
-}
-
-/**
- * The scalar loss of `kernelName`, whose outputs are [loss, ∂loss/∂s], differentiable in s alone:
- * `constants` (teacher logits, labels) are kernel inputs but no inputs of the gradient.
- */
-export function lossWithKernelGradient(
-  kernelName: string,
-  s: tf.Tensor,
-  constants: Record<string, tf.Tensor>,
-  attrs: tf.NamedAttrMap,
-): tf.Scalar {
-  const loss = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [sIn, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const [value, grad] = tf.engine().runKernel(kernelName, { s: sIn, ...constants }, attrs) as tf.Tensor[];
-    save([grad!]);
-    return {
-      value: value as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(saved[0]!, dy)],
-    };
-  });
-  return loss(s) as tf.Scalar;
-}

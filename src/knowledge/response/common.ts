@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { labelCrossEntropy as nativeLabelCe, softKl as nativeSoftKl } from '../../backend/native.js';
+import { labelCeByKernel, softKlByKernel } from '../../backend/loss-kernels.js';
 import { UserError } from '../../errors.js';
 import type { KnowledgeTerm } from '../types.js';
 
@@ -94,13 +94,13 @@ export function klDiv(logP: tf.Tensor2D, logQ: tf.Tensor2D): tf.Scalar {
 }
 
 /**
- * `scale` × batch mean of KL(softmax(t/T) ‖ softmax(s/T)), the kd loss's core: one native kernel
- * (and one for its gradient, the scale inside both) on the `native` backend, `klDiv` of
+ * `scale` × batch mean of KL(softmax(t/T) ‖ softmax(s/T)), the kd loss's core: one kernel
+ * (and one for its gradient, the scale inside both) on native and wasm, `klDiv` of
  * log-softmaxes elsewhere; t is a constant.
  */
 export function softKl(s: tf.Tensor2D, t: tf.Tensor2D, temperature: number, scale = 1): tf.Scalar {
-  const native = nativeSoftKl(s, t, temperature, scale);
-  if (native) return native;
+  const byKernel = softKlByKernel(s, t, temperature, scale);
+  if (byKernel) return byKernel;
   const kl = klDiv(logProbs(t, temperature), logProbs(s, temperature));
   return scale === 1 ? kl : kl.mul(scale);
 }
@@ -113,11 +113,11 @@ export function softCrossEntropy(logP: tf.Tensor2D, logQ: tf.Tensor2D): tf.Scala
 /**
  * `scale` × the cross-entropy of the logits with int32 labels; smoothing ε targets (1−ε)·onehot +
  * ε/K. The mean runs over the labeled rows only: an unlabeled row (label −1) adds nothing, and a
- * batch with no labeled row gives 0. On `native`, one kernel each way with the scale inside.
+ * batch with no labeled row gives 0. On native and wasm, one kernel each way with the scale inside.
  */
 export function labelCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, smoothing = 0, scale = 1): tf.Scalar {
-  const native = nativeLabelCe(logits, labels, smoothing, scale);
-  if (native) return native;
+  const byKernel = labelCeByKernel(logits, labels, smoothing, scale);
+  if (byKernel) return byKernel;
   if (scale !== 1) return labelCrossEntropy(logits, labels, smoothing).mul(scale);
   const k = logits.shape[1];
   const labeled = labels.greaterEqual(0).toFloat();
