@@ -29,11 +29,13 @@ function run(cmd, args) {
 
 function build(dir, shared) {
   const out = join(dir, shared ? 'shared.wasm' : 'plain.wasm');
-  const threads = shared ? ['-matomics', '-mbulk-memory', '-Wl,--shared-memory'] : [];
+  // bulk memory: clang turns copy and fill loops into memory.copy / memory.fill (there is no libc)
+  const threads = shared ? ['-matomics', '-Wl,--shared-memory'] : [];
   run(clang, [
     '--target=wasm32',
     '-O3',
     '-msimd128',
+    '-mbulk-memory',
     ...threads,
     '-nostdlib',
     '-Wl,--no-entry',

@@ -62,6 +62,9 @@ const convCases: Array<{ x: number[]; f: number[]; stride: number | [number, num
     ],
   },
   { x: [2, 9, 9, 16], f: [3, 3, 16, 24], stride: 2, pad: 'same' },
+  // 8k output channels: dW through our kernel (wasm-kernels.ts), with ≥ 512 positions in parts over the threads
+  { x: [4, 16, 16, 8], f: [3, 3, 8, 16], stride: 1, pad: 'same' },
+  { x: [5, 17, 15, 3], f: [5, 3, 3, 8], stride: [2, 1], pad: 'valid' },
 ];
 
 for (const c of convCases) {

@@ -1,9 +1,8 @@
-import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { errorLine, UserError } from '../errors.js';
 import { registerNativeBackend } from './native.js';
 import { installWasmTrainingKernels } from './wasm-training.js';
-import { wasmThreads, withWasmThreads } from './wasm-threads.js';
+import { wasmThreadCount, wasmThreads, withWasmThreads } from './wasm-threads.js';
 
 export type BackendName = 'native' | 'wasm' | 'cpu';
 export const BACKENDS: readonly BackendName[] = ['native', 'wasm', 'cpu'];
@@ -31,12 +30,6 @@ const WHAT: Record<BackendName, string> = {
   wasm: 'WebAssembly (XNNPACK, SIMD) with training kernels',
   cpu: 'pure JavaScript',
 };
-
-/** Threads of the wasm backend: TFJS_DISTILL_THREADS (as the native one), else every core. */
-function wasmThreadCount(): number {
-  const threads = Number(process.env.TFJS_DISTILL_THREADS);
-  return Number.isInteger(threads) && threads > 0 ? threads : availableParallelism();
-}
 
 async function tryBackend(name: BackendName): Promise<BackendAttempt> {
   try {

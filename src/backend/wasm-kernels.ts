@@ -6,26 +6,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AdamStep } from './fused-adam.js';
 import { PLAIN_MEMORY_KERNELS, SHARED_MEMORY_KERNELS } from './wasm-kernels-binary.js';
+import { KernelPool, type KernelPart } from './wasm-kernel-pool.js';
+import { wasmThreadCount } from './wasm-threads.js';
+
+type Ptr = number;
 
 interface KernelExports {
-  adam(
-    w: number,
-    g: number,
-    m: number,
-    v: number,
-    wo: number,
-    mo: number,
-    vo: number,
-    n: number,
-    b1: number,
-    ob1: number,
-    b2: number,
-    ob2: number,
-    nlr: number,
-    eps: number,
-    c1: number,
-    c2: number,
-  ): void;
+  adam(w: Ptr, g: Ptr, m: Ptr, v: Ptr, wo: Ptr, mo: Ptr, vo: Ptr, n: number, ...scalars: number[]): void;
+  add_into(y: Ptr, x: Ptr, n: number): void;
+  conv2d_filter_grad_rows(m: number, co: number): number;
 }
 
 interface TensorData {
@@ -35,19 +24,74 @@ interface TensorData {
 
 /** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
 interface WasmBackendParts {
-  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  wasm: {
+    wasmMemory?: WebAssembly.Memory;
+    asm?: { memory?: WebAssembly.Memory };
+    _malloc(bytes: number): number;
+    _free(ptr: number): void;
+  };
   dataIdMap: { get(dataId: object): TensorData };
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
 }
 
-const instances = new WeakMap<object, KernelExports | null>();
+/** The kernels over one backend's heap, its thread pool (threaded build), and their scratch memory. */
+class WasmKernels {
+  readonly pool: KernelPool | null;
+  private readonly scratch: { ptr: number; bytes: number }[] = [];
+
+  constructor(
+    private readonly backend: WasmBackendParts,
+    readonly exports: KernelExports,
+    memory: WebAssembly.Memory,
+    module: WebAssembly.Module,
+    shared: boolean,
+  ) {
+    const workers = shared ? wasmThreadCount() - 1 : 0;
+    this.pool = null;
+    if (workers > 0) {
+      const bytes = KernelPool.controlBytes(workers);
+      const control = backend.wasm._malloc(bytes + 8);
+      const aligned = Math.ceil(control / 8) * 8;
+      new Uint8Array(memory.buffer, aligned, bytes).fill(0);
+      this.pool = new KernelPool(memory, module, exports as unknown as Record<string, unknown>, workers, aligned);
+    }
+  }
+
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  /** Runs the parts, one a thread (all here without a pool). */
+  run(parts: KernelPart[]): void {
+    if (this.pool) return this.pool.run(parts);
+    const kernels = this.exports as unknown as Record<string, (...a: number[]) => void>;
+    for (const p of parts) kernels[p.name]!(...p.args);
+  }
+
+  /** Scratch buffer `slot` of at least `bytes` bytes (16-byte aligned), kept for later calls. */
+  scratchBuffer(slot: number, bytes: number): Ptr {
+    const s = this.scratch[slot];
+    if (s && s.bytes >= bytes) return s.ptr;
+    if (s) this.backend.wasm._free(s.ptr);
+    const ptr = this.backend.wasm._malloc(bytes + 16);
+    this.scratch[slot] = { ptr: Math.ceil(ptr / 16) * 16, bytes };
+    return this.scratch[slot]!.ptr;
+  }
+
+  offset(t: tf.TensorInfo): Ptr {
+    return this.backend.dataIdMap.get(t.dataId).memoryOffset;
+  }
+}
+
+const instances = new WeakMap<object, WasmKernels | null>();
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
 }
 
 /** The kernels over `backend`'s heap, or null when its memory is not reachable (another build). */
-function kernelsOf(backend: WasmBackendParts): KernelExports | null {
+export function wasmKernels(backendArg: unknown): WasmKernels | null {
+  const backend = backendArg as WasmBackendParts;
   let k = instances.get(backend);
   if (k !== undefined) return k;
   const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
@@ -55,7 +99,8 @@ function kernelsOf(backend: WasmBackendParts): KernelExports | null {
   if (memory instanceof WebAssembly.Memory) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const module = new WebAssembly.Module(decode(shared ? SHARED_MEMORY_KERNELS : PLAIN_MEMORY_KERNELS));
-    k = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+    k = new WasmKernels(backend, exports, memory, module, shared);
   }
   instances.set(backend, k);
   return k;
@@ -63,7 +108,7 @@ function kernelsOf(backend: WasmBackendParts): KernelExports | null {
 
 /** Whether the active wasm backend can run these kernels. */
 export function wasmKernelsAvailable(backend: tf.KernelBackend): boolean {
-  return kernelsOf(backend as unknown as WasmBackendParts) !== null;
+  return wasmKernels(backend) !== null;
 }
 
 /**
@@ -73,7 +118,7 @@ export function wasmKernelsAvailable(backend: tf.KernelBackend): boolean {
  */
 export function wasmAdamUpdate(w: tf.Variable, g: tf.Tensor, m: tf.Variable, v: tf.Variable, a: AdamStep): void {
   const backend = tf.backend() as unknown as WasmBackendParts;
-  const k = kernelsOf(backend)!;
+  const k = wasmKernels(backend)!.exports;
   const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId);
   const outputs = [w, m, v].map((t, i) =>
     i === 0 || at(t).refCount !== 1 ? backend.makeOutput(t.shape, 'float32') : null,
@@ -102,4 +147,67 @@ export function wasmAdamUpdate(w: tf.Variable, g: tf.Tensor, m: tf.Variable, v: 
     const out = outputs[i];
     if (out) t.assign(engine.makeTensorFromTensorInfo(out, tf.backend()) as tf.Tensor);
   });
+}
+
+/**
+ * dW of a 2-D convolution (NHWC, any stride, dilation and padding) as im2col(x)ᵀ·dy, a block of
+ * output positions at a time, the positions split over the threads (each part sums into its own
+ * [KH·KW·C, CO], added up at the end). XNNPACK has no such product without packing an operand as
+ * long as the batch's positions anew on every call. Null where it does not apply (CO not a
+ * multiple of 8, no kernels).
+ */
+export function conv2dFilterGradByKernel(
+  backendArg: unknown,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): tf.TensorInfo | null {
+  const k = wasmKernels(backendArg);
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
+  const { filterHeight: KH, filterWidth: KW } = info;
+  if (!k || outChannels % 8 !== 0 || x.dtype !== 'float32' || dy.dtype !== 'float32') return null;
+  const backend = backendArg as WasmBackendParts;
+  const M = KH * KW * inChannels;
+  const positions = batchSize * outHeight * outWidth;
+  const parts = Math.max(1, Math.min(k.threads, Math.floor(positions / 256)));
+  const out = backend.makeOutput([KH, KW, inChannels, outChannels], 'float32');
+  const rowsBytes = 4 * k.exports.conv2d_filter_grad_rows(M, outChannels);
+  const sumBytes = 4 * M * outChannels;
+  const geometry = [
+    inHeight,
+    inWidth,
+    inChannels,
+    outHeight,
+    outWidth,
+    outChannels,
+    KH,
+    KW,
+    info.strideHeight,
+    info.strideWidth,
+    info.dilationHeight,
+    info.dilationWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+  ];
+  const sums = Array.from({ length: parts }, (_, p) =>
+    p === 0 ? k.offset(out) : k.scratchBuffer(2 * p + 1, sumBytes),
+  );
+  const rows = Array.from({ length: parts }, (_, p) => k.scratchBuffer(2 * p, rowsBytes));
+  const [xp, dyp] = [k.offset(x), k.offset(dy)];
+  k.run(
+    sums.map((dw, p) => ({
+      name: 'conv2d_filter_grad',
+      args: [
+        xp,
+        dyp,
+        dw,
+        rows[p]!,
+        Math.floor((positions * p) / parts),
+        Math.floor((positions * (p + 1)) / parts),
+        ...geometry,
+      ],
+    })),
+  );
+  for (let p = 1; p < parts; p++) k.exports.add_into(sums[0]!, sums[p]!, M * outChannels);
+  return out;
 }

@@ -91,6 +91,12 @@ export async function withWasmThreads<T>(threads: number, version: string, init:
   }
 }
 
+/** Threads of the wasm backend: TFJS_DISTILL_THREADS (as the native one), else every core. */
+export function wasmThreadCount(): number {
+  const threads = Number(process.env.TFJS_DISTILL_THREADS);
+  return Number.isInteger(threads) && threads > 0 ? threads : os.availableParallelism();
+}
+
 /** XNNPACK threads of the initialized wasm backend. */
 export async function wasmThreads(): Promise<number> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');

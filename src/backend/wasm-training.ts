@@ -19,7 +19,7 @@ import { LABEL_CE_KERNEL, SOFT_KL_KERNEL, labelCeRows, scaleInPlace, softKlRows 
 import { batchNormTrain, batchNormTrainGrad } from './wasm-batch-norm.js';
 import { BATCH_NORM_TRAIN_GRAD_KERNEL, BATCH_NORM_TRAIN_KERNEL } from './fused-kernels.js';
 import { registerFusedAdam } from './fused-adam.js';
-import { wasmAdamUpdate, wasmKernelsAvailable } from './wasm-kernels.js';
+import { conv2dFilterGradByKernel, wasmAdamUpdate, wasmKernelsAvailable } from './wasm-kernels.js';
 
 const WASM = 'wasm';
 const callsByBackend = new WeakMap<tf.KernelBackend, KernelCalls>();
@@ -242,14 +242,19 @@ export function installWasmTrainingKernels(): void {
   replace('MaxPoolGrad', ({ inputs, backend, attrs }) =>
     maxPoolGrad(backend, inputs.dy!, inputs.input!, attrs as unknown as tf.MaxPoolGradAttrs),
   );
-  replace('Conv2DBackpropFilter', ({ inputs, backend, attrs }) =>
-    conv2dBackpropFilter(
-      calls(backend, originals),
-      inputs.x!,
-      inputs.dy!,
-      attrs as unknown as tf.Conv2DBackpropFilterAttrs,
-    ),
-  );
+  replace('Conv2DBackpropFilter', ({ inputs, backend, attrs }) => {
+    const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+    const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      a.filterShape as [number, number, number, number],
+      a.strides,
+      1,
+      a.pad,
+      a.dimRoundingMode,
+    );
+    return conv2dFilterGradByKernel(backend, x, dy, info) ?? conv2dBackpropFilter(calls(backend, originals), x, dy, a);
+  });
   replace('Conv2DBackpropInput', ({ inputs, backend, attrs }) =>
     conv2dBackpropInput(
       calls(backend, originals),

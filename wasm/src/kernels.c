@@ -39,3 +39,101 @@ void adam(const float *w, const float *g, const float *m, const float *v, float 
     vo[i] = v1;
   }
 }
+
+/* C[M,N] (+)= Aᵀ·B with A [K,M] and B [K,N] row-major (leading dims lda, ldb, ldc): the product a
+ * weight gradient is, xᵀ·dy, whose K (the batch's positions) is long. Tiles of C of 4 rows × 8
+ * columns stay in registers over all of K; A and B are read in place. accumulate 0 writes C. */
+static inline __attribute__((always_inline)) void tn_tile(int K, const float *a, int lda, const float *b, int ldb,
+                                                          float *c, int ldc, int rows, int accumulate) {
+  v128_t c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (int k = 0; k < K; k++) {
+    const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+    const v128_t a0 = wasm_v128_load32_splat(a), a1 = wasm_v128_load32_splat(a + 1);
+    const v128_t a2 = wasm_v128_load32_splat(a + 2), a3 = wasm_v128_load32_splat(a + 3);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
+    a += lda;
+    b += ldb;
+  }
+#define TN_STORE(r, v0, v1)                                                        \
+  if (r < rows) {                                                                  \
+    float *cr = c + r * ldc;                                                       \
+    wasm_v128_store(cr, accumulate ? wasm_f32x4_add(v0, wasm_v128_load(cr)) : v0); \
+    wasm_v128_store(cr + 4, accumulate ? wasm_f32x4_add(v1, wasm_v128_load(cr + 4)) : v1); \
+  }
+  TN_STORE(0, c00, c01)
+  TN_STORE(1, c10, c11)
+  TN_STORE(2, c20, c21)
+  TN_STORE(3, c30, c31)
+}
+
+/* K in blocks whose rows of A and B stay in L2 while every tile of C passes over them */
+static int k_block(int M, int N) {
+  const int kb = (256 * 1024) / (4 * (M + N));
+  return kb < 16 ? 16 : kb;
+}
+
+EXPORT(gemm_tn)
+void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate) {
+  const int kb = k_block(M, N);
+  for (int k0 = 0; k0 < K; k0 += kb) {
+    const int kn = K - k0 < kb ? K - k0 : kb, acc = accumulate || k0 > 0;
+    const float *a = A + k0 * lda, *b = B + k0 * ldb;
+    for (int i = 0; i < M; i += 4)
+      for (int j = 0; j < N; j += 8) tn_tile(kn, a + i, lda, b + j, ldb, C + i * ldc + j, ldc, M - i < 4 ? M - i : 4, acc);
+  }
+}
+
+/* The filter gradient of a 2-D convolution (NHWC input x, dy [B,OH,OW,CO]) over the output
+ * positions p0 ≤ p < p1 (p = (b·OH + oh)·OW + ow), written to dw [KH·KW·C, CO] (one part's sum):
+ *   dw[(kh·KW + kw)·C + c][co] = Σ_p x[b, oh·sh + kh·dh − top, ow·sw + kw·dw − left, c] · dy[p][co]
+ * It is Aᵀ·dy with A = im2col(x), built a block of positions at a time into `rows` (k_block(M, CO)
+ * rows of M = KH·KW·C floats, plus 4), so that A never exists whole. CO must be a multiple of 8. */
+EXPORT(conv2d_filter_grad)
+void conv2d_filter_grad(const float *x, const float *dy, float *dw, float *rows, int p0, int p1, int H, int W, int C,
+                        int OH, int OW, int CO, int KH, int KW, int sh, int sw, int dh, int dwd, int top, int left) {
+  const int M = KH * KW * C, kb = k_block(M, CO);
+  for (int q0 = p0; q0 < p1; q0 += kb) {
+    const int kn = p1 - q0 < kb ? p1 - q0 : kb;
+    for (int q = 0; q < kn; q++) {
+      const int p = q0 + q, ow = p % OW, oh = (p / OW) % OH, b = p / (OW * OH);
+      float *row = rows + q * M;
+      for (int kh = 0; kh < KH; kh++) {
+        const int ih = oh * sh + kh * dh - top;
+        for (int kw = 0; kw < KW; kw++) {
+          const int iw = ow * sw + kw * dwd - left;
+          float *dst = row + (kh * KW + kw) * C;
+          if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+            for (int c = 0; c < C; c++) dst[c] = 0.f;
+          } else {
+            const float *src = x + ((b * H + ih) * W + iw) * C;
+            for (int c = 0; c < C; c++) dst[c] = src[c];
+          }
+        }
+      }
+    }
+    for (int i = 0; i < M; i += 4)
+      for (int j = 0; j < CO; j += 8)
+        tn_tile(kn, rows + i, M, dy + q0 * CO + j, CO, dw + i * CO + j, CO, M - i < 4 ? M - i : 4, q0 > p0);
+  }
+  if (p1 <= p0)
+    for (int i = 0; i < M * CO; i++) dw[i] = 0.f;
+}
+
+/* y[i] += x[i] for i < n */
+EXPORT(add_into)
+void add_into(float *y, const float *x, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_v128_load(x + i)));
+  for (; i < n; i++) y[i] += x[i];
+}
+
+/* The floats conv2d_filter_grad's `rows` holds for M = KH·KW·C and CO output channels. */
+EXPORT(conv2d_filter_grad_rows)
+int conv2d_filter_grad_rows(int M, int CO) { return k_block(M, CO) * M + 4; }
