@@ -2,18 +2,14 @@
  * Training kernels for tfjs-backend-wasm written in JavaScript over the module's heap, where the
  * stock kernel is slow for the shapes training makes (measured with tfjs-backend-wasm 4.22, 2
  * threads, on the bench CNN's step):
- * - MaxPoolGrad: 37 ms for a [64,24,24,64] map (the stock kernel scans every window for every
- *   input pixel); one pass over the windows is ~12 ms (its comparisons mispredict on real data);
  * - Transpose of a tall or wide matrix, or of the outer and inner axes around kept middle ones
  *   (after merging axes that stay adjacent): 8.1 ms for [9216,128], 25 ms for [36864,64], 7.3 ms
  *   for [64,24,24,64] by [3,1,2,0]; blocked, 2.0, 4.1 and 5.5 ms (square matrices and swaps with
  *   a narrow side stay with the stock kernel, which is as fast or faster there);
- * - Sum over leading axes (a bias gradient): the stock kernel transposes them innermost first,
- *   5.6 ms for [64,24,24,64]; one pass, ~4 ms.
  * Inputs are read and the output written through Float32Array views of the heap, taken after
  * the output is allocated (an allocation may grow the heap and detach earlier views).
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 
 type Info = tf.TensorInfo;
 
@@ -25,69 +21,6 @@ export interface WasmBackend {
 
 export function heap(backend: WasmBackend, info: Info): Float32Array {
   return backend.typedArrayFromHeap(info) as Float32Array;
-}
-
-/**
- * dx of a max pool: each window's gradient goes to the first position holding the window's
- * maximum (row-major within the window), as tfjs-backend-cpu and PyTorch route it; windows that
- * overlap add up. Any filter size, stride and padding (positions outside the input never win).
- */
-export function maxPoolGrad(backendArg: unknown, dy: Info, x: Info, attrs: tf.MaxPoolGradAttrs): Info {
-  const backend = backendArg as WasmBackend;
-  const info = tf.backend_util.computePool2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterSize,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-  );
-  const { batchSize, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
-  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
-  const { top, left } = info.padInfo;
-  const out = backend.makeOutput(x.shape, 'float32');
-  const dx = heap(backend, out);
-  const xs = heap(backend, x);
-  const dys = heap(backend, dy);
-  dx.fill(0);
-  const best = new Float32Array(C);
-  const at = new Int32Array(C);
-  for (let b = 0; b < batchSize; b++) {
-    const xBase = b * H * W * C;
-    for (let oh = 0; oh < OH; oh++) {
-      const h0 = Math.max(0, oh * sh - top);
-      const h1 = Math.min(H, oh * sh - top + fh);
-      for (let ow = 0; ow < OW; ow++) {
-        const w0 = Math.max(0, ow * sw - left);
-        const w1 = Math.min(W, ow * sw - left + fw);
-        let first = true;
-        for (let i = h0; i < h1; i++) {
-          for (let j = w0; j < w1; j++) {
-            const p = xBase + (i * W + j) * C;
-            if (first) {
-              for (let c = 0; c < C; c++) {
-                best[c] = xs[p + c]!;
-                at[c] = p + c;
-              }
-              first = false;
-              continue;
-            }
-            for (let c = 0; c < C; c++) {
-              const v = xs[p + c]!;
-              if (v > best[c]!) {
-                best[c] = v;
-                at[c] = p + c;
-              }
-            }
-          }
-        }
-        if (first) continue;
-        const q = ((b * OH + oh) * OW + ow) * C;
-        for (let c = 0; c < C; c++) dx[at[c]!] += dys[q + c]!;
-      }
-    }
-  }
-  return out;
 }
 
 /** A transpose as blocks: [outer, a, mid, c] → [outer, c, mid, a] (mid 1: a matrix transpose). */
@@ -163,21 +96,6 @@ export function blockSwapTranspose(backendArg: unknown, x: Info, outShape: numbe
         }
       }
     }
-  }
-  return out;
-}
-
-/** Σ over the leading axes: x as [rows, cols] summed into [cols], written to a tensor of `outShape`. */
-export function sumLeadingAxes(backendArg: unknown, x: Info, rows: number, outShape: number[]): Info {
-  const backend = backendArg as WasmBackend;
-  const out = backend.makeOutput(outShape, 'float32');
-  const acc = heap(backend, out);
-  const src = heap(backend, x);
-  const cols = acc.length;
-  acc.fill(0);
-  for (let r = 0; r < rows; r++) {
-    const s = r * cols;
-    for (let c = 0; c < cols; c++) acc[c] += src[s + c]!;
   }
   return out;
 }

@@ -211,3 +211,70 @@ export function conv2dFilterGradByKernel(
   for (let p = 1; p < parts; p++) k.exports.add_into(sums[0]!, sums[p]!, M * outChannels);
   return out;
 }
+
+/** Splits [0, n) into at most `parts` ranges whose bounds are multiples of `unit` (but the last). */
+function split(n: number, parts: number, unit = 1): [number, number][] {
+  const chunks = Math.ceil(n / unit);
+  const k = Math.max(1, Math.min(parts, chunks));
+  return Array.from({ length: k }, (_, p) => [
+    Math.min(n, Math.floor((chunks * p) / k) * unit),
+    Math.min(n, Math.floor((chunks * (p + 1)) / k) * unit),
+  ]);
+}
+
+/** dx of a max pool (wasm/src/kernels.c max_pool_grad), the batch split over the threads; null without kernels. */
+export function maxPoolGradByKernel(
+  backendArg: unknown,
+  dy: tf.TensorInfo,
+  x: tf.TensorInfo,
+  attrs: tf.MaxPoolGradAttrs,
+): tf.TensorInfo | null {
+  const k = wasmKernels(backendArg);
+  if (!k || x.dtype !== 'float32' || dy.dtype !== 'float32') return null;
+  const info = tf.backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const out = (backendArg as WasmBackendParts).makeOutput(x.shape, 'float32');
+  const geometry = [
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.outHeight,
+    info.outWidth,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+  ];
+  const [dyp, xp, dxp] = [k.offset(dy), k.offset(x), k.offset(out)];
+  k.run(
+    split(info.batchSize, k.threads).map(([b0, b1]) => ({
+      name: 'max_pool_grad',
+      args: [dyp, xp, dxp, b0, b1, ...geometry],
+    })),
+  );
+  return out;
+}
+
+/** Σ over the leading axes, x as [rows, cols] into [cols] (kernels.c sum_rows), columns split over the threads. */
+export function sumRowsByKernel(
+  backendArg: unknown,
+  x: tf.TensorInfo,
+  rows: number,
+  outShape: number[],
+): tf.TensorInfo | null {
+  const k = wasmKernels(backendArg);
+  if (!k || x.dtype !== 'float32') return null;
+  const out = (backendArg as WasmBackendParts).makeOutput(outShape, 'float32');
+  const cols = tf.util.sizeFromShape(outShape);
+  const [xp, op] = [k.offset(x), k.offset(out)];
+  k.run(split(cols, k.threads, 16).map(([c0, c1]) => ({ name: 'sum_rows', args: [xp, op, rows, cols, c0, c1] })));
+  return out;
+}

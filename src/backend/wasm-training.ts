@@ -6,20 +6,18 @@ import {
   depthwiseBackpropFilter,
   depthwiseBackpropInput,
 } from './conv-gradients.js';
-import {
-  asBlockSwap,
-  blockSwapTranspose,
-  heap,
-  maxPoolGrad,
-  sumLeadingAxes,
-  tile,
-  type WasmBackend,
-} from './wasm-heap-kernels.js';
+import { asBlockSwap, blockSwapTranspose, heap, tile, type WasmBackend } from './wasm-heap-kernels.js';
 import { LABEL_CE_KERNEL, SOFT_KL_KERNEL, labelCeRows, scaleInPlace, softKlRows } from './loss-kernels.js';
 import { batchNormTrain, batchNormTrainGrad } from './wasm-batch-norm.js';
 import { BATCH_NORM_TRAIN_GRAD_KERNEL, BATCH_NORM_TRAIN_KERNEL } from './fused-kernels.js';
 import { registerFusedAdam } from './fused-adam.js';
-import { conv2dFilterGradByKernel, wasmAdamUpdate, wasmKernelsAvailable } from './wasm-kernels.js';
+import {
+  conv2dFilterGradByKernel,
+  maxPoolGradByKernel,
+  sumRowsByKernel,
+  wasmAdamUpdate,
+  wasmKernelsAvailable,
+} from './wasm-kernels.js';
 
 const WASM = 'wasm';
 const callsByBackend = new WeakMap<tf.KernelBackend, KernelCalls>();
@@ -176,7 +174,8 @@ export function installWasmTrainingKernels(): void {
     if (!leading || x.dtype !== 'float32') return sum(args);
     const rest = x.shape.slice(k);
     const rows = x.shape.slice(0, k).reduce((n, d) => n * d, 1);
-    return sumLeadingAxes(args.backend, x, rows, keepDims ? [...axes.map(() => 1), ...rest] : rest);
+    const outShape = keepDims ? [...axes.map(() => 1), ...rest] : rest;
+    return sumRowsByKernel(args.backend, x, rows, outShape) ?? sum(args);
   });
   // training batch norm as one kernel each way (training-layers.ts runs them where registered)
   replace(BATCH_NORM_TRAIN_KERNEL, ({ inputs, backend, attrs }) =>
@@ -239,9 +238,14 @@ export function installWasmTrainingKernels(): void {
     scaleInPlace(Number(attrs!.scale ?? 1), lossValues, gradValues);
     return [loss, grad];
   });
-  replace('MaxPoolGrad', ({ inputs, backend, attrs }) =>
-    maxPoolGrad(backend, inputs.dy!, inputs.input!, attrs as unknown as tf.MaxPoolGradAttrs),
-  );
+  const stockMaxPoolGrad = tf.getKernel('MaxPoolGrad', WASM)!.kernelFunc;
+  replace('MaxPoolGrad', (args) => {
+    const { inputs, backend, attrs } = args;
+    return (
+      maxPoolGradByKernel(backend, inputs.dy!, inputs.input!, attrs as unknown as tf.MaxPoolGradAttrs) ??
+      stockMaxPoolGrad(args)
+    );
+  });
   replace('Conv2DBackpropFilter', ({ inputs, backend, attrs }) => {
     const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
     const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };

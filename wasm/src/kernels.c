@@ -137,3 +137,84 @@ void add_into(float *y, const float *x, int n) {
 /* The floats conv2d_filter_grad's `rows` holds for M = KH·KW·C and CO output channels. */
 EXPORT(conv2d_filter_grad_rows)
 int conv2d_filter_grad_rows(int M, int CO) { return k_block(M, CO) * M + 4; }
+
+/* dx of a max pool for samples b0 ≤ b < b1 (NHWC; dx zeroed here): each window's gradient goes to
+ * the first position holding the window's maximum (row-major within the window; a later value
+ * wins only when greater), as tfjs-backend-cpu and PyTorch route it; overlapping windows add up.
+ * Four channels at a time: the compare and select run as vectors, the four adds as scalars. */
+EXPORT(max_pool_grad)
+void max_pool_grad(const float *dy, const float *x, float *dx, int b0, int b1, int H, int W, int C, int OH, int OW,
+                   int fh, int fw, int sh, int sw, int top, int left) {
+  const int plane = H * W * C;
+  __builtin_memset(dx + b0 * plane, 0, sizeof(float) * (unsigned)((b1 - b0) * plane));
+  for (int b = b0; b < b1; b++) {
+    const float *xb = x + b * plane;
+    float *dxb = dx + b * plane;
+    for (int oh = 0; oh < OH; oh++) {
+      const int h0 = oh * sh - top < 0 ? 0 : oh * sh - top;
+      const int h1 = oh * sh - top + fh > H ? H : oh * sh - top + fh;
+      for (int ow = 0; ow < OW; ow++) {
+        const int w0 = ow * sw - left < 0 ? 0 : ow * sw - left;
+        const int w1 = ow * sw - left + fw > W ? W : ow * sw - left + fw;
+        if (h0 >= h1 || w0 >= w1) continue;
+        const float *g = dy + ((b * OH + oh) * OW + ow) * C;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) {
+          const int first = (h0 * W + w0) * C + c;
+          v128_t best = wasm_v128_load(xb + first), at = wasm_i32x4_splat(first);
+          for (int i = h0; i < h1; i++)
+            for (int j = w0; j < w1; j++) {
+              const int p = (i * W + j) * C + c;
+              const v128_t v = wasm_v128_load(xb + p), gt = wasm_f32x4_gt(v, best);
+              best = wasm_v128_bitselect(v, best, gt);
+              at = wasm_v128_bitselect(wasm_i32x4_splat(p), at, gt);
+            }
+          dxb[wasm_i32x4_extract_lane(at, 0)] += g[c];
+          dxb[wasm_i32x4_extract_lane(at, 1) + 1] += g[c + 1];
+          dxb[wasm_i32x4_extract_lane(at, 2) + 2] += g[c + 2];
+          dxb[wasm_i32x4_extract_lane(at, 3) + 3] += g[c + 3];
+        }
+        for (; c < C; c++) {
+          int at = (h0 * W + w0) * C + c;
+          float best = xb[at];
+          for (int i = h0; i < h1; i++)
+            for (int j = w0; j < w1; j++) {
+              const int p = (i * W + j) * C + c;
+              if (xb[p] > best) best = xb[p], at = p;
+            }
+          dxb[at] += g[c];
+        }
+      }
+    }
+  }
+}
+
+/* out[c] = Σ_r x[r·cols + c] for columns c0 ≤ c < c1, in row order (the same sums whatever the split). */
+EXPORT(sum_rows)
+void sum_rows(const float *x, float *out, int rows, int cols, int c0, int c1) {
+  int c = c0;
+  for (; c + 16 <= c1; c += 16) {
+    v128_t s0 = wasm_f32x4_splat(0.f), s1 = s0, s2 = s0, s3 = s0;
+    for (int r = 0; r < rows; r++) {
+      const float *p = x + r * cols + c;
+      s0 = wasm_f32x4_add(s0, wasm_v128_load(p));
+      s1 = wasm_f32x4_add(s1, wasm_v128_load(p + 4));
+      s2 = wasm_f32x4_add(s2, wasm_v128_load(p + 8));
+      s3 = wasm_f32x4_add(s3, wasm_v128_load(p + 12));
+    }
+    wasm_v128_store(out + c, s0);
+    wasm_v128_store(out + c + 4, s1);
+    wasm_v128_store(out + c + 8, s2);
+    wasm_v128_store(out + c + 12, s3);
+  }
+  for (; c + 4 <= c1; c += 4) {
+    v128_t s = wasm_f32x4_splat(0.f);
+    for (int r = 0; r < rows; r++) s = wasm_f32x4_add(s, wasm_v128_load(x + r * cols + c));
+    wasm_v128_store(out + c, s);
+  }
+  for (; c < c1; c++) {
+    float s = 0.f;
+    for (int r = 0; r < rows; r++) s += x[r * cols + c];
+    out[c] = s;
+  }
+}
