@@ -48,6 +48,8 @@ export class KernelPool {
     for (let w = 0; w < workers; w++) {
       const worker = new Worker(WORKER, {
         eval: true,
+        // not the parent's flags: --input-type=module or a loader would change how this code runs
+        execArgv: [],
         workerData: { memory, module, block: control + w * SLOT_BYTES, names: this.names },
       });
       worker.unref();

@@ -278,3 +278,48 @@ export function sumRowsByKernel(
   k.run(split(cols, k.threads, 16).map(([c0, c1]) => ({ name: 'sum_rows', args: [xp, op, rows, cols, c0, c1] })));
   return out;
 }
+
+/**
+ * A 2-D product op(a)·op(b) (+ bias) (then ReLU) through our kernels, C split over the threads:
+ * a·b (gemm_nn, by columns), aᵀ·b (gemm_tn_rows, a weight gradient, by rows) or a·bᵀ (gemm_nt, an
+ * input gradient, by rows). XNNPACK packs its weights operand whenever the tensor is new, which in
+ * training is every step, at 10–17 ns a float; these read both operands in place. Null where it
+ * does not apply: no kernels, aᵀ·bᵀ, or a·b and aᵀ·b with N not a multiple of 8.
+ */
+export function matMulByKernel(
+  backendArg: unknown,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  bias?: tf.TensorInfo,
+  relu = false,
+): tf.TensorInfo | null {
+  const k = wasmKernels(backendArg);
+  if (!k || a.shape.length !== 2 || b.shape.length !== 2 || (transposeA && transposeB)) return null;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || (bias && bias.dtype !== 'float32')) return null;
+  const [ar, ac] = a.shape as [number, number];
+  const [br, bc] = b.shape as [number, number];
+  const [M, K, N] = transposeA ? [ac, ar, bc] : transposeB ? [ar, ac, br] : [ar, ac, bc];
+  if (!transposeB && N % 8 !== 0) return null;
+  if (bias && tf.util.sizeFromShape(bias.shape) !== N) return null;
+  if ((transposeA || transposeB) && (bias || relu)) return null;
+  const out = (backendArg as WasmBackendParts).makeOutput([M, N], 'float32');
+  const [ap, bp, cp] = [k.offset(a), k.offset(b), k.offset(out)];
+  const biasp = bias ? k.offset(bias) : 0;
+  let parts: KernelPart[];
+  if (!transposeA && !transposeB)
+    parts = split(N, k.threads, 8).map(([j0, j1]) => ({
+      name: 'gemm_nn',
+      args: [M, N, K, ap, K, bp, N, cp, N, biasp, relu ? 1 : 0, j0, j1],
+    }));
+  else if (transposeA)
+    parts = split(M, k.threads, 4).map(([i0, i1]) => ({
+      name: 'gemm_tn_rows',
+      args: [N, K, ap, M, bp, N, cp, N, i0, i1],
+    }));
+  else
+    parts = split(M, k.threads, 2).map(([i0, i1]) => ({ name: 'gemm_nt', args: [N, K, ap, K, bp, K, cp, N, i0, i1] }));
+  k.run(parts);
+  return out;
+}

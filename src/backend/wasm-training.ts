@@ -13,6 +13,7 @@ import { BATCH_NORM_TRAIN_GRAD_KERNEL, BATCH_NORM_TRAIN_KERNEL } from './fused-k
 import { registerFusedAdam } from './fused-adam.js';
 import {
   conv2dFilterGradByKernel,
+  matMulByKernel,
   maxPoolGradByKernel,
   sumRowsByKernel,
   wasmAdamUpdate,
@@ -39,47 +40,6 @@ function lastTwoSwapped(rank: number): number[] {
   return perm;
 }
 
-/**
- * x·W for a layer being trained, whose W is a new tensor every step: XNNPACK packs its weights
- * operand (W here) whenever the tensor is new, at 10–17 ns a float, which for a 1200×1200 layer
- * is more than the product itself. (Wᵀ·xᵀ)ᵀ packs the batch's xᵀ instead and reads Wᵀ, one
- * transpose of W away. Returns null where the stock route is right: inference (W packed once
- * and cached), small layers, activations other than linear and ReLU.
- */
-function freshWeightsProduct(args: Parameters<tf.KernelFunc>[0], k: KernelCalls): tf.TensorInfo | null {
-  const { a, b, bias } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo };
-  const { transposeA, transposeB, activation } = args.attrs as {
-    transposeA: boolean;
-    transposeB: boolean;
-    activation?: string;
-  };
-  const [m, kk] = a.shape as [number, number];
-  const n = b.shape[1]!;
-  const recording = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
-  if (!recording || transposeA || transposeB || (activation && activation !== 'linear' && activation !== 'relu'))
-    return null;
-  if (kk * n < 65536 || m * 2 > n) return null;
-  const bT = k.transpose(b, [1, 0]);
-  const aT = k.transpose(a, [1, 0]);
-  const bT3 = k.reshape(bT, [1, n, kk]);
-  const aT3 = k.reshape(aT, [1, kk, m]);
-  const cT3 = k.run('BatchMatMul', { a: bT3, b: aT3 }, { transposeA: false, transposeB: false });
-  const cT = k.reshape(cT3, [n, m]);
-  let c = k.transpose(cT, [1, 0]);
-  k.free(bT, aT, bT3, aT3, cT3, cT);
-  if (bias) {
-    const added = k.run('Add', { a: c, b: bias });
-    k.free(c);
-    c = added;
-  }
-  if (activation === 'relu') {
-    const r = k.run('Relu', { x: c });
-    k.free(c);
-    c = r;
-  }
-  return c;
-}
-
 function replace(kernelName: string, kernelFunc: tf.KernelFunc): void {
   const existing = tf.getKernel(kernelName, WASM);
   if (existing) tf.unregisterKernel(kernelName, WASM);
@@ -102,49 +62,40 @@ export function installWasmTrainingKernels(): void {
     const original = tf.getKernel(name, WASM)!.kernelFunc;
     originals[name] = original;
     replace(name, (args) => {
-      const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-      const { a: a0, b: b0 } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-      if (name === '_FusedMatMul' && a0.shape.length === 2 && b0.shape.length === 2) {
-        // the stock kernel reads batches of matrices (tf.fused.matMul reshapes before it calls);
-        // training-layers.ts calls it with matrices, untransposed
-        const k = calls(args.backend, originals);
-        const fresh = freshWeightsProduct(args, k);
-        if (fresh) return fresh;
-        const a3 = k.reshape(a0, [1, ...a0.shape]);
-        const b3 = k.reshape(b0, [1, ...b0.shape]);
-        const out3 = original({ ...args, inputs: { ...args.inputs, a: a3, b: b3 } }) as tf.TensorInfo;
-        const out = k.reshape(out3, out3.shape.slice(1));
-        k.free(a3, b3, out3);
-        return out;
+      const { transposeA, transposeB, activation } = args.attrs as {
+        transposeA: boolean;
+        transposeB: boolean;
+        activation?: string;
+      };
+      const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+      // a transposed operand is a gradient's product; an untransposed one under a recorded gradient
+      // is a layer being trained, whose weights are new every step: our kernels read them in place
+      // (in inference XNNPACK packs them once and keeps the packing)
+      const recording = (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+      if (
+        (recording || transposeA || transposeB) &&
+        !preluActivationWeights &&
+        (!activation || activation === 'linear' || activation === 'relu')
+      ) {
+        const out = matMulByKernel(args.backend, a!, b!, transposeA, transposeB, bias, activation === 'relu');
+        if (out) return out;
       }
-      if (!transposeA && !transposeB) return original(args);
       const k = calls(args.backend, originals);
-      const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-      // XNNPACK packs b (the weights operand) on every call with a new b: for a·bᵀ with few rows
-      // (a gradient dy·Wᵀ), (b·aᵀ)ᵀ packs the small aᵀ instead of the large bᵀ
-      if (name === 'BatchMatMul' && !transposeA && a.shape.length === 2 && b.shape.length === 2) {
-        const [m, n] = [a.shape[0]!, b.shape[0]!];
-        if (m < n) {
-          const aT = k.transpose(a, [1, 0]);
-          const cT = original({
-            ...args,
-            inputs: { a: b, b: aT },
-            attrs: { ...args.attrs, transposeB: false },
-          }) as tf.TensorInfo;
-          const out = k.transpose(cT, [1, 0]);
-          k.free(aT, cT);
-          return out;
-        }
-      }
-      const a2 = transposeA ? k.transpose(a, lastTwoSwapped(a.shape.length)) : a;
-      const b2 = transposeB ? k.transpose(b, lastTwoSwapped(b.shape.length)) : b;
-      const out = original({
+      // the stock kernel reads batches of matrices (tf.fused.matMul reshapes before it calls;
+      // training-layers.ts calls it with matrices) and is 20–40× slower with a transposed operand
+      const a2 = transposeA ? k.transpose(a!, lastTwoSwapped(a!.shape.length)) : a!;
+      const b2 = transposeB ? k.transpose(b!, lastTwoSwapped(b!.shape.length)) : b!;
+      const [a3, b3] = [a2, b2].map((t) => k.reshape(t, t.shape.length === 2 ? [1, ...t.shape] : t.shape));
+      const out3 = original({
         ...args,
-        inputs: { ...args.inputs, a: a2, b: b2 },
+        inputs: { ...args.inputs, a: a3!, b: b3! },
         attrs: { ...args.attrs, transposeA: false, transposeB: false },
-      });
+      }) as tf.TensorInfo;
+      const out = a!.shape.length === 2 ? k.reshape(out3, out3.shape.slice(1)) : out3;
+      k.free(a3!, b3!);
       if (a2 !== a) k.free(a2);
       if (b2 !== b) k.free(b2);
+      if (out !== out3) k.free(out3);
       return out;
     });
   }

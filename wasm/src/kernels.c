@@ -218,3 +218,124 @@ void sum_rows(const float *x, float *out, int rows, int cols, int c0, int c1) {
     out[c] = s;
   }
 }
+
+/* C[i0..i1, j0..j1] = A·B (+ bias per column) (then ReLU), A [M,K] and B [K,N] row-major: the
+ * forward product of a layer being trained, whose B (the weights) is new every step. K in blocks
+ * (k_block); a tile of 4 rows × 8 columns of C stays in registers over a block. j1 − j0 a multiple
+ * of 8; rows past i1 in the last tile are neither read nor written. */
+static inline __attribute__((always_inline)) void nn_tile(int K, const float *a, int lda, const float *b, int ldb,
+                                                          float *c, int ldc, int rows, const float *bias, int first,
+                                                          int relu) {
+  v128_t c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const float *a1 = a + (rows > 1 ? lda : 0), *a2 = a + (rows > 2 ? 2 * lda : 0), *a3 = a + (rows > 3 ? 3 * lda : 0);
+  for (int k = 0; k < K; k++) {
+    const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+    const v128_t x0 = wasm_v128_load32_splat(a + k), x1 = wasm_v128_load32_splat(a1 + k);
+    const v128_t x2 = wasm_v128_load32_splat(a2 + k), x3 = wasm_v128_load32_splat(a3 + k);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x0, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x0, b1));
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x1, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x1, b1));
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x2, b0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x2, b1));
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x3, b0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x3, b1));
+    b += ldb;
+  }
+  const v128_t zero = wasm_f32x4_splat(0.f);
+  const v128_t bias0 = bias ? wasm_v128_load(bias) : zero, bias1 = bias ? wasm_v128_load(bias + 4) : zero;
+#define NN_STORE(r, v0, v1)                                                            \
+  if (r < rows) {                                                                      \
+    float *cr = c + r * ldc;                                                           \
+    v128_t s0 = first ? wasm_f32x4_add(v0, bias0) : wasm_f32x4_add(v0, wasm_v128_load(cr));     \
+    v128_t s1 = first ? wasm_f32x4_add(v1, bias1) : wasm_f32x4_add(v1, wasm_v128_load(cr + 4)); \
+    wasm_v128_store(cr, relu ? wasm_f32x4_max(s0, zero) : s0);                        \
+    wasm_v128_store(cr + 4, relu ? wasm_f32x4_max(s1, zero) : s1);                    \
+  }
+  NN_STORE(0, c00, c01)
+  NN_STORE(1, c10, c11)
+  NN_STORE(2, c20, c21)
+  NN_STORE(3, c30, c31)
+}
+
+EXPORT(gemm_nn)
+void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+             const float *bias, int relu, int j0, int j1) {
+  (void)M;
+  const int kb = k_block(M, j1 - j0);
+  for (int k0 = 0; k0 < K; k0 += kb) {
+    const int kn = K - k0 < kb ? K - k0 : kb, first = k0 == 0, last = k0 + kn >= K;
+    for (int i = 0; i < M; i += 4)
+      for (int j = j0; j < j1; j += 8)
+        nn_tile(kn, A + i * lda + k0, lda, B + k0 * ldb + j, ldb, C + i * ldc + j, ldc, M - i < 4 ? M - i : 4,
+                first && bias ? bias + j : 0, first, last && relu);
+  }
+}
+
+/* C[i0..i1, :] of Aᵀ·B (gemm_tn) for a split over C's rows: A [K,M], B [K,N], N a multiple of 8. */
+EXPORT(gemm_tn_rows)
+void gemm_tn_rows(int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int i0, int i1) {
+  gemm_tn(i1 - i0, N, K, A + i0, lda, B, ldb, C + i0 * ldc, ldc, 0);
+}
+
+/* C[i, j] = Σ_k A[i,k]·B[j,k] for rows i0 ≤ i < i1 (A [M,K], B [N,K] row-major: dy·Wᵀ, a layer's
+ * input gradient): 2 rows of A × 4 rows of B as dot products, four k at a time. */
+EXPORT(gemm_nt)
+void gemm_nt(int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int i0, int i1) {
+  const int K4 = K & ~3;
+  for (int i = i0; i < i1; i += 2) {
+    const float *a0 = A + i * lda, *a1 = i + 1 < i1 ? a0 + lda : a0;
+    for (int j = 0; j < N; j += 4) {
+      const int cols = N - j < 4 ? N - j : 4;
+      const float *b0 = B + j * ldb, *b1 = cols > 1 ? b0 + ldb : b0, *b2 = cols > 2 ? b0 + 2 * ldb : b0,
+                  *b3 = cols > 3 ? b0 + 3 * ldb : b0;
+      v128_t s00 = wasm_f32x4_splat(0.f), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+      for (int k = 0; k < K4; k += 4) {
+        const v128_t x0 = wasm_v128_load(a0 + k), x1 = wasm_v128_load(a1 + k);
+        const v128_t y0 = wasm_v128_load(b0 + k), y1 = wasm_v128_load(b1 + k), y2 = wasm_v128_load(b2 + k),
+                     y3 = wasm_v128_load(b3 + k);
+        s00 = wasm_f32x4_add(s00, wasm_f32x4_mul(x0, y0));
+        s01 = wasm_f32x4_add(s01, wasm_f32x4_mul(x0, y1));
+        s02 = wasm_f32x4_add(s02, wasm_f32x4_mul(x0, y2));
+        s03 = wasm_f32x4_add(s03, wasm_f32x4_mul(x0, y3));
+        s10 = wasm_f32x4_add(s10, wasm_f32x4_mul(x1, y0));
+        s11 = wasm_f32x4_add(s11, wasm_f32x4_mul(x1, y1));
+        s12 = wasm_f32x4_add(s12, wasm_f32x4_mul(x1, y2));
+        s13 = wasm_f32x4_add(s13, wasm_f32x4_mul(x1, y3));
+      }
+      /* the four lanes of each sum: transposes of the 4×4 blocks, then adds */
+#define HSUM4(p, q, r, s, out)                                                                 \
+  {                                                                                            \
+    const v128_t t0 = wasm_i32x4_shuffle(p, q, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(p, q, 2, 6, 3, 7); \
+    const v128_t t2 = wasm_i32x4_shuffle(r, s, 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(r, s, 2, 6, 3, 7); \
+    const v128_t u = wasm_f32x4_add(t0, t1), w = wasm_f32x4_add(t2, t3);                        \
+    out = wasm_f32x4_add(wasm_i64x2_shuffle(u, w, 0, 2), wasm_i64x2_shuffle(u, w, 1, 3));        \
+  }
+      v128_t r0, r1;
+      HSUM4(s00, s01, s02, s03, r0)
+      HSUM4(s10, s11, s12, s13, r1)
+      float *c0 = C + i * ldc + j, *c1 = c0 + ldc;
+      for (int k = K4; k < K; k++) {
+        const float p0 = a0[k], p1 = a1[k];
+        r0 = wasm_f32x4_add(r0, wasm_f32x4_make(p0 * b0[k], p0 * b1[k], p0 * b2[k], p0 * b3[k]));
+        r1 = wasm_f32x4_add(r1, wasm_f32x4_make(p1 * b0[k], p1 * b1[k], p1 * b2[k], p1 * b3[k]));
+      }
+      if (cols == 4) {
+        wasm_v128_store(c0, r0);
+        if (i + 1 < i1) wasm_v128_store(c1, r1);
+      } else {
+        const int two = i + 1 < i1;
+        c0[0] = wasm_f32x4_extract_lane(r0, 0);
+        if (two) c1[0] = wasm_f32x4_extract_lane(r1, 0);
+        if (cols > 1) {
+          c0[1] = wasm_f32x4_extract_lane(r0, 1);
+          if (two) c1[1] = wasm_f32x4_extract_lane(r1, 1);
+        }
+        if (cols > 2) {
+          c0[2] = wasm_f32x4_extract_lane(r0, 2);
+          if (two) c1[2] = wasm_f32x4_extract_lane(r1, 2);
+        }
+      }
+    }
+  }
+}
