@@ -63,7 +63,10 @@ class WasmKernels {
 
   /** Runs the parts, one a thread (all here without a pool). */
   run(parts: KernelPart[]): void {
-    if (this.pool) return this.pool.run(parts);
+    if (this.pool) {
+      this.pool.run(parts);
+      return;
+    }
     const kernels = this.exports as unknown as Record<string, (...a: number[]) => void>;
     for (const p of parts) kernels[p.name]!(...p.args);
   }
