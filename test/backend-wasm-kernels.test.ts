@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
@@ -428,4 +429,29 @@ test('Adam through the fused wasm kernel: the same weights and moments as tfjs A
     const err = relativeError(w, onCpu[i]!);
     assert.ok(err <= 1e-4, `weight ${i}: relative error ${err}`);
   });
+});
+
+test('scratch memory grows and is given back to the heap intact (larger and larger conv filter gradients)', () => {
+  // each size needs more scratch than the last, so the kernels' buffers are freed and allocated
+  // again; freeing anything but what malloc returned corrupts the heap, and a later free never
+  // returns: in a child process, so that a hang is a failure here
+  const script = `
+import * as tf from '@tensorflow/tfjs';
+import { useBestBackend } from './src/backend/index.ts';
+await useBestBackend({ backend: 'wasm' });
+for (const [hw, c] of [[6, 2], [12, 4], [20, 8], [28, 16]]) {
+  tf.tidy(() => {
+    const x = tf.randomNormal([4, hw, hw, c]), f = tf.randomNormal([3, 3, c, 16]);
+    tf.grads((a, b) => tf.conv2d(a, b, 1, 'same').sum())([x, f])[1].dataSync();
+    tf.add(tf.ones([1000, 100]), 1).dataSync();
+  });
+}
+console.log('done');
+`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, `status ${r.status}, signal ${r.signal}: ${r.stderr.slice(-400)}`);
+  assert.match(r.stdout, /done/);
 });

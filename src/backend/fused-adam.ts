@@ -25,6 +25,22 @@ export interface AdamStep {
   c2: number;
 }
 
+/** The step's scalars in the order the kernels take them, after their arrays. */
+export type AdamScalars = [
+  beta1: number,
+  oneMinusBeta1: number,
+  beta2: number,
+  oneMinusBeta2: number,
+  negLr: number,
+  epsilon: number,
+  c1: number,
+  c2: number,
+];
+
+export function adamScalars(a: AdamStep): AdamScalars {
+  return [a.beta1, a.oneMinusBeta1, a.beta2, a.oneMinusBeta2, a.negLr, a.epsilon, a.c1, a.c2];
+}
+
 /** Updates w, m and v for one variable: in place, or by assigning them new tensors. */
 export type FusedAdamUpdate = (w: tf.Variable, g: tf.Tensor, m: tf.Variable, v: tf.Variable, step: AdamStep) => void;
 

@@ -4,7 +4,7 @@
  * its threaded build, plain otherwise), so the kernels read and write tensors where they are.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { AdamStep } from './fused-adam.js';
+import { adamScalars, type AdamScalars, type AdamStep } from './fused-adam.js';
 import { PLAIN_MEMORY_KERNELS, SHARED_MEMORY_KERNELS } from './wasm-kernels-binary.js';
 import { KernelPool, type KernelPart } from './wasm-kernel-pool.js';
 import { wasmThreadCount } from './wasm-threads.js';
@@ -12,7 +12,7 @@ import { wasmThreadCount } from './wasm-threads.js';
 type Ptr = number;
 
 interface KernelExports {
-  adam(w: Ptr, g: Ptr, m: Ptr, v: Ptr, wo: Ptr, mo: Ptr, vo: Ptr, n: number, ...scalars: number[]): void;
+  adam(w: Ptr, g: Ptr, m: Ptr, v: Ptr, wo: Ptr, mo: Ptr, vo: Ptr, n: number, ...scalars: AdamScalars): void;
   add_into(y: Ptr, x: Ptr, n: number): void;
   conv2d_filter_grad_rows(m: number, co: number): number;
 }
@@ -37,7 +37,7 @@ interface WasmBackendParts {
 /** The kernels over one backend's heap, its thread pool (threaded build), and their scratch memory. */
 class WasmKernels {
   readonly pool: KernelPool | null;
-  private readonly scratch: { ptr: number; bytes: number }[] = [];
+  private readonly scratch: { block: number; ptr: number; bytes: number }[] = [];
 
   constructor(
     private readonly backend: WasmBackendParts,
@@ -75,9 +75,10 @@ class WasmKernels {
   scratchBuffer(slot: number, bytes: number): Ptr {
     const s = this.scratch[slot];
     if (s && s.bytes >= bytes) return s.ptr;
-    if (s) this.backend.wasm._free(s.ptr);
-    const ptr = this.backend.wasm._malloc(bytes + 16);
-    this.scratch[slot] = { ptr: Math.ceil(ptr / 16) * 16, bytes };
+    // free takes what malloc gave, not the aligned pointer inside it
+    if (s) this.backend.wasm._free(s.block);
+    const block = this.backend.wasm._malloc(bytes + 16);
+    this.scratch[slot] = { block, ptr: Math.ceil(block / 16) * 16, bytes };
     return this.scratch[slot]!.ptr;
   }
 
@@ -136,14 +137,7 @@ export function wasmAdamUpdate(w: tf.Variable, g: tf.Tensor, m: tf.Variable, v: 
     mo!,
     vo!,
     w.size,
-    a.beta1,
-    a.oneMinusBeta1,
-    a.beta2,
-    a.oneMinusBeta2,
-    a.negLr,
-    a.epsilon,
-    a.c1,
-    a.c2,
+    ...adamScalars(a),
   );
   const engine = tf.engine();
   [w, m, v].forEach((t, i) => {

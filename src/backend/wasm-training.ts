@@ -40,6 +40,31 @@ function lastTwoSwapped(rank: number): number[] {
   return perm;
 }
 
+/** A loss kernel ([loss, ∂loss/∂s] of s [rows, cols]) whose `compute` fills the two outputs over the heap. */
+function lossOverHeap(
+  compute: (
+    backend: WasmBackend,
+    inputs: Record<string, tf.TensorInfo | undefined>,
+    rows: number,
+    cols: number,
+    attrs: tf.NamedAttrMap,
+    loss: Float32Array,
+    grad: Float32Array,
+  ) => void,
+): tf.KernelFunc {
+  return ({ inputs, backend: b, attrs }) => {
+    const backend = b as WasmBackend;
+    const s = inputs.s!;
+    const [rows, cols] = s.shape as [number, number];
+    const loss = backend.makeOutput([], 'float32');
+    const grad = backend.makeOutput(s.shape, 'float32');
+    const [lossValues, gradValues] = [heap(backend, loss), heap(backend, grad)];
+    compute(backend, inputs, rows, cols, attrs ?? {}, lossValues, gradValues);
+    scaleInPlace(Number(attrs?.scale ?? 1), lossValues, gradValues);
+    return [loss, grad];
+  };
+}
+
 function replace(kernelName: string, kernelFunc: tf.KernelFunc): void {
   const existing = tf.getKernel(kernelName, WASM);
   if (existing) tf.unregisterKernel(kernelName, WASM);
@@ -166,29 +191,19 @@ export function installWasmTrainingKernels(): void {
   });
   // the loss kernels (loss-kernels.ts) over the heap: a [B, classes] tensor's few thousand values
   // cost less than the dispatch of the ~35 stock kernels they replace
-  replace(SOFT_KL_KERNEL, ({ inputs, backend: b, attrs }) => {
-    const backend = b as WasmBackend;
-    const { s, t } = inputs as { s: tf.TensorInfo; t: tf.TensorInfo };
-    const [rows, cols] = s.shape as [number, number];
-    const loss = backend.makeOutput([], 'float32');
-    const grad = backend.makeOutput(s.shape, 'float32');
-    const [lossValues, gradValues] = [heap(backend, loss), heap(backend, grad)];
-    softKlRows(heap(backend, s), heap(backend, t), rows, cols, Number(attrs!.temperature), lossValues, gradValues);
-    scaleInPlace(Number(attrs!.scale ?? 1), lossValues, gradValues);
-    return [loss, grad];
-  });
-  replace(LABEL_CE_KERNEL, ({ inputs, backend: b, attrs }) => {
-    const backend = b as WasmBackend;
-    const { s, labels } = inputs as { s: tf.TensorInfo; labels: tf.TensorInfo };
-    const [rows, cols] = s.shape as [number, number];
-    const loss = backend.makeOutput([], 'float32');
-    const grad = backend.makeOutput(s.shape, 'float32');
-    const [lossValues, gradValues] = [heap(backend, loss), heap(backend, grad)];
-    const labelValues = backend.typedArrayFromHeap(labels) as Int32Array;
-    labelCeRows(heap(backend, s), labelValues, rows, cols, Number(attrs!.smoothing), lossValues, gradValues);
-    scaleInPlace(Number(attrs!.scale ?? 1), lossValues, gradValues);
-    return [loss, grad];
-  });
+  replace(
+    SOFT_KL_KERNEL,
+    lossOverHeap((backend, { s, t }, rows, cols, attrs, loss, grad) =>
+      softKlRows(heap(backend, s!), heap(backend, t!), rows, cols, Number(attrs.temperature), loss, grad),
+    ),
+  );
+  replace(
+    LABEL_CE_KERNEL,
+    lossOverHeap((backend, { s, labels }, rows, cols, attrs, loss, grad) => {
+      const labelValues = backend.typedArrayFromHeap(labels!) as Int32Array;
+      labelCeRows(heap(backend, s!), labelValues, rows, cols, Number(attrs.smoothing), loss, grad);
+    }),
+  );
   const stockMaxPoolGrad = tf.getKernel('MaxPoolGrad', WASM)!.kernelFunc;
   replace('MaxPoolGrad', (args) => {
     const { inputs, backend, attrs } = args;

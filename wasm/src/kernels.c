@@ -40,37 +40,45 @@ void adam(const float *w, const float *g, const float *m, const float *v, float 
   }
 }
 
-/* C[M,N] (+)= Aᵀ·B with A [K,M] and B [K,N] row-major (leading dims lda, ldb, ldc): the product a
- * weight gradient is, xᵀ·dy, whose K (the batch's positions) is long. Tiles of C of 4 rows × 8
- * columns stay in registers over all of K; A and B are read in place. accumulate 0 writes C. */
-static inline __attribute__((always_inline)) void tn_tile(int K, const float *a, int lda, const float *b, int ldb,
-                                                          float *c, int ldc, int rows, int accumulate) {
+/* One tile of a product, 4 rows × 8 columns of C in registers over K:
+ *   c[r][0..8] = (accumulate ? c[r] : bias ? bias : 0) + Σ_k a[r·rs + k·ks] · b[k·ldb + 0..8]   (then ReLU)
+ * for r < rows: element (r, k) of A at a[r·rs + k·ks] serves A's rows (rs = lda, ks = 1: x·W) and
+ * its columns (rs = 1, ks = lda: xᵀ·dy); rows past `rows` are neither read nor written. */
+static inline __attribute__((always_inline)) void tile(int K, const float *a, int rs, int ks, const float *b, int ldb,
+                                                       float *c, int ldc, int rows, int accumulate, const float *bias,
+                                                       int relu) {
   v128_t c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  const float *a0 = a, *a1 = a + (rows > 1 ? rs : 0), *a2 = a + (rows > 2 ? 2 * rs : 0), *a3 = a + (rows > 3 ? 3 * rs : 0);
   for (int k = 0; k < K; k++) {
     const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
-    const v128_t a0 = wasm_v128_load32_splat(a), a1 = wasm_v128_load32_splat(a + 1);
-    const v128_t a2 = wasm_v128_load32_splat(a + 2), a3 = wasm_v128_load32_splat(a + 3);
-    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(a0, b0));
-    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(a0, b1));
-    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(a1, b0));
-    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(a1, b1));
-    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(a2, b0));
-    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(a2, b1));
-    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(a3, b0));
-    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(a3, b1));
-    a += lda;
+    const v128_t x0 = wasm_v128_load32_splat(a0), x1 = wasm_v128_load32_splat(a1);
+    const v128_t x2 = wasm_v128_load32_splat(a2), x3 = wasm_v128_load32_splat(a3);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x0, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x0, b1));
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x1, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x1, b1));
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x2, b0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x2, b1));
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x3, b0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x3, b1));
+    a0 += ks, a1 += ks, a2 += ks, a3 += ks;
     b += ldb;
   }
-#define TN_STORE(r, v0, v1)                                                        \
-  if (r < rows) {                                                                  \
-    float *cr = c + r * ldc;                                                       \
-    wasm_v128_store(cr, accumulate ? wasm_f32x4_add(v0, wasm_v128_load(cr)) : v0); \
-    wasm_v128_store(cr + 4, accumulate ? wasm_f32x4_add(v1, wasm_v128_load(cr + 4)) : v1); \
+  const v128_t zero = wasm_f32x4_splat(0.f);
+  const v128_t bias0 = bias ? wasm_v128_load(bias) : zero, bias1 = bias ? wasm_v128_load(bias + 4) : zero;
+#define STORE(r, v0, v1)                                                                              \
+  if (r < rows) {                                                                                     \
+    float *cr = c + r * ldc;                                                                          \
+    const v128_t s0 = wasm_f32x4_add(v0, accumulate ? wasm_v128_load(cr) : bias0);                     \
+    const v128_t s1 = wasm_f32x4_add(v1, accumulate ? wasm_v128_load(cr + 4) : bias1);                 \
+    wasm_v128_store(cr, relu ? wasm_f32x4_max(s0, zero) : s0);                                        \
+    wasm_v128_store(cr + 4, relu ? wasm_f32x4_max(s1, zero) : s1);                                    \
   }
-  TN_STORE(0, c00, c01)
-  TN_STORE(1, c10, c11)
-  TN_STORE(2, c20, c21)
-  TN_STORE(3, c30, c31)
+  STORE(0, c00, c01)
+  STORE(1, c10, c11)
+  STORE(2, c20, c21)
+  STORE(3, c30, c31)
+#undef STORE
 }
 
 /* K in blocks whose rows of A and B stay in L2 while every tile of C passes over them */
@@ -79,14 +87,17 @@ static int k_block(int M, int N) {
   return kb < 16 ? 16 : kb;
 }
 
-EXPORT(gemm_tn)
-void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate) {
+/* C[M,N] (+)= Aᵀ·B with A [K,M] and B [K,N] row-major: a weight gradient, xᵀ·dy, whose K (the
+ * batch's positions) is long. N a multiple of 8. */
+static void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                    int accumulate) {
   const int kb = k_block(M, N);
   for (int k0 = 0; k0 < K; k0 += kb) {
     const int kn = K - k0 < kb ? K - k0 : kb, acc = accumulate || k0 > 0;
     const float *a = A + k0 * lda, *b = B + k0 * ldb;
     for (int i = 0; i < M; i += 4)
-      for (int j = 0; j < N; j += 8) tn_tile(kn, a + i, lda, b + j, ldb, C + i * ldc + j, ldc, M - i < 4 ? M - i : 4, acc);
+      for (int j = 0; j < N; j += 8)
+        tile(kn, a + i, 1, lda, b + j, ldb, C + i * ldc + j, ldc, M - i < 4 ? M - i : 4, acc, 0, 0);
   }
 }
 
@@ -120,7 +131,7 @@ void conv2d_filter_grad(const float *x, const float *dy, float *dw, float *rows,
     }
     for (int i = 0; i < M; i += 4)
       for (int j = 0; j < CO; j += 8)
-        tn_tile(kn, rows + i, M, dy + q0 * CO + j, CO, dw + i * CO + j, CO, M - i < 4 ? M - i : 4, q0 > p0);
+        tile(kn, rows + i, 1, M, dy + q0 * CO + j, CO, dw + i * CO + j, CO, M - i < 4 ? M - i : 4, q0 > p0, 0, 0);
   }
   if (p1 <= p0)
     for (int i = 0; i < M * CO; i++) dw[i] = 0.f;
@@ -219,56 +230,19 @@ void sum_rows(const float *x, float *out, int rows, int cols, int c0, int c1) {
   }
 }
 
-/* C[i0..i1, j0..j1] = A·B (+ bias per column) (then ReLU), A [M,K] and B [K,N] row-major: the
- * forward product of a layer being trained, whose B (the weights) is new every step. K in blocks
- * (k_block); a tile of 4 rows × 8 columns of C stays in registers over a block. j1 − j0 a multiple
- * of 8; rows past i1 in the last tile are neither read nor written. */
-static inline __attribute__((always_inline)) void nn_tile(int K, const float *a, int lda, const float *b, int ldb,
-                                                          float *c, int ldc, int rows, const float *bias, int first,
-                                                          int relu) {
-  v128_t c00 = wasm_f32x4_splat(0.f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  const float *a1 = a + (rows > 1 ? lda : 0), *a2 = a + (rows > 2 ? 2 * lda : 0), *a3 = a + (rows > 3 ? 3 * lda : 0);
-  for (int k = 0; k < K; k++) {
-    const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
-    const v128_t x0 = wasm_v128_load32_splat(a + k), x1 = wasm_v128_load32_splat(a1 + k);
-    const v128_t x2 = wasm_v128_load32_splat(a2 + k), x3 = wasm_v128_load32_splat(a3 + k);
-    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x0, b0));
-    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x0, b1));
-    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x1, b0));
-    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x1, b1));
-    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x2, b0));
-    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x2, b1));
-    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x3, b0));
-    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x3, b1));
-    b += ldb;
-  }
-  const v128_t zero = wasm_f32x4_splat(0.f);
-  const v128_t bias0 = bias ? wasm_v128_load(bias) : zero, bias1 = bias ? wasm_v128_load(bias + 4) : zero;
-#define NN_STORE(r, v0, v1)                                                            \
-  if (r < rows) {                                                                      \
-    float *cr = c + r * ldc;                                                           \
-    v128_t s0 = first ? wasm_f32x4_add(v0, bias0) : wasm_f32x4_add(v0, wasm_v128_load(cr));     \
-    v128_t s1 = first ? wasm_f32x4_add(v1, bias1) : wasm_f32x4_add(v1, wasm_v128_load(cr + 4)); \
-    wasm_v128_store(cr, relu ? wasm_f32x4_max(s0, zero) : s0);                        \
-    wasm_v128_store(cr + 4, relu ? wasm_f32x4_max(s1, zero) : s1);                    \
-  }
-  NN_STORE(0, c00, c01)
-  NN_STORE(1, c10, c11)
-  NN_STORE(2, c20, c21)
-  NN_STORE(3, c30, c31)
-}
-
+/* C[:, j0..j1] = A·B (+ bias per column) (then ReLU), A [M,K] and B [K,N] row-major: the forward
+ * product of a layer being trained, whose B (the weights) is new every step. j1 − j0 a multiple of 8. */
 EXPORT(gemm_nn)
 void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
              const float *bias, int relu, int j0, int j1) {
-  (void)M;
+  (void)N;
   const int kb = k_block(M, j1 - j0);
   for (int k0 = 0; k0 < K; k0 += kb) {
     const int kn = K - k0 < kb ? K - k0 : kb, first = k0 == 0, last = k0 + kn >= K;
     for (int i = 0; i < M; i += 4)
       for (int j = j0; j < j1; j += 8)
-        nn_tile(kn, A + i * lda + k0, lda, B + k0 * ldb + j, ldb, C + i * ldc + j, ldc, M - i < 4 ? M - i : 4,
-                first && bias ? bias + j : 0, first, last && relu);
+        tile(kn, A + i * lda + k0, lda, 1, B + k0 * ldb + j, ldb, C + i * ldc + j, ldc, M - i < 4 ? M - i : 4, !first,
+             first && bias ? bias + j : 0, last && relu);
   }
 }
 

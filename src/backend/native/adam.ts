@@ -1,6 +1,6 @@
 /** The native backend's fused Adam update (src/backend/fused-adam.ts): one addon pass per variable. */
 import * as tf from '@tensorflow/tfjs';
-import type { AdamStep } from '../fused-adam.js';
+import { adamScalars, type AdamStep } from '../fused-adam.js';
 import type { NativeBackend } from './backend.js';
 
 /**
@@ -19,23 +19,7 @@ export function nativeAdamUpdate(
   const n = w.size;
   const targets = [w, m, v].map((t) => (b.isExclusive(t) ? null : b.makeOutputF32(t.shape, n)));
   const [wo, mo, vo] = [w, m, v].map((t, i) => targets[i]?.values ?? b.f32(t));
-  b.addon.adam(
-    b.f32(w),
-    b.f32(g),
-    b.f32(m),
-    b.f32(v),
-    wo,
-    mo,
-    vo,
-    a.beta1,
-    a.oneMinusBeta1,
-    a.beta2,
-    a.oneMinusBeta2,
-    a.negLr,
-    a.epsilon,
-    a.c1,
-    a.c2,
-  );
+  b.addon.adam(b.f32(w), b.f32(g), b.f32(m), b.f32(v), wo, mo, vo, ...adamScalars(a));
   const engine = tf.engine();
   [w, m, v].forEach((t, i) => {
     const out = targets[i];

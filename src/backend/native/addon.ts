@@ -3,6 +3,7 @@
  * (`native/build/Release/tfjs_distill_native.node`). Never throws: a missing or broken
  * addon is reported as a reason string.
  */
+import type { AdamScalars } from '../fused-adam.js';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -98,14 +99,7 @@ export interface NativeAddon {
     wOut: Float32Array,
     mOut: Float32Array,
     vOut: Float32Array,
-    beta1: number,
-    oneMinusBeta1: number,
-    beta2: number,
-    oneMinusBeta2: number,
-    negLr: number,
-    eps: number,
-    c1: number,
-    c2: number,
+    ...scalars: AdamScalars
   ): void;
   addN(out: Float32Array, ...xs: Float32Array[]): void;
   batchNormGrad(
