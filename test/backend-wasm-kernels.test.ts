@@ -455,3 +455,24 @@ console.log('done');
   assert.equal(r.status, 0, `status ${r.status}, signal ${r.signal}: ${r.stderr.slice(-400)}`);
   assert.match(r.stdout, /done/);
 });
+
+test('Adam whose moments were made on cpu goes on on wasm (the fused kernel moves them first)', async () => {
+  const run = async (backends: string[]) => {
+    await tf.setBackend('cpu');
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 8, inputShape: [6] })] });
+    model.setWeights(model.getWeights().map((w, i) => values(w.shape, i)));
+    const optimizer = tf.train.adam(0.05);
+    const x = values([4, 6], 3);
+    for (const backend of backends) {
+      await tf.setBackend(backend);
+      optimizer.minimize(() => (model.apply(x) as tf.Tensor).square().mean() as tf.Scalar);
+    }
+    const w = model.getWeights()[0]!.dataSync().slice();
+    tf.dispose(x);
+    model.dispose();
+    optimizer.dispose();
+    return w;
+  };
+  const err = relativeError(await run(['cpu', 'wasm', 'wasm']), await run(['cpu', 'cpu', 'cpu']));
+  assert.ok(err <= 1e-5, `relative error ${err}`);
+});
