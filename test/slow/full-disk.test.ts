@@ -10,8 +10,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { readCheckpoint } from '../src/train/checkpoint.js';
-import { SMALL_SLICE, smallTeacher } from './helpers.js';
+import { readCheckpoint } from '../../src/train/checkpoint.js';
+import { SMALL_SLICE, smallTeacher } from '../helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'distill-disk-'));
 const cache = join(root, 'cache');

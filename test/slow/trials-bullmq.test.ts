@@ -9,11 +9,11 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { runSweep } from '../src/search/sweep.js';
-import { bullmqExecutor } from '../src/trials/bullmq.js';
-import { localExecutor } from '../src/trials/local.js';
-import type { TrialResult } from '../src/trials/types.js';
-import { assertUserError, SMALL_SLICE, smallTeacher, startRedis, type RedisServer } from './helpers.js';
+import { runSweep } from '../../src/search/sweep.js';
+import { bullmqExecutor } from '../../src/trials/bullmq.js';
+import { localExecutor } from '../../src/trials/local.js';
+import type { TrialResult } from '../../src/trials/types.js';
+import { assertUserError, SMALL_SLICE, smallTeacher, startRedis, type RedisServer } from '../helpers.js';
 
 const tmp = (name: string) => mkdtempSync(join(tmpdir(), `${name}-`));
 const cache = tmp('bullmq-teacher');
