@@ -146,6 +146,16 @@ export function wasmAdamUpdate(w: tf.Variable, g: tf.Tensor, m: tf.Variable, v: 
   });
 }
 
+/** Splits [0, n) into at most `parts` ranges whose bounds are multiples of `unit` (but the last). */
+function split(n: number, parts: number, unit = 1): [number, number][] {
+  const chunks = Math.ceil(n / unit);
+  const k = Math.max(1, Math.min(parts, chunks));
+  return Array.from({ length: k }, (_, p) => [
+    Math.min(n, Math.floor((chunks * p) / k) * unit),
+    Math.min(n, Math.floor((chunks * (p + 1)) / k) * unit),
+  ]);
+}
+
 /**
  * dW of a 2-D convolution (NHWC, any stride, dilation and padding) as im2col(x)ᵀ·dy, a block of
  * output positions at a time, the positions split over the threads (each part sums into its own
@@ -166,7 +176,7 @@ export function conv2dFilterGradByKernel(
   const backend = backendArg as WasmBackendParts;
   const M = KH * KW * inChannels;
   const positions = batchSize * outHeight * outWidth;
-  const parts = Math.max(1, Math.min(k.threads, Math.floor(positions / 256)));
+  const ranges = split(positions, Math.min(k.threads, Math.floor(positions / 256)));
   const out = backend.makeOutput([KH, KW, inChannels, outChannels], 'float32');
   const rowsBytes = 4 * k.exports.conv2d_filter_grad_rows(M, outChannels);
   const sumBytes = 4 * M * outChannels;
@@ -186,37 +196,17 @@ export function conv2dFilterGradByKernel(
     info.padInfo.top,
     info.padInfo.left,
   ];
-  const sums = Array.from({ length: parts }, (_, p) =>
-    p === 0 ? k.offset(out) : k.scratchBuffer(2 * p + 1, sumBytes),
-  );
-  const rows = Array.from({ length: parts }, (_, p) => k.scratchBuffer(2 * p, rowsBytes));
+  const sums = ranges.map((_, p) => (p === 0 ? k.offset(out) : k.scratchBuffer(2 * p + 1, sumBytes)));
+  const rows = ranges.map((_, p) => k.scratchBuffer(2 * p, rowsBytes));
   const [xp, dyp] = [k.offset(x), k.offset(dy)];
   k.run(
-    sums.map((dw, p) => ({
+    ranges.map(([p0, p1], p) => ({
       name: 'conv2d_filter_grad',
-      args: [
-        xp,
-        dyp,
-        dw,
-        rows[p]!,
-        Math.floor((positions * p) / parts),
-        Math.floor((positions * (p + 1)) / parts),
-        ...geometry,
-      ],
+      args: [xp, dyp, sums[p]!, rows[p]!, p0, p1, ...geometry],
     })),
   );
-  for (let p = 1; p < parts; p++) k.exports.add_into(sums[0]!, sums[p]!, M * outChannels);
+  for (let p = 1; p < ranges.length; p++) k.exports.add_into(sums[0]!, sums[p]!, M * outChannels);
   return out;
-}
-
-/** Splits [0, n) into at most `parts` ranges whose bounds are multiples of `unit` (but the last). */
-function split(n: number, parts: number, unit = 1): [number, number][] {
-  const chunks = Math.ceil(n / unit);
-  const k = Math.max(1, Math.min(parts, chunks));
-  return Array.from({ length: k }, (_, p) => [
-    Math.min(n, Math.floor((chunks * p) / k) * unit),
-    Math.min(n, Math.floor((chunks * (p + 1)) / k) * unit),
-  ]);
 }
 
 /** dx of a max pool (wasm/src/kernels.c max_pool_grad), the batch split over the threads; null without kernels. */
@@ -308,7 +298,7 @@ export function matMulByKernel(
   if (!transposeA && !transposeB)
     parts = split(N, k.threads, 8).map(([j0, j1]) => ({
       name: 'gemm_nn',
-      args: [M, N, K, ap, K, bp, N, cp, N, biasp, relu ? 1 : 0, j0, j1],
+      args: [M, K, ap, K, bp, N, cp, N, biasp, relu ? 1 : 0, j0, j1],
     }));
   else if (transposeA)
     parts = split(M, k.threads, 4).map(([i0, i1]) => ({

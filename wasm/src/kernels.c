@@ -129,9 +129,7 @@ void conv2d_filter_grad(const float *x, const float *dy, float *dw, float *rows,
         }
       }
     }
-    for (int i = 0; i < M; i += 4)
-      for (int j = 0; j < CO; j += 8)
-        tile(kn, rows + i, 1, M, dy + q0 * CO + j, CO, dw + i * CO + j, CO, M - i < 4 ? M - i : 4, q0 > p0, 0, 0);
+    gemm_tn(M, CO, kn, rows, M, dy + q0 * CO, CO, dw, CO, q0 > p0);
   }
   if (p1 <= p0)
     for (int i = 0; i < M * CO; i++) dw[i] = 0.f;
@@ -233,9 +231,8 @@ void sum_rows(const float *x, float *out, int rows, int cols, int c0, int c1) {
 /* C[:, j0..j1] = A·B (+ bias per column) (then ReLU), A [M,K] and B [K,N] row-major: the forward
  * product of a layer being trained, whose B (the weights) is new every step. j1 − j0 a multiple of 8. */
 EXPORT(gemm_nn)
-void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
-             const float *bias, int relu, int j0, int j1) {
-  (void)N;
+void gemm_nn(int M, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *bias,
+             int relu, int j0, int j1) {
   const int kb = k_block(M, j1 - j0);
   for (int k0 = 0; k0 < K; k0 += kb) {
     const int kn = K - k0 < kb ? K - k0 : kb, first = k0 == 0, last = k0 + kn >= K;
