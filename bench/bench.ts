@@ -14,8 +14,8 @@
  * - the quickstart teacher's train step (CNN 825k params with batch norm, batch 64), beside its
  *   PyTorch twin;
  * - achieved GFLOP/s of every train step (FLOPs per sample from the layers, bench/flops.ts) and
- *   its share of the machine's sgemm limit: the fastest of the addon's 1024³ sgemm (probed before
- *   and after the train steps) and OpenBLAS's;
+ *   its share of the machine's sgemm limit: the fastest 1024³ sgemm of the run (the addon's,
+ *   probed before and after the train steps, OpenBLAS's and PyTorch's, with and without †);
  *   PyTorch's share of the same limit beside it;
  * - where the machine sets OPENBLAS_CORETYPE, PyTorch once more with OpenBLAS's own kernel choice
  *   (the † columns: the reference at its fastest here);
@@ -398,17 +398,21 @@ function print(m: Measured): void {
     console.log(
       `\n† PyTorch with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for its command alone (this machine sets OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}), so that OpenBLAS picks its own kernels${typeof torchOwnBlas === 'string' ? `: ${torchOwnBlas}` : ''}`,
     );
-  // the machine's sgemm limit: the fastest of the addon's sgemm (its AVX-512 kernel where the CPU
-  // has one; probed before and after the train steps) and OpenBLAS called directly, all at 1024³
+  // the machine's sgemm limit: the fastest 1024³ sgemm seen in this run: the addon's (its AVX-512
+  // kernel where the CPU has one; probed before and after the train steps), OpenBLAS called
+  // directly, and PyTorch's (with OpenBLAS's own kernel choice too, which can be the fastest)
   const native = results['native'];
-  const probes = ['matmulGflops', 'matmulGflopsAfterSteps', 'openblasDirectGflops'].map((k) => native?.[k] ?? 0);
+  const probes = [
+    ...['matmulGflops', 'matmulGflopsAfterSteps', 'openblasDirectGflops'].map((k) => native?.[k] ?? 0),
+    ...[typeof torch === 'object' ? torch : undefined, own].map((r) => r?.['matmulGflops'] ?? 0),
+  ];
   const limit = Math.max(...probes) > 0 ? Math.max(...probes) : undefined;
   console.log(
     `\nachieved GFLOP/s of the train steps (FLOPs per sample: ${Object.entries(FLOPS)
       .map(([k, f]) => `${k} ${(f / 1e6).toFixed(1)} M`)
       .join(
         ', ',
-      )})${limit ? `, and the share of the machine's sgemm limit (${limit.toFixed(0)} GFLOP/s: the fastest of the addon's 1024³ before and after the steps and OpenBLAS direct)` : ''}:`,
+      )})${limit ? `, and the share of the machine's sgemm limit (${limit.toFixed(0)} GFLOP/s: the fastest 1024³ sgemm of the run: the addon's before and after the steps, OpenBLAS direct, PyTorch's)` : ''}:`,
   );
   // the reference's share of the same limit, for the same FLOP counts
   const sharers: [string, Record<string, number>][] = [

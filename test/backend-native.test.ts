@@ -159,6 +159,7 @@ nativeOnly('MatMul through the AVX-512 sgemm and through OpenBLAS: tails, K bloc
     [128, 784, 300], // split over the workers
     [36, 64, 16], // the narrowest N it takes
     [600, 768, 40], // 4 parts of 160 rows (150 in the last): each in L2 chunks of 120 rows, then a tail
+    [30, 800, 512], // B's rows 2 KiB apart: its panels packed, two K blocks, a 6-row tail
   ];
   const was = loaded.addon.info().sgemm !== 'openblas';
   const modes = loaded.addon.setAvx512(1) ? [1, 0] : [0];
