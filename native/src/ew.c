@@ -602,13 +602,23 @@ static void bng_sums(void *vctx, int64_t t, int tid) {
   bng_ctx_t *c = (bng_ctx_t *)vctx;
   const int64_t L = c->L, b = t * c->chunk, e = MIN(b + c->chunk, c->R);
   double *s1 = c->part + t * 2 * L, *s2 = s1 + L;
-  for (int64_t j = 0; j < L; j++) { s1[j] = 0.0; s2[j] = 0.0; }
-  for (int64_t r = b; r < e; r++) {
-    const float *x = c->x + r * L, *dy = c->dy + r * L;
-    for (int64_t j = 0; j < L; j++) {
-      const double g = dy[j];
-      s1[j] += g;
-      s2[j] += g * (double)(x[j] - c->mean[j]);
+  float a1[512], a2[512];
+  for (int64_t j0 = 0; j0 < L; j0 += 512) {
+    const int64_t n = MIN(512, L - j0);
+    const float *restrict m = c->mean + j0;
+    for (int64_t j = 0; j < n; j++) s1[j0 + j] = 0.0, s2[j0 + j] = 0.0;
+    /* float sums over 64 rows at a time, added up in double (as bns_task): 8 lanes a vector, no
+       conversions in the inner loop (per element in double it ran at a third of memory speed) */
+    for (int64_t r0 = b; r0 < e; r0 += 64) {
+      for (int64_t j = 0; j < n; j++) a1[j] = 0.f, a2[j] = 0.f;
+      for (int64_t r = r0; r < MIN(r0 + 64, e); r++) {
+        const float *restrict x = c->x + r * L + j0, *restrict dy = c->dy + r * L + j0;
+        for (int64_t j = 0; j < n; j++) {
+          a1[j] += dy[j];
+          a2[j] += dy[j] * (x[j] - m[j]);
+        }
+      }
+      for (int64_t j = 0; j < n; j++) s1[j0 + j] += a1[j], s2[j0 + j] += a2[j];
     }
   }
 }
