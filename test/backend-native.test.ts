@@ -160,6 +160,8 @@ nativeOnly('MatMul through the AVX-512 sgemm and through OpenBLAS: tails, K bloc
     [36, 64, 16], // the narrowest N it takes
     [600, 768, 40], // 4 parts of 160 rows (150 in the last): each in L2 chunks of 120 rows, then a tail
     [30, 800, 512], // B's rows 2 KiB apart: its panels packed, two K blocks, a 6-row tail
+    [64, 300, 256], // batch 64: a 4-row tail, computed as 4 rows
+    [22, 40, 48], // a 10-row tail, computed as 12
   ];
   const was = loaded.addon.info().sgemm !== 'openblas';
   const modes = loaded.addon.setAvx512(1) ? [1, 0] : [0];

@@ -42,10 +42,11 @@ void tdn_sgemm512_set_enabled(int on) { enabled = on && tdn_sgemm512_enabled_by_
 static inline __attribute__((always_inline)) T512 void kernel(int kb, const float *a, size_t rs, size_t ks,
                                                               const float *b, int ldb, const float *pf, float *c,
                                                               int ldc, int mr, __mmask16 m0, __mmask16 m1,
-                                                              float alpha, float beta, const float *bias, int relu) {
+                                                              float alpha, float beta, const float *bias, int relu,
+                                                              const int ROWS) {
   __m512 acc[MR][2];
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int k = 0; k < kb; k++) {
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
     const __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
@@ -54,7 +55,7 @@ static inline __attribute__((always_inline)) T512 void kernel(int kb, const floa
     b += ldb;
     pf += ldb;
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < ROWS; r++) {
       const __m512 av = _mm512_set1_ps(a[r * rs]);
       acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
       acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
@@ -65,7 +66,7 @@ static inline __attribute__((always_inline)) T512 void kernel(int kb, const floa
   const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : zero;
   const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : zero;
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; r++) {
+  for (int r = 0; r < ROWS; r++) {
     if (r >= mr) break;
     float *cr = c + (size_t)r * ldc;
     __m512 v0 = _mm512_mul_ps(acc[r][0], va), v1 = _mm512_mul_ps(acc[r][1], va);
@@ -90,12 +91,16 @@ static inline __attribute__((always_inline)) T512 void kernel(int kb, const floa
   int kb, const float *a, size_t stride, const float *b, int ldb, const float *pf, float *c, int ldc, int mr, \
       __mmask16 m0, __mmask16 m1, float alpha, float beta, const float *bias, int relu
 #define KERNEL_PASS b, ldb, pf, c, ldc, mr, m0, m1, alpha, beta, bias, relu
+/* the short last row panel, zero-padded to MR rows in [k][MR]: only its first 4, 8 or 12 rows are
+   computed (batch 64 = 5 × 12 + 4 rows: a 12-row tail would spend 11 % of the product on zeros) */
 static T512 __attribute__((noinline)) void kernel_packed(KERNEL_ARGS) {
   (void)stride;
-  kernel(kb, a, 1, MR, KERNEL_PASS);
+  if (mr <= 4) kernel(kb, a, 1, MR, KERNEL_PASS, 4);
+  else if (mr <= 8) kernel(kb, a, 1, MR, KERNEL_PASS, 8);
+  else kernel(kb, a, 1, MR, KERNEL_PASS, MR);
 }
-static T512 __attribute__((noinline)) void kernel_cols(KERNEL_ARGS) { kernel(kb, a, 1, stride, KERNEL_PASS); }
-static T512 __attribute__((noinline)) void kernel_rows(KERNEL_ARGS) { kernel(kb, a, stride, 1, KERNEL_PASS); }
+static T512 __attribute__((noinline)) void kernel_cols(KERNEL_ARGS) { kernel(kb, a, 1, stride, KERNEL_PASS, MR); }
+static T512 __attribute__((noinline)) void kernel_rows(KERNEL_ARGS) { kernel(kb, a, stride, 1, KERNEL_PASS, MR); }
 
 /* op(A)[i0 .. i0+rows, k0 .. k0+kb] (rows < MR) as one panel [k][MR], the rows past it zero */
 static void pack_tail(int transA, const float *A, int lda, int i0, int rows, int k0, int kb, float *out) {
@@ -155,7 +160,11 @@ int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, i
         const float *bj = lastK && bias ? bias + j0 : NULL;
         /* B's rows are ldb apart, which the hardware prefetchers do not follow: the first row panel
            fetches the next column panel's rows (it is then read from L2), the others PF_ROWS ahead */
-        const float *ahead = bp + PF_ROWS * (size_t)ldbp, *next = j0 + NR < N ? (pack ? bp + (size_t)NR * kb : bp + NR) : ahead;
+        const float *ahead = bp + PF_ROWS * (size_t)ldbp;
+        /* the last column panel fetches the next K block's first (else read cold, only 8 rows ahead) */
+        const float *next = j0 + NR < N          ? (pack ? bp + (size_t)NR * kb : bp + NR)
+                            : !pack && last && !lastK ? B + (size_t)(k0 + kb) * ldb
+                                                      : ahead;
         for (int i = i0; i < i1; i += MR) {
           float *cp = C + (size_t)i * ldc + j0;
           const float *pf = i == i0 ? next : ahead;
