@@ -22,8 +22,7 @@ import { nativeAdamUpdate } from './native/adam.js';
 import { registerFusedAdam } from './fused-adam.js';
 import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
 import { BROADCAST_DIV_KERNEL, makeBroadcastDivKernel, patchMeanGradient } from './native/mean-grad.js';
-import { makeSoftKlKernel } from './native/soft-kl.js';
-import { makeLabelCeKernel } from './native/label-ce.js';
+import { makeLabelCeKernel, makeSoftKlKernel } from './native/loss-kernels.js';
 import { LABEL_CE_KERNEL, SOFT_KL_KERNEL } from './loss-kernels.js';
 import { makeBiasReluGradKernel, makeReluGradKernel, patchReluGradient } from './native/relu-grad.js';
 import {
