@@ -21,6 +21,7 @@
 #define NR 32
 #define KC 768
 #define A_CHUNK_BYTES (384 * 1024)
+#define PACK_MAX_FLOATS (2u << 20)
 #define PF_ROWS 8 /* rows of B ahead for the row panels after the first */
 
 int tdn_sgemm512_enabled_by_cpu(void) {
@@ -138,8 +139,10 @@ int tdn_sgemm512(int transA, int M, int N, int K, float alpha, const float *A, i
   /* B's panels are packed once per K block when more than one row panel reads them and its rows,
      read in place, are a multiple of 2 KiB apart: they then alias in L1 and L2 (1024³ +18 %, 2048³
      +35 %). Elsewhere packing measured no faster (ldb = 256) or 5 % slower (ldb = 1200, M = 128). */
-  const int pack = M > MR && ldb % 512 == 0;
-  float *packed = pack ? tdn_thread_buffer(3, (size_t)((N + NR - 1) / NR) * NR * kc) : NULL;
+  const size_t packFloats = (size_t)((N + NR - 1) / NR) * NR * kc;
+  /* (at most 8 MiB a thread: the buffer is kept for the next product) */
+  const int pack = M > MR && ldb % 512 == 0 && packFloats <= PACK_MAX_FLOATS;
+  float *packed = pack ? tdn_thread_buffer(3, packFloats) : NULL;
   if (pack && !packed) return 0;
   for (int k0 = 0; k0 < K; k0 += kc) {
     const int kb = MIN(kc, K - k0);
