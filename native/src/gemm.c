@@ -100,13 +100,47 @@ static int gemm_mode = 0;
 void tdn_set_gemm_mode(int mode) { gemm_mode = mode ? 1 : 0; }
 int tdn_gemm_mode(void) { return gemm_mode; }
 
-/* dst[c * ldd + r] = src[r * lds + c] for rows [r0, r1), in tiles that stay in L1 */
+#if defined(__AVX2__)
+#include <immintrin.h>
+/* dst[j * ldd + i] = src[i * lds + j] for an 8 × 8 block, in registers */
+static inline void transpose8x8(const float *src, size_t lds, float *dst, size_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; i++) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+#endif
+
+/* dst[c * ldd + r] = src[r * lds + c] for rows [r0, r1), in tiles that stay in L1, 8 × 8 blocks in
+   registers where the CPU has AVX2 (the C transpose of an NT product took 55 % of its time scalar) */
 static void transpose_rows(const float *src, int lds, int r0, int r1, int cols, float *dst, int ldd) {
   enum { TILE = 32 };
   for (int rb = r0; rb < r1; rb += TILE)
     for (int c0 = 0; c0 < cols; c0 += TILE) {
       const int re = MIN(r1, rb + TILE), c1 = MIN(cols, c0 + TILE);
-      for (int c = c0; c < c1; c++) /* writes along dst's rows: a row stride of 4 KiB × k aliases */
+      int c = c0;
+#if defined(__AVX2__)
+      const int re8 = rb + (re - rb) / 8 * 8;
+      for (; c + 8 <= c1; c += 8) {
+        int r = rb;
+        for (; r < re8; r += 8) transpose8x8(src + (size_t)r * lds + c, (size_t)lds, dst + (size_t)c * ldd + r, (size_t)ldd);
+        for (int cc = c; cc < c + 8; cc++)
+          for (int rr = r; rr < re; rr++) dst[(size_t)cc * ldd + rr] = src[(size_t)rr * lds + cc];
+      }
+#endif
+      for (; c < c1; c++) /* writes along dst's rows: a row stride of 4 KiB × k aliases */
         for (int r = rb; r < re; r++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
     }
 }
