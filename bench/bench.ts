@@ -23,12 +23,16 @@
  *   1 and 64 on each backend beside onnxruntime-node running the same student (exported with
  *   `exportOnnx`), predict + read-back against session.run; on native also through
  *   `compileInference` (the whole model in one addon call).
+ * PyTorch runs as one process beside the bench (pytorch_reference.py --serve) and measures each
+ * case right after tfjs-distill's backend did, so that every ratio compares figures taken seconds
+ * apart, not minutes.
  * `--repeat N` measures everything N times back to back and ends with min / median / max of
  * every ratio.
  *
  *   npm run bench -- [--backends native,wasm] [--seconds 3] [--repeat 3] [--no-pytorch] [--no-epochs]
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { useBestBackend } from '../src/backend/index.js';
@@ -188,35 +192,57 @@ async function epochs(): Promise<EpochFigures> {
 }
 
 /**
- * The PyTorch reference, in this process's environment; with `ownBlas`, with OPENBLAS_CORETYPE
- * and OPENBLAS_L2_SIZE removed for that command alone, so that OpenBLAS picks its own kernels
- * (machines that set them pin older OpenBLAS builds to the Haswell kernels; PyTorch's Linear
- * layers then use half of an AVX-512 core's width). Steps only: no epochs.
+ * The PyTorch reference (bench/pytorch_reference.py --serve): one process that measures a case
+ * when asked, so that each of its figures is taken right after ours for the same case. This VM's
+ * speed drifts by up to 2× over minutes; measured minutes apart, a ratio would carry that drift.
+ * With `ownBlas`, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed for that process alone, so
+ * that OpenBLAS picks its own kernels (machines that set them pin older OpenBLAS builds to the
+ * Haswell kernels; PyTorch's Linear layers then use half of an AVX-512 core's width).
  */
-function pytorch(ownBlas = false): Record<string, number> | string {
-  const python = '/usr/bin/python3';
-  if (!existsSync(python)) return 'no /usr/bin/python3';
-  const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.status !== 0) return 'PyTorch is not installed (apt-get install python3-torch)';
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
-  if (ownBlas) {
-    delete env['OPENBLAS_CORETYPE'];
-    delete env['OPENBLAS_L2_SIZE'];
+class TorchReference {
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly lines: AsyncIterator<string>,
+    private readonly stderr: () => string,
+  ) {}
+
+  static async start(ownBlas: boolean): Promise<TorchReference | string> {
+    const python = '/usr/bin/python3';
+    if (!existsSync(python)) return 'no /usr/bin/python3';
+    const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+    if (probe.status !== 0) return 'PyTorch is not installed (apt-get install python3-torch)';
+    const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' };
+    if (ownBlas) {
+      delete env['OPENBLAS_CORETYPE'];
+      delete env['OPENBLAS_L2_SIZE'];
+    }
+    const args = ['bench/pytorch_reference.py', '--threads', '2', '--seconds', String(seconds), '--serve'];
+    const child = spawn(python, args, { env });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const reference = new TorchReference(child, lines, () => err);
+    const ready = await lines.next();
+    return ready.done ? reference.failure() : reference;
   }
-  const r = spawnSync(
-    python,
-    [
-      'bench/pytorch_reference.py',
-      '--threads',
-      '2',
-      '--seconds',
-      String(seconds),
-      ...(withEpochs && !ownBlas ? [] : ['--skip-epochs']),
-    ],
-    { encoding: 'utf8', env },
-  );
-  if (r.status !== 0) return `PyTorch reference failed: ${r.stderr.trim().split('\n').at(-1)}`;
-  return JSON.parse(r.stdout) as Record<string, number>;
+
+  private failure(): string {
+    return `PyTorch reference failed: ${this.stderr().trim().split('\n').at(-1)}`;
+  }
+
+  /** The case's figure (samples/s; GFLOP/s for matmulGflops), or why there is none. */
+  async measure(c: string): Promise<number | string> {
+    this.child.stdin.write(`${c}\n`);
+    const line = await this.lines.next();
+    if (line.done) return this.failure();
+    return (JSON.parse(line.value) as Record<string, number>)[c]!;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
 }
 
 /** The quickstart's teacher and student CNNs (src/experiment/quickstart.ts), seeded. */
@@ -284,11 +310,15 @@ const FLOPS = {
   kdStep: trainFlops(benchMlp([784, 800, 800, 10])) + inferenceFlops(benchMlp([784, 1200, 1200, 10])),
 };
 
+/** Per tfjs backend, the PyTorch figure of each case measured right after that backend's. */
+type Beside = Record<string, Record<string, number>>;
+
 interface Measured {
   results: Record<string, Record<string, number>>;
-  torch: Record<string, number> | string;
+  /** PyTorch's figures beside each backend's, or why there are none */
+  torch: Beside | string;
   /** PyTorch with OpenBLAS's own kernel choice, when this machine sets OPENBLAS_CORETYPE */
-  torchOwnBlas?: Record<string, number> | string;
+  torchOwnBlas?: Beside | string;
   ort: Record<string, number> | string;
   epochFigures?: EpochFigures;
   ratios: Record<string, Record<string, number>>;
@@ -297,6 +327,29 @@ interface Measured {
 async function measure(): Promise<Measured> {
   const results: Record<string, Record<string, number>> = {};
   let epochFigures: EpochFigures | undefined;
+  const references = {
+    torch: withPytorch ? await TorchReference.start(false) : 'skipped (--no-pytorch)',
+    own: withPytorch && process.env.OPENBLAS_CORETYPE !== undefined ? await TorchReference.start(true) : undefined,
+  };
+  const figures: { torch: Beside | string; own?: Beside | string } = {
+    torch: typeof references.torch === 'string' ? references.torch : {},
+    ...(references.own !== undefined && { own: typeof references.own === 'string' ? references.own : {} }),
+  };
+  /** PyTorch's figure for case c, measured now, beside backend `name`'s */
+  const beside = async (name: string, c: string, withOwn = true) => {
+    for (const k of withOwn ? (['torch', 'own'] as const) : (['torch'] as const)) {
+      const reference = references[k];
+      const into = figures[k];
+      if (typeof reference !== 'object' || typeof into !== 'object') continue;
+      const v = await reference.measure(c);
+      if (typeof v === 'string') {
+        figures[k] = v;
+        continue;
+      }
+      into[name] ??= {};
+      into[name][c] = v;
+    }
+  };
   for (const name of backends) {
     const choice = await useBestBackend({ backend: name }).catch((e: Error) => e);
     if (choice instanceof Error) {
@@ -305,14 +358,19 @@ async function measure(): Promise<Measured> {
     }
     const r: Record<string, number> = {};
     r['matmulGflops'] = matmulGflops();
+    await beside(name, 'matmulGflops');
     if (name === 'native') {
       const direct = openblasDirectGflops();
       if (direct !== undefined) r['openblasDirectGflops'] = direct;
     }
     r['mlpTrain'] = stepRate(benchMlp([784, 1200, 1200, 10]), [784], 128);
+    await beside(name, 'mlpTrain');
     r['cnnTrain'] = stepRate(benchCnn(), [28, 28, 1], 64);
+    await beside(name, 'cnnTrain');
     r['qsTeacherTrain'] = stepRate(quickstartCnn(1, 0), [28, 28, 1], 64);
+    await beside(name, 'qsTeacherTrain');
     r['kdStep'] = stepRate(benchMlp([784, 800, 800, 10]), [784], 128, benchMlp([784, 1200, 1200, 10]));
+    await beside(name, 'kdStep');
     // the 1024³ probe once more: a few busy seconds on a shared VM can halve one probe, and the
     // sgemm limit is the machine's best, not its worst
     if (name === 'native') r['matmulGflopsAfterSteps'] = matmulGflops();
@@ -331,6 +389,8 @@ async function measure(): Promise<Measured> {
       r['kdEpoch'] = epochFigures.kdNoCache;
       r['kdEpochCached'] = epochFigures.kdCached;
       r['labelOnlyEpoch'] = epochFigures.labelOnly;
+      await beside(name, 'kdEpoch', false);
+      await beside(name, 'kdEpochCached', false);
     }
     results[name] = r;
     console.error(`${name}: done`);
@@ -338,15 +398,13 @@ async function measure(): Promise<Measured> {
   const student = quickstartCnn(0.25, 0.25);
   const ort = await ortLatency(student);
   student.dispose();
-  const torch = withPytorch ? pytorch() : 'skipped (--no-pytorch)';
-  const pinned = process.env.OPENBLAS_CORETYPE;
-  const torchOwnBlas = withPytorch && pinned !== undefined ? pytorch(true) : undefined;
+  for (const reference of [references.torch, references.own]) if (typeof reference === 'object') reference.close();
   return {
     results,
-    torch,
+    torch: figures.torch,
     ort,
     ratios: {},
-    ...(torchOwnBlas && { torchOwnBlas }),
+    ...(figures.own !== undefined && { torchOwnBlas: figures.own }),
     ...(epochFigures && { epochFigures }),
   };
 }
@@ -368,31 +426,45 @@ const fmt = (v: number | undefined) =>
 
 function print(m: Measured): void {
   const { results, torch, torchOwnBlas, ort, epochFigures } = m;
-  const own = typeof torchOwnBlas === 'object' ? torchOwnBlas : undefined;
+  const torchAt = typeof torch === 'object' ? torch : undefined;
+  const ownAt = typeof torchOwnBlas === 'object' ? torchOwnBlas : undefined;
+  const names = Object.keys(results);
+  // the reference's figures beside the first backend (its column and its share of the limit)
+  const firstOf = (at: Beside | undefined) => (at ? (at[names[0]!] ?? {}) : undefined);
+  const own = firstOf(ownAt);
   const header = [
     'case (samples/s; GFLOP/s for matmul)',
-    ...Object.keys(results),
-    'pytorch',
-    ...Object.keys(results).map((b) => `${b}/pytorch`),
-    ...(own ? ['pytorch†', ...Object.keys(results).map((b) => `${b}/pytorch†`)] : []),
+    ...names,
+    `pytorch (beside ${names.join(' / ')})`,
+    ...names.map((b) => `${b}/pytorch`),
+    ...(own ? ['pytorch†', ...names.map((b) => `${b}/pytorch†`)] : []),
   ];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map(() => '---').join('|')}|`);
-  const ratios = (c: string, t: number | undefined, suffix: string) =>
+  /** each backend's figure over the reference's measured right after it */
+  const ratios = (c: string, at: Beside | undefined, suffix: string) =>
     Object.entries(results).map(([b, r]) => {
+      const t = at?.[b]?.[c];
       if (r[c] === undefined || t === undefined) return '—';
       m.ratios[b] ??= {};
       m.ratios[b][`${c}${suffix}`] = r[c]! / t;
       return `${(r[c]! / t).toFixed(2)}×`;
     });
+  const referenceCell = (at: Beside | undefined, c: string) => {
+    const vs = names.map((b) => at?.[b]?.[c]).filter((v): v is number => v !== undefined);
+    return vs.length === 0 ? '—' : vs.map(fmt).join(' / ');
+  };
   for (const c of cases) {
-    const t = typeof torch === 'object' ? torch[c] : undefined;
     const cells = Object.values(results).map((r) => fmt(r[c]));
-    const rs = ratios(c, t, '');
-    const extra = own ? [fmt(own[c]), ...ratios(c, own[c], 'VsTorchOwnBlas')] : [];
-    if (cells.every((x) => x === '—') && t === undefined) continue;
-    console.log(`| ${c} | ${[...cells, fmt(t), ...rs, ...extra].join(' | ')} |`);
+    const t = referenceCell(torchAt, c);
+    const rs = ratios(c, torchAt, '');
+    const extra = ownAt ? [referenceCell(ownAt, c), ...ratios(c, ownAt, 'VsTorchOwnBlas')] : [];
+    if (cells.every((x) => x === '—') && t === '—') continue;
+    console.log(`| ${c} | ${[...cells, t, ...rs, ...extra].join(' | ')} |`);
   }
+  console.log(
+    "\nEach ratio divides a backend's figure by PyTorch's for the same case, measured right after it (this VM's speed drifts over minutes).",
+  );
   if (typeof torch === 'string') console.log(`\nPyTorch: ${torch}`);
   if (torchOwnBlas !== undefined)
     console.log(
@@ -404,7 +476,7 @@ function print(m: Measured): void {
   const native = results['native'];
   const probes = [
     ...['matmulGflops', 'matmulGflopsAfterSteps', 'openblasDirectGflops'].map((k) => native?.[k] ?? 0),
-    ...[typeof torch === 'object' ? torch : undefined, own].map((r) => r?.['matmulGflops'] ?? 0),
+    ...[torchAt, ownAt].flatMap((at) => Object.values(at ?? {}).map((r) => r['matmulGflops'] ?? 0)),
   ];
   const limit = Math.max(...probes) > 0 ? Math.max(...probes) : undefined;
   console.log(
@@ -417,7 +489,7 @@ function print(m: Measured): void {
   // the reference's share of the same limit, for the same FLOP counts
   const sharers: [string, Record<string, number>][] = [
     ...Object.entries(results),
-    ...(typeof torch === 'object' ? [['pytorch', torch] as [string, Record<string, number>]] : []),
+    ...(torchAt ? [['pytorch', firstOf(torchAt)!] as [string, Record<string, number>]] : []),
     ...(own ? [['pytorch†', own] as [string, Record<string, number>]] : []),
   ];
   for (const [b, r] of sharers) {

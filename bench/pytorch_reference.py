@@ -4,12 +4,14 @@ bench/bench.ts, on this CPU. Run with Debian's python3-torch:
 
     OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/pytorch_reference.py --threads 2
 
-Prints one JSON object (samples/s per case, matmul GFLOP/s) on stdout.
+Prints one JSON object (samples/s per case, matmul GFLOP/s) on stdout. With --serve, measures
+the case named on each line of stdin and answers one JSON line each (how the bench runs it).
 """
 import argparse
 import gzip
 import json
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -124,32 +126,58 @@ def kd_epoch(data_dir, batch, with_cache):
     return len(x_all) / (time.perf_counter() - t0)
 
 
+def measure(case, seconds, data_dir):
+    """One case's figure: samples/s, or GFLOP/s for matmulGflops (models built anew, seeded)."""
+    torch.manual_seed(0)
+    x = torch.rand(128, 1, 28, 28)
+    y = torch.randint(0, 10, (128,))
+    xc, yc = x[:64], y[:64]
+    if case == 'matmulGflops':
+        a = torch.randn(1024, 1024)
+        b = torch.randn(1024, 1024)
+        return 2 * 1024 ** 3 * timed(lambda: torch.mm(a, b), 1, seconds) / 1e9
+    if case == 'mlpTrain':
+        return timed(train_step(mlp([784, 1200, 1200, 10]), x, y), 128, seconds)
+    if case == 'cnnTrain':
+        return timed(train_step(cnn(), xc, yc), 64, seconds)
+    if case == 'qsTeacherTrain':
+        return timed(train_step(quickstart_teacher(), xc, yc), 64, seconds)
+    if case == 'kdStep':
+        return timed(kd_step(mlp([784, 1200, 1200, 10]), mlp([784, 800, 800, 10]), x, y), 128, seconds)
+    if case in ('kdEpoch', 'kdEpochCached'):
+        return kd_epoch(data_dir, 128, with_cache=case == 'kdEpochCached')
+    raise ValueError(f'unknown case {case}')
+
+
+STEP_CASES = ['matmulGflops', 'mlpTrain', 'cnnTrain', 'qsTeacherTrain', 'kdStep']
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--seconds', type=float, default=3.0)
     parser.add_argument('--data', default='/usr/share/datasets/fashion-mnist')
     parser.add_argument('--skip-epochs', action='store_true')
+    parser.add_argument('--serve', action='store_true',
+                        help='measure the case named on each line of stdin; answer one JSON line each')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    if args.serve:
+        # the bench asks for each case right after measuring its own, so that both are measured
+        # within seconds of each other: this VM's speed drifts by up to 2x over minutes
+        # a fresh process's first case runs at a third of its speed (thread pool, allocator): warm up
+        for case in STEP_CASES:
+            measure(case, 0.3, args.data)
+        print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads()}), flush=True)
+        for line in sys.stdin:
+            case = line.strip()
+            if case:
+                print(json.dumps({case: measure(case, args.seconds, args.data)}), flush=True)
+        return
     out = {'torch': torch.__version__, 'threads': torch.get_num_threads()}
-
-    a = torch.randn(1024, 1024)
-    b = torch.randn(1024, 1024)
-    gemm = timed(lambda: torch.mm(a, b), 1, args.seconds)
-    out['matmulGflops'] = 2 * 1024 ** 3 * gemm / 1e9
-
-    x = torch.rand(128, 1, 28, 28)
-    y = torch.randint(0, 10, (128,))
-    out['mlpTrain'] = timed(train_step(mlp([784, 1200, 1200, 10]), x, y), 128, args.seconds)
-    xc, yc = x[:64], y[:64]
-    out['cnnTrain'] = timed(train_step(cnn(), xc, yc), 64, args.seconds)
-    out['qsTeacherTrain'] = timed(train_step(quickstart_teacher(), xc, yc), 64, args.seconds)
-    out['kdStep'] = timed(kd_step(mlp([784, 1200, 1200, 10]), mlp([784, 800, 800, 10]), x, y), 128, args.seconds)
-    if not args.skip_epochs:
-        out['kdEpoch'] = kd_epoch(args.data, 128, with_cache=False)
-        out['kdEpochCached'] = kd_epoch(args.data, 128, with_cache=True)
+    cases = STEP_CASES + ([] if args.skip_epochs else ['kdEpoch', 'kdEpochCached'])
+    for case in cases:
+        out[case] = measure(case, args.seconds, args.data)
     print(json.dumps(out))
 
 
