@@ -148,7 +148,8 @@ async function epochs(): Promise<EpochFigures> {
     const inner = benchMlp([...flat, 800, 800, 10]);
     return { model: reshaped(inner), inner };
   };
-  const teacherSeq = layersTeacher({ model: reshaped(teacherModel) });
+  const teacherOuter = reshaped(teacherModel);
+  const teacherSeq = layersTeacher({ model: teacherOuter });
   const cache = new CachedTeacher({ size: data.size, numClasses: 10, inputShape: [28, 28, 1], source: teacherSeq });
   const run = async (teacher: Teacher | undefined, n: number, record?: (e: number) => void) => {
     const { model, inner } = fresh();
@@ -187,6 +188,8 @@ async function epochs(): Promise<EpochFigures> {
     kdCached.push((await run(cache, 1))[0]!);
     if (round % 2 === 1) labelOnly.push((await run(undefined, 1))[0]!);
   }
+  // both: the inner model's weights go only when the outer, which holds a reference, is gone too
+  teacherOuter.dispose();
   teacherModel.dispose();
   return { labelOnly: median(labelOnly), kdNoCache, kdCached: median(kdCached), rssMiB, numTensors };
 }
