@@ -327,13 +327,15 @@ interface Measured {
   ratios: Record<string, Record<string, number>>;
 }
 
-async function measure(): Promise<Measured> {
+interface References {
+  torch: TorchReference | string;
+  /** with OpenBLAS's own kernel choice, when this machine sets OPENBLAS_CORETYPE */
+  own?: TorchReference | string;
+}
+
+async function measure(references: References): Promise<Measured> {
   const results: Record<string, Record<string, number>> = {};
   let epochFigures: EpochFigures | undefined;
-  const references = {
-    torch: withPytorch ? await TorchReference.start(false) : 'skipped (--no-pytorch)',
-    own: withPytorch && process.env.OPENBLAS_CORETYPE !== undefined ? await TorchReference.start(true) : undefined,
-  };
   const figures: { torch: Beside | string; own?: Beside | string } = {
     torch: typeof references.torch === 'string' ? references.torch : {},
     ...(references.own !== undefined && { own: typeof references.own === 'string' ? references.own : {} }),
@@ -401,7 +403,6 @@ async function measure(): Promise<Measured> {
   const student = quickstartCnn(0.25, 0.25);
   const ort = await ortLatency(student);
   student.dispose();
-  for (const reference of [references.torch, references.own]) if (typeof reference === 'object') reference.close();
   return {
     results,
     torch: figures.torch,
@@ -554,13 +555,19 @@ function print(m: Measured): void {
   );
 }
 
+// the PyTorch processes serve every --repeat: started (and warmed up) once
+const references: References = {
+  torch: withPytorch ? await TorchReference.start(false) : 'skipped (--no-pytorch)',
+  ...(withPytorch && process.env.OPENBLAS_CORETYPE !== undefined && { own: await TorchReference.start(true) }),
+};
 const runs: Measured[] = [];
 for (let i = 0; i < repeat; i++) {
   if (repeat > 1) console.log(`\n## run ${i + 1} of ${repeat}\n`);
-  const m = await measure();
+  const m = await measure(references);
   print(m);
   runs.push(m);
 }
+for (const reference of [references.torch, references.own]) if (typeof reference === 'object') reference.close();
 if (repeat > 1) {
   console.log(`\n## every ratio over the ${repeat} runs: min / median / max\n`);
   console.log('| backend | ratio | min | median | max |');
