@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "tfjs_distill_native",
-      "sources": ["src/addon.c", "src/workers.c", "src/gemm.c", "src/sgemm512.c", "src/ew.c", "src/conv.c", "src/plan.c"],
+      "sources": ["src/addon.c", "src/workers.c", "src/gemm.c", "src/sgemm512.c", "src/ew.c", "src/conv.c", "src/winograd.c", "src/plan.c"],
       "include_dirs": ["<!@(node -p \"process.env.TFJS_DISTILL_INCLUDE || ''\")"],
       "cflags": ["-O3", "-std=gnu11", "-fno-math-errno", "-fvisibility=hidden", "-Wall", "-Wno-unused-function",
                  "<!@(node -p \"process.env.TFJS_DISTILL_CFLAGS || ''\")"],

@@ -8,6 +8,7 @@ import { Rng } from '../src/data/rng.js';
 import { withSeededMathRandom } from '../src/train/seeded-random.js';
 import { nativeTest, relativeError, REQUIRE_NATIVE } from './helpers.js';
 import { installTrainingLayers } from '../src/backend/training-layers.js';
+import { loadAddon } from '../src/backend/native/addon.js';
 
 // the product's training step runs layers through training-layers.ts: compare that path (tfjs's own
 // on cpu, where the fused batch-norm kernels are not registered)
@@ -200,50 +201,57 @@ nativeTest(nativeUnavailable)(
 nativeTest(nativeUnavailable)(
   "native: a ReLU's gradient is applied inside the max pool's or the next conv's backward, with the cpu backend's gradients",
   async () => {
-    installTrainingLayers();
-    await tf.setBackend('cpu');
-    const init = (seed: number) => ({ kernelInitializer: tf.initializers.glorotUniform({ seed }) });
-    const input = tf.input({ shape: inputShape });
-    // relu conv → relu 1×1 conv → relu conv (their input gradients pass the ReLU before them) →
-    // overlapping 3×3/2 'same' max pool
-    const c1 = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', ...init(1) });
-    const c2 = tf.layers.conv2d({ filters: 6, kernelSize: 1, activation: 'relu', ...init(5) });
-    const c3 = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', ...init(2) });
-    const pooled = tf.layers
-      .maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' })
-      .apply(c3.apply(c2.apply(c1.apply(input)))) as tf.SymbolicTensor;
-    // linear conv → batch norm → ReLU layer, read by a 2×2 max pool and by a global average pool
-    const c4 = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', useBias: false, ...init(3) });
-    const relu = tf.layers.reLU().apply(tf.layers.batchNormalization().apply(c4.apply(pooled))) as tf.SymbolicTensor;
-    const branches = [
-      tf.layers.flatten().apply(tf.layers.maxPooling2d({ poolSize: 2 }).apply(relu)) as tf.SymbolicTensor,
-      tf.layers.globalAveragePooling2d({}).apply(relu) as tf.SymbolicTensor,
-    ];
-    const logits = tf.layers.dense({ units: 5, ...init(4) }).apply(tf.layers.concatenate().apply(branches));
-    const model = tf.model({ inputs: input, outputs: logits as tf.SymbolicTensor });
-    randomBiases(model, 0.2, 30);
-    const { x, y } = sampleBatch();
-    const reference = lossAndGrads(model, x, y);
-    const initial = model.getWeights().map((w) => w.clone());
-    await tf.setBackend('native');
-    model.setWeights(initial);
-    let actual = reference;
-    const { kernelNames } = await tf.profile(() => {
-      actual = lossAndGrads(model, x, y);
-    });
-    for (const name of ['TfjsDistillMaxPoolReluGrad', 'TfjsDistillConv2DBackpropInputRelu', 'TfjsDistillReluGrad'])
-      assert.ok(kernelNames.includes(name), `${name} not in ${kernelNames.join(', ')}`);
-    // the relu convs' ReLU gradients and bias sums came with the pool's and the next conv's gradients
-    assert.ok(!kernelNames.includes('TfjsDistillBiasReluGrad'), kernelNames.join(', '));
-    assert.ok(Math.abs(actual.loss - reference.loss) <= 1e-4 * Math.abs(reference.loss), 'loss');
-    actual.grads.forEach((g, i) => {
-      const err = relativeError(g, reference.grads[i]!);
-      assert.ok(err <= 1e-4, `gradient of ${model.trainableWeights[i]!.name}: relative error ${err}`);
-    });
-    const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) lossAndGrads(model, x, y);
-    assert.equal(tf.memory().numTensors, before, 'tensors grow across steps');
-    tf.dispose([x, y, ...initial]);
-    model.dispose();
+    // c3 and c4 (3×3, 16 channels in and out) run Winograd F(2×2, 3×3) unless it is switched off
+    for (const winograd of [1, 0]) await reluGradientsInsideBackward(winograd);
   },
 );
+
+async function reluGradientsInsideBackward(winograd: number): Promise<void> {
+  const loaded = loadAddon();
+  if ('addon' in loaded) loaded.addon.setWinograd(winograd);
+  installTrainingLayers();
+  await tf.setBackend('cpu');
+  const init = (seed: number) => ({ kernelInitializer: tf.initializers.glorotUniform({ seed }) });
+  const input = tf.input({ shape: inputShape });
+  // relu conv → relu 1×1 conv → relu conv (their input gradients pass the ReLU before them) →
+  // overlapping 3×3/2 'same' max pool
+  const c1 = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', ...init(1) });
+  const c2 = tf.layers.conv2d({ filters: 16, kernelSize: 1, activation: 'relu', ...init(5) });
+  const c3 = tf.layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', ...init(2) });
+  const pooled = tf.layers
+    .maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' })
+    .apply(c3.apply(c2.apply(c1.apply(input)))) as tf.SymbolicTensor;
+  // linear conv → batch norm → ReLU layer, read by a 2×2 max pool and by a global average pool
+  const c4 = tf.layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', useBias: false, ...init(3) });
+  const relu = tf.layers.reLU().apply(tf.layers.batchNormalization().apply(c4.apply(pooled))) as tf.SymbolicTensor;
+  const branches = [
+    tf.layers.flatten().apply(tf.layers.maxPooling2d({ poolSize: 2 }).apply(relu)) as tf.SymbolicTensor,
+    tf.layers.globalAveragePooling2d({}).apply(relu) as tf.SymbolicTensor,
+  ];
+  const logits = tf.layers.dense({ units: 5, ...init(4) }).apply(tf.layers.concatenate().apply(branches));
+  const model = tf.model({ inputs: input, outputs: logits as tf.SymbolicTensor });
+  randomBiases(model, 0.2, 30);
+  const { x, y } = sampleBatch();
+  const reference = lossAndGrads(model, x, y);
+  const initial = model.getWeights().map((w) => w.clone());
+  await tf.setBackend('native');
+  model.setWeights(initial);
+  let actual = reference;
+  const { kernelNames } = await tf.profile(() => {
+    actual = lossAndGrads(model, x, y);
+  });
+  for (const name of ['TfjsDistillMaxPoolReluGrad', 'TfjsDistillConv2DBackpropInputRelu', 'TfjsDistillReluGrad'])
+    assert.ok(kernelNames.includes(name), `${name} not in ${kernelNames.join(', ')}`);
+  // the relu convs' ReLU gradients and bias sums came with the pool's and the next conv's gradients
+  assert.ok(!kernelNames.includes('TfjsDistillBiasReluGrad'), kernelNames.join(', '));
+  assert.ok(Math.abs(actual.loss - reference.loss) <= 1e-4 * Math.abs(reference.loss), 'loss');
+  actual.grads.forEach((g, i) => {
+    const err = relativeError(g, reference.grads[i]!);
+    assert.ok(err <= 1e-4, `gradient of ${model.trainableWeights[i]!.name}: relative error ${err}`);
+  });
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) lossAndGrads(model, x, y);
+  assert.equal(tf.memory().numTensors, before, 'tensors grow across steps');
+  tf.dispose([x, y, ...initial]);
+  model.dispose();
+}

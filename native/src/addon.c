@@ -12,6 +12,7 @@
 #include "ew.h"
 #include "plan.h"
 #include "sgemm512.h"
+#include "winograd.h"
 #include "workers.h"
 
 #ifndef TDN_VERSION
@@ -116,6 +117,7 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   set_str(env, o, "simd", simd_built() ? "avx2+fma" : "generic");
   set_str(env, o, "gemmThreads", tdn_gemm_mode() ? "openblas" : "workers");
   set_str(env, o, "sgemm", tdn_sgemm512_enabled() ? "avx512+openblas" : "openblas");
+  set_str(env, o, "conv3x3", tdn_winograd_enabled() ? "winograd" : "im2col");
   return o;
 }
 
@@ -148,6 +150,16 @@ static napi_value js_set_gemm_mode(napi_env env, napi_callback_info info) {
 
 /* setAvx512(on): the AVX-512 sgemm for products with B not transposed (when the CPU has it);
  * returns whether it is in use */
+/* setWinograd(on): 3×3 stride-1 convolutions by Winograd F(2×2, 3×3) where they fit (else im2col) */
+static napi_value js_set_winograd(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 1)) return NULL;
+  int on = (int)i64(&a, 0);
+  if (a.err) return done(&a);
+  SERIAL(tdn_winograd_set_enabled(on));
+  return done(&a);
+}
+
 static napi_value js_set_avx512(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 1)) return NULL;
@@ -768,6 +780,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("setGemmPartsPerThread", js_set_gemm_parts),
       FN("setGemmMode", js_set_gemm_mode),
       FN("setAvx512", js_set_avx512),
+      FN("setWinograd", js_set_winograd),
       FN("matmul", js_matmul),
       FN("blasDirect", js_blas_direct),
       FN("opCodes", js_op_codes),

@@ -3,6 +3,7 @@
 #include "common.h"
 #include "workers.h"
 #include "ew.h"
+#include "winograd.h"
 #include <stdlib.h>
 
 /* filter gradients are summed in this many fixed groups (see add_groups) */
@@ -296,6 +297,8 @@ void tdn_conv2d(const conv_geom_t *g, const float *x, const float *w, float *out
     }
     return;
   }
+  const int simple = (nBias == 0 || nBias == g->OC) && (act == ACT_LINEAR || act == ACT_RELU);
+  if (simple && tdn_winograd_fits(g) && tdn_winograd_conv2d(g, x, w, out, nBias ? bias : NULL, act == ACT_RELU)) return;
   int ntasks;
   plan_rows(g, &c.rowsPerTask, &ntasks);
   workers_run(narrow_kernel(g) ? conv_narrow_task : conv_fwd_task, &c, ntasks);
@@ -344,6 +347,7 @@ void tdn_conv2d_bwd_filter(const conv_geom_t *g, const float *x, const float *dy
     return;
   }
   if ((int64_t)g->B * g->OH * g->OW == 0) { memset(dw, 0, wsize * sizeof(float)); return; }
+  if (tdn_winograd_fits(g) && tdn_winograd_bwd_filter(g, x, dy, dw)) return;
   conv_ctx_t c;
   memset(&c, 0, sizeof c);
   c.g = g; c.x = x; c.dy = dy;
@@ -389,6 +393,7 @@ int tdn_conv2d_bwd_input(const conv_geom_t *g, const float *dy, const float *w, 
     if (sums != dbias) free(sums);
     return ok;
   }
+  if (tdn_winograd_fits(g) && tdn_winograd_bwd_input(g, dy, w, dx, reluY, dbias)) return 1;
   conv_ctx_t c;
   memset(&c, 0, sizeof c);
   c.g = g; c.dy = dy; c.w = w; c.out = dx; c.reluY = reluY;

@@ -24,6 +24,8 @@ export interface NativeAddon {
     gemmThreads: string;
     /** "avx512+openblas" (the addon's AVX-512 kernel for products with B not transposed) or "openblas" */
     sgemm: string;
+    /** "winograd" (3×3 stride-1 convolutions with ≥ 16 channels in and out) or "im2col" */
+    conv3x3: string;
   };
   setThreads(n: number): number;
   setSpinMicros(us: number): void;
@@ -32,6 +34,8 @@ export interface NativeAddon {
   setGemmMode(mode: number): void;
   /** 1: the addon's AVX-512 sgemm where it applies (if the CPU has AVX-512F); returns whether it is on */
   setAvx512(on: number): boolean;
+  /** 1 (default): 3×3 stride-1 convolutions with ≥ 16 channels in and out by Winograd F(2×2, 3×3); 0: im2col */
+  setWinograd(on: number): void;
   matmul(
     a: Float32Array,
     b: Float32Array,
