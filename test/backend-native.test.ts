@@ -278,9 +278,9 @@ const convCases: {
   // narrow layers: 8/16/32 output channels forward, 8/16/32 input channels backward
   { x: [2, 9, 7, 16], f: [3, 2, 16, 8], s: 1, pad: 'valid' },
   { x: [2, 6, 6, 32], f: [3, 3, 32, 4], s: 1, pad: 'same' },
-  // Winograd F(2×2, 3×3) (3×3, stride 1, ≥ 16 channels in and out): odd output sizes (partial tiles),
-  // channel counts that are not multiples of 8, explicit padding, and enough tiles for several
-  // chunks (filter gradient: several groups)
+  // Winograd (3×3, stride 1, ≥ 16 channels in and out), F(4×4, 3×3) for these: output sizes that are
+  // not multiples of 4 (partial tiles), channel counts that are not multiples of 8, explicit padding,
+  // and enough tiles for several chunks (filter gradient: several groups)
   { x: [2, 9, 7, 16], f: [3, 3, 16, 32], s: 1, pad: 'same' },
   { x: [3, 10, 11, 24], f: [3, 3, 24, 20], s: 1, pad: 'valid' },
   {
@@ -295,6 +295,9 @@ const convCases: {
     ],
   },
   { x: [40, 10, 8, 16], f: [3, 3, 16, 16], s: 1, pad: 'same' },
+  // F(2×2, 3×3): 6×6 and 5×5 outputs, where 4×4 tiles would make as many products
+  { x: [3, 6, 6, 16], f: [3, 3, 16, 24], s: 1, pad: 'same' },
+  { x: [2, 7, 7, 20], f: [3, 3, 20, 16], s: 1, pad: 'valid' },
 ];
 
 nativeOnly('Conv2D / FusedConv2D forward (strides, paddings, non-square, dilation)', async () => {
@@ -369,36 +372,33 @@ nativeOnly('Conv2DBackpropInput / Conv2DBackpropFilter (gradients of conv2d)', a
   }
 });
 
-nativeOnly(
-  '3×3 stride-1 convolutions with ≥ 16 channels run Winograd F(2×2, 3×3): not im2col, and as close',
-  async () => {
-    const loaded = loadAddon();
-    assert.ok('addon' in loaded);
-    assert.equal(nativeBackendInfo().conv3x3, 'winograd');
-    const x = spec([4, 12, 10, 32]),
-      f = spec([3, 3, 32, 48]),
-      dy = spec([4, 12, 10, 48]);
-    const run = (winograd: number) => {
-      loaded.addon.setWinograd(winograd);
-      return tf.tidy(() => {
-        const y = tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, 1, 'same');
-        const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), dy.t())),
-        )([x.t(), f.t()]);
-        return [y, dx!, dw!].map((t) => t.dataSync() as Float32Array);
-      });
-    };
-    await tf.setBackend('native');
-    const winograd = run(1);
-    const im2col = run(0);
-    loaded.addon.setWinograd(1);
-    ['y', 'dx', 'dw'].forEach((name, i) => {
-      const e = relErr(im2col[i]!, winograd[i]!);
-      assert.ok(e > 0, `${name}: bit-identical to im2col, so Winograd did not run`);
-      assert.ok(e <= 1e-5, `${name}: relative error ${e.toExponential(2)} against im2col`);
+nativeOnly('3×3 stride-1 convolutions with ≥ 16 channels run Winograd: not im2col, and as close', async () => {
+  const loaded = loadAddon();
+  assert.ok('addon' in loaded);
+  assert.equal(nativeBackendInfo().conv3x3, 'winograd');
+  const x = spec([4, 12, 10, 32]),
+    f = spec([3, 3, 32, 48]),
+    dy = spec([4, 12, 10, 48]);
+  const run = (winograd: number) => {
+    loaded.addon.setWinograd(winograd);
+    return tf.tidy(() => {
+      const y = tf.conv2d(x.t() as tf.Tensor4D, f.t() as tf.Tensor4D, 1, 'same');
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'), dy.t())),
+      )([x.t(), f.t()]);
+      return [y, dx!, dw!].map((t) => t.dataSync() as Float32Array);
     });
-  },
-);
+  };
+  await tf.setBackend('native');
+  const winograd = run(1);
+  const im2col = run(0);
+  loaded.addon.setWinograd(1);
+  ['y', 'dx', 'dw'].forEach((name, i) => {
+    const e = relErr(im2col[i]!, winograd[i]!);
+    assert.ok(e > 0, `${name}: bit-identical to im2col, so Winograd did not run`);
+    assert.ok(e <= 1e-5, `${name}: relative error ${e.toExponential(2)} against im2col`);
+  });
+});
 
 nativeOnly('DepthwiseConv2dNative and its two backprops', async () => {
   const cases: { x: number[]; f: number[]; s: number; pad: 'same' | 'valid' }[] = [

@@ -201,7 +201,7 @@ nativeTest(nativeUnavailable)(
 nativeTest(nativeUnavailable)(
   "native: a ReLU's gradient is applied inside the max pool's or the next conv's backward, with the cpu backend's gradients",
   async () => {
-    // c3 and c4 (3×3, 16 channels in and out) run Winograd F(2×2, 3×3) unless it is switched off
+    // c3 and c4 (3×3, 16 channels in and out) run Winograd unless it is switched off
     for (const winograd of [1, 0]) await reluGradientsInsideBackward(winograd);
   },
 );

@@ -53,8 +53,9 @@ int tdn_gemm_mode(void);
 void *tdn_scratch(int tid, size_t bytes); /* per-thread grow-only scratch, slot 0..63 */
 /* The calling thread's own grow-only buffer `slot` (64-byte aligned; NULL when out of memory), for
  * code that does not know its worker id: 0 and 1 the transposes around op(A)·Bᵀ, 2 the AVX-512
- * sgemm's zero-padded last row panel. */
-#define TDN_THREAD_BUFFERS 4
+ * sgemm's zero-padded last row panel, 3 its packed B, 4 and 5 the Winograd convolutions' transformed
+ * filter and filter-gradient sums. */
+#define TDN_THREAD_BUFFERS 6
 float *tdn_thread_buffer(int slot, size_t floats);
 void *tdn_scratch2(int tid, size_t bytes);
 #endif

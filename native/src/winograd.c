@@ -1,13 +1,15 @@
 /* 3×3 stride-1 convolutions by Winograd's minimal filtering (Lavin & Gray, "Fast Algorithms for
- * Convolutional Neural Networks", CVPR 2016), F(2×2, 3×3): each 2×2 block of outputs ("tile") comes
- * from a 4×4 block of input through 16 element-wise products instead of 36, i.e. 2.25× fewer
- * multiplies, done as 16 products [tiles × C] · [C × OC] by the sgemm:
+ * Convolutional Neural Networks", CVPR 2016). F(m×m, 3×3) makes each m×m block of outputs (a "tile")
+ * from an α×α block of input (α = m + 2) through α² element-wise products, done as α² products
+ * [tiles × C] · [C × OC] by the sgemm:
  *   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A
- * The input gradient is the same convolution of dy with the filter flipped and transposed. The
- * filter gradient uses the dual F(3×3, 2×2) with the same input transform:
- *   dW = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A e Aᵀ) ] G      (e: the tile's 2×2 block of dy)
+ * F(2×2, 3×3) multiplies 2.25× less than direct convolution, F(4×4, 3×3) 4× less (for sizes that are
+ * multiples of 4) with larger transforms and a few more rounding steps. The input gradient is the same
+ * convolution of dy with the filter flipped and transposed; the filter gradient uses the dual
+ * F(3×3, m×m) with the same input transform:
+ *   dW = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A e Aᵀ) ] G      (e: the tile's m×m block of dy)
  * Tiles are processed in chunks whose transformed operands stay in the L2 cache; the transforms run
- * along channels (contiguous in NHWC), which the compiler vectorises. */
+ * along channels (contiguous in NHWC), 8 at a time. */
 #include "winograd.h"
 #include "common.h"
 #include "ew.h"
@@ -16,14 +18,24 @@
 
 /* 8 channels at a time (GCC/Clang vector extension: AVX with -mavx2, two SSE halves without) */
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
-#define LD(p) (*(const v8 *)(p))
-#define ST(p, v) (*(v8 *)(p) = (v))
 typedef int32_t v8i __attribute__((vector_size(32)));
+/* the first n (≤ 8) floats at p; a partial vector is zero-padded */
+static inline v8 ldn(const float *p, int n) {
+  if (n == 8) return *(const v8 *)p;
+  v8 v = {0};
+  memcpy(&v, p, sizeof(float) * (size_t)n);
+  return v;
+}
+static inline void stn(float *p, v8 v, int n) {
+  if (n == 8) *(v8 *)p = v;
+  else memcpy(p, &v, sizeof(float) * (size_t)n);
+}
 /* v where on > 0, else +0 */
 static inline v8 keep_if_positive(v8 v, v8 on) { return (v8)((v8i)v & (on > (v8){0})); }
 
 #define FILTER_GROUPS 8
 #define L2_TARGET (512 * 1024)
+#define MR 12 /* the AVX-512 sgemm's row block: chunks are multiples of it */
 
 static int enabled = 1;
 void tdn_winograd_set_enabled(int on) { enabled = on != 0; }
@@ -34,46 +46,64 @@ int tdn_winograd_fits(const conv_geom_t *g) {
          g->OC >= 16 && g->OH >= 2 && g->OW >= 2;
 }
 
-/* tiles per chunk: the transformed input and output of a chunk (16 · n · (C + OC) floats) in L2 */
-static int chunk_tiles(int C, int OC) {
-  int n = L2_TARGET / (16 * 4 * (C + OC));
-  n = n < 16 ? 16 : (n > 256 ? 256 : n);
-  return n & ~7;
+/* m = 4 where it makes clearly fewer products than m = 2 (output sides far from multiples of 4 waste
+   part of its tiles; its transforms cost more per product) */
+static int tile_size(int OH, int OW) {
+  const double p2 = 16.0 * ((OH + 1) / 2) * ((OW + 1) / 2), p4 = 36.0 * ((OH + 3) / 4) * ((OW + 3) / 4);
+  return p4 < 0.8 * p2 ? 4 : 2;
 }
 
-/* U[k][i][o] = (G g Gᵀ)[k] for each (i, o) of a filter w[3][3][I][O]; G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1] */
-static void filter_transform(const float *w, int I, int O, float *U) {
-  const size_t plane = (size_t)I * O;
-  for (size_t p = 0; p < plane; p++) {
-    float g[3][3], t[4][3];
-    for (int i = 0; i < 3; i++)
-      for (int j = 0; j < 3; j++) g[i][j] = w[(size_t)(i * 3 + j) * plane + p];
-    for (int j = 0; j < 3; j++) {
-      t[0][j] = g[0][j];
-      t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-      t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-      t[3][j] = g[2][j];
-    }
-    for (int a = 0; a < 4; a++) {
-      U[(size_t)(a * 4 + 0) * plane + p] = t[a][0];
-      U[(size_t)(a * 4 + 1) * plane + p] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
-      U[(size_t)(a * 4 + 2) * plane + p] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
-      U[(size_t)(a * 4 + 3) * plane + p] = t[a][2];
-    }
-  }
+/* ---- the 1-D transforms, on 8 channels */
+/* Bᵀ, α = 4: [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
+static inline void bt4(v8 *o, const v8 *d) {
+  o[0] = d[0] - d[2];
+  o[1] = d[1] + d[2];
+  o[2] = d[2] - d[1];
+  o[3] = d[1] - d[3];
 }
-
-/* floats between the 16 matrices [n][L] of a transformed chunk: n · L rounded up to an odd number of
-   cache lines, so that the 16 streams a transform reads or writes do not share L1 sets (n · L · 4
-   bytes is often a multiple of 4 KiB) */
-static size_t kstride_of(int n, int L) {
-  size_t lines = ((size_t)n * L + 15) / 16;
-  return (lines | 1) * 16;
+/* Bᵀ, α = 6: [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1] */
+static inline void bt6(v8 *o, const v8 *d) {
+  o[0] = 4.f * d[0] - 5.f * d[2] + d[4];
+  o[1] = d[3] + d[4] - 4.f * (d[1] + d[2]);
+  o[2] = d[4] - d[3] + 4.f * (d[1] - d[2]);
+  o[3] = d[4] - d[2] + 2.f * (d[3] - d[1]);
+  o[4] = d[4] - d[2] + 2.f * (d[1] - d[3]);
+  o[5] = 4.f * d[1] - 5.f * d[3] + d[5];
 }
-
-/* The geometry of the tiles: TH × TW tiles per sample, each at output (2ty, 2tx). */
+/* Aᵀ, m = 2: [1 1 1 0; 0 1 -1 -1] */
+static inline void at4(v8 *o, const v8 *s) {
+  o[0] = s[0] + s[1] + s[2];
+  o[1] = s[1] - s[2] - s[3];
+}
+/* Aᵀ, m = 4: [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] */
+static inline void at6(v8 *o, const v8 *s) {
+  const v8 p = s[1] + s[2], q = s[1] - s[2], r = s[3] + s[4], t = s[3] - s[4];
+  o[0] = s[0] + p + r;
+  o[1] = q + 2.f * t;
+  o[2] = p + 4.f * r;
+  o[3] = q + 8.f * t + s[5];
+}
+/* A (the transpose of Aᵀ), m = 2 → α = 4 */
+static inline void a4(v8 *o, const v8 *e) {
+  o[0] = e[0];
+  o[1] = e[0] + e[1];
+  o[2] = e[0] - e[1];
+  o[3] = -e[1];
+}
+/* A, m = 4 → α = 6 */
+static inline void a6(v8 *o, const v8 *e) {
+  const v8 p = e[0] + e[2], q = e[1] + e[3], r = e[0] + 4.f * e[2], t = 2.f * e[1] + 8.f * e[3];
+  o[0] = e[0];
+  o[1] = p + q;
+  o[2] = p - q;
+  o[3] = r + t;
+  o[4] = r - t;
+  o[5] = e[3];
+}
+/* The tiles: TH × TW per sample, tile (ty, tx) at output (m·ty, m·tx) */
 typedef struct {
   const conv_geom_t *g;
+  int m, a; /* tile size, α = m + 2 */
   const float *x, *U, *zeros;
   float *out;
   const float *bias; /* OC floats or NULL */
@@ -84,172 +114,287 @@ typedef struct {
   int64_t tiles;
   /* filter gradient */
   const float *dy;
-  float *acc; /* [groups][16][C][OC] */
+  float *acc; /* [groups][α²][C][OC] */
   int64_t ntasks;
   int groups;
   volatile int failed; /* a task found no memory: the caller falls back to im2col */
 } wino_ctx_t;
 
-/* V[k][t][c] = (Bᵀ d B)[k] for tiles [t0, t0 + n), d the 4×4 input block at (2ty - PT, 2tx - PL);
-   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
-static void input_transform(const wino_ctx_t *c, int64_t t0, int n, float *V) {
-  const conv_geom_t *g = c->g;
-  const int C = g->C, per = c->TH * c->TW;
-  const size_t kstride = kstride_of(n, C);
-  for (int t = 0; t < n; t++) {
-    const int64_t tile = t0 + t;
-    const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * 2 - g->PT, x0 = (r % c->TW) * 2 - g->PL;
-    const float *p[4][4];
-    for (int i = 0; i < 4; i++)
-      for (int j = 0; j < 4; j++) {
-        const int y = y0 + i, xx = x0 + j;
-        p[i][j] = y < 0 || y >= g->H || xx < 0 || xx >= g->W ? c->zeros
-                                                             : c->x + (((size_t)b * g->H + y) * g->W + xx) * C;
-      }
-    float *v = V + (size_t)t * C;
-    int ch = 0;
-    for (; ch + 8 <= C; ch += 8) {
-      v8 s[4][4];
-      for (int j = 0; j < 4; j++) {
-        const v8 d0 = LD(p[0][j] + ch), d1 = LD(p[1][j] + ch), d2 = LD(p[2][j] + ch), d3 = LD(p[3][j] + ch);
-        s[0][j] = d0 - d2;
-        s[1][j] = d1 + d2;
-        s[2][j] = d2 - d1;
-        s[3][j] = d1 - d3;
-      }
-      for (int i = 0; i < 4; i++) {
-        ST(v + (size_t)(i * 4 + 0) * kstride + ch, s[i][0] - s[i][2]);
-        ST(v + (size_t)(i * 4 + 1) * kstride + ch, s[i][1] + s[i][2]);
-        ST(v + (size_t)(i * 4 + 2) * kstride + ch, s[i][2] - s[i][1]);
-        ST(v + (size_t)(i * 4 + 3) * kstride + ch, s[i][1] - s[i][3]);
-      }
-    }
-    for (; ch < C; ch++) {
-      float s[4][4];
-      for (int j = 0; j < 4; j++) {
-        const float d0 = p[0][j][ch], d1 = p[1][j][ch], d2 = p[2][j][ch], d3 = p[3][j][ch];
-        s[0][j] = d0 - d2;
-        s[1][j] = d1 + d2;
-        s[2][j] = d2 - d1;
-        s[3][j] = d1 - d3;
-      }
-      for (int i = 0; i < 4; i++) {
-        v[(size_t)(i * 4 + 0) * kstride + ch] = s[i][0] - s[i][2];
-        v[(size_t)(i * 4 + 1) * kstride + ch] = s[i][1] + s[i][2];
-        v[(size_t)(i * 4 + 2) * kstride + ch] = s[i][2] - s[i][1];
-        v[(size_t)(i * 4 + 3) * kstride + ch] = s[i][1] - s[i][3];
-      }
-    }
-  }
+static void init_tiles(wino_ctx_t *c, const conv_geom_t *g, int m) {
+  c->g = g;
+  c->m = m;
+  c->a = m + 2;
+  c->TH = (g->OH + m - 1) / m;
+  c->TW = (g->OW + m - 1) / m;
+  c->tiles = (int64_t)g->B * c->TH * c->TW;
+  /* tiles per chunk: its transformed input and output (α² · n · (C + OC) floats) in L2 */
+  int n = L2_TARGET / (c->a * c->a * 4 * (g->C + g->OC)) / MR * MR;
+  c->chunk = n < MR ? MR : (n > 480 ? 480 : n);
 }
 
-/* out 2×2 = Aᵀ M A (Aᵀ = [1 1 1 0; 0 1 -1 -1]) for tiles [t0, t0 + n), + bias, ReLU; or, for an input
-   gradient through a ReLU, masked by reluY with the sums of what passes added to sums */
-static void output_transform(const wino_ctx_t *c, int64_t t0, int n, const float *M, double *sums, float *acc) {
-  const conv_geom_t *g = c->g;
-  const int O = g->OC, per = c->TH * c->TW;
-  const size_t kstride = kstride_of(n, O);
-  for (int t = 0; t < n; t++) {
-    const int64_t tile = t0 + t;
-    const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * 2, x0 = (r % c->TW) * 2;
-    const int ny = MIN(2, g->OH - y0), nx = MIN(2, g->OW - x0);
-    /* a partial tile (odd output size) points its missing row / column at the last one, unwritten */
-    float *o[2][2];
-    const float *ry[2][2];
-    for (int i = 0; i < 2; i++)
-      for (int j = 0; j < 2; j++) {
-        const size_t at = (((size_t)b * g->OH + y0 + MIN(i, ny - 1)) * g->OW + x0 + MIN(j, nx - 1)) * O;
-        o[i][j] = c->out + at;
-        ry[i][j] = c->reluY ? c->reluY + at : NULL;
-      }
-    const float *m = M + (size_t)t * O;
-    int ch = 0;
-    for (; ch + 8 <= O; ch += 8) {
-      v8 s[2][4], y[2][2];
-      for (int j = 0; j < 4; j++) {
-        const v8 m0 = LD(m + (size_t)j * kstride + ch), m1 = LD(m + (size_t)(4 + j) * kstride + ch),
-                 m2 = LD(m + (size_t)(8 + j) * kstride + ch), m3 = LD(m + (size_t)(12 + j) * kstride + ch);
-        s[0][j] = m0 + m1 + m2;
-        s[1][j] = m1 - m2 - m3;
-      }
-      const v8 bias = c->bias ? LD(c->bias + ch) : (v8){0};
-      for (int i = 0; i < 2; i++) {
-        y[i][0] = s[i][0] + s[i][1] + s[i][2] + bias;
-        y[i][1] = s[i][1] - s[i][2] - s[i][3] + bias;
-      }
-      for (int i = 0; i < ny; i++)
-        for (int j = 0; j < nx; j++) {
-          v8 v = y[i][j];
-          if (c->relu) v = keep_if_positive(v, v);
-          if (c->reluY) {
-            v = keep_if_positive(v, LD(ry[i][j] + ch));
-            ST(acc + ch, LD(acc + ch) + v);
-          }
-          ST(o[i][j] + ch, v);
-        }
-    }
-    for (; ch < O; ch++) {
-      float s[2][4], y[2][2];
-      for (int j = 0; j < 4; j++) {
-        const float m0 = m[(size_t)j * kstride + ch], m1 = m[(size_t)(4 + j) * kstride + ch],
-                    m2 = m[(size_t)(8 + j) * kstride + ch], m3 = m[(size_t)(12 + j) * kstride + ch];
-        s[0][j] = m0 + m1 + m2;
-        s[1][j] = m1 - m2 - m3;
-      }
-      const float bias = c->bias ? c->bias[ch] : 0.f;
-      for (int i = 0; i < 2; i++) {
-        y[i][0] = s[i][0] + s[i][1] + s[i][2] + bias;
-        y[i][1] = s[i][1] - s[i][2] - s[i][3] + bias;
-      }
-      for (int i = 0; i < ny; i++)
-        for (int j = 0; j < nx; j++) {
-          float v = c->relu ? MAX(y[i][j], 0.f) : y[i][j];
-          if (c->reluY) {
-            v = tdn_keep_if(v, ry[i][j][ch] > 0.f);
-            acc[ch] += v;
-          }
-          o[i][j][ch] = v;
-        }
-    }
-    if (sums && ((t & 15) == 15 || t == n - 1)) {
-      for (int ch = 0; ch < O; ch++) sums[ch] += acc[ch], acc[ch] = 0.f;
-    }
+/* floats between the α² matrices [n][L] of a transformed chunk: n · L rounded up to an odd number of
+   cache lines, so that the α² streams a transform reads or writes do not share L1 sets (n · L · 4
+   bytes is often a multiple of 4 KiB) */
+static size_t kstride_of(int n, int L) {
+  size_t lines = ((size_t)n * L + 15) / 16;
+  return (lines | 1) * 16;
+}
+
+/* G (α × 3), on 8 filter taps: α = 4 [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1] */
+static inline void g4(v8 *u, const v8 *g) {
+  u[0] = g[0];
+  u[1] = .5f * (g[0] + g[1] + g[2]);
+  u[2] = .5f * (g[0] - g[1] + g[2]);
+  u[3] = g[2];
+}
+/* α = 6: [¼ 0 0; -⅙ -⅙ -⅙; -⅙ ⅙ -⅙; 1/24 1/12 ⅙; 1/24 -1/12 ⅙; 0 0 1] */
+static inline void g6(v8 *u, const v8 *g) {
+  const v8 p = g[0] + g[2], q = g[0] * (1.f / 24) + g[2] * (1.f / 6), r = g[1] * (1.f / 12);
+  u[0] = g[0] * .25f;
+  u[1] = (p + g[1]) * (-1.f / 6);
+  u[2] = (p - g[1]) * (-1.f / 6);
+  u[3] = q + r;
+  u[4] = q - r;
+  u[5] = g[2];
+}
+/* Gᵀ (3 × α): α = 4 [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1] */
+static inline void gt4(v8 *r, const v8 *d) {
+  r[0] = d[0] + .5f * (d[1] + d[2]);
+  r[1] = .5f * (d[1] - d[2]);
+  r[2] = .5f * (d[1] + d[2]) + d[3];
+}
+/* α = 6: [¼ -⅙ -⅙ 1/24 1/24 0; 0 -⅙ ⅙ 1/12 -1/12 0; 0 -⅙ -⅙ ⅙ ⅙ 1] */
+static inline void gt6(v8 *r, const v8 *d) {
+  const v8 p = d[1] + d[2], q = d[3] + d[4];
+  r[0] = .25f * d[0] - p * (1.f / 6) + q * (1.f / 24);
+  r[1] = (d[2] - d[1]) * (1.f / 6) + (d[3] - d[4]) * (1.f / 12);
+  r[2] = (q - p) * (1.f / 6) + d[5];
+}
+
+/* U[k][i][o] = (G g Gᵀ)[k] for each (i, o) of a filter w[3][3][I][O] (plane = I · O) */
+#define FILTER_TRANSFORM(A, G)                                                                 \
+  static void filter_transform_##A(const float *w, size_t plane, float *U) {                   \
+    for (size_t p = 0; p < plane; p += 8) {                                                    \
+      const int n = (int)MIN((size_t)8, plane - p);                                            \
+      v8 t[A][3], col[3], out[A];                                                              \
+      for (int j = 0; j < 3; j++) {                                                            \
+        for (int i = 0; i < 3; i++) col[i] = ldn(w + (size_t)(i * 3 + j) * plane + p, n);      \
+        G(out, col);                                                                           \
+        for (int i = 0; i < A; i++) t[i][j] = out[i];                                          \
+      }                                                                                        \
+      for (int i = 0; i < A; i++) {                                                            \
+        G(out, t[i]);                                                                          \
+        for (int j = 0; j < A; j++) stn(U + (size_t)(i * A + j) * plane + p, out[j], n);       \
+      }                                                                                        \
+    }                                                                                          \
   }
+FILTER_TRANSFORM(4, g4)
+FILTER_TRANSFORM(6, g6)
+
+/* dW[3][3][plane] = Gᵀ D G of the summed products D[α²][plane] */
+#define FILTER_GRADIENT(A, GT)                                                                 \
+  static void filter_gradient_##A(const float *D, size_t plane, float *dw) {                   \
+    for (size_t p = 0; p < plane; p += 8) {                                                    \
+      const int n = (int)MIN((size_t)8, plane - p);                                            \
+      v8 t[3][A], col[A], out[3];                                                              \
+      for (int j = 0; j < A; j++) {                                                            \
+        for (int i = 0; i < A; i++) col[i] = ldn(D + (size_t)(i * A + j) * plane + p, n);     \
+        GT(out, col);                                                                          \
+        for (int i = 0; i < 3; i++) t[i][j] = out[i];                                          \
+      }                                                                                        \
+      for (int i = 0; i < 3; i++) {                                                            \
+        GT(out, t[i]);                                                                         \
+        for (int j = 0; j < 3; j++) stn(dw + (size_t)(i * 3 + j) * plane + p, out[j], n);     \
+      }                                                                                        \
+    }                                                                                          \
+  }
+FILTER_GRADIENT(4, gt4)
+FILTER_GRADIENT(6, gt6)
+
+/* V[k][t][c] = (Bᵀ d B)[k] for tiles [t0, t0 + n), d the α×α input block at (m·ty - PT, m·tx - PL) */
+#define INPUT_TRANSFORM(A, M, BT)                                                                               \
+  static void input_transform_##A(const wino_ctx_t *c, int64_t t0, int n, float *V) {                           \
+    const conv_geom_t *g = c->g;                                                                                \
+    const int C = g->C, per = c->TH * c->TW;                                                                    \
+    const size_t ks = kstride_of(n, C);                                                                         \
+    for (int t = 0; t < n; t++) {                                                                               \
+      const int64_t tile = t0 + t;                                                                              \
+      const int b = (int)(tile / per), r = (int)(tile % per);                                                   \
+      const int y0 = (r / c->TW) * M - g->PT, x0 = (r % c->TW) * M - g->PL;                                    \
+      const float *p[A][A];                                                                                     \
+      for (int i = 0; i < A; i++)                                                                               \
+        for (int j = 0; j < A; j++) {                                                                           \
+          const int y = y0 + i, xx = x0 + j;                                                                    \
+          p[i][j] = y < 0 || y >= g->H || xx < 0 || xx >= g->W ? c->zeros                                       \
+                                                               : c->x + (((size_t)b * g->H + y) * g->W + xx) * C; \
+        }                                                                                                       \
+      float *v = V + (size_t)t * C;                                                                             \
+      for (int ch = 0; ch < C; ch += 8) {                                                                       \
+        const int nc = MIN(8, C - ch);                                                                          \
+        v8 s[A][A], col[A], out[A];                                                                             \
+        for (int j = 0; j < A; j++) {                                                                           \
+          for (int i = 0; i < A; i++) col[i] = ldn(p[i][j] + ch, nc);                                           \
+          BT(out, col);                                                                                         \
+          for (int i = 0; i < A; i++) s[i][j] = out[i];                                                         \
+        }                                                                                                       \
+        for (int i = 0; i < A; i++) {                                                                           \
+          BT(out, s[i]);                                                                                        \
+          for (int j = 0; j < A; j++) stn(v + (size_t)(i * A + j) * ks + ch, out[j], nc);                      \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+INPUT_TRANSFORM(4, 2, bt4)
+INPUT_TRANSFORM(6, 4, bt6)
+
+/* np pixels of O channels from a tile's stage to the output, + bias, ReLU; or masked by reluY (a
+   ReLU's output) with what passes added to acc */
+static void copy_out(const wino_ctx_t *c, const float *src, float *dst, const float *ry, int np, int O, float *acc) {
+  for (int px = 0; px < np; px++, src += O, dst += O, ry = ry ? ry + O : NULL)
+    for (int ch = 0; ch < O; ch += 8) {
+      const int nc = MIN(8, O - ch);
+      v8 v = ldn(src + ch, nc);
+      if (c->bias) v += ldn(c->bias + ch, nc);
+      if (c->relu) v = keep_if_positive(v, v);
+      if (ry) {
+        v = keep_if_positive(v, ldn(ry + ch, nc));
+        stn(acc + ch, ldn(acc + ch, nc) + v, nc);
+      }
+      stn(dst + ch, v, nc);
+    }
+}
+
+/* the m×m outputs Aᵀ M A of tiles [t0, t0 + n), + bias, ReLU; or, for an input gradient through a
+   ReLU, masked by reluY with the sums of what passes added to sums (in float over 16 tiles, in acc).
+   A tile's outputs are made in stage [m][m][OC] (L1) and then copied out a row at a time: each row's
+   pixels are contiguous, so the copies continue m sequential streams from tile to tile, where storing
+   8 channels of every pixel at a time left most stores waiting for their cache lines. */
+#define OUTPUT_TRANSFORM(A, M, AT)                                                                              \
+  static void output_transform_##A(const wino_ctx_t *c, int64_t t0, int n, const float *Mt, double *sums,     \
+                                   float *acc, float *stage) {                                                  \
+    const conv_geom_t *g = c->g;                                                                                \
+    const int O = g->OC, per = c->TH * c->TW;                                                                   \
+    const size_t ks = kstride_of(n, O);                                                                         \
+    for (int t = 0; t < n; t++) {                                                                               \
+      const int64_t tile = t0 + t;                                                                              \
+      const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * M, x0 = (r % c->TW) * M;       \
+      const int ny = MIN(M, g->OH - y0), nx = MIN(M, g->OW - x0);                                               \
+      const float *mt = Mt + (size_t)t * O;                                                                     \
+      for (int ch = 0; ch < O; ch += 8) {                                                                       \
+        const int nc = MIN(8, O - ch);                                                                          \
+        v8 s[M][A], col[A], out[M];                                                                             \
+        for (int j = 0; j < A; j++) {                                                                           \
+          for (int i = 0; i < A; i++) col[i] = ldn(mt + (size_t)(i * A + j) * ks + ch, nc);                     \
+          AT(out, col);                                                                                         \
+          for (int i = 0; i < M; i++) s[i][j] = out[i];                                                         \
+        }                                                                                                       \
+        for (int i = 0; i < M; i++) {                                                                           \
+          AT(out, s[i]);                                                                                        \
+          for (int j = 0; j < M; j++) stn(stage + (size_t)(i * M + j) * O + ch, out[j], nc);                    \
+        }                                                                                                       \
+      }                                                                                                         \
+      for (int i = 0; i < ny; i++) {                                                                            \
+        const size_t at = (((size_t)b * g->OH + y0 + i) * g->OW + x0) * O;                                      \
+        copy_out(c, stage + (size_t)i * M * O, c->out + at, c->reluY ? c->reluY + at : NULL, nx, O, acc);       \
+      }                                                                                                         \
+      if (sums && ((t & 15) == 15 || t == n - 1))                                                               \
+        for (int ch = 0; ch < O; ch++) sums[ch] += acc[ch], acc[ch] = 0.f;                                      \
+    }                                                                                                           \
+  }
+OUTPUT_TRANSFORM(4, 2, at4)
+OUTPUT_TRANSFORM(6, 4, at6)
+
+/* E[k][t][o] = (A e Aᵀ)[k] for tiles [t0, t0 + n), e the tile's m×m block of dy (0 outside) */
+#define DY_TRANSFORM(A, M, AA)                                                                                  \
+  static void dy_transform_##A(const wino_ctx_t *c, int64_t t0, int n, float *E) {                            \
+    const conv_geom_t *g = c->g;                                                                                \
+    const int O = g->OC, per = c->TH * c->TW;                                                                   \
+    const size_t ks = kstride_of(n, O);                                                                         \
+    for (int t = 0; t < n; t++) {                                                                               \
+      const int64_t tile = t0 + t;                                                                              \
+      const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * M, x0 = (r % c->TW) * M;       \
+      const float *p[M][M];                                                                                     \
+      for (int i = 0; i < M; i++)                                                                               \
+        for (int j = 0; j < M; j++)                                                                             \
+          p[i][j] = y0 + i >= g->OH || x0 + j >= g->OW                                                          \
+                        ? c->zeros                                                                              \
+                        : c->dy + (((size_t)b * g->OH + y0 + i) * g->OW + x0 + j) * O;                          \
+      float *e = E + (size_t)t * O;                                                                             \
+      for (int ch = 0; ch < O; ch += 8) {                                                                       \
+        const int nc = MIN(8, O - ch);                                                                          \
+        v8 s[A][M], col[M], out[A];                                                                             \
+        for (int j = 0; j < M; j++) {                                                                           \
+          for (int i = 0; i < M; i++) col[i] = ldn(p[i][j] + ch, nc);                                           \
+          AA(out, col);                                                                                         \
+          for (int i = 0; i < A; i++) s[i][j] = out[i];                                                         \
+        }                                                                                                       \
+        for (int i = 0; i < A; i++) {                                                                           \
+          AA(out, s[i]);                                                                                        \
+          for (int j = 0; j < A; j++) stn(e + (size_t)(i * A + j) * ks + ch, out[j], nc);                       \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+DY_TRANSFORM(4, 2, a4)
+DY_TRANSFORM(6, 4, a6)
+
+static void input_transform(const wino_ctx_t *c, int64_t t0, int n, float *V) {
+  if (c->a == 4) input_transform_4(c, t0, n, V);
+  else input_transform_6(c, t0, n, V);
 }
 
 static void conv_task(void *vctx, int64_t task, int tid) {
   wino_ctx_t *c = (wino_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
+  const int a2 = c->a * c->a;
   const int64_t t0 = task * c->chunk;
   const int n = (int)MIN((int64_t)c->chunk, c->tiles - t0);
   const size_t sv = kstride_of(n, g->C), sm = kstride_of(n, g->OC);
-  float *V = (float *)tdn_scratch(tid, sizeof(float) * (16 * (sv + sm) + g->OC));
+  float *V = (float *)tdn_scratch(tid, sizeof(float) * (a2 * (sv + sm) + (size_t)(1 + c->m * c->m) * g->OC + 16));
   if (!V) { c->failed = 1; return; }
-  float *M = V + 16 * sv, *acc = M + 16 * sm;
+  float *M = V + a2 * sv, *acc = M + a2 * sm, *stage = acc + g->OC;
   input_transform(c, t0, n, V);
-  for (int k = 0; k < 16; k++)
+  for (int k = 0; k < a2; k++)
     tdn_sgemm(0, 0, n, g->OC, g->C, 1.f, V + k * sv, g->C, c->U + (size_t)k * g->C * g->OC, g->OC, 0.f, M + k * sm,
               g->OC, 0);
   double *sums = c->part ? c->part + task * g->OC : NULL;
-  if (sums) {
+  if (sums)
     for (int ch = 0; ch < g->OC; ch++) sums[ch] = 0.0, acc[ch] = 0.f;
-  }
-  output_transform(c, t0, n, M, sums, acc);
+  if (c->a == 4) output_transform_4(c, t0, n, M, sums, acc, stage);
+  else output_transform_6(c, t0, n, M, sums, acc, stage);
 }
 
-/* out = conv(x, filter transformed into U), on the workers; 0 when out of memory */
-static int run_conv(const conv_geom_t *g, const float *x, const float *U, float *out, const float *bias, int relu,
-                    const float *reluY, float *dbias) {
+/* out = conv(x, filter w [3][3][C][OC]); w_t: the filter is [3][3][OC][C] flipped in space (an input
+   gradient's); on the workers; 0 when out of memory */
+static int run_conv(const conv_geom_t *g, const float *x, const float *w, int w_t, float *out, const float *bias,
+                    int relu, const float *reluY, float *dbias) {
   wino_ctx_t c;
   memset(&c, 0, sizeof c);
-  c.g = g; c.x = x; c.U = U; c.out = out; c.bias = bias; c.relu = relu; c.reluY = reluY;
-  c.TH = (g->OH + 1) / 2; c.TW = (g->OW + 1) / 2;
-  c.tiles = (int64_t)g->B * c.TH * c.TW;
-  c.chunk = chunk_tiles(g->C, g->OC);
+  init_tiles(&c, g, tile_size(g->OH, g->OW));
+  c.x = x; c.out = out; c.bias = bias; c.relu = relu; c.reluY = reluY;
+  const size_t plane = (size_t)g->C * g->OC;
   const int64_t tasks = (c.tiles + c.chunk - 1) / c.chunk;
+  float *U = tdn_thread_buffer(4, (size_t)(c.a * c.a + (w_t ? 9 : 0)) * plane);
   float *zeros = (float *)calloc((size_t)g->C, sizeof(float));
   if (reluY && dbias) c.part = (double *)malloc(sizeof(double) * (size_t)(tasks * g->OC));
-  if (!zeros || (reluY && dbias && !c.part)) { free(zeros); free(c.part); return 0; }
+  if (!U || !zeros || (reluY && dbias && !c.part)) {
+    free(zeros); free(c.part);
+    return 0;
+  }
+  if (w_t) {
+    /* the flipped filter as [3][3][C][OC] of this convolution, after the transform's planes */
+    float *wt = U + (size_t)c.a * c.a * plane;
+    for (int k = 0; k < 9; k++) {
+      const float *src = w + (size_t)(8 - k) * plane;
+      float *dst = wt + (size_t)k * plane;
+      for (int o = 0; o < g->OC; o++)
+        for (int i = 0; i < g->C; i++) dst[(size_t)i * g->OC + o] = src[(size_t)o * g->C + i];
+    }
+    w = wt;
+  }
+  if (c.a == 4) filter_transform_4(w, plane, U);
+  else filter_transform_6(w, plane, U);
+  c.U = U;
   c.zeros = zeros;
   workers_run(conv_task, &c, tasks);
   if (c.part && !c.failed) tdn_combine_parts(c.part, tasks, g->OC, 1.0, dbias);
@@ -259,73 +404,16 @@ static int run_conv(const conv_geom_t *g, const float *x, const float *U, float 
 }
 
 int tdn_winograd_conv2d(const conv_geom_t *g, const float *x, const float *w, float *out, const float *bias, int relu) {
-  float *U = (float *)malloc(sizeof(float) * 16 * (size_t)g->C * g->OC);
-  if (!U) return 0;
-  filter_transform(w, g->C, g->OC, U);
-  const int ok = run_conv(g, x, U, out, bias, relu, NULL, NULL);
-  free(U);
-  return ok;
+  return run_conv(g, x, w, 0, out, bias, relu, NULL, NULL);
 }
 
 int tdn_winograd_bwd_input(const conv_geom_t *g, const float *dy, const float *w, float *dx, const float *reluY,
                            float *dbias) {
-  const size_t plane = (size_t)g->C * g->OC;
   /* dx = conv(dy, w flipped in space and transposed to [3][3][OC][C]), padded by 2 - pad */
-  float *wt = (float *)malloc(sizeof(float) * 25 * plane);
-  if (!wt) return 0;
-  float *U = wt + 9 * plane;
-  for (int k = 0; k < 9; k++) {
-    const float *src = w + (size_t)(8 - k) * plane;
-    float *dst = wt + (size_t)k * plane;
-    for (int i = 0; i < g->C; i++)
-      for (int o = 0; o < g->OC; o++) dst[(size_t)o * g->C + i] = src[(size_t)i * g->OC + o];
-  }
-  filter_transform(wt, g->OC, g->C, U);
   conv_geom_t t = *g;
   t.H = g->OH; t.W = g->OW; t.C = g->OC; t.OH = g->H; t.OW = g->W; t.OC = g->C;
   t.PT = 2 - g->PT; t.PL = 2 - g->PL;
-  const int ok = run_conv(&t, dy, U, dx, NULL, 0, reluY, dbias);
-  free(wt);
-  return ok;
-}
-
-/* E[k][t][o] = (A e Aᵀ)[k] for tiles [t0, t0 + n), e the tile's 2×2 block of dy (0 outside);
-   A = [1 0; 1 1; 1 -1; 0 -1] */
-static void dy_transform(const wino_ctx_t *c, int64_t t0, int n, float *E) {
-  const conv_geom_t *g = c->g;
-  const int O = g->OC, per = c->TH * c->TW;
-  const size_t kstride = kstride_of(n, O);
-  for (int t = 0; t < n; t++) {
-    const int64_t tile = t0 + t;
-    const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * 2, x0 = (r % c->TW) * 2;
-    const float *p[2][2];
-    for (int i = 0; i < 2; i++)
-      for (int j = 0; j < 2; j++)
-        p[i][j] = y0 + i >= g->OH || x0 + j >= g->OW ? c->zeros
-                                                     : c->dy + (((size_t)b * g->OH + y0 + i) * g->OW + x0 + j) * O;
-    float *e = E + (size_t)t * O;
-    int ch = 0;
-    for (; ch + 8 <= O; ch += 8) {
-      const v8 e00 = LD(p[0][0] + ch), e01 = LD(p[0][1] + ch), e10 = LD(p[1][0] + ch), e11 = LD(p[1][1] + ch);
-      const v8 q[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
-      for (int a = 0; a < 4; a++) {
-        ST(e + (size_t)(a * 4 + 0) * kstride + ch, q[a][0]);
-        ST(e + (size_t)(a * 4 + 1) * kstride + ch, q[a][0] + q[a][1]);
-        ST(e + (size_t)(a * 4 + 2) * kstride + ch, q[a][0] - q[a][1]);
-        ST(e + (size_t)(a * 4 + 3) * kstride + ch, -q[a][1]);
-      }
-    }
-    for (; ch < O; ch++) {
-      const float e00 = p[0][0][ch], e01 = p[0][1][ch], e10 = p[1][0][ch], e11 = p[1][1][ch];
-      const float q[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
-      for (int a = 0; a < 4; a++) {
-        e[(size_t)(a * 4 + 0) * kstride + ch] = q[a][0];
-        e[(size_t)(a * 4 + 1) * kstride + ch] = q[a][0] + q[a][1];
-        e[(size_t)(a * 4 + 2) * kstride + ch] = q[a][0] - q[a][1];
-        e[(size_t)(a * 4 + 3) * kstride + ch] = -q[a][1];
-      }
-    }
-  }
+  return run_conv(&t, dy, w, 1, dx, NULL, 0, reluY, dbias);
 }
 
 /* group k sums, in order, the chunks [k · ntasks / groups, (k + 1) · ntasks / groups) into its own
@@ -333,61 +421,47 @@ static void dy_transform(const wino_ctx_t *c, int64_t t0, int n, float *E) {
 static void filter_group(void *vctx, int64_t k, int tid) {
   wino_ctx_t *c = (wino_ctx_t *)vctx;
   const conv_geom_t *g = c->g;
+  const int a2 = c->a * c->a;
   const size_t plane = (size_t)g->C * g->OC;
-  float *acc = c->acc + (size_t)k * 16 * plane;
-  float *V = (float *)tdn_scratch(tid, sizeof(float) * 16 * (kstride_of(c->chunk, g->C) + kstride_of(c->chunk, g->OC)));
+  float *acc = c->acc + (size_t)k * a2 * plane;
+  float *V = (float *)tdn_scratch(tid, sizeof(float) * a2 * (kstride_of(c->chunk, g->C) + kstride_of(c->chunk, g->OC)));
   if (!V) { c->failed = 1; return; }
   const int64_t first = k * c->ntasks / c->groups, last = (k + 1) * c->ntasks / c->groups;
   for (int64_t task = first; task < last; task++) {
     const int64_t t0 = task * c->chunk;
     const int n = (int)MIN((int64_t)c->chunk, c->tiles - t0);
     const size_t sv = kstride_of(n, g->C), se = kstride_of(n, g->OC);
-    float *E = V + 16 * sv;
+    float *E = V + a2 * sv;
     input_transform(c, t0, n, V);
-    dy_transform(c, t0, n, E);
-    for (int q = 0; q < 16; q++)
+    if (c->a == 4) dy_transform_4(c, t0, n, E);
+    else dy_transform_6(c, t0, n, E);
+    for (int q = 0; q < a2; q++)
       tdn_sgemm(1, 0, g->C, g->OC, n, 1.f, V + q * sv, g->C, E + q * se, g->OC, task > first ? 1.f : 0.f,
                 acc + (size_t)q * plane, g->OC, 0);
   }
 }
 
 int tdn_winograd_bwd_filter(const conv_geom_t *g, const float *x, const float *dy, float *dw) {
-  const size_t plane = (size_t)g->C * g->OC;
   wino_ctx_t c;
   memset(&c, 0, sizeof c);
-  c.g = g; c.x = x; c.dy = dy;
-  c.TH = (g->OH + 1) / 2; c.TW = (g->OW + 1) / 2;
-  c.tiles = (int64_t)g->B * c.TH * c.TW;
-  c.chunk = chunk_tiles(g->C, g->OC);
+  init_tiles(&c, g, tile_size(g->OH, g->OW));
+  c.x = x; c.dy = dy;
+  const int a = c.a, a2 = a * a;
+  const size_t plane = (size_t)g->C * g->OC;
   c.ntasks = (c.tiles + c.chunk - 1) / c.chunk;
   c.groups = (int)MIN((int64_t)FILTER_GROUPS, c.ntasks);
   float *zeros = (float *)calloc((size_t)MAX(g->C, g->OC), sizeof(float));
-  c.acc = (float *)malloc(sizeof(float) * 16 * plane * (size_t)c.groups);
-  if (!zeros || !c.acc) { free(zeros); free(c.acc); return 0; }
+  c.acc = tdn_thread_buffer(5, a2 * plane * (size_t)c.groups);
+  if (!zeros || !c.acc) { free(zeros); return 0; }
   c.zeros = zeros;
   workers_run(filter_group, &c, c.groups);
-  if (c.failed) { free(zeros); free(c.acc); return 0; }
+  if (c.failed) { free(zeros); return 0; }
   for (int k = 1; k < c.groups; k++) {
-    const float *a = c.acc + (size_t)k * 16 * plane;
-    for (size_t i = 0; i < 16 * plane; i++) c.acc[i] += a[i];
+    const float *src = c.acc + (size_t)k * a2 * plane;
+    for (size_t i = 0; i < a2 * plane; i++) c.acc[i] += src[i];
   }
-  /* dW = Gᵀ D G, Gᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1] */
-  const float *D = c.acc;
-  for (size_t p = 0; p < plane; p++) {
-    float d[4][4], r[3][4];
-    for (int k = 0; k < 16; k++) d[k / 4][k % 4] = D[(size_t)k * plane + p];
-    for (int j = 0; j < 4; j++) {
-      r[0][j] = d[0][j] + 0.5f * (d[1][j] + d[2][j]);
-      r[1][j] = 0.5f * (d[1][j] - d[2][j]);
-      r[2][j] = 0.5f * (d[1][j] + d[2][j]) + d[3][j];
-    }
-    for (int i = 0; i < 3; i++) {
-      dw[(size_t)(i * 3 + 0) * plane + p] = r[i][0] + 0.5f * (r[i][1] + r[i][2]);
-      dw[(size_t)(i * 3 + 1) * plane + p] = 0.5f * (r[i][1] - r[i][2]);
-      dw[(size_t)(i * 3 + 2) * plane + p] = 0.5f * (r[i][1] + r[i][2]) + r[i][3];
-    }
-  }
+  if (a == 4) filter_gradient_4(c.acc, plane, dw);
+  else filter_gradient_6(c.acc, plane, dw);
   free(zeros);
-  free(c.acc);
   return 1;
 }

@@ -1,7 +1,8 @@
 #ifndef TDN_WINOGRAD_H
 #define TDN_WINOGRAD_H
 #include "conv.h"
-/* 3×3 stride-1 undilated convolutions with C ≥ 16 and OC ≥ 16 input / output channels, while enabled */
+/* 3×3 stride-1 undilated convolutions with C ≥ 16 and OC ≥ 16 input / output channels, while enabled
+ * (winograd.c: F(4×4, 3×3) or F(2×2, 3×3), whichever makes fewer products for the output size) */
 int tdn_winograd_fits(const conv_geom_t *g);
 void tdn_winograd_set_enabled(int on);
 int tdn_winograd_enabled(void);

@@ -56,7 +56,7 @@ export interface NativeBackendInfo {
   gemmThreads?: string;
   /** "avx512+openblas": products with B not transposed run the addon's AVX-512 kernel; else "openblas" */
   sgemm?: string;
-  /** "winograd": 3×3 stride-1 convolutions with ≥ 16 channels in and out run Winograd F(2×2, 3×3); else "im2col" */
+  /** "winograd": 3×3 stride-1 convolutions with ≥ 16 channels in and out run Winograd F(4×4, 3×3) or F(2×2, 3×3); else "im2col" */
   conv3x3?: string;
   /** kernel names served natively (the rest are the cpu backend's) */
   kernels?: string[];

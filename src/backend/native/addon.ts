@@ -34,7 +34,7 @@ export interface NativeAddon {
   setGemmMode(mode: number): void;
   /** 1: the addon's AVX-512 sgemm where it applies (if the CPU has AVX-512F); returns whether it is on */
   setAvx512(on: number): boolean;
-  /** 1 (default): 3×3 stride-1 convolutions with ≥ 16 channels in and out by Winograd F(2×2, 3×3); 0: im2col */
+  /** 1 (default): 3×3 stride-1 convolutions with ≥ 16 channels in and out by Winograd F(4×4, 3×3) or F(2×2, 3×3); 0: im2col */
   setWinograd(on: number): void;
   matmul(
     a: Float32Array,
