@@ -375,6 +375,7 @@ nativeOnly('Conv2DBackpropInput / Conv2DBackpropFilter (gradients of conv2d)', a
 nativeOnly('3×3 stride-1 convolutions with ≥ 16 channels run Winograd: not im2col, and as close', async () => {
   const loaded = loadAddon();
   assert.ok('addon' in loaded);
+  loaded.addon.setWinograd(1);
   assert.equal(nativeBackendInfo().conv3x3, 'winograd');
   const x = spec([4, 12, 10, 32]),
     f = spec([3, 3, 32, 48]),

@@ -37,12 +37,18 @@ static inline v8 keep_if_positive(v8 v, v8 on) { return (v8)((v8i)v & (on > (v8)
 #define L2_TARGET (512 * 1024)
 #define MR 12 /* the AVX-512 sgemm's row block: chunks are multiples of it */
 
-static int enabled = 1;
+static int enabled = -1;
 void tdn_winograd_set_enabled(int on) { enabled = on != 0; }
-int tdn_winograd_enabled(void) { return enabled; }
+int tdn_winograd_enabled(void) {
+  if (enabled < 0) {
+    const char *off = getenv("TFJS_DISTILL_NO_WINOGRAD");
+    enabled = !(off && *off && *off != '0');
+  }
+  return enabled;
+}
 
 int tdn_winograd_fits(const conv_geom_t *g) {
-  return enabled && g->FH == 3 && g->FW == 3 && g->SH == 1 && g->SW == 1 && g->DH == 1 && g->DW == 1 && g->C >= 16 &&
+  return tdn_winograd_enabled() && g->FH == 3 && g->FW == 3 && g->SH == 1 && g->SW == 1 && g->DH == 1 && g->DW == 1 && g->C >= 16 &&
          g->OC >= 16 && g->OH >= 2 && g->OW >= 2;
 }
 
