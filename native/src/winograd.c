@@ -455,7 +455,9 @@ int tdn_winograd_bwd_filter(const conv_geom_t *g, const float *x, const float *d
   const int a = c.a, a2 = a * a;
   const size_t plane = (size_t)g->C * g->OC;
   c.ntasks = (c.tiles + c.chunk - 1) / c.chunk;
-  c.groups = (int)MIN((int64_t)FILTER_GROUPS, c.ntasks);
+  /* at most 64 MiB of group sums (at least 2 groups): a fixed number for the layer, never the threads' */
+  const int64_t fit = MAX(2, (int64_t)((64u << 20) / (sizeof(float) * a2 * plane)));
+  c.groups = (int)MIN(MIN((int64_t)FILTER_GROUPS, fit), c.ntasks);
   float *zeros = (float *)calloc((size_t)MAX(g->C, g->OC), sizeof(float));
   c.acc = tdn_thread_buffer(5, a2 * plane * (size_t)c.groups);
   if (!zeros || !c.acc) { free(zeros); return 0; }
