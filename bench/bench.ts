@@ -484,7 +484,9 @@ function print(m: Measured): void {
   ];
   const limit = Math.max(...probes) > 0 ? Math.max(...probes) : undefined;
   console.log(
-    `\nachieved GFLOP/s of the train steps, counting a convolution's FLOPs as the direct (im2col) algorithm makes them (native runs 3×3 stride-1 convs of ≥ 16 channels as Winograd F(4×4, 3×3), which multiplies up to 4× less, so its convolution figures are effective ones) (FLOPs per sample: ${Object.entries(FLOPS)
+    `\nachieved GFLOP/s of the train steps, counting a convolution's FLOPs as the direct (im2col) algorithm makes them (native runs 3×3 stride-1 convs of ≥ 16 channels as Winograd F(4×4, 3×3), which multiplies up to 4× less, so its convolution figures are effective ones) (FLOPs per sample: ${Object.entries(
+      FLOPS,
+    )
       .map(([k, f]) => `${k} ${(f / 1e6).toFixed(1)} M`)
       .join(
         ', ',
