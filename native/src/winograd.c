@@ -9,11 +9,13 @@
  * F(3×3, m×m) with the same input transform:
  *   dW = Gᵀ [ Σ_tiles (Bᵀ d B) ⊙ (A e Aᵀ) ] G      (e: the tile's m×m block of dy)
  * Tiles are processed in chunks whose transformed operands stay in the L2 cache; the transforms run
- * along channels (contiguous in NHWC), 8 at a time. */
+ * along channels (contiguous in NHWC), 16 at a time where the CPU has AVX-512, else 8
+ * (winograd-tiles.h, compiled once for each). */
 #include "winograd.h"
 #include "common.h"
 #include "ew.h"
 #include "workers.h"
+#include "sgemm512.h"
 #include <stdlib.h>
 
 /* 8 channels at a time (GCC/Clang vector extension: AVX with -mavx2, two SSE halves without) */
@@ -59,55 +61,8 @@ static int tile_size(int OH, int OW) {
   return p4 < 0.8 * p2 ? 4 : 2;
 }
 
-/* ---- the 1-D transforms, on 8 channels */
-/* Bᵀ, α = 4: [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
-static inline void bt4(v8 *o, const v8 *d) {
-  o[0] = d[0] - d[2];
-  o[1] = d[1] + d[2];
-  o[2] = d[2] - d[1];
-  o[3] = d[1] - d[3];
-}
-/* Bᵀ, α = 6: [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1] */
-static inline void bt6(v8 *o, const v8 *d) {
-  o[0] = 4.f * d[0] - 5.f * d[2] + d[4];
-  o[1] = d[3] + d[4] - 4.f * (d[1] + d[2]);
-  o[2] = d[4] - d[3] + 4.f * (d[1] - d[2]);
-  o[3] = d[4] - d[2] + 2.f * (d[3] - d[1]);
-  o[4] = d[4] - d[2] + 2.f * (d[1] - d[3]);
-  o[5] = 4.f * d[1] - 5.f * d[3] + d[5];
-}
-/* Aᵀ, m = 2: [1 1 1 0; 0 1 -1 -1] */
-static inline void at4(v8 *o, const v8 *s) {
-  o[0] = s[0] + s[1] + s[2];
-  o[1] = s[1] - s[2] - s[3];
-}
-/* Aᵀ, m = 4: [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] */
-static inline void at6(v8 *o, const v8 *s) {
-  const v8 p = s[1] + s[2], q = s[1] - s[2], r = s[3] + s[4], t = s[3] - s[4];
-  o[0] = s[0] + p + r;
-  o[1] = q + 2.f * t;
-  o[2] = p + 4.f * r;
-  o[3] = q + 8.f * t + s[5];
-}
-/* A (the transpose of Aᵀ), m = 2 → α = 4 */
-static inline void a4(v8 *o, const v8 *e) {
-  o[0] = e[0];
-  o[1] = e[0] + e[1];
-  o[2] = e[0] - e[1];
-  o[3] = -e[1];
-}
-/* A, m = 4 → α = 6 */
-static inline void a6(v8 *o, const v8 *e) {
-  const v8 p = e[0] + e[2], q = e[1] + e[3], r = e[0] + 4.f * e[2], t = 2.f * e[1] + 8.f * e[3];
-  o[0] = e[0];
-  o[1] = p + q;
-  o[2] = p - q;
-  o[3] = r + t;
-  o[4] = r - t;
-  o[5] = e[3];
-}
 /* The tiles: TH × TW per sample, tile (ty, tx) at output (m·ty, m·tx) */
-typedef struct {
+typedef struct wino_ctx {
   const conv_geom_t *g;
   int m, a; /* tile size, α = m + 2 */
   const float *x, *U, *zeros;
@@ -124,6 +79,10 @@ typedef struct {
   int64_t ntasks;
   int groups;
   volatile int failed; /* a task found no memory: the caller falls back to im2col */
+  /* the tile transforms (pick_tile_fns) */
+  void (*input_tf)(const struct wino_ctx *, int64_t, int, float *);
+  void (*output_tf)(const struct wino_ctx *, int64_t, int, const float *, double *, float *, float *);
+  void (*dy_tf)(const struct wino_ctx *, int64_t, int, float *);
 } wino_ctx_t;
 
 static void init_tiles(wino_ctx_t *c, const conv_geom_t *g, int m) {
@@ -217,137 +176,42 @@ FILTER_TRANSFORM(6, g6)
 FILTER_GRADIENT(4, gt4)
 FILTER_GRADIENT(6, gt6)
 
-/* V[k][t][c] = (Bᵀ d B)[k] for tiles [t0, t0 + n), d the α×α input block at (m·ty - PT, m·tx - PL) */
-#define INPUT_TRANSFORM(A, M, BT)                                                                               \
-  static void input_transform_##A(const wino_ctx_t *c, int64_t t0, int n, float *V) {                           \
-    const conv_geom_t *g = c->g;                                                                                \
-    const int C = g->C, per = c->TH * c->TW;                                                                    \
-    const size_t ks = kstride_of(n, C);                                                                         \
-    for (int t = 0; t < n; t++) {                                                                               \
-      const int64_t tile = t0 + t;                                                                              \
-      const int b = (int)(tile / per), r = (int)(tile % per);                                                   \
-      const int y0 = (r / c->TW) * M - g->PT, x0 = (r % c->TW) * M - g->PL;                                    \
-      const float *p[A][A];                                                                                     \
-      for (int i = 0; i < A; i++)                                                                               \
-        for (int j = 0; j < A; j++) {                                                                           \
-          const int y = y0 + i, xx = x0 + j;                                                                    \
-          p[i][j] = y < 0 || y >= g->H || xx < 0 || xx >= g->W ? c->zeros                                       \
-                                                               : c->x + (((size_t)b * g->H + y) * g->W + xx) * C; \
-        }                                                                                                       \
-      float *v = V + (size_t)t * C;                                                                             \
-      for (int ch = 0; ch < C; ch += 8) {                                                                       \
-        const int nc = MIN(8, C - ch);                                                                          \
-        v8 s[A][A], col[A], out[A];                                                                             \
-        for (int j = 0; j < A; j++) {                                                                           \
-          for (int i = 0; i < A; i++) col[i] = ldn(p[i][j] + ch, nc);                                           \
-          BT(out, col);                                                                                         \
-          for (int i = 0; i < A; i++) s[i][j] = out[i];                                                         \
-        }                                                                                                       \
-        for (int i = 0; i < A; i++) {                                                                           \
-          BT(out, s[i]);                                                                                        \
-          for (int j = 0; j < A; j++) stn(v + (size_t)(i * A + j) * ks + ch, out[j], nc);                      \
-        }                                                                                                       \
-      }                                                                                                         \
-    }                                                                                                           \
-  }
-INPUT_TRANSFORM(4, 2, bt4)
-INPUT_TRANSFORM(6, 4, bt6)
+#define VW 8
+#include "winograd-tiles.h"
+#undef VW
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define WINO_AVX512 1
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#endif
+#define VW 16
+#include "winograd-tiles.h"
+#undef VW
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
 
-/* np pixels of O channels from a tile's stage to the output, + bias, ReLU; or masked by reluY (a
-   ReLU's output) with what passes added to acc */
-static void copy_out(const wino_ctx_t *c, const float *src, float *dst, const float *ry, int np, int O, float *acc) {
-  for (int px = 0; px < np; px++, src += O, dst += O, ry = ry ? ry + O : NULL)
-    for (int ch = 0; ch < O; ch += 8) {
-      const int nc = MIN(8, O - ch);
-      v8 v = ldn(src + ch, nc);
-      if (c->bias) v += ldn(c->bias + ch, nc);
-      if (c->relu) v = keep_if_positive(v, v);
-      if (ry) {
-        v = keep_if_positive(v, ldn(ry + ch, nc));
-        stn(acc + ch, ldn(acc + ch, nc) + v, nc);
-      }
-      stn(dst + ch, v, nc);
-    }
+/* the tile transforms of α = 4 or 6 at the widest vectors this CPU runs */
+static void pick_tile_fns(wino_ctx_t *c) {
+#ifdef WINO_AVX512
+  if (tdn_sgemm512_enabled_by_cpu()) {
+    c->input_tf = c->a == 4 ? input_transform_4_16 : input_transform_6_16;
+    c->output_tf = c->a == 4 ? output_transform_4_16 : output_transform_6_16;
+    c->dy_tf = c->a == 4 ? dy_transform_4_16 : dy_transform_6_16;
+    return;
+  }
+#endif
+  c->input_tf = c->a == 4 ? input_transform_4_8 : input_transform_6_8;
+  c->output_tf = c->a == 4 ? output_transform_4_8 : output_transform_6_8;
+  c->dy_tf = c->a == 4 ? dy_transform_4_8 : dy_transform_6_8;
 }
 
-/* the m×m outputs Aᵀ M A of tiles [t0, t0 + n), + bias, ReLU; or, for an input gradient through a
-   ReLU, masked by reluY with the sums of what passes added to sums (in float over 16 tiles, in acc).
-   A tile's outputs are made in stage [m][m][OC] (L1) and then copied out a row at a time: each row's
-   pixels are contiguous, so the copies continue m sequential streams from tile to tile, where storing
-   8 channels of every pixel at a time left most stores waiting for their cache lines. */
-#define OUTPUT_TRANSFORM(A, M, AT)                                                                              \
-  static void output_transform_##A(const wino_ctx_t *c, int64_t t0, int n, const float *Mt, double *sums,     \
-                                   float *acc, float *stage) {                                                  \
-    const conv_geom_t *g = c->g;                                                                                \
-    const int O = g->OC, per = c->TH * c->TW;                                                                   \
-    const size_t ks = kstride_of(n, O);                                                                         \
-    for (int t = 0; t < n; t++) {                                                                               \
-      const int64_t tile = t0 + t;                                                                              \
-      const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * M, x0 = (r % c->TW) * M;       \
-      const int ny = MIN(M, g->OH - y0), nx = MIN(M, g->OW - x0);                                               \
-      const float *mt = Mt + (size_t)t * O;                                                                     \
-      for (int ch = 0; ch < O; ch += 8) {                                                                       \
-        const int nc = MIN(8, O - ch);                                                                          \
-        v8 s[M][A], col[A], out[M];                                                                             \
-        for (int j = 0; j < A; j++) {                                                                           \
-          for (int i = 0; i < A; i++) col[i] = ldn(mt + (size_t)(i * A + j) * ks + ch, nc);                     \
-          AT(out, col);                                                                                         \
-          for (int i = 0; i < M; i++) s[i][j] = out[i];                                                         \
-        }                                                                                                       \
-        for (int i = 0; i < M; i++) {                                                                           \
-          AT(out, s[i]);                                                                                        \
-          for (int j = 0; j < M; j++) stn(stage + (size_t)(i * M + j) * O + ch, out[j], nc);                    \
-        }                                                                                                       \
-      }                                                                                                         \
-      for (int i = 0; i < ny; i++) {                                                                            \
-        const size_t at = (((size_t)b * g->OH + y0 + i) * g->OW + x0) * O;                                      \
-        copy_out(c, stage + (size_t)i * M * O, c->out + at, c->reluY ? c->reluY + at : NULL, nx, O, acc);       \
-      }                                                                                                         \
-      if (sums && ((t & 15) == 15 || t == n - 1))                                                               \
-        for (int ch = 0; ch < O; ch++) sums[ch] += acc[ch], acc[ch] = 0.f;                                      \
-    }                                                                                                           \
-  }
-OUTPUT_TRANSFORM(4, 2, at4)
-OUTPUT_TRANSFORM(6, 4, at6)
-
-/* E[k][t][o] = (A e Aᵀ)[k] for tiles [t0, t0 + n), e the tile's m×m block of dy (0 outside) */
-#define DY_TRANSFORM(A, M, AA)                                                                                  \
-  static void dy_transform_##A(const wino_ctx_t *c, int64_t t0, int n, float *E) {                            \
-    const conv_geom_t *g = c->g;                                                                                \
-    const int O = g->OC, per = c->TH * c->TW;                                                                   \
-    const size_t ks = kstride_of(n, O);                                                                         \
-    for (int t = 0; t < n; t++) {                                                                               \
-      const int64_t tile = t0 + t;                                                                              \
-      const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * M, x0 = (r % c->TW) * M;       \
-      const float *p[M][M];                                                                                     \
-      for (int i = 0; i < M; i++)                                                                               \
-        for (int j = 0; j < M; j++)                                                                             \
-          p[i][j] = y0 + i >= g->OH || x0 + j >= g->OW                                                          \
-                        ? c->zeros                                                                              \
-                        : c->dy + (((size_t)b * g->OH + y0 + i) * g->OW + x0 + j) * O;                          \
-      float *e = E + (size_t)t * O;                                                                             \
-      for (int ch = 0; ch < O; ch += 8) {                                                                       \
-        const int nc = MIN(8, O - ch);                                                                          \
-        v8 s[A][M], col[M], out[A];                                                                             \
-        for (int j = 0; j < M; j++) {                                                                           \
-          for (int i = 0; i < M; i++) col[i] = ldn(p[i][j] + ch, nc);                                           \
-          AA(out, col);                                                                                         \
-          for (int i = 0; i < A; i++) s[i][j] = out[i];                                                         \
-        }                                                                                                       \
-        for (int i = 0; i < A; i++) {                                                                           \
-          AA(out, s[i]);                                                                                        \
-          for (int j = 0; j < A; j++) stn(e + (size_t)(i * A + j) * ks + ch, out[j], nc);                       \
-        }                                                                                                       \
-      }                                                                                                         \
-    }                                                                                                           \
-  }
-DY_TRANSFORM(4, 2, a4)
-DY_TRANSFORM(6, 4, a6)
-
-static void input_transform(const wino_ctx_t *c, int64_t t0, int n, float *V) {
-  if (c->a == 4) input_transform_4(c, t0, n, V);
-  else input_transform_6(c, t0, n, V);
-}
 
 static void conv_task(void *vctx, int64_t task, int tid) {
   wino_ctx_t *c = (wino_ctx_t *)vctx;
@@ -359,15 +223,14 @@ static void conv_task(void *vctx, int64_t task, int tid) {
   float *V = (float *)tdn_scratch(tid, sizeof(float) * (a2 * (sv + sm) + (size_t)(1 + c->m * c->m) * g->OC + 16));
   if (!V) { c->failed = 1; return; }
   float *M = V + a2 * sv, *acc = M + a2 * sm, *stage = acc + g->OC;
-  input_transform(c, t0, n, V);
+  c->input_tf(c, t0, n, V);
   for (int k = 0; k < a2; k++)
     tdn_sgemm(0, 0, n, g->OC, g->C, 1.f, V + k * sv, g->C, c->U + (size_t)k * g->C * g->OC, g->OC, 0.f, M + k * sm,
               g->OC, 0);
   double *sums = c->part ? c->part + task * g->OC : NULL;
   if (sums)
     for (int ch = 0; ch < g->OC; ch++) sums[ch] = 0.0, acc[ch] = 0.f;
-  if (c->a == 4) output_transform_4(c, t0, n, M, sums, acc, stage);
-  else output_transform_6(c, t0, n, M, sums, acc, stage);
+  c->output_tf(c, t0, n, M, sums, acc, stage);
 }
 
 /* out = conv(x, filter w [3][3][C][OC]); w_t: the filter is [3][3][OC][C] flipped in space (an input
@@ -377,6 +240,7 @@ static int run_conv(const conv_geom_t *g, const float *x, const float *w, int w_
   wino_ctx_t c;
   memset(&c, 0, sizeof c);
   init_tiles(&c, g, tile_size(g->OH, g->OW));
+  pick_tile_fns(&c);
   c.x = x; c.out = out; c.bias = bias; c.relu = relu; c.reluY = reluY;
   const size_t plane = (size_t)g->C * g->OC;
   const int64_t tasks = (c.tiles + c.chunk - 1) / c.chunk;
@@ -438,9 +302,8 @@ static void filter_group(void *vctx, int64_t k, int tid) {
     const int n = (int)MIN((int64_t)c->chunk, c->tiles - t0);
     const size_t sv = kstride_of(n, g->C), se = kstride_of(n, g->OC);
     float *E = V + a2 * sv;
-    input_transform(c, t0, n, V);
-    if (c->a == 4) dy_transform_4(c, t0, n, E);
-    else dy_transform_6(c, t0, n, E);
+    c->input_tf(c, t0, n, V);
+    c->dy_tf(c, t0, n, E);
     for (int q = 0; q < a2; q++)
       tdn_sgemm(1, 0, g->C, g->OC, n, 1.f, V + q * sv, g->C, E + q * se, g->OC, task > first ? 1.f : 0.f,
                 acc + (size_t)q * plane, g->OC, 0);
@@ -451,6 +314,7 @@ int tdn_winograd_bwd_filter(const conv_geom_t *g, const float *x, const float *d
   wino_ctx_t c;
   memset(&c, 0, sizeof c);
   init_tiles(&c, g, tile_size(g->OH, g->OW));
+  pick_tile_fns(&c);
   c.x = x; c.dy = dy;
   const int a = c.a, a2 = a * a;
   const size_t plane = (size_t)g->C * g->OC;
