@@ -377,9 +377,10 @@ nativeOnly('3×3 stride-1 convolutions with ≥ 16 channels run Winograd: not im
   assert.ok('addon' in loaded);
   loaded.addon.setWinograd(1);
   assert.equal(nativeBackendInfo().conv3x3, 'winograd');
-  const x = spec([4, 12, 10, 32]),
-    f = spec([3, 3, 32, 48]),
-    dy = spec([4, 12, 10, 48]);
+  // 36 and 40 channels: partial vectors at both widths
+  const x = spec([4, 12, 10, 36]),
+    f = spec([3, 3, 36, 40]),
+    dy = spec([4, 12, 10, 40]);
   const run = (winograd: number) => {
     loaded.addon.setWinograd(winograd);
     return tf.tidy(() => {
@@ -391,14 +392,24 @@ nativeOnly('3×3 stride-1 convolutions with ≥ 16 channels run Winograd: not im
     });
   };
   await tf.setBackend('native');
-  const winograd = run(1);
-  const im2col = run(0);
-  loaded.addon.setWinograd(1);
-  ['y', 'dx', 'dw'].forEach((name, i) => {
-    const e = relErr(im2col[i]!, winograd[i]!);
-    assert.ok(e > 0, `${name}: bit-identical to im2col, so Winograd did not run`);
-    assert.ok(e <= 1e-5, `${name}: relative error ${e.toExponential(2)} against im2col`);
-  });
+  // the tile transforms 16 channels at a time (AVX-512) and 8 (AVX2: setAvx512(0), or no AVX-512)
+  const was = loaded.addon.info().sgemm.startsWith('avx512');
+  const modes = loaded.addon.setAvx512(1) ? [1, 0] : [0];
+  try {
+    for (const mode of modes) {
+      loaded.addon.setAvx512(mode);
+      const winograd = run(1);
+      const im2col = run(0);
+      loaded.addon.setWinograd(1);
+      ['y', 'dx', 'dw'].forEach((name, i) => {
+        const e = relErr(im2col[i]!, winograd[i]!);
+        assert.ok(e > 0, `${name}: bit-identical to im2col, so Winograd did not run (avx512 ${mode})`);
+        assert.ok(e <= 1e-5, `${name}: relative error ${e.toExponential(2)} against im2col (avx512 ${mode})`);
+      });
+    }
+  } finally {
+    loaded.addon.setAvx512(was ? 1 : 0);
+  }
 });
 
 nativeOnly('DepthwiseConv2dNative and its two backprops', async () => {

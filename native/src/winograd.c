@@ -197,10 +197,11 @@ FILTER_GRADIENT(6, gt6)
 #endif
 #endif
 
-/* the tile transforms of α = 4 or 6 at the widest vectors this CPU runs */
+/* the tile transforms of α = 4 or 6 at the widest vectors this CPU runs (AVX-512 unless switched off:
+   setAvx512(0), TFJS_DISTILL_NO_AVX512) */
 static void pick_tile_fns(wino_ctx_t *c) {
 #ifdef WINO_AVX512
-  if (tdn_sgemm512_enabled_by_cpu()) {
+  if (tdn_sgemm512_enabled()) {
     c->input_tf = c->a == 4 ? input_transform_4_16 : input_transform_6_16;
     c->output_tf = c->a == 4 ? output_transform_4_16 : output_transform_6_16;
     c->dy_tf = c->a == 4 ? dy_transform_4_16 : dy_transform_6_16;
