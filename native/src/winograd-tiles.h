@@ -75,7 +75,6 @@ static inline void S(a6)(VT *o, const VT *e) {
   static void S(input_transform_##A)(const wino_ctx_t *c, int64_t t0, int n, float *V) {                           \
     const conv_geom_t *g = c->g;                                                                                \
     const int C = g->C, per = c->TH * c->TW;                                                                    \
-    const size_t ks = kstride_of(n, C);                                                                         \
     for (int t = 0; t < n; t++) {                                                                               \
       const int64_t tile = t0 + t;                                                                              \
       const int b = (int)(tile / per), r = (int)(tile % per);                                                   \
@@ -87,7 +86,7 @@ static inline void S(a6)(VT *o, const VT *e) {
           p[i][j] = y < 0 || y >= g->H || xx < 0 || xx >= g->W ? c->zeros                                       \
                                                                : c->x + (((size_t)b * g->H + y) * g->W + xx) * C; \
         }                                                                                                       \
-      float *v = V + (size_t)t * C;                                                                             \
+      float *v = V + (size_t)t * A * A * C;                                                                           \
       for (int ch = 0; ch < C; ch += VW) {                                                                       \
         const int nc = MIN(VW, C - ch);                                                                          \
         VT s[A][A], col[A], out[A];                                                                             \
@@ -98,7 +97,7 @@ static inline void S(a6)(VT *o, const VT *e) {
         }                                                                                                       \
         for (int i = 0; i < A; i++) {                                                                           \
           BT(out, s[i]);                                                                                        \
-          for (int j = 0; j < A; j++) S(stn)(v + (size_t)(i * A + j) * ks + ch, out[j], nc);                      \
+          for (int j = 0; j < A; j++) S(stn)(v + (size_t)(i * A + j) * C + ch, out[j], nc);                      \
         }                                                                                                       \
       }                                                                                                         \
     }                                                                                                           \
@@ -133,17 +132,16 @@ static void S(copy_out)(const wino_ctx_t *c, const float *src, float *dst, const
                                    float *acc, float *stage) {                                                  \
     const conv_geom_t *g = c->g;                                                                                \
     const int O = g->OC, per = c->TH * c->TW;                                                                   \
-    const size_t ks = kstride_of(n, O);                                                                         \
     for (int t = 0; t < n; t++) {                                                                               \
       const int64_t tile = t0 + t;                                                                              \
       const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * M, x0 = (r % c->TW) * M;       \
       const int ny = MIN(M, g->OH - y0), nx = MIN(M, g->OW - x0);                                               \
-      const float *mt = Mt + (size_t)t * O;                                                                     \
+      const float *mt = Mt + (size_t)t * A * A * O;                                                                   \
       for (int ch = 0; ch < O; ch += VW) {                                                                       \
         const int nc = MIN(VW, O - ch);                                                                          \
         VT s[M][A], col[A], out[M];                                                                             \
         for (int j = 0; j < A; j++) {                                                                           \
-          for (int i = 0; i < A; i++) col[i] = S(ldn)(mt + (size_t)(i * A + j) * ks + ch, nc);                     \
+          for (int i = 0; i < A; i++) col[i] = S(ldn)(mt + (size_t)(i * A + j) * O + ch, nc);                     \
           AT(out, col);                                                                                         \
           for (int i = 0; i < M; i++) s[i][j] = out[i];                                                         \
         }                                                                                                       \
@@ -168,7 +166,6 @@ OUTPUT_TRANSFORM(6, 4, S(at6))
   static void S(dy_transform_##A)(const wino_ctx_t *c, int64_t t0, int n, float *E) {                            \
     const conv_geom_t *g = c->g;                                                                                \
     const int O = g->OC, per = c->TH * c->TW;                                                                   \
-    const size_t ks = kstride_of(n, O);                                                                         \
     for (int t = 0; t < n; t++) {                                                                               \
       const int64_t tile = t0 + t;                                                                              \
       const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * M, x0 = (r % c->TW) * M;       \
@@ -178,7 +175,7 @@ OUTPUT_TRANSFORM(6, 4, S(at6))
           p[i][j] = y0 + i >= g->OH || x0 + j >= g->OW                                                          \
                         ? c->zeros                                                                              \
                         : c->dy + (((size_t)b * g->OH + y0 + i) * g->OW + x0 + j) * O;                          \
-      float *e = E + (size_t)t * O;                                                                             \
+      float *e = E + (size_t)t * A * A * O;                                                                           \
       for (int ch = 0; ch < O; ch += VW) {                                                                       \
         const int nc = MIN(VW, O - ch);                                                                          \
         VT s[A][M], col[M], out[A];                                                                             \
@@ -189,7 +186,7 @@ OUTPUT_TRANSFORM(6, 4, S(at6))
         }                                                                                                       \
         for (int i = 0; i < A; i++) {                                                                           \
           AA(out, s[i]);                                                                                        \
-          for (int j = 0; j < A; j++) S(stn)(e + (size_t)(i * A + j) * ks + ch, out[j], nc);                       \
+          for (int j = 0; j < A; j++) S(stn)(e + (size_t)(i * A + j) * O + ch, out[j], nc);                       \
         }                                                                                                       \
       }                                                                                                         \
     }                                                                                                           \

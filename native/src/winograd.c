@@ -97,13 +97,6 @@ static void init_tiles(wino_ctx_t *c, const conv_geom_t *g, int m) {
   c->chunk = n < MR ? MR : (n > 480 ? 480 : n);
 }
 
-/* floats between the α² matrices [n][L] of a transformed chunk: n · L rounded up to an odd number of
-   cache lines, so that the α² streams a transform reads or writes do not share L1 sets (n · L · 4
-   bytes is often a multiple of 4 KiB) */
-static size_t kstride_of(int n, int L) {
-  size_t lines = ((size_t)n * L + 15) / 16;
-  return (lines | 1) * 16;
-}
 
 /* G (α × 3), on 8 filter taps: α = 4 [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1] */
 static inline void g4(v8 *u, const v8 *g) {
@@ -220,14 +213,15 @@ static void conv_task(void *vctx, int64_t task, int tid) {
   const int a2 = c->a * c->a;
   const int64_t t0 = task * c->chunk;
   const int n = (int)MIN((int64_t)c->chunk, c->tiles - t0);
-  const size_t sv = kstride_of(n, g->C), sm = kstride_of(n, g->OC);
+  const size_t sv = (size_t)n * g->C, sm = (size_t)n * g->OC;
   float *V = (float *)tdn_scratch(tid, sizeof(float) * (a2 * (sv + sm) + (size_t)(1 + c->m * c->m) * g->OC + 16));
   if (!V) { c->failed = 1; return; }
   float *M = V + a2 * sv, *acc = M + a2 * sm, *stage = acc + g->OC;
   c->input_tf(c, t0, n, V);
+  /* tile t's α² transformed vectors are contiguous: product k reads rows a2 · C apart */
   for (int k = 0; k < a2; k++)
-    tdn_sgemm(0, 0, n, g->OC, g->C, 1.f, V + k * sv, g->C, c->U + (size_t)k * g->C * g->OC, g->OC, 0.f, M + k * sm,
-              g->OC, 0);
+    tdn_sgemm(0, 0, n, g->OC, g->C, 1.f, V + (size_t)k * g->C, a2 * g->C, c->U + (size_t)k * g->C * g->OC, g->OC, 0.f,
+              M + (size_t)k * g->OC, a2 * g->OC, 0);
   double *sums = c->part ? c->part + task * g->OC : NULL;
   if (sums)
     for (int ch = 0; ch < g->OC; ch++) sums[ch] = 0.0, acc[ch] = 0.f;
@@ -295,19 +289,18 @@ static void filter_group(void *vctx, int64_t k, int tid) {
   const int a2 = c->a * c->a;
   const size_t plane = (size_t)g->C * g->OC;
   float *acc = c->acc + (size_t)k * a2 * plane;
-  float *V = (float *)tdn_scratch(tid, sizeof(float) * a2 * (kstride_of(c->chunk, g->C) + kstride_of(c->chunk, g->OC)));
+  float *V = (float *)tdn_scratch(tid, sizeof(float) * a2 * (size_t)c->chunk * (g->C + g->OC));
   if (!V) { c->failed = 1; return; }
   const int64_t first = k * c->ntasks / c->groups, last = (k + 1) * c->ntasks / c->groups;
   for (int64_t task = first; task < last; task++) {
     const int64_t t0 = task * c->chunk;
     const int n = (int)MIN((int64_t)c->chunk, c->tiles - t0);
-    const size_t sv = kstride_of(n, g->C), se = kstride_of(n, g->OC);
-    float *E = V + a2 * sv;
+    float *E = V + (size_t)a2 * n * g->C;
     c->input_tf(c, t0, n, V);
     c->dy_tf(c, t0, n, E);
     for (int q = 0; q < a2; q++)
-      tdn_sgemm(1, 0, g->C, g->OC, n, 1.f, V + q * sv, g->C, E + q * se, g->OC, task > first ? 1.f : 0.f,
-                acc + (size_t)q * plane, g->OC, 0);
+      tdn_sgemm(1, 0, g->C, g->OC, n, 1.f, V + (size_t)q * g->C, a2 * g->C, E + (size_t)q * g->OC, a2 * g->OC,
+                task > first ? 1.f : 0.f, acc + (size_t)q * plane, g->OC, 0);
   }
 }
 
