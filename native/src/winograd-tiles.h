@@ -86,19 +86,10 @@ static inline void S(a6)(VT *o, const VT *e) {
           p[i][j] = y < 0 || y >= g->H || xx < 0 || xx >= g->W ? c->zeros                                       \
                                                                : c->x + (((size_t)b * g->H + y) * g->W + xx) * C; \
         }                                                                                                       \
-      float *v = V + (size_t)t * A * A * C;                                                                           \
-      for (int ch = 0; ch < C; ch += VW) {                                                                       \
-        const int nc = MIN(VW, C - ch);                                                                          \
-        VT s[A][A], col[A], out[A];                                                                             \
-        for (int j = 0; j < A; j++) {                                                                           \
-          for (int i = 0; i < A; i++) col[i] = S(ldn)(p[i][j] + ch, nc);                                           \
-          BT(out, col);                                                                                         \
-          for (int i = 0; i < A; i++) s[i][j] = out[i];                                                         \
-        }                                                                                                       \
-        for (int i = 0; i < A; i++) {                                                                           \
-          BT(out, s[i]);                                                                                        \
-          for (int j = 0; j < A; j++) S(stn)(v + (size_t)(i * A + j) * C + ch, out[j], nc);                      \
-        }                                                                                                       \
+      float *v = V + (size_t)t * A * A * C;                                                                     \
+      for (int ch = 0; ch < C; ch += VW) {                                                                      \
+        const int nc = MIN(VW, C - ch);                                                                         \
+        SEPARABLE(VT, A, A, BT, S(ldn)(p[I_][J_] + ch, nc), S(stn)(v + (size_t)(I_ * A + J_) * C + ch, X_, nc)); \
       }                                                                                                         \
     }                                                                                                           \
   }
@@ -137,18 +128,10 @@ static void S(copy_out)(const wino_ctx_t *c, const float *src, float *dst, const
       const int b = (int)(tile / per), r = (int)(tile % per), y0 = (r / c->TW) * M, x0 = (r % c->TW) * M;       \
       const int ny = MIN(M, g->OH - y0), nx = MIN(M, g->OW - x0);                                               \
       const float *mt = Mt + (size_t)t * A * A * O;                                                                   \
-      for (int ch = 0; ch < O; ch += VW) {                                                                       \
-        const int nc = MIN(VW, O - ch);                                                                          \
-        VT s[M][A], col[A], out[M];                                                                             \
-        for (int j = 0; j < A; j++) {                                                                           \
-          for (int i = 0; i < A; i++) col[i] = S(ldn)(mt + (size_t)(i * A + j) * O + ch, nc);                     \
-          AT(out, col);                                                                                         \
-          for (int i = 0; i < M; i++) s[i][j] = out[i];                                                         \
-        }                                                                                                       \
-        for (int i = 0; i < M; i++) {                                                                           \
-          AT(out, s[i]);                                                                                        \
-          for (int j = 0; j < M; j++) S(stn)(stage + (size_t)(i * M + j) * O + ch, out[j], nc);                    \
-        }                                                                                                       \
+      for (int ch = 0; ch < O; ch += VW) {                                                                      \
+        const int nc = MIN(VW, O - ch);                                                                         \
+        SEPARABLE(VT, A, M, AT, S(ldn)(mt + (size_t)(I_ * A + J_) * O + ch, nc),                                \
+                  S(stn)(stage + (size_t)(I_ * M + J_) * O + ch, X_, nc));                                      \
       }                                                                                                         \
       for (int i = 0; i < ny; i++) {                                                                            \
         const size_t at = (((size_t)b * g->OH + y0 + i) * g->OW + x0) * O;                                      \
@@ -175,19 +158,10 @@ OUTPUT_TRANSFORM(6, 4, S(at6))
           p[i][j] = y0 + i >= g->OH || x0 + j >= g->OW                                                          \
                         ? c->zeros                                                                              \
                         : c->dy + (((size_t)b * g->OH + y0 + i) * g->OW + x0 + j) * O;                          \
-      float *e = E + (size_t)t * A * A * O;                                                                           \
-      for (int ch = 0; ch < O; ch += VW) {                                                                       \
-        const int nc = MIN(VW, O - ch);                                                                          \
-        VT s[A][M], col[M], out[A];                                                                             \
-        for (int j = 0; j < M; j++) {                                                                           \
-          for (int i = 0; i < M; i++) col[i] = S(ldn)(p[i][j] + ch, nc);                                           \
-          AA(out, col);                                                                                         \
-          for (int i = 0; i < A; i++) s[i][j] = out[i];                                                         \
-        }                                                                                                       \
-        for (int i = 0; i < A; i++) {                                                                           \
-          AA(out, s[i]);                                                                                        \
-          for (int j = 0; j < A; j++) S(stn)(e + (size_t)(i * A + j) * O + ch, out[j], nc);                       \
-        }                                                                                                       \
+      float *e = E + (size_t)t * A * A * O;                                                                     \
+      for (int ch = 0; ch < O; ch += VW) {                                                                      \
+        const int nc = MIN(VW, O - ch);                                                                         \
+        SEPARABLE(VT, M, A, AA, S(ldn)(p[I_][J_] + ch, nc), S(stn)(e + (size_t)(I_ * A + J_) * O + ch, X_, nc)); \
       }                                                                                                         \
     }                                                                                                           \
   }

@@ -98,6 +98,26 @@ static void init_tiles(wino_ctx_t *c, const conv_geom_t *g, int m) {
 }
 
 
+/* The 2-D transform T X Tᵀ of one block X (NI × NI vectors of type VT_) into NO × NO: the 1-D
+   transform T (NI → NO vectors) down the columns, then along the rows. LOAD reads X[I_][J_]; STORE
+   writes X_ as output (I_, J_). */
+#define SEPARABLE(VT_, NI, NO, T, LOAD, STORE)                  \
+  do {                                                          \
+    VT_ s_[NO][NI], col_[NI], out_[NO];                         \
+    for (int J_ = 0; J_ < NI; J_++) {                           \
+      for (int I_ = 0; I_ < NI; I_++) col_[I_] = (LOAD);        \
+      T(out_, col_);                                            \
+      for (int I_ = 0; I_ < NO; I_++) s_[I_][J_] = out_[I_];    \
+    }                                                           \
+    for (int I_ = 0; I_ < NO; I_++) {                           \
+      T(out_, s_[I_]);                                          \
+      for (int J_ = 0; J_ < NO; J_++) {                         \
+        const VT_ X_ = out_[J_];                                \
+        STORE;                                                  \
+      }                                                         \
+    }                                                           \
+  } while (0)
+
 /* G (α × 3), on 8 filter taps: α = 4 [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1] */
 static inline void g4(v8 *u, const v8 *g) {
   u[0] = g[0];
@@ -130,41 +150,25 @@ static inline void gt6(v8 *r, const v8 *d) {
 }
 
 /* U[k][i][o] = (G g Gᵀ)[k] for each (i, o) of a filter w[3][3][I][O] (plane = I · O) */
-#define FILTER_TRANSFORM(A, G)                                                                 \
-  static void filter_transform_##A(const float *w, size_t plane, float *U) {                   \
-    for (size_t p = 0; p < plane; p += 8) {                                                    \
-      const int n = (int)MIN((size_t)8, plane - p);                                            \
-      v8 t[A][3], col[3], out[A];                                                              \
-      for (int j = 0; j < 3; j++) {                                                            \
-        for (int i = 0; i < 3; i++) col[i] = ldn(w + (size_t)(i * 3 + j) * plane + p, n);      \
-        G(out, col);                                                                           \
-        for (int i = 0; i < A; i++) t[i][j] = out[i];                                          \
-      }                                                                                        \
-      for (int i = 0; i < A; i++) {                                                            \
-        G(out, t[i]);                                                                          \
-        for (int j = 0; j < A; j++) stn(U + (size_t)(i * A + j) * plane + p, out[j], n);       \
-      }                                                                                        \
-    }                                                                                          \
+#define FILTER_TRANSFORM(A, G)                                                                            \
+  static void filter_transform_##A(const float *w, size_t plane, float *U) {                              \
+    for (size_t p = 0; p < plane; p += 8) {                                                               \
+      const int n = (int)MIN((size_t)8, plane - p);                                                       \
+      SEPARABLE(v8, 3, A, G, ldn(w + (size_t)(I_ * 3 + J_) * plane + p, n),                               \
+                stn(U + (size_t)(I_ * A + J_) * plane + p, X_, n));                                       \
+    }                                                                                                     \
   }
 FILTER_TRANSFORM(4, g4)
 FILTER_TRANSFORM(6, g6)
 
 /* dW[3][3][plane] = Gᵀ D G of the summed products D[α²][plane] */
-#define FILTER_GRADIENT(A, GT)                                                                 \
-  static void filter_gradient_##A(const float *D, size_t plane, float *dw) {                   \
-    for (size_t p = 0; p < plane; p += 8) {                                                    \
-      const int n = (int)MIN((size_t)8, plane - p);                                            \
-      v8 t[3][A], col[A], out[3];                                                              \
-      for (int j = 0; j < A; j++) {                                                            \
-        for (int i = 0; i < A; i++) col[i] = ldn(D + (size_t)(i * A + j) * plane + p, n);     \
-        GT(out, col);                                                                          \
-        for (int i = 0; i < 3; i++) t[i][j] = out[i];                                          \
-      }                                                                                        \
-      for (int i = 0; i < 3; i++) {                                                            \
-        GT(out, t[i]);                                                                         \
-        for (int j = 0; j < 3; j++) stn(dw + (size_t)(i * 3 + j) * plane + p, out[j], n);     \
-      }                                                                                        \
-    }                                                                                          \
+#define FILTER_GRADIENT(A, GT)                                                                            \
+  static void filter_gradient_##A(const float *D, size_t plane, float *dw) {                              \
+    for (size_t p = 0; p < plane; p += 8) {                                                               \
+      const int n = (int)MIN((size_t)8, plane - p);                                                       \
+      SEPARABLE(v8, A, 3, GT, ldn(D + (size_t)(I_ * A + J_) * plane + p, n),                              \
+                stn(dw + (size_t)(I_ * 3 + J_) * plane + p, X_, n));                                      \
+    }                                                                                                     \
   }
 FILTER_GRADIENT(4, gt4)
 FILTER_GRADIENT(6, gt6)
