@@ -13,14 +13,13 @@
  * (winograd-tiles.h, compiled once for each). */
 #include "winograd.h"
 #include "common.h"
-#include "ew.h"
 #include "workers.h"
 #include "sgemm512.h"
 #include <stdlib.h>
 
-/* 8 channels at a time (GCC/Clang vector extension: AVX with -mavx2, two SSE halves without) */
+/* the filter transforms, 8 floats at a time (GCC/Clang vector extension: AVX with -mavx2, two SSE
+   halves without) */
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
-typedef int32_t v8i __attribute__((vector_size(32)));
 /* the first n (≤ 8) floats at p; a partial vector is zero-padded */
 static inline v8 ldn(const float *p, int n) {
   if (n == 8) return *(const v8 *)p;
@@ -32,8 +31,6 @@ static inline void stn(float *p, v8 v, int n) {
   if (n == 8) *(v8 *)p = v;
   else memcpy(p, &v, sizeof(float) * (size_t)n);
 }
-/* v where on > 0, else +0 */
-static inline v8 keep_if_positive(v8 v, v8 on) { return (v8)((v8i)v & (on > (v8){0})); }
 
 #define FILTER_GROUPS 8
 #define L2_TARGET (512 * 1024)
@@ -96,7 +93,6 @@ static void init_tiles(wino_ctx_t *c, const conv_geom_t *g, int m) {
   int n = L2_TARGET / (c->a * c->a * 4 * (g->C + g->OC)) / MR * MR;
   c->chunk = n < MR ? MR : (n > 480 ? 480 : n);
 }
-
 
 /* The 2-D transform T X Tᵀ of one block X (NI × NI vectors of type VT_) into NO × NO: the 1-D
    transform T (NI → NO vectors) down the columns, then along the rows. LOAD reads X[I_][J_]; STORE
