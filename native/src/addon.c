@@ -148,8 +148,6 @@ static napi_value js_set_gemm_mode(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
-/* setAvx512(on): the AVX-512 sgemm for products with B not transposed (when the CPU has it);
- * returns whether it is in use */
 /* setWinograd(on): 3×3 stride-1 convolutions by Winograd F(4×4, 3×3) or F(2×2, 3×3) where they fit (else im2col) */
 static napi_value js_set_winograd(napi_env env, napi_callback_info info) {
   args_t a;
@@ -160,6 +158,8 @@ static napi_value js_set_winograd(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
+/* setAvx512(on): the AVX-512 sgemm for products with B not transposed (when the CPU has it);
+ * returns whether it is in use */
 static napi_value js_set_avx512(napi_env env, napi_callback_info info) {
   args_t a;
   if (!get_args(env, info, &a, 1)) return NULL;
