@@ -255,3 +255,97 @@ async function reluGradientsInsideBackward(winograd: number): Promise<void> {
   tf.dispose([x, y, ...initial]);
   model.dispose();
 }
+
+nativeTest(nativeUnavailable)(
+  "native: batch norm → ReLU → 2×2 max pool runs as one kernel each way, with the cpu backend's gradients and moving statistics",
+  async () => {
+    installTrainingLayers();
+    await tf.setBackend('cpu');
+    const init = (seed: number) => ({ kernelInitializer: tf.initializers.glorotUniform({ seed }), useBias: false });
+    const input = tf.input({ shape: inputShape });
+    const block = (
+      x: tf.SymbolicTensor,
+      name: string,
+      conv: { filters: number; padding?: 'same' },
+      relu: tf.layers.Layer,
+    ) =>
+      tf.layers
+        .maxPooling2d({ name: `${name}_pool`, poolSize: 2, padding: 'same' })
+        .apply(
+          relu.apply(
+            tf.layers
+              .batchNormalization({ name: `${name}_bn` })
+              .apply(tf.layers.conv2d({ name, kernelSize: 3, ...conv }).apply(x)),
+          ),
+        ) as tf.SymbolicTensor;
+    // 20×20 → 10×10 (ReLU layer) → 5×5 (Activation layer) → a 3×3 map, odd: that block stays unfused
+    const b1 = block(input, 'b1', { filters: 8, padding: 'same', ...init(1) }, tf.layers.reLU({ name: 'b1_relu' }));
+    const b2 = block(
+      b1,
+      'b2',
+      { filters: 16, padding: 'same', ...init(2) },
+      tf.layers.activation({ activation: 'relu' }),
+    );
+    const b3 = block(b2, 'b3', { filters: 16, ...init(3) }, tf.layers.reLU());
+    const logits = tf.layers
+      .dense({ units: 5, ...init(4), useBias: true })
+      .apply(tf.layers.flatten().apply(b3)) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: logits });
+    // the same layers with the first block's ReLU output tapped: that block must not fuse
+    const tapped = tf.model({
+      inputs: input,
+      outputs: [logits, model.getLayer('b1_relu').output as tf.SymbolicTensor],
+    });
+    // β and γ of either sign (γ < 0 turns the pool's maximum into the batch-normed input's minimum)
+    randomBiases(model, 0.5, 40);
+    const { x, y } = sampleBatch();
+    const initial = model.getWeights().map((w) => w.clone());
+    const stats = () => model.nonTrainableWeights.map((w) => w.read().dataSync().slice());
+    const reference = lossAndGrads(model, x, y);
+    const referenceStats = stats();
+    const referenceTap = tf.tidy(() => (tapped.apply(x, { training: true }) as tf.Tensor[])[1]!.dataSync().slice());
+    await tf.setBackend('native');
+    const counts = (names: string[], name: string) => names.filter((n) => n === name).length;
+    for (const [which, fused] of [
+      [model, 2],
+      [tapped, 1],
+    ] as const) {
+      model.setWeights(initial);
+      let actual = reference;
+      const { kernels } = await tf.profile(() => {
+        actual = withSeededMathRandom(new Rng(5), () =>
+          tf.tidy(() => {
+            const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+            const { value, grads } = tf.variableGrads(() => {
+              const out = which.apply(x, { training: true });
+              const z = (Array.isArray(out) ? out[0]! : out) as tf.Tensor;
+              return tf.losses.softmaxCrossEntropy(y, z) as tf.Scalar;
+            }, vars);
+            return { loss: value.dataSync()[0]!, grads: vars.map((v) => grads[v.name]!.dataSync().slice()) };
+          }),
+        );
+      });
+      const names = kernels.map((k) => k.name);
+      assert.equal(counts(names, 'TfjsDistillBnReluPoolTrain'), fused, `${which.name}: ${names.join(', ')}`);
+      assert.equal(counts(names, 'TfjsDistillBnReluPoolTrainGrad'), fused, which.name);
+      assert.equal(counts(names, 'TfjsDistillBatchNormTrain'), 3 - fused, which.name);
+      assert.ok(Math.abs(actual.loss - reference.loss) <= 1e-4 * Math.abs(reference.loss), `${which.name} loss`);
+      actual.grads.forEach((g, i) => {
+        const err = relativeError(g, reference.grads[i]!);
+        assert.ok(err <= 1e-4, `${which.name}: gradient of ${model.trainableWeights[i]!.name}: relative error ${err}`);
+      });
+      stats().forEach((v, i) => {
+        const err = relativeError(v, referenceStats[i]!);
+        assert.ok(err <= 5e-4, `${which.name} ${model.nonTrainableWeights[i]!.name}: relative error ${err}`);
+      });
+    }
+    model.setWeights(initial);
+    const tap = tf.tidy(() => (tapped.apply(x, { training: true }) as tf.Tensor[])[1]!.dataSync().slice());
+    assert.ok(relativeError(tap, referenceTap) <= 1e-5, 'the tapped ReLU map');
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) lossAndGrads(model, x, y);
+    assert.equal(tf.memory().numTensors, before, 'tensors grow across steps');
+    tf.dispose([x, y, ...initial]);
+    model.dispose();
+  },
+);

@@ -449,6 +449,52 @@ static napi_value js_bn_train(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* bnReluPoolTrain(x, [B, H, W, L], gamma, beta, eps, p, argmax, mean, var) -> false if H or W is odd */
+static napi_value js_bn_relu_pool_train(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 9)) return NULL;
+  size_t n, nd, lg, lb, np, nam, lm, lv;
+  const float *x = f32(&a, 0, &n);
+  const int32_t *d = (const int32_t *)arr(&a, 1, &nd);
+  const float *g = f32(&a, 2, &lg), *b = f32(&a, 3, &lb);
+  float eps = (float)f64(&a, 4);
+  float *p = f32(&a, 5, &np), *m = f32(&a, 7, &lm), *v = f32(&a, 8, &lv);
+  uint8_t *am = (uint8_t *)arr(&a, 6, &nam);
+  if (a.err || !x || !d || nd != 4 || !g || !b || !p || !am || !m || !v) { a.err = 1; return done(&a); }
+  const int64_t B = d[0], H = d[1], W = d[2], L = d[3];
+  const size_t pooled = (size_t)(B * (H / 2) * (W / 2) * L);
+  if (n != (size_t)(B * H * W * L) || np != pooled || nam != pooled || (int64_t)lg != L || (int64_t)lb != L ||
+      (int64_t)lm != L || (int64_t)lv != L) { a.err = 1; return done(&a); }
+  int ok;
+  SERIAL(ok = tdn_bn_relu_pool2_train(x, B, H, W, L, g, b, eps, p, am, m, v));
+  napi_value r;
+  napi_get_boolean(env, ok != 0, &r);
+  return r;
+}
+
+/* bnReluPoolTrainGrad(x, dp, argmax, [B, H, W, L], mean, var, gamma, eps, dx, dgamma, dbeta) -> bool */
+static napi_value js_bn_relu_pool_train_grad(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 11)) return NULL;
+  size_t n, ndp, nam, nd, lm, lv, lg, ndx, ldg, ldb;
+  const float *x = f32(&a, 0, &n), *dp = f32(&a, 1, &ndp);
+  const uint8_t *am = (const uint8_t *)arr(&a, 2, &nam);
+  const int32_t *d = (const int32_t *)arr(&a, 3, &nd);
+  const float *m = f32(&a, 4, &lm), *v = f32(&a, 5, &lv), *g = f32(&a, 6, &lg);
+  float eps = (float)f64(&a, 7);
+  float *dx = f32(&a, 8, &ndx), *dg = f32(&a, 9, &ldg), *db = f32(&a, 10, &ldb);
+  if (a.err || !x || !dp || !am || !d || nd != 4 || !m || !v || !g || !dx || !dg || !db) { a.err = 1; return done(&a); }
+  const int64_t B = d[0], H = d[1], W = d[2], L = d[3];
+  const size_t pooled = (size_t)(B * (H / 2) * (W / 2) * L);
+  if (n != (size_t)(B * H * W * L) || ndx != n || ndp != pooled || nam != pooled || (int64_t)lm != L ||
+      (int64_t)lv != L || (int64_t)lg != L || (int64_t)ldg != L || (int64_t)ldb != L) { a.err = 1; return done(&a); }
+  int ok;
+  SERIAL(ok = tdn_bn_relu_pool2_train_grad(x, dp, am, B, H, W, L, m, v, g, eps, dx, dg, db));
+  napi_value r;
+  napi_get_boolean(env, ok != 0, &r);
+  return r;
+}
+
 /* batchNormTrainGrad(x, dy, L, mean, var, gamma, eps, dx, dgamma, dbeta) -> bool */
 static napi_value js_bn_train_grad(napi_env env, napi_callback_info info) {
   args_t a;
@@ -800,6 +846,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("reluGrad", js_relu_grad),
       FN("batchNormTrain", js_bn_train),
       FN("batchNormTrainGrad", js_bn_train_grad),
+      FN("bnReluPoolTrain", js_bn_relu_pool_train),
+      FN("bnReluPoolTrainGrad", js_bn_relu_pool_train_grad),
       FN("conv2d", js_conv2d),
       FN("conv2dBackpropInput", js_conv2d_bwd_input),
       FN("conv2dBackpropFilter", js_conv2d_bwd_filter),

@@ -802,19 +802,18 @@ static void bnn_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   }
 }
 
-int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const float *beta, float eps, float *y,
-                 float *mean, float *var) {
-  if (L <= 0 || n % L || n == 0) return 0;
-  const int64_t R = n / L;
+/* The batch's mean and population variance per channel (as tf.moments) over R rows of L, and
+   k = gamma·rsqrt(var + eps). 0 when out of memory. */
+static int bn_batch_stats(const float *x, int64_t R, int64_t L, const float *gamma, float eps, float *mean,
+                          float *var, float *k) {
   /* blocks of at most BN_BLOCK_BYTES (at least the usual per-thread split): the partition depends
      on the shape and thread count only, so results do not depend on scheduling */
-  int64_t ntasks = MAX(tdn_sum_tasks(R), (int64_t)((size_t)n * sizeof(float) / BN_BLOCK_BYTES));
+  int64_t ntasks = MAX(tdn_sum_tasks(R), (int64_t)((size_t)(R * L) * sizeof(float) / BN_BLOCK_BYTES));
   ntasks = MIN(ntasks, R);
   const int64_t chunk = (R + ntasks - 1) / ntasks;
   ntasks = (R + chunk - 1) / chunk;
   double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * 2 * L));
-  float *k = (float *)malloc(sizeof(float) * (size_t)L);
-  if (!part || !k) { free(part); free(k); return 0; }
+  if (!part) return 0;
   bns_ctx_t c = {x, R, L, chunk, part};
   workers_run(bns_task, &c, ntasks);
   for (int64_t j = 0; j < L; j++) {
@@ -829,10 +828,19 @@ int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const
     var[j] = (float)(m2 / (double)R);
     k[j] = gamma[j] / sqrtf(var[j] + eps);
   }
+  free(part);
+  return 1;
+}
+
+int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const float *beta, float eps, float *y,
+                 float *mean, float *var) {
+  if (L <= 0 || n % L || n == 0) return 0;
+  const int64_t R = n / L;
+  float *k = (float *)malloc(sizeof(float) * (size_t)L);
+  if (!k || !bn_batch_stats(x, R, L, gamma, eps, mean, var, k)) { free(k); return 0; }
   bnn_ctx_t nc = {x, y, mean, k, beta, L};
   int64_t grain = 32768 / L;
   workers_for(bnn_rows, &nc, R, grain < 1 ? 1 : grain);
-  free(part);
   free(k);
   return 1;
 }
@@ -859,6 +867,22 @@ static void bntg_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
   }
 }
 
+/* From the sums s1 = Σdy and s2 = Σdy·(x − mean) over N rows (the tasks' double partials): the
+   per-channel coefficients of dx = a·dy + b·(x − mean) + c0, and dgamma, dbeta. */
+static void bn_grad_coefs(const double *part, int64_t ntasks, int64_t L, int64_t N, const float *var,
+                          const float *gamma, float eps, float *a, float *b, float *c0, float *dgamma, float *dbeta) {
+  for (int64_t j = 0; j < L; j++) {
+    double s1 = 0.0, s2 = 0.0;
+    for (int64_t t = 0; t < ntasks; t++) { s1 += part[t * 2 * L + j]; s2 += part[t * 2 * L + L + j]; }
+    const double rstd = 1.0 / sqrt((double)var[j] + (double)eps), g = (double)gamma[j], n = (double)N;
+    a[j] = (float)(g * rstd);
+    b[j] = (float)(-g * rstd * rstd * rstd * s2 / n);
+    c0[j] = (float)(-g * rstd * s1 / n);
+    dgamma[j] = (float)(rstd * s2);
+    dbeta[j] = (float)s1;
+  }
+}
+
 int tdn_bn_train_grad(const float *x, const float *dy, int64_t n, int64_t L, const float *mean, const float *var,
                       const float *gamma, float eps, float *dx, float *dgamma, float *dbeta) {
   if (L <= 0 || n % L || n == 0) return 0;
@@ -869,19 +893,176 @@ int tdn_bn_train_grad(const float *x, const float *dy, int64_t n, int64_t L, con
   bng_ctx_t c = {x, dy, mean, NULL, NULL, R, L, (R + ntasks - 1) / ntasks, part};
   workers_run(bng_sums, &c, ntasks);
   float *a = coef, *b = coef + L, *c0 = coef + 2 * L;
-  for (int64_t j = 0; j < L; j++) {
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t t = 0; t < ntasks; t++) { s1 += part[t * 2 * L + j]; s2 += part[t * 2 * L + L + j]; }
-    const double rstd = 1.0 / sqrt((double)var[j] + (double)eps), g = (double)gamma[j], N = (double)R;
-    a[j] = (float)(g * rstd);
-    b[j] = (float)(-g * rstd * rstd * rstd * s2 / N);
-    c0[j] = (float)(-g * rstd * s1 / N);
-    dgamma[j] = (float)(rstd * s2);
-    dbeta[j] = (float)s1;
-  }
+  bn_grad_coefs(part, ntasks, L, R, var, gamma, eps, a, b, c0, dgamma, dbeta);
   bntg_ctx_t gc = {x, dy, mean, a, b, c0, dx, L};
   int64_t grain = 32768 / L;
   workers_for(bntg_rows, &gc, R, grain < 1 ? 1 : grain);
+  free(part);
+  free(coef);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- batch norm → ReLU → 2×2 max pool, training */
+/* x: B images of H×W pixels of L channels (H = 2·OH, W = 2·OW). p = maxpool2(relu(bn(x))) with the
+ * batch's statistics, in two passes over x instead of batch norm's two, the ReLU's and the pool's
+ * four; nothing full-size is written. argmax as tdn_pool2d's: each output's window position of the
+ * first maximum of bn(x) (0..3 in row order), | 0x80 when that maximum is not > 0 (the ReLU passes
+ * nothing there). bn(x) is computed as tdn_bn_train computes it. */
+typedef struct {
+  const float *x, *dp;
+  float *p, *dx;
+  uint8_t *am;
+  const uint8_t *amIn;
+  const float *mean, *k, *beta; /* forward: k = gamma·rsqrt(var + eps) */
+  const float *a, *b, *c0;      /* backward: dx = a·dz + b·(x − mean) + c0 */
+  int64_t Rp, OW, L, chunk;     /* Rp = B·OH pooled rows */
+  double *part;
+} bnp_ctx_t;
+
+static void bnp_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  bnp_ctx_t *c = (bnp_ctx_t *)vctx;
+  const int64_t L = c->L, OW = c->OW, rowIn = 2 * OW * L;
+  const float *restrict m = c->mean, *restrict k = c->k, *restrict bt = c->beta;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *restrict x0 = c->x + 2 * r * rowIn, *restrict x1 = x0 + rowIn;
+    float *restrict o = c->p + r * OW * L;
+    uint8_t *restrict am = c->am + r * OW * L;
+    for (int64_t ow = 0; ow < OW; ow++, o += L, am += L, x0 += 2 * L, x1 += 2 * L)
+#pragma GCC ivdep /* too many pointers for GCC's run-time alias checks */
+      for (int64_t j = 0; j < L; j++) {
+        const float a0 = (x0[j] - m[j]) * k[j] + bt[j], a1 = (x0[L + j] - m[j]) * k[j] + bt[j];
+        const float a2 = (x1[j] - m[j]) * k[j] + bt[j], a3 = (x1[L + j] - m[j]) * k[j] + bt[j];
+        /* as maxpool2_rows: masks and ors, which GCC vectorises */
+        const int32_t g1 = -(int32_t)(a1 > a0);
+        const float m1 = a1 > a0 ? a1 : a0;
+        const int32_t g2 = -(int32_t)(a2 > m1);
+        const float m2 = a2 > m1 ? a2 : m1;
+        const int32_t g3 = -(int32_t)(a3 > m2);
+        const float mx = a3 > m2 ? a3 : m2;
+        const int32_t p2 = (g2 & 2) | (~g2 & g1 & 1);
+        o[j] = mx > 0.f ? mx : 0.f;
+        am[j] = (uint8_t)((g3 & 3) | (~g3 & p2) | (-(int32_t)(mx <= 0.f) & 0x80));
+      }
+  }
+}
+
+int tdn_bn_relu_pool2_train(const float *x, int64_t B, int64_t H, int64_t W, int64_t L, const float *gamma,
+                            const float *beta, float eps, float *p, uint8_t *argmax, float *mean, float *var) {
+  if (L <= 0 || B <= 0 || H <= 0 || W <= 0 || H % 2 || W % 2) return 0;
+  float *k = (float *)malloc(sizeof(float) * (size_t)L);
+  if (!k || !bn_batch_stats(x, B * H * W, L, gamma, eps, mean, var, k)) { free(k); return 0; }
+  bnp_ctx_t c = {x, NULL, p, NULL, argmax, NULL, mean, k, beta, NULL, NULL, NULL, B * H / 2, W / 2, L, 0, NULL};
+  workers_for(bnp_rows, &c, c.Rp, 16384 / (W * L) + 1);
+  free(k);
+  return 1;
+}
+
+/* 8 channels at a time with GCC's vector types (its vectoriser left these loops scalar) */
+typedef float bnp_v8 __attribute__((vector_size(32), aligned(4)));
+typedef int32_t bnp_i8 __attribute__((vector_size(32), aligned(4)));
+typedef uint8_t bnp_b8 __attribute__((vector_size(8), aligned(1)));
+#define BNP_LOAD(p) (*(const bnp_v8 *)(p))
+#define BNP_STORE(p, v) (*(bnp_v8 *)(p) = (v))
+
+/* 8 argmax bytes as 0/1 weights: the window's column and row of the maximum, and whether it passed */
+static inline void bnp_weights(const uint8_t *am, bnp_v8 *col, bnp_v8 *row, bnp_v8 *keep) {
+  const bnp_i8 s = __builtin_convertvector(*(const bnp_b8 *)am, bnp_i8);
+  *col = __builtin_convertvector(s & 1, bnp_v8);
+  *row = __builtin_convertvector((s >> 1) & 1, bnp_v8);
+  *keep = __builtin_convertvector(1 - (s >> 7), bnp_v8);
+}
+
+/* The gradient's sums over the pooled outputs only (elsewhere dz = 0): dz = dp where the ReLU passed,
+   at its window's argmax; s1 += dz, s2 += dz·(x there − mean). Float over 64 pooled pixels, then double. */
+static void bnp_sums(void *vctx, int64_t t, int tid) {
+  (void)tid;
+  bnp_ctx_t *c = (bnp_ctx_t *)vctx;
+  const int64_t L = c->L, OW = c->OW, rowIn = 2 * OW * L, L8 = L & ~(int64_t)7;
+  const int64_t q0 = t * c->chunk * OW, q1 = MIN((t + 1) * c->chunk, c->Rp) * OW;
+  double *restrict s1 = c->part + t * 2 * L, *restrict s2 = s1 + L;
+  bnp_v8 acc1[64], acc2[64];
+  for (int64_t j = 0; j < L; j++) s1[j] = 0.0, s2[j] = 0.0;
+  for (int64_t j0 = 0; j0 < L8; j0 += 512) {
+    const int64_t nv = MIN(512, L8 - j0) / 8;
+    for (int64_t qb = q0; qb < q1; qb += 64) {
+      for (int64_t v = 0; v < nv; v++) acc1[v] = (bnp_v8){0}, acc2[v] = (bnp_v8){0};
+      for (int64_t q = qb; q < MIN(qb + 64, q1); q++) {
+        const float *x0 = c->x + 2 * (q / OW) * rowIn + 2 * (q % OW) * L + j0, *x1 = x0 + rowIn;
+        const float *dp = c->dp + q * L + j0, *m = c->mean + j0;
+        const uint8_t *am = c->amIn + q * L + j0;
+        for (int64_t v = 0; v < nv; v++) {
+          bnp_v8 col, row, keep;
+          bnp_weights(am + 8 * v, &col, &row, &keep);
+          const bnp_v8 top = BNP_LOAD(x0 + 8 * v) + col * (BNP_LOAD(x0 + L + 8 * v) - BNP_LOAD(x0 + 8 * v));
+          const bnp_v8 bottom = BNP_LOAD(x1 + 8 * v) + col * (BNP_LOAD(x1 + L + 8 * v) - BNP_LOAD(x1 + 8 * v));
+          const bnp_v8 d = BNP_LOAD(dp + 8 * v) * keep;
+          acc1[v] += d;
+          acc2[v] += d * (top + row * (bottom - top) - BNP_LOAD(m + 8 * v));
+        }
+      }
+      for (int64_t v = 0; v < nv; v++)
+        for (int k = 0; k < 8; k++) s1[j0 + 8 * v + k] += acc1[v][k], s2[j0 + 8 * v + k] += acc2[v][k];
+    }
+  }
+  for (int64_t q = q0; q < q1; q++) /* the last L % 8 channels */
+    for (int64_t j = L8; j < L; j++) {
+      const float *x0 = c->x + 2 * (q / OW) * rowIn + 2 * (q % OW) * L + j, *x1 = x0 + rowIn;
+      const int s = c->amIn[q * L + j];
+      const float d = s & 0x80 ? 0.f : c->dp[q * L + j];
+      const float xv = (s & 2) ? ((s & 1) ? x1[L] : x1[0]) : ((s & 1) ? x0[L] : x0[0]);
+      s1[j] += d;
+      s2[j] += d * (xv - c->mean[j]);
+    }
+}
+
+static void bnp_dx_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
+  (void)tid;
+  bnp_ctx_t *c = (bnp_ctx_t *)vctx;
+  const int64_t L = c->L, OW = c->OW, rowIn = 2 * OW * L, L8 = L & ~(int64_t)7;
+  const float *m = c->mean, *a = c->a, *b = c->b, *c0 = c->c0;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *x0 = c->x + 2 * r * rowIn, *x1 = x0 + rowIn;
+    float *d0 = c->dx + 2 * r * rowIn, *d1 = d0 + rowIn;
+    const float *dp = c->dp + r * OW * L;
+    const uint8_t *am = c->amIn + r * OW * L;
+    for (int64_t ow = 0; ow < OW; ow++, dp += L, am += L, x0 += 2 * L, x1 += 2 * L, d0 += 2 * L, d1 += 2 * L) {
+      for (int64_t j = 0; j < L8; j += 8) {
+        bnp_v8 col, row, keep;
+        bnp_weights(am + j, &col, &row, &keep);
+        const bnp_v8 mj = BNP_LOAD(m + j), bj = BNP_LOAD(b + j), cj = BNP_LOAD(c0 + j);
+        const bnp_v8 ad = BNP_LOAD(a + j) * BNP_LOAD(dp + j) * keep, ad1 = row * ad, ad0 = ad - ad1;
+        BNP_STORE(d0 + j, bj * (BNP_LOAD(x0 + j) - mj) + cj + (ad0 - col * ad0));
+        BNP_STORE(d0 + L + j, bj * (BNP_LOAD(x0 + L + j) - mj) + cj + col * ad0);
+        BNP_STORE(d1 + j, bj * (BNP_LOAD(x1 + j) - mj) + cj + (ad1 - col * ad1));
+        BNP_STORE(d1 + L + j, bj * (BNP_LOAD(x1 + L + j) - mj) + cj + col * ad1);
+      }
+      for (int64_t j = L8; j < L; j++) {
+        const int s = am[j];
+        const float ad = s & 0x80 ? 0.f : a[j] * dp[j];
+        d0[j] = b[j] * (x0[j] - m[j]) + c0[j] + ((s & 3) == 0 ? ad : 0.f);
+        d0[L + j] = b[j] * (x0[L + j] - m[j]) + c0[j] + ((s & 3) == 1 ? ad : 0.f);
+        d1[j] = b[j] * (x1[j] - m[j]) + c0[j] + ((s & 3) == 2 ? ad : 0.f);
+        d1[L + j] = b[j] * (x1[L + j] - m[j]) + c0[j] + ((s & 3) == 3 ? ad : 0.f);
+      }
+    }
+  }
+}
+
+int tdn_bn_relu_pool2_train_grad(const float *x, const float *dp, const uint8_t *argmax, int64_t B, int64_t H,
+                                 int64_t W, int64_t L, const float *mean, const float *var, const float *gamma,
+                                 float eps, float *dx, float *dgamma, float *dbeta) {
+  if (L <= 0 || B <= 0 || H <= 0 || W <= 0 || H % 2 || W % 2) return 0;
+  const int64_t Rp = B * H / 2, ntasks = tdn_sum_tasks(Rp);
+  double *part = (double *)malloc(sizeof(double) * (size_t)(ntasks * 2 * L));
+  float *coef = (float *)malloc(sizeof(float) * (size_t)(3 * L));
+  if (!part || !coef) { free(part); free(coef); return 0; }
+  float *a = coef, *b = coef + L, *c0 = coef + 2 * L;
+  bnp_ctx_t c = {x, dp, NULL, dx, NULL, argmax, mean, NULL, NULL, a, b, c0, Rp, W / 2, L, (Rp + ntasks - 1) / ntasks,
+                 part};
+  workers_run(bnp_sums, &c, ntasks);
+  bn_grad_coefs(part, ntasks, L, B * H * W, var, gamma, eps, a, b, c0, dgamma, dbeta);
+  workers_for(bnp_dx_rows, &c, Rp, 16384 / (W * L) + 1);
   free(part);
   free(coef);
   return 1;

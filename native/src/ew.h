@@ -35,6 +35,14 @@ int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const
                  float *mean, float *var);
 int tdn_bn_train_grad(const float *x, const float *dy, int64_t n, int64_t L, const float *mean, const float *var,
                       const float *gamma, float eps, float *dx, float *dgamma, float *dbeta);
+/* Training batch norm → ReLU → 2×2 stride-2 max pool over B images of H×W (both even) pixels of L
+ * channels: p (B·H/2·W/2·L) and argmax as tdn_pool2d's, mean and var as tdn_bn_train's. */
+int tdn_bn_relu_pool2_train(const float *x, int64_t B, int64_t H, int64_t W, int64_t L, const float *gamma,
+                            const float *beta, float eps, float *p, uint8_t *argmax, float *mean, float *var);
+/* Its gradient from dp (the pooled output's) and that argmax: dx, dgamma, dbeta. */
+int tdn_bn_relu_pool2_train_grad(const float *x, const float *dp, const uint8_t *argmax, int64_t B, int64_t H,
+                                 int64_t W, int64_t L, const float *mean, const float *var, const float *gamma,
+                                 float eps, float *dx, float *dgamma, float *dbeta);
 void tdn_relu_grad(const float *dy, const float *x, float *dz, int64_t n);
 int tdn_bias_relu_grad(const float *dy, const float *y, int64_t n, int64_t L, float *dz, float *dbias);
 /* One thread's part of it: rows of L channels, dz = dy where y > 0 (else 0; dz may be dy), and

@@ -18,6 +18,16 @@ export const BATCH_NORM_TRAIN_KERNEL = 'TfjsDistillBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD_KERNEL = 'TfjsDistillBatchNormTrainGrad';
 
 /**
+ * inputs {x, gamma, beta}, attrs {epsilon}, x [batch, height, width, channels] with even height and
+ * width → [p, batch mean, batch variance]: p = maxPool2x2(relu(batchNorm(x))) as tfjs-layers'
+ * BatchNormalization (training) → ReLU → MaxPooling2D({poolSize: 2}) compute it, without writing
+ * the full-size maps between them. Gradient: BN_RELU_POOL_TRAIN_GRAD_KERNEL.
+ */
+export const BN_RELU_POOL_TRAIN_KERNEL = 'TfjsDistillBnReluPoolTrain';
+/** inputs {dp, x, p, mean, variance, gamma} (p: the forward's output), attrs {epsilon} → [dx, dGamma, dBeta] */
+export const BN_RELU_POOL_TRAIN_GRAD_KERNEL = 'TfjsDistillBnReluPoolTrainGrad';
+
+/**
  * inputs {dy, input, output?} (input: a ReLU's output), attrs of MaxPoolGrad → dx already passed through
  * that ReLU (a window whose maximum is 0 passes nothing: the ReLU's mask at the position that gets
  * the gradient). The backend records dx in `reluMaskedGradients` with the per-channel Σ of what

@@ -29,11 +29,18 @@ import {
   BATCH_NORM_TRAIN_GRAD_KERNEL,
   BATCH_NORM_TRAIN_KERNEL,
   BIAS_RELU_GRAD_KERNEL,
+  BN_RELU_POOL_TRAIN_GRAD_KERNEL,
+  BN_RELU_POOL_TRAIN_KERNEL,
   CONV2D_BACKPROP_INPUT_RELU_KERNEL,
   MAX_POOL_RELU_GRAD_KERNEL,
   RELU_GRAD_KERNEL,
 } from './fused-kernels.js';
-import { makeBatchNormTrainGradKernel, makeBatchNormTrainKernel } from './native/batchnorm-train.js';
+import {
+  makeBatchNormTrainGradKernel,
+  makeBatchNormTrainKernel,
+  makeBnReluPoolTrainGradKernel,
+  makeBnReluPoolTrainKernel,
+} from './native/batchnorm-train.js';
 import type { KernelFn } from './native/util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -176,6 +183,8 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       [RELU_GRAD_KERNEL, makeReluGradKernel],
       [BATCH_NORM_TRAIN_KERNEL, makeBatchNormTrainKernel],
       [BATCH_NORM_TRAIN_GRAD_KERNEL, makeBatchNormTrainGradKernel],
+      [BN_RELU_POOL_TRAIN_KERNEL, makeBnReluPoolTrainKernel],
+      [BN_RELU_POOL_TRAIN_GRAD_KERNEL, makeBnReluPoolTrainGradKernel],
       [MAX_POOL_RELU_GRAD_KERNEL, (b) => makeReluPassingKernels(b)[MAX_POOL_RELU_GRAD_KERNEL]!],
       [CONV2D_BACKPROP_INPUT_RELU_KERNEL, (b) => makeReluPassingKernels(b)[CONV2D_BACKPROP_INPUT_RELU_KERNEL]!],
     ];

@@ -14,13 +14,19 @@
  * kernel forward and one backward (native/batchnorm-train.ts) instead of tf.moments, the
  * normalization and their ~12 gradient kernels. A ReLU conv whose output is the next conv's
  * input gets that input's gradient already through its ReLU where the backend can
- * (CONV2D_BACKPROP_INPUT_RELU_KERNEL), and so skips its own mask pass. Installed once, for every backend.
+ * (CONV2D_BACKPROP_INPUT_RELU_KERNEL), and so skips its own mask pass. A BatchNormalization whose
+ * only consumer is a ReLU whose only consumer is a 2×2 max pool (the usual CNN block), inside a
+ * model being run whose outputs (taps included) are neither of the first two, runs with both as one
+ * kernel each way (BN_RELU_POOL_TRAIN_KERNEL): the BN layer returns the pooled output and the ReLU
+ * and pool layers pass it on. Installed once, for every backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import {
   BATCH_NORM_TRAIN_GRAD_KERNEL,
   BATCH_NORM_TRAIN_KERNEL,
   BIAS_RELU_GRAD_KERNEL,
+  BN_RELU_POOL_TRAIN_GRAD_KERNEL,
+  BN_RELU_POOL_TRAIN_KERNEL,
   CONV2D_BACKPROP_INPUT_RELU_KERNEL,
   reluMaskedGradients,
   reluOutputs,
@@ -44,6 +50,9 @@ type LayerInstance = tf.layers.Layer & {
   beta?: tf.LayerVariable | null;
   movingMean?: tf.LayerVariable;
   movingVariance?: tf.LayerVariable;
+  // ReLU, MaxPooling2D
+  maxValue?: number | null;
+  poolSize?: number[];
 };
 type Call = (this: LayerInstance, inputs: tf.Tensor | tf.Tensor[], kwargs: object) => tf.Tensor | tf.Tensor[];
 type Activation = 'linear' | 'relu';
@@ -158,6 +167,7 @@ export function installTrainingLayers(): void {
   installed = true;
   registerFusedGradients();
   registerBatchNormGradient();
+  registerBnReluPoolGradient();
   patch('Conv2D', (layer, x) => {
     const activation = fusable(layer);
     if (activation === undefined) return undefined;
@@ -191,7 +201,7 @@ export function installTrainingLayers(): void {
       ) as tf.Tensor;
   });
   patch('BatchNormalization', (layer, x, kwargs) => {
-    const { gamma, beta, movingMean, movingVariance } = layer;
+    const { gamma, beta } = layer;
     const lastAxis = layer.axis === -1 || layer.axis === x.rank - 1;
     if (
       kwargs?.training !== true ||
@@ -202,29 +212,92 @@ export function installTrainingLayers(): void {
       x.size === 0 ||
       !gamma ||
       !beta ||
-      !movingMean ||
-      !movingVariance
+      !layer.movingMean ||
+      !layer.movingVariance
     )
       return undefined;
-    const [y, mean, variance] = tf
-      .engine()
-      .runKernel(
-        BATCH_NORM_TRAIN_KERNEL,
-        { x, gamma: gamma.read(), beta: beta.read() },
-        { epsilon: layer.epsilon! },
-      ) as [tf.Tensor, tf.Tensor1D, tf.Tensor1D];
-    // the moving averages, as tfjs-layers updates them: v ← v − (v − batch value)·(1 − momentum)
-    for (const [variable, value] of [
-      [movingMean, mean],
-      [movingVariance, variance],
-    ] as const) {
-      tf.tidy(() => {
-        const current = variable.read();
-        variable.write(tf.sub(current, tf.mul(tf.sub(current, value), 1 - layer.momentum!)));
-      });
-    }
+    const inputs = { x, gamma: gamma.read(), beta: beta.read() };
+    const group = bnReluPoolGroup(layer, x);
+    const kernel = group ? BN_RELU_POOL_TRAIN_KERNEL : BATCH_NORM_TRAIN_KERNEL;
+    const [y, mean, variance] = tf.engine().runKernel(kernel, inputs, { epsilon: layer.epsilon! }) as [
+      tf.Tensor,
+      tf.Tensor1D,
+      tf.Tensor1D,
+    ];
+    updateMovingStatistics(layer, mean, variance);
+    if (group) for (const passing of group) running.at(-1)!.passOn.set(passing, y.dataId);
     return y;
   });
+  // the ReLU and max pool of a fused group pass the BN layer's (already pooled) output on
+  const passOn: Parameters<typeof patch>[1] = (layer, x) =>
+    running.at(-1)?.passOn.get(layer) === x.dataId ? x : undefined;
+  for (const className of ['ReLU', 'Activation', 'MaxPooling2D']) patch(className, passOn);
+  trackRunningModels();
+}
+
+/** The moving averages, as tfjs-layers updates them: v ← v − (v − batch value)·(1 − momentum). */
+function updateMovingStatistics(layer: LayerInstance, mean: tf.Tensor, variance: tf.Tensor): void {
+  for (const [variable, value] of [
+    [layer.movingMean!, mean],
+    [layer.movingVariance!, variance],
+  ] as const) {
+    tf.tidy(() => {
+      const current = variable.read();
+      variable.write(tf.sub(current, tf.mul(tf.sub(current, value), 1 - layer.momentum!)));
+    });
+  }
+}
+
+/** Models being run (innermost last), each with the layers told to pass a fused group's output on. */
+const running: { model: tf.LayersModel; passOn: Map<object, object> }[] = [];
+
+/** Keeps `running`: a functional model's `call` (Sequential calls its inner one) runs its graph. */
+function trackRunningModels(): void {
+  const proto = Object.getPrototypeOf(tf.LayersModel.prototype) as { call: Call };
+  const original = proto.call;
+  proto.call = function (this: LayerInstance, inputs, kwargs) {
+    running.push({ model: this as unknown as tf.LayersModel, passOn: new Map() });
+    try {
+      return original.call(this, inputs, kwargs);
+    } finally {
+      running.pop();
+    }
+  };
+}
+
+/** The layer that alone consumes `layer`'s only output, itself called once. */
+function soleConsumer(layer: tf.layers.Layer): LayerInstance | undefined {
+  if (layer.inboundNodes.length !== 1 || layer.outboundNodes.length !== 1) return undefined;
+  const next = layer.outboundNodes[0]!.outboundLayer as LayerInstance;
+  return next.inboundNodes.length === 1 ? next : undefined;
+}
+
+/**
+ * [ReLU, MaxPooling2D] when batch norm `bn`, applied to x, is followed by a plain ReLU and a 2×2
+ * stride-2 max pool that can run with it as one kernel: x is [batch, even, even, channels], the backend
+ * has the kernel, and the running model outputs neither the BN's nor the ReLU's map.
+ */
+function bnReluPoolGroup(bn: LayerInstance, x: tf.Tensor): [LayerInstance, LayerInstance] | undefined {
+  const model = running.at(-1)?.model;
+  if (!model || x.rank !== 4 || x.shape[1]! % 2 || x.shape[2]! % 2) return undefined;
+  if (!tf.getKernel(BN_RELU_POOL_TRAIN_KERNEL, tf.getBackend())) return undefined;
+  const relu = soleConsumer(bn);
+  const plainRelu =
+    relu?.getClassName() === 'ReLU'
+      ? relu.maxValue == null
+      : relu?.getClassName() === 'Activation' && relu.activation.getClassName() === 'relu';
+  const pool = relu && plainRelu ? soleConsumer(relu) : undefined;
+  if (
+    pool?.getClassName() !== 'MaxPooling2D' ||
+    pool.dataFormat !== 'channelsLast' ||
+    pool.poolSize?.join() !== '2,2' ||
+    pool.strides?.join() !== '2,2'
+  )
+    return undefined;
+  const outputs = new Set(model.outputs.map((o) => o.id));
+  if (outputs.has(bn.inboundNodes[0]!.outputTensors[0]!.id) || outputs.has(relu!.inboundNodes[0]!.outputTensors[0]!.id))
+    return undefined;
+  return [relu!, pool];
 }
 
 function registerBatchNormGradient(): void {
@@ -242,6 +315,26 @@ function registerBatchNormGradient(): void {
           epsilon: attrs.epsilon as number,
         },
       ) as tf.Tensor[];
+      return { x: () => dx!, gamma: () => dGamma!, beta: () => dBeta! };
+    },
+  });
+}
+
+function registerBnReluPoolGradient(): void {
+  tf.registerGradient({
+    kernelName: BN_RELU_POOL_TRAIN_KERNEL,
+    inputsToSave: ['x', 'gamma'],
+    outputsToSave: [true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const dp = Array.isArray(dys) ? dys[0] : dys;
+      const [x, gamma, p, mean, variance] = saved;
+      const [dx, dGamma, dBeta] = tf
+        .engine()
+        .runKernel(
+          BN_RELU_POOL_TRAIN_GRAD_KERNEL,
+          { dp: dp!, x: x!, p: p!, mean: mean!, variance: variance!, gamma: gamma! },
+          { epsilon: attrs.epsilon as number },
+        ) as tf.Tensor[];
       return { x: () => dx!, gamma: () => dGamma!, beta: () => dBeta! };
     },
   });

@@ -144,6 +144,35 @@ export interface NativeAddon {
     dGamma: Float32Array,
     dBeta: Float32Array,
   ): boolean;
+  /**
+   * Training batch norm → ReLU → 2×2 stride-2 max pool of x ([B, H, W, channels], H and W even): the
+   * pooled output p, its argmax as pool2d's, the batch mean and variance. False when out of memory.
+   */
+  bnReluPoolTrain(
+    x: Float32Array,
+    dims: Int32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    eps: number,
+    p: Float32Array,
+    argmax: Uint8Array,
+    mean: Float32Array,
+    variance: Float32Array,
+  ): boolean;
+  /** its gradient from the pooled output's dp and the forward's argmax */
+  bnReluPoolTrainGrad(
+    x: Float32Array,
+    dp: Float32Array,
+    argmax: Uint8Array,
+    dims: Int32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    gamma: Float32Array,
+    eps: number,
+    dx: Float32Array,
+    dGamma: Float32Array,
+    dBeta: Float32Array,
+  ): boolean;
   /** dz = dy where x > 0, else 0 */
   reluGrad(dy: Float32Array, x: Float32Array, dz: Float32Array): void;
   /** dz = dy where y > 0, dBias = column sums of dz; false when dy is not rows of `channels` */

@@ -53,3 +53,58 @@ export function makeBatchNormTrainGradKernel(backend: NativeBackend): KernelFn {
     return [dx.info, dGamma!.info, dBeta!.info];
   };
 }
+
+/**
+ * Batch norm → ReLU → 2×2 max pool in training (BN_RELU_POOL_TRAIN_KERNEL): two passes over x, and
+ * only the pooled output is written (the argmax rides on it, as a max pool's does). Its gradient:
+ * the sums over the pooled positions (dz is zero elsewhere), then dx in one pass.
+ */
+export function makeBnReluPoolTrainKernel(backend: NativeBackend): KernelFn {
+  return (args: KernelArgs) => {
+    const { x, gamma, beta } = args.inputs;
+    const [batch, height, width, channels] = x.shape as [number, number, number, number];
+    const p = backend.makeOutputF32([batch, height / 2, width / 2, channels]);
+    const [mean, variance] = [0, 1].map(() => backend.makeOutputF32([channels], channels));
+    const argmax = backend.attachBytes(p.info.dataId, p.values.length);
+    const ok = backend.addon.bnReluPoolTrain(
+      backend.f32(x),
+      Int32Array.from(x.shape),
+      backend.f32(gamma),
+      backend.f32(beta),
+      Number(args.attrs?.epsilon),
+      p.values,
+      argmax,
+      mean!.values,
+      variance!.values,
+    );
+    if (!ok)
+      throw new Error('native batch norm → ReLU → max pool: x is not [batch, even height, even width, channels]');
+    return [p.info, mean!.info, variance!.info];
+  };
+}
+
+export function makeBnReluPoolTrainGradKernel(backend: NativeBackend): KernelFn {
+  return (args: KernelArgs) => {
+    const { dp, x, p, mean, variance, gamma } = args.inputs;
+    const argmax = backend.attachedBytes(p.dataId);
+    if (argmax === undefined) throw new Error('native batch norm → ReLU → max pool gradient: p has no argmax');
+    const channels = x.shape[x.shape.length - 1]!;
+    const dx = backend.makeOutputF32(x.shape);
+    const [dGamma, dBeta] = [0, 1].map(() => backend.makeOutputF32([channels], channels));
+    const ok = backend.addon.bnReluPoolTrainGrad(
+      backend.f32(x),
+      backend.f32(dp),
+      argmax,
+      Int32Array.from(x.shape),
+      backend.f32(mean),
+      backend.f32(variance),
+      backend.f32(gamma),
+      Number(args.attrs?.epsilon),
+      dx.values,
+      dGamma!.values,
+      dBeta!.values,
+    );
+    if (!ok) throw new Error('native batch norm → ReLU → max pool gradient: out of memory');
+    return [dx.info, dGamma!.info, dBeta!.info];
+  };
+}
