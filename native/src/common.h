@@ -47,6 +47,22 @@ void tdn_epilogue(float *C, int ldc, int r0, int r1, int N, const float *bias, i
 int64_t tdn_sum_tasks(int64_t R);
 void tdn_combine_parts(const double *part, int64_t ntasks, int64_t L, double scale, float *out);
 
+/* The maximum of a 2×2 window (a0 a1 / a2 a3 in row order) and, in *argmax, the position of its
+ * first maximum (0..3) | 0x80 when that maximum is not > 0 (a ReLU before the pool passes nothing
+ * there): the byte a 2×2 max pool in training keeps for its gradient. Masks and ors, which GCC
+ * vectorises in a loop over channels (not the equivalent selects). */
+static inline float tdn_window_max(float a0, float a1, float a2, float a3, uint8_t *argmax) {
+  const int32_t g1 = -(int32_t)(a1 > a0);
+  const float m1 = a1 > a0 ? a1 : a0;
+  const int32_t g2 = -(int32_t)(a2 > m1);
+  const float m2 = a2 > m1 ? a2 : m1;
+  const int32_t g3 = -(int32_t)(a3 > m2);
+  const float m = a3 > m2 ? a3 : m2;
+  const int32_t p2 = (g2 & 2) | (~g2 & g1 & 1);
+  *argmax = (uint8_t)((g3 & 3) | (~g3 & p2) | (-(int32_t)(m <= 0.f) & 0x80));
+  return m;
+}
+
 void tdn_set_gemm_parts(int partsPerThread);
 void tdn_set_gemm_mode(int mode);
 int tdn_gemm_mode(void);

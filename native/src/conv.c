@@ -605,19 +605,7 @@ static void maxpool2_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
     if (c->argmax) {
       uint8_t *restrict am = c->argmax + (size_t)r * g->OW * C;
       for (int ow = 0; ow < g->OW; ow++, o += C, am += C, x0 += 2 * C, x1 += 2 * C)
-        for (int k = 0; k < C; k++) {
-          /* the position as masks and ors: GCC vectorises this, not the equivalent selects */
-          const float a0 = x0[k], a1 = x0[C + k], a2 = x1[k], a3 = x1[C + k];
-          const int32_t g1 = -(int32_t)(a1 > a0);
-          const float m1 = a1 > a0 ? a1 : a0;
-          const int32_t g2 = -(int32_t)(a2 > m1);
-          const float m2 = a2 > m1 ? a2 : m1;
-          const int32_t g3 = -(int32_t)(a3 > m2);
-          const float m = a3 > m2 ? a3 : m2;
-          const int32_t p2 = (g2 & 2) | (~g2 & g1 & 1);
-          o[k] = m;
-          am[k] = (uint8_t)((g3 & 3) | (~g3 & p2) | (-(int32_t)(m <= 0.f) & 0x80));
-        }
+        for (int k = 0; k < C; k++) o[k] = tdn_window_max(x0[k], x0[C + k], x1[k], x1[C + k], am + k);
       continue;
     }
     for (int ow = 0; ow < g->OW; ow++, o += C, x0 += 2 * C, x1 += 2 * C)
@@ -862,7 +850,7 @@ static void avgpool_grad_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
 }
 
 void tdn_avgpool_grad(const conv_geom_t *g, const float *dy, float *dx) {
-  pool2d_ctx_t c = {g, NULL, dy, dx, 0};
+  pool2d_ctx_t c = {g, NULL, dy, dx, 0, NULL};
   int64_t work = (int64_t)g->W * g->C * g->FH * g->FW;
   workers_for(avgpool_grad_rows, &c, (int64_t)g->B * g->H, 16384 / (work ? work : 1) + 1);
 }

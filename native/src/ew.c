@@ -933,16 +933,8 @@ static void bnp_rows(void *vctx, int64_t r0, int64_t r1, int tid) {
       for (int64_t j = 0; j < L; j++) {
         const float a0 = (x0[j] - m[j]) * k[j] + bt[j], a1 = (x0[L + j] - m[j]) * k[j] + bt[j];
         const float a2 = (x1[j] - m[j]) * k[j] + bt[j], a3 = (x1[L + j] - m[j]) * k[j] + bt[j];
-        /* as maxpool2_rows: masks and ors, which GCC vectorises */
-        const int32_t g1 = -(int32_t)(a1 > a0);
-        const float m1 = a1 > a0 ? a1 : a0;
-        const int32_t g2 = -(int32_t)(a2 > m1);
-        const float m2 = a2 > m1 ? a2 : m1;
-        const int32_t g3 = -(int32_t)(a3 > m2);
-        const float mx = a3 > m2 ? a3 : m2;
-        const int32_t p2 = (g2 & 2) | (~g2 & g1 & 1);
+        const float mx = tdn_window_max(a0, a1, a2, a3, am + j);
         o[j] = mx > 0.f ? mx : 0.f;
-        am[j] = (uint8_t)((g3 & 3) | (~g3 & p2) | (-(int32_t)(mx <= 0.f) & 0x80));
       }
   }
 }

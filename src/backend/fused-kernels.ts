@@ -24,7 +24,7 @@ export const BATCH_NORM_TRAIN_GRAD_KERNEL = 'TfjsDistillBatchNormTrainGrad';
  * the full-size maps between them. Gradient: BN_RELU_POOL_TRAIN_GRAD_KERNEL.
  */
 export const BN_RELU_POOL_TRAIN_KERNEL = 'TfjsDistillBnReluPoolTrain';
-/** inputs {dp, x, p, mean, variance, gamma} (p: the forward's output), attrs {epsilon} → [dx, dGamma, dBeta] */
+/** inputs {dy, x, p, mean, variance, gamma} (p: the forward's output, dy: its gradient), attrs {epsilon} → [dx, dGamma, dBeta] */
 export const BN_RELU_POOL_TRAIN_GRAD_KERNEL = 'TfjsDistillBnReluPoolTrainGrad';
 
 /**

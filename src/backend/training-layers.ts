@@ -166,8 +166,7 @@ export function installTrainingLayers(): void {
   if (installed) return;
   installed = true;
   registerFusedGradients();
-  registerBatchNormGradient();
-  registerBnReluPoolGradient();
+  registerBatchNormGradients();
   patch('Conv2D', (layer, x) => {
     const activation = fusable(layer);
     if (activation === undefined) return undefined;
@@ -300,42 +299,30 @@ function bnReluPoolGroup(bn: LayerInstance, x: tf.Tensor): [LayerInstance, Layer
   return [relu!, pool];
 }
 
-function registerBatchNormGradient(): void {
-  tf.registerGradient({
-    kernelName: BATCH_NORM_TRAIN_KERNEL,
-    inputsToSave: ['x', 'gamma'],
-    outputsToSave: [false, true, true],
-    gradFunc: (dys, saved, attrs) => {
-      const dy = Array.isArray(dys) ? dys[0] : dys;
-      const [x, gamma, mean, variance] = saved;
-      const [dx, dGamma, dBeta] = tf.engine().runKernel(
-        BATCH_NORM_TRAIN_GRAD_KERNEL,
-        { x: x!, dy: dy!, mean: mean!, variance: variance!, gamma: gamma! },
-        {
-          epsilon: attrs.epsilon as number,
-        },
-      ) as tf.Tensor[];
-      return { x: () => dx!, gamma: () => dGamma!, beta: () => dBeta! };
-    },
-  });
-}
-
-function registerBnReluPoolGradient(): void {
-  tf.registerGradient({
-    kernelName: BN_RELU_POOL_TRAIN_KERNEL,
-    inputsToSave: ['x', 'gamma'],
-    outputsToSave: [true, true, true],
-    gradFunc: (dys, saved, attrs) => {
-      const dp = Array.isArray(dys) ? dys[0] : dys;
-      const [x, gamma, p, mean, variance] = saved;
-      const [dx, dGamma, dBeta] = tf
-        .engine()
-        .runKernel(
-          BN_RELU_POOL_TRAIN_GRAD_KERNEL,
-          { dp: dp!, x: x!, p: p!, mean: mean!, variance: variance!, gamma: gamma! },
-          { epsilon: attrs.epsilon as number },
-        ) as tf.Tensor[];
-      return { x: () => dx!, gamma: () => dGamma!, beta: () => dBeta! };
-    },
-  });
+/** Gradients of the training batch-norm kernels (with the ReLU and pool or without): one kernel each. */
+function registerBatchNormGradients(): void {
+  for (const [kernelName, gradKernel, pooled] of [
+    [BATCH_NORM_TRAIN_KERNEL, BATCH_NORM_TRAIN_GRAD_KERNEL, false],
+    [BN_RELU_POOL_TRAIN_KERNEL, BN_RELU_POOL_TRAIN_GRAD_KERNEL, true],
+  ] as const) {
+    tf.registerGradient({
+      kernelName,
+      inputsToSave: ['x', 'gamma'],
+      // the pooled output carries the pool's argmax
+      outputsToSave: [pooled, true, true],
+      gradFunc: (dys, saved, attrs) => {
+        const dy = (Array.isArray(dys) ? dys[0] : dys)!;
+        const [x, gamma] = saved as tf.Tensor[];
+        const [mean, variance] = saved.slice(-2) as tf.Tensor[];
+        const [dx, dGamma, dBeta] = tf
+          .engine()
+          .runKernel(
+            gradKernel,
+            { x: x!, dy, mean: mean!, variance: variance!, gamma: gamma!, ...(pooled ? { p: saved[2]! } : {}) },
+            { epsilon: attrs.epsilon as number },
+          ) as tf.Tensor[];
+        return { x: () => dx!, gamma: () => dGamma!, beta: () => dBeta! };
+      },
+    });
+  }
 }

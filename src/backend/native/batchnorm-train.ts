@@ -85,7 +85,7 @@ export function makeBnReluPoolTrainKernel(backend: NativeBackend): KernelFn {
 
 export function makeBnReluPoolTrainGradKernel(backend: NativeBackend): KernelFn {
   return (args: KernelArgs) => {
-    const { dp, x, p, mean, variance, gamma } = args.inputs;
+    const { dy, x, p, mean, variance, gamma } = args.inputs;
     const argmax = backend.attachedBytes(p.dataId);
     if (argmax === undefined) throw new Error('native batch norm → ReLU → max pool gradient: p has no argmax');
     const channels = x.shape[x.shape.length - 1]!;
@@ -93,7 +93,7 @@ export function makeBnReluPoolTrainGradKernel(backend: NativeBackend): KernelFn 
     const [dGamma, dBeta] = [0, 1].map(() => backend.makeOutputF32([channels], channels));
     const ok = backend.addon.bnReluPoolTrainGrad(
       backend.f32(x),
-      backend.f32(dp),
+      backend.f32(dy),
       argmax,
       Int32Array.from(x.shape),
       backend.f32(mean),
