@@ -32,24 +32,33 @@ export function makeBatchNormTrainKernel(backend: NativeBackend): KernelFn {
 }
 
 export function makeBatchNormTrainGradKernel(backend: NativeBackend): KernelFn {
+  return makeGradKernel(backend, false);
+}
+
+/** The two gradients: dx, dγ, dβ from dy (of the pooled output when `pooled`, its argmax attached to p). */
+function makeGradKernel(backend: NativeBackend, pooled: boolean): KernelFn {
   return (args: KernelArgs) => {
-    const { x, dy, mean, variance, gamma } = args.inputs;
+    const { x, dy, mean, variance, gamma, p } = args.inputs;
     const channels = x.shape[x.shape.length - 1]!;
     const dx = backend.makeOutputF32(x.shape);
     const [dGamma, dBeta] = [0, 1].map(() => backend.makeOutputF32([channels], channels));
-    const ok = backend.addon.batchNormTrainGrad(
+    const [xs, dys, means, variances, gammas, eps] = [
       backend.f32(x),
       backend.f32(dy),
-      channels,
       backend.f32(mean),
       backend.f32(variance),
       backend.f32(gamma),
       Number(args.attrs?.epsilon),
-      dx.values,
-      dGamma!.values,
-      dBeta!.values,
-    );
-    if (!ok) throw new Error('native training batch-norm gradient: x is not rows of channels');
+    ] as const;
+    const outs = [dx.values, dGamma!.values, dBeta!.values] as const;
+    let ok: boolean;
+    if (pooled) {
+      const argmax = backend.attachedBytes(p!.dataId);
+      if (argmax === undefined) throw new Error('native batch norm → ReLU → max pool gradient: p has no argmax');
+      const dims = Int32Array.from(x.shape);
+      ok = backend.addon.bnReluPoolTrainGrad(xs, dys, argmax, dims, means, variances, gammas, eps, ...outs);
+    } else ok = backend.addon.batchNormTrainGrad(xs, dys, channels, means, variances, gammas, eps, ...outs);
+    if (!ok) throw new Error('native training batch-norm gradient: x is not rows of channels, or out of memory');
     return [dx.info, dGamma!.info, dBeta!.info];
   };
 }
@@ -84,27 +93,5 @@ export function makeBnReluPoolTrainKernel(backend: NativeBackend): KernelFn {
 }
 
 export function makeBnReluPoolTrainGradKernel(backend: NativeBackend): KernelFn {
-  return (args: KernelArgs) => {
-    const { dy, x, p, mean, variance, gamma } = args.inputs;
-    const argmax = backend.attachedBytes(p.dataId);
-    if (argmax === undefined) throw new Error('native batch norm → ReLU → max pool gradient: p has no argmax');
-    const channels = x.shape[x.shape.length - 1]!;
-    const dx = backend.makeOutputF32(x.shape);
-    const [dGamma, dBeta] = [0, 1].map(() => backend.makeOutputF32([channels], channels));
-    const ok = backend.addon.bnReluPoolTrainGrad(
-      backend.f32(x),
-      backend.f32(dy),
-      argmax,
-      Int32Array.from(x.shape),
-      backend.f32(mean),
-      backend.f32(variance),
-      backend.f32(gamma),
-      Number(args.attrs?.epsilon),
-      dx.values,
-      dGamma!.values,
-      dBeta!.values,
-    );
-    if (!ok) throw new Error('native batch norm → ReLU → max pool gradient: out of memory');
-    return [dx.info, dGamma!.info, dBeta!.info];
-  };
+  return makeGradKernel(backend, true);
 }
