@@ -349,3 +349,49 @@ nativeTest(nativeUnavailable)(
     model.dispose();
   },
 );
+
+test(`dropout while training draws one mask on every backend (${available.join(', ')}), kept with probability 1 − rate and scaled by 1/(1 − rate)`, async () => {
+  installTrainingLayers();
+  const rate = 0.3;
+  const input = tf.input({ shape: [14, 14, 8] });
+  const drop = (seed?: number) =>
+    tf.model({ inputs: input, outputs: tf.layers.dropout({ rate, seed }).apply(input) as tf.SymbolicTensor });
+  const [unseeded, seeded] = [drop(), drop(12345)];
+  const x = tf.ones([64, 14, 14, 8]);
+  // the input's gradient: the mask itself, as x is ones (the patched layers run while recording)
+  const run = (model: tf.LayersModel) =>
+    tf.tidy(() =>
+      tf
+        .grad((t: tf.Tensor) => model.apply(t, { training: true }) as tf.Tensor)(x)
+        .dataSync()
+        .slice(),
+    );
+  const masks: Record<string, Float32Array[]> = {};
+  for (const backend of available) {
+    await tf.setBackend(backend);
+    masks[backend] = withSeededMathRandom(new Rng(3), () => [
+      run(unseeded),
+      run(unseeded),
+      run(seeded),
+      run(seeded),
+    ]) as Float32Array[];
+  }
+  const [first, second, seededFirst, seededSecond] = masks.cpu!;
+  const scale = Math.fround(1 / (1 - rate));
+  const kept = first!.filter((v) => v !== 0);
+  assert.ok(
+    kept.every((v) => v === scale),
+    'kept elements are scaled by 1/(1 − rate)',
+  );
+  assert.ok(Math.abs(kept.length / first!.length - (1 - rate)) < 0.01, `kept ${kept.length / first!.length}`);
+  assert.notDeepEqual(first, second, 'a new mask on every call');
+  assert.deepEqual(seededFirst, seededSecond, "the layer's own seed: the same mask on every call (as tfjs)");
+  for (const backend of available) assert.deepEqual(masks[backend], masks.cpu, `${backend}'s masks`);
+  if (available.includes('native')) {
+    await tf.setBackend('native');
+    const { kernels } = await tf.profile(() => void run(unseeded));
+    const names = kernels.map((k) => k.name);
+    assert.ok(names.includes('TfjsDistillDropoutMask') && !names.includes('Floor'), names.join(', '));
+  }
+  tf.dispose(x);
+});

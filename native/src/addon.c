@@ -412,6 +412,20 @@ static napi_value js_adam(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
+/* dropoutMask(m, threshold, scale, a, b, c, d): tdn_dropout_mask over all of m */
+static napi_value js_dropout_mask(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 7)) return NULL;
+  size_t n;
+  float *m = f32(&a, 0, &n);
+  const double threshold = f64(&a, 1);
+  const float scale = (float)f64(&a, 2);
+  const uint32_t s0 = (uint32_t)i64(&a, 3), s1 = (uint32_t)i64(&a, 4), s2 = (uint32_t)i64(&a, 5), s3 = (uint32_t)i64(&a, 6);
+  if (a.err || !m) { a.err = 1; return done(&a); }
+  tdn_dropout_mask(m, (int64_t)n, threshold, scale, s0, s1, s2, s3);
+  return done(&a);
+}
+
 /* batchNorm(x, y, L, mean, variance, scale?, offset?, eps) -> false if the shapes are not rows of L */
 static napi_value js_batchnorm(napi_env env, napi_callback_info info) {
   args_t a;
@@ -838,6 +852,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("softKl", js_soft_kl),
       FN("labelCe", js_label_ce),
       FN("adam", js_adam),
+      FN("dropoutMask", js_dropout_mask),
       FN("addN", js_addn),
       FN("batchNorm", js_batchnorm),
       FN("tile", js_tile),

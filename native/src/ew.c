@@ -1059,3 +1059,20 @@ int tdn_bn_relu_pool2_train_grad(const float *x, const float *dp, const uint8_t 
   free(coef);
   return 1;
 }
+
+/* ---------------------------------------------------------------- dropout mask */
+/* m[i] = scale where the i-th output of sfc32 (state a, b, c, d: src/data/rng.ts's generator) is
+ * >= threshold, else 0: the stream and the comparison (as doubles) of src/backend/dropout.ts, so
+ * that every backend draws the same mask. */
+void tdn_dropout_mask(float *m, int64_t n, double threshold, float scale, uint32_t a, uint32_t b, uint32_t c,
+                      uint32_t d) {
+  for (int64_t i = 0; i < n; i++) {
+    const uint32_t t = a + b + d;
+    d += 1;
+    a = b ^ (b >> 9);
+    b = c + (c << 3);
+    c = (c << 21) | (c >> 11);
+    c += t;
+    m[i] = (double)t >= threshold ? scale : 0.f;
+  }
+}

@@ -43,6 +43,9 @@ int tdn_bn_relu_pool2_train(const float *x, int64_t B, int64_t H, int64_t W, int
 int tdn_bn_relu_pool2_train_grad(const float *x, const float *dp, const uint8_t *argmax, int64_t B, int64_t H,
                                  int64_t W, int64_t L, const float *mean, const float *var, const float *gamma,
                                  float eps, float *dx, float *dgamma, float *dbeta);
+/* Dropout's multiplier: sfc32 from state (a, b, c, d), scale where an output is >= threshold, else 0. */
+void tdn_dropout_mask(float *m, int64_t n, double threshold, float scale, uint32_t a, uint32_t b, uint32_t c,
+                      uint32_t d);
 void tdn_relu_grad(const float *dy, const float *x, float *dz, int64_t n);
 int tdn_bias_relu_grad(const float *dy, const float *y, int64_t n, int64_t L, float *dz, float *dbias);
 /* One thread's part of it: rows of L channels, dz = dy where y > 0 (else 0; dz may be dy), and

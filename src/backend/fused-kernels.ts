@@ -27,6 +27,9 @@ export const BN_RELU_POOL_TRAIN_KERNEL = 'TfjsDistillBnReluPoolTrain';
 /** inputs {dy, x, p, mean, variance, gamma} (p: the forward's output, dy: its gradient), attrs {epsilon} → [dx, dGamma, dBeta] */
 export const BN_RELU_POOL_TRAIN_GRAD_KERNEL = 'TfjsDistillBnReluPoolTrainGrad';
 
+/** no inputs, attrs {shape, rate, seed} → dropout's multiplier (src/backend/dropout.ts) */
+export const DROPOUT_MASK_KERNEL = 'TfjsDistillDropoutMask';
+
 /**
  * inputs {dy, input, output?} (input: a ReLU's output), attrs of MaxPoolGrad → dx already passed through
  * that ReLU (a window whose maximum is 0 passes nothing: the ReLU's mask at the position that gets

@@ -22,6 +22,7 @@ import { nativeAdamUpdate } from './native/adam.js';
 import { registerFusedAdam } from './fused-adam.js';
 import { BN_GRAD_KERNEL, makeBatchNormGradKernel, patchBatchNormGradient } from './native/batchnorm-grad.js';
 import { BROADCAST_DIV_KERNEL, makeBroadcastDivKernel, patchMeanGradient } from './native/mean-grad.js';
+import { makeDropoutMaskKernel } from './native/dropout.js';
 import { makeLabelCeKernel, makeSoftKlKernel } from './native/loss-kernels.js';
 import { LABEL_CE_KERNEL, SOFT_KL_KERNEL } from './loss-kernels.js';
 import { makeBiasReluGradKernel, makeReluGradKernel, patchReluGradient } from './native/relu-grad.js';
@@ -32,6 +33,7 @@ import {
   BN_RELU_POOL_TRAIN_GRAD_KERNEL,
   BN_RELU_POOL_TRAIN_KERNEL,
   CONV2D_BACKPROP_INPUT_RELU_KERNEL,
+  DROPOUT_MASK_KERNEL,
   MAX_POOL_RELU_GRAD_KERNEL,
   RELU_GRAD_KERNEL,
 } from './fused-kernels.js';
@@ -185,6 +187,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       [BATCH_NORM_TRAIN_GRAD_KERNEL, makeBatchNormTrainGradKernel],
       [BN_RELU_POOL_TRAIN_KERNEL, makeBnReluPoolTrainKernel],
       [BN_RELU_POOL_TRAIN_GRAD_KERNEL, makeBnReluPoolTrainGradKernel],
+      [DROPOUT_MASK_KERNEL, makeDropoutMaskKernel],
       [MAX_POOL_RELU_GRAD_KERNEL, (b) => makeReluPassingKernels(b)[MAX_POOL_RELU_GRAD_KERNEL]!],
       [CONV2D_BACKPROP_INPUT_RELU_KERNEL, (b) => makeReluPassingKernels(b)[CONV2D_BACKPROP_INPUT_RELU_KERNEL]!],
     ];

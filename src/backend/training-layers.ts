@@ -18,9 +18,11 @@
  * only consumer is a ReLU whose only consumer is a 2×2 max pool (the usual CNN block), inside a
  * model being run whose outputs (taps included) are neither of the first two, runs with both as one
  * kernel each way (BN_RELU_POOL_TRAIN_KERNEL): the BN layer returns the pooled output and the ReLU
- * and pool layers pass it on. Installed once, for every backend.
+ * and pool layers pass it on. Dropout draws its mask in one loop (dropout.ts), not through
+ * tf.randomUniform's per-element generator. Installed once, for every backend.
  */
 import * as tf from '@tensorflow/tfjs';
+import { dropoutMask, dropoutSeed } from './dropout.js';
 import {
   BATCH_NORM_TRAIN_GRAD_KERNEL,
   BATCH_NORM_TRAIN_KERNEL,
@@ -226,6 +228,13 @@ export function installTrainingLayers(): void {
     updateMovingStatistics(layer, mean, variance);
     if (group) for (const passing of group) running.at(-1)!.passOn.set(passing, y.dataId);
     return y;
+  });
+  patch('Dropout', (layer, x, kwargs) => {
+    const { rate, noiseShape, seed } = layer as LayerInstance & { rate: number; noiseShape?: unknown; seed?: number };
+    if (kwargs?.training !== true || !(rate > 0 && rate < 1) || noiseShape != null || x.dtype !== 'float32')
+      return undefined;
+    layer.invokeCallHook?.(x, kwargs);
+    return tf.mul(x, dropoutMask(x.shape, rate, seed ?? dropoutSeed()));
   });
   // the ReLU and max pool of a fused group pass the BN layer's (already pooled) output on
   const passOn: Parameters<typeof patch>[1] = (layer, x) =>

@@ -173,6 +173,8 @@ export interface NativeAddon {
     dGamma: Float32Array,
     dBeta: Float32Array,
   ): boolean;
+  /** dropout's multiplier into m: sfc32 from state (a, b, c, d), scale where an output is >= threshold, else 0 */
+  dropoutMask(m: Float32Array, threshold: number, scale: number, a: number, b: number, c: number, d: number): void;
   /** dz = dy where x > 0, else 0 */
   reluGrad(dy: Float32Array, x: Float32Array, dz: Float32Array): void;
   /** dz = dy where y > 0, dBias = column sums of dz; false when dy is not rows of `channels` */
