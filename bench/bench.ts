@@ -11,8 +11,9 @@
  * - offline-KD epochs on Fashion-MNIST (same MLPs) without and with the teacher-output cache,
  *   beside label-only epochs (cached and label-only: the median of 6 one-epoch runs each,
  *   alternating in ABBA order); RSS and tf.memory().numTensors after each epoch of a 3-epoch cached run;
- * - the quickstart teacher's train step (CNN 825k params with batch norm, batch 64), beside its
- *   PyTorch twin;
+ * - the quickstart teacher's train step (CNN 825k params with batch norm, batch 64) and the
+ *   quickstart student's (the same CNN at width 0.25 with dropout 0.25, 52k params), beside their
+ *   PyTorch twins;
  * - achieved GFLOP/s of every train step (FLOPs per sample from the layers, bench/flops.ts) and
  *   its share of the machine's sgemm limit: the fastest 1024³ sgemm of the run (the addon's,
  *   probed before and after the train steps, OpenBLAS's and PyTorch's, with and without †);
@@ -374,6 +375,8 @@ async function measure(references: References): Promise<Measured> {
     await beside(name, 'cnnTrain');
     r['qsTeacherTrain'] = stepRate(quickstartCnn(1, 0), [28, 28, 1], 64);
     await beside(name, 'qsTeacherTrain');
+    r['qsStudentTrain'] = stepRate(quickstartCnn(0.25, 0.25), [28, 28, 1], 64);
+    await beside(name, 'qsStudentTrain');
     r['kdStep'] = stepRate(benchMlp([784, 800, 800, 10]), [784], 128, benchMlp([784, 1200, 1200, 10]));
     await beside(name, 'kdStep');
     // the 1024³ probe once more: a few busy seconds on a shared VM can halve one probe, and the
@@ -420,6 +423,7 @@ const cases = [
   'mlpTrain',
   'cnnTrain',
   'qsTeacherTrain',
+  'qsStudentTrain',
   'kdStep',
   'kdEpoch',
   'kdEpochCached',
