@@ -94,3 +94,13 @@ test('the stream of a seed never changes (checkpoints and published runs depend 
 });
 
 const GOLDEN_SEED_0 = [856969079, 140267271, 2499053860];
+
+test('fillUint32 draws what as many nextUint32 calls draw, and leaves the same state', () => {
+  const [bulk, single] = [new Rng(9), new Rng(9)];
+  bulk.nextUint32();
+  single.nextUint32();
+  const filled = Array.from(bulk.fillUint32(new Uint32Array(1000)));
+  assert.deepEqual(filled, draw(single, 1000));
+  assert.deepEqual(bulk.getState(), single.getState());
+  assert.equal(bulk.nextUint32(), single.nextUint32());
+});

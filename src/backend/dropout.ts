@@ -19,19 +19,11 @@ export function dropoutDraw(rate: number, seed: number): { threshold: number; sc
 
 /** The multiplier m of n elements for dropout at `rate` (0 < rate < 1), from `seed` (any safe integer). */
 export function dropoutMultiplier(n: number, rate: number, seed: number): Float32Array {
-  const { threshold, scale, state } = dropoutDraw(rate, seed);
-  // Rng's sfc32 step with the state in locals (through the object's fields it is several times slower)
-  let [a, b, c, d] = state;
+  const { threshold, scale } = dropoutDraw(rate, seed);
   const m = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    m[i] = t >>> 0 >= threshold ? scale : 0;
-  }
+  // the draws in m's own buffer, each read before its element is overwritten
+  const u = new Rng(seed).fillUint32(new Uint32Array(m.buffer));
+  for (let i = 0; i < n; i++) m[i] = u[i]! >= threshold ? scale : 0;
   return m;
 }
 

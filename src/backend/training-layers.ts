@@ -302,10 +302,8 @@ function bnReluPoolGroup(bn: LayerInstance, x: tf.Tensor): [LayerInstance, Layer
     pool.strides?.join() !== '2,2'
   )
     return undefined;
-  const outputs = new Set(model.outputs.map((o) => o.id));
-  if (outputs.has(bn.inboundNodes[0]!.outputTensors[0]!.id) || outputs.has(relu!.inboundNodes[0]!.outputTensors[0]!.id))
-    return undefined;
-  return [relu!, pool];
+  const between = [bn, relu!].map((layer) => layer.inboundNodes[0]!.outputTensors[0]!.id);
+  return model.outputs.some((o) => between.includes(o.id)) ? undefined : [relu!, pool];
 }
 
 /** Gradients of the training batch-norm kernels (with the ReLU and pool or without): one kernel each. */
