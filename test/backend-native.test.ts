@@ -809,6 +809,222 @@ nativeOnly('Tile (float32 and int32, any rank)', async () => {
   }
 });
 
+nativeOnly('data movement: Slice, StridedSlice, Concat, Pack, SplitV, Unpack, PadV2, Transpose', async () => {
+  const x = spec([3, 5, 6, 40]);
+  const y = spec([3, 5, 6, 7]);
+  const z = spec([3, 2, 6, 40]);
+  const slices: [number[], number[]][] = [
+    [
+      [0, 1, 2, 3],
+      [3, 3, 4, 33],
+    ],
+    [
+      [1, 0, 0, 0],
+      [2, 5, 6, 40],
+    ],
+    [
+      [0, 0, 0, 20],
+      [-1, -1, -1, 20],
+    ],
+    [
+      [2, 4, 5, 39],
+      [1, 1, 1, 1],
+    ],
+  ];
+  for (const [begin, size] of slices)
+    await check(`slice ${begin} ${size}`, () => tf.slice(x.t(), begin, size), ['Slice']);
+  // begin, end, strides, then the begin / end / ellipsis / new-axis / shrink masks
+  const strided: [number[], number[], number[], number[]][] = [
+    [
+      [0, 0, 0, 0],
+      [3, 5, 6, 40],
+      [1, 2, 2, 1],
+      [0, 0, 0, 0, 0],
+    ],
+    [
+      [0, 4, 0, 0],
+      [3, 0, 6, 40],
+      [1, -1, 3, 5],
+      [0, 0, 0, 0, 0],
+    ],
+    [
+      [0, 1, 0, 0],
+      [0, 4, 0, 0],
+      [1, 1, 1, 2],
+      [13, 13, 0, 0, 0],
+    ],
+    [
+      [1, 0, 2],
+      [0, 0, 35],
+      [1, 1, 1],
+      [0, 2, 2, 0, 1],
+    ],
+    [
+      [0, 0, 0, 0],
+      [3, 5, 6, 40],
+      [1, 1, 1, 7],
+      [0, 0, 0, 2, 0],
+    ],
+    [
+      [2, 0, 0, 0],
+      [3, 5, 6, 40],
+      [1, 1, 1, 1],
+      [0, 0, 0, 0, 0],
+    ],
+  ];
+  for (const [begin, end, strides, [bm, em, el, na, sh]] of strided) {
+    await check(
+      `stridedSlice ${begin} ${end} ${strides} masks ${bm},${em},${el},${na},${sh}`,
+      () => tf.stridedSlice(x.t(), begin, end, strides, bm, em, el, na, sh),
+      ['StridedSlice'],
+    );
+  }
+  for (const axis of [0, 1, 2, 3, -1]) {
+    const other = axis === 1 ? z : axis === 3 || axis === -1 ? y : x;
+    await check(`concat axis ${axis}`, () => tf.concat([x.t(), other.t(), x.t()], axis), ['Concat']);
+    await check(`stack axis ${axis}`, () => tf.stack([x.t(), x.t(), x.t()], axis), ['Pack']);
+  }
+  await check('concat with an empty input', () => tf.concat([x.t(), tf.zeros([3, 5, 6, 0]), y.t()], 3), ['Concat']);
+  for (const axis of [0, 1, 3]) {
+    const sizes = axis === 3 ? [7, 30, 3] : axis === 1 ? [2, 3] : [1, 1, 1];
+    await check(`split axis ${axis} ${sizes}`, () => tf.split(x.t(), sizes, axis), ['SplitV']);
+    await check(`unstack axis ${axis}`, () => tf.unstack(y.t(), axis), ['Unpack']);
+  }
+  const pads: Array<Array<[number, number]>> = [
+    [
+      [0, 0],
+      [1, 1],
+      [2, 0],
+      [0, 3],
+    ],
+    [
+      [1, 2],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ],
+  ];
+  for (const p of pads) {
+    await check(`pad ${p}`, () => tf.pad(x.t(), p), ['PadV2']);
+    await check(`pad ${p} with 2.5`, () => tf.pad(x.t(), p, 2.5), ['PadV2']);
+  }
+  const v = spec([9]);
+  await check('pad rank 1', () => tf.pad(v.t(), [[4, 0]]), ['PadV2']);
+  const perms: [number[], number[]][] = [
+    [
+      [70, 45],
+      [1, 0],
+    ],
+    [
+      [3, 5, 6, 40],
+      [0, 3, 1, 2],
+    ],
+    [
+      [3, 5, 6, 40],
+      [3, 2, 1, 0],
+    ],
+    [
+      [3, 5, 6, 40],
+      [0, 2, 1, 3],
+    ],
+    [
+      [3, 5, 6, 40],
+      [0, 1, 2, 3],
+    ],
+    [
+      [2, 3, 1, 4, 5],
+      [4, 0, 3, 2, 1],
+    ],
+  ];
+  for (const [shape, perm] of perms) {
+    const t = spec(shape);
+    await check(`transpose ${shape} by ${perm}`, () => tf.transpose(t.t(), perm), ['Transpose']);
+  }
+  // int32 keeps the cpu kernels
+  await check('concat int32', () =>
+    tf.cast(tf.concat([tf.cast(x.t(), 'int32'), tf.cast(y.t(), 'int32')], 3), 'float32'),
+  );
+});
+
+nativeOnly('gather and its gradient (UnsortedSegmentSum): repeated rows, axes, batch dims, bad indices', async () => {
+  const table = spec([50, 7]);
+  const ids = [3, 49, 3, 0, 17, 3, 49];
+  await check('gather rows', () => tf.gather(table.t(), tf.tensor1d(ids, 'int32')), ['GatherV2']);
+  await check('gather axis 1', () => tf.gather(table.t(), tf.tensor1d([6, 0, 6], 'int32'), 1), ['GatherV2']);
+  const maps = spec([4, 6, 5, 40]);
+  await check(
+    'gather with batch dims',
+    () =>
+      tf.gather(
+        maps.t(),
+        tf.tensor2d(
+          [
+            [1, 5],
+            [0, 0],
+            [2, 3],
+            [5, 4],
+          ],
+          [4, 2],
+          'int32',
+        ),
+        1,
+        1,
+      ),
+    ['GatherV2'],
+  );
+  await check(
+    'gather gradient',
+    () =>
+      tf.grad((t: tf.Tensor) =>
+        tf
+          .gather(t, tf.tensor1d(ids, 'int32'))
+          .mul(tf.range(1, 8).reshape([7, 1]))
+          .sum(),
+      )(table.t()),
+    ['UnsortedSegmentSum'],
+  );
+  await check(
+    'unsortedSegmentSum of a 3-d input',
+    () => tf.unsortedSegmentSum(maps.t(), tf.tensor1d([2, 0, 2, 5], 'int32'), 6),
+    ['UnsortedSegmentSum'],
+  );
+  await tf.setBackend('native');
+  assert.throws(
+    () => tf.tidy(() => tf.gather(table.t(), tf.tensor1d([50], 'int32'))),
+    /GatherV2: the index value 50 is not in \[0, 49\]/,
+  );
+});
+
+nativeOnly('gradients through concat, slice, pad and transpose, with flat tensor counts', async () => {
+  const a = spec([4, 6, 6, 24]);
+  const b = spec([4, 6, 6, 40]);
+  const f = (x: tf.Tensor, y: tf.Tensor) => {
+    const joined = tf.concat([x, y], 3);
+    const cut = tf.slice(joined, [0, 1, 1, 8], [4, 4, 4, 48]);
+    const padded = tf.pad(cut, [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0, 0],
+    ]);
+    return tf
+      .transpose(padded, [0, 3, 1, 2])
+      .square()
+      .mul(tf.range(0, 6).reshape([1, 1, 1, 6]))
+      .sum();
+  };
+  await check('gradients', () => tf.grads(f)([a.t(), b.t()]), ['Concat', 'Slice', 'PadV2', 'Transpose', 'SplitV']);
+  await tf.setBackend('native');
+  const x = a.t();
+  const y = b.t();
+  const step = () => tf.dispose(tf.grads(f)([x, y]));
+  step();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 5; i++) step();
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([x, y]);
+});
+
 nativeOnly('FusedBatchNorm (per-channel and scalar parameters) and its gradient', async () => {
   const x = spec([4, 5, 6, 8]),
     mean = spec([8]),

@@ -295,6 +295,24 @@ test('Tile by block copies matches cpu: vectors over a batch, every axis repeate
   assert.equal(await onBoth(() => tf.tile(tf.scalar(2.5), [])), 0, 'rank 0');
 });
 
+test('gather can be trained through on wasm: UnsortedSegmentSum (missing from tfjs-backend-wasm) matches cpu', async () => {
+  const ids = [3, 9, 3, 0, 7, 3, 9];
+  const weights = tf.tensor2d(
+    ids.map((_, i) => i + 1),
+    [7, 1],
+  );
+  const gatherGrad = () =>
+    tf.grad((t: tf.Tensor) => tf.gather(t, tf.tensor1d(ids, 'int32')).mul(weights).sum())(values([10, 6], 0.3));
+  assert.ok((await onBoth(gatherGrad)) < 1e-6);
+  // a 3-d input, an id past numSegments (adds nothing) and segments no id names (zeros)
+  const direct = () => tf.unsortedSegmentSum(values([5, 4, 3], 1.1), tf.tensor1d([2, 0, 2, 9, 5], 'int32'), 7);
+  assert.ok((await onBoth(direct)) < 1e-6);
+  await tf.setBackend('wasm');
+  const before = tf.memory().numTensors;
+  tf.dispose(tf.tidy(gatherGrad));
+  assert.equal(tf.memory().numTensors, before);
+});
+
 test('training batch norm as one kernel each way matches the composed tfjs ops on cpu', async () => {
   const { installTrainingLayers } = await import('../src/backend/training-layers.js');
   installTrainingLayers();

@@ -7,6 +7,7 @@ import {
   depthwiseBackpropInput,
 } from './conv-gradients.js';
 import { asBlockSwap, blockSwapTranspose, heap, tile, type WasmBackend } from './wasm-heap-kernels.js';
+import { segmentSumRows } from './block-copy.js';
 import { LABEL_CE_KERNEL, SOFT_KL_KERNEL, labelCeRows, scaleInPlace, softKlRows } from './loss-kernels.js';
 import { batchNormTrain, batchNormTrainGrad } from './wasm-batch-norm.js';
 import { BATCH_NORM_TRAIN_GRAD_KERNEL, BATCH_NORM_TRAIN_KERNEL } from './fused-kernels.js';
@@ -189,6 +190,27 @@ export function installWasmTrainingKernels(): void {
     if (x.dtype === 'string') return stockTile(args);
     return tile(args.backend, x, (args.attrs as unknown as tf.TileAttrs).reps);
   });
+  // gather's gradient: tfjs-backend-wasm 4.22 has no UnsortedSegmentSum, so tf.gather could not
+  // be trained through on wasm
+  if (!tf.getKernel('UnsortedSegmentSum', WASM)) {
+    replace('UnsortedSegmentSum', ({ inputs, backend: b, attrs }) => {
+      const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+      const backend = b as unknown as WasmBackend;
+      const rows = tf.util.sizeFromShape(segmentIds.shape);
+      const shapeOk = tf.util.arraysEqual(x.shape.slice(0, segmentIds.shape.length), segmentIds.shape);
+      if (x.dtype !== 'float32' || segmentIds.dtype !== 'int32' || !shapeOk) {
+        throw new Error(
+          `UnsortedSegmentSum on wasm takes float32 rows and int32 ids, got ${x.dtype} ${x.shape} and ${segmentIds.dtype} ${segmentIds.shape}`,
+        );
+      }
+      const numSegments = Number(attrs!.numSegments);
+      const out = backend.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], 'float32');
+      const inner = rows === 0 ? 0 : tf.util.sizeFromShape(x.shape) / rows;
+      const ids = backend.typedArrayFromHeap(segmentIds) as Int32Array;
+      segmentSumRows(heap(backend, x), ids, inner, numSegments, heap(backend, out));
+      return out;
+    });
+  }
   // the loss kernels (loss-kernels.ts) over the heap: a [B, classes] tensor's few thousand values
   // cost less than the dispatch of the ~35 stock kernels they replace
   replace(
