@@ -946,6 +946,49 @@ nativeOnly('data movement: Slice, StridedSlice, Concat, Pack, SplitV, Unpack, Pa
   );
 });
 
+nativeOnly(
+  'data movement of blocks large enough for the addon (≥ 4096 floats: memcpy runs, tiled transposes, threads)',
+  async () => {
+    const x = spec([4, 9, 10, 40]);
+    const y = spec([4, 9, 10, 24]);
+    await check('slice channels', () => tf.slice(x.t(), [0, 0, 0, 8], [4, 9, 10, 24]), ['Slice']);
+    await check('slice rows and columns', () => tf.slice(x.t(), [1, 2, 3, 0], [3, 7, 6, 40]), ['Slice']);
+    await check(
+      'stridedSlice every other row and column, channels reversed',
+      () => tf.stridedSlice(x.t(), [0, 0, 0, 39], [4, 9, 10, 0], [1, 2, 2, -1], 0, 0, 0, 0, 0),
+      ['StridedSlice'],
+    );
+    await check('concat channels', () => tf.concat([x.t(), y.t()], 3), ['Concat']);
+    await check('concat rows', () => tf.concat([x.t(), x.t()], 1), ['Concat']);
+    await check('split channels', () => tf.split(x.t(), [16, 24], 3), ['SplitV']);
+    await check(
+      'pad',
+      () =>
+        tf.pad(
+          x.t(),
+          [
+            [0, 1],
+            [2, 1],
+            [1, 3],
+            [0, 0],
+          ],
+          -1,
+        ),
+      ['PadV2'],
+    );
+    const perms = [
+      [0, 3, 1, 2],
+      [0, 2, 3, 1],
+      [3, 2, 1, 0],
+      [1, 0, 2, 3],
+      [0, 2, 1, 3],
+    ];
+    for (const perm of perms) await check(`transpose by ${perm}`, () => tf.transpose(x.t(), perm), ['Transpose']);
+    const m = spec([131, 77]);
+    await check('transpose of a matrix with ragged tiles', () => tf.transpose(m.t()), ['Transpose']);
+  },
+);
+
 nativeOnly('gather and its gradient (UnsortedSegmentSum): repeated rows, axes, batch dims, bad indices', async () => {
   const table = spec([50, 7]);
   const ids = [3, 49, 3, 0, 17, 3, 49];

@@ -590,6 +590,35 @@ static napi_value js_tile(napi_env env, napi_callback_info info) {
   return done(&a);
 }
 
+/* copyStrided(src, srcOffset, dst, dstOffset, geometry Int32Array [n…, srcStrides…, dstStrides…]):
+   refused (bad argument) when any index it would touch lies outside either array */
+static int strided_in(int64_t off, int rank, const int64_t *n, const int64_t *st, size_t len) {
+  int64_t lo = off, hi = off;
+  for (int k = 0; k < rank; k++) {
+    if (n[k] <= 0) return 1;
+    const int64_t reach = (n[k] - 1) * st[k];
+    if (reach < 0) lo += reach; else hi += reach;
+  }
+  return lo >= 0 && hi < (int64_t)len;
+}
+static napi_value js_copy_strided(napi_env env, napi_callback_info info) {
+  args_t a;
+  if (!get_args(env, info, &a, 5)) return NULL;
+  size_t ns, nd, ng;
+  const float *src = f32(&a, 0, &ns);
+  int64_t so = i64(&a, 1);
+  float *dst = f32(&a, 2, &nd);
+  int64_t dof = i64(&a, 3);
+  const int32_t *g = (const int32_t *)arr(&a, 4, &ng);
+  if (a.err || !src || !dst || !g || ng % 3 || ng == 0 || ng > 24) { a.err = 1; return done(&a); }
+  const int rank = (int)(ng / 3);
+  int64_t n[8], ss[8], ds[8];
+  for (int k = 0; k < rank; k++) { n[k] = g[k]; ss[k] = g[rank + k]; ds[k] = g[2 * rank + k]; }
+  if (!strided_in(so, rank, n, ss, ns) || !strided_in(dof, rank, n, ds, nd)) { a.err = 1; return done(&a); }
+  SERIAL(tdn_copy_strided(src + so, dst + dof, rank, n, ss, ds));
+  return done(&a);
+}
+
 /* addN(out, x0, x1, ...) */
 static napi_value js_addn(napi_env env, napi_callback_info info) {
   args_t a;
@@ -856,6 +885,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       FN("addN", js_addn),
       FN("batchNorm", js_batchnorm),
       FN("tile", js_tile),
+      FN("copyStrided", js_copy_strided),
       FN("batchNormGrad", js_bn_grad),
       FN("biasReluGrad", js_bias_relu_grad),
       FN("reluGrad", js_relu_grad),

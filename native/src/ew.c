@@ -570,6 +570,86 @@ void tdn_tile(const void *x, void *out, int rank, const int64_t *shape, const in
   tile_rec(0, rank, shape, reps, inBlock, outBlock, (const uint32_t *)x, (uint32_t *)out);
 }
 
+/* ---------------------------------------------------------------- strided block copy */
+/* dst[Σ iₖ·ds[k]] = src[Σ iₖ·ss[k]] for i < n (dims already merged by the caller, the last the
+   innermost). When the innermost dim is strided in src and an outer dim p is contiguous there
+   (a transpose), the (p, last) plane is copied in COPY_TILE² tiles so that the source lines a tile
+   reads stay in cache; otherwise each innermost run is one memcpy or one strided loop. Work items
+   (runs, or tile rows of runs) are split over the workers. */
+#define COPY_TILE 32
+typedef struct {
+  const float *src;
+  float *dst;
+  int rank, p;
+  int64_t n[8], ss[8], ds[8];
+} copy_ctx_t;
+
+/* the source and destination offsets of outer item `item` (every dim but the last; p, when >= 0,
+   counted in tiles of COPY_TILE), and the first row of p's tile */
+static void copy_item_offsets(const copy_ctx_t *c, int64_t item, int64_t *so, int64_t *dof, int64_t *row) {
+  int64_t s = 0, d = 0;
+  *row = 0;
+  for (int k = c->rank - 2; k >= 0; k--) {
+    const int64_t len = k == c->p ? (c->n[k] + COPY_TILE - 1) / COPY_TILE : c->n[k];
+    const int64_t at = k == c->p ? (item % len) * COPY_TILE : item % len;
+    item /= len;
+    if (k == c->p) *row = at;
+    s += at * c->ss[k];
+    d += at * c->ds[k];
+  }
+  *so = s;
+  *dof = d;
+}
+
+static void copy_part(void *vctx, int64_t b, int64_t e, int tid) {
+  (void)tid;
+  const copy_ctx_t *c = (const copy_ctx_t *)vctx;
+  const int last = c->rank - 1;
+  const int64_t len = c->n[last], si = c->ss[last], di = c->ds[last];
+  for (int64_t item = b; item < e; item++) {
+    int64_t so, dof, row;
+    copy_item_offsets(c, item, &so, &dof, &row);
+    const float *src = c->src + so;
+    float *dst = c->dst + dof;
+    if (c->p >= 0) {
+      const int64_t rows = MIN((int64_t)COPY_TILE, c->n[c->p] - row), sp = c->ss[c->p], dp = c->ds[c->p];
+      for (int64_t j0 = 0; j0 < len; j0 += COPY_TILE) {
+        const int64_t w = MIN((int64_t)COPY_TILE, len - j0);
+        for (int64_t i = 0; i < rows; i++) {
+          const float *a = src + i * sp + j0 * si;
+          float *o = dst + i * dp + j0 * di;
+          for (int64_t j = 0; j < w; j++) o[j * di] = a[j * si];
+        }
+      }
+    } else if (si == 1 && di == 1) {
+      memcpy(dst, src, sizeof(float) * (size_t)len);
+    } else {
+      for (int64_t j = 0; j < len; j++) dst[j * di] = src[j * si];
+    }
+  }
+}
+
+int tdn_copy_strided(const float *src, float *dst, int rank, const int64_t *n, const int64_t *ss, const int64_t *ds) {
+  if (rank < 1 || rank > 8) return 0;
+  copy_ctx_t c = {src, dst, rank, -1, {0}, {0}, {0}};
+  int64_t items = 1, total = 1;
+  for (int k = 0; k < rank; k++) {
+    c.n[k] = n[k];
+    c.ss[k] = ss[k];
+    c.ds[k] = ds[k];
+    total *= n[k];
+  }
+  if (total == 0) return 1;
+  if (ss[rank - 1] != 1)
+    for (int k = 0; k < rank - 1; k++)
+      if (ss[k] == 1) c.p = k;
+  for (int k = 0; k < rank - 1; k++) items *= k == c.p ? (n[k] + COPY_TILE - 1) / COPY_TILE : n[k];
+  const int64_t perItem = total / items;
+  const int64_t grain = perItem >= 65536 ? 1 : 65536 / perItem;
+  workers_for(copy_part, &c, items, grain);
+  return 1;
+}
+
 /* Tasks for per-channel sums over R rows: a fixed partition (results depend on the thread count
  * only), one task when the rows are few. */
 int64_t tdn_sum_tasks(int64_t R) {

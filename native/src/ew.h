@@ -31,6 +31,8 @@ void tdn_addn(const float **xs, int k, float *o, int64_t n);
 int tdn_batchnorm(const float *x, float *y, int64_t n, int64_t L, const float *mean, int64_t lm, const float *var,
                   int64_t lv, const float *scale, int64_t ls, const float *offset, int64_t lo, float eps);
 void tdn_tile(const void *x, void *out, int rank, const int64_t *shape, const int64_t *reps);
+/* dst[Σ iₖ·ds[k]] = src[Σ iₖ·ss[k]] for i < n, rank ≤ 8 (0 when it is not) */
+int tdn_copy_strided(const float *src, float *dst, int rank, const int64_t *n, const int64_t *ss, const int64_t *ds);
 int tdn_bn_train(const float *x, int64_t n, int64_t L, const float *gamma, const float *beta, float eps, float *y,
                  float *mean, float *var);
 int tdn_bn_train_grad(const float *x, const float *dy, int64_t n, int64_t L, const float *mean, const float *var,

@@ -17,26 +17,29 @@ export function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
+/** A block copy's geometry after merging: extents and source / destination strides per dim. */
+export interface MergedBlock {
+  n: number[];
+  ss: number[];
+  ds: number[];
+}
+
 /**
- * dst[dOff + Σ iₖ·dStrₖ] = src[sOff + Σ iₖ·sStrₖ] for every index i < shape. Dimensions of
- * size 1 are dropped and neighbours that are contiguous in both arrays merged, so that the
- * innermost loop is as long as possible (a TypedArray.set when it is contiguous in both).
+ * The geometry of copying a block of `shape` with strides sStr (source) and dStr (destination),
+ * with dimensions of size 1 dropped and neighbours contiguous in both arrays merged, so that the
+ * innermost run is as long as possible; null when the block is empty.
  */
-export function copyBlock(
-  src: Float32Array,
-  sOff: number,
+export function mergeBlock(
   sStr: readonly number[],
-  dst: Float32Array,
-  dOff: number,
   dStr: readonly number[],
   shape: readonly number[],
-): void {
+): MergedBlock | null {
   const n: number[] = [];
   const ss: number[] = [];
   const ds: number[] = [];
   for (let k = 0; k < shape.length; k++) {
     const len = shape[k]!;
-    if (len === 0) return;
+    if (len === 0) return null;
     if (len === 1) continue;
     const last = n.length - 1;
     if (last >= 0 && ss[last] === sStr[k]! * len && ds[last] === dStr[k]! * len) {
@@ -49,6 +52,26 @@ export function copyBlock(
       ds.push(dStr[k]!);
     }
   }
+  return { n, ss, ds };
+}
+
+/**
+ * dst[dOff + Σ iₖ·dStrₖ] = src[sOff + Σ iₖ·sStrₖ] for every index i < shape, in JavaScript: each
+ * innermost run is a TypedArray.set when it is contiguous in both arrays and long enough to pay
+ * for the view it needs.
+ */
+export function copyBlock(
+  src: Float32Array,
+  sOff: number,
+  sStr: readonly number[],
+  dst: Float32Array,
+  dOff: number,
+  dStr: readonly number[],
+  shape: readonly number[],
+): void {
+  const merged = mergeBlock(sStr, dStr, shape);
+  if (merged === null) return;
+  const { n, ss, ds } = merged;
   const rank = n.length;
   if (rank === 0) {
     dst[dOff] = src[sOff]!;

@@ -180,6 +180,8 @@ export interface NativeAddon {
   /** dz = dy where y > 0, dBias = column sums of dz; false when dy is not rows of `channels` */
   biasReluGrad(dy: Float32Array, y: Float32Array, channels: number, dz: Float32Array, dBias: Float32Array): boolean;
   tile(x: Float32Array | Int32Array, out: Float32Array | Int32Array, shape: Int32Array, reps: Int32Array): void;
+  /** dst[dstOffset + Σ iₖ·dStrₖ] = src[srcOffset + Σ iₖ·sStrₖ] for i < n; geometry [n…, sStr…, dStr…], rank ≤ 8. */
+  copyStrided(src: Float32Array, srcOffset: number, dst: Float32Array, dstOffset: number, geometry: Int32Array): void;
   /** false when x is not rows of `channels` (the caller then uses the cpu kernel) */
   batchNorm(
     x: Float32Array,

@@ -11,13 +11,24 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './backend.js';
-import { copyBlock, segmentSumRows, stridesOf } from '../block-copy.js';
+import { copyBlock, mergeBlock, segmentSumRows, stridesOf } from '../block-copy.js';
 import { isF32, type KernelArgs, type KernelFn } from './util.js';
 
 type Info = tf.TensorInfo;
 
 export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelFn>): Record<string, KernelFn> {
   const kernels: Record<string, KernelFn> = {};
+  const { addon } = backend;
+  // blocks of a few thousand floats and more go to the addon (memcpy per run, tiled transposes,
+  // both cores); below that the call costs more than the JavaScript loops
+  const copy: typeof copyBlock = (src, sOff, sStr, dst, dOff, dStr, shape) => {
+    const merged = tf.util.sizeFromShape(shape as number[]) >= 4096 ? mergeBlock(sStr, dStr, shape) : null;
+    if (merged === null || merged.n.length === 0 || merged.n.length > 8 || typeof addon.copyStrided !== 'function') {
+      copyBlock(src, sOff, sStr, dst, dOff, dStr, shape);
+      return;
+    }
+    addon.copyStrided(src, sOff, dst, dOff, Int32Array.from([...merged.n, ...merged.ss, ...merged.ds]));
+  };
   // a kernel returns null for what it does not serve: tfjs-cpu's kernel runs then
   const serve = (name: string, fn: (args: KernelArgs) => Info | Info[] | null) => {
     const fallback = cpu.get(name);
@@ -36,7 +47,7 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
       return backend.makeTensorInfo(outShape, 'float32', src.subarray(offset, offset + tf.util.sizeFromShape(size)));
     }
     const out = backend.makeOutputF32(outShape);
-    copyBlock(
+    copy(
       src,
       offset,
       xs.map((st, k) => st * steps[k]!),
@@ -88,7 +99,7 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
     let at = 0;
     xs.forEach((x, i) => {
       const run = extents[i]! * inner;
-      copyBlock(backend.f32(x), 0, [run, 1], out.values, at * inner, [total * inner, 1], [outer, run]);
+      copy(backend.f32(x), 0, [run, 1], out.values, at * inner, [total * inner, 1], [outer, run]);
       at += extents[i]!;
     });
     return out.info;
@@ -172,7 +183,7 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
     out.values.fill((attrs!.constantValue as number) ?? 0);
     const os = stridesOf(outShape);
     const offset = paddings.reduce((acc, p, k) => acc + p[0] * os[k]!, 0);
-    copyBlock(backend.f32(x!), 0, stridesOf(x!.shape), out.values, offset, os, x!.shape);
+    copy(backend.f32(x!), 0, stridesOf(x!.shape), out.values, offset, os, x!.shape);
     return out.info;
   });
 
@@ -182,7 +193,7 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
     const xs = stridesOf(x!.shape);
     const outShape = perm.map((p) => x!.shape[p]!);
     const out = backend.makeOutputF32(outShape);
-    copyBlock(
+    copy(
       backend.f32(x!),
       0,
       perm.map((p) => xs[p]!),
