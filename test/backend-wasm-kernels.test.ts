@@ -295,6 +295,51 @@ test('Tile by block copies matches cpu: vectors over a batch, every axis repeate
   assert.equal(await onBoth(() => tf.tile(tf.scalar(2.5), [])), 0, 'rank 0');
 });
 
+test('slices, strided slices, splits, unstacks and gathers as block copies over the heap match cpu', async () => {
+  const x = () => values([4, 9, 10, 40], 0.7);
+  const cases: Array<[string, () => tf.Tensor | tf.Tensor[]]> = [
+    ['slice channels', () => tf.slice(x(), [0, 0, 0, 8], [4, 9, 10, 24])],
+    ['slice rows, small', () => tf.slice(values([3, 5, 6], 0.2), [1, 2, 0], [2, 3, 6])],
+    ['strided, reversed', () => tf.stridedSlice(x(), [0, 0, 0, 39], [4, 9, 10, 0], [1, 2, 2, -1])],
+    ['strided with a shrunk axis', () => tf.stridedSlice(x(), [1, 0, 2], [0, 0, 35], [1, 1, 1], 0, 2, 2, 0, 1)],
+    ['split channels', () => tf.split(x(), [16, 24], 3)],
+    ['unstack rows', () => tf.unstack(x(), 1)],
+    ['gather rows', () => tf.gather(values([50, 7], 0.1), tf.tensor1d([3, 49, 3, 0], 'int32'))],
+    [
+      'gather with batch dims',
+      () =>
+        tf.gather(
+          x(),
+          tf.tensor2d(
+            [
+              [1, 5],
+              [0, 0],
+              [2, 3],
+              [5, 4],
+            ],
+            [4, 2],
+            'int32',
+          ),
+          1,
+          1,
+        ),
+    ],
+  ];
+  for (const [label, f] of cases) {
+    const joined = () => {
+      const out = f();
+      return Array.isArray(out) ? tf.concat(out.map((t) => t.flatten())) : out;
+    };
+    const err = await onBoth(joined);
+    assert.ok(err < 1e-7, `${label}: relative error ${err}`);
+  }
+  await tf.setBackend('wasm');
+  assert.throws(
+    () => tf.tidy(() => tf.gather(values([5, 2], 0), tf.tensor1d([5], 'int32'))),
+    /GatherV2: the index value 5 is not in \[0, 4\]/,
+  );
+});
+
 test('gather can be trained through on wasm: UnsortedSegmentSum (missing from tfjs-backend-wasm) matches cpu', async () => {
   const ids = [3, 9, 3, 0, 7, 3, 9];
   const weights = tf.tensor2d(

@@ -17,7 +17,7 @@ import { type OpCodes, resolveOpCodes } from './native/op-codes.js';
 import { NativeBackend } from './native/backend.js';
 import { makeMatMulKernels } from './native/matmul.js';
 import { makeConvKernels, makeReluPassingKernels } from './native/conv.js';
-import { makeCopyKernels } from './native/copy-kernels.js';
+import { makeNativeCopyKernels } from './native/copy-store.js';
 import { makeElementwiseKernels } from './native/elementwise.js';
 import { nativeAdamUpdate } from './native/adam.js';
 import { registerFusedAdam } from './fused-adam.js';
@@ -140,7 +140,7 @@ export function registerNativeBackend(): { ok: true } | { ok: false; reason: str
       ...makeMatMulKernels(b, cpu),
       ...makeConvKernels(b, cpu),
       ...makeElementwiseKernels(b, cpu),
-      ...makeCopyKernels(b, cpu),
+      ...makeNativeCopyKernels(b, cpu),
     });
     const ok = tf.registerBackend(
       NATIVE_BACKEND_NAME,

@@ -1,38 +1,55 @@
 /**
  * Data-movement kernels (Slice, StridedSlice, Concat, Pack, SplitV, Unpack, PadV2, Transpose,
- * GatherV2 and gather's gradient UnsortedSegmentSum) for float32 tensors, into recycled arrays.
+ * GatherV2 and gather's gradient UnsortedSegmentSum) for float32 tensors, over any backend whose
+ * tensors are typed arrays JavaScript can see (a `CopyStore`: native's recycled Float32Arrays,
+ * wasm's heap).
  *
  * tfjs-cpu walks non-contiguous slices, pads and strided slices one element at a time through
  * index arithmetic and TensorBuffer calls (~200 ns an element: 0.7 s to take half the channels
  * of a [64, 28, 28, 64] map), and sums segments with one masked pass over the whole input per
  * segment (41 s for the gradient of gathering 1,792 rows of a 1000-row table). Here every kernel
- * is one strided block copy (`copyBlock`) or one pass of row additions; a contiguous slice is a
- * view, as in tfjs-cpu. Other dtypes keep the cpu kernels.
+ * is one strided block copy or one pass of row additions; a contiguous slice is a view where
+ * the store can make one, as in tfjs-cpu. Other dtypes keep the backend's own kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NativeBackend } from './backend.js';
-import { copyBlock, mergeBlock, segmentSumRows, stridesOf } from '../block-copy.js';
-import { isF32, type KernelArgs, type KernelFn } from './util.js';
+import { type copyBlock, segmentSumRows, stridesOf } from './block-copy.js';
 
 type Info = tf.TensorInfo;
+type KernelArgs = { inputs: Record<string, Info>; backend: object; attrs?: tf.NamedAttrMap };
+export type KernelFn = (args: KernelArgs) => Info | Info[];
 
-export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelFn>): Record<string, KernelFn> {
+/** What the kernels need from a backend's storage. */
+export interface CopyStore {
+  /** A new float32 tensor; its `values` may be read only until the next allocation (wasm's heap grows). */
+  output(shape: number[]): { info: Info; values: Float32Array };
+  f32(t: Info): Float32Array;
+  i32(t: Info): Int32Array;
+  /** x's values [offset, offset + length) as a tensor of `shape` without a copy, or null. */
+  view(x: Info, offset: number, length: number, shape: number[]): Info | null;
+  /** `copyBlock`, or a faster equivalent. */
+  copy: typeof copyBlock;
+}
+
+const isF32 = (...ts: (Info | undefined)[]) => ts.every((t) => t !== undefined && t.dtype === 'float32');
+
+/**
+ * The kernels named in `fallbacks` (which it must hold: the backend's own kernel, run for what
+ * these do not serve), each over the store of the backend it is called with.
+ */
+export function makeCopyKernels(
+  storeOf: (backend: object) => CopyStore,
+  fallbacks: Map<string, KernelFn>,
+): Record<string, KernelFn> {
   const kernels: Record<string, KernelFn> = {};
-  const { addon } = backend;
-  // blocks of a few thousand floats and more go to the addon (memcpy per run, tiled transposes,
-  // both cores); below that the call costs more than the JavaScript loops
-  const copy: typeof copyBlock = (src, sOff, sStr, dst, dOff, dStr, shape) => {
-    const merged = tf.util.sizeFromShape(shape as number[]) >= 4096 ? mergeBlock(sStr, dStr, shape) : null;
-    if (merged === null || merged.n.length === 0 || merged.n.length > 8 || typeof addon.copyStrided !== 'function') {
-      copyBlock(src, sOff, sStr, dst, dOff, dStr, shape);
-      return;
-    }
-    addon.copyStrided(src, sOff, dst, dOff, Int32Array.from([...merged.n, ...merged.ss, ...merged.ds]));
-  };
-  // a kernel returns null for what it does not serve: tfjs-cpu's kernel runs then
+  let store: CopyStore;
+  // a kernel returns null for what it does not serve: the backend's own kernel runs then
   const serve = (name: string, fn: (args: KernelArgs) => Info | Info[] | null) => {
-    const fallback = cpu.get(name);
-    if (fallback !== undefined) kernels[name] = (args) => fn(args) ?? fallback(args);
+    const fallback = fallbacks.get(name);
+    if (fallback === undefined) return;
+    kernels[name] = (args) => {
+      store = storeOf(args.backend);
+      return fn(args) ?? fallback(args);
+    };
   };
 
   /**
@@ -40,15 +57,15 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
    * view of x's array when that block is contiguous in it (as tfjs-cpu's Slice), else a copy.
    */
   const part = (x: Info, begin: number[], steps: number[], size: number[], outShape: number[] = size): Info => {
-    const src = backend.f32(x);
     const xs = stridesOf(x.shape);
     const offset = begin.reduce((acc, b, k) => acc + b * xs[k]!, 0);
     if (steps.every((s) => s === 1) && tf.slice_util.isSliceContinous(x.shape, begin, size)) {
-      return backend.makeTensorInfo(outShape, 'float32', src.subarray(offset, offset + tf.util.sizeFromShape(size)));
+      const view = store.view(x, offset, tf.util.sizeFromShape(size), outShape);
+      if (view !== null) return view;
     }
-    const out = backend.makeOutputF32(outShape);
-    copy(
-      src,
+    const out = store.output(outShape);
+    store.copy(
+      store.f32(x),
       offset,
       xs.map((st, k) => st * steps[k]!),
       out.values,
@@ -95,11 +112,11 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
   /** Stacks blocks along `axis` of outShape: each input is [outer, its own extent, inner]. */
   const join = (xs: Info[], outer: number, extents: number[], inner: number, outShape: number[]): Info => {
     const total = extents.reduce((p, e) => p + e, 0);
-    const out = backend.makeOutputF32(outShape);
+    const out = store.output(outShape);
     let at = 0;
     xs.forEach((x, i) => {
       const run = extents[i]! * inner;
-      copy(backend.f32(x), 0, [run, 1], out.values, at * inner, [total * inner, 1], [outer, run]);
+      store.copy(store.f32(x), 0, [run, 1], out.values, at * inner, [total * inner, 1], [outer, run]);
       at += extents[i]!;
     });
     return out.info;
@@ -179,11 +196,11 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
     if (!isF32(x)) return null;
     const paddings = attrs!.paddings as Array<[number, number]>;
     const outShape = x!.shape.map((d, k) => paddings[k]![0] + d + paddings[k]![1]);
-    const out = backend.makeOutputF32(outShape);
+    const out = store.output(outShape);
     out.values.fill((attrs!.constantValue as number) ?? 0);
     const os = stridesOf(outShape);
     const offset = paddings.reduce((acc, p, k) => acc + p[0] * os[k]!, 0);
-    copy(backend.f32(x!), 0, stridesOf(x!.shape), out.values, offset, os, x!.shape);
+    store.copy(store.f32(x!), 0, stridesOf(x!.shape), out.values, offset, os, x!.shape);
     return out.info;
   });
 
@@ -192,9 +209,9 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
     const perm = attrs!.perm as number[];
     const xs = stridesOf(x!.shape);
     const outShape = perm.map((p) => x!.shape[p]!);
-    const out = backend.makeOutputF32(outShape);
-    copy(
-      backend.f32(x!),
+    const out = store.output(outShape);
+    store.copy(
+      store.f32(x!),
       0,
       perm.map((p) => xs[p]!),
       out.values,
@@ -208,9 +225,8 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
   serve('GatherV2', ({ inputs: { x, indices }, attrs }) => {
     if (!isF32(x) || indices!.dtype !== 'int32') return null;
     const axis = tf.util.parseAxisParam(attrs!.axis as number, x!.shape)[0]!;
-    const ids = backend.i32(indices!);
     const axisDim = x!.shape[axis]!;
-    for (const index of ids) {
+    for (const index of store.i32(indices!)) {
       if (index > axisDim - 1 || index < 0)
         throw new Error(`GatherV2: the index value ${index} is not in [0, ${axisDim - 1}]`);
     }
@@ -221,10 +237,9 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
       (attrs!.batchDims as number | undefined) ?? 0,
     );
     const { batchSize, outerSize, dimSize, sliceSize } = info;
+    const out = store.output(info.outputShape);
+    const [dst, src, ids] = [out.values, store.f32(x!), store.i32(indices!)];
     const perBatch = ids.length / batchSize;
-    const src = backend.f32(x!);
-    const out = backend.makeOutputF32(info.outputShape);
-    const dst = out.values;
     let d = 0;
     for (let b = 0; b < batchSize; b++) {
       for (let o = 0; o < outerSize; o++) {
@@ -248,8 +263,8 @@ export function makeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelF
     const numSegments = attrs!.numSegments as number;
     const inner = rows === 0 ? 0 : tf.util.sizeFromShape(x!.shape) / rows;
     const outShape = [numSegments, ...x!.shape.slice(segmentIds!.shape.length)];
-    const out = backend.makeOutputF32(outShape);
-    segmentSumRows(backend.f32(x!), backend.i32(segmentIds!), inner, numSegments, out.values);
+    const out = store.output(outShape);
+    segmentSumRows(store.f32(x!), store.i32(segmentIds!), inner, numSegments, out.values);
     return out.info;
   });
   return kernels;
