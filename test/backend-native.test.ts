@@ -21,6 +21,8 @@ import { nativeTest } from './helpers.js';
 import { loadAddon, preferredCoreType } from '../src/backend/native/addon.js';
 import { resolveOpCodes } from '../src/backend/native/op-codes.js';
 import { BATCH_NORM_TRAIN_KERNEL } from '../src/backend/fused-kernels.js';
+import { nearestSources } from '../src/backend/resize-kernels.js';
+import { useBestBackend } from '../src/backend/index.js';
 
 tf.enableProdMode();
 const reg = registerNativeBackend();
@@ -989,6 +991,40 @@ nativeOnly(
   },
 );
 
+nativeOnly(
+  'nearest resize and its gradient (the adjoint: tfjs-cpu 4.22 reads dy at the wrong batch stride)',
+  async () => {
+    const cases: Array<[number[], [number, number], boolean, boolean]> = [
+      [[3, 4, 5, 6], [8, 10], false, false],
+      [[2, 3, 3, 2], [7, 5], false, false],
+      [[2, 7, 6, 3], [3, 4], false, false],
+      [[2, 4, 5, 3], [7, 9], true, false],
+      [[2, 4, 5, 3], [7, 9], false, true],
+    ];
+    for (const [shape, size, alignCorners, halfPixelCenters] of cases) {
+      const x = spec(shape);
+      const label = `${shape} → ${size}${alignCorners ? ' alignCorners' : ''}${halfPixelCenters ? ' halfPixelCenters' : ''}`;
+      const resize = (t: tf.Tensor) =>
+        tf.image.resizeNearestNeighbor(t as tf.Tensor4D, size, alignCorners, halfPixelCenters);
+      await check(`resize ${label}`, () => resize(x.t()), ['ResizeNearestNeighbor']);
+      // the reference: the same rows and columns gathered (checked against tfjs-cpu's forward pass),
+      // whose gradient tfjs-cpu computes with its own gather gradient
+      const rows = Array.from(nearestSources(shape[1]!, size[0], alignCorners, halfPixelCenters));
+      const cols = Array.from(nearestSources(shape[2]!, size[1], alignCorners, halfPixelCenters));
+      const gathered = (t: tf.Tensor) => tf.gather(tf.gather(t, rows, 1), cols, 2);
+      const weights = spec([shape[0]!, ...size, shape[3]!]);
+      const [viaGather, viaResize] = await runOn('cpu', () => [gathered(x.t()), resize(x.t())]);
+      assert.deepEqual(viaGather!.v, viaResize!.v, `${label}: the gather reference is the forward pass`);
+      const [expected] = await runOn('cpu', () => tf.grad((t: tf.Tensor) => gathered(t).mul(weights.t()).sum())(x.t()));
+      const before = nativeFallbackCounts().get('ResizeNearestNeighborGrad') ?? 0;
+      const [actual] = await runOn('native', () => tf.grad((t: tf.Tensor) => resize(t).mul(weights.t()).sum())(x.t()));
+      assert.equal(nativeFallbackCounts().get('ResizeNearestNeighborGrad') ?? 0, before, `${label}: fell back to cpu`);
+      const e = relErr(expected!.v, actual!.v);
+      assert.ok(e <= TOL, `${label}: gradient relative error ${e.toExponential(2)}`);
+    }
+  },
+);
+
 nativeOnly('gather and its gradient (UnsortedSegmentSum): repeated rows, axes, batch dims, bad indices', async () => {
   const table = spec([50, 7]);
   const ids = [3, 49, 3, 0, 17, 3, 49];
@@ -1291,4 +1327,22 @@ nativeOnly('the loaded OpenBLAS runs the kernel set the loader asked for', () =>
   const wanted = preferredCoreType();
   if (wanted === null) return; // OpenBLAS's own choice, or the user's OPENBLAS_CORETYPE
   assert.equal(nativeBackendInfo().blasCore, wanted);
+});
+
+test('the cpu backend chosen through useBestBackend has the adjoint nearest-resize gradient, not tfjs-cpu 4.22 own', async () => {
+  await useBestBackend({ backend: 'cpu' });
+  const x = spec([3, 4, 5, 2]);
+  const w = spec([3, 8, 10, 2]);
+  const grads = tf.tidy(() => {
+    const got = tf.grad((t: tf.Tensor) =>
+      tf.image
+        .resizeNearestNeighbor(t as tf.Tensor4D, [8, 10])
+        .mul(w.t())
+        .sum(),
+    )(x.t());
+    // upsampling by 2 copies each pixel into a 2×2 block: its gradient sums the block's weights
+    const expected = tf.avgPool(w.t() as tf.Tensor4D, 2, 2, 'valid').mul(4);
+    return [got.dataSync(), expected.dataSync()];
+  });
+  assert.ok(relErr(grads[1]!, grads[0]!) < 1e-6);
 });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { errorLine, UserError } from '../errors.js';
 import { registerNativeBackend } from './native.js';
+import { fixCpuResizeGradient } from './resize-kernels.js';
 import { installWasmTrainingKernels } from './wasm-training.js';
 import { wasmThreadCount, wasmThreads, withWasmThreads } from './wasm-threads.js';
 
@@ -46,6 +47,7 @@ async function tryBackend(name: BackendName): Promise<BackendAttempt> {
       // the threaded build failed to start: the single-threaded one
       tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     }
+    if (name === 'cpu') fixCpuResizeGradient();
     const ok = await tf.setBackend(name);
     return ok ? { name, ok, reason: WHAT[name] } : { name, ok, reason: `tf.setBackend('${name}') failed` };
   } catch (error) {

@@ -1,7 +1,8 @@
-/** The data-movement kernels (../copy-kernels.ts) over the native backend's recycled arrays. */
+/** The data-movement and nearest-resize kernels (../copy-kernels.ts, ../resize-kernels.ts) over the native backend's recycled arrays. */
 import * as tf from '@tensorflow/tfjs';
 import { copyBlock, mergeBlock } from '../block-copy.js';
 import { type CopyStore, makeCopyKernels } from '../copy-kernels.js';
+import { makeResizeKernels } from '../resize-kernels.js';
 import type { NativeBackend } from './backend.js';
 import type { KernelFn } from './util.js';
 
@@ -26,5 +27,5 @@ export function makeNativeCopyKernels(backend: NativeBackend, cpu: Map<string, K
       addon.copyStrided(src, sOff, dst, dOff, Int32Array.from([...merged.n, ...merged.ss, ...merged.ds]));
     },
   };
-  return makeCopyKernels(() => store, cpu);
+  return { ...makeCopyKernels(() => store, cpu), ...makeResizeKernels(() => store, cpu) };
 }
