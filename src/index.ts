@@ -9,6 +9,7 @@ export { compileInference, type InferencePlan } from './backend/inference-plan.j
 
 export {
   Dataset,
+  isBatchStream,
   Rng,
   readIdx,
   writeIdx,
@@ -21,6 +22,7 @@ export {
 export type {
   Batch,
   BatchOptions,
+  BatchStream,
   DatasetOptions,
   NormalizationStats,
   IdxArray,

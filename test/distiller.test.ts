@@ -108,6 +108,87 @@ test('Distiller.fitDataset on a tf.data.Dataset equals fit on the same rows and 
   assert.deepEqual(h1.history['loss'], h2.history['loss']);
 });
 
+test('Distiller.fitDataset with stream: true iterates the dataset each epoch, the teacher online, no tensor left', async () => {
+  const teacher = mlp(100, 32);
+  const [a, b] = [mlp(9), mlp(9)];
+  const { xs, ys } = tensors();
+  const o = { optimizer: 'sgd', seed: 2 } as const;
+  // one-hot labels, as tfjs-layers datasets usually carry them
+  const ds = tf.data
+    .zip({ xs: tf.data.array(tf.unstack(xs)), ys: tf.data.array(tf.unstack(tf.oneHot(ys, 4))) })
+    .batch(16);
+  const counts: number[] = [];
+  const h1 = await new Distiller({ teacher, student: a, ...o }).fitDataset(ds, {
+    epochs: 3,
+    stream: true,
+    callbacks: {
+      onEpochEnd: () => {
+        counts.push(tf.memory().numTensors);
+      },
+    },
+  });
+  assert.equal(new Set(counts).size, 1, `tensors after each epoch: ${counts}`);
+  // in memory, in the same order: the same steps (the teacher's outputs from its cache)
+  const h2 = await new Distiller({ teacher, student: b, ...o }).fit(xs, ys, {
+    epochs: 3,
+    batchSize: 16,
+    shuffle: false,
+  });
+  const [wa, wb] = [weightsOf(a).flat(), weightsOf(b).flat()];
+  assert.ok(Math.max(...wa.map((v, i) => Math.abs(v - wb[i]!))) < 1e-5);
+  assert.equal(h1.history['loss']!.length, 3);
+  h1.history['loss']!.forEach((l, i) => assert.ok(Math.abs(l - h2.history['loss']![i]!) < 1e-5));
+});
+
+test('Distiller.fitDataset streams a generator with batchesPerEpoch across epochs, and refuses what it cannot do', async () => {
+  const teacher = mlp(100, 32);
+  let made = 0;
+  // 5 batches of 8 made on demand (nothing of it is kept)
+  const batches = () =>
+    tf.data.generator(function* () {
+      for (let i = 0; i < 5; i++) {
+        made++;
+        yield { xs: tf.randomNormal([8, 6]), ys: tf.tensor1d([0, 1, 2, 3, 0, 1, 2, 3], 'int32') };
+      }
+    });
+  const sizes: number[] = [];
+  const distiller = new Distiller({ teacher, student: mlp(4), schedule: 'cosine' });
+  const h = await distiller.fitDataset(batches(), {
+    epochs: 3,
+    stream: true,
+    batchesPerEpoch: 2,
+    callbacks: {
+      onBatchEnd: (_b: number, logs?: tf.Logs) => {
+        sizes.push(logs!['size'] as number);
+      },
+    },
+  });
+  // one iterator across epochs: batches 1–2, 3–4, then 5 (the dataset ends mid-epoch)
+  assert.deepEqual(sizes, [8, 8, 8, 8, 8]);
+  assert.equal(made, 5);
+  assert.equal(h.epoch.length, 3);
+  await assertUserError(
+    new Distiller({ teacher, student: mlp(4), schedule: 'cosine' }).fitDataset(batches(), { stream: true }),
+    /cosine schedule needs the number of batches per epoch/,
+  );
+  await assertUserError(
+    new Distiller({ teacher, student: mlp(4) }).fitDataset(batches(), { batchesPerEpoch: 2 }),
+    /batchesPerEpoch goes with stream: true/,
+  );
+  const wrong = tf.data.generator(function* () {
+    yield { xs: tf.zeros([4, 5]), ys: tf.zeros([4], 'int32') };
+  });
+  await assertUserError(
+    new Distiller({ teacher, student: mlp(4) }).fitDataset(wrong, { stream: true }),
+    /a batch has samples of shape \[5\], the teacher takes \[6\]/,
+  );
+  const empty = tf.data.generator(function* () {});
+  await assertUserError(
+    new Distiller({ teacher, student: mlp(4) }).fitDataset(empty, { stream: true }),
+    /the dataset is empty/,
+  );
+});
+
 test('Distiller with uncompiled tf.sequential models (the usual TF.js student), and earlyStopping on them', async () => {
   const layers = (units: number) => [
     tf.layers.dense({ inputShape: [6], units, activation: 'relu' }),

@@ -3,6 +3,8 @@ export type { IdxArray, IdxData, IdxDtype, ReadIdxOptions, WriteIdxOptions } fro
 export { Rng } from './rng.js';
 export type { RngState, MutableArrayLike } from './rng.js';
 export { Dataset } from './dataset.js';
+export { isBatchStream } from './batch-stream.js';
+export type { BatchStream } from './batch-stream.js';
 export type { Batch, BatchOptions, DatasetOptions, NormalizationStats } from './dataset.js';
 export {
   locateFashionMnist,

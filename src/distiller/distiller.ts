@@ -9,6 +9,7 @@
  * each term's loss by key (`kd`, `ce`, …) and, with validation data, `val_loss` and `val_acc`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { type BatchStream, isBatchStream } from '../data/batch-stream.js';
 import { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { createTerm } from '../knowledge/index.js';
@@ -59,8 +60,20 @@ export interface DistillerFitDatasetArgs {
   epochs?: number;
   validationData?: tf.data.Dataset<tf.TensorContainer> | [tf.Tensor, tf.Tensor];
   callbacks?: AnyCallback | AnyCallback[];
+  /** Reshuffle the rows read into memory each epoch. Default true; a stream keeps its own order. */
   shuffle?: boolean;
   verbose?: 0 | 1;
+  /**
+   * Stream the dataset instead of reading it into memory: each epoch iterates it afresh (as
+   * `model.fitDataset` does), the teacher runs on every batch, and nothing of the data is kept.
+   * For pipelines larger than memory. Default false (read once, teacher outputs cached per row).
+   */
+  stream?: boolean;
+  /**
+   * With `stream`: batches per epoch, taken from one iterator that carries on across epochs (as
+   * in `model.fitDataset`); a new iterator starts when the dataset ends. Needed by the cosine schedule.
+   */
+  batchesPerEpoch?: number;
 }
 
 /** What `fit` returns: the shape of tfjs-layers' `tf.History`. */
@@ -87,6 +100,15 @@ function datasetOf(x: tf.Tensor, y: tf.Tensor, numClasses: number, from = 0, to 
     sampleShape: x.shape.slice(1),
     numClasses,
   });
+}
+
+/** The [xs, ys] batch of a tf.data element: `{xs, ys}` or `[xs, ys]`. */
+function elementOf(el: tf.TensorContainer): [tf.Tensor, tf.Tensor] {
+  const e = el as { xs?: tf.Tensor; ys?: tf.Tensor } | [tf.Tensor, tf.Tensor];
+  const [x, y] = Array.isArray(e) ? e : [e.xs, e.ys];
+  if (!(x instanceof tf.Tensor) || !(y instanceof tf.Tensor))
+    throw new UserError('fitDataset: each element must be {xs, ys} (or [xs, ys]) batches of tensors');
+  return [x, y];
 }
 
 function logsOf(r: EpochRecord): tf.Logs {
@@ -162,10 +184,7 @@ export class Distiller {
       const xs: tf.Tensor[] = [];
       const ys: tf.Tensor[] = [];
       await ds.forEachAsync((el) => {
-        const e = el as { xs?: tf.Tensor; ys?: tf.Tensor } | [tf.Tensor, tf.Tensor];
-        const [x, y] = Array.isArray(e) ? e : [e.xs, e.ys];
-        if (!(x instanceof tf.Tensor) || !(y instanceof tf.Tensor))
-          throw new UserError('fitDataset: each element must be {xs, ys} (or [xs, ys]) batches of tensors');
+        const [x, y] = elementOf(el);
         // tf.data disposes each element once this callback returns: keep copies.
         xs.push(tf.keep(x.clone()));
         ys.push(tf.keep(y.clone()));
@@ -177,6 +196,8 @@ export class Distiller {
       tf.dispose([...xs, ...ys]);
       return { x, y, batchSize };
     };
+    if (args.stream) return this.stream(dataset, args, read);
+    if (args.batchesPerEpoch !== undefined) throw new UserError('batchesPerEpoch goes with stream: true');
     const data = await read(dataset);
     let val: { x: tf.Tensor; y: tf.Tensor } | undefined;
     try {
@@ -192,6 +213,61 @@ export class Distiller {
     }
   }
 
+  /** fitDataset with `stream: true`: see DistillerFitDatasetArgs.stream. */
+  private async stream(
+    dataset: tf.data.Dataset<tf.TensorContainer>,
+    args: DistillerFitDatasetArgs,
+    read: (ds: tf.data.Dataset<tf.TensorContainer>) => Promise<{ x: tf.Tensor; y: tf.Tensor }>,
+  ): Promise<DistillerHistory> {
+    const per = args.batchesPerEpoch;
+    if (per !== undefined && !(Number.isInteger(per) && per > 0))
+      throw new UserError(`batchesPerEpoch must be a positive integer, got ${per}`);
+    const { numClasses, inputShape } = this.teacher;
+    let iterator: Awaited<ReturnType<typeof dataset.iterator>> | undefined;
+    const source: BatchStream = {
+      kind: 'stream',
+      numClasses,
+      sampleShape: [...inputShape],
+      ...(per !== undefined && { batchesPerEpoch: per }),
+      async *batches() {
+        if (per === undefined) iterator = undefined;
+        for (let taken = 0; per === undefined || taken < per; taken++) {
+          iterator ??= await dataset.iterator();
+          const next = await iterator.next();
+          if (next.done) {
+            iterator = undefined;
+            if (taken === 0) throw new UserError('fitDataset: the dataset is empty');
+            return;
+          }
+          const [x, y] = elementOf(next.value);
+          const shape = x.shape.slice(1);
+          if (shape.join(',') !== inputShape.join(','))
+            throw new UserError(
+              `fitDataset: a batch has samples of shape [${shape}], the teacher takes [${inputShape}]`,
+            );
+          const batch = tf.tidy(() => ({
+            x: x.toFloat(),
+            y: tf.tensor1d(labelsOf(y, x.shape[0]!), 'int32'),
+          }));
+          tf.dispose([x, y]);
+          try {
+            yield batch;
+          } finally {
+            tf.dispose([batch.x, batch.y]);
+          }
+        }
+      },
+    };
+    const v = args.validationData;
+    const val = v && (Array.isArray(v) ? { x: v[0], y: v[1] } : await read(v));
+    try {
+      const validation = val && datasetOf(val.x, val.y, numClasses);
+      return await this.run(source, validation, undefined, args);
+    } finally {
+      if (val && !Array.isArray(v)) tf.dispose([val.x, val.y]);
+    }
+  }
+
   /** The student's predictions (logits). */
   predict(x: tf.Tensor, args?: Parameters<tf.LayersModel['predict']>[1]): tf.Tensor | tf.Tensor[] {
     return this.student.predict(x, args);
@@ -203,19 +279,23 @@ export class Distiller {
     return [tf.scalar(r.loss), tf.scalar(r.accuracy)];
   }
 
+  /** `batchSize` undefined: a stream's own batches (unknown in size until they come). */
   private async run(
-    trainSet: Dataset,
+    trainSet: Dataset | BatchStream,
     validation: Dataset | undefined,
-    batchSize: number,
+    batchSize: number | undefined,
     args: { epochs?: number; callbacks?: AnyCallback | AnyCallback[]; shuffle?: boolean; verbose?: 0 | 1 },
   ): Promise<DistillerHistory> {
     const epochs = args.epochs ?? 1;
     const list = args.callbacks === undefined ? [] : Array.isArray(args.callbacks) ? args.callbacks : [args.callbacks];
+    // tfjs-layers' params; a stream's: no sample count, its steps when given
     const params = {
       epochs,
       initialEpoch: 0,
-      samples: trainSet.size,
-      batchSize,
+      ...(isBatchStream(trainSet)
+        ? trainSet.batchesPerEpoch !== undefined && { steps: trainSet.batchesPerEpoch }
+        : { samples: trainSet.size }),
+      ...(batchSize !== undefined && { batchSize }),
       verbose: args.verbose ?? 0,
       doValidation: validation !== undefined,
       metrics: ['loss', 'acc', ...(validation ? ['val_loss', 'val_acc'] : [])],
@@ -269,7 +349,8 @@ export class Distiller {
         ...(validation && { validation }),
         teacher: this.teacher,
         epochs,
-        batchSize,
+        // a stream brings its own batches (train() ignores batchSize then)
+        batchSize: batchSize ?? 0,
         optimizer: this.optimizer,
         schedule: this.options.schedule ?? 'constant',
         seed: this.options.seed ?? 1,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { strongView } from '../data/augment.js';
+import { type BatchStream, isBatchStream } from '../data/batch-stream.js';
 import type { Batch, Dataset } from '../data/dataset.js';
 import { Rng } from '../data/rng.js';
 import { UserError } from '../errors.js';
@@ -42,7 +43,7 @@ function checkOptions(o: TrainOptions): void {
   if (o.learners.length === 0) throw new UserError('training needs at least one student model');
   if (!Number.isInteger(o.epochs) || o.epochs < 1)
     throw new UserError(`epochs must be a positive integer, got ${o.epochs}`);
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+  if (!isBatchStream(o.train) && (!Number.isInteger(o.batchSize) || o.batchSize < 1))
     throw new UserError(`batchSize must be a positive integer, got ${o.batchSize}`);
   const qad = o.quantizationAware;
   if (qad !== undefined && !(Number.isInteger(qad.lastEpochs) && qad.lastEpochs >= 1))
@@ -62,6 +63,13 @@ function checkOptions(o: TrainOptions): void {
     throw new UserError(
       `teacher has ${o.teacher.numClasses} classes but the data has ${o.train.numClasses}; use a teacher trained on the same classes`,
     );
+  }
+  if (isBatchStream(o.train)) {
+    if (o.augment) throw new UserError('augment needs the data in memory; it cannot shift a streamed dataset');
+    if (o.schedule === 'cosine' && o.train.batchesPerEpoch === undefined)
+      throw new UserError(
+        'the cosine schedule needs the number of batches per epoch of a streamed dataset; give batchesPerEpoch',
+      );
   }
   const shape = o.train.sampleShape.join(',');
   if (o.teacher && o.teacher.inputShape.join(',') !== shape) {
@@ -121,6 +129,16 @@ function withStrongView(batch: Batch, rng: Rng): Batch {
   }));
 }
 
+/** A stream's batches as the loop's Batch (indices: positions in this pass, for counting only). */
+async function* streamed(stream: BatchStream): AsyncGenerator<Batch, void, undefined> {
+  let at = 0;
+  for await (const { x, y } of stream.batches()) {
+    const n = x.shape[0]!;
+    yield { x, y, indices: Int32Array.from({ length: n }, (_, i) => at + i) };
+    at += n;
+  }
+}
+
 export async function train(options: TrainOptions): Promise<TrainResult> {
   checkOptions(options);
   const { learners, train: data, validation, epochs, batchSize, callbacks = {} } = options;
@@ -137,7 +155,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     !options.augment &&
     !twoViews &&
     teacherTaps.length === 0 &&
-    !(teacher instanceof CachedTeacher)
+    !(teacher instanceof CachedTeacher) &&
+    !isBatchStream(data)
   ) {
     const cached = new CachedTeacher({
       size: data.size,
@@ -164,7 +183,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let stoppedEarly = false;
   await callbacks.onTrainBegin?.();
   // cosine decays per step, as PyTorch users schedule it (per epoch, the last epoch kept 2–10 % of the rate)
-  const stepsPerEpoch = data.countBatches({ batchSize });
+  const stepsPerEpoch = isBatchStream(data) ? (data.batchesPerEpoch ?? 0) : data.countBatches({ batchSize });
   const qad = options.quantizationAware;
   // quantization-aware distillation: the last K epochs (all of them when the phase is shorter)
   const quantizeFrom = qad !== undefined ? Math.max(0, epochs - qad.lastEpochs) : Infinity;
@@ -178,25 +197,25 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const correct = learners.map(() => 0);
       let seen = 0;
       let batchIndex = 0;
-      for (const batch of data.batches({
-        batchSize,
-        shuffle: options.shuffle ?? true,
-        rng,
-        augment: options.augment,
-      })) {
+      const source = isBatchStream(data)
+        ? streamed(data)
+        : data.batches({ batchSize, shuffle: options.shuffle ?? true, rng, augment: options.augment });
+      for await (const batch of source) {
         await callbacks.onBatchBegin?.(batchIndex);
         if (options.schedule === 'cosine') {
           setLearningRate(optimizer, cosineRate(baseRate, epoch * stepsPerEpoch + batchIndex, epochs * stepsPerEpoch));
         }
         const viewed = twoViews ? withStrongView(batch, rng) : batch;
+        // a streamed batch has no dataset rows: nothing to look cached outputs or memory slots up by
+        const rows = isBatchStream(data) ? undefined : viewed.indices;
         const taught = teacher
           ? await teacher.predict(viewed.x, {
-              indices: options.augment || twoViews ? undefined : viewed.indices,
+              indices: options.augment || twoViews ? undefined : rows,
               taps: teacherTaps,
             })
           : undefined;
         const n = viewed.indices.length;
-        const result = withSeededMathRandom(rng, () => step(viewed.x, viewed.y, taught, viewed.indices, fakeQuantize));
+        const result = withSeededMathRandom(rng, () => step(viewed.x, viewed.y, taught, rows, fakeQuantize));
         if (taught) tf.dispose([taught.logits, ...Object.values(taught.taps)]);
         if (viewed !== batch) tf.dispose([viewed.x, viewed.y]);
         result.losses.forEach((losses, i) => {

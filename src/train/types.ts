@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { BatchStream } from '../data/batch-stream.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Rng } from '../data/rng.js';
 import type { KnowledgeTerm } from '../knowledge/types.js';
@@ -88,7 +89,8 @@ export type TeacherSelector = (context: {
 
 export interface TrainOptions {
   learners: Learner[];
-  train: Dataset;
+  /** In memory (a Dataset) or streamed (a BatchStream: no teacher cache, no augmentation, no row indices). */
+  train: Dataset | BatchStream;
   /** Evaluated after every epoch (accuracy and cross-entropy of each learner). */
   validation?: Dataset;
   /** A frozen teacher; its outputs are computed outside the gradient tape. */
@@ -106,6 +108,7 @@ export interface TrainOptions {
    */
   cacheTeacher?: boolean;
   epochs: number;
+  /** Rows per batch of an in-memory Dataset (a BatchStream brings its own batches). */
   batchSize: number;
   /**
    * An optimizer instance (yours: its state can be checkpointed with getWeights and
