@@ -12,6 +12,10 @@ enum { TDN_ACTIVATIONS(TDN_ACT_ENUM) ACT_COUNT };
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
+/* 8 floats (GCC/Clang vector extension: one AVX register with -mavx2, two SSE halves without),
+   at any 4-byte alignment */
+typedef float tdn_v8 __attribute__((vector_size(32), aligned(4)));
+
 /* a where on (0 or 1), else b, through their bits; tdn_keep_if: else +0. Stores of `on ? a : b` in a
  * vectorised loop may become masked stores (vmaskmovps), several times slower on AMD cores than
  * plain ones; these compile to and/or. */

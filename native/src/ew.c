@@ -1031,7 +1031,7 @@ int tdn_bn_relu_pool2_train(const float *x, int64_t B, int64_t H, int64_t W, int
 }
 
 /* 8 channels at a time with GCC's vector types (its vectoriser left these loops scalar) */
-typedef float bnp_v8 __attribute__((vector_size(32), aligned(4)));
+typedef tdn_v8 bnp_v8;
 typedef int32_t bnp_i8 __attribute__((vector_size(32), aligned(4)));
 typedef uint8_t bnp_b8 __attribute__((vector_size(8), aligned(1)));
 #define BNP_LOAD(p) (*(const bnp_v8 *)(p))

@@ -17,9 +17,8 @@
 #include "sgemm512.h"
 #include <stdlib.h>
 
-/* the filter transforms, 8 floats at a time (GCC/Clang vector extension: AVX with -mavx2, two SSE
-   halves without) */
-typedef float v8 __attribute__((vector_size(32), aligned(4)));
+/* the filter transforms, 8 floats at a time */
+typedef tdn_v8 v8;
 /* the first n (≤ 8) floats at p; a partial vector is zero-padded */
 static inline v8 ldn(const float *p, int n) {
   if (n == 8) return *(const v8 *)p;
