@@ -30,6 +30,25 @@ export function nearestSources(
   return src;
 }
 
+/**
+ * For each output pixel of resizing [b, h, w, ·] to [b, oh, ow, ·], the input pixel it copies
+ * (pixel indices, row-major), by `nearestSources`'s rule.
+ */
+function sourcePixels(b: number, h: number, w: number, oh: number, ow: number, attrs?: tf.NamedAttrMap): Int32Array {
+  const [corners, half] = [attrs?.alignCorners === true, attrs?.halfPixelCenters === true];
+  const rows = nearestSources(h, oh, corners, half);
+  const cols = nearestSources(w, ow, corners, half);
+  const src = new Int32Array(b * oh * ow);
+  let o = 0;
+  for (let n = 0; n < b; n++) {
+    for (let i = 0; i < oh; i++) {
+      const row = (n * h + rows[i]!) * w;
+      for (let j = 0; j < ow; j++) src[o++] = row + cols[j]!;
+    }
+  }
+  return src;
+}
+
 export function makeResizeKernels(
   storeOf: (backend: object) => CopyStore,
   fallbacks: Map<string, KernelFn>,
@@ -37,10 +56,6 @@ export function makeResizeKernels(
   const kernels: Record<string, KernelFn> = {};
   const forward = fallbacks.get('ResizeNearestNeighbor');
   const backward = fallbacks.get('ResizeNearestNeighborGrad');
-  const flags = (attrs: tf.NamedAttrMap | undefined) => [
-    attrs?.alignCorners === true,
-    attrs?.halfPixelCenters === true,
-  ];
   if (forward) {
     kernels.ResizeNearestNeighbor = (args) => {
       const images = args.inputs.images!;
@@ -48,20 +63,12 @@ export function makeResizeKernels(
       const store = storeOf(args.backend);
       const [b, h, w, c] = images.shape as [number, number, number, number];
       const [oh, ow] = args.attrs!.size as [number, number];
-      const [corners, half] = flags(args.attrs);
-      const rows = nearestSources(h, oh, corners!, half!);
-      const cols = nearestSources(w, ow, corners!, half!);
+      const src = sourcePixels(b, h, w, oh, ow, args.attrs);
       const out = store.output([b, oh, ow, c]);
       const [y, x] = [out.values, store.f32(images)];
-      let o = 0;
-      for (let n = 0; n < b; n++) {
-        for (let i = 0; i < oh; i++) {
-          const row = (n * h + rows[i]!) * w;
-          for (let j = 0; j < ow; j++, o += c) {
-            const s = (row + cols[j]!) * c;
-            for (let k = 0; k < c; k++) y[o + k] = x[s + k]!;
-          }
-        }
+      for (let p = 0, o = 0; p < src.length; p++, o += c) {
+        const s = src[p]! * c;
+        for (let k = 0; k < c; k++) y[o + k] = x[s + k]!;
       }
       return out.info;
     };
@@ -73,20 +80,12 @@ export function makeResizeKernels(
       const store = storeOf(args.backend);
       const [b, h, w, c] = images.shape as [number, number, number, number];
       const [, oh, ow] = dy.shape as [number, number, number, number];
-      const [corners, half] = flags(args.attrs);
-      const rows = nearestSources(h, oh, corners!, half!);
-      const cols = nearestSources(w, ow, corners!, half!);
+      const src = sourcePixels(b, h, w, oh, ow, args.attrs);
       const out = store.output([b, h, w, c]);
       const [dx, g] = [out.values.fill(0), store.f32(dy)];
-      let o = 0;
-      for (let n = 0; n < b; n++) {
-        for (let i = 0; i < oh; i++) {
-          const row = (n * h + rows[i]!) * w;
-          for (let j = 0; j < ow; j++, o += c) {
-            const s = (row + cols[j]!) * c;
-            for (let k = 0; k < c; k++) dx[s + k]! += g[o + k]!;
-          }
-        }
+      for (let p = 0, o = 0; p < src.length; p++, o += c) {
+        const s = src[p]! * c;
+        for (let k = 0; k < c; k++) dx[s + k]! += g[o + k]!;
       }
       return out.info;
     };
