@@ -15,6 +15,8 @@ import {
   logitsL1Term,
   logitsMseTerm,
   nkdTerm,
+  pskdAlpha,
+  pskdTerm,
   softCrossEntropyTerm,
   type KnowledgeTerm,
 } from '../src/knowledge/index.js';
@@ -569,6 +571,34 @@ test('ctkd: kd at τ = 1 + 20·sigmoid(θ); θ gets −λ × the loss gradient; 
   );
   assert.ok(Object.values(extreme).every(Number.isFinite), JSON.stringify(extreme));
   assertUserError(() => ctkdTerm({ rampEpochs: 0 }), 'knowledge term `ctkd`: option `rampEpochs` must be > 0 (got 0)');
+  term.dispose();
+});
+
+// ---- pskd: the target moves from the label to the teacher's prediction. -----------------------
+test('pskd: CE against (1 − α_e)·y + α_e·softmax(z_t), α_e = α_T·min(e+1, K)/K', () => {
+  assert.deepEqual(
+    [0, 4, 9, 12].map((e) => Number(pskdAlpha(e, 10, 0.8).toFixed(6))),
+    [0.08, 0.4, 0.8, 0.8],
+  );
+  const term = pskdTerm({ alpha: 0.8, rampEpochs: 10 });
+  // the whole loss is the cross-entropy against the mixed target (float64 reference)
+  const mixedCe = (a: number) =>
+    mean(
+      ZS.map((z, i) => {
+        const target = onehot(Y[i]!).map((y, k) => (1 - a) * y + a * softmax(ZT[i]!)[k]!);
+        const p = softmax(z);
+        return -target.reduce((acc, t, k) => acc + t * Math.log(p[k]!), 0);
+      }),
+    );
+  for (const epoch of [0, 4, 20]) {
+    term.onEpochBegin!(epoch);
+    const a = pskdAlpha(epoch, 10, 0.8);
+    const v = values(term);
+    close(v['pskd']! + v['ce']!, mixedCe(a), 1e-5, `epoch ${epoch}`);
+    close(v['ce']!, (1 - a) * ceRef(ZS, Y), 1e-5, `epoch ${epoch}: the label part`);
+    assert.deepEqual(term.describeState!(), { alpha: a });
+  }
+  assertUserError(() => pskdTerm({ alpha: 1.5 }), /option `alpha` must be <= 1/);
   term.dispose();
 });
 

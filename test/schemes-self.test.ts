@@ -297,6 +297,32 @@ test('previous-epoch: the snapshot is the model of the due epoch, refreshed ever
   );
 });
 
+test("previous-epoch with pskd: the term follows the run's epoch (α_e logged per epoch), after the warmup", async () => {
+  const model = mlp(3, [8], 0.2);
+  const snapshot = mlp(99, [8], 0.2);
+  try {
+    const r = await previousEpochTeacher({
+      model,
+      snapshot,
+      terms: () => [{ term: createTerm('pskd', { alpha: 0.8, rampEpochs: 4 }), weight: 1 }],
+      epochs: 4,
+      warmup: 1,
+      name: 'm',
+      fit: createFit(settings(mkdtempSync(join(tmpdir(), 'distill-pskd-')), undefined, { epochs: 4 })),
+    });
+    // epochs 2–4 (0-based 1–3) learn from the snapshot: α = 0.8 · (e + 1) / 4
+    assert.deepEqual(
+      r.history.map((h) => h.termState?.['alpha']),
+      [0.2, 0.4, 0.6000000000000001, 0.8],
+    );
+    assert.deepEqual(Object.keys(r.history[0]!.losses).sort(), ['ce', 'loss']);
+    assert.deepEqual(Object.keys(r.history[3]!.losses).sort(), ['ce', 'loss', 'pskd']);
+  } finally {
+    model.dispose();
+    snapshot.dispose();
+  }
+});
+
 test('self schemes through train(): a teacher-less kd term is refused before training', async () => {
   await assert.rejects(
     train({

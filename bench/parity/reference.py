@@ -381,7 +381,28 @@ class RkdTerm(Term):
         return loss
 
 
-TERMS = {'ce': CeTerm, 'kd': KdTerm, 'fitnets': FitnetsTerm, 'rkd': RkdTerm}
+class PskdTerm(Term):
+    """PS-KD (src/knowledge/response/pskd.ts): (1 − α_e)·CE(y, s) + α_e·CE(softmax(t), s),
+    α_e = α_T · min(e + 1, K) / K at the start of epoch e (0-based)."""
+
+    def __init__(self, alpha=0.8, rampEpochs=10):
+        self.alpha_t, self.ramp = alpha, rampEpochs
+        self.on_epoch_begin(0)
+
+    def on_epoch_begin(self, e):
+        self.alpha = self.alpha_t * min(e + 1, self.ramp) / self.ramp
+
+    def __call__(self, s, y, t, s_taps=None, t_taps=None):
+        a = self.alpha
+        loss = 0
+        if a != 0:
+            loss = a * -(F.softmax(t, 1) * F.log_softmax(s, 1)).sum(1).mean()
+        if a != 1:
+            loss = loss + (1 - a) * F.cross_entropy(s, y)
+        return loss
+
+
+TERMS = {'ce': CeTerm, 'kd': KdTerm, 'fitnets': FitnetsTerm, 'rkd': RkdTerm, 'pskd': PskdTerm}
 
 
 def create_terms(knowledge):
@@ -819,11 +840,16 @@ def scheme_previous_epoch(run):
         p.requires_grad_(False)
     epoch = [0]
 
+    terms = run.terms()
+
     def begin(e):
         epoch[0] = e
         if e >= warmup and (e - warmup) % every == 0:
             snapshot.load_state_dict(model.state_dict())
-    learn = terms_step(model, run.terms(), Frozen(snapshot, cache=False))
+        for term, _ in terms:
+            if hasattr(term, 'on_epoch_begin'):
+                term.on_epoch_begin(e)
+    learn = terms_step(model, terms, Frozen(snapshot, cache=False))
 
     def step(x, y, idx):
         return F.cross_entropy(model(x)[0], y) if epoch[0] < warmup else learn(x, y, idx)

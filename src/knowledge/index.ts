@@ -13,6 +13,7 @@ import { softCeOptions, softCrossEntropyTerm, type SoftCeOptions } from './respo
 import { distOptions, distTerm, type DistOptions } from './response/dist.js';
 import { nkdOptions, nkdTerm, type NkdOptions } from './response/nkd.js';
 import { ctkdLambda, ctkdOptions, ctkdTerm, type CtkdOptions } from './response/ctkd.js';
+import { pskdAlpha, pskdOptions, pskdTerm, type PskdOptions } from './response/pskd.js';
 import { logitsMseOptions, logitsMseTerm, type LogitsMseOptions } from './response/logits-mse.js';
 import { logitsL1Options, logitsL1Term, type LogitsL1Options } from './response/logits-l1.js';
 import { hardOptions, hardTargetTerm, type HardOptions } from './response/hard.js';
@@ -60,6 +61,7 @@ export const knowledge = new Registry<TermEntry>('knowledge term')
   .register('dist', defineTerm(distOptions, distTerm))
   .register('nkd', defineTerm(nkdOptions, nkdTerm))
   .register('ctkd', defineTerm(ctkdOptions, ctkdTerm))
+  .register('pskd', defineTerm(pskdOptions, pskdTerm))
   .register('mlkd', defineTerm(mlkdOptions, mlkdTerm))
   .register('fitnets', defineTerm(fitnetsOptions, fitnetsTerm))
   .register('at', defineTerm(atOptions, atTerm))
@@ -146,6 +148,8 @@ export {
   nkdTerm,
   ctkdTerm,
   ctkdLambda,
+  pskdTerm,
+  pskdAlpha,
   mlkdTerm,
 };
 export {
@@ -159,6 +163,7 @@ export {
   distOptions,
   nkdOptions,
   ctkdOptions,
+  pskdOptions,
   mlkdOptions,
 };
 export type {
@@ -172,5 +177,6 @@ export type {
   DistOptions,
   NkdOptions,
   CtkdOptions,
+  PskdOptions,
   MlkdOptions,
 };

@@ -80,6 +80,9 @@ function fromEpoch(term: KnowledgeTerm, from: number, epoch: () => number, befor
     compute: (inputs) => (on() ? term.compute(inputs) : {}),
     trainableVariables: () => term.trainableVariables(),
     ...(term.stateVariables && { stateVariables: () => term.stateVariables!() }),
+    // schedules (pskd's α, ctkd's λ) follow the run's epoch
+    ...(term.onEpochBegin && { onEpochBegin: (e: number) => term.onEpochBegin!(e) }),
+    ...(term.describeState && { describeState: () => term.describeState!() }),
     dispose: () => term.dispose(),
   };
 }
