@@ -92,7 +92,8 @@ function runExample(file: string): Promise<string> {
   let run = runs.get(file);
   if (run === undefined) {
     const key = keyOf(file);
-    const out = join(dir, key);
+    // by file: two examples may run one scheme (previous-epoch.yaml, pskd.yaml)
+    const out = join(dir, file.replace(/\.yaml$/, ''));
     const set = [...SMALL_SLICE, 'data.kwargs.testSubset=200', ...expected[key]!.set];
     run = runExperiment({
       file: join('examples', file),
