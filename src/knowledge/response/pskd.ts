@@ -1,6 +1,6 @@
 /**
- * `pskd` — Kim, Ji, Yoon, Hwang, CVPR 2021 (ICCV 2021 version), "Self-Knowledge Distillation
- * with Progressive Refinement of Targets" (PS-KD).
+ * `pskd` — Kim, Ji, Yoon, Hwang, ICCV 2021, "Self-Knowledge Distillation with Progressive
+ * Refinement of Targets" (PS-KD).
  *
  *   α_e  = α_T · min(e + 1, K) / K                     e: the epoch (0-based), K: `rampEpochs`
  *   loss = CE( (1 − α_e) · y + α_e · softmax(z_t),  softmax(z_s) )
@@ -8,6 +8,9 @@
  *
  * The target moves from the label towards the teacher's prediction as training goes on; the
  * teacher is the model itself one epoch earlier (the `previous-epoch` scheme), at temperature 1.
+ * (The paper keeps each sample's prediction from when it was last seen; here the snapshot taken
+ * at the start of the epoch predicts the batch again: the same model, without its last epoch's
+ * in-epoch updates.)
  * The paper sets K to the run's epochs (α reaches α_T in the last one) and α_T = 0.8. Logged
  * as `pskd` (the soft part, α_e-weighted) and `ce` (the label part, (1 − α_e)-weighted); α_e is
  * in each epoch's term state. With another teacher it is a label/prediction mix with a schedule.
