@@ -103,8 +103,7 @@ export function copyBlock(
         }
       }
     } else if (si === 1 && di === 1) {
-      if (len >= 32) dst.set(src.subarray(s, s + len), d);
-      else for (let j = 0; j < len; j++) dst[d + j] = src[s + j]!;
+      copyRun(src, s, dst, d, len);
     } else {
       for (let j = 0, a = s, b = d; j < len; j++, a += si, b += di) dst[b] = src[a]!;
     }
@@ -119,6 +118,15 @@ export function copyBlock(
       d -= ds[k]! * n[k]!;
     }
   }
+}
+
+/**
+ * dst[d … d + len) = src[s … s + len): a TypedArray.set when the run is long enough to pay for the
+ * view it needs, else a loop.
+ */
+export function copyRun(src: Float32Array, s: number, dst: Float32Array, d: number, len: number): void {
+  if (len >= 32) dst.set(src.subarray(s, s + len), d);
+  else for (let j = 0; j < len; j++) dst[d + j] = src[s + j]!;
 }
 
 /**

@@ -12,7 +12,7 @@
  * the store can make one, as in tfjs-cpu. Other dtypes keep the backend's own kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type copyBlock, segmentSumRows, stridesOf } from './block-copy.js';
+import { type copyBlock, copyRun, segmentSumRows, stridesOf } from './block-copy.js';
 
 type Info = tf.TensorInfo;
 type KernelArgs = { inputs: Record<string, Info>; backend: object; attrs?: tf.NamedAttrMap };
@@ -245,9 +245,7 @@ export function makeCopyKernels(
       for (let o = 0; o < outerSize; o++) {
         const base = (b * outerSize + o) * dimSize;
         for (let i = 0; i < perBatch; i++, d += sliceSize) {
-          const s = (base + ids[b * perBatch + i]!) * sliceSize;
-          if (sliceSize >= 32) dst.set(src.subarray(s, s + sliceSize), d);
-          else for (let j = 0; j < sliceSize; j++) dst[d + j] = src[s + j]!;
+          copyRun(src, (base + ids[b * perBatch + i]!) * sliceSize, dst, d, sliceSize);
         }
       }
     }

@@ -8,6 +8,7 @@
  * adds its dy to the input pixel it was copied from, found by the same rule as the forward pass.
  */
 import * as tf from '@tensorflow/tfjs';
+import { copyBlock, copyRun } from './block-copy.js';
 import type { CopyStore, KernelFn } from './copy-kernels.js';
 
 type Info = tf.TensorInfo;
@@ -66,10 +67,7 @@ export function makeResizeKernels(
       const src = sourcePixels(b, h, w, oh, ow, args.attrs);
       const out = store.output([b, oh, ow, c]);
       const [y, x] = [out.values, store.f32(images)];
-      for (let p = 0, o = 0; p < src.length; p++, o += c) {
-        const s = src[p]! * c;
-        for (let k = 0; k < c; k++) y[o + k] = x[s + k]!;
-      }
+      for (let p = 0, o = 0; p < src.length; p++, o += c) copyRun(x, src[p]! * c, y, o, c);
       return out.info;
     };
   }
@@ -109,9 +107,7 @@ function cpuStore(b: object): CopyStore {
     i32: (t) => Int32Array.from(backend.data.get(t.dataId).values as ArrayLike<number>),
     view: (x, offset, length, shape) =>
       backend.makeTensorInfo(shape, 'float32', f32(x).subarray(offset, offset + length)),
-    copy: () => {
-      throw new Error('the cpu store does not copy blocks');
-    },
+    copy: copyBlock,
   };
 }
 

@@ -142,6 +142,7 @@ async function* streamed(stream: BatchStream): AsyncGenerator<Batch, void, undef
 export async function train(options: TrainOptions): Promise<TrainResult> {
   checkOptions(options);
   const { learners, train: data, validation, epochs, batchSize, callbacks = {} } = options;
+  const streaming = isBatchStream(data);
   const optimizer = createOptimizer(options.optimizer);
   const baseRate = learningRateOf(optimizer);
   const rng = options.rng ?? new Rng(options.seed);
@@ -156,7 +157,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     !twoViews &&
     teacherTaps.length === 0 &&
     !(teacher instanceof CachedTeacher) &&
-    !isBatchStream(data)
+    !streaming
   ) {
     const cached = new CachedTeacher({
       size: data.size,
@@ -183,7 +184,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let stoppedEarly = false;
   await callbacks.onTrainBegin?.();
   // cosine decays per step, as PyTorch users schedule it (per epoch, the last epoch kept 2–10 % of the rate)
-  const stepsPerEpoch = isBatchStream(data) ? (data.batchesPerEpoch ?? 0) : data.countBatches({ batchSize });
+  const stepsPerEpoch = streaming ? (data.batchesPerEpoch ?? 0) : data.countBatches({ batchSize });
   const qad = options.quantizationAware;
   // quantization-aware distillation: the last K epochs (all of them when the phase is shorter)
   const quantizeFrom = qad !== undefined ? Math.max(0, epochs - qad.lastEpochs) : Infinity;
@@ -197,7 +198,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const correct = learners.map(() => 0);
       let seen = 0;
       let batchIndex = 0;
-      const source = isBatchStream(data)
+      const source = streaming
         ? streamed(data)
         : data.batches({ batchSize, shuffle: options.shuffle ?? true, rng, augment: options.augment });
       for await (const batch of source) {
@@ -207,7 +208,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         }
         const viewed = twoViews ? withStrongView(batch, rng) : batch;
         // a streamed batch has no dataset rows: nothing to look cached outputs or memory slots up by
-        const rows = isBatchStream(data) ? undefined : viewed.indices;
+        const rows = streaming ? undefined : viewed.indices;
         const taught = teacher
           ? await teacher.predict(viewed.x, {
               indices: options.augment || twoViews ? undefined : rows,

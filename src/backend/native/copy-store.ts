@@ -11,6 +11,8 @@ const ADDON_MIN_FLOATS = 4096;
 
 export function makeNativeCopyKernels(backend: NativeBackend, cpu: Map<string, KernelFn>): Record<string, KernelFn> {
   const { addon } = backend;
+  // an addon built before copyStrided existed copies nothing itself
+  const inC = typeof addon.copyStrided === 'function';
   const store: CopyStore = {
     output: (shape) => backend.makeOutputF32(shape),
     f32: (t) => backend.f32(t),
@@ -19,8 +21,9 @@ export function makeNativeCopyKernels(backend: NativeBackend, cpu: Map<string, K
       backend.makeTensorInfo(shape, 'float32', backend.f32(x).subarray(offset, offset + length)),
     // the addon: a memcpy per run, 32 × 32 tiles for transposes, both cores
     copy: (src, sOff, sStr, dst, dOff, dStr, shape) => {
-      const merged = tf.util.sizeFromShape([...shape]) >= ADDON_MIN_FLOATS ? mergeBlock(sStr, dStr, shape) : null;
-      if (merged === null || merged.n.length === 0 || merged.n.length > 8 || typeof addon.copyStrided !== 'function') {
+      const merged =
+        inC && tf.util.sizeFromShape([...shape]) >= ADDON_MIN_FLOATS ? mergeBlock(sStr, dStr, shape) : null;
+      if (merged === null || merged.n.length === 0 || merged.n.length > 8) {
         copyBlock(src, sOff, sStr, dst, dOff, dStr, shape);
         return;
       }
